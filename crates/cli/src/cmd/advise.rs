@@ -1,0 +1,9 @@
+//! `wattprint advise`: not built yet (see the open issues).
+
+/// Options of `wattprint advise`.
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn main(_args: Args) -> anyhow::Result<u8> {
+    Err(crate::exit::BadInput("`wattprint advise` is not available in this build yet".into()).into())
+}

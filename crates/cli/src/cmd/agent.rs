@@ -1,0 +1,9 @@
+//! `wattprint agent`: not built yet (see the open issues).
+
+/// Options of `wattprint agent`.
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn main(_args: Args) -> anyhow::Result<u8> {
+    Err(crate::exit::BadInput("`wattprint agent` is not available in this build yet".into()).into())
+}

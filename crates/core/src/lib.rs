@@ -1,0 +1,16 @@
+//! The pure core of wattprint.
+//!
+//! Everything here is arithmetic and data: no file, clock, network or hardware access.
+//! Times are seconds on a monotonic timeline chosen by the caller (`t_s`), energies are
+//! joules, powers watts, carbon grams CO2e; each name carries its unit.
+
+pub mod counter;
+pub mod domain;
+pub mod integrate;
+pub mod report;
+pub mod timeline;
+pub mod units;
+pub mod window;
+
+pub use domain::{DomainDesc, DomainKind, Method};
+pub use units::{Joules, Watts};

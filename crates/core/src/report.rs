@@ -1,0 +1,254 @@
+//! The JSON report of a run: schema `wattprint.run/v1` (SPEC: JSON report of a run).
+//!
+//! Every field name carries its unit. Optional metrics are `null` with the reason in
+//! `metrics.notes`; nothing is silently zero. New fields may be added; none is renamed.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const RUN_SCHEMA: &str = "wattprint.run/v1";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema: String,
+    pub id: String,
+    pub command: Vec<String>,
+    /// The child's exit status; 128+N when killed by signal N; `null` when it never ran.
+    pub exit_code: Option<i32>,
+    /// RFC 3339 with offset (wall clock, a label only).
+    pub started_at: String,
+    pub duration_s: f64,
+    #[serde(default)]
+    pub host: HostInfo,
+    pub energy: EnergyReport,
+    pub carbon: CarbonReport,
+    pub work: Work,
+    pub metrics: Metrics,
+    pub overhead: Overhead,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Everything the reader must know to trust the numbers: fallbacks, gaps, estimates.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Power over time at bounded resolution (for history and charts); omitted when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<TimelineReport>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub cpu_model: Option<String>,
+    #[serde(default)]
+    pub gpu_models: Vec<String>,
+    #[serde(default)]
+    pub git_commit: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnergyReport {
+    /// Sum of the domains counted in the total (each joule once), J.
+    pub total_j: f64,
+    pub pue: f64,
+    /// total_j x pue, J.
+    pub facility_j: f64,
+    pub domains: Vec<DomainEnergy>,
+    /// The wrapped job's share on a shared machine, when attribution ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// Intervals where a domain could not be read: its energy there is unknown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DomainEnergy {
+    pub name: String,
+    pub kind: crate::DomainKind,
+    pub joules: f64,
+    pub source: String,
+    pub method: crate::Method,
+    pub counted_in_total: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Average power over the run, W.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_power_w: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// How the share was computed, e.g. `cpu-time share of process tree (schedstat, ns)`.
+    pub method: String,
+    /// The job's share of the attributed domains, 0..=1.
+    pub share: f64,
+    /// Energy of the whole machine over the run (counted domains), J.
+    pub machine_j: f64,
+    /// Energy attributed to the wrapped job, J.
+    pub job_j: f64,
+    /// Machine energy not attributed to the job (neighbours and idle), J.
+    pub rest_j: f64,
+    /// Idle part of the machine energy when the sensor can tell it, J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_j: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub domain: String,
+    pub from_s: f64,
+    pub to_s: f64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CarbonReport {
+    pub zone: String,
+    pub intensity_g_per_kwh: f64,
+    pub intensity_source: String,
+    pub intensity_year: Option<i32>,
+    /// `lifecycle` or `direct`.
+    pub basis: String,
+    /// `location` or `market`.
+    pub method: String,
+    /// True when the zone was not given and a fallback factor was used.
+    pub fallback: bool,
+    pub operational_g: f64,
+    pub embodied_g: f64,
+    pub total_g: f64,
+    /// Market-based operational grams when a market factor was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_operational_g: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_factor_g_per_kwh: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embodied_source: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    pub flops: Option<f64>,
+    pub inferences: Option<f64>,
+    pub tokens: Option<f64>,
+    /// How `flops` was obtained, e.g. `declared`, `6*N*D (params=.., tokens=..)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops_formula: Option<String>,
+    /// Numeric precision the peak FLOPs are taken at, e.g. `bf16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub energy_to_solution_j: f64,
+    #[serde(default)]
+    pub facility_energy_to_solution_j: f64,
+    pub flops_per_watt: Option<f64>,
+    #[serde(default)]
+    pub gpu_flops_per_watt: Option<f64>,
+    pub peak_flops_per_watt: Option<f64>,
+    /// flops_per_watt / peak_flops_per_watt.
+    #[serde(default)]
+    pub flops_per_watt_ratio: Option<f64>,
+    pub carbon_per_inference_g: Option<f64>,
+    #[serde(default)]
+    pub carbon_per_1k_tokens_g: Option<f64>,
+    pub joules_per_token: Option<f64>,
+    #[serde(default)]
+    pub joules_per_inference: Option<f64>,
+    pub sci_g_per_unit: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sci_unit: Option<String>,
+    /// Why a metric is null (metric field name -> reason).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// CPU time the meter itself used (all wattprint threads), s.
+    pub meter_cpu_s: f64,
+    /// meter_cpu_s / duration_s.
+    pub meter_cpu_fraction: f64,
+    pub peak_rss_bytes: u64,
+    /// Sensor reads performed.
+    pub reads: u64,
+    /// Set-up steps the chosen sensors needed (e.g. `none`, `read access to energy_uj`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_steps: Vec<String>,
+}
+
+/// Average power per domain over time, for charts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineReport {
+    /// Seconds since the start of the run (interval midpoints).
+    pub t_s: Vec<f64>,
+    pub series: Vec<PowerSeries>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PowerSeries {
+    pub domain: String,
+    pub watts: Vec<f64>,
+}
+
+impl RunReport {
+    /// An empty report with the schema set.
+    pub fn new(id: String) -> Self {
+        RunReport {
+            schema: RUN_SCHEMA.to_string(),
+            id,
+            energy: EnergyReport {
+                pue: 1.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_has_the_spec_fields() {
+        let r = RunReport::new("r1".into());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["schema"], "wattprint.run/v1");
+        for k in [
+            "id",
+            "command",
+            "exit_code",
+            "started_at",
+            "duration_s",
+            "energy",
+            "carbon",
+            "work",
+            "metrics",
+            "overhead",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        for k in ["total_j", "pue", "facility_j", "domains"] {
+            assert!(v["energy"].get(k).is_some(), "missing energy.{k}");
+        }
+        for k in [
+            "energy_to_solution_j",
+            "flops_per_watt",
+            "peak_flops_per_watt",
+            "carbon_per_inference_g",
+            "joules_per_token",
+            "sci_g_per_unit",
+        ] {
+            assert!(v["metrics"].get(k).is_some(), "missing metrics.{k}");
+        }
+        for k in ["meter_cpu_s", "meter_cpu_fraction", "peak_rss_bytes", "reads"] {
+            assert!(v["overhead"].get(k).is_some(), "missing overhead.{k}");
+        }
+        let back: RunReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+    }
+}
