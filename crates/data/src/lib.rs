@@ -1,0 +1,3 @@
+//! Embedded datasets, each value with its source, vintage and licence (see `data/NOTICE.md`).
+//!
+//! Tables are parsed lazily on first lookup, never at start-up.
