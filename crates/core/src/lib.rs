@@ -11,6 +11,7 @@ pub mod report;
 pub mod timeline;
 pub mod units;
 pub mod window;
+pub mod work;
 
 pub use domain::{DomainDesc, DomainKind, Method};
 pub use units::{Joules, Watts};

@@ -291,7 +291,9 @@ fn poll_loop(sh: &Shared, period_s: f64) {
         sample(&mut st);
         // Missed ticks are skipped, not bunched: the next deadline is the next one in the future.
         let elapsed = start.elapsed().as_secs_f64();
-        k = ((elapsed / period_s).floor() as u32).saturating_add(1).max(k + 1);
+        k = ((elapsed / period_s).floor() as u32)
+            .saturating_add(1)
+            .max(k + 1);
     }
 }
 
