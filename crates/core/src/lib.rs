@@ -6,6 +6,7 @@
 
 pub mod counter;
 pub mod domain;
+pub mod gpu_share;
 pub mod integrate;
 pub mod report;
 pub mod timeline;

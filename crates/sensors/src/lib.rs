@@ -6,6 +6,7 @@
 
 pub mod fake;
 pub mod meter;
+pub mod nvml;
 pub mod sensor;
 
 pub use meter::{Meter, MeterOptions, MeterSnapshot};
