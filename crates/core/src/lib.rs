@@ -14,6 +14,7 @@ pub mod timeline;
 pub mod units;
 pub mod wallclock;
 pub mod window;
+pub mod work;
 
 pub use domain::{DomainDesc, DomainKind, Method};
 pub use units::{Joules, Watts};

@@ -3,3 +3,4 @@
 //! Tables are parsed lazily on first lookup, never at start-up.
 
 pub mod cpu;
+pub mod gpu;
