@@ -2,4 +2,5 @@
 //!
 //! Tables are parsed lazily on first lookup, never at start-up.
 
+pub mod cpu;
 pub mod gpu;
