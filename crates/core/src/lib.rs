@@ -4,12 +4,14 @@
 //! Times are seconds on a monotonic timeline chosen by the caller (`t_s`), energies are
 //! joules, powers watts, carbon grams CO2e; each name carries its unit.
 
+pub mod advise;
 pub mod attribution;
 pub mod counter;
 pub mod domain;
 pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;
+pub mod rating;
 pub mod report;
 pub mod timeline;
 pub mod units;
