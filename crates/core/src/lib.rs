@@ -4,6 +4,7 @@
 //! Times are seconds on a monotonic timeline chosen by the caller (`t_s`), energies are
 //! joules, powers watts, carbon grams CO2e; each name carries its unit.
 
+pub mod carbon;
 pub mod counter;
 pub mod domain;
 pub mod integrate;

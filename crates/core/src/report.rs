@@ -245,7 +245,12 @@ mod tests {
         ] {
             assert!(v["metrics"].get(k).is_some(), "missing metrics.{k}");
         }
-        for k in ["meter_cpu_s", "meter_cpu_fraction", "peak_rss_bytes", "reads"] {
+        for k in [
+            "meter_cpu_s",
+            "meter_cpu_fraction",
+            "peak_rss_bytes",
+            "reads",
+        ] {
             assert!(v["overhead"].get(k).is_some(), "missing overhead.{k}");
         }
         let back: RunReport = serde_json::from_value(v).unwrap();

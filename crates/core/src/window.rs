@@ -76,7 +76,13 @@ impl WindowSet {
         let per_domain = cumulative
             .iter()
             .enumerate()
-            .map(|(i, c)| *c - open.begin_cumulative.get(i).copied().unwrap_or(Joules::ZERO))
+            .map(|(i, c)| {
+                *c - open
+                    .begin_cumulative
+                    .get(i)
+                    .copied()
+                    .unwrap_or(Joules::ZERO)
+            })
             .collect();
         Ok(WindowEnergy {
             name: open.name,

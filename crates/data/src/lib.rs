@@ -1,3 +1,7 @@
 //! Embedded datasets, each value with its source, vintage and licence (see `data/NOTICE.md`).
 //!
 //! Tables are parsed lazily on first lookup, never at start-up.
+
+pub mod cloud;
+pub mod grid;
+mod tables;
