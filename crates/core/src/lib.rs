@@ -8,6 +8,7 @@ pub mod attribution;
 pub mod carbon;
 pub mod counter;
 pub mod domain;
+pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;
 pub mod report;
