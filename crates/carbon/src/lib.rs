@@ -151,6 +151,90 @@ fn now_unix_s() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }
 
+/// The validated numbers of a [`CarbonOptions`].
+struct Checked {
+    pue_given: Option<f64>,
+    market: Option<f64>,
+    given_i: Option<f64>,
+    embodied_kg: Option<f64>,
+    lifetime_years: Option<f64>,
+    share: f64,
+    units: Option<f64>,
+}
+
+fn checked(opts: &CarbonOptions) -> Result<Checked, CarbonError> {
+    Ok(Checked {
+        pue_given: opts
+            .pue
+            .map(|p| check("--pue", math::check_pue(p)))
+            .transpose()?,
+        market: non_negative("--market-factor", opts.market_factor_g_per_kwh)?,
+        given_i: non_negative("--intensity", opts.intensity_g_per_kwh)?,
+        embodied_kg: non_negative("--embodied-kg", opts.embodied_kg)?,
+        lifetime_years: positive("--lifetime-years", opts.lifetime_years)?,
+        share: opts
+            .share
+            .map(|s| check("--share", math::check_share(s)))
+            .transpose()?
+            .unwrap_or(1.0),
+        units: positive("--unit-count", opts.unit_count)?,
+    })
+}
+
+/// Checks the options before anything is measured: numbers, zone, and the intensity file's
+/// syntax (its coverage can only be checked against the run). `run` calls it before starting
+/// the child, so bad input never costs a run.
+pub fn validate(opts: &CarbonOptions) -> Result<(), CarbonError> {
+    checked(opts)?;
+    if let Some(z) = opts
+        .zone
+        .as_deref()
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+    {
+        zone::resolve(z)?;
+    }
+    if let Some(p) = &opts.intensity_file {
+        file::read(p)?;
+    }
+    Ok(())
+}
+
+/// Hardware whose embodied carbon a measured run counts by default: one server (1,000 kg over
+/// 4 years) and each GPU in `report.host.gpu_models` that has an embodied figure in the GPU
+/// table (over 3 years). The second list names the GPUs left out, and why.
+pub fn run_hardware(report: &RunReport) -> (Vec<HardwareEmbodied>, Vec<String>) {
+    let mut hw = vec![HardwareEmbodied::default_server()];
+    let mut missing = Vec::new();
+    for name in &report.host.gpu_models {
+        match wattprint_data::gpu::lookup(name) {
+            wattprint_data::gpu::GpuMatch::Found { spec, .. } => match spec.embodied_kgco2e {
+                Some(kg) => match hw.iter_mut().find(|h| h.what == spec.model) {
+                    Some(h) => h.count += 1.0,
+                    None => hw.push(HardwareEmbodied {
+                        what: spec.model.clone(),
+                        kg,
+                        count: 1.0,
+                        lifetime_years: GPU_LIFETIME_YEARS,
+                        source: spec
+                            .embodied_source
+                            .clone()
+                            .unwrap_or_else(|| "GPU table".into()),
+                    }),
+                },
+                None => missing.push(format!(
+                    "embodied carbon of GPU `{name}` not counted: the GPU table has no figure for {}; pass --embodied-kg for the whole machine",
+                    spec.model
+                )),
+            },
+            wattprint_data::gpu::GpuMatch::Unknown { reason } => missing.push(format!(
+                "embodied carbon of GPU `{name}` not counted: {reason}"
+            )),
+        }
+    }
+    (hw, missing)
+}
+
 /// The intensity used: value and provenance.
 struct Used {
     zone: String,
@@ -194,21 +278,16 @@ fn live_region(spec: &LiveSpec, zone: Option<&Zone>) -> Option<String> {
 /// warnings, from `report.energy.total_j`, `duration_s`, `started_at` and `work`. Run it after
 /// the work metrics are filled.
 pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonError> {
-    // Validate every number first: nothing is half-applied on bad input.
-    let pue_given = opts
-        .pue
-        .map(|p| check("--pue", math::check_pue(p)))
-        .transpose()?;
-    let market = non_negative("--market-factor", opts.market_factor_g_per_kwh)?;
-    let given_i = non_negative("--intensity", opts.intensity_g_per_kwh)?;
-    let embodied_kg = non_negative("--embodied-kg", opts.embodied_kg)?;
-    let lifetime_years = positive("--lifetime-years", opts.lifetime_years)?;
-    let share = opts
-        .share
-        .map(|s| check("--share", math::check_share(s)))
-        .transpose()?
-        .unwrap_or(1.0);
-    let units = positive("--unit-count", opts.unit_count)?;
+    // Validate every input first: nothing is half-applied on bad input.
+    let Checked {
+        pue_given,
+        market,
+        given_i,
+        embodied_kg,
+        lifetime_years,
+        share,
+        units,
+    } = checked(opts)?;
     let it_j = check(
         "energy.total_j",
         math::facility_j(report.energy.total_j, 1.0),
@@ -815,5 +894,54 @@ mod tests {
         };
         let e = apply(&mut r, &o).unwrap_err().to_string();
         assert!(e.starts_with("/nonexistent/i.csv: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn validate_catches_bad_input_before_a_run() {
+        assert!(validate(&CarbonOptions::default()).is_ok());
+        let bad_zone = CarbonOptions {
+            zone: Some("gcp:nowhere".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            validate(&bad_zone),
+            Err(CarbonError::UnknownZone(_))
+        ));
+        let bad_pue = CarbonOptions {
+            pue: Some(-1.0),
+            ..Default::default()
+        };
+        assert!(validate(&bad_pue)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--pue"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.csv");
+        std::fs::write(&p, "2025-01-15T10:00:00Z,x\n").unwrap();
+        let bad_file = CarbonOptions {
+            intensity_file: Some(p),
+            ..Default::default()
+        };
+        assert!(validate(&bad_file)
+            .unwrap_err()
+            .to_string()
+            .contains(":1: field"));
+    }
+
+    #[test]
+    fn run_hardware_counts_the_server_and_known_gpus() {
+        let mut r = report(0.0, 1.0);
+        r.host.gpu_models = vec![
+            "NVIDIA H100 80GB HBM3".into(),
+            "NVIDIA H100 80GB HBM3".into(),
+            "Tesla V100-SXM2-32GB".into(),
+            "Mystery GPU".into(),
+        ];
+        let (hw, missing) = run_hardware(&r);
+        assert_eq!(hw[0], HardwareEmbodied::default_server());
+        let h100 = hw.iter().find(|h| h.what.starts_with("H100")).unwrap();
+        assert_eq!(h100.count, 2.0);
+        assert_eq!(h100.lifetime_years, 3.0);
+        assert_eq!(missing.len(), 2, "{missing:?}");
     }
 }
