@@ -240,6 +240,23 @@ pub fn run_hardware(report: &RunReport) -> (Vec<HardwareEmbodied>, Vec<String>) 
     (hw, missing)
 }
 
+/// [`apply`] for a measured run: when neither `--embodied-kg` nor hardware was given, the
+/// embodied carbon of [`run_hardware`] (the server and the GPUs seen) is counted, and GPUs
+/// without a figure are named in the warnings.
+pub fn apply_for_run(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonError> {
+    if opts.embodied_kg.is_some() || !opts.hardware.is_empty() {
+        return apply(report, opts);
+    }
+    let (hardware, missing) = run_hardware(report);
+    let opts = CarbonOptions {
+        hardware,
+        ..opts.clone()
+    };
+    apply(report, &opts)?;
+    report.warnings.extend(missing);
+    Ok(())
+}
+
 /// The intensity used: value and provenance.
 struct Used {
     zone: String,
@@ -994,5 +1011,27 @@ mod tests {
             r.carbon.operational_g
         );
         assert!((r.carbon.intensity_g_per_kwh - 150.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_run_counts_the_default_server_unless_told_otherwise() {
+        let mut r = report(0.0, 3600.0);
+        apply_for_run(&mut r, &CarbonOptions::default()).unwrap();
+        let expect = 1e6 * 3600.0 / (4.0 * SECONDS_PER_YEAR);
+        assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
+        assert!(r
+            .carbon
+            .embodied_source
+            .as_deref()
+            .unwrap()
+            .contains("default server"));
+        let mut r = report(0.0, 3600.0);
+        let o = CarbonOptions {
+            embodied_kg: Some(2000.0),
+            share: Some(0.5),
+            ..Default::default()
+        };
+        apply_for_run(&mut r, &o).unwrap();
+        assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
     }
 }
