@@ -24,6 +24,7 @@ pub mod discover;
 pub mod procinfo;
 pub mod report;
 pub mod session;
+pub mod workfile;
 
 pub use config::SensorConfig;
 pub use discover::{discover, AbsentSensor, Discovery};
