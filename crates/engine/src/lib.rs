@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod discover;
+pub mod gpu_recorder;
 pub mod procinfo;
 pub mod report;
 pub mod session;
