@@ -21,9 +21,11 @@
 
 pub mod config;
 pub mod discover;
+pub mod inventory;
 pub mod procinfo;
 pub mod report;
 pub mod session;
+pub mod summary;
 
 pub use config::SensorConfig;
 pub use discover::{discover, AbsentSensor, Discovery};
