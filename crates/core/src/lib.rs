@@ -5,8 +5,10 @@
 //! joules, powers watts, carbon grams CO2e; each name carries its unit.
 
 pub mod attribution;
+pub mod carbon;
 pub mod counter;
 pub mod domain;
+pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;
 pub mod report;

@@ -19,6 +19,12 @@ fn method_label(m: Method) -> &'static str {
 
 /// Render the summary table of `r`.
 pub fn render(r: &RunReport) -> String {
+    render_with(r, &[])
+}
+
+/// Render the summary with `carbon_lines` (e.g. from the carbon crate) in place of the short
+/// built-in carbon line.
+pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
     let mut s = String::new();
     let cmd = if r.command.is_empty() {
         "(window)".to_string()
@@ -95,7 +101,10 @@ pub fn render(r: &RunReport) -> String {
             Joules(a.rest_j)
         );
     }
-    if !r.carbon.zone.is_empty() {
+    for l in carbon_lines {
+        let _ = writeln!(s, "  {l}");
+    }
+    if carbon_lines.is_empty() && !r.carbon.zone.is_empty() {
         let _ = writeln!(
             s,
             "  carbon: {:.3} gCO2e ({} {} g/kWh, {} {}, {}{})",

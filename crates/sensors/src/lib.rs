@@ -11,6 +11,7 @@ pub mod fake;
 pub mod fake_tree;
 pub mod meter;
 pub mod model;
+pub mod nvml;
 pub mod perf_rapl;
 pub mod powercap;
 pub mod pread;

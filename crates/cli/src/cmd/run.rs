@@ -1,7 +1,7 @@
 //! `wattprint run [OPTIONS] -- CMD [ARGS]`: run a command, measure it, summarise on stderr.
 
 use crate::child::{self, Forwarder, SpawnError};
-use crate::common::OutputArgs;
+use crate::common::{carbon_error, CarbonArgs, OutputArgs};
 use crate::exit::BadInput;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,6 +18,8 @@ pub struct Args {
     pub interval: Option<f64>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub carbon: CarbonArgs,
     /// Do not store the run in the local history.
     #[arg(long)]
     pub no_store: bool,
@@ -80,6 +82,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if let Some(p) = &args.output.output {
         check_output_path(p)?;
     }
+    // Checked before the command runs: bad carbon options must not cost a run.
+    let carbon_opts = args.carbon.to_options()?;
     let live = stderr_is_terminal();
     let mut config = SensorConfig::from_env();
     let interval_s = args.interval.unwrap_or(1.0);
@@ -119,11 +123,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         peak_rss_bytes: Some(usage.peak_rss_bytes),
         ..Default::default()
     };
-    let report = session.report(&energy, &ctx);
+    let mut report = session.report(&energy, &ctx);
+    // Carbon step (after the work metrics): a failure here must not lose the measured run.
+    if let Err(e) = wattprint_carbon::apply(&mut report, &carbon_opts) {
+        let e = carbon_error(e);
+        report.warnings.push(format!("carbon not computed: {e}"));
+    }
     if live {
         eprint!("\r\x1b[2K");
     }
-    eprint!("{}", summary::render(&report));
+    let carbon_lines = if report.carbon.zone.is_empty() {
+        Vec::new()
+    } else {
+        wattprint_carbon::summary_lines(&report)
+    };
+    eprint!("{}", summary::render_with(&report, &carbon_lines));
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(p) = &args.output.output {
         std::fs::write(p, format!("{json}\n"))
