@@ -7,8 +7,7 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 use std::io;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// How the child ended.
 #[derive(Clone, Copy, Debug)]
@@ -26,46 +25,57 @@ pub struct Outcome {
 /// process sent to wattprint (`kill`, a job scheduler) is forwarded. wattprint itself keeps
 /// running until the child exits, so a report is always written.
 pub struct Forwarder {
-    child: Arc<AtomicI32>,
+    target: Arc<Mutex<Target>>,
     handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The child to forward to, and signals received before it existed.
+#[derive(Default)]
+struct Target {
+    pid: Option<i32>,
+    pending: Vec<i32>,
+}
+
+fn send(pid: i32, sig: i32) {
+    // SAFETY: kill(2) with our child's pid and a valid signal number.
+    unsafe { libc::kill(pid, sig) };
+}
+
 impl Forwarder {
     pub fn install() -> io::Result<Forwarder> {
-        let child = Arc::new(AtomicI32::new(0));
+        let target = Arc::new(Mutex::new(Target::default()));
         let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
-        let target = Arc::clone(&child);
+        let shared = Arc::clone(&target);
         let thread = std::thread::Builder::new()
             .name("wattprint-signals".into())
             .spawn(move || {
-                let mut pending: Vec<i32> = Vec::new();
                 for origin in signals.forever() {
                     if matches!(origin.cause, Cause::Kernel) {
                         continue;
                     }
-                    let pid = target.load(Ordering::SeqCst);
-                    if pid > 0 {
-                        pending.push(origin.signal);
-                        for sig in pending.drain(..) {
-                            // SAFETY: kill(2) with our child's pid and a valid signal number.
-                            unsafe { libc::kill(pid, sig) };
-                        }
-                    } else {
-                        pending.push(origin.signal);
+                    let mut t = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    match t.pid {
+                        Some(pid) => send(pid, origin.signal),
+                        None => t.pending.push(origin.signal),
                     }
                 }
             })?;
         Ok(Forwarder {
-            child,
+            target,
             handle,
             thread: Some(thread),
         })
     }
 
+    /// Record the child and deliver what arrived while it was starting.
     fn set_child(&self, pid: i32) {
-        self.child.store(pid, Ordering::SeqCst);
+        let mut t = self.target.lock().unwrap_or_else(PoisonError::into_inner);
+        t.pid = Some(pid);
+        for sig in std::mem::take(&mut t.pending) {
+            send(pid, sig);
+        }
     }
 }
 

@@ -125,7 +125,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     };
     let mut report = session.report(&energy, &ctx);
     // Carbon step (after the work metrics): a failure here must not lose the measured run.
-    if let Err(e) = wattprint_carbon::apply(&mut report, &carbon_opts) {
+    if let Err(e) = wattprint_carbon::apply_for_run(&mut report, &carbon_opts) {
         let e = carbon_error(e);
         report.warnings.push(format!("carbon not computed: {e}"));
     }
