@@ -124,7 +124,7 @@ mod tests {
     fn guard_period_is_half_the_time_to_cover_the_range() {
         // 262143.328850 J range (a typical package) at 125 W max.
         let p = wrap_guard_period_s(Some(262_143.328_85), Some(125.0)).unwrap();
-        assert!((p - 1048.573_315_4).abs() < 1e-6);
+        assert!((p - 1_048.573_315_4).abs() < 1e-6);
         assert_eq!(wrap_guard_period_s(None, Some(10.0)), None);
         assert_eq!(wrap_guard_period_s(Some(2000.0), None), Some(1.0));
     }

@@ -54,7 +54,9 @@ mod tests {
     #[test]
     fn a_ramp_is_integrated_exactly() {
         // 0 W to 100 W over 10 s: 500 J.
-        let s: Vec<_> = (0..=10).map(|i| (i as f64, Watts(i as f64 * 10.0))).collect();
+        let s: Vec<_> = (0..=10)
+            .map(|i| (i as f64, Watts(i as f64 * 10.0)))
+            .collect();
         assert!((trapezoid_energy(&s).0 - 500.0).abs() < 1e-9);
     }
 

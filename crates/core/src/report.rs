@@ -58,6 +58,9 @@ pub struct EnergyReport {
     /// The wrapped job's share on a shared machine, when attribution ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
+    /// The wrapped job's share of the GPU energy when other processes shared its GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_attribution: Option<Attribution>,
     /// Intervals where a domain could not be read: its energy there is unknown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
@@ -138,6 +141,12 @@ pub struct Work {
     /// Numeric precision the peak FLOPs are taken at, e.g. `bf16`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
+    /// Model parameters N when FLOPs come from the dense-transformer model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<f64>,
+    /// `train` (6·N·D) or `infer` (2·N·D) when FLOPs come from the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -149,6 +158,9 @@ pub struct Metrics {
     #[serde(default)]
     pub gpu_flops_per_watt: Option<f64>,
     pub peak_flops_per_watt: Option<f64>,
+    /// Where the peak came from: devices, precision, table row and its confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_flops_source: Option<String>,
     /// flops_per_watt / peak_flops_per_watt.
     #[serde(default)]
     pub flops_per_watt_ratio: Option<f64>,
@@ -245,7 +257,12 @@ mod tests {
         ] {
             assert!(v["metrics"].get(k).is_some(), "missing metrics.{k}");
         }
-        for k in ["meter_cpu_s", "meter_cpu_fraction", "peak_rss_bytes", "reads"] {
+        for k in [
+            "meter_cpu_s",
+            "meter_cpu_fraction",
+            "peak_rss_bytes",
+            "reads",
+        ] {
             assert!(v["overhead"].get(k).is_some(), "missing overhead.{k}");
         }
         let back: RunReport = serde_json::from_value(v).unwrap();

@@ -1,3 +1,6 @@
 //! Embedded datasets, each value with its source, vintage and licence (see `data/NOTICE.md`).
 //!
 //! Tables are parsed lazily on first lookup, never at start-up.
+
+pub mod cpu;
+pub mod gpu;

@@ -47,7 +47,9 @@ impl FakeSensor {
         let info = SensorInfo {
             source: "fake".into(),
             domains: vec![domain(name, DomainKind::Gpu, Method::Power, true)],
-            cadence: ReadCadence::Poll { preferred_s: poll_s },
+            cadence: ReadCadence::Poll {
+                preferred_s: poll_s,
+            },
             setup: "none".into(),
         };
         FakeSensor::new(info, move |t, out| {

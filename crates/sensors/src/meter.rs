@@ -291,7 +291,9 @@ fn poll_loop(sh: &Shared, period_s: f64) {
         sample(&mut st);
         // Missed ticks are skipped, not bunched: the next deadline is the next one in the future.
         let elapsed = start.elapsed().as_secs_f64();
-        k = ((elapsed / period_s).floor() as u32).saturating_add(1).max(k + 1);
+        k = ((elapsed / period_s).floor() as u32)
+            .saturating_add(1)
+            .max(k + 1);
     }
 }
 
@@ -332,7 +334,12 @@ fn sample(st: &mut State) {
                 Ok(()) => Ok(slot.buf[k]),
                 Err(e) => Err(e),
             };
-            let outcome = fold(&mut slot.trackers[k], reading, t_s);
+            let mut outcome = fold(&mut slot.trackers[k], reading, t_s);
+            if let (Fold::Gap(reason), Ok(RawReading::Missing)) = (&mut outcome, reading) {
+                if let Some(why) = slot.sensor.missing_reason(k) {
+                    *reason = why;
+                }
+            }
             match outcome {
                 Fold::Energy(j) => {
                     cumulative[i] += j;

@@ -48,7 +48,12 @@ fn power_sensor_is_polled_and_integrated() {
 fn counters_alone_start_no_thread_when_no_guard_is_needed() {
     let info = SensorInfo {
         source: "fake".into(),
-        domains: vec![domain("package-0", DomainKind::CpuPackage, Method::Counter, true)],
+        domains: vec![domain(
+            "package-0",
+            DomainKind::CpuPackage,
+            Method::Counter,
+            true,
+        )],
         cadence: ReadCadence::Boundaries { guard_s: None },
         setup: "none".into(),
     };
@@ -89,7 +94,10 @@ fn a_failing_sensor_leaves_a_gap_and_the_others_keep_counting() {
         Ok(())
     });
     let good = FakeSensor::constant_counter("package-0", 10.0, 0.0, 1e9);
-    let meter = Meter::start(vec![Box::new(good), Box::new(flaky)], MeterOptions::default());
+    let meter = Meter::start(
+        vec![Box::new(good), Box::new(flaky)],
+        MeterOptions::default(),
+    );
     let w = meter.begin("run"); // read 2
     let _ = meter.sample_now(); // read 3: fails
     let _ = meter.sample_now(); // read 4: recovers
@@ -107,7 +115,12 @@ fn a_failing_sensor_leaves_a_gap_and_the_others_keep_counting() {
 fn garbage_readings_are_gaps_not_energy() {
     let info = SensorInfo {
         source: "fake".into(),
-        domains: vec![domain("package-0", DomainKind::CpuPackage, Method::Counter, true)],
+        domains: vec![domain(
+            "package-0",
+            DomainKind::CpuPackage,
+            Method::Counter,
+            true,
+        )],
         cadence: ReadCadence::Boundaries { guard_s: None },
         setup: "none".into(),
     };
@@ -115,13 +128,25 @@ fn garbage_readings_are_gaps_not_energy() {
     let s = FakeSensor::new(info, move |_, out| {
         n += 1;
         out[0] = match n {
-            1 => RawReading::EnergyCounter { joules: 5.0, range_j: None },
-            2 => RawReading::EnergyCounter { joules: f64::NAN, range_j: None },
-            _ => RawReading::EnergyCounter { joules: 9.0, range_j: None },
+            1 => RawReading::EnergyCounter {
+                joules: 5.0,
+                range_j: None,
+            },
+            2 => RawReading::EnergyCounter {
+                joules: f64::NAN,
+                range_j: None,
+            },
+            _ => RawReading::EnergyCounter {
+                joules: 9.0,
+                range_j: None,
+            },
         };
         Ok(())
     });
-    let meter = Meter::start(vec![Box::new(s) as Box<dyn Sensor>], MeterOptions::default());
+    let meter = Meter::start(
+        vec![Box::new(s) as Box<dyn Sensor>],
+        MeterOptions::default(),
+    );
     meter.sample_now();
     let snap = meter.sample_now();
     assert_eq!(snap.cumulative[0].0, 4.0);

@@ -5,5 +5,8 @@
 pub struct Args {}
 
 pub fn main(_args: Args) -> anyhow::Result<u8> {
-    Err(crate::exit::BadInput("`wattprint report` is not available in this build yet".into()).into())
+    Err(
+        crate::exit::BadInput("`wattprint report` is not available in this build yet".into())
+            .into(),
+    )
 }
