@@ -10,6 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use wattprint_core::report::RunReport;
 
 mod backend;
 
@@ -77,7 +79,7 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
 #[pyclass(module = "wattprint._wattprint", frozen)]
 struct Meter {
     id: u64,
-    inner: backend::Session,
+    inner: backend::Meter,
 }
 
 /// The handle of an open window, returned by `Meter.begin`.
@@ -142,7 +144,7 @@ impl Meter {
             store,
         };
         let inner = py
-            .detach(|| backend::Session::open(opts))
+            .detach(|| backend::Meter::open(opts))
             .map_err(|e| match e {
                 backend::OpenError::Option(e) => value_error(e),
                 backend::OpenError::Unavailable(msg) => {
@@ -167,7 +169,14 @@ impl Meter {
     }
 
     /// Close a window and return its report. Ending a window twice raises `WindowError`.
-    fn end(&self, py: Python<'_>, window: &Bound<'_, PyAny>) -> PyResult<Report> {
+    /// `error`: what the measured block raised, if it did (kept as a report warning).
+    #[pyo3(signature = (window, *, error=None))]
+    fn end(
+        &self,
+        py: Python<'_>,
+        window: &Bound<'_, PyAny>,
+        error: Option<String>,
+    ) -> PyResult<Report> {
         let w = window.cast::<Window>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "end() takes the Window that begin() returned, not {}",
@@ -182,10 +191,13 @@ impl Meter {
             )));
         }
         let key = w.window;
-        let report = py
-            .detach(|| self.inner.end(key))
+        let closed = py
+            .detach(|| self.inner.end(key, error))
             .map_err(|e| WindowError::new_err(format!("window {:?}: {e}", w.name)))?;
-        Ok(Report { inner: report })
+        Ok(Report {
+            closed,
+            report: OnceLock::new(),
+        })
     }
 
     /// Add work done so far (counted in every window open now).
@@ -208,50 +220,54 @@ impl Meter {
     /// The domains this meter reads, as dicts (name, kind, source, method, counted_in_total).
     #[getter]
     fn domains<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.domains_json())
+        let v = serde_json::to_value(self.inner.domains())
+            .map_err(|e| WattprintError::new_err(format!("serialising the domains: {e}")))?;
+        to_py(py, &v)
     }
 
     fn __repr__(&self) -> String {
-        format!("<wattprint.Meter {} domains>", self.inner.domain_count())
+        let names: Vec<String> = self.inner.domains().into_iter().map(|d| d.name).collect();
+        format!("<wattprint.Meter domains={names:?}>")
     }
 }
 
 /// The report of a window: the `wattprint.run/v1` schema, with unit-named shortcuts.
 #[pyclass(module = "wattprint._wattprint", frozen)]
 struct Report {
-    inner: backend::RunReport,
+    closed: backend::Closed,
+    report: OnceLock<RunReport>,
 }
 
 #[pymethods]
 impl Report {
     /// Energy counted in the total (each joule once), J.
     #[getter]
-    fn energy_j(&self) -> f64 {
-        self.inner.energy.total_j
+    fn energy_j(&self, py: Python<'_>) -> f64 {
+        self.get(py).energy.total_j
     }
     /// Energy x PUE, J.
     #[getter]
-    fn facility_energy_j(&self) -> f64 {
-        self.inner.energy.facility_j
+    fn facility_energy_j(&self, py: Python<'_>) -> f64 {
+        self.get(py).energy.facility_j
     }
     /// Total carbon (operational + embodied), g CO2e.
     #[getter]
-    fn carbon_g(&self) -> f64 {
-        self.inner.carbon.total_g
+    fn carbon_g(&self, py: Python<'_>) -> f64 {
+        self.get(py).carbon.total_g
     }
     #[getter]
-    fn duration_s(&self) -> f64 {
-        self.inner.duration_s
+    fn duration_s(&self, py: Python<'_>) -> f64 {
+        self.get(py).duration_s
     }
     #[getter]
-    fn pue(&self) -> f64 {
-        self.inner.energy.pue
+    fn pue(&self, py: Python<'_>) -> f64 {
+        self.get(py).energy.pue
     }
     /// Energy per domain name, J (every domain read, counted in the total or not).
     #[getter]
     fn domains_j<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for dom in &self.inner.energy.domains {
+        for dom in &self.get(py).energy.domains {
             d.set_item(&dom.name, dom.joules)?;
         }
         Ok(d)
@@ -278,7 +294,7 @@ impl Report {
     }
     #[getter]
     fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, &self.inner.warnings)
+        PyList::new(py, &self.get(py).warnings)
     }
     /// The whole report as plain Python objects, equal to the CLI's `--json` output.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -286,28 +302,38 @@ impl Report {
     }
     /// The report as JSON text (the CLI's `--json` format).
     #[pyo3(signature = (indent=None))]
-    fn to_json(&self, indent: Option<usize>) -> PyResult<String> {
+    fn to_json(&self, py: Python<'_>, indent: Option<usize>) -> PyResult<String> {
         let r = match indent {
-            None => serde_json::to_string(&self.inner),
-            Some(_) => serde_json::to_string_pretty(&self.inner),
+            None => serde_json::to_string(self.get(py)),
+            Some(_) => serde_json::to_string_pretty(self.get(py)),
         };
         r.map_err(|e| WattprintError::new_err(format!("serialising the report: {e}")))
     }
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let r = self.get(py);
         format!(
             "<wattprint.Report {:.3} J, {:.4} g CO2e over {:.3} s>",
-            self.inner.energy.total_j, self.inner.carbon.total_g, self.inner.duration_s
+            r.energy.total_j, r.carbon.total_g, r.duration_s
         )
     }
 }
 
 impl Report {
+    /// The report, assembled on first use with the GIL released.
+    fn get(&self, py: Python<'_>) -> &RunReport {
+        if let Some(r) = self.report.get() {
+            return r;
+        }
+        let r = py.detach(|| self.closed.report());
+        self.report.get_or_init(|| r)
+    }
+
     fn part<'py>(
         &self,
         py: Python<'py>,
-        f: impl FnOnce(&backend::RunReport) -> serde_json::Result<Value>,
+        f: impl FnOnce(&RunReport) -> serde_json::Result<Value>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let v = f(&self.inner)
+        let v = f(self.get(py))
             .map_err(|e| WattprintError::new_err(format!("serialising the report: {e}")))?;
         to_py(py, &v)
     }

@@ -61,7 +61,8 @@ class Tracker:
             _active.set(tuple(t for t in _active.get() if t is not self))
         self._token = None
         try:
-            self.report = self.meter.end(window)
+            error = None if exc_type is None else getattr(exc_type, "__qualname__", "an exception")
+            self.report = self.meter.end(window, error=error)
         except Exception as err:
             if exc_type is None:
                 raise
