@@ -5,6 +5,7 @@
 //! joules, powers watts, carbon grams CO2e; each name carries its unit.
 
 pub mod attribution;
+pub mod carbon;
 pub mod counter;
 pub mod domain;
 pub mod gpu_share;

@@ -11,6 +11,7 @@ use wattprint_core::timeline::Timeline;
 use wattprint_core::wallclock;
 use wattprint_core::window::{WindowEnergy, WindowError, WindowId};
 use wattprint_core::DomainDesc;
+use wattprint_sensors::nvml::GpuDevice;
 use wattprint_sensors::procfs::{CpuTimes, TICK_S};
 use wattprint_sensors::{Meter, MeterOptions};
 
@@ -32,6 +33,7 @@ pub struct Session {
     setup_steps: Vec<String>,
     domains: Vec<DomainDesc>,
     windows: HashMap<WindowId, WindowExtras>,
+    gpus: Vec<GpuDevice>,
 }
 
 fn unix_now_s() -> i64 {
@@ -75,6 +77,7 @@ impl Session {
             idle_w,
             setup_steps,
             windows: HashMap::new(),
+            gpus: d.gpus,
         }
     }
 
@@ -160,6 +163,8 @@ impl Session {
             setup_steps: self.setup_steps.clone(),
             timeline: clip_timeline(&self.meter.timeline(), w.begin_t_s, w.end_t_s),
             notes: self.notes.clone(),
+            gpus: self.gpus.clone(),
+            ..Default::default()
         }
     }
 

@@ -1,8 +1,9 @@
 //! NVIDIA GPUs through NVML, loaded at run time (never linked at build time).
 //!
-//! The library is `WATTPRINT_NVML_LIB` when set, else `libnvidia-ml.so.1`; it is loaded and
-//! initialised once per process ([`discover`] keeps it in a process-wide cell, and never
-//! shuts it down). Per GPU:
+//! The library is the path the caller gives (the engine takes it from `WATTPRINT_NVML_LIB`),
+//! else `libnvidia-ml.so.1`; it is loaded and initialised once per process ([`discover`]
+//! keeps it in a process-wide cell, never shuts it down, and later calls reuse the first
+//! library whatever path they give). Per GPU:
 //!
 //! - the total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ, Volta and newer),
 //!   read at window boundaries (method `counter`), plus a slow guard read so a GPU that
@@ -25,6 +26,7 @@ use nvml_wrapper::struct_wrappers::device::FieldValueSample;
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
 use std::ffi::OsString;
+use std::path::Path;
 use std::sync::OnceLock;
 use wattprint_core::{DomainDesc, DomainKind, Method};
 
@@ -177,10 +179,10 @@ fn classify_init_error(path: &str, explicit: bool, e: NvmlError) -> AbsentSensor
     }
 }
 
-fn load() -> &'static Loaded {
+fn load(lib: Option<&Path>) -> &'static Loaded {
     NVML.get_or_init(|| {
-        let (path, explicit) = match std::env::var_os(NVML_LIB_ENV) {
-            Some(p) if !p.is_empty() => (p, true),
+        let (path, explicit) = match lib {
+            Some(p) if !p.as_os_str().is_empty() => (p.as_os_str().to_owned(), true),
             _ => (OsString::from(NVML_DEFAULT_SONAME), false),
         };
         let shown = path.to_string_lossy().into_owned();
@@ -196,11 +198,11 @@ fn load() -> &'static Loaded {
     })
 }
 
-/// The library NVML discovery loaded (or tried to), and whether it came from
-/// [`NVML_LIB_ENV`].
-pub fn library_path() -> (String, bool) {
-    let l = load();
-    (l.path.to_string_lossy().into_owned(), l.explicit)
+/// The library NVML discovery loaded (or tried to), and whether the caller named it;
+/// `None` before the first [`discover`].
+pub fn library_path() -> Option<(String, bool)> {
+    NVML.get()
+        .map(|l| (l.path.to_string_lossy().into_owned(), l.explicit))
 }
 
 struct Probed<'n> {
@@ -284,10 +286,11 @@ fn gpu_domain(d: &GpuDevice) -> DomainDesc {
     }
 }
 
-/// Find the NVIDIA GPUs (loading NVML once per process) and build their sensors: one
-/// `counter` sensor for the GPUs with an energy counter, one `power` sensor for the rest.
-pub fn discover() -> GpuDiscovery {
-    let loaded = load();
+/// Find the NVIDIA GPUs (loading NVML from `lib`, else the default soname, once per process)
+/// and build their sensors: one `counter` sensor for the GPUs with an energy counter, one
+/// `power` sensor for the rest.
+pub fn discover(lib: Option<&Path>) -> GpuDiscovery {
+    let loaded = load(lib);
     let nvml = match &loaded.nvml {
         Ok(n) => n,
         Err(a) => {

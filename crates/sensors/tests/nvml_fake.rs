@@ -65,7 +65,8 @@ fn child_process_entry_point() {
     let Ok(scenario) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let d = nvml::discover();
+    let lib = std::env::var_os(nvml::NVML_LIB_ENV).map(PathBuf::from);
+    let d = nvml::discover(lib.as_deref());
     for a in &d.absent {
         println!(
             "@@ ABSENT {} | {}",
