@@ -147,6 +147,11 @@ fn rfc3339(unix_s: f64) -> String {
         .unwrap_or_else(|_| format!("{unix_s} s"))
 }
 
+/// The current wall-clock time, RFC 3339 (UTC), for reports built outside a run.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
 fn now_unix_s() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }
@@ -233,6 +238,23 @@ pub fn run_hardware(report: &RunReport) -> (Vec<HardwareEmbodied>, Vec<String>) 
         }
     }
     (hw, missing)
+}
+
+/// [`apply`] for a measured run: when neither `--embodied-kg` nor hardware was given, the
+/// embodied carbon of [`run_hardware`] (the server and the GPUs seen) is counted, and GPUs
+/// without a figure are named in the warnings.
+pub fn apply_for_run(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonError> {
+    if opts.embodied_kg.is_some() || !opts.hardware.is_empty() {
+        return apply(report, opts);
+    }
+    let (hardware, missing) = run_hardware(report);
+    let opts = CarbonOptions {
+        hardware,
+        ..opts.clone()
+    };
+    apply(report, &opts)?;
+    report.warnings.extend(missing);
+    Ok(())
 }
 
 /// The intensity used: value and provenance.
@@ -943,5 +965,73 @@ mod tests {
         assert_eq!(h100.count, 2.0);
         assert_eq!(h100.lifetime_years, 3.0);
         assert_eq!(missing.len(), 2, "{missing:?}");
+    }
+
+    #[test]
+    fn intensity_file_follows_the_power_timeline() {
+        use wattprint_core::report::{DomainEnergy, PowerSeries, TimelineReport};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i.csv");
+        std::fs::write(&p, "2025-01-15T10:00:00Z,100\n2025-01-15T10:30:00Z,300\n").unwrap();
+        // 300 W in the first half hour, 100 W in the second: 0.15 kWh at 100, 0.05 kWh at 300.
+        let mut r = report(720_000.0, 3600.0);
+        r.energy.domains = vec![DomainEnergy {
+            name: "package-0".into(),
+            kind: wattprint_core::DomainKind::CpuPackage,
+            joules: 720_000.0,
+            source: "test".into(),
+            method: wattprint_core::Method::Counter,
+            counted_in_total: true,
+            device: None,
+            avg_power_w: None,
+        }];
+        r.timeline = Some(TimelineReport {
+            t_s: vec![900.0, 2700.0],
+            series: vec![
+                PowerSeries {
+                    domain: "package-0".into(),
+                    watts: vec![300.0, 100.0],
+                },
+                PowerSeries {
+                    domain: "not-counted".into(),
+                    watts: vec![1e6, 1e6],
+                },
+            ],
+        });
+        let o = CarbonOptions {
+            zone: Some("FR".into()),
+            pue: Some(1.0),
+            intensity_file: Some(p),
+            ..Default::default()
+        };
+        apply(&mut r, &o).unwrap();
+        assert!(
+            (r.carbon.operational_g - 30.0).abs() < 1e-9,
+            "{}",
+            r.carbon.operational_g
+        );
+        assert!((r.carbon.intensity_g_per_kwh - 150.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_run_counts_the_default_server_unless_told_otherwise() {
+        let mut r = report(0.0, 3600.0);
+        apply_for_run(&mut r, &CarbonOptions::default()).unwrap();
+        let expect = 1e6 * 3600.0 / (4.0 * SECONDS_PER_YEAR);
+        assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
+        assert!(r
+            .carbon
+            .embodied_source
+            .as_deref()
+            .unwrap()
+            .contains("default server"));
+        let mut r = report(0.0, 3600.0);
+        let o = CarbonOptions {
+            embodied_kg: Some(2000.0),
+            share: Some(0.5),
+            ..Default::default()
+        };
+        apply_for_run(&mut r, &o).unwrap();
+        assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
     }
 }

@@ -11,7 +11,7 @@ use wattprint_core::timeline::Timeline;
 use wattprint_core::wallclock;
 use wattprint_core::window::{WindowEnergy, WindowError, WindowId};
 use wattprint_core::DomainDesc;
-use wattprint_sensors::nvml::GpuDevice;
+use wattprint_sensors::gpu::GpuDevice;
 use wattprint_sensors::procfs::{CpuTimes, TICK_S};
 use wattprint_sensors::{Meter, MeterOptions};
 
