@@ -6,6 +6,7 @@
 
 pub mod advise;
 pub mod attribution;
+pub mod carbon;
 pub mod counter;
 pub mod domain;
 pub mod gpu_share;

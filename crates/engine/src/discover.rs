@@ -5,7 +5,10 @@
 //! `model`). Accelerator sensors are probed after the CPU ones.
 
 use crate::config::SensorConfig;
+use wattprint_sensors::amd;
+use wattprint_sensors::gpu::GpuDevice;
 use wattprint_sensors::model::{self, UtilisationModel};
+use wattprint_sensors::nvml::{self, GpuProcessSampler};
 use wattprint_sensors::perf_rapl::{self, PerfRapl};
 use wattprint_sensors::powercap::{self, Powercap};
 use wattprint_sensors::{Sensor, SensorError};
@@ -30,6 +33,10 @@ pub struct Discovery {
     /// What a reader of the report must know about the choice (fallbacks): copied into the
     /// report's warnings.
     pub notes: Vec<String>,
+    /// GPUs found (NVML, AMD), with name, UUID, power limit, MIG and method.
+    pub gpus: Vec<GpuDevice>,
+    /// NVML per-process utilisation sampler, for GPU attribution.
+    pub gpu_sampler: Option<GpuProcessSampler>,
 }
 
 impl Discovery {
@@ -75,8 +82,29 @@ fn absent(source: &str, e: SensorError) -> AbsentSensor {
 pub fn discover(config: &SensorConfig) -> Discovery {
     let mut d = Discovery::default();
     probe_cpu(config, &mut d);
-    // Accelerators (NVML, AMD) are probed here.
+    probe_gpus(config, &mut d);
     d
+}
+
+/// The GPU probes: NVIDIA through NVML (library from `config.nvml_lib`), AMD through amdsmi
+/// (`config.amdsmi_lib`) or, without it, hwmon under the sysfs root. Libraries load once per
+/// process.
+pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
+    let mut g = nvml::discover(config.nvml_lib.as_deref());
+    g.extend(amd::discover(
+        config.amdsmi_lib.as_deref(),
+        &config.sysfs_root,
+    ));
+    d.sensors.extend(g.sensors);
+    d.gpus.extend(g.devices);
+    d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
+        source: a.source,
+        reason: a.reason,
+        fix: a.fix,
+    }));
+    if d.gpu_sampler.is_none() {
+        d.gpu_sampler = g.process_sampler;
+    }
 }
 
 /// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model.
@@ -124,6 +152,9 @@ mod tests {
         SensorConfig {
             sysfs_root: sys.into(),
             procfs_root: proc.into(),
+            // Hermetic: never the machine's own NVIDIA driver.
+            nvml_lib: Some("/nonexistent/libnvidia-ml.so.1".into()),
+            amdsmi_lib: Some("/nonexistent/libamd_smi.so".into()),
             ..SensorConfig::default()
         }
     }
@@ -149,7 +180,12 @@ mod tests {
         let disc = discover(&config(&d.path().join("sys"), &proc));
         assert_eq!(disc.sensors.len(), 1);
         assert_eq!(disc.sensors[0].info().source, "utilisation-model");
-        let sources: Vec<_> = disc.absent.iter().map(|a| a.source.as_str()).collect();
+        let sources: Vec<_> = disc
+            .absent
+            .iter()
+            .map(|a| a.source.as_str())
+            .filter(|s| s.starts_with("rapl"))
+            .collect();
         assert_eq!(sources, vec!["rapl-perf", "rapl-powercap"]);
         assert!(disc.notes[0].contains("ESTIMATES"), "{:?}", disc.notes);
     }

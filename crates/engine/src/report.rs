@@ -6,13 +6,17 @@
 //! accelerators, carbon) is one more function and one more line there. Steps are pure: no
 //! clock, file or sensor access.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use wattprint_core::attribution;
+use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
     Attribution, DomainEnergy, Gap, Overhead, PowerSeries, RunReport, TimelineReport, Work,
 };
 use wattprint_core::timeline::Timeline;
+use wattprint_core::work::{self, MetricEnergy, Precision};
+use wattprint_core::DomainKind;
 use wattprint_core::{DomainDesc, Method};
+use wattprint_sensors::gpu::GpuDevice;
 
 /// What the caller knows about the run, beyond what the meter measured.
 #[derive(Clone, Debug, Default)]
@@ -70,6 +74,12 @@ pub struct ReportInputs {
     pub timeline: Timeline,
     /// Discovery notes (fallbacks).
     pub notes: Vec<String>,
+    /// GPUs measured (their domains are among `domains`).
+    pub gpus: Vec<GpuDevice>,
+    /// Per-process GPU utilisation samples over the window.
+    pub gpu_samples: Vec<ProcUtil>,
+    /// The processes of the wrapped job seen in `gpu_samples`.
+    pub gpu_job_pids: BTreeSet<u32>,
 }
 
 /// One report step.
@@ -80,7 +90,8 @@ pub const STEPS: &[Step] = &[
     header,
     energy,
     attribution,
-    work, // accelerators' work/FLOPs step goes here
+    gpu_attribution,
+    work,
     // carbon step goes here (fills report.carbon, energy.pue, energy.facility_j)
     metrics,
     overhead,
@@ -183,56 +194,93 @@ pub fn attribution(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
     });
 }
 
-/// Declared work.
-pub fn work(r: &mut RunReport, _i: &ReportInputs, ctx: &ReportContext) {
-    r.work = ctx.work.clone();
+/// The job's share of shared GPUs, from per-process SM utilisation samples.
+pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
+    if i.gpus.is_empty() || i.gpu_samples.is_empty() {
+        return;
+    }
+    let energies: Vec<GpuEnergy> = i
+        .gpus
+        .iter()
+        .filter_map(|g| {
+            let k = i.domains.iter().position(|d| d.name == g.domain)?;
+            Some(GpuEnergy {
+                gpu_index: g.index,
+                joules: *i.joules.get(k)?,
+            })
+        })
+        .collect();
+    match gpu_share::attribute_gpu_energy(&energies, &i.gpu_samples, &i.gpu_job_pids) {
+        Ok((a, _)) => r.energy.gpu_attribution = Some(a),
+        Err(why) => r
+            .warnings
+            .push(format!("GPU attribution not applied: {why}")),
+    }
 }
 
-/// Energy-to-solution and the per-unit metrics that need no carbon; a note for every null.
-pub fn metrics(r: &mut RunReport, _i: &ReportInputs, _ctx: &ReportContext) {
+/// Declared work, and the GPU models measured.
+pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
+    r.work = ctx.work.clone();
+    r.host.gpu_models = i.gpus.iter().map(|g| g.name.clone()).collect();
+}
+
+/// Peak FLOPs/W inputs of the GPUs measured, at `precision`, and a source line.
+fn gpu_peaks(gpus: &[GpuDevice], precision: Precision) -> (Vec<work::DevicePeak>, Option<String>) {
+    let mut peaks = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for g in gpus {
+        let (p, label) = wattprint_data::gpu::device_peak(&g.name, precision);
+        peaks.push(p);
+        labels.push(label.unwrap_or_else(|| format!("{} (not in the table)", g.name)));
+    }
+    let source = (!labels.is_empty()).then(|| {
+        format!(
+            "sum of peaks / sum of TDPs at {precision}: {} (data/gpu-specs.csv)",
+            labels.join(", ")
+        )
+    });
+    (peaks, source)
+}
+
+/// Energy-to-solution and the per-unit metrics that need no carbon (FLOPs/W achieved, for the
+/// GPUs alone and at peak, J/token, J/inference: [`work::fill_work_metrics`]); a note for
+/// every null.
+pub fn metrics(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
     let e2s = r.energy.total_j;
+    r.metrics.energy_to_solution_j = e2s;
+    r.metrics.facility_energy_to_solution_j = r.energy.facility_j;
+    let gpu_j = (!i.gpus.is_empty()).then(|| {
+        r.energy
+            .domains
+            .iter()
+            .filter(|d| d.kind == DomainKind::Gpu)
+            .map(|d| d.joules)
+            .sum::<f64>()
+    });
+    let precision = r
+        .work
+        .precision
+        .as_deref()
+        .and_then(|p| p.parse::<Precision>().ok())
+        .unwrap_or_default();
+    let (peaks, source) = gpu_peaks(&i.gpus, precision);
+    work::fill_work_metrics(
+        &mut r.metrics,
+        &r.work,
+        MetricEnergy { e2s_j: e2s, gpu_j },
+        &peaks,
+    );
+    r.metrics.peak_flops_source = source;
     let m = &mut r.metrics;
-    m.energy_to_solution_j = e2s;
-    m.facility_energy_to_solution_j = r.energy.facility_j;
-    let per = |x: Option<f64>| x.filter(|v| *v > 0.0 && e2s > 0.0);
-    m.flops_per_watt = per(r.work.flops).map(|f| f / e2s);
-    m.joules_per_token = per(r.work.tokens).map(|t| e2s / t);
-    m.joules_per_inference = per(r.work.inferences).map(|n| e2s / n);
-    let mut note = |field: &str, set: bool, why: &str| {
-        if !set {
-            m.notes.entry(field.into()).or_insert_with(|| why.into());
-        }
-    };
-    let zero = if e2s > 0.0 {
-        ""
-    } else {
-        " (or no energy measured)"
-    };
-    note(
-        "flops_per_watt",
-        m.flops_per_watt.is_some(),
-        &format!("no FLOPs declared (--flops, or --params with --tokens){zero}"),
-    );
-    note(
-        "joules_per_token",
-        m.joules_per_token.is_some(),
-        &format!("no tokens declared (--tokens){zero}"),
-    );
-    note(
-        "joules_per_inference",
-        m.joules_per_inference.is_some(),
-        &format!("no inferences declared (--inferences){zero}"),
-    );
     for (f, set) in [
-        ("peak_flops_per_watt", m.peak_flops_per_watt.is_some()),
         ("carbon_per_inference_g", m.carbon_per_inference_g.is_some()),
         ("sci_g_per_unit", m.sci_g_per_unit.is_some()),
     ] {
-        note(
-            f,
-            set,
-            "not computed in this build (needs accelerator specs / carbon intensity)",
-        );
+        if !set {
+            m.notes
+                .entry(f.into())
+                .or_insert_with(|| "not computed in this build (needs carbon intensity)".into());
+        }
     }
 }
 
@@ -388,6 +436,78 @@ mod tests {
         // 10 J idle over 2 s; half the busy time of the 20 J active.
         assert_eq!((a.idle_j, a.job_j, a.rest_j), (Some(10.0), 10.0, 20.0));
         assert!(r.warnings.iter().any(|w| w.contains("ESTIMATE")));
+    }
+
+    fn gpu_inputs() -> ReportInputs {
+        let mut i = inputs();
+        let mut g = dom("gpu-0", DomainKind::Gpu, Method::Counter, true);
+        g.device = Some("NVIDIA H100 80GB HBM3 [GPU-0]".into());
+        i.domains.push(g);
+        i.joules.push(1290.0);
+        i.idle_w.push(None);
+        i.gpus = vec![GpuDevice {
+            domain: "gpu-0".into(),
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: Some("GPU-0".into()),
+            power_limit_w: Some(700.0),
+            mig_enabled: false,
+            method: Method::Counter,
+            power_source: None,
+            source: "nvml".into(),
+        }];
+        i
+    }
+
+    #[test]
+    fn declared_work_gives_flops_per_watt_whole_job_gpu_and_peak() {
+        let ctx = ReportContext {
+            work: work::resolve_work(
+                &work::WorkDecl {
+                    flops: Some(1.4e15),
+                    tokens: Some(700.0),
+                    ..Default::default()
+                },
+                None,
+            ),
+            ..Default::default()
+        };
+        let r = assemble(&gpu_inputs(), &ctx);
+        // E2S: package 100 + dram 10 + GPU 1290 = 1400 J.
+        assert_eq!(r.metrics.energy_to_solution_j, 1400.0);
+        assert_eq!(r.metrics.flops_per_watt, Some(1e12));
+        assert_eq!(r.metrics.gpu_flops_per_watt, Some(1.4e15 / 1290.0));
+        assert_eq!(r.metrics.peak_flops_per_watt, Some(989.4e12 / 700.0));
+        assert_eq!(r.metrics.joules_per_token, Some(2.0));
+        assert!(r.metrics.flops_per_watt_ratio.is_some());
+        assert_eq!(
+            r.metrics.peak_flops_source.as_deref(),
+            Some("sum of peaks / sum of TDPs at bf16: H100-SXM5-80GB (whitepaper) (data/gpu-specs.csv)")
+        );
+        assert_eq!(r.host.gpu_models, vec!["NVIDIA H100 80GB HBM3".to_string()]);
+        assert!(r.metrics.notes["joules_per_inference"].contains("no inferences"));
+    }
+
+    #[test]
+    fn shared_gpu_energy_is_attributed_by_utilisation() {
+        let mut i = gpu_inputs();
+        i.gpu_samples = vec![
+            ProcUtil {
+                gpu_index: 0,
+                pid: 10,
+                sm_util_pct: 30.0,
+            },
+            ProcUtil {
+                gpu_index: 0,
+                pid: 99,
+                sm_util_pct: 10.0,
+            },
+        ];
+        i.gpu_job_pids = [10].into_iter().collect();
+        let r = assemble(&i, &ReportContext::default());
+        let a = r.energy.gpu_attribution.unwrap();
+        assert_eq!((a.share, a.job_j, a.rest_j), (0.75, 967.5, 322.5));
+        assert!(a.method.contains("SM utilisation"));
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! Sensors here: [`powercap::Powercap`] (RAPL through sysfs), [`perf_rapl::PerfRapl`] (RAPL
 //! through perf_event's `power` PMU), [`model::UtilisationModel`] (the utilisation power model).
 
+pub mod amd;
 pub mod fake;
 pub mod fake_tree;
+pub mod gpu;
+pub mod hwmon;
 pub mod meter;
 pub mod model;
 pub mod nvml;
