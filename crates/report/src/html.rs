@@ -27,7 +27,7 @@ pub fn esc(s: &str) -> String {
 
 /// A "nice" axis maximum (1, 2, 2.5 or 5 x 10^k) at or above `v`.
 fn nice_max(v: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());

@@ -110,11 +110,6 @@ fn finish_energy(r: &mut RunReport) {
             d.avg_power_w = Some(d.joules / r.duration_s);
         }
     }
-    if r.carbon.zone.is_empty() {
-        r.warnings.push(
-            "no carbon: the input has no zone; give one with --zone to score its carbon".into(),
-        );
-    }
 }
 
 /// One domain's cumulative energy at its own sample times (t_s from the run start).
@@ -393,14 +388,14 @@ fn codecarbon(input: &str, source_name: &str, id: &str) -> Result<Vec<RunReport>
                 format!("{kwh} kWh is outside 0..1e9 kWh: the column is in kWh"),
             ));
         }
-        if kg < 0.0 || kg > 1e12 {
+        if !(0.0..=1e12).contains(&kg) {
             return Err(ParseError::new(
                 line,
                 "emissions",
                 format!("{kg} kg is outside 0..1e12 kg: the column is in kg CO2e"),
             ));
         }
-        if dur < 0.0 || dur > 1e10 {
+        if !(0.0..=1e10).contains(&dur) {
             return Err(ParseError::new(
                 line,
                 "duration",

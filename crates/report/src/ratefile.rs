@@ -64,7 +64,7 @@ impl Table {
     }
 }
 
-pub(crate) fn field<'a>(rec: &'a csv::StringRecord, i: usize) -> &'a str {
+pub(crate) fn field(rec: &csv::StringRecord, i: usize) -> &str {
     rec.get(i).unwrap_or("")
 }
 

@@ -147,6 +147,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{json}")?;
     }
+    // Stored last: the report is already out, so a database failure only warns.
+    if !args.no_store {
+        crate::cmd::runs::store_or_warn(&report);
+    }
     Ok(u8::try_from(outcome.exit_code.clamp(0, 255)).unwrap_or(1))
 }
 
