@@ -8,6 +8,7 @@ pub mod counter;
 pub mod domain;
 pub mod integrate;
 pub mod report;
+pub mod requests;
 pub mod timeline;
 pub mod units;
 pub mod window;
