@@ -4,6 +4,7 @@
 //! (energy counters or instantaneous power) into cumulative joules per domain on a monotonic
 //! timeline, and windows subtract snapshots of that.
 
+pub mod agent_socket;
 pub mod fake;
 pub mod meter;
 pub mod sensor;
