@@ -4,13 +4,18 @@
 //! Times are seconds on a monotonic timeline chosen by the caller (`t_s`), energies are
 //! joules, powers watts, carbon grams CO2e; each name carries its unit.
 
+pub mod attribution;
+pub mod carbon;
 pub mod counter;
 pub mod domain;
+pub mod gpu_share;
 pub mod integrate;
+pub mod powermodel;
 pub mod report;
 pub mod requests;
 pub mod timeline;
 pub mod units;
+pub mod wallclock;
 pub mod window;
 pub mod work;
 

@@ -128,6 +128,12 @@ pub struct CarbonReport {
     pub market_factor_g_per_kwh: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embodied_source: Option<String>,
+    /// Licence of the intensity factor's source, e.g. `CC BY 4.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensity_licence: Option<String>,
+    /// Where the PUE came from (`--pue`, a provider's published figure, or the 1.0 default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pue_source: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

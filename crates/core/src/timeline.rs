@@ -14,6 +14,13 @@ pub struct Timeline {
     pub cumulative_j: Vec<Vec<f64>>,
 }
 
+impl Default for Timeline {
+    /// An empty timeline of 2048 points.
+    fn default() -> Self {
+        Timeline::new(2048)
+    }
+}
+
 impl Timeline {
     pub fn new(max_points: usize) -> Self {
         Timeline {

@@ -13,6 +13,8 @@ pub struct WindowId(pub u64);
 /// The energy of one closed window, per domain in the meter's domain order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowEnergy {
+    /// The window this is the energy of.
+    pub id: WindowId,
     pub name: String,
     pub begin_t_s: f64,
     pub end_t_s: f64,
@@ -85,6 +87,7 @@ impl WindowSet {
             })
             .collect();
         Ok(WindowEnergy {
+            id,
             name: open.name,
             begin_t_s: open.begin_t_s,
             end_t_s: t_s,

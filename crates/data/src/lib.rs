@@ -2,4 +2,8 @@
 //!
 //! Tables are parsed lazily on first lookup, never at start-up.
 
+pub mod cloud;
+pub mod cpu;
 pub mod gpu;
+pub mod grid;
+mod tables;

@@ -3,10 +3,20 @@
 //! A [`Sensor`] declares its domains and how it must be read; the meter turns raw readings
 //! (energy counters or instantaneous power) into cumulative joules per domain on a monotonic
 //! timeline, and windows subtract snapshots of that.
+//!
+//! Sensors here: [`powercap::Powercap`] (RAPL through sysfs), [`perf_rapl::PerfRapl`] (RAPL
+//! through perf_event's `power` PMU), [`model::UtilisationModel`] (the utilisation power model).
 
 pub mod agent_socket;
 pub mod fake;
+pub mod fake_tree;
 pub mod meter;
+pub mod model;
+pub mod nvml;
+pub mod perf_rapl;
+pub mod powercap;
+pub mod pread;
+pub mod procfs;
 pub mod sensor;
 
 pub use meter::{Meter, MeterOptions, MeterSnapshot};

@@ -334,7 +334,12 @@ fn sample(st: &mut State) {
                 Ok(()) => Ok(slot.buf[k]),
                 Err(e) => Err(e),
             };
-            let outcome = fold(&mut slot.trackers[k], reading, t_s);
+            let mut outcome = fold(&mut slot.trackers[k], reading, t_s);
+            if let (Fold::Gap(reason), Ok(RawReading::Missing)) = (&mut outcome, reading) {
+                if let Some(why) = slot.sensor.missing_reason(k) {
+                    *reason = why;
+                }
+            }
             match outcome {
                 Fold::Energy(j) => {
                     cumulative[i] += j;

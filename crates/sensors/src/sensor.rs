@@ -56,4 +56,15 @@ pub trait Sensor: Send {
     /// Read every domain, writing one reading per domain into `out` (same length and order as
     /// `info().domains`). Called from the meter's thread with a monotonic timestamp `t_s`.
     fn read(&mut self, t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError>;
+
+    /// Why domain `domain` read [`RawReading::Missing`] last time, for the gap's reason.
+    fn missing_reason(&self, _domain: usize) -> Option<String> {
+        None
+    }
+
+    /// The domain's power when the machine is idle, W, when the sensor knows it (the model
+    /// does; hardware counters do not). Attribution keeps this energy apart.
+    fn idle_power_w(&self, _domain: usize) -> Option<f64> {
+        None
+    }
 }

@@ -1,12 +1,315 @@
-//! `wattprint estimate`: not built yet (see the open issues).
+//! `wattprint estimate`: the calculator for planning and for checking published figures
+//! without measuring: devices x power x time x PUE x intensity, FLOPs -> time at an MFU,
+//! embodied share, SCI.
+
+use crate::common::{carbon_error, CarbonArgs};
+use crate::exit::BadInput;
+use serde_json::json;
+use wattprint_carbon::HardwareEmbodied;
+use wattprint_core::report::{DomainEnergy, RunReport, Work};
+use wattprint_core::work::{self, DevicePeak, MetricEnergy, Precision};
+use wattprint_core::{DomainKind, Method};
+use wattprint_data::gpu::{self, GpuMatch};
 
 /// Options of `wattprint estimate`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Number of devices.
+    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    pub devices: f64,
+    /// Average power per device, W.
+    #[arg(long = "power-w", value_name = "W", conflicts_with = "utilization")]
+    pub power_w: Option<f64>,
+    /// GPU model from the hardware table (e.g. V100-SXM2, H100-SXM5-80GB): TDP, peak, embodied.
+    #[arg(long, value_name = "MODEL")]
+    pub gpu: Option<String>,
+    /// Utilisation 0..1 scaling the GPU's TDP when --power-w is not given (default 1).
+    #[arg(long, value_name = "U")]
+    pub utilization: Option<f64>,
+    /// Duration, hours.
+    #[arg(long, value_name = "H", conflicts_with_all = ["days", "flops"])]
+    pub hours: Option<f64>,
+    /// Duration, days.
+    #[arg(long, value_name = "D", conflicts_with = "flops")]
+    pub days: Option<f64>,
+    /// Work in FLOPs: the time is FLOPs / (devices x peak x MFU).
+    #[arg(long, value_name = "F", requires = "mfu")]
+    pub flops: Option<f64>,
+    /// Peak FLOP/s of one device (default: the --gpu's peak at --precision).
+    #[arg(long = "peak-flops", value_name = "FLOP_PER_S")]
+    pub peak_flops: Option<f64>,
+    /// Model FLOPs utilisation 0..1 for --flops.
+    #[arg(long, value_name = "U")]
+    pub mfu: Option<f64>,
+    /// Precision of the peak (bf16, fp16, fp8, tf32, fp32).
+    #[arg(long, default_value = "bf16")]
+    pub precision: String,
+    /// A fixed location-based intensity, gCO2e/kWh, instead of the zone's factor.
+    #[arg(long, value_name = "G_PER_KWH")]
+    pub intensity: Option<f64>,
+    /// Inferences served, for carbon per inference.
+    #[arg(long, value_name = "N")]
+    pub inferences: Option<f64>,
+    /// Tokens processed, for gCO2e per 1k tokens.
+    #[arg(long, value_name = "N")]
+    pub tokens: Option<f64>,
+    #[command(flatten)]
+    pub carbon: CarbonArgs,
+    /// Print the machine-readable result on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<u8> {
-    Err(
-        crate::exit::BadInput("`wattprint estimate` is not available in this build yet".into())
-            .into(),
-    )
+fn bad(msg: String) -> anyhow::Error {
+    BadInput(msg).into()
+}
+
+fn positive(opt: &str, v: f64) -> anyhow::Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(bad(format!("{opt}: {v} must be a finite number > 0")))
+    }
+}
+
+fn fraction(opt: &str, v: f64) -> anyhow::Result<f64> {
+    if v.is_finite() && v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(bad(format!("{opt}: {v} must be within (0, 1]")))
+    }
+}
+
+/// Energy readable: J, Wh, kWh or MWh.
+fn format_energy(j: f64) -> String {
+    let kwh = j / 3.6e6;
+    if kwh >= 1000.0 {
+        format!("{:.1} MWh", kwh / 1000.0)
+    } else if kwh >= 1.0 {
+        format!("{kwh:.3} kWh")
+    } else {
+        format!("{:.3} Wh", kwh * 1000.0)
+    }
+}
+
+pub fn main(args: Args) -> anyhow::Result<u8> {
+    let devices = positive("--devices", args.devices)?;
+    let precision: Precision = args
+        .precision
+        .parse()
+        .map_err(|e: String| bad(format!("--precision: {e}")))?;
+    let spec = match &args.gpu {
+        None => None,
+        Some(m) => match gpu::lookup(m) {
+            GpuMatch::Found { spec, .. } => Some(spec),
+            GpuMatch::Unknown { reason } => {
+                let known: Vec<String> = gpu::all()
+                    .map(|rows| rows.iter().map(|r| r.model.clone()).collect())
+                    .unwrap_or_default();
+                return Err(bad(format!(
+                    "--gpu: {reason}; known models: {}",
+                    known.join(", ")
+                )));
+            }
+        },
+    };
+    let mut warnings = Vec::new();
+    if let Some(s) = spec {
+        if !s.is_verified() {
+            warnings.push(format!("GPU figures for {}", s.label()));
+        }
+    }
+
+    // Power per device.
+    let (power_w, power_source) = match (args.power_w, spec) {
+        (Some(p), _) => {
+            if !(p.is_finite() && p >= 0.0) {
+                return Err(bad(format!("--power-w: {p} must be a finite number >= 0")));
+            }
+            (p, "given with --power-w".to_string())
+        }
+        (None, Some(s)) => {
+            let u = fraction("--utilization", args.utilization.unwrap_or(1.0))?;
+            (
+                s.tdp_w * u,
+                format!(
+                    "{} TDP {} W x utilisation {u} (estimate)",
+                    s.label(),
+                    s.tdp_w
+                ),
+            )
+        }
+        (None, None) => {
+            return Err(bad(
+                "give the power per device: --power-w W, or --gpu MODEL (TDP from the table)"
+                    .into(),
+            ))
+        }
+    };
+
+    // Duration.
+    let peak_per_device = match (args.peak_flops, spec) {
+        (Some(p), _) => Some(positive("--peak-flops", p)?),
+        (None, Some(s)) => s.peak_tflops(precision).ok().map(|t| t * 1e12),
+        (None, None) => None,
+    };
+    let (duration_s, duration_source) = match (args.hours, args.days, args.flops) {
+        (Some(h), _, _) => (
+            positive("--hours", h)? * 3600.0,
+            "given with --hours".to_string(),
+        ),
+        (_, Some(d), _) => (
+            positive("--days", d)? * 86_400.0,
+            "given with --days".to_string(),
+        ),
+        (_, _, Some(f)) => {
+            let f = positive("--flops", f)?;
+            let mfu = fraction("--mfu", args.mfu.unwrap_or(0.0))?;
+            let peak = peak_per_device.ok_or_else(|| {
+                bad(format!(
+                    "--flops needs the device peak: --peak-flops, or a --gpu with a {precision} peak in the table"
+                ))
+            })?;
+            (
+                f / (devices * peak * mfu),
+                format!("FLOPs {f:e} / ({devices} devices x {peak:e} FLOP/s x MFU {mfu})"),
+            )
+        }
+        _ => {
+            return Err(bad(
+                "give the duration: --hours H, --days D, or --flops F with --mfu U".into(),
+            ))
+        }
+    };
+
+    let it_j = devices * power_w * duration_s;
+    let mut report = RunReport::new("estimate".into());
+    report.duration_s = duration_s;
+    report.energy.total_j = it_j;
+    report.energy.domains = vec![DomainEnergy {
+        name: "estimate".into(),
+        kind: if spec.is_some() {
+            DomainKind::Gpu
+        } else {
+            DomainKind::Node
+        },
+        joules: it_j,
+        source: power_source.clone(),
+        method: Method::Model,
+        counted_in_total: true,
+        device: args.gpu.clone(),
+        avg_power_w: Some(devices * power_w),
+    }];
+    report.work = Work {
+        flops: args.flops,
+        inferences: args.inferences,
+        tokens: args.tokens,
+        flops_formula: args.flops.map(|_| "declared".into()),
+        precision: spec.map(|_| precision.as_str().to_string()),
+        ..Default::default()
+    };
+    report.metrics.energy_to_solution_j = it_j;
+    let peaks: Vec<DevicePeak> = match (spec, peak_per_device) {
+        (Some(s), Some(p)) => vec![DevicePeak {
+            device: s.model.clone(),
+            peak_flops_per_s: Ok(p * devices),
+            tdp_w: Ok(s.tdp_w * devices),
+        }],
+        _ => Vec::new(),
+    };
+    work::fill_work_metrics(
+        &mut report.metrics,
+        &report.work,
+        MetricEnergy {
+            e2s_j: it_j,
+            gpu_j: spec.map(|_| it_j),
+        },
+        &peaks,
+    );
+
+    // Carbon: --embodied-kg is per device here; else the GPU table's figure.
+    let mut opts = args.carbon.to_options()?;
+    opts.intensity_g_per_kwh = args.intensity;
+    if let Some(kg) = opts.embodied_kg.take() {
+        opts.hardware = vec![HardwareEmbodied {
+            what: args.gpu.clone().unwrap_or_else(|| "device".into()),
+            kg,
+            count: devices,
+            lifetime_years: wattprint_carbon::SERVER_LIFETIME_YEARS,
+            source: "given with --embodied-kg".into(),
+        }];
+        if !(kg.is_finite() && kg >= 0.0) {
+            return Err(bad(format!(
+                "--embodied-kg: {kg} must be a finite number >= 0"
+            )));
+        }
+    } else if let Some((s, kg)) = spec.and_then(|s| s.embodied_kgco2e.map(|kg| (s, kg))) {
+        opts.hardware = vec![HardwareEmbodied {
+            what: s.model.clone(),
+            kg,
+            count: devices,
+            lifetime_years: wattprint_carbon::GPU_LIFETIME_YEARS,
+            source: s
+                .embodied_source
+                .clone()
+                .unwrap_or_else(|| "GPU table".into()),
+        }];
+    }
+    report.warnings.extend(warnings);
+    wattprint_carbon::apply(&mut report, &opts).map_err(carbon_error)?;
+
+    if args.json {
+        let v = json!({
+            "schema": "wattprint.estimate/v1",
+            "duration_s": report.duration_s,
+            "duration_source": duration_source,
+            "devices": devices,
+            "power_w_per_device": power_w,
+            "power_source": power_source,
+            "energy": report.energy,
+            "carbon": report.carbon,
+            "work": report.work,
+            "metrics": report.metrics,
+            "warnings": report.warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!(
+        "estimate   {devices} devices x {power_w} W x {:.1} h ({duration_source}; power {power_source})",
+        duration_s / 3600.0
+    );
+    println!(
+        "energy     {} IT, {} facility (PUE {:.2}, {})",
+        format_energy(it_j),
+        format_energy(report.energy.facility_j),
+        report.energy.pue,
+        report.carbon.pue_source.as_deref().unwrap_or("")
+    );
+    for l in wattprint_carbon::summary_lines(&report) {
+        println!("{l}");
+    }
+    let m = &report.metrics;
+    if let Some(v) = m.carbon_per_inference_g {
+        println!(
+            "           {} CO2e per inference",
+            wattprint_carbon::format_g(v)
+        );
+    }
+    if let Some(v) = m.carbon_per_1k_tokens_g {
+        println!(
+            "           {} CO2e per 1k tokens",
+            wattprint_carbon::format_g(v)
+        );
+    }
+    if let (Some(v), Some(u)) = (m.sci_g_per_unit, &m.sci_unit) {
+        println!("SCI        {} CO2e per {u}", wattprint_carbon::format_g(v));
+    }
+    if let (Some(a), Some(p)) = (m.flops_per_watt, m.peak_flops_per_watt) {
+        println!("FLOPs/W    {a:.3e} achieved, {p:.3e} peak at {precision}");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(0)
 }

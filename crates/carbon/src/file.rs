@@ -1,0 +1,200 @@
+//! `--intensity-file`: a CSV of `timestamp,intensity_g_per_kwh` rows, hourly or finer.
+//!
+//! The timestamp is RFC 3339 with an offset (`2025-01-15T10:00:00Z`) or Unix seconds. An
+//! optional header row, blank lines and `#` comments are skipped. Each row holds until the
+//! next one; the last holds for the file's median step. Errors name the line and field.
+
+use std::path::Path;
+use wattprint_core::carbon::IntensitySeries;
+
+/// A parsed intensity file: points in Unix seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntensityFile {
+    /// `(unix_s, g_per_kwh)`, strictly increasing in time.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Why an intensity file was refused; always names the file, and the line and field when any.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: field `{field}`: {msg}")]
+    Field {
+        path: String,
+        line: usize,
+        field: &'static str,
+        msg: String,
+    },
+    #[error("{path}: no data rows; expected `timestamp,intensity_g_per_kwh` lines")]
+    Empty { path: String },
+}
+
+fn parse_time(s: &str) -> Option<f64> {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Some(ts.as_millisecond() as f64 / 1000.0);
+    }
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Parses the text of an intensity file (`path` is used in messages only).
+pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    let mut first_row = true;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = l.split(',').map(str::trim).collect();
+        let err = |field: &'static str, msg: String| FileError::Field {
+            path: path.to_string(),
+            line,
+            field,
+            msg,
+        };
+        let t = match parse_time(fields[0]) {
+            Some(t) => t,
+            None if first_row => {
+                first_row = false;
+                continue; // header
+            }
+            None => {
+                return Err(err(
+                    "timestamp",
+                    format!("{:?} is neither RFC 3339 with an offset (2025-01-15T10:00:00Z) nor Unix seconds", fields[0]),
+                ))
+            }
+        };
+        first_row = false;
+        let Some(v) = fields.get(1) else {
+            return Err(err(
+                "intensity_g_per_kwh",
+                "missing (expected `timestamp,g_per_kwh`)".into(),
+            ));
+        };
+        let g: f64 = v
+            .parse()
+            .map_err(|_| err("intensity_g_per_kwh", format!("{v:?} is not a number")))?;
+        if !g.is_finite() || g < 0.0 {
+            return Err(err(
+                "intensity_g_per_kwh",
+                format!("{v} must be a finite number >= 0"),
+            ));
+        }
+        if let Some(&(prev, _)) = points.last() {
+            if t <= prev {
+                return Err(err(
+                    "timestamp",
+                    format!(
+                        "{} is not after the previous row; rows must be in increasing time order",
+                        fields[0]
+                    ),
+                ));
+            }
+        }
+        points.push((t, g));
+    }
+    if points.is_empty() {
+        return Err(FileError::Empty {
+            path: path.to_string(),
+        });
+    }
+    Ok(IntensityFile { points })
+}
+
+/// Reads and parses an intensity file.
+pub fn read(path: &Path) -> Result<IntensityFile, FileError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    parse(&p, &text)
+}
+
+impl IntensityFile {
+    /// Median step between rows, s (3600 for a single row).
+    pub fn step_s(&self) -> f64 {
+        let mut d: Vec<f64> = self.points.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        if d.is_empty() {
+            return 3600.0;
+        }
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2]
+    }
+
+    /// The series on a timeline where 0 is `origin_unix_s`.
+    pub fn series(&self, origin_unix_s: f64) -> Option<IntensitySeries> {
+        let pts: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .map(|&(t, g)| (t - origin_unix_s, g))
+            .collect();
+        IntensitySeries::from_points(&pts, self.step_s()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc3339_and_unix_rows_with_header() {
+        let f = parse(
+            "f.csv",
+            "timestamp,intensity_g_per_kwh\n# comment\n2025-01-15T10:00:00Z,100\n2025-01-15T11:00:00+00:00,200.5\n\n",
+        )
+        .unwrap();
+        assert_eq!(f.points.len(), 2);
+        assert_eq!(f.points[1].0 - f.points[0].0, 3600.0);
+        assert_eq!(f.points[1].1, 200.5);
+        assert_eq!(f.step_s(), 3600.0);
+        let u = parse("u.csv", "1700000000,5\n1700000900,6\n").unwrap();
+        assert_eq!(u.step_s(), 900.0);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let e = parse("f.csv", "t,g\n2025-01-15T10:00:00Z,abc\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "f.csv:2: field `intensity_g_per_kwh`: \"abc\" is not a number"
+        );
+        let e = parse("f.csv", "2025-01-15T10:00:00Z,1\nyesterday,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("f.csv:2: field `timestamp`"), "{e}");
+        let e = parse("f.csv", "2025-01-15T10:00:00Z,-1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(">= 0"), "{e}");
+        let e = parse("f.csv", "2025-01-15T10:00:00Z,NaN\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("finite"), "{e}");
+        let e = parse("f.csv", "2025-01-15T10:00:00Z\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing"), "{e}");
+        let e = parse("f.csv", "t,g\n").unwrap_err().to_string();
+        assert!(e.contains("no data rows"), "{e}");
+    }
+
+    #[test]
+    fn out_of_order_rows_are_refused() {
+        let e = parse("f.csv", "2025-01-15T11:00:00Z,1\n2025-01-15T10:00:00Z,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.csv:2: field `timestamp`") && e.contains("increasing"),
+            "{e}"
+        );
+    }
+}

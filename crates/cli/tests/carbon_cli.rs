@@ -1,0 +1,278 @@
+//! `wattprint intensity` and `wattprint estimate` end to end: published cases, provenance in
+//! the output, exit statuses on bad input.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn wattprint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wattprint"))
+        .args(args)
+        .env_remove("WATTPRINT_ZONE")
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("wattprint-test-cache"),
+        )
+        .output()
+        .unwrap()
+}
+
+fn json_of(args: &[&str]) -> Value {
+    let o = wattprint(args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn intensity_prints_embedded_values_with_provenance() {
+    let fr = json_of(&["intensity", "FR", "--json"]);
+    assert_eq!(fr["zone"], "FR");
+    assert_eq!(fr["intensity_g_per_kwh"], 44.179085);
+    assert_eq!(fr["year"], 2024);
+    assert_eq!(fr["basis"], "lifecycle");
+    assert!(fr["source"].as_str().unwrap().starts_with("Ember (2025)"));
+    let de = json_of(&["intensity", "DEU", "--json"]);
+    assert_eq!(de["zone"], "DE");
+    assert_eq!(de["intensity_g_per_kwh"], 344.13992);
+    let g = json_of(&["intensity", "gcp:europe-west1", "--json"]);
+    assert_eq!(g["intensity_g_per_kwh"], 103.37);
+    assert_eq!(g["basis"], "direct");
+    assert_eq!(g["pue_default"]["pue"], 1.09);
+    let text = wattprint(&["intensity", "FR"]);
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        t.contains("44.2 gCO2e/kWh (2024)") && t.contains("not a Scope 2 factor"),
+        "{t}"
+    );
+}
+
+#[test]
+fn unknown_zone_exits_2_with_suggestions() {
+    let o = wattprint(&["intensity", "gcp:europe-wst1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("nearest known: gcp:europe-west1"), "{e}");
+    let o = wattprint(&[
+        "estimate",
+        "--power-w",
+        "1",
+        "--hours",
+        "1",
+        "--zone",
+        "Atlantis",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn estimate_reproduces_gpt3_patterson_2021() {
+    // 10,000 V100 x 14.8 days x 330 W x PUE 1.1 = 1,289 MWh; x 429 g/kWh = 553 t.
+    let v = json_of(&[
+        "estimate",
+        "--devices",
+        "10000",
+        "--power-w",
+        "330",
+        "--days",
+        "14.8",
+        "--pue",
+        "1.1",
+        "--intensity",
+        "429",
+        "--json",
+    ]);
+    let mwh = v["energy"]["facility_j"].as_f64().unwrap() / 3.6e9;
+    assert_eq!(mwh.round(), 1289.0, "{mwh}");
+    assert_eq!(
+        v["metrics"]["facility_energy_to_solution_j"],
+        v["energy"]["facility_j"]
+    );
+    let t = v["carbon"]["operational_g"].as_f64().unwrap() / 1e6;
+    assert_eq!(t.round(), 553.0, "{t}");
+    assert_eq!(v["duration_s"].as_f64().unwrap(), 14.8 * 86_400.0);
+    assert_eq!(v["carbon"]["method"], "location");
+    assert_eq!(v["energy"]["pue"], 1.1);
+}
+
+#[test]
+fn estimate_reproduces_the_sci_specification_example() {
+    // 1,000 kg embodied, 4-year life, 1 h reserved, whole machine: M = 28.5 g.
+    let v = json_of(&[
+        "estimate",
+        "--power-w",
+        "0",
+        "--hours",
+        "1",
+        "--embodied-kg",
+        "1000",
+        "--lifetime-years",
+        "4",
+        "--share",
+        "1",
+        "--unit-count",
+        "1",
+        "--unit-name",
+        "job",
+        "--zone",
+        "FR",
+        "--json",
+    ]);
+    let m = v["carbon"]["embodied_g"].as_f64().unwrap();
+    assert_eq!((m * 10.0).round() / 10.0, 28.5);
+    assert_eq!(
+        (v["metrics"]["sci_g_per_unit"].as_f64().unwrap() * 10.0).round() / 10.0,
+        28.5
+    );
+    assert_eq!(v["metrics"]["sci_unit"], "job");
+}
+
+#[test]
+fn estimate_derives_time_from_flops_and_mfu_and_uses_the_gpu_table() {
+    // 1e21 FLOPs on 10 V100 (125 TFLOPS fp16 tensor peak) at MFU 0.5: 1.6e6 s; 300 W TDP each.
+    let v = json_of(&[
+        "estimate",
+        "--gpu",
+        "V100-SXM2",
+        "--devices",
+        "10",
+        "--flops",
+        "1e21",
+        "--mfu",
+        "0.5",
+        "--zone",
+        "aws:us-east-1",
+        "--inferences",
+        "1000",
+        "--tokens",
+        "2000000",
+        "--json",
+    ]);
+    let d = v["duration_s"].as_f64().unwrap();
+    assert!((d - 1.6e6).abs() < 1e-6, "{d}");
+    let it = v["energy"]["total_j"].as_f64().unwrap();
+    assert!((it - 10.0 * 300.0 * 1.6e6).abs() < 1e-3);
+    assert_eq!(v["energy"]["pue"], 1.15);
+    let total = v["carbon"]["total_g"].as_f64().unwrap();
+    let per = v["metrics"]["carbon_per_inference_g"].as_f64().unwrap();
+    assert!((per - total / 1000.0).abs() < 1e-9);
+    let k = v["metrics"]["carbon_per_1k_tokens_g"].as_f64().unwrap();
+    assert!((k - total / 2000.0).abs() < 1e-9);
+    assert!(v["metrics"]["peak_flops_per_watt"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn estimate_without_zone_flags_the_world_fallback() {
+    let v = json_of(&["estimate", "--power-w", "100", "--hours", "10", "--json"]);
+    assert_eq!(v["carbon"]["fallback"], true);
+    assert_eq!(v["carbon"]["zone"], "WORLD");
+    let w: Vec<String> = serde_json::from_value(v["warnings"].clone()).unwrap();
+    assert!(w.iter().any(|w| w.contains("FALLBACK")), "{w:?}");
+    assert!(w.iter().any(|w| w.contains("PUE 1.0")), "{w:?}");
+}
+
+#[test]
+fn bad_input_exits_2_with_a_named_message() {
+    for (args, needle) in [
+        (
+            vec!["estimate", "--power-w", "NaN", "--hours", "1"],
+            "--power-w",
+        ),
+        (
+            vec!["estimate", "--power-w=-5", "--hours", "1"],
+            "--power-w",
+        ),
+        (
+            vec!["estimate", "--power-w", "5", "--hours", "1", "--pue", "0.8"],
+            "--pue",
+        ),
+        (
+            vec!["estimate", "--power-w", "5", "--hours", "1", "--share", "3"],
+            "--share",
+        ),
+        (
+            vec![
+                "estimate",
+                "--power-w",
+                "5",
+                "--hours",
+                "1",
+                "--live",
+                "bogus",
+            ],
+            "--live",
+        ),
+        (vec!["estimate", "--power-w", "5"], "duration"),
+        (vec!["estimate", "--hours", "1"], "power"),
+        (vec!["estimate", "--gpu", "Z9000", "--hours", "1"], "--gpu"),
+        (
+            vec![
+                "estimate",
+                "--power-w",
+                "5",
+                "--flops",
+                "1e18",
+                "--mfu",
+                "0.4",
+            ],
+            "peak",
+        ),
+    ] {
+        let o = wattprint(&args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(needle), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
+
+#[test]
+fn malformed_intensity_file_names_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("i.csv");
+    std::fs::write(
+        &p,
+        "timestamp,g\n2025-01-15T10:00:00Z,100\n2025-01-15T11:00:00Z,oops\n",
+    )
+    .unwrap();
+    let ps = p.to_str().unwrap();
+    let o = wattprint(&[
+        "estimate",
+        "--power-w",
+        "5",
+        "--hours",
+        "1",
+        "--intensity-file",
+        ps,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("i.csv:3: field `intensity_g_per_kwh`"), "{e}");
+
+    std::fs::write(
+        &p,
+        "timestamp,g\n2025-01-15T10:00:00Z,100\n2025-01-15T11:00:00Z,300\n",
+    )
+    .unwrap();
+    let v = json_of(&[
+        "estimate",
+        "--power-w",
+        "1000",
+        "--hours",
+        "2",
+        "--pue",
+        "1",
+        "--zone",
+        "FR",
+        "--intensity-file",
+        ps,
+        "--json",
+    ]);
+    // Placed at the file's start (stated); 1 kWh at 100 and 1 kWh at 300.
+    assert!((v["carbon"]["operational_g"].as_f64().unwrap() - 400.0).abs() < 1e-9);
+    let w: Vec<String> = serde_json::from_value(v["warnings"].clone()).unwrap();
+    assert!(w.iter().any(|w| w.contains("placed at the start")), "{w:?}");
+}

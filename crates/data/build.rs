@@ -1,0 +1,174 @@
+//! Generates the embedded grid-intensity and cloud-region tables from the CSV files in the
+//! repository's `data/` folder (attribution in `data/NOTICE.md`). A malformed source file
+//! fails the build with the file, line and field named.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn data_dir() -> PathBuf {
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    manifest.join("../../data")
+}
+
+fn reader(path: &Path) -> csv::Reader<fs::File> {
+    println!("cargo:rerun-if-changed={}", path.display());
+    csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn field<'a>(rec: &'a csv::StringRecord, i: usize, path: &Path, name: &str) -> &'a str {
+    rec.get(i).unwrap_or_else(|| {
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        panic!("{}:{line}: missing field `{name}`", path.display())
+    })
+}
+
+fn num(s: &str, path: &Path, rec: &csv::StringRecord, name: &str) -> f64 {
+    let line = rec.position().map(|p| p.line()).unwrap_or(0);
+    let v: f64 = s
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}:{line}: field `{name}` = {s:?}: {e}", path.display()));
+    assert!(
+        v.is_finite() && v >= 0.0,
+        "{}:{line}: field `{name}` = {v} is not a finite non-negative number",
+        path.display()
+    );
+    v
+}
+
+fn main() {
+    let dir = data_dir();
+    let mut out = String::new();
+
+    // ISO 3166-1 alpha-2 <-> alpha-3.
+    let iso_path = dir.join("iso3166-1.csv");
+    let mut iso: Vec<(String, String, String)> = Vec::new();
+    for rec in reader(&iso_path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", iso_path.display()));
+        iso.push((
+            field(&rec, 0, &iso_path, "alpha_2").to_string(),
+            field(&rec, 1, &iso_path, "alpha_3").to_string(),
+            field(&rec, 2, &iso_path, "name").to_string(),
+        ));
+    }
+    let a3_to_a2: BTreeMap<&str, &str> = iso
+        .iter()
+        .map(|(a2, a3, _)| (a3.as_str(), a2.as_str()))
+        .collect();
+    out.push_str("/// ISO 3166-1 codes: (alpha-2, alpha-3, name).\npub static ISO_CODES: &[(&str, &str, &str)] = &[\n");
+    for (a2, a3, name) in &iso {
+        writeln!(out, "    ({a2:?}, {a3:?}, {name:?}),").unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // Ember / OWID: latest year per code; World and EU-27 aggregates.
+    let grid_path = dir.join("grid-intensity-ember-owid.csv");
+    let mut latest: BTreeMap<String, (String, i32, f64)> = BTreeMap::new();
+    let mut aggregates: BTreeMap<&str, (i32, f64)> = BTreeMap::new();
+    for rec in reader(&grid_path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", grid_path.display()));
+        let entity = field(&rec, 0, &grid_path, "Entity");
+        let code = field(&rec, 1, &grid_path, "Code");
+        let year = num(field(&rec, 2, &grid_path, "Year"), &grid_path, &rec, "Year") as i32;
+        let value = num(
+            field(&rec, 3, &grid_path, "Carbon intensity"),
+            &grid_path,
+            &rec,
+            "Carbon intensity",
+        );
+        let agg = match (entity, code) {
+            ("World", _) => Some("WORLD"),
+            ("European Union (27)", _) => Some("EU27"),
+            _ => None,
+        };
+        if let Some(a) = agg {
+            let e = aggregates.entry(a).or_insert((year, value));
+            if year > e.0 {
+                *e = (year, value);
+            }
+            continue;
+        }
+        let alpha3 = match code {
+            "" => continue,
+            "OWID_KOS" => "XKX",
+            c if c.starts_with("OWID_") => continue,
+            c => c,
+        };
+        let e = latest
+            .entry(alpha3.to_string())
+            .or_insert((entity.to_string(), year, value));
+        if year > e.1 {
+            *e = (entity.to_string(), year, value);
+        }
+    }
+    out.push_str("/// Countries: (alpha-2, alpha-3, name, gCO2e/kWh, year), latest year per code.\npub static COUNTRY_INTENSITY: &[(&str, &str, &str, f64, i32)] = &[\n");
+    for (a3, (name, year, value)) in &latest {
+        let a2 = a3_to_a2.get(a3.as_str()).unwrap_or_else(|| {
+            panic!(
+                "{}: code {a3} ({name}) is not in iso3166-1.csv",
+                grid_path.display()
+            )
+        });
+        writeln!(out, "    ({a2:?}, {a3:?}, {name:?}, {value:?}, {year}),").unwrap();
+    }
+    out.push_str("];\n\n");
+    for (name, key) in [("WORLD", "WORLD"), ("EU27", "EU27")] {
+        let (year, value) = aggregates
+            .get(key)
+            .unwrap_or_else(|| panic!("{}: aggregate {key} missing", grid_path.display()));
+        writeln!(out, "/// Aggregate (gCO2e/kWh, year).\npub static {name}_INTENSITY: (f64, i32) = ({value:?}, {year});\n").unwrap();
+    }
+
+    // Google Cloud regions.
+    let gcp_path = dir.join("gcp-region-carbon-2024.csv");
+    out.push_str("/// Google Cloud regions: (region, location, Google CFE share 0..1, grid gCO2e/kWh).\npub static GCP_REGIONS: &[(&str, &str, f64, f64)] = &[\n");
+    for rec in reader(&gcp_path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", gcp_path.display()));
+        let region = field(&rec, 0, &gcp_path, "Google Cloud Region");
+        let location = field(&rec, 1, &gcp_path, "Location");
+        let cfe = num(
+            field(&rec, 2, &gcp_path, "Google CFE"),
+            &gcp_path,
+            &rec,
+            "Google CFE",
+        );
+        let g = num(
+            field(&rec, 3, &gcp_path, "Grid carbon intensity"),
+            &gcp_path,
+            &rec,
+            "Grid carbon intensity",
+        );
+        writeln!(out, "    ({region:?}, {location:?}, {cfe:?}, {g:?}),").unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // AWS and Azure regions -> country.
+    let cloud_path = dir.join("cloud-regions.csv");
+    out.push_str("/// AWS and Azure regions: (provider, region, location, country alpha-2).\npub static CLOUD_REGIONS: &[(&str, &str, &str, &str)] = &[\n");
+    for rec in reader(&cloud_path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", cloud_path.display()));
+        let provider = field(&rec, 0, &cloud_path, "provider");
+        let region = field(&rec, 1, &cloud_path, "region");
+        let location = field(&rec, 2, &cloud_path, "location");
+        let a2 = field(&rec, 3, &cloud_path, "country_alpha2");
+        let has_data = iso
+            .iter()
+            .any(|(i2, i3, _)| i2 == a2 && latest.contains_key(i3));
+        assert!(
+            has_data,
+            "{}: {provider}:{region} maps to {a2}, which has no intensity",
+            cloud_path.display()
+        );
+        writeln!(out, "    ({provider:?}, {region:?}, {location:?}, {a2:?}),").unwrap();
+    }
+    out.push_str("];\n");
+
+    let dest =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("carbon_tables.rs");
+    fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+    println!("cargo:rerun-if-changed=build.rs");
+}

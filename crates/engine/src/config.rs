@@ -1,0 +1,76 @@
+//! Where sensors look, and how often the meter reads: from the documented environment seams.
+
+use std::path::PathBuf;
+
+/// Sensor and meter settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SensorConfig {
+    /// Root of the sysfs tree (`WATTPRINT_SYSFS_ROOT`, default `/sys`).
+    pub sysfs_root: PathBuf,
+    /// Root of the procfs tree (`WATTPRINT_PROCFS_ROOT`, default `/proc`).
+    pub procfs_root: PathBuf,
+    /// The NVML library to load (`WATTPRINT_NVML_LIB`); `None`: the system's
+    /// `libnvidia-ml.so.1`, looked up only when a GPU sensor is probed.
+    pub nvml_lib: Option<PathBuf>,
+    /// Poll interval of power and model sensors, s (default 1 s).
+    pub poll_interval_s: f64,
+    /// Also read every sensor at this interval for the timeline and live views, s; `None`:
+    /// counters are read only at window boundaries and by their wrap guard.
+    pub timeline_interval_s: Option<f64>,
+    /// Whether to fall back to the utilisation model when no CPU energy sensor is readable.
+    pub cpu_model_fallback: bool,
+}
+
+/// Default poll interval of power and model sensors, s.
+pub const DEFAULT_POLL_INTERVAL_S: f64 = 1.0;
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            sysfs_root: PathBuf::from("/sys"),
+            procfs_root: PathBuf::from("/proc"),
+            nvml_lib: None,
+            poll_interval_s: DEFAULT_POLL_INTERVAL_S,
+            timeline_interval_s: None,
+            cpu_model_fallback: true,
+        }
+    }
+}
+
+impl SensorConfig {
+    /// Defaults, overridden by the environment seams (empty values are ignored).
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| std::env::var_os(k))
+    }
+
+    /// As [`SensorConfig::from_env`], with an injectable environment (for tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
+        let path = |k: &str| get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let d = SensorConfig::default();
+        SensorConfig {
+            sysfs_root: path("WATTPRINT_SYSFS_ROOT").unwrap_or(d.sysfs_root),
+            procfs_root: path("WATTPRINT_PROCFS_ROOT").unwrap_or(d.procfs_root),
+            nvml_lib: path("WATTPRINT_NVML_LIB"),
+            ..d
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seams_override_the_defaults() {
+        let c = SensorConfig::from_lookup(|k| match k {
+            "WATTPRINT_SYSFS_ROOT" => Some("/tmp/sys".into()),
+            "WATTPRINT_PROCFS_ROOT" => Some("".into()),
+            "WATTPRINT_NVML_LIB" => Some("/x/libnvidia-ml.so.1".into()),
+            _ => None,
+        });
+        assert_eq!(c.sysfs_root, PathBuf::from("/tmp/sys"));
+        assert_eq!(c.procfs_root, PathBuf::from("/proc"));
+        assert_eq!(c.nvml_lib, Some(PathBuf::from("/x/libnvidia-ml.so.1")));
+        assert_eq!(c.poll_interval_s, 1.0);
+    }
+}

@@ -1,0 +1,184 @@
+//! Sensor discovery: which sensors are usable here, and why the others are not.
+//!
+//! CPU side, in order of preference: RAPL through perf_event (64-bit counters), RAPL through
+//! powercap, and, only when neither is readable, the utilisation model (estimates, labelled
+//! `model`). Accelerator sensors are probed after the CPU ones.
+
+use crate::config::SensorConfig;
+use wattprint_sensors::model::{self, UtilisationModel};
+use wattprint_sensors::nvml::{self, GpuDevice, GpuProcessSampler};
+use wattprint_sensors::perf_rapl::{self, PerfRapl};
+use wattprint_sensors::powercap::{self, Powercap};
+use wattprint_sensors::{Sensor, SensorError};
+
+/// A sensor that is not used here, with why and what would make it usable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AbsentSensor {
+    /// Source label, e.g. `rapl-powercap`.
+    pub source: String,
+    pub reason: String,
+    /// What would make it usable, when something would.
+    pub fix: Option<String>,
+}
+
+/// The outcome of [`discover`].
+#[derive(Default)]
+pub struct Discovery {
+    /// Usable sensors, in reading order.
+    pub sensors: Vec<Box<dyn Sensor>>,
+    /// Sensors not used, each with its reason and fix.
+    pub absent: Vec<AbsentSensor>,
+    /// What a reader of the report must know about the choice (fallbacks): copied into the
+    /// report's warnings.
+    pub notes: Vec<String>,
+    /// GPUs found (NVML, AMD), with name, UUID, power limit, MIG and method.
+    pub gpus: Vec<GpuDevice>,
+    /// NVML per-process utilisation sampler, for GPU attribution.
+    pub gpu_sampler: Option<GpuProcessSampler>,
+}
+
+impl Discovery {
+    /// Record a probe's outcome: the sensor when it opened, otherwise an [`AbsentSensor`].
+    /// Returns whether a sensor was added.
+    pub fn add<S: Sensor + 'static>(
+        &mut self,
+        source: &str,
+        probe: Result<S, SensorError>,
+    ) -> bool {
+        match probe {
+            Ok(s) => {
+                self.sensors.push(Box::new(s));
+                true
+            }
+            Err(e) => {
+                self.absent.push(absent(source, e));
+                false
+            }
+        }
+    }
+
+    /// Whether any sensor with this source label was found.
+    pub fn has_source(&self, source: &str) -> bool {
+        self.sensors.iter().any(|s| s.info().source == source)
+    }
+}
+
+fn absent(source: &str, e: SensorError) -> AbsentSensor {
+    let (reason, fix) = match e {
+        SensorError::Unavailable { reason, fix } => (reason, fix),
+        SensorError::Read(r) => (r, None),
+    };
+    AbsentSensor {
+        source: source.into(),
+        reason,
+        fix,
+    }
+}
+
+/// Find every usable sensor under `config`'s roots. Never fails: what cannot be used is listed
+/// in [`Discovery::absent`].
+pub fn discover(config: &SensorConfig) -> Discovery {
+    let mut d = Discovery::default();
+    probe_cpu(config, &mut d);
+    probe_gpus(config, &mut d);
+    d
+}
+
+/// The GPU probes: NVIDIA through NVML (library from `config.nvml_lib`, loaded once per
+/// process).
+pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
+    let g = nvml::discover(config.nvml_lib.as_deref());
+    d.sensors.extend(g.sensors);
+    d.gpus.extend(g.devices);
+    d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
+        source: a.source,
+        reason: a.reason,
+        fix: a.fix,
+    }));
+    if d.gpu_sampler.is_none() {
+        d.gpu_sampler = g.process_sampler;
+    }
+}
+
+/// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model.
+pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
+    let perf_ok = d.add(perf_rapl::SOURCE, PerfRapl::open(&config.sysfs_root));
+    if perf_ok {
+        d.absent.push(AbsentSensor {
+            source: powercap::SOURCE.into(),
+            reason: "not used: rapl-perf reads the same RAPL counters, extended to 64 bits".into(),
+            fix: None,
+        });
+        return;
+    }
+    if d.add(powercap::SOURCE, Powercap::open(&config.sysfs_root)) {
+        return;
+    }
+    if !config.cpu_model_fallback {
+        return;
+    }
+    let why = d
+        .absent
+        .iter()
+        .rev()
+        .find(|a| a.source == powercap::SOURCE)
+        .map(|a| a.reason.clone())
+        .unwrap_or_default();
+    if d.add(
+        model::SOURCE,
+        UtilisationModel::open(&config.procfs_root, config.poll_interval_s),
+    ) {
+        d.notes.push(format!(
+            "no readable CPU energy counter ({why}): CPU and memory energy are ESTIMATES from \
+             the utilisation model (TDP x load curve, 0.392 W/GB); run `wattprint sensors` \
+             for how to enable RAPL"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattprint_sensors::fake_tree::{write_fake_procfs, FakeRaplTree};
+
+    fn config(sys: &std::path::Path, proc: &std::path::Path) -> SensorConfig {
+        SensorConfig {
+            sysfs_root: sys.into(),
+            procfs_root: proc.into(),
+            // Hermetic: never the machine's own NVIDIA driver.
+            nvml_lib: Some("/nonexistent/libnvidia-ml.so.1".into()),
+            ..SensorConfig::default()
+        }
+    }
+
+    #[test]
+    fn powercap_is_chosen_when_readable() {
+        let d = tempfile::tempdir().unwrap();
+        let t = FakeRaplTree::new(&d.path().join("sys")).unwrap();
+        t.add_zone("0", "package-0", 5, 262_143_328_850, Some(125_000_000))
+            .unwrap();
+        let disc = discover(&config(t.root(), &d.path().join("proc")));
+        assert_eq!(disc.sensors.len(), 1);
+        assert_eq!(disc.sensors[0].info().source, "rapl-powercap");
+        assert!(disc.absent.iter().any(|a| a.source == "rapl-perf"));
+        assert!(disc.notes.is_empty());
+    }
+
+    #[test]
+    fn no_rapl_falls_back_to_the_model_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let proc = d.path().join("proc");
+        write_fake_procfs(&proc, "AMD EPYC", 2, 1_000_000, 10, 100).unwrap();
+        let disc = discover(&config(&d.path().join("sys"), &proc));
+        assert_eq!(disc.sensors.len(), 1);
+        assert_eq!(disc.sensors[0].info().source, "utilisation-model");
+        let sources: Vec<_> = disc
+            .absent
+            .iter()
+            .map(|a| a.source.as_str())
+            .filter(|s| s.starts_with("rapl"))
+            .collect();
+        assert_eq!(sources, vec!["rapl-perf", "rapl-powercap"]);
+        assert!(disc.notes[0].contains("ESTIMATES"), "{:?}", disc.notes);
+    }
+}

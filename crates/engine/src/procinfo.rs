@@ -1,0 +1,61 @@
+//! Facts about this process and this machine that the report needs: machine busy CPU time
+//! (for attribution), host name and CPU model (labels), the process's own CPU time and peak
+//! RSS (the overhead score).
+
+use std::path::Path;
+use wattprint_sensors::procfs::{self, CpuTimes};
+
+/// Aggregate machine CPU times from `<procfs_root>/stat`, if readable.
+pub fn machine_cpu_times(procfs_root: &Path) -> Option<CpuTimes> {
+    procfs::read_stat(procfs_root).ok()
+}
+
+/// The host name (`<procfs_root>/sys/kernel/hostname`), empty when unknown.
+pub fn hostname(procfs_root: &Path) -> String {
+    std::fs::read_to_string(procfs_root.join("sys/kernel/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The CPU model name from `<procfs_root>/cpuinfo`.
+pub fn cpu_model(procfs_root: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(procfs_root.join("cpuinfo")).ok()?;
+    procfs::parse_cpuinfo(&text).model_name
+}
+
+/// Time on CPU of process `pid` from `<procfs_root>/<pid>/schedstat`, s (ns resolution).
+pub fn process_cpu_s(procfs_root: &Path, pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(procfs_root.join(format!("{pid}/schedstat"))).ok()?;
+    procfs::parse_schedstat_ns(&text).map(|ns| ns as f64 * 1e-9)
+}
+
+/// CPU time (user + system) and peak RSS of this process (`RUSAGE_SELF`) or of its waited-for
+/// children (`RUSAGE_CHILDREN`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub cpu_s: f64,
+    pub peak_rss_bytes: u64,
+}
+
+fn rusage(who: libc::c_int) -> Usage {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return Usage::default();
+    }
+    Usage {
+        cpu_s: timeval_s(ru.ru_utime) + timeval_s(ru.ru_stime),
+        peak_rss_bytes: (ru.ru_maxrss.max(0) as u64).saturating_mul(1024),
+    }
+}
+
+/// Convert a `timeval` to seconds.
+pub fn timeval_s(tv: libc::timeval) -> f64 {
+    tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6
+}
+
+/// This process's own CPU time and peak RSS.
+pub fn self_usage() -> Usage {
+    rusage(libc::RUSAGE_SELF)
+}

@@ -1,0 +1,566 @@
+//! Assembly of the `wattprint.run/v1` report, as a fixed sequence of steps.
+//!
+//! Each step is a plain function `fn(&mut RunReport, &ReportInputs, &ReportContext)` that fills
+//! its own part of the report from measured data ([`ReportInputs`]) and what the caller knows
+//! ([`ReportContext`]). [`STEPS`] lists them in order; a new capability (declared work from
+//! accelerators, carbon) is one more function and one more line there. Steps are pure: no
+//! clock, file or sensor access.
+
+use std::collections::{BTreeMap, BTreeSet};
+use wattprint_core::attribution;
+use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
+use wattprint_core::report::{
+    Attribution, DomainEnergy, Gap, Overhead, PowerSeries, RunReport, TimelineReport, Work,
+};
+use wattprint_core::timeline::Timeline;
+use wattprint_core::work::{self, MetricEnergy, Precision};
+use wattprint_core::DomainKind;
+use wattprint_core::{DomainDesc, Method};
+use wattprint_sensors::nvml::GpuDevice;
+
+/// What the caller knows about the run, beyond what the meter measured.
+#[derive(Clone, Debug, Default)]
+pub struct ReportContext {
+    /// Run id; generated when `None`.
+    pub id: Option<String>,
+    /// The wrapped command, if any.
+    pub command: Vec<String>,
+    /// The child's exit status (128+N when killed by signal N).
+    pub exit_code: Option<i32>,
+    /// `--label k=v` pairs.
+    pub labels: BTreeMap<String, String>,
+    /// The job's CPU time over the window, s, for attribution on a shared machine.
+    pub job_cpu_s: Option<f64>,
+    /// Where `job_cpu_s` comes from, e.g. `wait4 rusage of the process tree (µs)`.
+    pub job_cpu_source: Option<String>,
+    /// CPU time the measuring itself cost, s; `None`: the meter's own accounting.
+    pub meter_cpu_s: Option<f64>,
+    /// Peak RSS of the measuring process, bytes; `None`: this process's.
+    pub peak_rss_bytes: Option<u64>,
+    /// Work declared by the user or the workload.
+    pub work: Work,
+    /// Power usage effectiveness of the facility (default 1.0).
+    pub pue: Option<f64>,
+    /// Extra warnings from the caller.
+    pub warnings: Vec<String>,
+}
+
+/// Everything measured for one window, gathered by the session (plain data).
+#[derive(Clone, Debug, Default)]
+pub struct ReportInputs {
+    pub id: String,
+    /// RFC 3339 wall-clock start (a label).
+    pub started_at: String,
+    pub duration_s: f64,
+    pub hostname: String,
+    pub cpu_model: Option<String>,
+    /// Domains, in meter order.
+    pub domains: Vec<DomainDesc>,
+    /// Energy per domain over the window, J (meter order).
+    pub joules: Vec<f64>,
+    /// Idle power per domain when the sensor knows it, W (meter order).
+    pub idle_w: Vec<Option<f64>>,
+    /// Gaps overlapping the window, clipped to it, times relative to the window start.
+    pub gaps: Vec<Gap>,
+    /// Machine busy CPU time over the window, s (from `/proc/stat`).
+    pub machine_busy_cpu_s: Option<f64>,
+    /// The meter's own CPU time, s.
+    pub meter_cpu_s: f64,
+    pub peak_rss_bytes: u64,
+    pub reads: u64,
+    /// Set-up steps of the sensors used (`none` omitted).
+    pub setup_steps: Vec<String>,
+    /// The meter's timeline, clipped to the window, times relative to the window start.
+    pub timeline: Timeline,
+    /// Discovery notes (fallbacks).
+    pub notes: Vec<String>,
+    /// GPUs measured (their domains are among `domains`).
+    pub gpus: Vec<GpuDevice>,
+    /// Per-process GPU utilisation samples over the window.
+    pub gpu_samples: Vec<ProcUtil>,
+    /// The processes of the wrapped job seen in `gpu_samples`.
+    pub gpu_job_pids: BTreeSet<u32>,
+}
+
+/// One report step.
+pub type Step = fn(&mut RunReport, &ReportInputs, &ReportContext);
+
+/// The report steps, in order.
+pub const STEPS: &[Step] = &[
+    header,
+    energy,
+    attribution,
+    gpu_attribution,
+    work,
+    // carbon step goes here (fills report.carbon, energy.pue, energy.facility_j)
+    metrics,
+    overhead,
+    timeline,
+    warnings,
+];
+
+/// Run every step of [`STEPS`] on a fresh report.
+pub fn assemble(inputs: &ReportInputs, ctx: &ReportContext) -> RunReport {
+    let mut r = RunReport::new(inputs.id.clone());
+    for step in STEPS {
+        step(&mut r, inputs, ctx);
+    }
+    r
+}
+
+/// Identity, command, exit status, times, host, labels.
+pub fn header(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
+    r.command = ctx.command.clone();
+    r.exit_code = ctx.exit_code;
+    r.started_at = i.started_at.clone();
+    r.duration_s = i.duration_s;
+    r.host.hostname = i.hostname.clone();
+    r.host.cpu_model = i.cpu_model.clone();
+    r.labels = ctx.labels.clone();
+}
+
+/// Per-domain energy and average power, the total (each joule once), PUE, facility energy
+/// and gaps.
+pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
+    r.energy.domains = i
+        .domains
+        .iter()
+        .zip(&i.joules)
+        .map(|(d, j)| DomainEnergy {
+            name: d.name.clone(),
+            kind: d.kind,
+            joules: *j,
+            source: d.source.clone(),
+            method: d.method,
+            counted_in_total: d.counted_in_total,
+            device: d.device.clone(),
+            avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+        })
+        .collect();
+    r.energy.total_j = r
+        .energy
+        .domains
+        .iter()
+        .filter(|d| d.counted_in_total)
+        .map(|d| d.joules)
+        .sum();
+    r.energy.pue = ctx
+        .pue
+        .filter(|p| p.is_finite() && *p >= 1.0)
+        .unwrap_or(1.0);
+    r.energy.facility_j = r.energy.total_j * r.energy.pue;
+    r.energy.gaps = i.gaps.clone();
+}
+
+/// The job's CPU-time share of the machine's energy, idle kept apart when known.
+pub fn attribution(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
+    let Some(job_cpu_s) = ctx.job_cpu_s else {
+        return;
+    };
+    let Some(share) = i
+        .machine_busy_cpu_s
+        .and_then(|busy| attribution::cpu_share(job_cpu_s, busy))
+    else {
+        r.warnings
+            .push("attribution skipped: the machine recorded no busy CPU time over the run".into());
+        return;
+    };
+    let counted: Vec<usize> = (0..i.domains.len())
+        .filter(|&k| i.domains[k].counted_in_total)
+        .collect();
+    let idle_known: Vec<f64> = counted.iter().filter_map(|&k| i.idle_w[k]).collect();
+    let idle_j = (!idle_known.is_empty() && idle_known.len() == counted.len())
+        .then(|| idle_known.iter().sum::<f64>() * i.duration_s);
+    let split = attribution::split(r.energy.total_j, share, idle_j);
+    let source = ctx
+        .job_cpu_source
+        .clone()
+        .unwrap_or_else(|| "job CPU time".into());
+    let idle_note = if idle_j.is_some() {
+        "share of active energy (machine minus modelled idle)"
+    } else {
+        "share of all machine energy (idle not separable with these sensors)"
+    };
+    r.energy.attribution = Some(Attribution {
+        method: format!(
+            "cpu-time share: {source} / machine busy CPU time (/proc/stat, 10 ms ticks); \
+             {idle_note}"
+        ),
+        share,
+        machine_j: split.machine_j,
+        job_j: split.job_j,
+        rest_j: split.rest_j,
+        idle_j: split.idle_j,
+    });
+}
+
+/// The job's share of shared GPUs, from per-process SM utilisation samples.
+pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
+    if i.gpus.is_empty() || i.gpu_samples.is_empty() {
+        return;
+    }
+    let energies: Vec<GpuEnergy> = i
+        .gpus
+        .iter()
+        .filter_map(|g| {
+            let k = i.domains.iter().position(|d| d.name == g.domain)?;
+            Some(GpuEnergy {
+                gpu_index: g.index,
+                joules: *i.joules.get(k)?,
+            })
+        })
+        .collect();
+    match gpu_share::attribute_gpu_energy(&energies, &i.gpu_samples, &i.gpu_job_pids) {
+        Ok((a, _)) => r.energy.gpu_attribution = Some(a),
+        Err(why) => r
+            .warnings
+            .push(format!("GPU attribution not applied: {why}")),
+    }
+}
+
+/// Declared work, and the GPU models measured.
+pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
+    r.work = ctx.work.clone();
+    r.host.gpu_models = i.gpus.iter().map(|g| g.name.clone()).collect();
+}
+
+/// Peak FLOPs/W inputs of the GPUs measured, at `precision`, and a source line.
+fn gpu_peaks(gpus: &[GpuDevice], precision: Precision) -> (Vec<work::DevicePeak>, Option<String>) {
+    let mut peaks = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for g in gpus {
+        let (p, label) = wattprint_data::gpu::device_peak(&g.name, precision);
+        peaks.push(p);
+        labels.push(label.unwrap_or_else(|| format!("{} (not in the table)", g.name)));
+    }
+    let source = (!labels.is_empty()).then(|| {
+        format!(
+            "sum of peaks / sum of TDPs at {precision}: {} (data/gpu-specs.csv)",
+            labels.join(", ")
+        )
+    });
+    (peaks, source)
+}
+
+/// Energy-to-solution and the per-unit metrics that need no carbon (FLOPs/W achieved, for the
+/// GPUs alone and at peak, J/token, J/inference: [`work::fill_work_metrics`]); a note for
+/// every null.
+pub fn metrics(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
+    let e2s = r.energy.total_j;
+    r.metrics.energy_to_solution_j = e2s;
+    r.metrics.facility_energy_to_solution_j = r.energy.facility_j;
+    let gpu_j = (!i.gpus.is_empty()).then(|| {
+        r.energy
+            .domains
+            .iter()
+            .filter(|d| d.kind == DomainKind::Gpu)
+            .map(|d| d.joules)
+            .sum::<f64>()
+    });
+    let precision = r
+        .work
+        .precision
+        .as_deref()
+        .and_then(|p| p.parse::<Precision>().ok())
+        .unwrap_or_default();
+    let (peaks, source) = gpu_peaks(&i.gpus, precision);
+    work::fill_work_metrics(
+        &mut r.metrics,
+        &r.work,
+        MetricEnergy { e2s_j: e2s, gpu_j },
+        &peaks,
+    );
+    r.metrics.peak_flops_source = source;
+    let m = &mut r.metrics;
+    for (f, set) in [
+        ("carbon_per_inference_g", m.carbon_per_inference_g.is_some()),
+        ("sci_g_per_unit", m.sci_g_per_unit.is_some()),
+    ] {
+        if !set {
+            m.notes
+                .entry(f.into())
+                .or_insert_with(|| "not computed in this build (needs carbon intensity)".into());
+        }
+    }
+}
+
+/// The Operational Overhead Score inputs: the meter's CPU time and share, peak RSS, reads,
+/// set-up steps.
+pub fn overhead(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
+    let cpu_s = ctx.meter_cpu_s.unwrap_or(i.meter_cpu_s).max(0.0);
+    r.overhead = Overhead {
+        meter_cpu_s: cpu_s,
+        meter_cpu_fraction: if i.duration_s > 0.0 {
+            cpu_s / i.duration_s
+        } else {
+            0.0
+        },
+        peak_rss_bytes: ctx.peak_rss_bytes.unwrap_or(i.peak_rss_bytes),
+        reads: i.reads,
+        setup_steps: i.setup_steps.clone(),
+    };
+}
+
+/// Power over time per domain (interval averages), omitted when fewer than two points.
+pub fn timeline(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
+    let series = i.timeline.power_series();
+    if series.is_empty() {
+        return;
+    }
+    r.timeline = Some(TimelineReport {
+        t_s: series.iter().map(|(t, _)| *t).collect(),
+        series: i
+            .domains
+            .iter()
+            .enumerate()
+            .map(|(k, d)| PowerSeries {
+                domain: d.name.clone(),
+                watts: series
+                    .iter()
+                    .map(|(_, w)| w.get(k).copied().unwrap_or(0.0))
+                    .collect(),
+            })
+            .collect(),
+    });
+}
+
+/// Everything the reader must know to trust the numbers: fallbacks, estimates, gaps.
+pub fn warnings(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
+    r.warnings.extend(i.notes.iter().cloned());
+    if i.domains.is_empty() {
+        r.warnings.push(
+            "no energy sensor was usable: energy is unknown (see `wattprint sensors`)".into(),
+        );
+    } else if i
+        .domains
+        .iter()
+        .any(|d| d.counted_in_total && d.method == Method::Model)
+        && i.notes.is_empty()
+    {
+        r.warnings
+            .push("part of the total is an ESTIMATE from the utilisation model".into());
+    }
+    for g in &i.gaps {
+        r.warnings.push(format!(
+            "{} unreadable from {:.3} s to {:.3} s ({}): its energy there is missing from the total",
+            g.domain, g.from_s, g.to_s, g.reason
+        ));
+    }
+    r.warnings.extend(ctx.warnings.iter().cloned());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattprint_core::DomainKind;
+
+    fn dom(name: &str, kind: DomainKind, method: Method, counted: bool) -> DomainDesc {
+        DomainDesc {
+            name: name.into(),
+            kind,
+            source: "test".into(),
+            method,
+            counted_in_total: counted,
+            device: None,
+        }
+    }
+
+    fn inputs() -> ReportInputs {
+        let mut tl = Timeline::new(100);
+        tl.push(0.0, vec![0.0, 0.0, 0.0]);
+        tl.push(1.0, vec![50.0, 20.0, 5.0]);
+        tl.push(2.0, vec![100.0, 40.0, 10.0]);
+        ReportInputs {
+            id: "r1".into(),
+            started_at: "2026-11-29T02:31:12Z".into(),
+            duration_s: 2.0,
+            domains: vec![
+                dom("package-0", DomainKind::CpuPackage, Method::Counter, true),
+                dom("core-0", DomainKind::CpuCore, Method::Counter, false),
+                dom("dram-0", DomainKind::Dram, Method::Counter, true),
+            ],
+            joules: vec![100.0, 40.0, 10.0],
+            idle_w: vec![None; 3],
+            machine_busy_cpu_s: Some(4.0),
+            meter_cpu_s: 0.001,
+            peak_rss_bytes: 4 << 20,
+            reads: 7,
+            timeline: tl,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn total_counts_package_and_dram_once() {
+        let r = assemble(&inputs(), &ReportContext::default());
+        assert_eq!(r.energy.total_j, 110.0);
+        assert_eq!(r.energy.facility_j, 110.0);
+        assert_eq!(r.metrics.energy_to_solution_j, 110.0);
+        assert_eq!(r.energy.domains[0].avg_power_w, Some(50.0));
+        assert_eq!(r.overhead.meter_cpu_fraction, 0.0005);
+        assert_eq!(r.overhead.reads, 7);
+        let tl = r.timeline.unwrap();
+        assert_eq!(tl.t_s, vec![0.5, 1.5]);
+        assert_eq!(tl.series[0].watts, vec![50.0, 50.0]);
+        assert!(r.metrics.notes.contains_key("flops_per_watt"));
+    }
+
+    #[test]
+    fn attribution_splits_by_cpu_share() {
+        let ctx = ReportContext {
+            job_cpu_s: Some(1.0),
+            job_cpu_source: Some("rusage".into()),
+            ..Default::default()
+        };
+        let r = assemble(&inputs(), &ctx);
+        let a = r.energy.attribution.unwrap();
+        assert_eq!(a.share, 0.25);
+        assert_eq!(a.machine_j, 110.0);
+        assert_eq!(a.job_j, 27.5);
+        assert_eq!(a.rest_j, 82.5);
+        assert_eq!(a.idle_j, None);
+    }
+
+    #[test]
+    fn modelled_idle_is_kept_apart() {
+        let mut i = inputs();
+        i.domains = vec![dom("cpu-model", DomainKind::CpuModel, Method::Model, true)];
+        i.joules = vec![30.0];
+        i.idle_w = vec![Some(5.0)];
+        let ctx = ReportContext {
+            job_cpu_s: Some(2.0),
+            ..Default::default()
+        };
+        let r = assemble(&i, &ctx);
+        let a = r.energy.attribution.unwrap();
+        // 10 J idle over 2 s; half the busy time of the 20 J active.
+        assert_eq!((a.idle_j, a.job_j, a.rest_j), (Some(10.0), 10.0, 20.0));
+        assert!(r.warnings.iter().any(|w| w.contains("ESTIMATE")));
+    }
+
+    fn gpu_inputs() -> ReportInputs {
+        let mut i = inputs();
+        let mut g = dom("gpu-0", DomainKind::Gpu, Method::Counter, true);
+        g.device = Some("NVIDIA H100 80GB HBM3 [GPU-0]".into());
+        i.domains.push(g);
+        i.joules.push(1290.0);
+        i.idle_w.push(None);
+        i.gpus = vec![GpuDevice {
+            domain: "gpu-0".into(),
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: Some("GPU-0".into()),
+            power_limit_w: Some(700.0),
+            mig_enabled: false,
+            method: Method::Counter,
+            power_source: None,
+            source: "nvml".into(),
+        }];
+        i
+    }
+
+    #[test]
+    fn declared_work_gives_flops_per_watt_whole_job_gpu_and_peak() {
+        let ctx = ReportContext {
+            work: work::resolve_work(
+                &work::WorkDecl {
+                    flops: Some(1.4e15),
+                    tokens: Some(700.0),
+                    ..Default::default()
+                },
+                None,
+            ),
+            ..Default::default()
+        };
+        let r = assemble(&gpu_inputs(), &ctx);
+        // E2S: package 100 + dram 10 + GPU 1290 = 1400 J.
+        assert_eq!(r.metrics.energy_to_solution_j, 1400.0);
+        assert_eq!(r.metrics.flops_per_watt, Some(1e12));
+        assert_eq!(r.metrics.gpu_flops_per_watt, Some(1.4e15 / 1290.0));
+        assert_eq!(r.metrics.peak_flops_per_watt, Some(989.4e12 / 700.0));
+        assert_eq!(r.metrics.joules_per_token, Some(2.0));
+        assert!(r.metrics.flops_per_watt_ratio.is_some());
+        assert_eq!(
+            r.metrics.peak_flops_source.as_deref(),
+            Some("sum of peaks / sum of TDPs at bf16: H100-SXM5-80GB (whitepaper) (data/gpu-specs.csv)")
+        );
+        assert_eq!(r.host.gpu_models, vec!["NVIDIA H100 80GB HBM3".to_string()]);
+        assert!(r.metrics.notes["joules_per_inference"].contains("no inferences"));
+    }
+
+    #[test]
+    fn shared_gpu_energy_is_attributed_by_utilisation() {
+        let mut i = gpu_inputs();
+        i.gpu_samples = vec![
+            ProcUtil {
+                gpu_index: 0,
+                pid: 10,
+                sm_util_pct: 30.0,
+            },
+            ProcUtil {
+                gpu_index: 0,
+                pid: 99,
+                sm_util_pct: 10.0,
+            },
+        ];
+        i.gpu_job_pids = [10].into_iter().collect();
+        let r = assemble(&i, &ReportContext::default());
+        let a = r.energy.gpu_attribution.unwrap();
+        assert_eq!((a.share, a.job_j, a.rest_j), (0.75, 967.5, 322.5));
+        assert!(a.method.contains("SM utilisation"));
+    }
+
+    #[test]
+    fn no_busy_time_skips_attribution_with_a_warning() {
+        let mut i = inputs();
+        i.machine_busy_cpu_s = Some(0.0);
+        let ctx = ReportContext {
+            job_cpu_s: Some(1.0),
+            ..Default::default()
+        };
+        let r = assemble(&i, &ctx);
+        assert!(r.energy.attribution.is_none());
+        assert!(r.warnings.iter().any(|w| w.contains("attribution skipped")));
+    }
+
+    #[test]
+    fn declared_work_gives_per_unit_metrics() {
+        let ctx = ReportContext {
+            work: Work {
+                flops: Some(1.1e12),
+                tokens: Some(1100.0),
+                ..Default::default()
+            },
+            pue: Some(1.5),
+            ..Default::default()
+        };
+        let r = assemble(&inputs(), &ctx);
+        assert_eq!(r.metrics.flops_per_watt, Some(1e10));
+        assert_eq!(r.metrics.joules_per_token, Some(0.1));
+        assert_eq!(r.energy.facility_j, 165.0);
+        assert!(!r.metrics.notes.contains_key("flops_per_watt"));
+    }
+
+    #[test]
+    fn zero_duration_never_divides() {
+        let mut i = inputs();
+        i.duration_s = 0.0;
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.domains[0].avg_power_w, None);
+        assert_eq!(r.overhead.meter_cpu_fraction, 0.0);
+    }
+
+    #[test]
+    fn gaps_become_warnings() {
+        let mut i = inputs();
+        i.gaps = vec![Gap {
+            domain: "dram-0".into(),
+            from_s: 0.5,
+            to_s: 1.0,
+            reason: "garbage".into(),
+        }];
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.gaps.len(), 1);
+        assert!(r.warnings.iter().any(|w| w.contains("dram-0 unreadable")));
+    }
+}

@@ -1,0 +1,269 @@
+//! A measuring session: the meter over the discovered sensors, named windows, and reports.
+
+use crate::config::SensorConfig;
+use crate::discover::{discover, AbsentSensor, Discovery};
+use crate::procinfo;
+use crate::report::{assemble, ReportContext, ReportInputs};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use wattprint_core::report::{Gap, RunReport};
+use wattprint_core::timeline::Timeline;
+use wattprint_core::wallclock;
+use wattprint_core::window::{WindowEnergy, WindowError, WindowId};
+use wattprint_core::DomainDesc;
+use wattprint_sensors::nvml::GpuDevice;
+use wattprint_sensors::procfs::{CpuTimes, TICK_S};
+use wattprint_sensors::{Meter, MeterOptions};
+
+/// Per-window facts kept beside the meter's window: wall-clock start and machine CPU times.
+#[derive(Clone, Copy, Debug)]
+struct WindowExtras {
+    started_unix_s: i64,
+    cpu_begin: Option<CpuTimes>,
+    cpu_end: Option<CpuTimes>,
+}
+
+/// A measuring session. See the crate docs for the flow.
+pub struct Session {
+    meter: Meter,
+    config: SensorConfig,
+    absent: Vec<AbsentSensor>,
+    notes: Vec<String>,
+    idle_w: Vec<Option<f64>>,
+    setup_steps: Vec<String>,
+    domains: Vec<DomainDesc>,
+    windows: HashMap<WindowId, WindowExtras>,
+    gpus: Vec<GpuDevice>,
+}
+
+fn unix_now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Session {
+    /// Discover the sensors under `config` and start metering.
+    pub fn start(config: SensorConfig) -> Session {
+        let d = discover(&config);
+        Session::with_discovery(config, d)
+    }
+
+    /// Start metering over an existing discovery (tests, or callers that add sensors).
+    pub fn with_discovery(config: SensorConfig, d: Discovery) -> Session {
+        let mut idle_w = Vec::new();
+        let mut setup_steps: Vec<String> = Vec::new();
+        for s in &d.sensors {
+            let info = s.info();
+            idle_w.extend((0..info.domains.len()).map(|k| s.idle_power_w(k)));
+            if info.setup != "none" && !setup_steps.contains(&info.setup) {
+                setup_steps.push(info.setup.clone());
+            }
+        }
+        let meter = Meter::start(
+            d.sensors,
+            MeterOptions {
+                poll_interval_s: Some(config.poll_interval_s),
+                timeline_interval_s: config.timeline_interval_s,
+                ..MeterOptions::default()
+            },
+        );
+        Session {
+            domains: meter.domains(),
+            meter,
+            config,
+            absent: d.absent,
+            notes: d.notes,
+            idle_w,
+            setup_steps,
+            windows: HashMap::new(),
+            gpus: d.gpus,
+        }
+    }
+
+    /// The meter (for live views: `snapshot`, `now_s`).
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// Domains measured, in meter order.
+    pub fn domains(&self) -> &[DomainDesc] {
+        &self.domains
+    }
+
+    /// Sensors not used, with reasons and fixes.
+    pub fn absent(&self) -> &[AbsentSensor] {
+        &self.absent
+    }
+
+    /// Discovery notes (fallbacks) that reports carry as warnings.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Open a named window. Windows nest and overlap freely.
+    pub fn begin(&mut self, name: &str) -> WindowId {
+        let cpu_begin = procinfo::machine_cpu_times(&self.config.procfs_root);
+        let id = self.meter.begin(name);
+        self.windows.insert(
+            id,
+            WindowExtras {
+                started_unix_s: unix_now_s(),
+                cpu_begin,
+                cpu_end: None,
+            },
+        );
+        id
+    }
+
+    /// Close a window and return its energy per domain (meter order).
+    pub fn end(&mut self, id: WindowId) -> Result<WindowEnergy, WindowError> {
+        let e = self.meter.end(id)?;
+        if let Some(x) = self.windows.get_mut(&id) {
+            x.cpu_end = procinfo::machine_cpu_times(&self.config.procfs_root);
+        }
+        Ok(e)
+    }
+
+    /// Stop background reading (windows already closed stay reportable).
+    pub fn stop(&mut self) {
+        self.meter.stop();
+    }
+
+    /// Gather the measured inputs of a closed window (see [`ReportInputs`]).
+    pub fn inputs(&self, w: &WindowEnergy, ctx: &ReportContext) -> ReportInputs {
+        let x = self.windows.get(&w.id).copied();
+        let started_unix_s = x.map_or_else(unix_now_s, |x| x.started_unix_s);
+        let machine_busy_cpu_s = x
+            .and_then(|x| Some((x.cpu_begin?, x.cpu_end?)))
+            .map(|(a, b)| b.busy_ticks.saturating_sub(a.busy_ticks) as f64 * TICK_S);
+        let id = ctx.id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{:x}-{}",
+                wallclock::compact_utc(started_unix_s),
+                std::process::id(),
+                w.id.0
+            )
+        });
+        let usage = procinfo::self_usage();
+        ReportInputs {
+            id,
+            started_at: wallclock::rfc3339_utc(started_unix_s),
+            duration_s: w.duration_s(),
+            hostname: procinfo::hostname(&self.config.procfs_root),
+            cpu_model: procinfo::cpu_model(&self.config.procfs_root),
+            domains: self.domains.clone(),
+            joules: w.per_domain.iter().map(|j| j.0).collect(),
+            idle_w: self.idle_w.clone(),
+            gaps: clip_gaps(&self.meter.gaps(), w.begin_t_s, w.end_t_s),
+            machine_busy_cpu_s,
+            meter_cpu_s: self.meter.cpu_s(),
+            peak_rss_bytes: usage.peak_rss_bytes,
+            reads: self.meter.reads(),
+            setup_steps: self.setup_steps.clone(),
+            timeline: clip_timeline(&self.meter.timeline(), w.begin_t_s, w.end_t_s),
+            notes: self.notes.clone(),
+            gpus: self.gpus.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The `wattprint.run/v1` report of a closed window.
+    pub fn report(&self, w: &WindowEnergy, ctx: &ReportContext) -> RunReport {
+        assemble(&self.inputs(w, ctx), ctx)
+    }
+}
+
+/// Gaps overlapping `[from_s, to_s]`, clipped to it, with times relative to `from_s`.
+pub fn clip_gaps(gaps: &[Gap], from_s: f64, to_s: f64) -> Vec<Gap> {
+    gaps.iter()
+        .filter(|g| g.to_s >= from_s && g.from_s <= to_s)
+        .map(|g| Gap {
+            domain: g.domain.clone(),
+            from_s: g.from_s.max(from_s) - from_s,
+            to_s: g.to_s.min(to_s) - from_s,
+            reason: g.reason.clone(),
+        })
+        .collect()
+}
+
+/// The timeline points within `[from_s, to_s]`, times relative to `from_s`, cumulative
+/// energies relative to the first kept point.
+pub fn clip_timeline(t: &Timeline, from_s: f64, to_s: f64) -> Timeline {
+    let mut out = Timeline::new(t.max_points);
+    let mut base: Option<Vec<f64>> = None;
+    for (ts, c) in t.t_s.iter().zip(&t.cumulative_j) {
+        if *ts < from_s || *ts > to_s {
+            continue;
+        }
+        let b = base.get_or_insert_with(|| c.clone());
+        out.push(
+            ts - from_s,
+            c.iter()
+                .enumerate()
+                .map(|(k, v)| v - b.get(k).copied().unwrap_or(0.0))
+                .collect(),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattprint_sensors::fake::FakeSensor;
+
+    #[test]
+    fn a_session_reports_its_window() {
+        let mut d = Discovery::default();
+        d.sensors.push(Box::new(FakeSensor::constant_counter(
+            "package-0",
+            50.0,
+            1e5,
+            2.62e5,
+        )));
+        let mut s = Session::with_discovery(SensorConfig::default(), d);
+        let w = s.begin("job");
+        let e = s.end(w).unwrap();
+        let r = s.report(
+            &e,
+            &ReportContext {
+                command: vec!["true".into()],
+                exit_code: Some(0),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.schema, "wattprint.run/v1");
+        assert_eq!(r.command, vec!["true"]);
+        assert_eq!(r.energy.domains.len(), 1);
+        // Fake counter: 50 W x duration.
+        assert!((r.energy.total_j - 50.0 * r.duration_s).abs() < 1e-6);
+        assert!(r.started_at.ends_with('Z'));
+        assert!(r.overhead.peak_rss_bytes > 0);
+        assert!(s.end(w).is_err());
+    }
+
+    #[test]
+    fn gaps_are_clipped_to_the_window() {
+        let g = |a, b| Gap {
+            domain: "d".into(),
+            from_s: a,
+            to_s: b,
+            reason: "x".into(),
+        };
+        let c = clip_gaps(&[g(0.0, 1.0), g(4.0, 12.0), g(20.0, 21.0)], 5.0, 10.0);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].from_s, c[0].to_s), (0.0, 5.0));
+    }
+
+    #[test]
+    fn the_timeline_is_clipped_and_rebased() {
+        let mut t = Timeline::new(16);
+        for i in 0..10 {
+            t.push(i as f64, vec![i as f64 * 10.0]);
+        }
+        let c = clip_timeline(&t, 2.0, 5.0);
+        assert_eq!(c.t_s, vec![0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(c.cumulative_j[3], vec![30.0]);
+    }
+}

@@ -1,0 +1,505 @@
+//! NVIDIA GPUs through NVML, loaded at run time (never linked at build time).
+//!
+//! The library is the path the caller gives (the engine takes it from `WATTPRINT_NVML_LIB`),
+//! else `libnvidia-ml.so.1`; it is loaded and initialised once per process ([`discover`]
+//! keeps it in a process-wide cell, never shuts it down, and later calls reuse the first
+//! library whatever path they give). Per GPU:
+//!
+//! - the total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ, Volta and newer),
+//!   read at window boundaries (method `counter`), plus a slow guard read so a GPU that
+//!   disappears mid-run loses at most the last guard period;
+//! - where the counter is not supported, power is polled (method `power`, integrated by the
+//!   meter's trapezoid): the instantaneous field 186 (`NVML_FI_DEV_POWER_INSTANT`) where the
+//!   driver has it, else `nvmlDeviceGetPowerUsage` (a 1 s average on Ampere and newer, which
+//!   the device list says);
+//! - name, UUID, enforced power limit and MIG mode are recorded in [`GpuDevice`].
+//!
+//! A GPU that errors mid-run reads [`RawReading::Missing`] (the meter records a gap) and does
+//! not stop the others. MIG: NVML's counter covers the whole physical GPU; MIG instances are
+//! not separate domains. No library, a library that is not NVML, or a driver that is not
+//! running: an [`AbsentSensor`] with the reason and the fix, and nothing else changes.
+
+use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
+use nvml_wrapper::enums::device::SampleValue;
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::FieldValueSample;
+use nvml_wrapper::structs::device::FieldId;
+use nvml_wrapper::{Device, Nvml};
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::OnceLock;
+use wattprint_core::{DomainDesc, DomainKind, Method};
+
+/// Environment variable naming the NVML library to load (test seam, SPEC).
+pub const NVML_LIB_ENV: &str = "WATTPRINT_NVML_LIB";
+/// The library loaded when [`NVML_LIB_ENV`] is not set.
+pub const NVML_DEFAULT_SONAME: &str = "libnvidia-ml.so.1";
+/// `NVML_FI_DEV_POWER_INSTANT`: instantaneous board power, mW.
+pub const FIELD_POWER_INSTANT: u32 = 186;
+/// Guard read period of the energy counters, s (the mJ counter never wraps in practice; the
+/// guard bounds what a GPU lost mid-run takes with it).
+pub const COUNTER_GUARD_S: f64 = 10.0;
+/// Poll period of power-only GPUs, s.
+pub const POWER_POLL_S: f64 = 0.1;
+
+/// A sensor that could not be set up, with why and how to fix it (for `wattprint sensors`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AbsentSensor {
+    /// Source label, e.g. `nvml`, `amdsmi`, `hwmon`.
+    pub source: String,
+    pub reason: String,
+    pub fix: Option<String>,
+}
+
+/// How a GPU's power is read when it has no energy counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerSource {
+    /// Field 186, instantaneous power.
+    Instant,
+    /// `nvmlDeviceGetPowerUsage`: a 1 s average on Ampere and newer.
+    Average,
+}
+
+/// One GPU as found at discovery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuDevice {
+    /// Domain name, `gpu-N` (NVML index N).
+    pub domain: String,
+    pub index: u32,
+    /// Name as the driver reports it, e.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    pub uuid: Option<String>,
+    /// Enforced power limit, W.
+    pub power_limit_w: Option<f64>,
+    /// MIG mode on: the energy is the whole physical GPU's, shared by its instances.
+    pub mig_enabled: bool,
+    pub method: Method,
+    /// For `power` GPUs: where power comes from.
+    pub power_source: Option<PowerSource>,
+    /// Source label, `nvml`, `amdsmi` or `hwmon`.
+    pub source: String,
+}
+
+impl GpuDevice {
+    /// The domain's `device` label: `NAME [UUID]`.
+    pub fn label(&self) -> String {
+        match &self.uuid {
+            Some(u) => format!("{} [{u}]", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// A one-line description for `wattprint sensors`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}: {} via {}", self.domain, self.label(), self.source);
+        match (self.method, self.power_source) {
+            (Method::Counter, _) => s.push_str(", energy counter"),
+            (_, Some(PowerSource::Instant)) => s.push_str(", power polled (instantaneous field)"),
+            (_, Some(PowerSource::Average)) => {
+                s.push_str(", power polled (1 s average: short windows are smoothed)")
+            }
+            _ => s.push_str(", power polled"),
+        }
+        if let Some(w) = self.power_limit_w {
+            s.push_str(&format!(", power limit {w} W"));
+        }
+        if self.mig_enabled {
+            s.push_str(", MIG enabled (whole-GPU energy, shared by its instances)");
+        }
+        s
+    }
+}
+
+/// What GPU discovery found: sensors for the meter, the devices, and absent entries.
+#[derive(Default)]
+pub struct GpuDiscovery {
+    pub sensors: Vec<Box<dyn Sensor>>,
+    pub devices: Vec<GpuDevice>,
+    pub absent: Vec<AbsentSensor>,
+    /// Per-process utilisation sampler for GPU attribution, when the library has one.
+    pub process_sampler: Option<GpuProcessSampler>,
+}
+
+impl GpuDiscovery {
+    /// Append another discovery's results (NVML + AMD).
+    pub fn extend(&mut self, other: GpuDiscovery) {
+        self.sensors.extend(other.sensors);
+        self.devices.extend(other.devices);
+        self.absent.extend(other.absent);
+        if self.process_sampler.is_none() {
+            self.process_sampler = other.process_sampler;
+        }
+    }
+}
+
+struct Loaded {
+    path: OsString,
+    explicit: bool,
+    nvml: Result<Nvml, AbsentSensor>,
+}
+
+static NVML: OnceLock<Loaded> = OnceLock::new();
+
+fn absent(reason: String, fix: &str) -> AbsentSensor {
+    AbsentSensor {
+        source: "nvml".into(),
+        reason,
+        fix: Some(fix.to_string()),
+    }
+}
+
+fn classify_init_error(path: &str, explicit: bool, e: NvmlError) -> AbsentSensor {
+    match e {
+        NvmlError::LibloadingError(err) if explicit => absent(
+            format!("{NVML_LIB_ENV}={path} could not be loaded: {err}"),
+            &format!("point {NVML_LIB_ENV} at the driver's libnvidia-ml.so.1, or unset it"),
+        ),
+        NvmlError::LibloadingError(_) => absent(
+            format!("no NVIDIA driver library ({path} not found)"),
+            &format!(
+                "install the NVIDIA driver, or set {NVML_LIB_ENV} to libnvidia-ml.so.1's path"
+            ),
+        ),
+        NvmlError::FailedToLoadSymbol(sym) => absent(
+            format!("{path} is not NVML: it lacks the NVML entry points ({sym})"),
+            &format!("point {NVML_LIB_ENV} at libnvidia-ml.so.1 from the NVIDIA driver"),
+        ),
+        NvmlError::DriverNotLoaded => absent(
+            format!("{path} loaded, but the NVIDIA driver is not running"),
+            "load the nvidia kernel module (nvidia-smi must work)",
+        ),
+        NvmlError::NoPermission => absent(
+            format!("{path} loaded, but NVML may not talk to the driver (no permission)"),
+            "run as a user with access to /dev/nvidia*",
+        ),
+        other => absent(
+            format!("NVML ({path}) failed to initialise: {other}"),
+            "check that nvidia-smi works on this machine",
+        ),
+    }
+}
+
+fn load(lib: Option<&Path>) -> &'static Loaded {
+    NVML.get_or_init(|| {
+        let (path, explicit) = match lib {
+            Some(p) if !p.as_os_str().is_empty() => (p.as_os_str().to_owned(), true),
+            _ => (OsString::from(NVML_DEFAULT_SONAME), false),
+        };
+        let shown = path.to_string_lossy().into_owned();
+        let nvml = Nvml::builder()
+            .lib_path(&path)
+            .init()
+            .map_err(|e| classify_init_error(&shown, explicit, e));
+        Loaded {
+            path,
+            explicit,
+            nvml,
+        }
+    })
+}
+
+/// The library NVML discovery loaded (or tried to), and whether the caller named it;
+/// `None` before the first [`discover`].
+pub fn library_path() -> Option<(String, bool)> {
+    NVML.get()
+        .map(|l| (l.path.to_string_lossy().into_owned(), l.explicit))
+}
+
+struct Probed<'n> {
+    dev: Device<'n>,
+    info: GpuDevice,
+}
+
+fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSensor> {
+    let dev = nvml.device_by_index(index).map_err(|e| AbsentSensor {
+        source: "nvml".into(),
+        reason: format!("GPU {index}: NVML cannot open it: {e}"),
+        fix: Some("check the GPU with nvidia-smi".into()),
+    })?;
+    let name = dev
+        .name()
+        .unwrap_or_else(|e| format!("GPU {index} (name unreadable: {e})"));
+    let uuid = dev.uuid().ok();
+    let power_limit_w = dev
+        .enforced_power_limit()
+        .ok()
+        .map(|mw| f64::from(mw) / 1000.0);
+    let mig_enabled = dev.mig_mode().map(|m| m.current == 1).unwrap_or(false);
+    let mut info = GpuDevice {
+        domain: format!("gpu-{index}"),
+        index,
+        name,
+        uuid,
+        power_limit_w,
+        mig_enabled,
+        method: Method::Counter,
+        power_source: None,
+        source: "nvml".into(),
+    };
+    if dev.total_energy_consumption().is_ok() {
+        return Ok(Probed { dev, info });
+    }
+    info.method = Method::Power;
+    if instant_power_w(&dev).is_ok() {
+        info.power_source = Some(PowerSource::Instant);
+    } else if dev.power_usage().is_ok() {
+        info.power_source = Some(PowerSource::Average);
+    } else {
+        return Err(AbsentSensor {
+            source: "nvml".into(),
+            reason: format!(
+                "gpu-{index} ({}): neither the energy counter nor power is readable",
+                info.name
+            ),
+            fix: Some("NVML reports no power for this GPU; nothing to fix here".into()),
+        });
+    }
+    Ok(Probed { dev, info })
+}
+
+fn instant_power_w(dev: &Device<'_>) -> Result<f64, String> {
+    let samples = dev
+        .field_values_for(&[FieldId(FIELD_POWER_INSTANT)])
+        .map_err(|e| e.to_string())?;
+    let sample: &FieldValueSample = samples
+        .first()
+        .ok_or("no field value returned")?
+        .as_ref()
+        .map_err(|e| e.to_string())?;
+    let mw = match sample.value.as_ref().map_err(|e| e.to_string())? {
+        SampleValue::F64(v) => *v,
+        SampleValue::U32(v) => f64::from(*v),
+        SampleValue::U64(v) => *v as f64,
+        SampleValue::I64(v) => *v as f64,
+    };
+    Ok(mw / 1000.0)
+}
+
+fn gpu_domain(d: &GpuDevice) -> DomainDesc {
+    DomainDesc {
+        name: d.domain.clone(),
+        kind: DomainKind::Gpu,
+        source: d.source.clone(),
+        method: d.method,
+        counted_in_total: true,
+        device: Some(d.label()),
+    }
+}
+
+/// Find the NVIDIA GPUs (loading NVML from `lib`, else the default soname, once per process)
+/// and build their sensors: one `counter` sensor for the GPUs with an energy counter, one
+/// `power` sensor for the rest.
+pub fn discover(lib: Option<&Path>) -> GpuDiscovery {
+    let loaded = load(lib);
+    let nvml = match &loaded.nvml {
+        Ok(n) => n,
+        Err(a) => {
+            return GpuDiscovery {
+                absent: vec![a.clone()],
+                ..Default::default()
+            }
+        }
+    };
+    let mut out = GpuDiscovery::default();
+    let count = match nvml.device_count() {
+        Ok(c) => c,
+        Err(e) => {
+            out.absent.push(absent(
+                format!("NVML loaded but cannot count GPUs: {e}"),
+                "check the GPUs with nvidia-smi",
+            ));
+            return out;
+        }
+    };
+    if count == 0 {
+        out.absent.push(absent(
+            "NVML loaded but reports no GPU".into(),
+            "none needed if this machine has no NVIDIA GPU",
+        ));
+        return out;
+    }
+    let mut counters = Vec::new();
+    let mut powers = Vec::new();
+    let mut sampler = Vec::new();
+    for index in 0..count {
+        match probe(nvml, index) {
+            Ok(p) => {
+                out.devices.push(p.info.clone());
+                if !p.info.mig_enabled {
+                    if let Ok(d) = nvml.device_by_index(index) {
+                        sampler.push((index, d, 0u64));
+                    }
+                }
+                match p.info.power_source {
+                    None => counters.push((p.dev, p.info)),
+                    Some(src) => powers.push((p.dev, p.info, src)),
+                }
+            }
+            Err(a) => out.absent.push(a),
+        }
+    }
+    if !counters.is_empty() {
+        out.sensors.push(Box::new(NvmlCounterSensor::new(counters)));
+    }
+    if !powers.is_empty() {
+        out.sensors.push(Box::new(NvmlPowerSensor::new(powers)));
+    }
+    if !sampler.is_empty() {
+        out.process_sampler = Some(GpuProcessSampler { devices: sampler });
+    }
+    out
+}
+
+/// GPUs with the total-energy counter, read at boundaries.
+pub struct NvmlCounterSensor {
+    info: SensorInfo,
+    devices: Vec<Device<'static>>,
+    last_error: Vec<Option<String>>,
+}
+
+impl NvmlCounterSensor {
+    fn new(gpus: Vec<(Device<'static>, GpuDevice)>) -> Self {
+        let info = SensorInfo {
+            source: "nvml".into(),
+            domains: gpus.iter().map(|(_, g)| gpu_domain(g)).collect(),
+            cadence: ReadCadence::Boundaries {
+                guard_s: Some(COUNTER_GUARD_S),
+            },
+            setup: "none".into(),
+        };
+        let n = gpus.len();
+        NvmlCounterSensor {
+            info,
+            devices: gpus.into_iter().map(|(d, _)| d).collect(),
+            last_error: vec![None; n],
+        }
+    }
+
+    /// Why domain `k` last read `Missing`.
+    pub fn last_error(&self, k: usize) -> Option<&str> {
+        self.last_error.get(k).and_then(|e| e.as_deref())
+    }
+}
+
+impl Sensor for NvmlCounterSensor {
+    fn info(&self) -> &SensorInfo {
+        &self.info
+    }
+
+    fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
+        for (k, dev) in self.devices.iter().enumerate() {
+            out[k] = match dev.total_energy_consumption() {
+                Ok(mj) => {
+                    self.last_error[k] = None;
+                    RawReading::EnergyCounter {
+                        joules: mj as f64 / 1000.0,
+                        range_j: None,
+                    }
+                }
+                Err(e) => {
+                    self.last_error[k] = Some(format!("NVML energy counter: {e}"));
+                    RawReading::Missing
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+/// GPUs without the counter: power polled.
+pub struct NvmlPowerSensor {
+    info: SensorInfo,
+    devices: Vec<(Device<'static>, PowerSource)>,
+    last_error: Vec<Option<String>>,
+}
+
+impl NvmlPowerSensor {
+    fn new(gpus: Vec<(Device<'static>, GpuDevice, PowerSource)>) -> Self {
+        let info = SensorInfo {
+            source: "nvml".into(),
+            domains: gpus.iter().map(|(_, g, _)| gpu_domain(g)).collect(),
+            cadence: ReadCadence::Poll {
+                preferred_s: POWER_POLL_S,
+            },
+            setup: "none".into(),
+        };
+        let n = gpus.len();
+        NvmlPowerSensor {
+            info,
+            devices: gpus.into_iter().map(|(d, _, s)| (d, s)).collect(),
+            last_error: vec![None; n],
+        }
+    }
+
+    /// Why domain `k` last read `Missing`.
+    pub fn last_error(&self, k: usize) -> Option<&str> {
+        self.last_error.get(k).and_then(|e| e.as_deref())
+    }
+}
+
+impl Sensor for NvmlPowerSensor {
+    fn info(&self) -> &SensorInfo {
+        &self.info
+    }
+
+    fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
+        for (k, (dev, src)) in self.devices.iter().enumerate() {
+            let r = match src {
+                PowerSource::Instant => instant_power_w(dev),
+                PowerSource::Average => dev
+                    .power_usage()
+                    .map(|mw| f64::from(mw) / 1000.0)
+                    .map_err(|e| e.to_string()),
+            };
+            out[k] = match r {
+                Ok(watts) => {
+                    self.last_error[k] = None;
+                    RawReading::Power { watts }
+                }
+                Err(e) => {
+                    self.last_error[k] = Some(format!("NVML power: {e}"));
+                    RawReading::Missing
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+/// One per-process utilisation sample of one GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuProcessSample {
+    /// NVML index of the GPU.
+    pub gpu_index: u32,
+    pub pid: u32,
+    /// SM (compute) utilisation over the sample period, percent.
+    pub sm_util_pct: u32,
+}
+
+/// Reads NVML's per-process utilisation samples (`nvmlDeviceGetProcessUtilization`),
+/// returning only the samples taken since the previous call. MIG-enabled GPUs are left out
+/// (NVML does not sample processes per instance).
+pub struct GpuProcessSampler {
+    devices: Vec<(u32, Device<'static>, u64)>,
+}
+
+impl GpuProcessSampler {
+    /// The samples taken since the last call. A GPU that errors contributes nothing.
+    pub fn sample(&mut self) -> Vec<GpuProcessSample> {
+        let mut out = Vec::new();
+        for (index, dev, last_seen) in self.devices.iter_mut() {
+            let Ok(samples) = dev.process_utilization_stats(*last_seen) else {
+                continue;
+            };
+            for s in samples {
+                *last_seen = (*last_seen).max(s.timestamp);
+                out.push(GpuProcessSample {
+                    gpu_index: *index,
+                    pid: s.pid,
+                    sm_util_pct: s.sm_util,
+                });
+            }
+        }
+        out
+    }
+}

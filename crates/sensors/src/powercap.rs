@@ -1,0 +1,283 @@
+//! RAPL through the powercap sysfs tree (Intel, and AMD's zones under the same names).
+//!
+//! Layout (`<sysfs>/class/powercap`): the control-type directory `intel-rapl` (no
+//! `energy_uj`); packages `intel-rapl:N`; subzones nested under their package
+//! (`intel-rapl:N/intel-rapl:N:M`) AND listed again as flat symlinks `intel-rapl:N:M`. Every
+//! zone is read once: zones are deduplicated by canonical path. `intel-rapl-mmio` zones repeat
+//! a package's energy through another interface and are skipped.
+//!
+//! Each zone's `energy_uj` is kept open and re-read at offset 0; wraps at
+//! `max_energy_range_uj`; the wrap guard period comes from that range and the zone's largest
+//! `constraint_*_max_power_uw` (a safe default when absent).
+
+use crate::pread::OpenFile;
+use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use wattprint_core::counter::wrap_guard_period_s;
+use wattprint_core::domain::assign_counted_in_total;
+use wattprint_core::{DomainDesc, DomainKind, Method};
+
+/// Source label of powercap domains.
+pub const SOURCE: &str = "rapl-powercap";
+
+/// The fix offered when `energy_uj` is root-only (CVE-2020-8694).
+pub const PERMISSION_FIX: &str = "grant read access to a trusted group instead of running as root: \
+e.g. a udev rule `SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chgrp -R wattprint /sys%p\", \
+RUN+=\"/bin/chmod -R g+r /sys%p\"` with your user in group `wattprint` (see docs/privileges.md), \
+or run a privileged `wattprint agent` and query it. Do not make energy_uj world-readable: \
+RAPL energy readings are a side channel (CVE-2020-8694, PLATYPUS) that leaks secrets \
+across users.";
+
+/// One discovered zone.
+#[derive(Debug)]
+struct Zone {
+    file: OpenFile,
+    range_j: Option<f64>,
+    last_error: Option<String>,
+}
+
+/// The powercap RAPL sensor.
+pub struct Powercap {
+    info: SensorInfo,
+    zones: Vec<Zone>,
+}
+
+/// A zone as found on disk, before opening.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneDesc {
+    pub dir: PathBuf,
+    pub name: String,
+    pub kind: DomainKind,
+    pub range_uj: Option<u64>,
+    pub max_power_uw: Option<u64>,
+}
+
+fn read_trim(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The package index of a zone directory name `intel-rapl:N` or `intel-rapl:N:M`.
+fn package_index(dir_name: &str) -> Option<&str> {
+    dir_name.strip_prefix("intel-rapl:")?.split(':').next()
+}
+
+fn kind_and_name(zone_name: &str, dir_name: &str) -> Option<(DomainKind, String)> {
+    let pkg = package_index(dir_name).unwrap_or("0");
+    if zone_name.starts_with("package") {
+        return Some((DomainKind::CpuPackage, format!("package-{pkg}")));
+    }
+    let kind = match zone_name {
+        "core" => DomainKind::CpuCore,
+        "uncore" => DomainKind::CpuUncore,
+        "dram" => DomainKind::Dram,
+        "psys" => DomainKind::Psys,
+        _ => return None,
+    };
+    let name = if kind == DomainKind::Psys {
+        if pkg == "0" || pkg.is_empty() {
+            "psys".to_string()
+        } else {
+            format!("psys-{pkg}")
+        }
+    } else {
+        format!("{zone_name}-{pkg}")
+    };
+    Some((kind, name))
+}
+
+/// Find every zone under `<sysfs_root>/class/powercap`, each once, in a stable order.
+///
+/// `Ok(empty)` when the tree exists but holds no zone; `Err` with the reason and fix when there
+/// is no tree.
+pub fn find_zones(sysfs_root: &Path) -> Result<Vec<ZoneDesc>, SensorError> {
+    let base = sysfs_root.join("class/powercap");
+    let entries = std::fs::read_dir(&base).map_err(|e| SensorError::Unavailable {
+        reason: format!("no powercap tree at {}: {e}", base.display()),
+        fix: Some(
+            "load the RAPL driver (`modprobe intel_rapl_msr`; AMD Zen needs Linux >= 5.8); \
+             virtual machines usually have no RAPL: measure on the host, or rely on the model"
+                .into(),
+        ),
+    })?;
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("intel-rapl:") {
+            continue; // the control-type dir `intel-rapl`, `intel-rapl-mmio:*`, others
+        }
+        let p = e.path();
+        // Nested subzones, in case the flat symlinks are missing.
+        if let Ok(sub) = std::fs::read_dir(&p) {
+            for s in sub.flatten() {
+                if s.file_name().to_string_lossy().starts_with("intel-rapl:") {
+                    candidates.push(s.path());
+                }
+            }
+        }
+        candidates.push(p);
+    }
+    let mut seen = BTreeSet::new();
+    let mut zones = Vec::new();
+    for p in candidates {
+        if !p.join("energy_uj").exists() {
+            continue;
+        }
+        let canon = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+        if !seen.insert(canon) {
+            continue;
+        }
+        let dir_name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(zone_name) = read_trim(&p.join("name")) else {
+            continue;
+        };
+        let Some((kind, name)) = kind_and_name(&zone_name, &dir_name) else {
+            continue;
+        };
+        let range_uj = read_trim(&p.join("max_energy_range_uj")).and_then(|s| s.parse().ok());
+        let max_power_uw = std::fs::read_dir(&p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| {
+                let n = f.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with("constraint_") && n.ends_with("_max_power_uw")
+            })
+            .filter_map(|f| read_trim(&f.path())?.parse::<u64>().ok())
+            .filter(|w| *w > 0)
+            .max();
+        zones.push(ZoneDesc {
+            dir: p,
+            name,
+            kind,
+            range_uj,
+            max_power_uw,
+        });
+    }
+    zones.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    Ok(zones)
+}
+
+impl Powercap {
+    /// Discover and open every RAPL zone. `Err(Unavailable)` with reason and fix when there is
+    /// no zone or `energy_uj` cannot be read (root-only since CVE-2020-8694).
+    pub fn open(sysfs_root: &Path) -> Result<Powercap, SensorError> {
+        let found = find_zones(sysfs_root)?;
+        if found.is_empty() {
+            return Err(SensorError::Unavailable {
+                reason: format!(
+                    "no RAPL zone under {}",
+                    sysfs_root.join("class/powercap").display()
+                ),
+                fix: Some("load the RAPL driver (`modprobe intel_rapl_msr`)".into()),
+            });
+        }
+        let mut zones = Vec::new();
+        let mut domains = Vec::new();
+        let mut guard_s: Option<f64> = None;
+        for z in found {
+            let path = z.dir.join("energy_uj");
+            let mut file = match OpenFile::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                    return Err(permission_denied(&path))
+                }
+                Err(e) => {
+                    return Err(SensorError::Unavailable {
+                        reason: format!("cannot open {}: {e}", path.display()),
+                        fix: None,
+                    })
+                }
+            };
+            // Some kernels allow open() but fail read() for non-root.
+            if let Err(e) = file.read() {
+                if e.kind() == ErrorKind::PermissionDenied {
+                    return Err(permission_denied(&path));
+                }
+            }
+            let range_j = z.range_uj.map(|r| r as f64 * 1e-6);
+            let max_w = z.max_power_uw.map(|w| w as f64 * 1e-6);
+            if let Some(g) = wrap_guard_period_s(range_j, max_w) {
+                guard_s = Some(guard_s.map_or(g, |x: f64| x.min(g)));
+            }
+            domains.push(DomainDesc {
+                name: z.name,
+                kind: z.kind,
+                source: SOURCE.into(),
+                method: Method::Counter,
+                counted_in_total: false,
+                device: None,
+            });
+            zones.push(Zone {
+                file,
+                range_j,
+                last_error: None,
+            });
+        }
+        assign_counted_in_total(&mut domains);
+        Ok(Powercap {
+            info: SensorInfo {
+                source: SOURCE.into(),
+                domains,
+                cadence: ReadCadence::Boundaries { guard_s },
+                setup: "read access to energy_uj".into(),
+            },
+            zones,
+        })
+    }
+}
+
+fn permission_denied(path: &Path) -> SensorError {
+    SensorError::Unavailable {
+        reason: format!(
+            "permission denied reading {} (root-only since CVE-2020-8694)",
+            path.display()
+        ),
+        fix: Some(PERMISSION_FIX.into()),
+    }
+}
+
+impl Sensor for Powercap {
+    fn info(&self) -> &SensorInfo {
+        &self.info
+    }
+
+    fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
+        for (z, o) in self.zones.iter_mut().zip(out.iter_mut()) {
+            let res = z.file.read_u64().and_then(|uj| {
+                // A zone that vanished (driver unloaded, file removed) must not keep reading
+                // its last value through our open descriptor.
+                if z.file.is_unlinked() {
+                    Err(format!("{} vanished", z.file.path().display()))
+                } else {
+                    Ok(uj)
+                }
+            });
+            match res {
+                Ok(uj) => {
+                    z.last_error = None;
+                    *o = RawReading::EnergyCounter {
+                        joules: uj as f64 * 1e-6,
+                        range_j: z.range_j,
+                    };
+                }
+                Err(e) => {
+                    z.last_error = Some(e);
+                    *o = RawReading::Missing;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn missing_reason(&self, domain: usize) -> Option<String> {
+        self.zones.get(domain)?.last_error.clone()
+    }
+}

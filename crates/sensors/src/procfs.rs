@@ -1,0 +1,145 @@
+//! Parsers for the few procfs files wattprint reads (`stat`, `meminfo`, `cpuinfo`,
+//! `<pid>/schedstat`). Parsing is pure; the root of the tree is injectable
+//! (`WATTPRINT_PROCFS_ROOT`).
+
+use std::path::Path;
+
+/// Aggregate CPU time from the `cpu` line of `/proc/stat`, in USER_HZ ticks (10 ms).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// user + nice + system + irq + softirq + steal.
+    pub busy_ticks: u64,
+    /// busy + idle + iowait.
+    pub total_ticks: u64,
+}
+
+/// Seconds per USER_HZ tick: Linux exports 100 ticks per second on every architecture.
+pub const TICK_S: f64 = 0.01;
+
+/// Parse the aggregate `cpu ` line of `/proc/stat` (guest time is already inside user).
+pub fn parse_stat(text: &str) -> Option<CpuTimes> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if v.len() < 4 {
+        return None;
+    }
+    let f = |i: usize| v.get(i).copied().unwrap_or(0);
+    let busy = f(0) + f(1) + f(2) + f(5) + f(6) + f(7);
+    let idle = f(3) + f(4);
+    Some(CpuTimes {
+        busy_ticks: busy,
+        total_ticks: busy + idle,
+    })
+}
+
+/// `MemTotal` of `/proc/meminfo`, bytes.
+pub fn parse_mem_total_bytes(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut it = line.split_whitespace().skip(1);
+    let n: u64 = it.next()?.parse().ok()?;
+    match it.next() {
+        Some("kB") | None => n.checked_mul(1024),
+        _ => None,
+    }
+}
+
+/// What `/proc/cpuinfo` says about the CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// The first `model name` (x86) or `Model name`/`cpu model` line, trimmed.
+    pub model_name: Option<String>,
+    /// Hardware threads listed (`processor` entries), at least 1.
+    pub threads: u32,
+    /// Distinct `physical id`s, at least 1.
+    pub sockets: u32,
+}
+
+pub fn parse_cpuinfo(text: &str) -> CpuInfo {
+    let mut model = None;
+    let mut threads = 0u32;
+    let mut ids = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "processor" => threads += 1,
+            "model name" | "Model name" | "cpu model" if model.is_none() && !v.is_empty() => {
+                model = Some(v.to_string())
+            }
+            "physical id" => {
+                ids.insert(v.to_string());
+            }
+            _ => {}
+        }
+    }
+    CpuInfo {
+        model_name: model,
+        threads: threads.max(1),
+        sockets: (ids.len() as u32).max(1),
+    }
+}
+
+/// Time on CPU from `/proc/<pid>/schedstat` (first field), ns.
+pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Read `/proc/stat` under `procfs_root`.
+pub fn read_stat(procfs_root: &Path) -> Result<CpuTimes, String> {
+    let p = procfs_root.join("stat");
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    parse_stat(&text).ok_or_else(|| format!("{}: no parsable `cpu ` line", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_busy_and_total() {
+        let t = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 1 2 3 4\n";
+        assert_eq!(
+            parse_stat(t),
+            Some(CpuTimes {
+                busy_ticks: 161,
+                total_ticks: 1181
+            })
+        );
+        assert_eq!(parse_stat("cpu  a b c d"), None);
+        assert_eq!(parse_stat("intr 1 2"), None);
+        assert_eq!(parse_stat("cpu  1 2"), None);
+    }
+
+    #[test]
+    fn meminfo_total_in_bytes() {
+        let t = "MemTotal:       24684096 kB\nMemFree:  1 kB\n";
+        assert_eq!(parse_mem_total_bytes(t), Some(24_684_096 * 1024));
+        assert_eq!(parse_mem_total_bytes("MemFree: 1 kB"), None);
+    }
+
+    #[test]
+    fn cpuinfo_model_threads_sockets() {
+        let t =
+            "processor\t: 0\nmodel name\t: AMD EPYC 7763 64-Core Processor\nphysical id\t: 0\n\n\
+                 processor\t: 1\nmodel name\t: AMD EPYC 7763 64-Core Processor\nphysical id\t: 1\n";
+        let c = parse_cpuinfo(t);
+        assert_eq!(
+            c.model_name.as_deref(),
+            Some("AMD EPYC 7763 64-Core Processor")
+        );
+        assert_eq!((c.threads, c.sockets), (2, 2));
+        assert_eq!(parse_cpuinfo("").threads, 1);
+    }
+
+    #[test]
+    fn schedstat_first_field_is_ns() {
+        assert_eq!(parse_schedstat_ns("123456789 2000 7\n"), Some(123_456_789));
+        assert_eq!(parse_schedstat_ns(""), None);
+    }
+}
