@@ -76,13 +76,10 @@ async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Ne
     next.run(req).await
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("{what}: invalid JSON body: {e} (see docs/agent-api.md)"),
-        )
-    })
+/// Parse a JSON body; the error is the 400 message.
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, String> {
+    serde_json::from_slice(body)
+        .map_err(|e| format!("{what}: invalid JSON body: {e} (see docs/agent-api.md)"))
 }
 
 async fn healthz(State(ctx): State<Ctx>) -> Response {
@@ -112,7 +109,7 @@ struct BeginBody {
 async fn begin_window(State(ctx): State<Ctx>, body: Bytes) -> Response {
     let b: BeginBody = match parse(&body, "POST /v1/windows {\"name\": .., \"labels\": {..}}") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     if b.name.is_empty() || b.name.len() > crate::labels::MAX_LABEL_LEN {
         return error(
@@ -157,9 +154,12 @@ async fn end_window(State(ctx): State<Ctx>, Path(id): Path<String>, body: Bytes)
     let b: EndBody = if body.iter().all(|c| c.is_ascii_whitespace()) {
         EndBody::default()
     } else {
-        match parse(&body, "POST /v1/windows/{id}/end {\"inferences\": N, \"tokens\": N}") {
+        match parse(
+            &body,
+            "POST /v1/windows/{id}/end {\"inferences\": N, \"tokens\": N}",
+        ) {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(m) => return error(StatusCode::BAD_REQUEST, m),
         }
     };
     match lock(&ctx.shared).end_window(id, b.inferences, b.tokens) {
@@ -181,7 +181,7 @@ async fn spans(State(ctx): State<Ctx>, body: Bytes) -> Response {
         "POST /v1/spans [{\"start_unix_s\": .., \"end_unix_s\": .., \"tokens\": N, \"labels\": {..}}]",
     ) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let list = match b {
         SpansBody::List(l) | SpansBody::Wrapped { spans: l } => l,

@@ -28,7 +28,11 @@ pub async fn uplot_js() -> Response {
 }
 
 pub async fn uplot_css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], UPLOT_CSS).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        UPLOT_CSS,
+    )
+        .into_response()
 }
 
 /// Power per domain over time, open windows, recent requests and totals.

@@ -7,6 +7,7 @@
 //! read or append. See `docs/agent-api.md`.
 
 pub mod api;
+pub mod config;
 pub mod dashboard;
 pub mod labels;
 pub mod metrics;
@@ -32,7 +33,6 @@ pub struct AgentConfig {
     pub interval_s: f64,
     pub limits: Limits,
     pub carbon: CarbonFactor,
-    pub pue: f64,
     /// Request bodies larger than this are refused (413), bytes.
     pub max_body_bytes: usize,
     /// Serve counters over this Unix socket (privilege separation).
@@ -48,7 +48,6 @@ impl AgentConfig {
             interval_s: 1.0,
             limits: Limits::default(),
             carbon,
-            pue: 1.0,
             max_body_bytes: 1 << 20,
             socket: None,
         }
@@ -64,9 +63,9 @@ pub enum AgentError {
     WeakToken,
     #[error("--interval {0} s: give a positive duration of at least 10 ms")]
     BadInterval(f64),
-    #[error("--pue {0}: give a number >= 1")]
-    BadPue(f64),
-    #[error("cannot listen on {addr}: {source} (is another agent running? choose --listen HOST:PORT)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another agent running? choose --listen HOST:PORT)"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -84,9 +83,6 @@ pub enum AgentError {
 pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
     if !(config.interval_s.is_finite() && config.interval_s >= 0.01) {
         return Err(AgentError::BadInterval(config.interval_s));
-    }
-    if !(config.pue.is_finite() && config.pue >= 1.0) {
-        return Err(AgentError::BadPue(config.pue));
     }
     match &config.token {
         Some(t) if t.trim().len() < 16 => Err(AgentError::WeakToken),
@@ -131,7 +127,6 @@ impl Agent {
             unix,
             mono,
             config.carbon.clone(),
-            config.pue,
             config.limits.clone(),
         )));
         let listener =

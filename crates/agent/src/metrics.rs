@@ -28,7 +28,13 @@ pub fn escape(v: &str) -> String {
 pub fn label_name(k: &str) -> String {
     let mut s: String = k
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, '_');
@@ -72,7 +78,10 @@ fn client_labels(m: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| (label_name(k), v.clone()))
         .filter(|(k, _)| seen.insert(k.clone()))
         .collect();
-    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     labels(&refs)
 }
 
@@ -157,7 +166,12 @@ pub fn render(st: &AgentState) -> String {
             *g,
         );
     }
-    o.family("wattprint_windows_ended", "counter", None, "Windows ended, by name.");
+    o.family(
+        "wattprint_windows_ended",
+        "counter",
+        None,
+        "Windows ended, by name.",
+    );
     for (name, (n, _, _)) in st.window_totals() {
         o.sample(
             "wattprint_windows_ended_total",
@@ -222,9 +236,18 @@ pub fn render(st: &AgentState) -> String {
             t.carbon_g,
         );
     }
-    o.family("wattprint_requests", "counter", None, "Requests attributed, by labels.");
+    o.family(
+        "wattprint_requests",
+        "counter",
+        None,
+        "Requests attributed, by labels.",
+    );
     for (l, t) in &totals {
-        o.sample("wattprint_requests_total", &client_labels(l), t.requests as f64);
+        o.sample(
+            "wattprint_requests_total",
+            &client_labels(l),
+            t.requests as f64,
+        );
     }
     o.family(
         "wattprint_request_tokens",
@@ -233,7 +256,11 @@ pub fn render(st: &AgentState) -> String {
         "Tokens declared by attributed requests, by labels.",
     );
     for (l, t) in &totals {
-        o.sample("wattprint_request_tokens_total", &client_labels(l), t.tokens as f64);
+        o.sample(
+            "wattprint_request_tokens_total",
+            &client_labels(l),
+            t.tokens as f64,
+        );
     }
     o.family(
         "wattprint_idle_energy_joules",
@@ -267,7 +294,11 @@ pub fn render(st: &AgentState) -> String {
         None,
         "Request spans received.",
     );
-    o.sample("wattprint_spans_received_total", "", st.spans_received() as f64);
+    o.sample(
+        "wattprint_spans_received_total",
+        "",
+        st.spans_received() as f64,
+    );
     o.family(
         "wattprint_spans_dropped",
         "counter",

@@ -160,7 +160,10 @@ pub fn answer(req: &str, shared: &Shared) -> serde_json::Value {
             let missing: Vec<bool> = st
                 .domains()
                 .iter()
-                .map(|d| gaps.iter().any(|g| g.domain == d.name && g.to_s >= snap.t_s))
+                .map(|d| {
+                    gaps.iter()
+                        .any(|g| g.domain == d.name && g.to_s >= snap.t_s)
+                })
                 .collect();
             let joules: Vec<f64> = snap.cumulative.iter().map(|j| j.0).collect();
             json!({ "t_s": snap.t_s, "joules": joules, "missing": missing })

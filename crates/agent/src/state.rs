@@ -10,25 +10,52 @@
 
 use crate::labels::{LabelSet, LabelTable};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use wattprint_core::report::{
-    CarbonReport, DomainEnergy, EnergyReport, Metrics, Overhead, RunReport, Work,
-};
+use wattprint_core::report::{DomainEnergy, EnergyReport, Metrics, Overhead, RunReport, Work};
 use wattprint_core::requests::{self, RequestEnergy, RequestSummary, Slice, Span};
 use wattprint_core::window::WindowId;
 use wattprint_core::work::{fill_work_metrics, MetricEnergy};
 use wattprint_core::DomainDesc;
 use wattprint_sensors::Meter;
 
-/// The carbon factor the agent applies (resolved by the caller from a zone or a number).
-#[derive(Clone, Debug, PartialEq)]
+/// The carbon factor the agent applies to requests, resolved once from the carbon options
+/// exactly as `wattprint_carbon::apply` resolves it for window reports (same zone, factor and
+/// PUE), so requests and windows agree.
+#[derive(Clone, Debug)]
 pub struct CarbonFactor {
     pub zone: String,
     pub intensity_g_per_kwh: f64,
     pub source: String,
-    pub year: Option<i32>,
-    pub basis: String,
     /// True when no zone was given and a fallback was used (reported, never silent).
     pub fallback: bool,
+    pub pue: f64,
+    /// What the resolution warned about (fallback zone, default PUE).
+    pub warnings: Vec<String>,
+    /// The options windows are reported with.
+    pub options: wattprint_carbon::CarbonOptions,
+}
+
+impl CarbonFactor {
+    /// Resolve `options` (zone, `--intensity`, `--pue`, market factor; time series and live
+    /// providers are not used by the agent and are cleared).
+    pub fn resolve(
+        mut options: wattprint_carbon::CarbonOptions,
+    ) -> Result<CarbonFactor, wattprint_carbon::CarbonError> {
+        options.intensity_file = None;
+        options.live = None;
+        let mut probe = RunReport::new("probe".into());
+        probe.energy.total_j = 3.6e6;
+        probe.duration_s = 1.0;
+        wattprint_carbon::apply(&mut probe, &options)?;
+        Ok(CarbonFactor {
+            zone: probe.carbon.zone.clone(),
+            intensity_g_per_kwh: probe.carbon.intensity_g_per_kwh,
+            source: probe.carbon.intensity_source.clone(),
+            fallback: probe.carbon.fallback,
+            pue: probe.energy.pue,
+            warnings: probe.warnings,
+            options,
+        })
+    }
 }
 
 /// Limits and settings of the agent's state.
@@ -176,7 +203,6 @@ impl AgentState {
         unix_now_s: f64,
         meter_now_s: f64,
         carbon: CarbonFactor,
-        pue: f64,
         limits: Limits,
     ) -> AgentState {
         let domains = meter.domains();
@@ -187,8 +213,8 @@ impl AgentState {
             domains,
             unix_at_epoch_s: unix_now_s - meter_now_s,
             limits,
+            pue: carbon.pue,
             carbon,
-            pue,
             samples: VecDeque::new(),
             cumulative_j: vec![0.0; n],
             pending: VecDeque::new(),
@@ -340,9 +366,7 @@ impl AgentState {
                 // Keep the token rate: scale the tokens to the part still attributable.
                 let full = span.end_s - span.start_s;
                 let kept = span.end_s - self.settled_until_s;
-                span.tokens = span
-                    .tokens
-                    .map(|t| (t as f64 * kept / full).round() as u64);
+                span.tokens = span.tokens.map(|t| (t as f64 * kept / full).round() as u64);
                 span.start_s = self.settled_until_s;
             }
             let (label, overflowed) = self.labels.intern(&r.labels);
@@ -408,7 +432,8 @@ impl AgentState {
             .meter
             .end(WindowId(id))
             .map_err(|_| StateError::NoWindow(id))?;
-        let report = self.window_report(id, &open, &e.per_domain_j(), e.end_t_s, inferences, tokens);
+        let report =
+            self.window_report(id, &open, &e.per_domain_j(), e.end_t_s, inferences, tokens);
         let entry = self.window_totals.entry(open.name).or_default();
         entry.0 += 1;
         entry.1 += report.energy.total_j;
@@ -472,26 +497,6 @@ impl AgentState {
             gaps,
             ..Default::default()
         };
-        let operational_g = self.grams(total_j);
-        r.carbon = CarbonReport {
-            zone: self.carbon.zone.clone(),
-            intensity_g_per_kwh: self.carbon.intensity_g_per_kwh,
-            intensity_source: self.carbon.source.clone(),
-            intensity_year: self.carbon.year,
-            basis: self.carbon.basis.clone(),
-            method: "location".into(),
-            fallback: self.carbon.fallback,
-            operational_g,
-            embodied_g: 0.0,
-            total_g: operational_g,
-            ..Default::default()
-        };
-        if self.carbon.fallback {
-            r.warnings.push(format!(
-                "no zone given: carbon uses the fallback intensity {} g/kWh ({})",
-                self.carbon.intensity_g_per_kwh, self.carbon.source
-            ));
-        }
         r.work = Work {
             inferences,
             tokens,
@@ -518,10 +523,13 @@ impl AgentState {
             },
             &[],
         );
-        let total_g = r.carbon.total_g;
-        m.carbon_per_inference_g = per(&mut m, "carbon_per_inference_g", total_g, inferences, 1.0);
-        m.carbon_per_1k_tokens_g = per(&mut m, "carbon_per_1k_tokens_g", total_g, tokens, 1000.0);
         r.metrics = m;
+        let mut opts = self.carbon.options.clone();
+        opts.pue = Some(self.pue);
+        if let Err(e) = wattprint_carbon::apply(&mut r, &opts) {
+            // Options were validated at start; keep the energy and say why carbon is missing.
+            r.warnings.push(format!("carbon not computed: {e}"));
+        }
         r.overhead = Overhead {
             meter_cpu_s: self.meter.cpu_s(),
             meter_cpu_fraction: 0.0,
@@ -616,24 +624,6 @@ impl AgentState {
     }
 }
 
-fn per(m: &mut Metrics, key: &str, g: f64, count: Option<f64>, scale: f64) -> Option<f64> {
-    match count {
-        Some(c) if c > 0.0 => {
-            m.notes.remove(key);
-            Some(g / c * scale)
-        }
-        Some(_) => {
-            m.notes
-                .insert(key.into(), "zero declared: the ratio is undefined".into());
-            None
-        }
-        None => {
-            m.notes.insert(key.into(), "not declared when the window ended".into());
-            None
-        }
-    }
-}
-
 trait PerDomain {
     fn per_domain_j(&self) -> Vec<f64>;
 }
@@ -684,14 +674,34 @@ mod tests {
     }
 
     fn factor() -> CarbonFactor {
-        CarbonFactor {
-            zone: "FR".into(),
-            intensity_g_per_kwh: 360.0,
-            source: "test".into(),
-            year: Some(2024),
-            basis: "lifecycle".into(),
-            fallback: false,
-        }
+        CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            intensity_g_per_kwh: Some(360.0),
+            pue: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_factor_is_resolved_like_a_run_report() {
+        let f = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            zone: Some("FR".into()),
+            pue: Some(1.2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.zone, "FR");
+        assert!(!f.fallback);
+        assert_eq!(f.pue, 1.2);
+        assert!(f.intensity_g_per_kwh > 0.0);
+        let w = CarbonFactor::resolve(Default::default()).unwrap();
+        assert!(w.fallback);
+        assert!(!w.warnings.is_empty());
+        assert!(CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            zone: Some("Atlantis".into()),
+            ..Default::default()
+        })
+        .is_err());
     }
 
     fn state(limits: Limits) -> AgentState {
@@ -704,7 +714,7 @@ mod tests {
             ))],
             MeterOptions::default(),
         );
-        AgentState::new(meter, 1000.0, 0.0, factor(), 1.0, limits)
+        AgentState::new(meter, 1000.0, 0.0, factor(), limits)
     }
 
     /// Push a synthetic sample (the meter's real clock is not used by `settle`).
@@ -861,7 +871,8 @@ mod tests {
         assert_eq!(r.energy.domains.len(), 1);
         assert!(r.energy.total_j >= 0.0);
         assert_eq!(r.work.tokens, Some(1000.0));
-        assert_eq!(r.carbon.zone, "FR");
+        assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
+        assert!((r.carbon.operational_g - r.energy.total_j / 3.6e6 * 360.0).abs() < 1e-12);
         assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
         if r.energy.total_j > 0.0 {
             assert!(r.metrics.joules_per_token.is_some());

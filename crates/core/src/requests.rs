@@ -133,7 +133,7 @@ pub fn attribute(slices: &[Slice], spans: &[Span]) -> Attributed {
     let mut rate_sum = 0.0_f64; // Σ token rates of active tokened spans
     let mut g_tok = 0.0_f64; // ∫ p / rate_sum over token-mode intervals
     let mut g_even = 0.0_f64; // ∫ p / active over even-mode intervals
-    // Per span: the integrals at its start.
+                              // Per span: the integrals at its start.
     let mut at_start: Vec<(f64, f64)> = vec![(0.0, 0.0); spans.len()];
     let mut t_prev = f64::NEG_INFINITY;
     for (t, ev) in events {
@@ -400,7 +400,11 @@ mod tests {
             &[sl(0.0, 1.0, 10.0)],
             &[sp(0.0, 1.0, Some(0)), sp(0.0, 1.0, Some(5))],
         );
-        assert!(close(r.span_j[0], 5.0) && close(r.span_j[1], 5.0), "{:?}", r);
+        assert!(
+            close(r.span_j[0], 5.0) && close(r.span_j[1], 5.0),
+            "{:?}",
+            r
+        );
     }
 
     #[test]
@@ -434,7 +438,11 @@ mod tests {
             &[sl(0.0, 2.0, 20.0)],
             &[sp(0.0, 1.0, None), sp(1.0, 2.0, None)],
         );
-        assert!(close(r.span_j[0], 10.0) && close(r.span_j[1], 10.0), "{:?}", r);
+        assert!(
+            close(r.span_j[0], 10.0) && close(r.span_j[1], 10.0),
+            "{:?}",
+            r
+        );
     }
 
     #[test]
@@ -514,19 +522,17 @@ mod tests {
     }
 
     fn arb_slices() -> impl Strategy<Value = Vec<Slice>> {
-        proptest::collection::vec((0.0f64..0.5, 0.0f64..2.0, 0.0f64..500.0), 0..20).prop_map(
-            |v| {
-                // Contiguous-ish slices with small gaps.
-                let mut t = 0.0;
-                v.into_iter()
-                    .map(|(gap, d, e)| {
-                        let s = sl(t + gap, t + gap + d, e);
-                        t += gap + d;
-                        s
-                    })
-                    .collect()
-            },
-        )
+        proptest::collection::vec((0.0f64..0.5, 0.0f64..2.0, 0.0f64..500.0), 0..20).prop_map(|v| {
+            // Contiguous-ish slices with small gaps.
+            let mut t = 0.0;
+            v.into_iter()
+                .map(|(gap, d, e)| {
+                    let s = sl(t + gap, t + gap + d, e);
+                    t += gap + d;
+                    s
+                })
+                .collect()
+        })
     }
 
     fn arb_spans() -> impl Strategy<Value = Vec<Span>> {

@@ -80,7 +80,10 @@ impl AgentSocketSensor {
                 source: "wattprint-agent".into(),
                 domains,
                 cadence: ReadCadence::Boundaries { guard_s: None },
-                setup: format!("membership of the agent socket's group ({})", path.display()),
+                setup: format!(
+                    "membership of the agent socket's group ({})",
+                    path.display()
+                ),
             },
         })
     }
