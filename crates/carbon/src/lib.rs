@@ -147,8 +147,114 @@ fn rfc3339(unix_s: f64) -> String {
         .unwrap_or_else(|_| format!("{unix_s} s"))
 }
 
+/// The current wall-clock time, RFC 3339 (UTC), for reports built outside a run.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
 fn now_unix_s() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+}
+
+/// The validated numbers of a [`CarbonOptions`].
+struct Checked {
+    pue_given: Option<f64>,
+    market: Option<f64>,
+    given_i: Option<f64>,
+    embodied_kg: Option<f64>,
+    lifetime_years: Option<f64>,
+    share: f64,
+    units: Option<f64>,
+}
+
+fn checked(opts: &CarbonOptions) -> Result<Checked, CarbonError> {
+    Ok(Checked {
+        pue_given: opts
+            .pue
+            .map(|p| check("--pue", math::check_pue(p)))
+            .transpose()?,
+        market: non_negative("--market-factor", opts.market_factor_g_per_kwh)?,
+        given_i: non_negative("--intensity", opts.intensity_g_per_kwh)?,
+        embodied_kg: non_negative("--embodied-kg", opts.embodied_kg)?,
+        lifetime_years: positive("--lifetime-years", opts.lifetime_years)?,
+        share: opts
+            .share
+            .map(|s| check("--share", math::check_share(s)))
+            .transpose()?
+            .unwrap_or(1.0),
+        units: positive("--unit-count", opts.unit_count)?,
+    })
+}
+
+/// Checks the options before anything is measured: numbers, zone, and the intensity file's
+/// syntax (its coverage can only be checked against the run). `run` calls it before starting
+/// the child, so bad input never costs a run.
+pub fn validate(opts: &CarbonOptions) -> Result<(), CarbonError> {
+    checked(opts)?;
+    if let Some(z) = opts
+        .zone
+        .as_deref()
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+    {
+        zone::resolve(z)?;
+    }
+    if let Some(p) = &opts.intensity_file {
+        file::read(p)?;
+    }
+    Ok(())
+}
+
+/// Hardware whose embodied carbon a measured run counts by default: one server (1,000 kg over
+/// 4 years) and each GPU in `report.host.gpu_models` that has an embodied figure in the GPU
+/// table (over 3 years). The second list names the GPUs left out, and why.
+pub fn run_hardware(report: &RunReport) -> (Vec<HardwareEmbodied>, Vec<String>) {
+    let mut hw = vec![HardwareEmbodied::default_server()];
+    let mut missing = Vec::new();
+    for name in &report.host.gpu_models {
+        match wattprint_data::gpu::lookup(name) {
+            wattprint_data::gpu::GpuMatch::Found { spec, .. } => match spec.embodied_kgco2e {
+                Some(kg) => match hw.iter_mut().find(|h| h.what == spec.model) {
+                    Some(h) => h.count += 1.0,
+                    None => hw.push(HardwareEmbodied {
+                        what: spec.model.clone(),
+                        kg,
+                        count: 1.0,
+                        lifetime_years: GPU_LIFETIME_YEARS,
+                        source: spec
+                            .embodied_source
+                            .clone()
+                            .unwrap_or_else(|| "GPU table".into()),
+                    }),
+                },
+                None => missing.push(format!(
+                    "embodied carbon of GPU `{name}` not counted: the GPU table has no figure for {}; pass --embodied-kg for the whole machine",
+                    spec.model
+                )),
+            },
+            wattprint_data::gpu::GpuMatch::Unknown { reason } => missing.push(format!(
+                "embodied carbon of GPU `{name}` not counted: {reason}"
+            )),
+        }
+    }
+    (hw, missing)
+}
+
+/// [`apply`] for a measured run: when neither `--embodied-kg` nor hardware was given, the
+/// embodied carbon of [`run_hardware`] (the server and the GPUs seen) is counted, and GPUs
+/// without a figure are named in the warnings.
+pub fn apply_for_run(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonError> {
+    if opts.embodied_kg.is_some() || !opts.hardware.is_empty() {
+        return apply(report, opts);
+    }
+    let (hardware, missing) = run_hardware(report);
+    let opts = CarbonOptions {
+        hardware,
+        ..opts.clone()
+    };
+    apply(report, &opts)?;
+    report.warnings.extend(missing);
+    Ok(())
 }
 
 /// The intensity used: value and provenance.
@@ -194,21 +300,16 @@ fn live_region(spec: &LiveSpec, zone: Option<&Zone>) -> Option<String> {
 /// warnings, from `report.energy.total_j`, `duration_s`, `started_at` and `work`. Run it after
 /// the work metrics are filled.
 pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonError> {
-    // Validate every number first: nothing is half-applied on bad input.
-    let pue_given = opts
-        .pue
-        .map(|p| check("--pue", math::check_pue(p)))
-        .transpose()?;
-    let market = non_negative("--market-factor", opts.market_factor_g_per_kwh)?;
-    let given_i = non_negative("--intensity", opts.intensity_g_per_kwh)?;
-    let embodied_kg = non_negative("--embodied-kg", opts.embodied_kg)?;
-    let lifetime_years = positive("--lifetime-years", opts.lifetime_years)?;
-    let share = opts
-        .share
-        .map(|s| check("--share", math::check_share(s)))
-        .transpose()?
-        .unwrap_or(1.0);
-    let units = positive("--unit-count", opts.unit_count)?;
+    // Validate every input first: nothing is half-applied on bad input.
+    let Checked {
+        pue_given,
+        market,
+        given_i,
+        embodied_kg,
+        lifetime_years,
+        share,
+        units,
+    } = checked(opts)?;
     let it_j = check(
         "energy.total_j",
         math::facility_j(report.energy.total_j, 1.0),
@@ -815,5 +916,122 @@ mod tests {
         };
         let e = apply(&mut r, &o).unwrap_err().to_string();
         assert!(e.starts_with("/nonexistent/i.csv: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn validate_catches_bad_input_before_a_run() {
+        assert!(validate(&CarbonOptions::default()).is_ok());
+        let bad_zone = CarbonOptions {
+            zone: Some("gcp:nowhere".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            validate(&bad_zone),
+            Err(CarbonError::UnknownZone(_))
+        ));
+        let bad_pue = CarbonOptions {
+            pue: Some(-1.0),
+            ..Default::default()
+        };
+        assert!(validate(&bad_pue)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--pue"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.csv");
+        std::fs::write(&p, "2025-01-15T10:00:00Z,x\n").unwrap();
+        let bad_file = CarbonOptions {
+            intensity_file: Some(p),
+            ..Default::default()
+        };
+        assert!(validate(&bad_file)
+            .unwrap_err()
+            .to_string()
+            .contains(":1: field"));
+    }
+
+    #[test]
+    fn run_hardware_counts_the_server_and_known_gpus() {
+        let mut r = report(0.0, 1.0);
+        r.host.gpu_models = vec![
+            "NVIDIA H100 80GB HBM3".into(),
+            "NVIDIA H100 80GB HBM3".into(),
+            "Tesla V100-SXM2-32GB".into(),
+            "Mystery GPU".into(),
+        ];
+        let (hw, missing) = run_hardware(&r);
+        assert_eq!(hw[0], HardwareEmbodied::default_server());
+        let h100 = hw.iter().find(|h| h.what.starts_with("H100")).unwrap();
+        assert_eq!(h100.count, 2.0);
+        assert_eq!(h100.lifetime_years, 3.0);
+        assert_eq!(missing.len(), 2, "{missing:?}");
+    }
+
+    #[test]
+    fn intensity_file_follows_the_power_timeline() {
+        use wattprint_core::report::{DomainEnergy, PowerSeries, TimelineReport};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i.csv");
+        std::fs::write(&p, "2025-01-15T10:00:00Z,100\n2025-01-15T10:30:00Z,300\n").unwrap();
+        // 300 W in the first half hour, 100 W in the second: 0.15 kWh at 100, 0.05 kWh at 300.
+        let mut r = report(720_000.0, 3600.0);
+        r.energy.domains = vec![DomainEnergy {
+            name: "package-0".into(),
+            kind: wattprint_core::DomainKind::CpuPackage,
+            joules: 720_000.0,
+            source: "test".into(),
+            method: wattprint_core::Method::Counter,
+            counted_in_total: true,
+            device: None,
+            avg_power_w: None,
+        }];
+        r.timeline = Some(TimelineReport {
+            t_s: vec![900.0, 2700.0],
+            series: vec![
+                PowerSeries {
+                    domain: "package-0".into(),
+                    watts: vec![300.0, 100.0],
+                },
+                PowerSeries {
+                    domain: "not-counted".into(),
+                    watts: vec![1e6, 1e6],
+                },
+            ],
+        });
+        let o = CarbonOptions {
+            zone: Some("FR".into()),
+            pue: Some(1.0),
+            intensity_file: Some(p),
+            ..Default::default()
+        };
+        apply(&mut r, &o).unwrap();
+        assert!(
+            (r.carbon.operational_g - 30.0).abs() < 1e-9,
+            "{}",
+            r.carbon.operational_g
+        );
+        assert!((r.carbon.intensity_g_per_kwh - 150.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_run_counts_the_default_server_unless_told_otherwise() {
+        let mut r = report(0.0, 3600.0);
+        apply_for_run(&mut r, &CarbonOptions::default()).unwrap();
+        let expect = 1e6 * 3600.0 / (4.0 * SECONDS_PER_YEAR);
+        assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
+        assert!(r
+            .carbon
+            .embodied_source
+            .as_deref()
+            .unwrap()
+            .contains("default server"));
+        let mut r = report(0.0, 3600.0);
+        let o = CarbonOptions {
+            embodied_kg: Some(2000.0),
+            share: Some(0.5),
+            ..Default::default()
+        };
+        apply_for_run(&mut r, &o).unwrap();
+        assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
     }
 }

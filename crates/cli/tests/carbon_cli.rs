@@ -276,3 +276,61 @@ fn malformed_intensity_file_names_line_and_field() {
     let w: Vec<String> = serde_json::from_value(v["warnings"].clone()).unwrap();
     assert!(w.iter().any(|w| w.contains("placed at the start")), "{w:?}");
 }
+
+#[test]
+fn intensity_live_uses_the_provider_then_falls_back_visibly() {
+    use std::io::{BufRead, BufReader, Write};
+    let body = std::fs::read_to_string(format!(
+        "{}/../carbon/tests/fixtures/ukci_intensity.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        // One request, then the server stops.
+        let (s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(&s);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+            line.clear();
+        }
+        let mut s = &s;
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let run = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wattprint"))
+            .args(["intensity", "GB", "--live", "ukci", "--json"])
+            .env("WATTPRINT_UKCI_URL", url)
+            .env("XDG_CACHE_HOME", cache.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&url);
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["intensity_g_per_kwh"], 263.0);
+    assert_eq!(v["live_fallback"], false);
+    assert!(v["source"]
+        .as_str()
+        .unwrap()
+        .contains("UK Carbon Intensity"));
+
+    // A dead provider and an empty cache: the embedded factor, said so.
+    let empty = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+        .args(["intensity", "GB", "--live", "ukci", "--json"])
+        .env("WATTPRINT_UKCI_URL", &url)
+        .env("XDG_CACHE_HOME", empty.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["live_fallback"], true);
+    assert!(v["source"].as_str().unwrap().starts_with("Ember"));
+}

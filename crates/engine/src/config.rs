@@ -12,6 +12,9 @@ pub struct SensorConfig {
     /// The NVML library to load (`WATTPRINT_NVML_LIB`); `None`: the system's
     /// `libnvidia-ml.so.1`, looked up only when a GPU sensor is probed.
     pub nvml_lib: Option<PathBuf>,
+    /// The amdsmi library to load (`WATTPRINT_AMDSMI_LIB`); `None`: `libamd_smi.so`, then
+    /// `/opt/rocm/lib/libamd_smi.so`.
+    pub amdsmi_lib: Option<PathBuf>,
     /// Poll interval of power and model sensors, s (default 1 s).
     pub poll_interval_s: f64,
     /// Also read every sensor at this interval for the timeline and live views, s; `None`:
@@ -30,6 +33,7 @@ impl Default for SensorConfig {
             sysfs_root: PathBuf::from("/sys"),
             procfs_root: PathBuf::from("/proc"),
             nvml_lib: None,
+            amdsmi_lib: None,
             poll_interval_s: DEFAULT_POLL_INTERVAL_S,
             timeline_interval_s: None,
             cpu_model_fallback: true,
@@ -51,6 +55,7 @@ impl SensorConfig {
             sysfs_root: path("WATTPRINT_SYSFS_ROOT").unwrap_or(d.sysfs_root),
             procfs_root: path("WATTPRINT_PROCFS_ROOT").unwrap_or(d.procfs_root),
             nvml_lib: path("WATTPRINT_NVML_LIB"),
+            amdsmi_lib: path("WATTPRINT_AMDSMI_LIB"),
             ..d
         }
     }

@@ -5,8 +5,10 @@
 //! `model`). Accelerator sensors are probed after the CPU ones.
 
 use crate::config::SensorConfig;
+use wattprint_sensors::amd;
+use wattprint_sensors::gpu::GpuDevice;
 use wattprint_sensors::model::{self, UtilisationModel};
-use wattprint_sensors::nvml::{self, GpuDevice, GpuProcessSampler};
+use wattprint_sensors::nvml::{self, GpuProcessSampler};
 use wattprint_sensors::perf_rapl::{self, PerfRapl};
 use wattprint_sensors::powercap::{self, Powercap};
 use wattprint_sensors::{Sensor, SensorError};
@@ -84,10 +86,15 @@ pub fn discover(config: &SensorConfig) -> Discovery {
     d
 }
 
-/// The GPU probes: NVIDIA through NVML (library from `config.nvml_lib`, loaded once per
-/// process).
+/// The GPU probes: NVIDIA through NVML (library from `config.nvml_lib`), AMD through amdsmi
+/// (`config.amdsmi_lib`) or, without it, hwmon under the sysfs root. Libraries load once per
+/// process.
 pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
-    let g = nvml::discover(config.nvml_lib.as_deref());
+    let mut g = nvml::discover(config.nvml_lib.as_deref());
+    g.extend(amd::discover(
+        config.amdsmi_lib.as_deref(),
+        &config.sysfs_root,
+    ));
     d.sensors.extend(g.sensors);
     d.gpus.extend(g.devices);
     d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
@@ -147,6 +154,7 @@ mod tests {
             procfs_root: proc.into(),
             // Hermetic: never the machine's own NVIDIA driver.
             nvml_lib: Some("/nonexistent/libnvidia-ml.so.1".into()),
+            amdsmi_lib: Some("/nonexistent/libamd_smi.so".into()),
             ..SensorConfig::default()
         }
     }

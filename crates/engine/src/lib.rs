@@ -2,7 +2,7 @@
 //! bindings) builds on.
 //!
 //! 1. [`SensorConfig::from_env`] reads the environment seams (`WATTPRINT_SYSFS_ROOT`,
-//!    `WATTPRINT_PROCFS_ROOT`, `WATTPRINT_NVML_LIB`).
+//!    `WATTPRINT_PROCFS_ROOT`, `WATTPRINT_NVML_LIB`, `WATTPRINT_AMDSMI_LIB`).
 //! 2. [`discover`] turns a config into the sensors usable here, plus every absent sensor with
 //!    its reason and fix ([`Discovery`]).
 //! 3. A [`Session`] wraps the [`wattprint_sensors::Meter`]: `begin(name)` / `end(id)` give
@@ -21,9 +21,13 @@
 
 pub mod config;
 pub mod discover;
+pub mod gpu_recorder;
+pub mod inventory;
 pub mod procinfo;
 pub mod report;
 pub mod session;
+pub mod summary;
+pub mod workfile;
 
 pub use config::SensorConfig;
 pub use discover::{discover, AbsentSensor, Discovery};

@@ -16,7 +16,7 @@ use wattprint_core::timeline::Timeline;
 use wattprint_core::work::{self, MetricEnergy, Precision};
 use wattprint_core::DomainKind;
 use wattprint_core::{DomainDesc, Method};
-use wattprint_sensors::nvml::GpuDevice;
+use wattprint_sensors::gpu::GpuDevice;
 
 /// What the caller knows about the run, beyond what the meter measured.
 #[derive(Clone, Debug, Default)]

@@ -8,8 +8,11 @@
 //! through perf_event's `power` PMU), [`model::UtilisationModel`] (the utilisation power model).
 
 pub mod agent_socket;
+pub mod amd;
 pub mod fake;
 pub mod fake_tree;
+pub mod gpu;
+pub mod hwmon;
 pub mod meter;
 pub mod model;
 pub mod nvml;

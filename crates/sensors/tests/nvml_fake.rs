@@ -174,7 +174,7 @@ fn devices_report_name_uuid_power_limit_and_mig() {
          nvml, energy counter, power limit 700 W"
     );
     assert!(devices[1].contains("power polled (instantaneous field)"));
-    assert!(devices[2].contains("Tesla T4") && devices[2].contains("1 s average"));
+    assert!(devices[2].contains("Tesla T4") && devices[2].contains("averaged by the driver"));
     assert!(devices[4].contains("MIG enabled"), "{}", devices[4]);
     assert!(!lines.iter().any(|l| l.starts_with("ABSENT")), "{lines:?}");
 }

@@ -16,6 +16,10 @@ pub struct Args {
     /// List every known zone with its intensity.
     #[arg(long)]
     pub list: bool,
+    /// Ask a live provider (electricitymaps, watttime, ukci, carbon-aware-sdk, with an optional
+    /// :REGION); on failure the embedded factor is printed and the warning says why.
+    #[arg(long, value_name = "PROVIDER[:REGION]")]
+    pub live: Option<String>,
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
@@ -33,6 +37,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let text = args.zone.unwrap_or_default();
     let (zone, f) =
         wattprint_carbon::zone::resolve(&text).map_err(|e| crate::exit::BadInput(e.to_string()))?;
+    if let Some(live) = &args.live {
+        return live_main(&text, live, args.json);
+    }
     let pue = zone.provider().map(cloud::pue_default);
     let cfe = match &zone {
         wattprint_carbon::Zone::Cloud {
@@ -82,6 +89,48 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             "  Google carbon-free energy share {:.0} % (2024)",
             c * 100.0
         );
+    }
+    Ok(0)
+}
+
+/// `--live`: the provider's current intensity for the zone, or the stated offline fallback.
+fn live_main(zone: &str, live: &str, json_out: bool) -> anyhow::Result<u8> {
+    let carbon = crate::common::CarbonArgs {
+        zone: Some(zone.to_string()),
+        live: Some(live.to_string()),
+        pue: Some(1.0),
+        ..Default::default()
+    };
+    let opts = carbon.to_options()?;
+    let mut report = wattprint_core::report::RunReport::new("intensity".into());
+    report.started_at = wattprint_carbon::now_rfc3339();
+    wattprint_carbon::apply(&mut report, &opts).map_err(crate::common::carbon_error)?;
+    let c = &report.carbon;
+    let warnings: Vec<&String> = report
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("live intensity"))
+        .collect();
+    if json_out {
+        let v = json!({
+            "zone": c.zone,
+            "intensity_g_per_kwh": c.intensity_g_per_kwh,
+            "year": c.intensity_year,
+            "source": c.intensity_source,
+            "basis": c.basis,
+            "method": "location",
+            "live_fallback": !warnings.is_empty(),
+            "warnings": warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{}  {:.1} gCO2e/kWh, {} basis: {}",
+            c.zone, c.intensity_g_per_kwh, c.basis, c.intensity_source
+        );
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
     }
     Ok(0)
 }

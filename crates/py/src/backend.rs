@@ -1,0 +1,250 @@
+//! What the bindings need from the library, in one place: an engine [`Session`] opened with
+//! the CLI's options, windows, work added at run time, and the `wattprint.run/v1` report.
+//! Plain Rust (no PyO3) so that the glue in `lib.rs` stays conversion only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use wattprint_core::report::RunReport;
+use wattprint_core::window::{WindowEnergy, WindowId};
+use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkFileTally};
+use wattprint_core::DomainDesc;
+use wattprint_engine::{ReportContext, SensorConfig, Session};
+
+/// Options mirroring `wattprint run`'s (types already checked by the caller).
+#[derive(Debug, Default)]
+pub struct Options {
+    pub zone: Option<String>,
+    pub pue: Option<f64>,
+    pub flops: Option<f64>,
+    pub params: Option<f64>,
+    pub tokens: Option<f64>,
+    pub mode: Option<String>,
+    pub inferences: Option<f64>,
+    pub precision: Option<String>,
+    pub store: Option<bool>,
+}
+
+/// Work added at run time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkAdd {
+    pub inferences: Option<f64>,
+    pub tokens: Option<f64>,
+    pub flops: Option<f64>,
+}
+
+/// A bad option value (Python `ValueError`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OptionError(pub String);
+
+#[derive(Debug)]
+pub enum OpenError {
+    /// A bad option value (ValueError).
+    Option(OptionError),
+    /// An option whose backend is not in this build (NotImplementedError).
+    Unavailable(String),
+}
+
+pub type WindowKey = WindowId;
+
+/// A work count must be finite and non-negative.
+pub fn check_count(name: &str, x: f64) -> Result<(), OptionError> {
+    if !x.is_finite() || x < 0.0 {
+        return Err(OptionError(format!(
+            "{name} must be a finite number >= 0, got {x}"
+        )));
+    }
+    Ok(())
+}
+
+/// Work added at run time, cumulative since the session opened: (sum, additions) per kind.
+#[derive(Clone, Copy, Debug, Default)]
+struct WorkTotals {
+    inferences: (f64, u64),
+    tokens: (f64, u64),
+    flops: (f64, u64),
+}
+
+impl WorkTotals {
+    fn add(&mut self, w: WorkAdd) {
+        for (slot, v) in [
+            (&mut self.inferences, w.inferences),
+            (&mut self.tokens, w.tokens),
+            (&mut self.flops, w.flops),
+        ] {
+            if let Some(v) = v {
+                slot.0 += v;
+                slot.1 += 1;
+            }
+        }
+    }
+
+    /// What was added since `begin`, as the work file's tally (a kind nobody added is `None`).
+    fn since(&self, begin: &WorkTotals) -> WorkFileTally {
+        let d = |now: (f64, u64), then: (f64, u64)| (now.1 > then.1).then_some(now.0 - then.0);
+        WorkFileTally {
+            inferences: d(self.inferences, begin.inferences),
+            tokens: d(self.tokens, begin.tokens),
+            flops: d(self.flops, begin.flops),
+            ..WorkFileTally::default()
+        }
+    }
+}
+
+struct State {
+    session: Session,
+    work: WorkTotals,
+    work_at_begin: HashMap<WindowId, WorkTotals>,
+}
+
+/// An engine session shared by a Python `Meter` and the reports it hands out.
+pub struct Shared {
+    state: Mutex<State>,
+    decl: WorkDecl,
+    pue: Option<f64>,
+}
+
+/// A Python `Meter`'s backend.
+pub struct Meter {
+    shared: Arc<Shared>,
+}
+
+/// A closed window whose report is assembled when first asked for (assembly reads host
+/// facts, so `end()` stays as cheap as the sensor reads).
+pub struct Closed {
+    shared: Arc<Shared>,
+    energy: WindowEnergy,
+    ctx: ReportContext,
+}
+
+fn lock(s: &Shared) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves no half-updated number that matters more than
+    // losing every later report: recover the state.
+    s.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `WorkDecl` messages name the CLI flags; Python callers pass keyword arguments.
+fn pythonic(msg: &str) -> String {
+    msg.replace("--", "")
+}
+
+impl Meter {
+    /// Validate the options, discover the sensors (environment seams) and start metering.
+    pub fn open(opts: Options) -> Result<Meter, OpenError> {
+        let unavailable = [
+            ("zone", opts.zone.is_some(), "carbon intensity zones"),
+            ("store", opts.store == Some(true), "the runs history"),
+        ];
+        if let Some((name, _, what)) = unavailable.iter().find(|(_, set, _)| *set) {
+            return Err(OpenError::Unavailable(format!(
+                "option `{name}` needs {what}, which this build of wattprint does not have yet"
+            )));
+        }
+        if let Some(p) = opts.pue {
+            if !p.is_finite() || p < 1.0 {
+                return Err(OpenError::Option(OptionError(format!(
+                    "pue must be a finite number >= 1.0 (facility energy / IT energy), got {p}"
+                ))));
+            }
+        }
+        let bad = |e: String| OpenError::Option(OptionError(e));
+        let decl = WorkDecl {
+            flops: opts.flops,
+            params: opts.params,
+            tokens: opts.tokens,
+            mode: opts
+                .mode
+                .as_deref()
+                .map(Mode::from_str)
+                .transpose()
+                .map_err(bad)?,
+            inferences: opts.inferences,
+            precision: opts
+                .precision
+                .as_deref()
+                .map(Precision::from_str)
+                .transpose()
+                .map_err(bad)?
+                .unwrap_or_default(),
+        };
+        decl.validate()
+            .map_err(|e| OpenError::Option(OptionError(pythonic(&e.0))))?;
+        let session = Session::start(SensorConfig::from_env());
+        Ok(Meter {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    session,
+                    work: WorkTotals::default(),
+                    work_at_begin: HashMap::new(),
+                }),
+                decl,
+                pue: opts.pue,
+            }),
+        })
+    }
+
+    pub fn begin(&self, name: &str) -> WindowKey {
+        let mut st = lock(&self.shared);
+        let id = st.session.begin(name);
+        let w = st.work;
+        st.work_at_begin.insert(id, w);
+        id
+    }
+
+    /// Close a window. `error`: what the measured block raised, if it did (a warning).
+    pub fn end(&self, key: WindowKey, error: Option<String>) -> Result<Closed, String> {
+        let mut st = lock(&self.shared);
+        let energy = st.session.end(key).map_err(|e| e.to_string())?;
+        let begin = st.work_at_begin.remove(&key).unwrap_or_default();
+        let added = st.work.since(&begin);
+        drop(st);
+        let mut ctx = ReportContext {
+            work: resolve_work(&self.shared.decl, Some(&added)),
+            pue: self.shared.pue,
+            labels: BTreeMap::from([("window".to_string(), energy.name.clone())]),
+            ..ReportContext::default()
+        };
+        if let Some(e) = error {
+            ctx.warnings.push(format!(
+                "the measured block raised {e}: the work it declared may be incomplete"
+            ));
+        }
+        Ok(Closed {
+            shared: Arc::clone(&self.shared),
+            energy,
+            ctx,
+        })
+    }
+
+    pub fn add_work(&self, w: WorkAdd) {
+        lock(&self.shared).work.add(w);
+    }
+
+    pub fn domains(&self) -> Vec<DomainDesc> {
+        lock(&self.shared).session.domains().to_vec()
+    }
+}
+
+impl Closed {
+    /// The `wattprint.run/v1` report of this window.
+    pub fn report(&self) -> RunReport {
+        lock(&self.shared).session.report(&self.energy, &self.ctx)
+    }
+}
+
+/// Lines appended to `WATTPRINT_WORK_FILE` for `wattprint run` to read (`key=N`, the format
+/// `wattprint_core::work::parse_work_file` reads).
+pub fn work_file_lines(w: &WorkAdd) -> String {
+    let mut s = String::new();
+    for (k, v) in [
+        ("inferences", w.inferences),
+        ("tokens", w.tokens),
+        ("flops", w.flops),
+    ] {
+        if let Some(v) = v {
+            s.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    s
+}

@@ -1,0 +1,1 @@
+"""Stand-in for `lightning` (see lightning/pytorch). Not the real package."""
