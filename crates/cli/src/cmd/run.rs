@@ -84,6 +84,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     // Checked before the command runs: bad carbon options must not cost a run.
     let carbon_opts = args.carbon.to_options()?;
+    wattprint_carbon::validate(&carbon_opts).map_err(carbon_error)?;
     let live = stderr_is_terminal();
     let mut config = SensorConfig::from_env();
     let interval_s = args.interval.unwrap_or(1.0);
