@@ -207,6 +207,22 @@ fn bad_input_exits_2_with_a_named_message() {
         ),
         (vec!["estimate", "--power-w", "5"], "duration"),
         (vec!["estimate", "--hours", "1"], "power"),
+        (
+            vec!["estimate", "--power-w", "1", "--days", "1e307"],
+            "too large",
+        ),
+        (
+            vec![
+                "estimate",
+                "--power-w",
+                "1",
+                "--hours",
+                "1",
+                "--intensity",
+                "NaN",
+            ],
+            "--intensity",
+        ),
         (vec!["estimate", "--gpu", "Z9000", "--hours", "1"], "--gpu"),
         (
             vec![
