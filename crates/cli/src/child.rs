@@ -97,12 +97,17 @@ pub enum SpawnError {
 }
 
 /// Start `argv` with inherited stdio.
-pub fn spawn(argv: &[String], fwd: &Forwarder) -> Result<i32, SpawnError> {
+pub fn spawn(
+    argv: &[String],
+    envs: &[(&str, &std::ffi::OsStr)],
+    fwd: &Forwarder,
+) -> Result<i32, SpawnError> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| SpawnError::NotFound(String::new()))?;
     let child = Command::new(prog)
         .args(args)
+        .envs(envs.iter().copied())
         .spawn()
         .map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => SpawnError::NotFound(prog.clone()),

@@ -14,6 +14,7 @@ pub mod integrate;
 pub mod powermodel;
 pub mod rating;
 pub mod report;
+pub mod requests;
 pub mod timeline;
 pub mod units;
 pub mod wallclock;

@@ -17,6 +17,9 @@ pub struct Inventory {
     pub absent: Vec<AbsentEntry>,
     /// Fallback notes (e.g. the model is in use because RAPL is unreadable).
     pub notes: Vec<String>,
+    /// GPUs found: name, UUID, how they are read, power limit, MIG.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -62,6 +65,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Discover and time every sensor.
 pub fn inventory(config: &SensorConfig) -> Inventory {
     let d = discover(config);
+    let gpus = d.gpus.iter().map(|g| g.describe()).collect();
     let start = Instant::now();
     let mut sensors = Vec::new();
     for mut s in d.sensors {
@@ -121,6 +125,7 @@ pub fn inventory(config: &SensorConfig) -> Inventory {
             })
             .collect(),
         notes: d.notes,
+        gpus,
     }
 }
 
@@ -160,6 +165,12 @@ pub fn render(inv: &Inventory) -> String {
                     .map_or_else(String::new, |x| format!("  [{x}]"))
             );
         }
+    }
+    if !inv.gpus.is_empty() {
+        let _ = writeln!(s, "\nGPUs:");
+    }
+    for g in &inv.gpus {
+        let _ = writeln!(s, "  {g}");
     }
     if !inv.absent.is_empty() {
         let _ = writeln!(s, "\nNot used:");

@@ -101,6 +101,22 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             Joules(a.rest_j)
         );
     }
+    if let Some(a) = &r.energy.gpu_attribution {
+        let idle = a.idle_j.filter(|j| *j > 0.0).map_or_else(String::new, |j| {
+            format!(", of which idle GPUs {}", Joules(j))
+        });
+        let _ = writeln!(
+            s,
+            "  GPU energy attributed to this command: {} ({:.1} % by SM utilisation); other \
+             GPU processes {}{idle}",
+            Joules(a.job_j),
+            a.share * 100.0,
+            Joules(a.rest_j)
+        );
+    }
+    for l in work_lines(r) {
+        let _ = writeln!(s, "  {l}");
+    }
     for l in carbon_lines {
         let _ = writeln!(s, "  {l}");
     }
@@ -134,6 +150,72 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
         let _ = writeln!(s, "  warning: {w}");
     }
     s
+}
+
+/// The declared work and performance-per-watt lines; empty when no work was declared.
+pub fn work_lines(r: &RunReport) -> Vec<String> {
+    let w = &r.work;
+    let m = &r.metrics;
+    let mut out = Vec::new();
+    let mut parts = Vec::new();
+    if let Some(f) = w.flops {
+        let how = w.flops_formula.as_deref().unwrap_or("declared");
+        parts.push(format!("{f:.3e} FLOPs ({how})"));
+    }
+    if let Some(t) = w.tokens {
+        parts.push(format!("{t} tokens"));
+    }
+    if let Some(n) = w.inferences {
+        parts.push(format!("{n} inferences"));
+    }
+    if parts.is_empty() {
+        return out;
+    }
+    out.push(format!("work: {}", parts.join(", ")));
+    let why = |k: &str| {
+        m.notes
+            .get(k)
+            .map_or_else(|| "unknown".to_string(), |n| format!("n/a: {n}"))
+    };
+    if w.flops.is_some() {
+        let achieved = m
+            .flops_per_watt
+            .map_or_else(|| why("flops_per_watt"), |v| format!("{v:.3e}"));
+        let gpu = m
+            .gpu_flops_per_watt
+            .map_or_else(String::new, |v| format!(" (GPU energy only {v:.3e})"));
+        out.push(format!("FLOPs/W achieved: {achieved}{gpu}"));
+        let precision = w.precision.as_deref().unwrap_or("bf16");
+        let peak = match (m.peak_flops_per_watt, m.flops_per_watt_ratio) {
+            (Some(p), Some(ratio)) => {
+                format!(
+                    "{p:.3e} at {precision}, achieved/peak {:.1} %",
+                    ratio * 100.0
+                )
+            }
+            (Some(p), None) => format!("{p:.3e} at {precision}"),
+            (None, _) => why("peak_flops_per_watt"),
+        };
+        out.push(format!("FLOPs/W peak: {peak}"));
+        if let Some(src) = &m.peak_flops_source {
+            out.push(format!("  peak from {src}"));
+        }
+    }
+    if w.tokens.is_some() {
+        out.push(format!(
+            "energy per token: {}",
+            m.joules_per_token
+                .map_or_else(|| why("joules_per_token"), |j| Joules(j).to_string())
+        ));
+    }
+    if w.inferences.is_some() {
+        out.push(format!(
+            "energy per inference: {}",
+            m.joules_per_inference
+                .map_or_else(|| why("joules_per_inference"), |j| Joules(j).to_string())
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -170,5 +252,30 @@ mod tests {
             ..Default::default()
         };
         assert!(render(&r).contains("carbon: 0.100 gCO2e (FR"));
+    }
+
+    #[test]
+    fn work_lines_show_flops_per_watt_and_say_why_a_figure_is_missing() {
+        let mut r = RunReport::new("x".into());
+        assert!(work_lines(&r).is_empty());
+        r.work.flops = Some(3.15e23);
+        r.work.flops_formula = Some("6*N*D (train mode)".into());
+        r.work.tokens = Some(0.0);
+        r.work.precision = Some("bf16".into());
+        r.metrics.flops_per_watt = Some(1.25e11);
+        r.metrics.gpu_flops_per_watt = Some(1.5e11);
+        r.metrics.peak_flops_per_watt = Some(1.4134e12);
+        r.metrics.flops_per_watt_ratio = Some(0.1061);
+        r.metrics
+            .notes
+            .insert("joules_per_token".into(), "zero tokens declared".into());
+        let l = work_lines(&r);
+        assert_eq!(l[0], "work: 3.150e23 FLOPs (6*N*D (train mode)), 0 tokens");
+        assert_eq!(
+            l[1],
+            "FLOPs/W achieved: 1.250e11 (GPU energy only 1.500e11)"
+        );
+        assert_eq!(l[2], "FLOPs/W peak: 1.413e12 at bf16, achieved/peak 10.6 %");
+        assert_eq!(l[3], "energy per token: n/a: zero tokens declared");
     }
 }

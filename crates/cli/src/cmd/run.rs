@@ -1,12 +1,14 @@
 //! `wattprint run [OPTIONS] -- CMD [ARGS]`: run a command, measure it, summarise on stderr.
 
 use crate::child::{self, Forwarder, SpawnError};
-use crate::common::{carbon_error, CarbonArgs, OutputArgs};
+use crate::common::{carbon_error, CarbonArgs, OutputArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use wattprint_core::work::resolve_work;
+use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
 use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
 
 /// Options of `wattprint run`.
@@ -20,6 +22,8 @@ pub struct Args {
     pub output: OutputArgs,
     #[command(flatten)]
     pub carbon: CarbonArgs,
+    #[command(flatten)]
+    pub work: WorkArgs,
     /// Do not store the run in the local history.
     #[arg(long)]
     pub no_store: bool,
@@ -84,6 +88,17 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     // Checked before the command runs: bad carbon options must not cost a run.
     let carbon_opts = args.carbon.to_options()?;
+    wattprint_carbon::validate(&carbon_opts).map_err(carbon_error)?;
+    let work_decl = args.work.to_decl()?;
+    let mut warnings = Vec::new();
+    // The workload may append `flops=N` / `inferences=N` / `tokens=N` lines to this file.
+    let work_file = WorkFile::create()
+        .map_err(|e| {
+            warnings.push(format!(
+                "no work file for the command ({e}): run-time work declarations are off"
+            ))
+        })
+        .ok();
     let live = stderr_is_terminal();
     let mut config = SensorConfig::from_env();
     let interval_s = args.interval.unwrap_or(1.0);
@@ -94,10 +109,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let fwd = Forwarder::install()?;
     let mut session = Session::start(config);
     let window = session.begin("run");
-    let pid = match child::spawn(&args.command, &fwd) {
+    let child_env: Vec<(&str, &std::ffi::OsStr)> = work_file
+        .iter()
+        .map(|f| (WORK_FILE_ENV, f.path().as_os_str()))
+        .collect();
+    let pid = match child::spawn(&args.command, &child_env, &fwd) {
         Ok(pid) => pid,
         Err(e) => return Ok(spawn_failed(e)),
     };
+    session.set_job_root(pid.unsigned_abs());
     let done = AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
         if live {
@@ -111,7 +131,17 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     session.stop();
     drop(fwd);
     let usage = wattprint_engine::procinfo::self_usage();
+    let tally = work_file.as_ref().and_then(|f| {
+        f.read()
+            .map_err(|e| warnings.push(format!("run-time work not read: {e}")))
+            .ok()
+    });
+    if let Some(t) = &tally {
+        warnings.extend(t.errors.iter().map(|e| format!("{e} (line skipped)")));
+    }
     let ctx = ReportContext {
+        work: resolve_work(&work_decl, tally.as_ref()),
+        warnings,
         command: args.command.clone(),
         exit_code: Some(outcome.exit_code),
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
@@ -138,20 +168,39 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         wattprint_carbon::summary_lines(&report)
     };
     eprint!("{}", summary::render_with(&report, &carbon_lines));
-    let json = serde_json::to_string_pretty(&report)?;
-    if let Some(p) = &args.output.output {
-        std::fs::write(p, format!("{json}\n"))
-            .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
-    }
-    if args.output.json {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{json}")?;
-    }
-    // Stored last: the report is already out, so a database failure only warns.
+    let written = write_outputs(&args.output, &report);
+    // Stored after the outputs, and even when writing them failed: a database problem only
+    // warns, and an output problem does not lose the run from the history.
     if !args.no_store {
         crate::cmd::runs::store_or_warn(&report);
     }
-    Ok(u8::try_from(outcome.exit_code.clamp(0, 255)).unwrap_or(1))
+    written?;
+    Ok(exit_status(outcome.exit_code))
+}
+
+/// Writes the report to -o FILE and/or stdout (--json), when asked.
+fn write_outputs(
+    output: &OutputArgs,
+    report: &wattprint_core::report::RunReport,
+) -> anyhow::Result<()> {
+    if output.output.is_none() && !output.json {
+        return Ok(());
+    }
+    let json = serde_json::to_string_pretty(report)?;
+    if let Some(p) = &output.output {
+        std::fs::write(p, format!("{json}\n"))
+            .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
+    }
+    if output.json {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{json}")?;
+    }
+    Ok(())
+}
+
+/// The child's status as wattprint's own (0..=255).
+fn exit_status(code: i32) -> u8 {
+    u8::try_from(code.clamp(0, 255)).unwrap_or(1)
 }
 
 fn check_output_path(p: &Path) -> anyhow::Result<()> {
