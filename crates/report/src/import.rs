@@ -441,6 +441,7 @@ fn codecarbon(input: &str, source_name: &str, id: &str) -> Result<Vec<RunReport>
                 .map(|g| vec![g.to_string()])
                 .unwrap_or_default(),
             git_commit: None,
+            ..Default::default()
         };
         let mut parts = 0.0;
         for (name, kind, method, col) in [
