@@ -82,3 +82,96 @@ impl CarbonArgs {
 pub fn carbon_error(e: wattprint_carbon::CarbonError) -> anyhow::Error {
     crate::exit::BadInput(e.to_string()).into()
 }
+
+/// Declared work, shared by `run` and `import` (see `docs/gpu.md`): what the energy bought.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WorkArgs {
+    /// FLOPs the job performs, e.g. 3.15e23.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub flops: Option<f64>,
+    /// Model parameters N: with --tokens D and --mode, FLOPs = 6·N·D (train) or 2·N·D (infer).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub params: Option<f64>,
+    /// Tokens processed (D of the FLOPs model; also gives J per token).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub tokens: Option<f64>,
+    /// train (6·N·D) or infer (2·N·D), with --params and --tokens.
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub mode: Option<wattprint_core::work::Mode>,
+    /// Precision the hardware peak is taken at: bf16, fp16, fp8, tf32 or fp32.
+    #[arg(long, value_name = "P", default_value = "bf16", value_parser = parse_precision)]
+    pub precision: wattprint_core::work::Precision,
+    /// Inferences served (gives J and gCO2e per inference).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub inferences: Option<f64>,
+}
+
+fn parse_mode(s: &str) -> Result<wattprint_core::work::Mode, String> {
+    s.parse()
+}
+
+fn parse_precision(s: &str) -> Result<wattprint_core::work::Precision, String> {
+    s.parse()
+}
+
+impl WorkArgs {
+    /// The core declaration, checked: nonsense values (negative, NaN, --params without
+    /// --mode...) are the user's input to fix (exit 2), named by option.
+    pub fn to_decl(&self) -> Result<wattprint_core::work::WorkDecl, crate::exit::BadInput> {
+        let d = wattprint_core::work::WorkDecl {
+            flops: self.flops,
+            params: self.params,
+            tokens: self.tokens,
+            mode: self.mode,
+            inferences: self.inferences,
+            precision: self.precision,
+        };
+        d.validate()
+            .map_err(|e| crate::exit::BadInput(format!("declared work: {e}")))?;
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod work_args_tests {
+    use super::WorkArgs;
+    use clap::Parser;
+    use wattprint_core::work::{resolve_work, Mode, Precision};
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        work: WorkArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<WorkArgs, String> {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .map(|t| t.work)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn gpt3_declaration_resolves_to_3_15e23_flops() {
+        let w = parse(&["--params", "175e9", "--tokens", "300e9", "--mode", "train"]).unwrap();
+        assert_eq!(w.mode, Some(Mode::Train));
+        assert_eq!(w.precision, Precision::Bf16);
+        let work = resolve_work(&w.to_decl().unwrap(), None);
+        assert_eq!(work.flops, Some(3.15e23));
+    }
+
+    #[test]
+    fn nonsense_is_bad_input_naming_the_option() {
+        let e = parse(&["--flops", "-5"]).unwrap().to_decl().unwrap_err();
+        assert!(e.0.contains("--flops -5 is negative"), "{}", e.0);
+        let e = parse(&["--tokens", "NaN"]).unwrap().to_decl().unwrap_err();
+        assert!(e.0.contains("--tokens NaN"), "{}", e.0);
+        let e = parse(&["--params", "1e9"]).unwrap().to_decl().unwrap_err();
+        assert!(e.0.contains("--params needs --mode"), "{}", e.0);
+        assert!(parse(&["--precision", "int4"])
+            .unwrap_err()
+            .contains("bf16, fp16"));
+        assert!(parse(&["--mode", "eval"])
+            .unwrap_err()
+            .contains("train or infer"));
+    }
+}

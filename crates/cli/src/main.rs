@@ -1,5 +1,6 @@
 //! `wattprint`: the command line. Parses flags and wires the libraries; holds no domain logic.
 
+mod child;
 mod cmd;
 mod common;
 mod exit;
@@ -47,12 +48,25 @@ enum Command {
     Agent(cmd::agent::Args),
 }
 
+/// `wattprint run sleep 1` (no `--`): clap reports an unexpected argument; say what to do.
+fn is_run_without_separator(e: &clap::Error) -> bool {
+    e.kind() == clap::error::ErrorKind::UnknownArgument
+        && std::env::args().nth(1).as_deref() == Some("run")
+        && !std::env::args().any(|a| a == "--")
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { exit::USAGE } else { 0 };
             let _ = e.print();
+            if is_run_without_separator(&e) {
+                eprintln!(
+                    "hint: put the command to measure after `--`: \
+                     wattprint run [OPTIONS] -- CMD [ARGS]"
+                );
+            }
             return ExitCode::from(code);
         }
     };

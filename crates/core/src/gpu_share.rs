@@ -51,16 +51,21 @@ pub fn attribute_gpu_energy(
         return Err("no GPU was measured".into());
     }
     let usable = |s: &&ProcUtil| s.sm_util_pct.is_finite() && s.sm_util_pct > 0.0;
-    if !samples
-        .iter()
-        .filter(usable)
-        .any(|s| !job_pids.contains(&s.pid))
-    {
-        return Err(if samples.iter().any(|s| usable(&s)) {
-            "only the job's processes used the GPUs: all GPU energy is the job's".into()
-        } else {
-            "the driver gave no per-process utilisation samples".into()
-        });
+    let mut used = samples.iter().filter(usable);
+    if used.clone().next().is_none() {
+        return Err("the driver gave no per-process utilisation samples".into());
+    }
+    if !used.clone().any(|s| job_pids.contains(&s.pid)) {
+        // Also the case when the driver reports PIDs of another PID namespace (containers):
+        // never charge the job zero on that evidence.
+        return Err(
+            "none of the GPU processes sampled belongs to the job (another PID namespace, or \
+             the job did not use the GPUs): GPU energy is reported unattributed"
+                .into(),
+        );
+    }
+    if !used.any(|s| !job_pids.contains(&s.pid)) {
+        return Err("only the job's processes used the GPUs: all GPU energy is the job's".into());
     }
     // Per GPU: (job SM%, all SM%).
     let mut util: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
@@ -202,13 +207,34 @@ mod tests {
     }
 
     #[test]
-    fn job_absent_from_a_shared_gpu_gets_nothing() {
+    fn job_never_seen_on_the_gpus_is_not_charged_zero_silently() {
         let gpus = [GpuEnergy {
             gpu_index: 0,
             joules: 50.0,
         }];
-        let (a, _) = attribute_gpu_energy(&gpus, &[s(0, 7, 30.0)], &pids(&[5])).unwrap();
-        assert_eq!((a.job_j, a.rest_j, a.share), (0.0, 50.0, 0.0));
+        let e = attribute_gpu_energy(&gpus, &[s(0, 7, 30.0)], &pids(&[5])).unwrap_err();
+        assert!(
+            e.contains("none of the GPU processes sampled belongs to the job"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn job_absent_from_one_shared_gpu_gets_nothing_there() {
+        let gpus = [
+            GpuEnergy {
+                gpu_index: 0,
+                joules: 50.0,
+            },
+            GpuEnergy {
+                gpu_index: 1,
+                joules: 30.0,
+            },
+        ];
+        let samples = [s(0, 7, 30.0), s(1, 5, 10.0)];
+        let (a, per) = attribute_gpu_energy(&gpus, &samples, &pids(&[5])).unwrap();
+        assert_eq!((per[0].job_j, per[1].job_j), (0.0, 30.0));
+        assert_eq!((a.job_j, a.rest_j), (30.0, 50.0));
     }
 
     #[test]

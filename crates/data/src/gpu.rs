@@ -408,6 +408,17 @@ mod tests {
     }
 
     #[test]
+    fn mixed_devices_peak_is_sum_over_sum() {
+        let devs = [
+            device_peak("NVIDIA H100 80GB HBM3", Precision::Bf16).0,
+            device_peak("NVIDIA L4", Precision::Bf16).0,
+        ];
+        let p = wattprint_core::work::peak_flops_per_watt(&devs).unwrap();
+        assert_eq!(p, (989.4e12 + 121e12) / 772.0);
+        assert!((p - 1.438e12).abs() < 1e9, "{p}");
+    }
+
+    #[test]
     fn normalisation_strips_vendor_prefixes() {
         assert_eq!(normalize_name("NVIDIA Tesla T4"), "T4");
         assert_eq!(normalize_name("AMD Instinct MI300X"), "MI300X");

@@ -21,9 +21,13 @@
 
 pub mod config;
 pub mod discover;
+pub mod gpu_recorder;
+pub mod inventory;
 pub mod procinfo;
 pub mod report;
 pub mod session;
+pub mod summary;
+pub mod workfile;
 
 pub use config::SensorConfig;
 pub use discover::{discover, AbsentSensor, Discovery};

@@ -2,6 +2,7 @@
 
 use crate::config::SensorConfig;
 use crate::discover::{discover, AbsentSensor, Discovery};
+use crate::gpu_recorder::GpuRecorder;
 use crate::procinfo;
 use crate::report::{assemble, ReportContext, ReportInputs};
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub struct Session {
     domains: Vec<DomainDesc>,
     windows: HashMap<WindowId, WindowExtras>,
     gpus: Vec<GpuDevice>,
+    gpu_recorder: Option<GpuRecorder>,
 }
 
 fn unix_now_s() -> i64 {
@@ -68,6 +70,9 @@ impl Session {
                 ..MeterOptions::default()
             },
         );
+        let gpu_recorder = d
+            .gpu_sampler
+            .map(|s| GpuRecorder::start(s, config.procfs_root.clone()));
         Session {
             domains: meter.domains(),
             meter,
@@ -78,6 +83,7 @@ impl Session {
             setup_steps,
             windows: HashMap::new(),
             gpus: d.gpus,
+            gpu_recorder,
         }
     }
 
@@ -128,6 +134,17 @@ impl Session {
     /// Stop background reading (windows already closed stay reportable).
     pub fn stop(&mut self) {
         self.meter.stop();
+        if let Some(r) = self.gpu_recorder.as_mut() {
+            r.stop();
+        }
+    }
+
+    /// The wrapped job's root process: GPU processes in its tree are the job's when GPU
+    /// energy is attributed (NVML per-process utilisation).
+    pub fn set_job_root(&self, pid: u32) {
+        if let Some(r) = &self.gpu_recorder {
+            r.set_job_root(pid);
+        }
     }
 
     /// Gather the measured inputs of a closed window (see [`ReportInputs`]).
@@ -146,6 +163,11 @@ impl Session {
             )
         });
         let usage = procinfo::self_usage();
+        let (gpu_samples, gpu_job_pids) = self
+            .gpu_recorder
+            .as_ref()
+            .map(GpuRecorder::collected)
+            .unwrap_or_default();
         ReportInputs {
             id,
             started_at: wallclock::rfc3339_utc(started_unix_s),
@@ -164,7 +186,8 @@ impl Session {
             timeline: clip_timeline(&self.meter.timeline(), w.begin_t_s, w.end_t_s),
             notes: self.notes.clone(),
             gpus: self.gpus.clone(),
-            ..Default::default()
+            gpu_samples,
+            gpu_job_pids,
         }
     }
 

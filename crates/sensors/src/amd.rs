@@ -269,6 +269,7 @@ pub fn discover_amdsmi(lib: Option<&Path>) -> GpuDiscovery {
             setup: "none".into(),
         },
         smi,
+        last_error: vec![None; kept.len()],
         procs: kept.into_iter().map(|(p, _)| p).collect(),
     }));
     out
@@ -295,6 +296,7 @@ pub struct AmdSmiSensor {
     info: SensorInfo,
     smi: &'static AmdSmi,
     procs: Vec<Proc>,
+    last_error: Vec<Option<String>>,
 }
 
 impl Sensor for AmdSmiSensor {
@@ -304,14 +306,20 @@ impl Sensor for AmdSmiSensor {
 
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (k, p) in self.procs.iter().enumerate() {
-            out[k] = match energy_j(self.smi, *p) {
+            let r = energy_j(self.smi, *p);
+            out[k] = match &r {
                 Ok(joules) => RawReading::EnergyCounter {
-                    joules,
+                    joules: *joules,
                     range_j: None,
                 },
                 Err(_) => RawReading::Missing,
             };
+            self.last_error[k] = r.err();
         }
         Ok(())
+    }
+
+    fn missing_reason(&self, domain: usize) -> Option<String> {
+        self.last_error.get(domain).cloned().flatten()
     }
 }

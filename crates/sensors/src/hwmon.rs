@@ -161,6 +161,7 @@ pub fn discover(sysfs_root: &Path, first_index: u32) -> GpuDiscovery {
 pub struct HwmonGpuSensor {
     info: SensorInfo,
     readings: Vec<Reading>,
+    last_error: Vec<Option<String>>,
 }
 
 impl HwmonGpuSensor {
@@ -173,6 +174,7 @@ impl HwmonGpuSensor {
         };
         HwmonGpuSensor {
             info,
+            last_error: vec![None; chips.len()],
             readings: chips.into_iter().map(|c| c.reading).collect(),
         }
     }
@@ -185,23 +187,35 @@ impl Sensor for HwmonGpuSensor {
 
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (k, r) in self.readings.iter().enumerate() {
-            out[k] = match r {
+            let (reading, err) = match r {
                 Reading::EnergyUj(p) => match read_u64(p) {
-                    Ok(uj) => RawReading::EnergyCounter {
-                        joules: uj as f64 * 1e-6,
-                        range_j: None,
-                    },
-                    Err(_) => RawReading::Missing,
+                    Ok(uj) => (
+                        RawReading::EnergyCounter {
+                            joules: uj as f64 * 1e-6,
+                            range_j: None,
+                        },
+                        None,
+                    ),
+                    Err(e) => (RawReading::Missing, Some(e)),
                 },
                 Reading::PowerUw(p) => match read_u64(p) {
-                    Ok(uw) => RawReading::Power {
-                        watts: uw as f64 * 1e-6,
-                    },
-                    Err(_) => RawReading::Missing,
+                    Ok(uw) => (
+                        RawReading::Power {
+                            watts: uw as f64 * 1e-6,
+                        },
+                        None,
+                    ),
+                    Err(e) => (RawReading::Missing, Some(e)),
                 },
             };
+            out[k] = reading;
+            self.last_error[k] = err;
         }
         Ok(())
+    }
+
+    fn missing_reason(&self, domain: usize) -> Option<String> {
+        self.last_error.get(domain).cloned().flatten()
     }
 }
 
@@ -258,6 +272,10 @@ mod tests {
         std::fs::remove_file(a.join("energy1_input")).unwrap();
         d.sensors[0].read(1.0, &mut out).unwrap();
         assert_eq!(out[0], RawReading::Missing);
+        assert!(d.sensors[0]
+            .missing_reason(0)
+            .unwrap()
+            .contains("energy1_input"));
         std::fs::write(b.join("power1_average"), "garbage").unwrap();
         d.sensors[1].read(1.0, &mut out).unwrap();
         assert_eq!(out[0], RawReading::Missing);

@@ -9,7 +9,10 @@
 //! windows are exact at their boundaries whatever the poll interval.
 
 use crate::pread::OpenFile;
-use crate::procfs::{parse_cpuinfo, parse_mem_total_bytes, parse_stat, CpuInfo, CpuTimes};
+use crate::procfs::{
+    count_stat_cpus, parse_cpuinfo, parse_mem_total_bytes, parse_stat, read_prefix, CpuInfo,
+    CpuTimes,
+};
 use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use std::path::Path;
 use wattprint_core::powermodel::{self, load_fraction};
@@ -60,6 +63,24 @@ pub fn choose_tdp(info: &CpuInfo) -> TdpChoice {
     }
 }
 
+/// Choose the TDP cheaply: the model name from the first record of `cpuinfo`; the whole file
+/// (for the socket count) only when the table knows the model.
+fn choose_tdp_from(procfs_root: &Path, threads: u32) -> TdpChoice {
+    let path = procfs_root.join("cpuinfo");
+    let first = parse_cpuinfo(&read_prefix(&path, 8192).unwrap_or_default());
+    let known = first
+        .model_name
+        .as_deref()
+        .and_then(wattprint_data::cpu::lookup)
+        .is_some();
+    let info = if known {
+        parse_cpuinfo(&std::fs::read_to_string(&path).unwrap_or_default())
+    } else {
+        CpuInfo { threads, ..first }
+    };
+    choose_tdp(&info)
+}
+
 /// The model sensor.
 pub struct UtilisationModel {
     info: SensorInfo,
@@ -75,25 +96,24 @@ pub struct UtilisationModel {
 impl UtilisationModel {
     /// Build the model from the procfs tree at `procfs_root` (`cpuinfo`, `meminfo`, `stat`).
     pub fn open(procfs_root: &Path, poll_s: f64) -> Result<UtilisationModel, SensorError> {
-        let read = |f: &str| std::fs::read_to_string(procfs_root.join(f));
-        let cpuinfo = parse_cpuinfo(&read("cpuinfo").unwrap_or_default());
-        let mem_bytes = read("meminfo").ok().and_then(|t| parse_mem_total_bytes(&t));
+        let mem_bytes =
+            read_prefix(&procfs_root.join("meminfo"), 512).and_then(|t| parse_mem_total_bytes(&t));
         let stat_path = procfs_root.join("stat");
         let mut stat = OpenFile::open(&stat_path).map_err(|e| SensorError::Unavailable {
             reason: format!("cannot read {}: {e}", stat_path.display()),
             fix: Some("mount procfs, or point WATTPRINT_PROCFS_ROOT at it".into()),
         })?;
-        let first = stat
+        let stat_text = stat
             .read()
-            .ok()
-            .and_then(|b| parse_stat(&String::from_utf8_lossy(b)));
-        if first.is_none() {
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        if parse_stat(&stat_text).is_none() {
             return Err(SensorError::Unavailable {
                 reason: format!("{} has no parsable `cpu ` line", stat_path.display()),
                 fix: Some("point WATTPRINT_PROCFS_ROOT at a Linux procfs".into()),
             });
         }
-        let tdp = choose_tdp(&cpuinfo);
+        let tdp = choose_tdp_from(procfs_root, count_stat_cpus(&stat_text));
         let memory_w = mem_bytes.map_or(0.0, |b| powermodel::memory_power(b).0);
         let mut domains = vec![DomainDesc {
             name: "cpu-model".into(),

@@ -275,16 +275,15 @@ impl NvmlCounterSensor {
             last_error: vec![None; n],
         }
     }
-
-    /// Why domain `k` last read `Missing`.
-    pub fn last_error(&self, k: usize) -> Option<&str> {
-        self.last_error.get(k).and_then(|e| e.as_deref())
-    }
 }
 
 impl Sensor for NvmlCounterSensor {
     fn info(&self) -> &SensorInfo {
         &self.info
+    }
+
+    fn missing_reason(&self, domain: usize) -> Option<String> {
+        self.last_error.get(domain).cloned().flatten()
     }
 
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
@@ -331,16 +330,15 @@ impl NvmlPowerSensor {
             last_error: vec![None; n],
         }
     }
-
-    /// Why domain `k` last read `Missing`.
-    pub fn last_error(&self, k: usize) -> Option<&str> {
-        self.last_error.get(k).and_then(|e| e.as_deref())
-    }
 }
 
 impl Sensor for NvmlPowerSensor {
     fn info(&self) -> &SensorInfo {
         &self.info
+    }
+
+    fn missing_reason(&self, domain: usize) -> Option<String> {
+        self.last_error.get(domain).cloned().flatten()
     }
 
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {

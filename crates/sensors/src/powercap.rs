@@ -78,11 +78,7 @@ fn kind_and_name(zone_name: &str, dir_name: &str) -> Option<(DomainKind, String)
         _ => return None,
     };
     let name = if kind == DomainKind::Psys {
-        if pkg == "0" || pkg.is_empty() {
-            "psys".to_string()
-        } else {
-            format!("psys-{pkg}")
-        }
+        "psys".to_string()
     } else {
         format!("{zone_name}-{pkg}")
     };
@@ -137,9 +133,12 @@ pub fn find_zones(sysfs_root: &Path) -> Result<Vec<ZoneDesc>, SensorError> {
         let Some(zone_name) = read_trim(&p.join("name")) else {
             continue;
         };
-        let Some((kind, name)) = kind_and_name(&zone_name, &dir_name) else {
+        let Some((kind, mut name)) = kind_and_name(&zone_name, &dir_name) else {
             continue;
         };
+        if zones.iter().any(|z: &ZoneDesc| z.name == name) {
+            name = format!("{name}-{dir_name}");
+        }
         let range_uj = read_trim(&p.join("max_energy_range_uj")).and_then(|s| s.parse().ok());
         let max_power_uw = std::fs::read_dir(&p)
             .into_iter()

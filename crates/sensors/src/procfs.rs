@@ -90,6 +90,34 @@ pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// Hardware threads online: the `cpuN` lines of `/proc/stat` (at least 1).
+pub fn count_stat_cpus(text: &str) -> u32 {
+    let n = text
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    (n as u32).max(1)
+}
+
+/// Read at most `max_bytes` from the start of a file: procfs generates `cpuinfo` record by
+/// record, so the first record costs little even on machines with hundreds of CPUs.
+pub fn read_prefix(path: &Path, max_bytes: usize) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; max_bytes];
+    let mut n = 0;
+    while n < max_bytes {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(n);
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
 /// Read `/proc/stat` under `procfs_root`.
 pub fn read_stat(procfs_root: &Path) -> Result<CpuTimes, String> {
     let p = procfs_root.join("stat");
@@ -135,6 +163,12 @@ mod tests {
         );
         assert_eq!((c.threads, c.sockets), (2, 2));
         assert_eq!(parse_cpuinfo("").threads, 1);
+    }
+
+    #[test]
+    fn online_threads_are_the_numbered_cpu_lines() {
+        assert_eq!(count_stat_cpus("cpu  1 2 3 4\ncpu0 1\ncpu1 2\nintr 5\n"), 2);
+        assert_eq!(count_stat_cpus("cpu  1 2 3 4\n"), 1);
     }
 
     #[test]

@@ -159,6 +159,7 @@ fn gpu_energy_matches_the_scripted_counters_within_half_a_percent() {
         gaps.iter().all(|g| g.starts_with("GAP gpu-3 ")),
         "gaps on healthy GPUs: {gaps:?}"
     );
+    assert!(gaps[0].contains("fell off the bus"), "{gaps:?}");
 }
 
 #[test]

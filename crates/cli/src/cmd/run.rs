@@ -1,9 +1,266 @@
-//! `wattprint run`: not built yet (see the open issues).
+//! `wattprint run [OPTIONS] -- CMD [ARGS]`: run a command, measure it, summarise on stderr.
+
+use crate::child::{self, Forwarder, SpawnError};
+use crate::common::{carbon_error, CarbonArgs, OutputArgs, WorkArgs};
+use crate::exit::BadInput;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wattprint_core::work::resolve_work;
+use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
+use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
 
 /// Options of `wattprint run`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Read the sensors this often for the live view and the timeline (e.g. `1s`, `100ms`;
+    /// default 1s). Counters are exact at the run's start and end whatever this is.
+    #[arg(long, value_name = "D", value_parser = parse_duration_s)]
+    pub interval: Option<f64>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub carbon: CarbonArgs,
+    #[command(flatten)]
+    pub work: WorkArgs,
+    /// Do not store the run in the local history.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Label the run (repeatable): `--label team=search --label model=7b`.
+    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// The command to run, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<u8> {
-    Err(crate::exit::BadInput("`wattprint run` is not available in this build yet".into()).into())
+/// Parse `1s`, `250ms`, `2m` or plain seconds into seconds (at least 1 ms).
+pub fn parse_duration_s(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 1s, 100ms, 2m"))?;
+    let s = v * mult;
+    if !s.is_finite() || s < 1e-3 {
+        return Err(format!("`{text}`: the interval must be at least 1ms"));
+    }
+    Ok(s)
+}
+
+/// Parse `key=value`.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not a label: use KEY=VALUE")),
+    }
+}
+
+fn stderr_is_terminal() -> bool {
+    // SAFETY: isatty on a file descriptor number has no memory effects.
+    unsafe { libc::isatty(2) == 1 }
+}
+
+pub fn main(args: Args) -> anyhow::Result<u8> {
+    if args.command.is_empty() {
+        return Err(BadInput(
+            "no command to run: usage `wattprint run [OPTIONS] -- CMD [ARGS]`, e.g. \
+             `wattprint run -- python train.py`"
+                .into(),
+        )
+        .into());
+    }
+    if args.command[0].is_empty() {
+        return Err(BadInput("the command after `--` is an empty string".into()).into());
+    }
+    if let Some(p) = &args.output.output {
+        check_output_path(p)?;
+    }
+    // Checked before the command runs: bad carbon options must not cost a run.
+    let carbon_opts = args.carbon.to_options()?;
+    let work_decl = args.work.to_decl()?;
+    let mut warnings = Vec::new();
+    // The workload may append `flops=N` / `inferences=N` / `tokens=N` lines to this file.
+    let work_file = WorkFile::create()
+        .map_err(|e| {
+            warnings.push(format!(
+                "no work file for the command ({e}): run-time work declarations are off"
+            ))
+        })
+        .ok();
+    let live = stderr_is_terminal();
+    let mut config = SensorConfig::from_env();
+    let interval_s = args.interval.unwrap_or(1.0);
+    config.timeline_interval_s = Some(interval_s);
+    if let Some(i) = args.interval {
+        config.poll_interval_s = i;
+    }
+    let fwd = Forwarder::install()?;
+    let mut session = Session::start(config);
+    let window = session.begin("run");
+    let child_env: Vec<(&str, &std::ffi::OsStr)> = work_file
+        .iter()
+        .map(|f| (WORK_FILE_ENV, f.path().as_os_str()))
+        .collect();
+    let pid = match child::spawn(&args.command, &child_env, &fwd) {
+        Ok(pid) => pid,
+        Err(e) => return Ok(spawn_failed(e)),
+    };
+    session.set_job_root(pid.unsigned_abs());
+    let done = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        if live {
+            s.spawn(|| progress(&session, interval_s, &done));
+        }
+        let o = child::wait(pid);
+        done.store(true, Ordering::SeqCst);
+        o
+    })?;
+    let energy = session.end(window)?;
+    session.stop();
+    drop(fwd);
+    let usage = wattprint_engine::procinfo::self_usage();
+    let tally = work_file.as_ref().and_then(|f| {
+        f.read()
+            .map_err(|e| warnings.push(format!("run-time work not read: {e}")))
+            .ok()
+    });
+    if let Some(t) = &tally {
+        warnings.extend(t.errors.iter().map(|e| format!("{e} (line skipped)")));
+    }
+    let ctx = ReportContext {
+        work: resolve_work(&work_decl, tally.as_ref()),
+        warnings,
+        command: args.command.clone(),
+        exit_code: Some(outcome.exit_code),
+        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        job_cpu_s: Some(outcome.tree_cpu_s),
+        job_cpu_source: Some(
+            "CPU time of the command and its waited-for descendants (wait4 rusage, µs)".into(),
+        ),
+        meter_cpu_s: Some(usage.cpu_s),
+        peak_rss_bytes: Some(usage.peak_rss_bytes),
+        ..Default::default()
+    };
+    let mut report = session.report(&energy, &ctx);
+    // Carbon step (after the work metrics): a failure here must not lose the measured run.
+    if let Err(e) = wattprint_carbon::apply_for_run(&mut report, &carbon_opts) {
+        let e = carbon_error(e);
+        report.warnings.push(format!("carbon not computed: {e}"));
+    }
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+    let carbon_lines = if report.carbon.zone.is_empty() {
+        Vec::new()
+    } else {
+        wattprint_carbon::summary_lines(&report)
+    };
+    eprint!("{}", summary::render_with(&report, &carbon_lines));
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = &args.output.output {
+        std::fs::write(p, format!("{json}\n"))
+            .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
+    }
+    if args.output.json {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{json}")?;
+    }
+    Ok(u8::try_from(outcome.exit_code.clamp(0, 255)).unwrap_or(1))
+}
+
+fn check_output_path(p: &Path) -> anyhow::Result<()> {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("json") => Ok(()),
+        _ => Err(BadInput(format!(
+            "-o {}: `run` writes its report as JSON; name the file *.json",
+            p.display()
+        ))
+        .into()),
+    }
+}
+
+fn spawn_failed(e: SpawnError) -> u8 {
+    match e {
+        SpawnError::NotFound(p) => {
+            eprintln!("wattprint: command not found: `{p}` (not in PATH, or no such file)");
+            127
+        }
+        SpawnError::NotExecutable(p, err) => {
+            eprintln!("wattprint: cannot execute `{p}`: {err}");
+            126
+        }
+        SpawnError::Other(p, err) => {
+            eprintln!("wattprint: cannot start `{p}`: {err}");
+            126
+        }
+    }
+}
+
+/// One line on stderr, rewritten every interval: elapsed, power, energy.
+fn progress(session: &Session, interval_s: f64, done: &AtomicBool) {
+    let domains = session.domains();
+    let counted: Vec<usize> = (0..domains.len())
+        .filter(|&k| domains[k].counted_in_total)
+        .collect();
+    let estimate = counted
+        .iter()
+        .any(|&k| domains[k].method == wattprint_core::Method::Model);
+    let base = session.meter().snapshot();
+    let tick = std::time::Duration::from_secs_f64(interval_s.max(0.1));
+    while !done.load(Ordering::SeqCst) {
+        std::thread::sleep(tick);
+        if done.load(Ordering::SeqCst) {
+            break;
+        }
+        let snap = session.meter().snapshot();
+        let joules: f64 = counted
+            .iter()
+            .map(|&k| snap.cumulative[k].0 - base.cumulative[k].0)
+            .sum();
+        let watts: f64 = counted
+            .iter()
+            .filter_map(|&k| snap.power[k].map(|w| w.0))
+            .sum();
+        eprint!(
+            "\r\x1b[2K{:>8.1} s  {:>9}  {:>10}{}",
+            snap.t_s - base.t_s,
+            wattprint_core::Watts(watts).to_string(),
+            wattprint_core::Joules(joules).to_string(),
+            if estimate { "  (estimate)" } else { "" }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration_s("1s"), Ok(1.0));
+        assert_eq!(parse_duration_s("250ms"), Ok(0.25));
+        assert_eq!(parse_duration_s("2m"), Ok(120.0));
+        assert_eq!(parse_duration_s("0.5"), Ok(0.5));
+        assert!(parse_duration_s("0ms").is_err());
+        assert!(parse_duration_s("fast").is_err());
+        assert!(parse_duration_s("nan").is_err());
+    }
+
+    #[test]
+    fn labels_need_a_key() {
+        assert_eq!(parse_label("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_label("=x").is_err());
+        assert!(parse_label("novalue").is_err());
+    }
 }

@@ -13,7 +13,9 @@
  *   4  NVIDIA A100-SXM4-40GB   MIG mode enabled; energy counter, 200 W; no process samples
  *
  * FAKE_NVML_INIT_FAIL=1 makes nvmlInit_v2 fail with NVML_ERROR_DRIVER_NOT_LOADED.
- * FAKE_NVML_PROCS="pid:sm,pid:sm" sets the process utilisation samples of GPU 0.
+ * FAKE_NVML_PROCS="pid:sm,pid:sm" sets the process utilisation samples of GPU 0;
+ * FAKE_NVML_PROCS_FILE names a file holding that spec, read at each call (so a workload can
+ * write its own PID there).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +238,18 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(void *device, nvmlProcessUtilizatio
     if (r) return r;
     if (g->mig) return NVML_ERROR_NOT_SUPPORTED;
     const char *spec = g->index == 0 ? getenv("FAKE_NVML_PROCS") : NULL;
+    char filebuf[512];
+    const char *path = g->index == 0 ? getenv("FAKE_NVML_PROCS_FILE") : NULL;
+    if (path) {
+        FILE *f = fopen(path, "r");
+        spec = NULL;
+        if (f) {
+            size_t n = fread(filebuf, 1, sizeof(filebuf) - 1, f);
+            fclose(f);
+            filebuf[n] = 0;
+            spec = filebuf;
+        }
+    }
     unsigned pids[16], sms[16], n = 0;
     if (spec) {
         const char *p = spec;

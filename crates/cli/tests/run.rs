@@ -1,0 +1,275 @@
+//! `wattprint run` end to end: exit codes, signals, stdio, JSON fields, totals on fake trees.
+
+use assert_cmd::Command;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use wattprint_sensors::fake_tree::{write_fake_procfs, FakeRaplTree};
+
+fn wattprint() -> Command {
+    Command::cargo_bin("wattprint").unwrap()
+}
+
+/// A machine with no sensors but a fake procfs (the model).
+fn model_env(cmd: &mut Command, dir: &Path) {
+    let proc = dir.join("proc");
+    write_fake_procfs(
+        &proc,
+        "AMD EPYC 7763 64-Core Processor",
+        4,
+        2_000_000,
+        1000,
+        9000,
+    )
+    .unwrap();
+    cmd.env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
+        .env("WATTPRINT_PROCFS_ROOT", proc);
+}
+
+fn json_of(out: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(out);
+    let start = text.find('{').expect("a JSON report on stdout");
+    serde_json::from_str(&text[start..]).expect("valid JSON")
+}
+
+#[test]
+fn the_childs_exit_status_is_returned() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    model_env(&mut c, d.path());
+    c.args(["run", "--", "sh", "-c", "exit 7"]).assert().code(7);
+}
+
+#[test]
+fn a_child_killed_by_a_signal_gives_128_plus_n_and_still_a_report() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r.json");
+    let mut c = wattprint();
+    model_env(&mut c, d.path());
+    c.args(["run", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "kill -9 $$"])
+        .assert()
+        .code(137);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["exit_code"], 137);
+}
+
+#[test]
+fn a_missing_command_exits_127_with_a_message() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    model_env(&mut c, d.path());
+    let a = c
+        .args(["run", "--", "wattprint-no-such-command-xyz"])
+        .assert()
+        .code(127);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("command not found: `wattprint-no-such-command-xyz`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_clear_message() {
+    let a = wattprint().args(["run"]).assert().code(2);
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("no command to run"));
+    let a = wattprint().args(["run", "sleep", "1"]).assert().code(2);
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("after `--`"));
+    wattprint()
+        .args(["run", "--bogus", "--", "true"])
+        .assert()
+        .code(2);
+    let a = wattprint().args(["run", "--", ""]).assert().code(2);
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("empty"));
+    wattprint()
+        .args(["run", "--interval", "fast", "--", "true"])
+        .assert()
+        .code(2);
+    wattprint()
+        .args(["run", "--label", "novalue", "--", "true"])
+        .assert()
+        .code(2);
+    wattprint()
+        .args(["run", "-o", "report.txt", "--", "true"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn stdout_is_the_childs_then_the_json_report() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    model_env(&mut c, d.path());
+    let a = c
+        .args([
+            "run",
+            "--json",
+            "--label",
+            "team=search",
+            "--no-store",
+            "--",
+        ])
+        .args(["sh", "-c", "echo hello-from-child"])
+        .assert()
+        .success();
+    let out = a.get_output();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("hello-from-child\n{"), "{stdout}");
+    let r = json_of(&out.stdout);
+    assert_eq!(r["schema"], "wattprint.run/v1");
+    assert_eq!(r["command"][0], "sh");
+    assert_eq!(r["exit_code"], 0);
+    assert_eq!(r["labels"]["team"], "search");
+    for k in ["total_j", "pue", "facility_j", "domains"] {
+        assert!(r["energy"].get(k).is_some(), "energy.{k}");
+    }
+    for k in [
+        "meter_cpu_s",
+        "meter_cpu_fraction",
+        "peak_rss_bytes",
+        "reads",
+    ] {
+        assert!(r["overhead"].get(k).is_some(), "overhead.{k}");
+    }
+    assert!(r["overhead"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(r["started_at"].as_str().unwrap().ends_with('Z'));
+    // The summary went to stderr, not stdout.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wattprint: sh -c"));
+}
+
+#[test]
+fn without_rapl_the_model_is_used_and_labelled_an_estimate() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    model_env(&mut c, d.path());
+    let a = c.args(["run", "--json", "--", "true"]).assert().success();
+    let r = json_of(&a.get_output().stdout);
+    let domains = r["energy"]["domains"].as_array().unwrap();
+    let names: Vec<_> = domains
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["cpu-model", "memory-model"]);
+    assert!(domains.iter().all(|d| d["method"] == "model"));
+    assert!(domains[0]["device"]
+        .as_str()
+        .unwrap()
+        .contains("AMD EPYC 7763"));
+    let w = r["warnings"].as_array().unwrap();
+    assert!(
+        w.iter().any(|w| w.as_str().unwrap().contains("ESTIMATES")),
+        "{w:?}"
+    );
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("ESTIMATE"));
+}
+
+#[test]
+fn rapl_totals_on_a_fake_tree_match_the_counters() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = d.path().join("sys");
+    let t = FakeRaplTree::new(&sys).unwrap();
+    // Far from zero, near the wrap of a 20 J range: the child's write wraps it.
+    t.add_zone("0", "package-0", 18_000_000, 20_000_000, Some(100_000_000))
+        .unwrap();
+    t.add_zone("0:0", "core", 500, 20_000_000, None).unwrap();
+    t.add_zone("0:1", "dram", 1_000_000, 20_000_000, None)
+        .unwrap();
+    write_fake_procfs(&d.path().join("proc"), "x", 1, 1000, 0, 0).unwrap();
+    let pkg = t.zone_dir("0").join("energy_uj");
+    let core = t.zone_dir("0:0").join("energy_uj");
+    let dram = t.zone_dir("0:1").join("energy_uj");
+    // The child plays the hardware: +7.5 J package (wrapping), +3 J core, +1.25 J dram.
+    let script = format!(
+        "printf '%020d\\n' 5500000 > {p}; printf '%020d\\n' 3000500 > {c}; \
+         printf '%020d\\n' 2250000 > {d}",
+        p = pkg.display(),
+        c = core.display(),
+        d = dram.display()
+    );
+    let a = wattprint()
+        .env("WATTPRINT_SYSFS_ROOT", &sys)
+        .env("WATTPRINT_PROCFS_ROOT", d.path().join("proc"))
+        .args([
+            "run",
+            "--json",
+            "--interval",
+            "10m",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .assert()
+        .success();
+    let r = json_of(&a.get_output().stdout);
+    let total = r["energy"]["total_j"].as_f64().unwrap();
+    assert!((total - 8.75).abs() / 8.75 < 0.005, "total {total}");
+    let by_name = |n: &str| {
+        r["energy"]["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_name("core-0")["counted_in_total"], false);
+    assert!((by_name("core-0")["joules"].as_f64().unwrap() - 3.0).abs() < 1e-9);
+    assert_eq!(by_name("dram-0")["counted_in_total"], true);
+    assert_eq!(by_name("package-0")["source"], "rapl-powercap");
+    assert_eq!(by_name("package-0")["method"], "counter");
+}
+
+#[test]
+fn sigterm_to_wattprint_is_forwarded_and_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r.json");
+    let proc = d.path().join("proc");
+    write_fake_procfs(&proc, "x", 1, 1000, 0, 0).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("wattprint");
+    let mut child = std::process::Command::new(bin)
+        .env("WATTPRINT_SYSFS_ROOT", d.path().join("sys"))
+        .env("WATTPRINT_PROCFS_ROOT", &proc)
+        .args(["run", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "echo ready; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill(2) on the process we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["exit_code"], 143);
+    assert!(r["duration_s"].as_f64().unwrap() < 30.0);
+}
+
+#[test]
+fn sensors_lists_rapl_zones_and_absent_sensors() {
+    let d = tempfile::tempdir().unwrap();
+    let t = FakeRaplTree::new(d.path()).unwrap();
+    t.add_zone("0", "package-0", 1, 262_143_328_850, None)
+        .unwrap();
+    let a = wattprint()
+        .env("WATTPRINT_SYSFS_ROOT", d.path())
+        .args(["sensors", "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(v["sensors"][0]["source"], "rapl-powercap");
+    assert_eq!(v["sensors"][0]["domains"][0]["name"], "package-0");
+    assert!(v["sensors"][0]["read_cost_us"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["absent"][0]["source"], "rapl-perf");
+    assert!(v["absent"][0]["reason"].as_str().unwrap().len() > 10);
+}

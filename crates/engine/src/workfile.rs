@@ -1,0 +1,95 @@
+//! The work file: how a wrapped workload declares work at run time.
+//!
+//! `wattprint run` creates an empty file, passes its path to the child in
+//! `WATTPRINT_WORK_FILE`, and reads it after the child exits. The workload appends lines
+//! `flops=N`, `inferences=N` or `tokens=N` (any number of times; values of a key are summed;
+//! see [`wattprint_core::work::parse_work_file`]). The file is removed when dropped.
+
+use std::path::{Path, PathBuf};
+use wattprint_core::work::{parse_work_file, WorkFileTally};
+
+/// Environment variable carrying the work file's path to the child.
+pub const WORK_FILE_ENV: &str = "WATTPRINT_WORK_FILE";
+
+/// Largest work file read, bytes (a runaway workload cannot make the report unbounded).
+pub const MAX_WORK_FILE_BYTES: u64 = 16 << 20;
+
+/// A fresh, empty work file in the temporary directory, readable and writable by its owner
+/// only; removed on drop.
+pub struct WorkFile {
+    file: tempfile::NamedTempFile,
+}
+
+impl WorkFile {
+    /// Create the file (`TMPDIR` or `/tmp`).
+    pub fn create() -> std::io::Result<WorkFile> {
+        let file = tempfile::Builder::new()
+            .prefix("wattprint-work-")
+            .suffix(".txt")
+            .tempfile()?;
+        Ok(WorkFile { file })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Read and parse what the workload wrote. `Err` says why the file could not be read (it
+    /// was removed, or is larger than [`MAX_WORK_FILE_BYTES`]).
+    pub fn read(&self) -> Result<WorkFileTally, String> {
+        read_work_file(self.path())
+    }
+}
+
+/// Read and parse a work file at `path` (bad lines are reported in the tally, by number).
+pub fn read_work_file(path: &Path) -> Result<WorkFileTally, String> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| format!("work file {shown}: {e}"))?;
+    if meta.len() > MAX_WORK_FILE_BYTES {
+        return Err(format!(
+            "work file {shown} is {} bytes, more than the {MAX_WORK_FILE_BYTES} read: \
+             append one line per batch, not per operation",
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("work file {shown}: {e}"))?;
+    Ok(parse_work_file(&shown, &String::from_utf8_lossy(&bytes)))
+}
+
+/// The path a child should receive: `(WORK_FILE_ENV, path)`.
+pub fn child_env(f: &WorkFile) -> (&'static str, PathBuf) {
+    (WORK_FILE_ENV, f.path().to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn lines_appended_by_the_workload_are_read_back_and_summed() {
+        let wf = WorkFile::create().unwrap();
+        let (k, p) = child_env(&wf);
+        assert_eq!(k, "WATTPRINT_WORK_FILE");
+        for line in ["flops=1e12\n", "tokens=100\n", "flops=5e11\n", "oops\n"] {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+            f.write_all(line.as_bytes()).unwrap();
+        }
+        let t = wf.read().unwrap();
+        assert_eq!(t.flops, Some(1.5e12));
+        assert_eq!(t.tokens, Some(100.0));
+        assert_eq!(t.errors.len(), 1);
+        assert!(t.errors[0].contains("line 4"), "{}", t.errors[0]);
+    }
+
+    #[test]
+    fn the_file_is_removed_on_drop_and_a_missing_file_is_an_error() {
+        let wf = WorkFile::create().unwrap();
+        let p = wf.path().to_path_buf();
+        assert!(p.exists());
+        drop(wf);
+        assert!(!p.exists());
+        let e = read_work_file(&p).unwrap_err();
+        assert!(e.starts_with("work file "), "{e}");
+    }
+}
