@@ -213,7 +213,10 @@ impl Meter {
         };
         decl.validate()
             .map_err(|e| OpenError::Option(OptionError(pythonic(&e.0))))?;
-        let session = Session::start(SensorConfig::from_env());
+        let mut session = Session::start(SensorConfig::from_env());
+        // No job CPU time is given for in-process windows, so machine CPU times (read from
+        // /proc/stat at every boundary) would be unused.
+        session.set_machine_cpu_times(false);
         Ok(Meter {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -270,13 +273,16 @@ impl Meter {
 }
 
 impl Closed {
-    /// The `wattprint.run/v1` report of this window: the engine's assembly, then carbon as
-    /// for a measured run. Errors are the user's input (an intensity file not covering the
-    /// window, say).
-    pub fn report(&self) -> Result<RunReport, String> {
+    /// The `wattprint.run/v1` report of this window: the engine's assembly, then carbon, as
+    /// `wattprint run` does.
+    pub fn report(&self) -> RunReport {
         let mut r = lock(&self.shared).session.report(&self.energy, &self.ctx);
-        wattprint_carbon::apply_for_run(&mut r, &self.shared.carbon).map_err(carbon_error)?;
-        Ok(r)
+        // As `wattprint run`: a carbon failure must not lose the measured window.
+        if let Err(e) = wattprint_carbon::apply_for_run(&mut r, &self.shared.carbon) {
+            r.warnings
+                .push(format!("carbon not computed: {}", carbon_error(e)));
+        }
+        r
     }
 }
 

@@ -298,32 +298,32 @@ struct Report {
 impl Report {
     /// Energy counted in the total (each joule once), J.
     #[getter]
-    fn energy_j(&self, py: Python<'_>) -> PyResult<f64> {
-        Ok(self.get(py)?.energy.total_j)
+    fn energy_j(&self, py: Python<'_>) -> f64 {
+        self.get(py).energy.total_j
     }
     /// Energy x PUE, J.
     #[getter]
-    fn facility_energy_j(&self, py: Python<'_>) -> PyResult<f64> {
-        Ok(self.get(py)?.energy.facility_j)
+    fn facility_energy_j(&self, py: Python<'_>) -> f64 {
+        self.get(py).energy.facility_j
     }
     /// Total carbon (operational + embodied), g CO2e.
     #[getter]
-    fn carbon_g(&self, py: Python<'_>) -> PyResult<f64> {
-        Ok(self.get(py)?.carbon.total_g)
+    fn carbon_g(&self, py: Python<'_>) -> f64 {
+        self.get(py).carbon.total_g
     }
     #[getter]
-    fn duration_s(&self, py: Python<'_>) -> PyResult<f64> {
-        Ok(self.get(py)?.duration_s)
+    fn duration_s(&self, py: Python<'_>) -> f64 {
+        self.get(py).duration_s
     }
     #[getter]
-    fn pue(&self, py: Python<'_>) -> PyResult<f64> {
-        Ok(self.get(py)?.energy.pue)
+    fn pue(&self, py: Python<'_>) -> f64 {
+        self.get(py).energy.pue
     }
     /// Energy per domain name, J (every domain read, counted in the total or not).
     #[getter]
     fn domains_j<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for dom in &self.get(py)?.energy.domains {
+        for dom in &self.get(py).energy.domains {
             d.set_item(&dom.name, dom.joules)?;
         }
         Ok(d)
@@ -350,7 +350,7 @@ impl Report {
     }
     #[getter]
     fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, &self.get(py)?.warnings)
+        PyList::new(py, &self.get(py).warnings)
     }
     /// The whole report as plain Python objects, equal to the CLI's `--json` output.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -360,15 +360,13 @@ impl Report {
     #[pyo3(signature = (indent=None))]
     fn to_json(&self, py: Python<'_>, indent: Option<usize>) -> PyResult<String> {
         let r = match indent {
-            None => serde_json::to_string(self.get(py)?),
-            Some(_) => serde_json::to_string_pretty(self.get(py)?),
+            None => serde_json::to_string(self.get(py)),
+            Some(_) => serde_json::to_string_pretty(self.get(py)),
         };
         r.map_err(|e| WattprintError::new_err(format!("serialising the report: {e}")))
     }
     fn __repr__(&self, py: Python<'_>) -> String {
-        let Ok(r) = self.get(py) else {
-            return "<wattprint.Report (carbon could not be computed: see to_dict())>".into();
-        };
+        let r = self.get(py);
         format!(
             "<wattprint.Report {:.3} J, {:.4} g CO2e over {:.3} s>",
             r.energy.total_j, r.carbon.total_g, r.duration_s
@@ -378,14 +376,12 @@ impl Report {
 
 impl Report {
     /// The report, assembled on first use with the GIL released.
-    fn get(&self, py: Python<'_>) -> PyResult<&RunReport> {
+    fn get(&self, py: Python<'_>) -> &RunReport {
         if let Some(r) = self.report.get() {
-            return Ok(r);
+            return r;
         }
-        let r = py
-            .detach(|| self.closed.report())
-            .map_err(PyValueError::new_err)?;
-        Ok(self.report.get_or_init(|| r))
+        let r = py.detach(|| self.closed.report());
+        self.report.get_or_init(|| r)
     }
 
     fn part<'py>(
@@ -393,7 +389,7 @@ impl Report {
         py: Python<'py>,
         f: impl FnOnce(&RunReport) -> serde_json::Result<Value>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let v = f(self.get(py)?)
+        let v = f(self.get(py))
             .map_err(|e| WattprintError::new_err(format!("serialising the report: {e}")))?;
         to_py(py, &v)
     }
