@@ -37,7 +37,10 @@ fn parse_time(s: &str) -> Option<f64> {
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         return Some(ts.as_millisecond() as f64 / 1000.0);
     }
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
+    // Unix seconds, within the years -9999..=9999 that RFC 3339 can write.
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && jiff::Timestamp::from_second(v.floor() as i64).is_ok())
 }
 
 /// Parses the text of an intensity file (`path` is used in messages only).
@@ -183,6 +186,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing"), "{e}");
+        let e = parse("f.csv", "0,1\n1e300,2\n").unwrap_err().to_string();
+        assert!(e.starts_with("f.csv:2: field `timestamp`"), "{e}");
         let e = parse("f.csv", "t,g\n").unwrap_err().to_string();
         assert!(e.contains("no data rows"), "{e}");
     }

@@ -45,7 +45,7 @@ impl HardwareEmbodied {
             kg: SERVER_EMBODIED_KG,
             count: 1.0,
             lifetime_years: SERVER_LIFETIME_YEARS,
-            source: "default server 1,000 kgCO2e (Cloud Carbon Footprint base server; SCI example)"
+            source: "default server: Cloud Carbon Footprint base server, as in the SCI example"
                 .into(),
         }
     }

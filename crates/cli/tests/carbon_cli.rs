@@ -207,6 +207,22 @@ fn bad_input_exits_2_with_a_named_message() {
         ),
         (vec!["estimate", "--power-w", "5"], "duration"),
         (vec!["estimate", "--hours", "1"], "power"),
+        (
+            vec!["estimate", "--power-w", "1", "--days", "1e307"],
+            "too large",
+        ),
+        (
+            vec![
+                "estimate",
+                "--power-w",
+                "1",
+                "--hours",
+                "1",
+                "--intensity",
+                "NaN",
+            ],
+            "--intensity",
+        ),
         (vec!["estimate", "--gpu", "Z9000", "--hours", "1"], "--gpu"),
         (
             vec![
@@ -333,4 +349,87 @@ fn intensity_live_uses_the_provider_then_falls_back_visibly() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["live_fallback"], true);
     assert!(v["source"].as_str().unwrap().starts_with("Ember"));
+}
+
+/// `run` on a machine with no sensors but a fake procfs (the utilisation model).
+fn run_in_fake_machine(dir: &std::path::Path, args: &[&str]) -> Output {
+    let proc = dir.join("proc");
+    wattprint_sensors::fake_tree::write_fake_procfs(
+        &proc,
+        "AMD EPYC 7763 64-Core Processor",
+        4,
+        2_000_000,
+        1000,
+        9000,
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_wattprint"))
+        .args(args)
+        .env_remove("WATTPRINT_ZONE")
+        .env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
+        .env("WATTPRINT_PROCFS_ROOT", proc)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_reports_operational_and_embodied_carbon_with_zone_and_source() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in_fake_machine(
+        d.path(),
+        &[
+            "run",
+            "--no-store",
+            "--json",
+            "--zone",
+            "gcp:europe-west1",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["carbon"];
+    assert_eq!(c["zone"], "gcp:europe-west1");
+    assert_eq!(c["intensity_g_per_kwh"], 103.37);
+    assert_eq!(v["energy"]["pue"], 1.09);
+    let total_j = v["energy"]["total_j"].as_f64().unwrap();
+    let op = c["operational_g"].as_f64().unwrap();
+    assert!((op - total_j / 3.6e6 * 1.09 * 103.37).abs() < 1e-12, "{op}");
+    assert!(c["embodied_g"].as_f64().unwrap() > 0.0);
+    assert!(c["embodied_source"]
+        .as_str()
+        .unwrap()
+        .contains("default server"));
+    let summary = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        summary.contains("zone gcp:europe-west1") && summary.contains("region-carbon-info"),
+        "{summary}"
+    );
+    assert!(summary.contains("embodied"), "{summary}");
+}
+
+#[test]
+fn run_refuses_bad_carbon_options_before_starting_the_command() {
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("ran");
+    let m = marker.to_str().unwrap();
+    for bad in [["--zone", "Narnia"], ["--pue", "0.5"], ["--live", "nope"]] {
+        let mut args = vec!["run", "--no-store"];
+        args.extend(bad);
+        args.extend(["--", "touch", m]);
+        let o = run_in_fake_machine(d.path(), &args);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!marker.exists(), "{bad:?}: the command ran");
+    }
 }

@@ -199,9 +199,11 @@ pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext
     if i.gpus.is_empty() || i.gpu_samples.is_empty() {
         return;
     }
+    // Per-process samples come from NVML: only NVML GPUs take part (AMD indices overlap).
     let energies: Vec<GpuEnergy> = i
         .gpus
         .iter()
+        .filter(|g| g.source == "nvml")
         .filter_map(|g| {
             let k = i.domains.iter().position(|d| d.name == g.domain)?;
             Some(GpuEnergy {

@@ -84,7 +84,9 @@ fn child_process_entry_point() {
     let mut meter = Meter::start(d.sensors, MeterOptions::default());
     let domains = meter.domains();
     let w = meter.begin("run");
-    std::thread::sleep(Duration::from_millis(600));
+    // Long enough that scheduling delays between the meter's clock and the library's (a few ms
+    // on a loaded machine) stay well inside 0.5 %.
+    std::thread::sleep(Duration::from_millis(1500));
     let e = meter.end(w).unwrap();
     meter.stop();
     for (dom, j) in domains.iter().zip(&e.per_domain) {
@@ -137,7 +139,7 @@ fn gpu_energy_matches_the_scripted_counters_within_half_a_percent() {
     // Counter GPUs: 300 W (H100) and 200 W (MIG-enabled A100) over the window.
     let (method, j, dt) = energy_of(&lines, "gpu-0");
     assert_eq!(method, "counter");
-    assert!(dt > 0.5, "window {dt} s");
+    assert!(dt >= 1.5, "window {dt} s");
     assert_within("gpu-0", j, 300.0 * dt, 0.005);
     let (method, j, dt) = energy_of(&lines, "gpu-4");
     assert_eq!(method, "counter");

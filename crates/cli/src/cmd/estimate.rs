@@ -183,6 +183,11 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     };
 
     let it_j = devices * power_w * duration_s;
+    if !it_j.is_finite() {
+        return Err(bad(format!(
+            "devices x power x time = {devices} x {power_w} W x {duration_s} s is too large to compute; check the units"
+        )));
+    }
     let mut report = RunReport::new("estimate".into());
     report.duration_s = duration_s;
     report.energy.total_j = it_j;

@@ -88,6 +88,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     // Checked before the command runs: bad carbon options must not cost a run.
     let carbon_opts = args.carbon.to_options()?;
+    wattprint_carbon::validate(&carbon_opts).map_err(carbon_error)?;
     let work_decl = args.work.to_decl()?;
     let mut warnings = Vec::new();
     // The workload may append `flops=N` / `inferences=N` / `tokens=N` lines to this file.
