@@ -12,6 +12,7 @@ pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;
 pub mod report;
+pub mod requests;
 pub mod timeline;
 pub mod units;
 pub mod wallclock;

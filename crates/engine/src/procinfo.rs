@@ -19,8 +19,7 @@ pub fn hostname(procfs_root: &Path) -> String {
 
 /// The CPU model name from `<procfs_root>/cpuinfo`.
 pub fn cpu_model(procfs_root: &Path) -> Option<String> {
-    let text = procfs::read_prefix(&procfs_root.join("cpuinfo"), 8192)?;
-    procfs::parse_cpuinfo(&text).model_name
+    procfs::cpu_model_name(procfs_root)
 }
 
 /// Time on CPU of process `pid` from `<procfs_root>/<pid>/schedstat`, s (ns resolution).

@@ -13,6 +13,7 @@ use wattprint_core::wallclock;
 use wattprint_core::window::{WindowEnergy, WindowError, WindowId};
 use wattprint_core::DomainDesc;
 use wattprint_sensors::gpu::GpuDevice;
+use wattprint_sensors::nvml::GpuProcessSampler;
 use wattprint_sensors::procfs::{CpuTimes, TICK_S};
 use wattprint_sensors::{Meter, MeterOptions};
 
@@ -38,6 +39,9 @@ pub struct Session {
     domains: Vec<DomainDesc>,
     windows: HashMap<WindowId, WindowExtras>,
     gpus: Vec<GpuDevice>,
+    /// NVML's per-process sampler, until a job root is set.
+    gpu_sampler: Option<GpuProcessSampler>,
+    /// Started by [`Session::set_job_root`].
     gpu_recorder: Option<GpuRecorder>,
 }
 
@@ -73,9 +77,6 @@ impl Session {
                 ..MeterOptions::default()
             },
         );
-        let gpu_recorder = d
-            .gpu_sampler
-            .map(|s| GpuRecorder::start(s, config.procfs_root.clone()));
         Session {
             domains: meter.domains(),
             meter,
@@ -87,7 +88,8 @@ impl Session {
             windows: HashMap::new(),
             machine_cpu: true,
             gpus: d.gpus,
-            gpu_recorder,
+            gpu_sampler: d.gpu_sampler,
+            gpu_recorder: None,
         }
     }
 
@@ -160,9 +162,14 @@ impl Session {
 
     /// The wrapped job's root process: GPU processes in its tree are the job's when GPU
     /// energy is attributed (NVML per-process utilisation).
-    pub fn set_job_root(&self, pid: u32) {
+    /// Starts the once-a-second sampling (nothing is sampled for sessions without a job).
+    pub fn set_job_root(&mut self, pid: u32) {
         if let Some(r) = &self.gpu_recorder {
             r.set_job_root(pid);
+        } else if let Some(s) = self.gpu_sampler.take() {
+            let r = GpuRecorder::start(s, self.config.procfs_root.clone());
+            r.set_job_root(pid);
+            self.gpu_recorder = Some(r);
         }
     }
 

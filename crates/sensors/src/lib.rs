@@ -7,6 +7,7 @@
 //! Sensors here: [`powercap::Powercap`] (RAPL through sysfs), [`perf_rapl::PerfRapl`] (RAPL
 //! through perf_event's `power` PMU), [`model::UtilisationModel`] (the utilisation power model).
 
+pub mod agent_socket;
 pub mod amd;
 pub mod fake;
 pub mod fake_tree;

@@ -10,8 +10,8 @@
 
 use crate::pread::OpenFile;
 use crate::procfs::{
-    count_stat_cpus, parse_cpuinfo, parse_mem_total_bytes, parse_stat, read_prefix, CpuInfo,
-    CpuTimes,
+    count_stat_cpus, cpu_model_name, parse_cpuinfo, parse_mem_total_bytes, parse_stat, read_prefix,
+    CpuInfo, CpuTimes,
 };
 use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use std::path::Path;
@@ -67,16 +67,19 @@ pub fn choose_tdp(info: &CpuInfo) -> TdpChoice {
 /// (for the socket count) only when the table knows the model.
 fn choose_tdp_from(procfs_root: &Path, threads: u32) -> TdpChoice {
     let path = procfs_root.join("cpuinfo");
-    let first = parse_cpuinfo(&read_prefix(&path, 8192).unwrap_or_default());
-    let known = first
-        .model_name
+    let model_name = cpu_model_name(procfs_root);
+    let known = model_name
         .as_deref()
         .and_then(wattprint_data::cpu::lookup)
         .is_some();
     let info = if known {
         parse_cpuinfo(&std::fs::read_to_string(&path).unwrap_or_default())
     } else {
-        CpuInfo { threads, ..first }
+        CpuInfo {
+            model_name,
+            threads,
+            sockets: 1,
+        }
     };
     choose_tdp(&info)
 }

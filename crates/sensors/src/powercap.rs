@@ -36,6 +36,7 @@ struct Zone {
     file: OpenFile,
     range_j: Option<f64>,
     last_error: Option<String>,
+    last_uj: Option<u64>,
 }
 
 /// The powercap RAPL sensor.
@@ -218,6 +219,7 @@ impl Powercap {
                 file,
                 range_j,
                 last_error: None,
+                last_uj: None,
             });
         }
         assign_counted_in_total(&mut domains);
@@ -251,9 +253,12 @@ impl Sensor for Powercap {
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (z, o) in self.zones.iter_mut().zip(out.iter_mut()) {
             let res = z.file.read_u64().and_then(|uj| {
-                // A zone that vanished (driver unloaded, file removed) must not keep reading
-                // its last value through our open descriptor.
-                if z.file.is_unlinked() {
+                // A zone that vanished (driver unloaded, file removed) would keep reading its
+                // last value through our open descriptor: when the value has not moved, check
+                // (one fstat) that the file is still there.
+                let unchanged = z.last_uj == Some(uj);
+                z.last_uj = Some(uj);
+                if unchanged && z.file.is_unlinked() {
                     Err(format!("{} vanished", z.file.path().display()))
                 } else {
                     Ok(uj)

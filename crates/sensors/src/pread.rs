@@ -41,25 +41,30 @@ impl OpenFile {
             if n == self.buf.len() {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
+            let want = self.buf.len() - n;
             let k = self.file.read_at(&mut self.buf[n..], n as u64)?;
-            if k == 0 {
+            n += k;
+            // A short read is the end of a regular, sysfs or procfs file: no second call.
+            if k < want {
                 break;
             }
-            n += k;
         }
         Ok(&self.buf[..n])
     }
 
     /// Read the file as one unsigned integer (`energy_uj` and the like).
     pub fn read_u64(&mut self) -> Result<u64, String> {
-        let path = self.path.display().to_string();
-        let bytes = self.read().map_err(|e| format!("{path}: {e}"))?;
-        parse_u64(bytes).ok_or_else(|| {
-            format!(
-                "{path}: expected an unsigned integer, read {:?}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
-            )
-        })
+        // The path is formatted only on error: the hot path allocates nothing.
+        let result = match self.read() {
+            Ok(bytes) => parse_u64(bytes).ok_or_else(|| {
+                format!(
+                    "expected an unsigned integer, read {:?}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+                )
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        result.map_err(|e| format!("{}: {e}", self.path.display()))
     }
 }
 

@@ -118,6 +118,22 @@ pub fn read_prefix(path: &Path, max_bytes: usize) -> Option<String> {
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// The CPU model name from the first record of `<procfs_root>/cpuinfo`, read once per process
+/// and root (the kernel formats `cpuinfo` slowly: it asks every CPU for its frequency).
+pub fn cpu_model_name(procfs_root: &Path) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static CACHE: OnceLock<Mutex<HashMap<std::path::PathBuf, Option<String>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    map.entry(procfs_root.to_path_buf())
+        .or_insert_with(|| {
+            let text = read_prefix(&procfs_root.join("cpuinfo"), 8192)?;
+            parse_cpuinfo(&text).model_name
+        })
+        .clone()
+}
+
 /// Read `/proc/stat` under `procfs_root`.
 pub fn read_stat(procfs_root: &Path) -> Result<CpuTimes, String> {
     let p = procfs_root.join("stat");

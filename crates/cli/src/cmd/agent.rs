@@ -1,9 +1,171 @@
-//! `wattprint agent`: not built yet (see the open issues).
+//! `wattprint agent`: a long-running meter with an HTTP API, OpenMetrics `/metrics`, a live
+//! dashboard and (optionally) a Unix socket serving counters to unprivileged processes.
+//! Parses flags and the config file, discovers sensors, and hands over to `wattprint_agent`.
 
-/// Options of `wattprint agent`.
+use crate::exit::BadInput;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use wattprint_agent::config::{parse_duration_s, FileConfig};
+use wattprint_agent::socket::SocketConfig;
+use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
+
+/// Options of `wattprint agent` (each overrides the same key of `--config`).
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Address to listen on. Off loopback, `--token-file` is required.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// TOML file with the same settings as these flags (flags win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// File holding the bearer token clients must send (`Authorization: Bearer ...`).
+    #[arg(long = "token-file", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Sampling interval (e.g. 1s, 250ms). Default 1s.
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// How long attribution waits for late span reports (e.g. 5s). Default 5s.
+    #[arg(long = "settle-lag", value_name = "DURATION")]
+    pub settle_lag: Option<String>,
+    /// Grid zone for carbon (as `wattprint run --zone`). Without one, the World average is
+    /// used and flagged as a fallback.
+    #[arg(long, env = "WATTPRINT_ZONE", value_name = "ZONE")]
+    pub zone: Option<String>,
+    /// Power usage effectiveness (>= 1).
+    #[arg(long, value_name = "PUE")]
+    pub pue: Option<f64>,
+    /// A fixed grid intensity, gCO2e/kWh, instead of the zone's factor.
+    #[arg(long = "intensity", value_name = "G_PER_KWH")]
+    pub intensity_g_per_kwh: Option<f64>,
+    /// Serve counters on this Unix socket (for unprivileged `wattprint run`).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Group (name or numeric gid) whose members may connect to the socket.
+    #[arg(long = "socket-group", value_name = "GROUP")]
+    pub socket_group: Option<String>,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<u8> {
-    Err(crate::exit::BadInput("`wattprint agent` is not available in this build yet".into()).into())
+fn read_token(path: &Path) -> anyhow::Result<String> {
+    let t = std::fs::read_to_string(path).map_err(|e| {
+        BadInput(format!(
+            "--token-file {}: {e}: give a readable file holding the token",
+            path.display()
+        ))
+    })?;
+    Ok(t.trim().to_string())
+}
+
+fn group_gid(name: &str) -> anyhow::Result<u32> {
+    if let Ok(g) = name.parse::<u32>() {
+        return Ok(g);
+    }
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let (n, _, gid) = (f.next()?, f.next()?, f.next()?);
+            (n == name).then(|| gid.parse::<u32>().ok()).flatten()
+        })
+        .next()
+        .ok_or_else(|| {
+            BadInput(format!(
+                "--socket-group {name}: no such group in /etc/group (create it with `groupadd {name}`, or give a numeric gid)"
+            ))
+            .into()
+        })
+}
+
+pub fn main(args: Args) -> anyhow::Result<u8> {
+    let file = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| BadInput(format!("--config {}: {e}", p.display())))?;
+            wattprint_agent::config::parse(&p.display().to_string(), &text).map_err(BadInput)?
+        }
+        None => FileConfig::default(),
+    };
+    let listen_text = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:9464".into());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        BadInput(format!(
+            "--listen {listen_text}: give HOST:PORT with a numeric address, e.g. 127.0.0.1:9464"
+        ))
+    })?;
+    let duration = |flag: &str, v: Option<String>, default: f64| -> anyhow::Result<f64> {
+        match v {
+            Some(t) => Ok(parse_duration_s(&t).map_err(|e| BadInput(format!("{flag}: {e}")))?),
+            None => Ok(default),
+        }
+    };
+    let interval_s = duration("--interval", args.interval.or(file.interval), 1.0)?;
+    let settle_lag_s = duration("--settle-lag", args.settle_lag.or(file.settle_lag), 5.0)?;
+    let token = match args.token_file.or(file.token_file) {
+        Some(p) => Some(read_token(&p)?),
+        None => None,
+    };
+    let carbon = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+        zone: args.zone.or(file.zone),
+        pue: args.pue.or(file.pue),
+        intensity_g_per_kwh: args.intensity_g_per_kwh.or(file.intensity_g_per_kwh),
+        ..Default::default()
+    })
+    .map_err(crate::common::carbon_error)?;
+    for w in &carbon.warnings {
+        eprintln!("wattprint agent: {w}");
+    }
+    let socket = match args.socket.or(file.socket) {
+        Some(path) => Some(SocketConfig {
+            path,
+            gid: args
+                .socket_group
+                .or(file.socket_group)
+                .map(|g| group_gid(&g))
+                .transpose()?,
+            mode: 0o660,
+        }),
+        None => None,
+    };
+    let mut cfg = AgentConfig::new(carbon);
+    cfg.listen = listen;
+    cfg.token = token;
+    cfg.interval_s = interval_s;
+    cfg.limits.settle_lag_s = settle_lag_s;
+    if let Some(n) = file.max_pending_spans {
+        cfg.limits.max_pending_spans = n;
+    }
+    if let Some(n) = file.max_label_sets {
+        cfg.limits.max_label_sets = n;
+    }
+    cfg.socket = socket;
+    wattprint_agent::check(&cfg).map_err(|e| BadInput(e.to_string()))?;
+
+    let d = wattprint_engine::discover(&wattprint_engine::SensorConfig::from_env());
+    for a in &d.absent {
+        eprintln!(
+            "wattprint agent: {} not used: {}{}",
+            a.source,
+            a.reason,
+            a.fix
+                .as_deref()
+                .map(|f| format!(" (fix: {f})"))
+                .unwrap_or_default()
+        );
+    }
+    for n in &d.notes {
+        eprintln!("wattprint agent: {n}");
+    }
+    if d.sensors.is_empty() {
+        return Err(BadInput(
+            "no usable sensor on this machine (see the reasons above; `wattprint sensors` explains each)".into(),
+        )
+        .into());
+    }
+    let agent = Agent::bind(cfg, d.sensors)?;
+    let addr = agent.local_addr().unwrap_or(listen);
+    eprintln!("wattprint agent: listening on http://{addr} (dashboard at /, metrics at /metrics)");
+    agent.serve(wattprint_agent::shutdown_signal())?;
+    eprintln!("wattprint agent: stopped");
+    Ok(0)
 }

@@ -168,6 +168,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         wattprint_carbon::summary_lines(&report)
     };
     eprint!("{}", summary::render_with(&report, &carbon_lines));
+    if args.output.output.is_none() && !args.output.json {
+        return Ok(exit_status(outcome.exit_code));
+    }
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(p) = &args.output.output {
         std::fs::write(p, format!("{json}\n"))
@@ -177,7 +180,12 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{json}")?;
     }
-    Ok(u8::try_from(outcome.exit_code.clamp(0, 255)).unwrap_or(1))
+    Ok(exit_status(outcome.exit_code))
+}
+
+/// The child's status as wattprint's own (0..=255).
+fn exit_status(code: i32) -> u8 {
+    u8::try_from(code.clamp(0, 255)).unwrap_or(1)
 }
 
 fn check_output_path(p: &Path) -> anyhow::Result<()> {

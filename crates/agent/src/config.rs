@@ -1,0 +1,94 @@
+//! The agent's configuration file (`--config FILE`, TOML): the same settings as the command
+//! line flags, which override it. Unknown keys are refused so a typo is not silently ignored.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Keys of the configuration file; every one optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `HOST:PORT` to listen on.
+    pub listen: Option<String>,
+    /// File holding the bearer token.
+    pub token_file: Option<PathBuf>,
+    /// Sampling interval, e.g. `1s`, `250ms`.
+    pub interval: Option<String>,
+    /// How long attribution waits for late span reports, e.g. `5s`.
+    pub settle_lag: Option<String>,
+    pub zone: Option<String>,
+    pub pue: Option<f64>,
+    pub intensity_g_per_kwh: Option<f64>,
+    /// Unix socket serving counters to unprivileged processes.
+    pub socket: Option<PathBuf>,
+    /// Group (name or gid) allowed to connect to the socket.
+    pub socket_group: Option<String>,
+    pub max_pending_spans: Option<usize>,
+    pub max_label_sets: Option<usize>,
+}
+
+/// Parse the file's text; errors name the file, line and key.
+pub fn parse(path: &str, text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        match line {
+            Some(l) => format!("{path}:{l}: {}", e.message()),
+            None => format!("{path}: {}", e.message()),
+        }
+    })
+}
+
+/// A duration like `1s`, `250ms`, `2m` or a bare number of seconds, in seconds.
+pub fn parse_duration_s(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v * scale),
+        _ => Err(format!(
+            "{text:?} is not a duration: write e.g. 1s, 250ms or 2m"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_usual_units() {
+        assert_eq!(parse_duration_s("1s"), Ok(1.0));
+        assert_eq!(parse_duration_s("250ms"), Ok(0.25));
+        assert_eq!(parse_duration_s("2m"), Ok(120.0));
+        assert_eq!(parse_duration_s("0.5"), Ok(0.5));
+        assert!(parse_duration_s("fast").is_err());
+        assert!(parse_duration_s("-1s").is_err());
+    }
+
+    #[test]
+    fn a_file_with_every_key_parses_and_a_typo_is_refused_with_its_line() {
+        let c = parse(
+            "agent.toml",
+            "listen = \"127.0.0.1:9500\"\ninterval = \"500ms\"\nzone = \"FR\"\npue = 1.2\nsocket = \"/run/wattprint.sock\"\nsocket_group = \"wattprint\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9500"));
+        assert_eq!(c.pue, Some(1.2));
+        let e = parse("agent.toml", "zone = \"FR\"\nintervall = \"1s\"\n").unwrap_err();
+        assert!(e.starts_with("agent.toml:2:"), "{e}");
+        assert!(e.contains("intervall"), "{e}");
+    }
+}

@@ -1,0 +1,903 @@
+//! The agent's state: the meter, open windows, request spans waiting for attribution, settled
+//! per-label counters, recent samples for the dashboard. Synchronous and clock-injected (every
+//! method takes the times it needs), so tests drive it without a server.
+//!
+//! Spans are reported in Unix seconds and mapped onto the meter's monotonic timeline with the
+//! offset measured at start. Attribution is *settled* up to a horizon that trails the newest
+//! sample by `settle_lag_s`, so that spans reported a little after they ended still share
+//! their slices with their neighbours; a span arriving after its time was settled is *late*
+//! and only the unsettled part of it is attributed (counted, never silent).
+
+use crate::labels::{LabelSet, LabelTable};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use wattprint_core::report::{DomainEnergy, EnergyReport, Metrics, Overhead, RunReport, Work};
+use wattprint_core::requests::{self, RequestEnergy, RequestSummary, Slice, Span};
+use wattprint_core::window::WindowId;
+use wattprint_core::work::{fill_work_metrics, MetricEnergy};
+use wattprint_core::DomainDesc;
+use wattprint_sensors::Meter;
+
+/// The carbon factor the agent applies to requests, resolved once from the carbon options
+/// exactly as `wattprint_carbon::apply` resolves it for window reports (same zone, factor and
+/// PUE), so requests and windows agree.
+#[derive(Clone, Debug)]
+pub struct CarbonFactor {
+    pub zone: String,
+    pub intensity_g_per_kwh: f64,
+    pub source: String,
+    /// True when no zone was given and a fallback was used (reported, never silent).
+    pub fallback: bool,
+    pub pue: f64,
+    /// What the resolution warned about (fallback zone, default PUE).
+    pub warnings: Vec<String>,
+    /// The options windows are reported with.
+    pub options: wattprint_carbon::CarbonOptions,
+}
+
+impl CarbonFactor {
+    /// Resolve `options` (zone, `--intensity`, `--pue`, market factor; time series and live
+    /// providers are not used by the agent and are cleared).
+    pub fn resolve(
+        mut options: wattprint_carbon::CarbonOptions,
+    ) -> Result<CarbonFactor, wattprint_carbon::CarbonError> {
+        options.intensity_file = None;
+        options.live = None;
+        let mut probe = RunReport::new("probe".into());
+        probe.energy.total_j = 3.6e6;
+        probe.duration_s = 1.0;
+        wattprint_carbon::apply(&mut probe, &options)?;
+        Ok(CarbonFactor {
+            zone: probe.carbon.zone.clone(),
+            intensity_g_per_kwh: probe.carbon.intensity_g_per_kwh,
+            source: probe.carbon.intensity_source.clone(),
+            fallback: probe.carbon.fallback,
+            pue: probe.energy.pue,
+            warnings: probe.warnings,
+            options,
+        })
+    }
+}
+
+/// Limits and settings of the agent's state.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Spans waiting for attribution kept at most (oldest dropped, counted).
+    pub max_pending_spans: usize,
+    /// Attributed requests kept for the summary and dashboard.
+    pub max_recent_requests: usize,
+    /// Samples kept for attribution and the dashboard.
+    pub max_samples: usize,
+    /// Distinct label sets exported as metrics (the rest folded into one overflow set).
+    pub max_label_sets: usize,
+    /// Open windows at most.
+    pub max_windows: usize,
+    /// Attribution trails the newest sample by this much, s.
+    pub settle_lag_s: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pending_spans: 200_000,
+            max_recent_requests: 50_000,
+            max_samples: 3600,
+            max_label_sets: 512,
+            max_windows: 10_000,
+            settle_lag_s: 5.0,
+        }
+    }
+}
+
+/// One request span as reported (Unix seconds).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanReport {
+    pub start_unix_s: f64,
+    pub end_unix_s: f64,
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+struct Pending {
+    span: Span,
+    label: LabelSet,
+    energy_j: f64,
+}
+
+/// A request whose attribution is final.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Settled {
+    pub start_unix_s: f64,
+    pub end_unix_s: f64,
+    pub tokens: Option<u64>,
+    pub energy_j: f64,
+    pub carbon_g: f64,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Settled totals of one label set (monotonic counters).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelTotals {
+    pub requests: u64,
+    pub tokens: u64,
+    pub energy_j: f64,
+    pub carbon_g: f64,
+}
+
+/// One sample of the meter.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub t_s: f64,
+    /// Cumulative energy of the counted domains, J.
+    pub total_j: f64,
+    /// Per domain power over the interval ending here, W.
+    pub power_w: Vec<Option<f64>>,
+}
+
+struct OpenWindow {
+    name: String,
+    labels: BTreeMap<String, String>,
+    begin_unix_s: f64,
+    begin_t_s: f64,
+    begin_cum_j: Vec<f64>,
+}
+
+/// What was lost or refused, for `/metrics`, the summary and the logs.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Losses {
+    /// Pending spans dropped because the buffer was full.
+    pub spans_dropped: u64,
+    /// Spans refused as invalid (end before start, non-finite times).
+    pub spans_invalid: u64,
+    /// Spans reported after part of their time was already settled.
+    pub spans_late: u64,
+    /// Seconds of late spans that could not be attributed any more.
+    pub late_span_s: f64,
+    /// Attributed requests rotated out of the recent list (still in the counters).
+    pub recent_rotated: u64,
+    /// Label sets folded into the overflow set.
+    pub label_sets_overflowed: u64,
+}
+
+/// Errors the API maps to HTTP statuses.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StateError {
+    #[error("window {0} is not open (never begun, already ended, or lost in an agent restart)")]
+    NoWindow(u64),
+    #[error("too many open windows ({0}): end some first")]
+    TooManyWindows(usize),
+    #[error("{0}")]
+    BadInput(String),
+}
+
+/// The agent's state. See the module docs.
+pub struct AgentState {
+    meter: Meter,
+    domains: Vec<DomainDesc>,
+    /// Unix time of the meter's t = 0, s.
+    unix_at_epoch_s: f64,
+    limits: Limits,
+    carbon: CarbonFactor,
+    pue: f64,
+    samples: VecDeque<Sample>,
+    cumulative_j: Vec<f64>,
+    pending: VecDeque<Pending>,
+    settled_until_s: f64,
+    idle_j: f64,
+    recent: VecDeque<Settled>,
+    labels: LabelTable,
+    totals: Vec<LabelTotals>,
+    windows: HashMap<u64, OpenWindow>,
+    /// Ended windows: name -> (count, energy J, carbon g).
+    window_totals: BTreeMap<String, (u64, f64, f64)>,
+    losses: Losses,
+    spans_received: u64,
+}
+
+impl AgentState {
+    /// Wrap a started meter. `unix_now_s` and `meter_now_s` are read at the same instant.
+    pub fn new(
+        meter: Meter,
+        unix_now_s: f64,
+        meter_now_s: f64,
+        carbon: CarbonFactor,
+        limits: Limits,
+    ) -> AgentState {
+        let domains = meter.domains();
+        let n = domains.len();
+        let max_sets = limits.max_label_sets;
+        AgentState {
+            meter,
+            domains,
+            unix_at_epoch_s: unix_now_s - meter_now_s,
+            limits,
+            pue: carbon.pue,
+            carbon,
+            samples: VecDeque::new(),
+            cumulative_j: vec![0.0; n],
+            pending: VecDeque::new(),
+            settled_until_s: 0.0,
+            idle_j: 0.0,
+            recent: VecDeque::new(),
+            labels: LabelTable::new(max_sets),
+            totals: Vec::new(),
+            windows: HashMap::new(),
+            window_totals: BTreeMap::new(),
+            losses: Losses::default(),
+            spans_received: 0,
+        }
+    }
+
+    pub fn domains(&self) -> &[DomainDesc] {
+        &self.domains
+    }
+
+    pub fn carbon(&self) -> &CarbonFactor {
+        &self.carbon
+    }
+
+    pub fn pue(&self) -> f64 {
+        self.pue
+    }
+
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// Unix seconds of a meter time.
+    pub fn unix_of(&self, t_s: f64) -> f64 {
+        t_s + self.unix_at_epoch_s
+    }
+
+    fn grams(&self, energy_j: f64) -> f64 {
+        requests::grams(energy_j * self.pue, self.carbon.intensity_g_per_kwh)
+    }
+
+    /// Read the sensors, record the sample, and settle attribution up to the new horizon.
+    pub fn tick(&mut self) {
+        let snap = self.meter.sample_now();
+        self.cumulative_j = snap.cumulative.iter().map(|j| j.0).collect();
+        let total_j = self
+            .domains
+            .iter()
+            .zip(&self.cumulative_j)
+            .filter(|(d, _)| d.counted_in_total)
+            .map(|(_, j)| j)
+            .sum();
+        self.samples.push_back(Sample {
+            t_s: snap.t_s,
+            total_j,
+            power_w: snap.power.iter().map(|p| p.map(|w| w.0)).collect(),
+        });
+        while self.samples.len() > self.limits.max_samples.max(2) {
+            self.samples.pop_front();
+        }
+        self.settle(snap.t_s - self.limits.settle_lag_s);
+    }
+
+    /// Attribute the energy between the settled mark and `horizon_s`, and finalise the spans
+    /// that ended by then.
+    pub fn settle(&mut self, horizon_s: f64) {
+        if horizon_s <= self.settled_until_s {
+            return;
+        }
+        let from = self.settled_until_s;
+        let mut slices = Vec::new();
+        for w in self.samples.iter().collect::<Vec<_>>().windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let (s, e) = (a.t_s.max(from), b.t_s.min(horizon_s));
+            if e <= s || b.t_s <= a.t_s {
+                continue;
+            }
+            let frac = (e - s) / (b.t_s - a.t_s);
+            slices.push(Slice {
+                start_s: s,
+                end_s: e,
+                energy_j: (b.total_j - a.total_j) * frac,
+            });
+        }
+        let spans: Vec<Span> = self.pending.iter().map(|p| p.span).collect();
+        let r = requests::attribute(&slices, &spans);
+        self.idle_j += r.idle_j;
+        for (p, j) in self.pending.iter_mut().zip(&r.span_j) {
+            p.energy_j += j;
+        }
+        self.settled_until_s = horizon_s;
+        let mut keep = VecDeque::with_capacity(self.pending.len());
+        for p in std::mem::take(&mut self.pending) {
+            if p.span.end_s <= horizon_s {
+                self.finalise(p);
+            } else {
+                keep.push_back(p);
+            }
+        }
+        self.pending = keep;
+    }
+
+    fn finalise(&mut self, p: Pending) {
+        let carbon_g = self.grams(p.energy_j);
+        let idx = p.label.0;
+        if self.totals.len() <= idx {
+            self.totals.resize(idx + 1, LabelTotals::default());
+        }
+        let t = &mut self.totals[idx];
+        t.requests += 1;
+        t.tokens += p.span.tokens.unwrap_or(0);
+        t.energy_j += p.energy_j;
+        t.carbon_g += carbon_g;
+        self.recent.push_back(Settled {
+            start_unix_s: self.unix_of(p.span.start_s),
+            end_unix_s: self.unix_of(p.span.end_s),
+            tokens: p.span.tokens,
+            energy_j: p.energy_j,
+            carbon_g,
+            labels: self.labels.get(p.label).clone(),
+        });
+        while self.recent.len() > self.limits.max_recent_requests {
+            self.recent.pop_front();
+            self.losses.recent_rotated += 1;
+        }
+    }
+
+    /// Queue reported spans for attribution. Returns how many were accepted.
+    pub fn add_spans(&mut self, reports: Vec<SpanReport>) -> usize {
+        let mut accepted = 0;
+        for r in reports {
+            self.spans_received += 1;
+            let span = Span {
+                start_s: r.start_unix_s - self.unix_at_epoch_s,
+                end_s: r.end_unix_s - self.unix_at_epoch_s,
+                tokens: r.tokens,
+            };
+            if !span.is_valid() || !r.start_unix_s.is_finite() || !r.end_unix_s.is_finite() {
+                self.losses.spans_invalid += 1;
+                continue;
+            }
+            let mut span = span;
+            if span.start_s < self.settled_until_s {
+                self.losses.spans_late += 1;
+                let lost = self.settled_until_s.min(span.end_s) - span.start_s;
+                self.losses.late_span_s += lost;
+                if span.end_s <= self.settled_until_s {
+                    continue;
+                }
+                // Keep the token rate: scale the tokens to the part still attributable.
+                let full = span.end_s - span.start_s;
+                let kept = span.end_s - self.settled_until_s;
+                span.tokens = span.tokens.map(|t| (t as f64 * kept / full).round() as u64);
+                span.start_s = self.settled_until_s;
+            }
+            let (label, overflowed) = self.labels.intern(&r.labels);
+            if overflowed {
+                self.losses.label_sets_overflowed += 1;
+            }
+            self.pending.push_back(Pending {
+                span,
+                label,
+                energy_j: 0.0,
+            });
+            accepted += 1;
+        }
+        while self.pending.len() > self.limits.max_pending_spans {
+            self.pending.pop_front();
+            self.losses.spans_dropped += 1;
+        }
+        accepted
+    }
+
+    /// Open a window.
+    pub fn begin_window(
+        &mut self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<u64, StateError> {
+        if self.windows.len() >= self.limits.max_windows {
+            return Err(StateError::TooManyWindows(self.windows.len()));
+        }
+        let id: WindowId = self.meter.begin(name);
+        let snap = self.meter.snapshot();
+        self.windows.insert(
+            id.0,
+            OpenWindow {
+                name: name.to_string(),
+                labels,
+                begin_unix_s: self.unix_of(snap.t_s),
+                begin_t_s: snap.t_s,
+                begin_cum_j: snap.cumulative.iter().map(|j| j.0).collect(),
+            },
+        );
+        Ok(id.0)
+    }
+
+    /// Close a window and build its report.
+    pub fn end_window(
+        &mut self,
+        id: u64,
+        inferences: Option<f64>,
+        tokens: Option<f64>,
+    ) -> Result<RunReport, StateError> {
+        for (what, v) in [("inferences", inferences), ("tokens", tokens)] {
+            if let Some(v) = v {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(StateError::BadInput(format!(
+                        "{what} = {v}: give a count (a number >= 0)"
+                    )));
+                }
+            }
+        }
+        let open = self.windows.remove(&id).ok_or(StateError::NoWindow(id))?;
+        let e = self
+            .meter
+            .end(WindowId(id))
+            .map_err(|_| StateError::NoWindow(id))?;
+        let report =
+            self.window_report(id, &open, &e.per_domain_j(), e.end_t_s, inferences, tokens);
+        let entry = self.window_totals.entry(open.name).or_default();
+        entry.0 += 1;
+        entry.1 += report.energy.total_j;
+        entry.2 += report.carbon.total_g;
+        Ok(report)
+    }
+
+    fn window_report(
+        &self,
+        id: u64,
+        open: &OpenWindow,
+        per_domain_j: &[f64],
+        end_t_s: f64,
+        inferences: Option<f64>,
+        tokens: Option<f64>,
+    ) -> RunReport {
+        let duration_s = (end_t_s - open.begin_t_s).max(0.0);
+        let domains: Vec<DomainEnergy> = self
+            .domains
+            .iter()
+            .zip(per_domain_j)
+            .map(|(d, j)| DomainEnergy {
+                name: d.name.clone(),
+                kind: d.kind,
+                joules: *j,
+                source: d.source.clone(),
+                method: d.method,
+                counted_in_total: d.counted_in_total,
+                device: d.device.clone(),
+                avg_power_w: (duration_s > 0.0).then(|| j / duration_s),
+            })
+            .collect();
+        let total_j: f64 = domains
+            .iter()
+            .filter(|d| d.counted_in_total)
+            .map(|d| d.joules)
+            .sum();
+        let mut r = RunReport::new(format!("window-{id}"));
+        r.command = vec![open.name.clone()];
+        r.started_at = rfc3339_utc(open.begin_unix_s);
+        r.duration_s = duration_s;
+        r.labels = open.labels.clone();
+        r.labels.insert("window".into(), open.name.clone());
+        let gaps: Vec<_> = self
+            .meter
+            .gaps()
+            .into_iter()
+            .filter(|g| g.to_s > open.begin_t_s && g.from_s < end_t_s)
+            .collect();
+        for g in &gaps {
+            r.warnings.push(format!(
+                "{} could not be read from {:.3} s to {:.3} s ({}): its energy there is unknown",
+                g.domain, g.from_s, g.to_s, g.reason
+            ));
+        }
+        r.energy = EnergyReport {
+            total_j,
+            pue: self.pue,
+            facility_j: total_j * self.pue,
+            domains,
+            gaps,
+            ..Default::default()
+        };
+        r.work = Work {
+            inferences,
+            tokens,
+            ..Default::default()
+        };
+        let mut m = Metrics {
+            energy_to_solution_j: total_j,
+            facility_energy_to_solution_j: total_j * self.pue,
+            ..Default::default()
+        };
+        let gpu: Vec<f64> = r
+            .energy
+            .domains
+            .iter()
+            .filter(|d| d.kind == wattprint_core::DomainKind::Gpu)
+            .map(|d| d.joules)
+            .collect();
+        fill_work_metrics(
+            &mut m,
+            &r.work,
+            MetricEnergy {
+                e2s_j: total_j,
+                gpu_j: (!gpu.is_empty()).then(|| gpu.iter().sum()),
+            },
+            &[],
+        );
+        r.metrics = m;
+        let mut opts = self.carbon.options.clone();
+        opts.pue = Some(self.pue);
+        if let Err(e) = wattprint_carbon::apply(&mut r, &opts) {
+            // Options were validated at start; keep the energy and say why carbon is missing.
+            r.warnings.push(format!("carbon not computed: {e}"));
+        }
+        r.overhead = Overhead {
+            meter_cpu_s: self.meter.cpu_s(),
+            meter_cpu_fraction: 0.0,
+            peak_rss_bytes: crate::overhead::peak_rss_bytes(),
+            reads: self.meter.reads(),
+            setup_steps: Vec::new(),
+        };
+        r
+    }
+
+    /// Energy and carbon so far of each open window: (id, name, begin unix s, J, g).
+    pub fn open_windows(&self) -> Vec<(u64, String, f64, f64, f64)> {
+        let mut v: Vec<_> = self
+            .windows
+            .iter()
+            .map(|(id, w)| {
+                let j: f64 = self
+                    .domains
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.counted_in_total)
+                    .map(|(k, _)| {
+                        self.cumulative_j.get(k).copied().unwrap_or(0.0)
+                            - w.begin_cum_j.get(k).copied().unwrap_or(0.0)
+                    })
+                    .sum();
+                (*id, w.name.clone(), w.begin_unix_s, j, self.grams(j))
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
+    }
+
+    /// Summary of the attributed requests still in the recent list, and idle energy.
+    pub fn summary(&self) -> RequestSummary {
+        let reqs: Vec<RequestEnergy> = self
+            .recent
+            .iter()
+            .map(|s| RequestEnergy {
+                energy_j: s.energy_j,
+                tokens: s.tokens,
+            })
+            .collect();
+        requests::summarize(
+            &reqs,
+            self.idle_j,
+            self.carbon.intensity_g_per_kwh * self.pue,
+        )
+    }
+
+    pub fn recent(&self, n: usize) -> impl Iterator<Item = &Settled> {
+        self.recent.iter().rev().take(n)
+    }
+
+    pub fn samples(&self) -> &VecDeque<Sample> {
+        &self.samples
+    }
+
+    pub fn cumulative_j(&self) -> &[f64] {
+        &self.cumulative_j
+    }
+
+    pub fn label_totals(&self) -> impl Iterator<Item = (&BTreeMap<String, String>, &LabelTotals)> {
+        self.totals
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (self.labels.get(LabelSet(i)), t))
+    }
+
+    pub fn window_totals(&self) -> &BTreeMap<String, (u64, f64, f64)> {
+        &self.window_totals
+    }
+
+    pub fn idle_j(&self) -> f64 {
+        self.idle_j
+    }
+
+    pub fn losses(&self) -> &Losses {
+        &self.losses
+    }
+
+    pub fn pending_spans(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn spans_received(&self) -> u64 {
+        self.spans_received
+    }
+
+    pub fn settled_until_unix_s(&self) -> f64 {
+        self.unix_of(self.settled_until_s)
+    }
+}
+
+trait PerDomain {
+    fn per_domain_j(&self) -> Vec<f64>;
+}
+
+impl PerDomain for wattprint_core::window::WindowEnergy {
+    fn per_domain_j(&self) -> Vec<f64> {
+        self.per_domain.iter().map(|j| j.0).collect()
+    }
+}
+
+/// RFC 3339 UTC of Unix seconds (millisecond precision).
+pub fn rfc3339_utc(unix_s: f64) -> String {
+    if !unix_s.is_finite() {
+        return String::new();
+    }
+    let ms = (unix_s * 1000.0).round() as i64;
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattprint_sensors::fake::FakeSensor;
+    use wattprint_sensors::MeterOptions;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(rfc3339_utc(0.0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_utc(1_700_000_000.25), "2023-11-14T22:13:20.250Z");
+        assert_eq!(rfc3339_utc(951_782_400.0), "2000-02-29T00:00:00.000Z");
+    }
+
+    fn factor() -> CarbonFactor {
+        CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            intensity_g_per_kwh: Some(360.0),
+            pue: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_factor_is_resolved_like_a_run_report() {
+        let f = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            zone: Some("FR".into()),
+            pue: Some(1.2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.zone, "FR");
+        assert!(!f.fallback);
+        assert_eq!(f.pue, 1.2);
+        assert!(f.intensity_g_per_kwh > 0.0);
+        let w = CarbonFactor::resolve(Default::default()).unwrap();
+        assert!(w.fallback);
+        assert!(!w.warnings.is_empty());
+        assert!(CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            zone: Some("Atlantis".into()),
+            ..Default::default()
+        })
+        .is_err());
+    }
+
+    fn state(limits: Limits) -> AgentState {
+        let meter = Meter::start(
+            vec![Box::new(FakeSensor::constant_counter(
+                "package-0",
+                100.0,
+                0.0,
+                1e9,
+            ))],
+            MeterOptions::default(),
+        );
+        AgentState::new(meter, 1000.0, 0.0, factor(), limits)
+    }
+
+    /// Push a synthetic sample (the meter's real clock is not used by `settle`).
+    fn push(st: &mut AgentState, t_s: f64, total_j: f64) {
+        st.samples.push_back(Sample {
+            t_s,
+            total_j,
+            power_w: vec![],
+        });
+    }
+
+    #[test]
+    fn settled_spans_carry_their_share_and_idle_stays_apart() {
+        let mut st = state(Limits::default());
+        push(&mut st, 0.0, 0.0);
+        push(&mut st, 10.0, 1000.0);
+        let lab: BTreeMap<String, String> = [("model".to_string(), "m".to_string())].into();
+        st.add_spans(vec![
+            SpanReport {
+                start_unix_s: 1000.0,
+                end_unix_s: 1002.0,
+                tokens: None,
+                labels: lab.clone(),
+            },
+            SpanReport {
+                start_unix_s: 1001.0,
+                end_unix_s: 1002.0,
+                tokens: None,
+                labels: lab.clone(),
+            },
+        ]);
+        st.settle(10.0);
+        let s = st.summary();
+        assert_eq!(s.requests, 2);
+        assert!((s.attributed_j - 200.0).abs() < 1e-9);
+        assert!((st.idle_j() - 800.0).abs() < 1e-9);
+        let (l, t) = st.label_totals().next().unwrap();
+        assert_eq!(l, &lab);
+        assert_eq!(t.requests, 2);
+        assert!((t.energy_j - 200.0).abs() < 1e-9);
+        // 200 J = 1/18000 kWh x 360 g = 0.02 g
+        assert!((t.carbon_g - 0.02).abs() < 1e-12);
+    }
+
+    #[test]
+    fn settling_in_steps_gives_the_same_energy_as_at_once() {
+        let mut a = state(Limits::default());
+        let mut b = state(Limits::default());
+        for st in [&mut a, &mut b] {
+            for k in 0..=10 {
+                push(st, k as f64, (k * k) as f64 * 10.0);
+            }
+            st.add_spans(vec![SpanReport {
+                start_unix_s: 1001.5,
+                end_unix_s: 1007.25,
+                tokens: Some(10),
+                labels: BTreeMap::new(),
+            }]);
+        }
+        a.settle(10.0);
+        for h in [2.0, 3.3, 5.0, 7.1, 10.0] {
+            b.settle(h);
+        }
+        let (ja, jb) = (a.summary().attributed_j, b.summary().attributed_j);
+        assert!((ja - jb).abs() < 1e-9, "{ja} vs {jb}");
+        assert!((a.idle_j() - b.idle_j()).abs() < 1e-9);
+        assert!((ja + a.idle_j() - 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_late_span_is_counted_and_only_its_open_part_attributed() {
+        let mut st = state(Limits::default());
+        push(&mut st, 0.0, 0.0);
+        push(&mut st, 10.0, 1000.0);
+        st.settle(5.0);
+        st.add_spans(vec![
+            SpanReport {
+                start_unix_s: 1003.0,
+                end_unix_s: 1007.0,
+                tokens: Some(40),
+                labels: BTreeMap::new(),
+            },
+            SpanReport {
+                start_unix_s: 1001.0,
+                end_unix_s: 1002.0,
+                tokens: None,
+                labels: BTreeMap::new(),
+            },
+        ]);
+        st.settle(10.0);
+        let l = st.losses();
+        assert_eq!(l.spans_late, 2);
+        assert!((l.late_span_s - 3.0).abs() < 1e-9);
+        let s = st.summary();
+        assert_eq!(s.requests, 1);
+        assert_eq!(s.tokens, 20);
+        assert!((s.attributed_j - 200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_flood_of_spans_is_bounded_and_the_drop_counted() {
+        let mut st = state(Limits {
+            max_pending_spans: 100,
+            max_recent_requests: 10,
+            ..Limits::default()
+        });
+        let spans: Vec<SpanReport> = (0..1000)
+            .map(|k| SpanReport {
+                start_unix_s: 1000.0 + k as f64 * 0.001,
+                end_unix_s: 1000.5 + k as f64 * 0.001,
+                tokens: None,
+                labels: BTreeMap::new(),
+            })
+            .collect();
+        assert_eq!(st.add_spans(spans), 1000);
+        assert_eq!(st.pending_spans(), 100);
+        assert_eq!(st.losses().spans_dropped, 900);
+        push(&mut st, 0.0, 0.0);
+        push(&mut st, 10.0, 10.0);
+        st.settle(10.0);
+        assert_eq!(st.recent(usize::MAX).count(), 10);
+        assert_eq!(st.losses().recent_rotated, 90);
+        let (_, t) = st.label_totals().next().unwrap();
+        assert_eq!(t.requests, 100);
+    }
+
+    #[test]
+    fn invalid_spans_are_refused_and_counted() {
+        let mut st = state(Limits::default());
+        let n = st.add_spans(vec![
+            SpanReport {
+                start_unix_s: 5.0,
+                end_unix_s: 4.0,
+                tokens: None,
+                labels: BTreeMap::new(),
+            },
+            SpanReport {
+                start_unix_s: f64::NAN,
+                end_unix_s: 4.0,
+                tokens: None,
+                labels: BTreeMap::new(),
+            },
+        ]);
+        assert_eq!(n, 0);
+        assert_eq!(st.losses().spans_invalid, 2);
+    }
+
+    #[test]
+    fn window_report_has_run_fields_and_metrics() {
+        let mut st = state(Limits::default());
+        let id = st.begin_window("batch", BTreeMap::new()).unwrap();
+        let r = st.end_window(id, Some(10.0), Some(1000.0)).unwrap();
+        assert_eq!(r.schema, "wattprint.run/v1");
+        assert_eq!(r.energy.domains.len(), 1);
+        assert!(r.energy.total_j >= 0.0);
+        assert_eq!(r.work.tokens, Some(1000.0));
+        assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
+        assert!((r.carbon.operational_g - r.energy.total_j / 3.6e6 * 360.0).abs() < 1e-12);
+        assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
+        if r.energy.total_j > 0.0 {
+            assert!(r.metrics.joules_per_token.is_some());
+            assert!(r.metrics.carbon_per_inference_g.is_some());
+        }
+        assert_eq!(st.end_window(id, None, None), Err(StateError::NoWindow(id)));
+        assert_eq!(st.window_totals()["batch"].0, 1);
+        assert!(matches!(
+            st.end_window(99, Some(-1.0), None),
+            Err(StateError::BadInput(_))
+        ));
+    }
+
+    #[test]
+    fn open_windows_are_bounded() {
+        let mut st = state(Limits {
+            max_windows: 2,
+            ..Limits::default()
+        });
+        st.begin_window("a", BTreeMap::new()).unwrap();
+        st.begin_window("b", BTreeMap::new()).unwrap();
+        assert_eq!(
+            st.begin_window("c", BTreeMap::new()),
+            Err(StateError::TooManyWindows(2))
+        );
+        assert_eq!(st.open_windows().len(), 2);
+    }
+}
