@@ -6,8 +6,15 @@ use std::path::Path;
 use std::process::Stdio;
 use wattprint_sensors::fake_tree::{write_fake_procfs, FakeRaplTree};
 
+/// A history database of this test process, so runs never land in the user's own history.
+fn test_db() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wattprint-run-tests-{}.sqlite", std::process::id()))
+}
+
 fn wattprint() -> Command {
-    Command::cargo_bin("wattprint").unwrap()
+    let mut c = Command::cargo_bin("wattprint").unwrap();
+    c.env("WATTPRINT_DB", test_db());
+    c
 }
 
 /// A machine with no sensors but a fake procfs (the model).
@@ -231,6 +238,7 @@ fn sigterm_to_wattprint_is_forwarded_and_reported() {
     write_fake_procfs(&proc, "x", 1, 1000, 0, 0).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("wattprint");
     let mut child = std::process::Command::new(bin)
+        .env("WATTPRINT_DB", test_db())
         .env("WATTPRINT_SYSFS_ROOT", d.path().join("sys"))
         .env("WATTPRINT_PROCFS_ROOT", &proc)
         .args(["run", "-o"])

@@ -171,19 +171,34 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         wattprint_carbon::summary_lines(&report)
     };
     eprint!("{}", summary::render_with(&report, &carbon_lines));
-    if args.output.output.is_none() && !args.output.json {
-        return Ok(exit_status(outcome.exit_code));
+    let written = write_outputs(&args.output, &report);
+    // Stored after the outputs, and even when writing them failed: a database problem only
+    // warns, and an output problem does not lose the run from the history.
+    if !args.no_store {
+        crate::cmd::runs::store_or_warn(&report);
     }
-    let json = serde_json::to_string_pretty(&report)?;
-    if let Some(p) = &args.output.output {
+    written?;
+    Ok(exit_status(outcome.exit_code))
+}
+
+/// Writes the report to -o FILE and/or stdout (--json), when asked.
+fn write_outputs(
+    output: &OutputArgs,
+    report: &wattprint_core::report::RunReport,
+) -> anyhow::Result<()> {
+    if output.output.is_none() && !output.json {
+        return Ok(());
+    }
+    let json = serde_json::to_string_pretty(report)?;
+    if let Some(p) = &output.output {
         std::fs::write(p, format!("{json}\n"))
             .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
     }
-    if args.output.json {
+    if output.json {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{json}")?;
     }
-    Ok(exit_status(outcome.exit_code))
+    Ok(())
 }
 
 /// The child's status as wattprint's own (0..=255).
