@@ -117,6 +117,12 @@ fn a_run_measures_the_gpus_and_computes_flops_per_watt() {
             "{name}: {j} J vs {want} J"
         );
     }
+    // Name, UUID, power limit and MIG mode are recorded per GPU.
+    let gpus = r["host"]["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 5);
+    assert_eq!(gpus[0]["power_limit_w"], 700.0);
+    assert_eq!(gpus[0]["uuid"], "GPU-00000000-0000-0000-0000-000000000000");
+    assert_eq!(gpus[4]["mig_enabled"], true);
     // The lost GPU: a gap and a warning, not a failure.
     assert!(r["energy"]["gaps"]
         .as_array()

@@ -45,6 +45,28 @@ pub struct HostInfo {
     pub gpu_models: Vec<String>,
     #[serde(default)]
     pub git_commit: Option<String>,
+    /// The GPUs measured, with how each was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuHost>,
+}
+
+/// One GPU of the host, as found at discovery.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuHost {
+    /// Its energy domain, e.g. `gpu-0`, `amdgpu-0`.
+    pub domain: String,
+    /// Name as the driver reports it.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Enforced power limit, W.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_limit_w: Option<f64>,
+    /// MIG mode on: the energy is the whole physical GPU's.
+    #[serde(default)]
+    pub mig_enabled: bool,
+    /// `nvml`, `amdsmi` or `hwmon`.
+    pub source: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

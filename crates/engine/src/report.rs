@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use wattprint_core::attribution;
 use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
-    Attribution, DomainEnergy, Gap, Overhead, PowerSeries, RunReport, TimelineReport, Work,
+    Attribution, DomainEnergy, Gap, GpuHost, Overhead, PowerSeries, RunReport, TimelineReport, Work,
 };
 use wattprint_core::timeline::Timeline;
 use wattprint_core::work::{self, MetricEnergy, Precision};
@@ -224,6 +224,18 @@ pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext
 pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
     r.work = ctx.work.clone();
     r.host.gpu_models = i.gpus.iter().map(|g| g.name.clone()).collect();
+    r.host.gpus = i
+        .gpus
+        .iter()
+        .map(|g| GpuHost {
+            domain: g.domain.clone(),
+            name: g.name.clone(),
+            uuid: g.uuid.clone(),
+            power_limit_w: g.power_limit_w,
+            mig_enabled: g.mig_enabled,
+            source: g.source.clone(),
+        })
+        .collect();
 }
 
 /// Peak FLOPs/W inputs of the GPUs measured, at `precision`, and a source line.
@@ -487,6 +499,8 @@ mod tests {
             Some("sum of peaks / sum of TDPs at bf16: H100-SXM5-80GB (whitepaper) (data/gpu-specs.csv)")
         );
         assert_eq!(r.host.gpu_models, vec!["NVIDIA H100 80GB HBM3".to_string()]);
+        assert_eq!(r.host.gpus[0].power_limit_w, Some(700.0));
+        assert_eq!(r.host.gpus[0].uuid.as_deref(), Some("GPU-0"));
         assert!(r.metrics.notes["joules_per_inference"].contains("no inferences"));
     }
 
