@@ -28,22 +28,44 @@ advance_rapl "$TMP/sys" 1500000 &
 PIDS+=($!)
 PORT=$(free_port)
 WATTPRINT_SYSFS_ROOT="$TMP/sys" timeout 300 "$WATTPRINT" agent --listen "127.0.0.1:$PORT" \
-  --interval 200ms --settle-lag 500ms --zone FR 2>"$TMP/agent.log" &
+  --interval 200ms --settle-lag 3s --zone FR 2>"$TMP/agent.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$PORT/healthz" 30
 
-sleep 1
-spans=$(python3 -c 'import json,time; t=time.time(); print(json.dumps([
-  {"start_unix_s": t - 0.6, "end_unix_s": t - 0.1, "tokens": 64, "labels": {"model": "dash-test-model"}},
-  {"start_unix_s": t - 0.4, "end_unix_s": t - 0.1, "tokens": 32, "labels": {"model": "dash-test-model"}}]))')
-curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/spans" -d "$spans"
+# The sample inference loop reports its spans (and a window it ends), then waits until the
+# agent attributed them; a window stays open for the dashboard.
+python3 examples/inference_loop.py --agent "http://127.0.0.1:$PORT" --requests 20 \
+  --model dash-test-model --wait 30
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/windows" -d '{"name":"dash-window"}'
-for i in $(seq 1 100); do
-  n=$(curl -fsS "http://127.0.0.1:$PORT/v1/requests/summary" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["requests"])')
-  [ "$n" = 2 ] && break
-  [ "$i" -lt 100 ] || { echo "dashboard.sh: spans never settled" >&2; exit 1; }
-  sleep 0.1
-done
+
+# /metrics, /v1/requests/summary and /v1/live agree.
+curl -fsS "http://127.0.0.1:$PORT/metrics" >"$TMP/metrics.txt"
+curl -fsS "http://127.0.0.1:$PORT/v1/requests/summary" >"$TMP/summary.json"
+curl -fsS "http://127.0.0.1:$PORT/v1/live" >"$TMP/live.json"
+python3 - "$TMP" <<'PY'
+import json, re, sys
+tmp = sys.argv[1]
+m = open(f"{tmp}/metrics.txt").read()
+s = json.load(open(f"{tmp}/summary.json"))
+live = json.load(open(f"{tmp}/live.json"))
+def metric(name):
+    tot = 0.0
+    for line in m.splitlines():
+        if line.startswith(name + "{") and 'model="dash-test-model"' in line:
+            tot += float(line.rsplit(" ", 1)[1])
+    return tot
+by = [b for b in s["by_labels"] if b["labels"].get("model") == "dash-test-model"]
+assert sum(b["requests"] for b in by) == 20, by
+close = lambda a, b: abs(a - b) <= 1e-9 * max(1.0, abs(b))
+assert close(metric("wattprint_request_energy_joules_total"), sum(b["energy_j"] for b in by))
+assert close(metric("wattprint_request_carbon_grams_total"), sum(b["carbon_g"] for b in by))
+assert metric("wattprint_requests_total") == 20
+idle = float(re.search(r"^wattprint_idle_energy_joules_total (\S+)$", m, re.M).group(1))
+assert close(idle, s["idle_j"]) and close(live["totals"]["idle_j"], s["idle_j"])
+assert close(live["totals"]["attributed_j"], s["summary"]["attributed_j"])
+assert live["totals"]["requests"] == s["summary"]["requests"] == 20
+print(f"  /metrics, summary and live agree: 20 requests, {s['summary']['attributed_j']:.3f} J attributed, {s['idle_j']:.3f} J idle")
+PY
 
 timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
   --disable-component-update --disable-sync --no-first-run --disable-dev-shm-usage \

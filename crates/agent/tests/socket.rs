@@ -154,3 +154,28 @@ fn an_absent_agent_is_an_unavailable_sensor_with_a_fix() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn discovery_uses_the_agent_socket_when_wattprint_agent_socket_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.sock");
+    let _a = agent(&path, 10.0);
+    let config = wattprint_engine::SensorConfig::from_lookup(|k| {
+        (k == "WATTPRINT_AGENT_SOCKET").then(|| path.clone().into_os_string())
+    });
+    let d = wattprint_engine::discover(&config);
+    assert_eq!(d.sensors.len(), 1);
+    assert_eq!(d.sensors[0].info().source, "wattprint-agent");
+    assert!(d.notes.iter().any(|n| n.contains("privilege separation")));
+    // Unreachable socket: local discovery goes on and the reason is listed.
+    let config = wattprint_engine::SensorConfig {
+        agent_socket: Some(dir.path().join("gone.sock")),
+        sysfs_root: dir.path().join("no-sys"),
+        procfs_root: dir.path().join("no-proc"),
+        nvml_lib: Some("/nonexistent/libnvidia-ml.so.1".into()),
+        amdsmi_lib: Some("/nonexistent/libamd_smi.so".into()),
+        ..Default::default()
+    };
+    let d = wattprint_engine::discover(&config);
+    assert!(d.absent.iter().any(|a| a.source == "wattprint-agent"));
+}
