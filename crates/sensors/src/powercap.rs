@@ -299,7 +299,10 @@ mod tests {
         assert!(reason.contains("CVE-2020-8694") && reason.contains("intel-rapl:0"));
         let fix = fix.unwrap();
         assert!(fix.contains("udev") && fix.contains("g+r"), "{fix}");
-        assert!(fix.contains("Do not make energy_uj world-readable"), "{fix}");
+        assert!(
+            fix.contains("Do not make energy_uj world-readable"),
+            "{fix}"
+        );
     }
 
     #[test]
