@@ -43,6 +43,10 @@ echo "-- maturin build"
 WHEEL=$(ls "$WHEELS"/wattprint-*.whl)
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
+echo "-- the CLI, for the report-shape parity test"
+cargo build --locked -p wattprint-cli
+export WATTPRINT_CLI=${CARGO_TARGET_DIR:-$ROOT/target}/debug/wattprint
+
 echo "-- pytest"
 # Exit 5 (no tests collected) is a failure like any other non-zero status.
 (cd crates/py && "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests)

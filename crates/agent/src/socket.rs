@@ -142,6 +142,9 @@ fn serve_client(stream: UnixStream, shared: &Shared, stop: &AtomicBool) {
             }
             Err(_) => return,
         }
+        if stop.load(Ordering::SeqCst) {
+            return; // the agent stopped while this request was in flight: answer nothing
+        }
         let answer = answer(line.trim(), shared);
         if writeln!(w, "{answer}").is_err() {
             return;

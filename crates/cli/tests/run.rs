@@ -6,8 +6,15 @@ use std::path::Path;
 use std::process::Stdio;
 use wattprint_sensors::fake_tree::{write_fake_procfs, FakeRaplTree};
 
+/// A history database of this test process, so runs never land in the user's own history.
+fn test_db() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wattprint-run-tests-{}.sqlite", std::process::id()))
+}
+
 fn wattprint() -> Command {
-    Command::cargo_bin("wattprint").unwrap()
+    let mut c = Command::cargo_bin("wattprint").unwrap();
+    c.env("WATTPRINT_DB", test_db());
+    c
 }
 
 /// A machine with no sensors but a fake procfs (the model).
@@ -231,6 +238,7 @@ fn sigterm_to_wattprint_is_forwarded_and_reported() {
     write_fake_procfs(&proc, "x", 1, 1000, 0, 0).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("wattprint");
     let mut child = std::process::Command::new(bin)
+        .env("WATTPRINT_DB", test_db())
         .env("WATTPRINT_SYSFS_ROOT", d.path().join("sys"))
         .env("WATTPRINT_PROCFS_ROOT", &proc)
         .args(["run", "-o"])
@@ -272,4 +280,34 @@ fn sensors_lists_rapl_zones_and_absent_sensors() {
     assert!(v["sensors"][0]["read_cost_us"].as_f64().unwrap() > 0.0);
     assert_eq!(v["absent"][0]["source"], "rapl-perf");
     assert!(v["absent"][0]["reason"].as_str().unwrap().len() > 10);
+}
+
+#[test]
+fn on_a_terminal_the_live_line_shows_and_does_not_delay_the_end() {
+    // `script` (util-linux, essential on Debian) gives wattprint a pseudo-terminal as stderr.
+    let d = tempfile::tempdir().unwrap();
+    let proc = d.path().join("proc");
+    write_fake_procfs(&proc, "x", 1, 1000, 0, 0).unwrap();
+    let out = d.path().join("r.json");
+    let bin = assert_cmd::cargo::cargo_bin("wattprint");
+    let cmd = format!(
+        "{} run --interval 1s -o {} -- sleep 1.3",
+        bin.display(),
+        out.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("WATTPRINT_SYSFS_ROOT", d.path().join("sys"))
+        .env("WATTPRINT_PROCFS_ROOT", &proc)
+        .output()
+        .expect("`script` from util-linux");
+    assert!(o.status.success(), "{o:?}");
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(tty.contains("\r\x1b[2K"), "{tty}");
+    assert!(tty.contains("(estimate)"), "{tty}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    // The live view ticks every 1 s; the run must end with the child (1.3 s), not at 2 s.
+    let dur = r["duration_s"].as_f64().unwrap();
+    assert!((1.3..1.9).contains(&dur), "duration {dur}");
 }

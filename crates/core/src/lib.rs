@@ -4,6 +4,7 @@
 //! Times are seconds on a monotonic timeline chosen by the caller (`t_s`), energies are
 //! joules, powers watts, carbon grams CO2e; each name carries its unit.
 
+pub mod advise;
 pub mod attribution;
 pub mod carbon;
 pub mod counter;
@@ -11,6 +12,7 @@ pub mod domain;
 pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;
+pub mod rating;
 pub mod report;
 pub mod requests;
 pub mod timeline;

@@ -15,6 +15,9 @@ pub struct SensorConfig {
     /// The amdsmi library to load (`WATTPRINT_AMDSMI_LIB`); `None`: `libamd_smi.so`, then
     /// `/opt/rocm/lib/libamd_smi.so`.
     pub amdsmi_lib: Option<PathBuf>,
+    /// A privileged `wattprint agent`'s Unix socket (`WATTPRINT_AGENT_SOCKET`): when set and
+    /// reachable, energy is read through it instead of the local sensors.
+    pub agent_socket: Option<PathBuf>,
     /// Poll interval of power and model sensors, s (default 1 s).
     pub poll_interval_s: f64,
     /// Also read every sensor at this interval for the timeline and live views, s; `None`:
@@ -34,6 +37,7 @@ impl Default for SensorConfig {
             procfs_root: PathBuf::from("/proc"),
             nvml_lib: None,
             amdsmi_lib: None,
+            agent_socket: None,
             poll_interval_s: DEFAULT_POLL_INTERVAL_S,
             timeline_interval_s: None,
             cpu_model_fallback: true,
@@ -56,6 +60,7 @@ impl SensorConfig {
             procfs_root: path("WATTPRINT_PROCFS_ROOT").unwrap_or(d.procfs_root),
             nvml_lib: path("WATTPRINT_NVML_LIB"),
             amdsmi_lib: path("WATTPRINT_AMDSMI_LIB"),
+            agent_socket: path("WATTPRINT_AGENT_SOCKET"),
             ..d
         }
     }

@@ -5,6 +5,7 @@
 //! `model`). Accelerator sensors are probed after the CPU ones.
 
 use crate::config::SensorConfig;
+use wattprint_sensors::agent_socket::{self, AgentSocketSensor};
 use wattprint_sensors::amd;
 use wattprint_sensors::gpu::GpuDevice;
 use wattprint_sensors::model::{self, UtilisationModel};
@@ -81,6 +82,16 @@ fn absent(source: &str, e: SensorError) -> AbsentSensor {
 /// in [`Discovery::absent`].
 pub fn discover(config: &SensorConfig) -> Discovery {
     let mut d = Discovery::default();
+    if let Some(path) = &config.agent_socket {
+        if d.add(agent_socket::SOURCE, AgentSocketSensor::connect(path)) {
+            d.notes.push(format!(
+                "energy read through the wattprint agent at {} (privilege separation): the \
+                 domains are the agent's, local sensors are not probed",
+                path.display()
+            ));
+            return d;
+        }
+    }
     probe_cpu(config, &mut d);
     probe_gpus(config, &mut d);
     d

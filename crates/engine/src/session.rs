@@ -28,6 +28,9 @@ struct WindowExtras {
 /// A measuring session. See the crate docs for the flow.
 pub struct Session {
     meter: Meter,
+    /// Read the machine's CPU times at window boundaries (for attribution; see
+    /// [`Session::set_machine_cpu_times`]).
+    machine_cpu: bool,
     config: SensorConfig,
     absent: Vec<AbsentSensor>,
     notes: Vec<String>,
@@ -83,10 +86,25 @@ impl Session {
             idle_w,
             setup_steps,
             windows: HashMap::new(),
+            machine_cpu: true,
             gpus: d.gpus,
             gpu_sampler: d.gpu_sampler,
             gpu_recorder: None,
         }
+    }
+
+    /// Whether windows read the machine's CPU times (`/proc/stat`) at their boundaries: on by
+    /// default, for CPU-time attribution when the report context gives the job's CPU time.
+    /// Callers that never give it (the Python bindings' in-process windows) turn it off, which
+    /// halves the cost of a begin/end pair.
+    pub fn set_machine_cpu_times(&mut self, on: bool) {
+        self.machine_cpu = on;
+    }
+
+    fn machine_cpu_times(&self) -> Option<CpuTimes> {
+        self.machine_cpu
+            .then(|| procinfo::machine_cpu_times(&self.config.procfs_root))
+            .flatten()
     }
 
     /// The meter (for live views: `snapshot`, `now_s`).
@@ -111,7 +129,7 @@ impl Session {
 
     /// Open a named window. Windows nest and overlap freely.
     pub fn begin(&mut self, name: &str) -> WindowId {
-        let cpu_begin = procinfo::machine_cpu_times(&self.config.procfs_root);
+        let cpu_begin = self.machine_cpu_times();
         let id = self.meter.begin(name);
         self.windows.insert(
             id,
@@ -127,8 +145,9 @@ impl Session {
     /// Close a window and return its energy per domain (meter order).
     pub fn end(&mut self, id: WindowId) -> Result<WindowEnergy, WindowError> {
         let e = self.meter.end(id)?;
+        let cpu_end = self.machine_cpu_times();
         if let Some(x) = self.windows.get_mut(&id) {
-            x.cpu_end = procinfo::machine_cpu_times(&self.config.procfs_root);
+            x.cpu_end = cpu_end;
         }
         Ok(e)
     }
@@ -242,6 +261,28 @@ pub fn clip_timeline(t: &Timeline, from_s: f64, to_s: f64) -> Timeline {
 mod tests {
     use super::*;
     use wattprint_sensors::fake::FakeSensor;
+
+    #[test]
+    fn machine_cpu_times_are_read_only_when_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path().join("proc");
+        wattprint_sensors::fake_tree::write_fake_procfs(&proc, "CPU", 1, 1000, 100, 100).unwrap();
+        let config = SensorConfig {
+            procfs_root: proc.clone(),
+            ..SensorConfig::default()
+        };
+        let mut s = Session::with_discovery(config, Discovery::default());
+        let busy = |s: &mut Session| {
+            let w = s.begin("w");
+            wattprint_sensors::fake_tree::set_fake_stat(&proc, 300, 100).unwrap();
+            let e = s.end(w).unwrap();
+            wattprint_sensors::fake_tree::set_fake_stat(&proc, 100, 100).unwrap();
+            s.inputs(&e, &ReportContext::default()).machine_busy_cpu_s
+        };
+        assert!(busy(&mut s).is_some_and(|b| b > 0.0));
+        s.set_machine_cpu_times(false);
+        assert_eq!(busy(&mut s), None);
+    }
 
     #[test]
     fn a_session_reports_its_window() {

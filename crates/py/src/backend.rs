@@ -3,8 +3,10 @@
 //! Plain Rust (no PyO3) so that the glue in `lib.rs` stays conversion only.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use wattprint_carbon::{CarbonError, CarbonOptions, LiveConfig, LiveSpec};
 use wattprint_core::report::RunReport;
 use wattprint_core::window::{WindowEnergy, WindowId};
 use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkFileTally};
@@ -16,6 +18,15 @@ use wattprint_engine::{ReportContext, SensorConfig, Session};
 pub struct Options {
     pub zone: Option<String>,
     pub pue: Option<f64>,
+    pub market_factor_g_per_kwh: Option<f64>,
+    pub intensity_file: Option<PathBuf>,
+    /// `PROVIDER[:REGION]`.
+    pub live: Option<String>,
+    pub embodied_kg: Option<f64>,
+    pub lifetime_years: Option<f64>,
+    pub share: Option<f64>,
+    pub unit_count: Option<f64>,
+    pub unit_name: Option<String>,
     pub flops: Option<f64>,
     pub params: Option<f64>,
     pub tokens: Option<f64>,
@@ -102,7 +113,7 @@ struct State {
 pub struct Shared {
     state: Mutex<State>,
     decl: WorkDecl,
-    pue: Option<f64>,
+    carbon: CarbonOptions,
 }
 
 /// A Python `Meter`'s backend.
@@ -124,30 +135,62 @@ fn lock(s: &Shared) -> MutexGuard<'_, State> {
     s.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `WorkDecl` messages name the CLI flags; Python callers pass keyword arguments.
-fn pythonic(msg: &str) -> String {
-    msg.replace("--", "")
+/// The library's messages name the CLI flags; Python callers pass keyword arguments.
+pub fn pythonic(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (flag, kw) in [
+        ("--market-factor", "market_factor_g_per_kwh"),
+        ("--intensity-file", "intensity_file"),
+        ("--embodied-kg", "embodied_kg"),
+        ("--lifetime-years", "lifetime_years"),
+        ("--unit-count", "unit_count"),
+        ("--unit-name", "unit_name"),
+    ] {
+        m = m.replace(flag, kw);
+    }
+    m.replace("--", "")
+}
+
+fn carbon_error(e: CarbonError) -> String {
+    pythonic(&e.to_string())
 }
 
 impl Meter {
     /// Validate the options, discover the sensors (environment seams) and start metering.
     pub fn open(opts: Options) -> Result<Meter, OpenError> {
-        let unavailable = [
-            ("zone", opts.zone.is_some(), "carbon intensity zones"),
-            ("store", opts.store == Some(true), "the runs history"),
-        ];
-        if let Some((name, _, what)) = unavailable.iter().find(|(_, set, _)| *set) {
-            return Err(OpenError::Unavailable(format!(
-                "option `{name}` needs {what}, which this build of wattprint does not have yet"
-            )));
+        if opts.store == Some(true) {
+            return Err(OpenError::Unavailable(
+                "option `store=True` needs the runs history, which this build of wattprint \
+                 does not have yet"
+                    .into(),
+            ));
         }
-        if let Some(p) = opts.pue {
-            if !p.is_finite() || p < 1.0 {
-                return Err(OpenError::Option(OptionError(format!(
-                    "pue must be a finite number >= 1.0 (facility energy / IT energy), got {p}"
-                ))));
-            }
-        }
+        let live = opts
+            .live
+            .as_deref()
+            .map(str::parse::<LiveSpec>)
+            .transpose()
+            .map_err(|e| OpenError::Option(OptionError(format!("live: {e}"))))?;
+        let carbon = CarbonOptions {
+            // As `wattprint run --zone`, which also reads WATTPRINT_ZONE.
+            zone: opts
+                .zone
+                .or_else(|| std::env::var("WATTPRINT_ZONE").ok())
+                .filter(|z| !z.trim().is_empty()),
+            pue: opts.pue,
+            market_factor_g_per_kwh: opts.market_factor_g_per_kwh,
+            intensity_file: opts.intensity_file,
+            live,
+            live_config: LiveConfig::from_env(),
+            embodied_kg: opts.embodied_kg,
+            lifetime_years: opts.lifetime_years,
+            share: opts.share,
+            unit_count: opts.unit_count,
+            unit_name: opts.unit_name,
+            ..CarbonOptions::default()
+        };
+        wattprint_carbon::validate(&carbon)
+            .map_err(|e| OpenError::Option(OptionError(carbon_error(e))))?;
         let bad = |e: String| OpenError::Option(OptionError(e));
         let decl = WorkDecl {
             flops: opts.flops,
@@ -170,7 +213,10 @@ impl Meter {
         };
         decl.validate()
             .map_err(|e| OpenError::Option(OptionError(pythonic(&e.0))))?;
-        let session = Session::start(SensorConfig::from_env());
+        let mut session = Session::start(SensorConfig::from_env());
+        // No job CPU time is given for in-process windows, so machine CPU times (read from
+        // /proc/stat at every boundary) would be unused.
+        session.set_machine_cpu_times(false);
         Ok(Meter {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -179,7 +225,7 @@ impl Meter {
                     work_at_begin: HashMap::new(),
                 }),
                 decl,
-                pue: opts.pue,
+                carbon,
             }),
         })
     }
@@ -201,7 +247,7 @@ impl Meter {
         drop(st);
         let mut ctx = ReportContext {
             work: resolve_work(&self.shared.decl, Some(&added)),
-            pue: self.shared.pue,
+            pue: self.shared.carbon.pue,
             labels: BTreeMap::from([("window".to_string(), energy.name.clone())]),
             ..ReportContext::default()
         };
@@ -227,9 +273,16 @@ impl Meter {
 }
 
 impl Closed {
-    /// The `wattprint.run/v1` report of this window.
+    /// The `wattprint.run/v1` report of this window: the engine's assembly, then carbon, as
+    /// `wattprint run` does.
     pub fn report(&self) -> RunReport {
-        lock(&self.shared).session.report(&self.energy, &self.ctx)
+        let mut r = lock(&self.shared).session.report(&self.energy, &self.ctx);
+        // As `wattprint run`: a carbon failure must not lose the measured window.
+        if let Err(e) = wattprint_carbon::apply_for_run(&mut r, &self.shared.carbon) {
+            r.warnings
+                .push(format!("carbon not computed: {}", carbon_error(e)));
+        }
+        r
     }
 }
 

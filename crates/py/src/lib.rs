@@ -72,10 +72,96 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The keyword options of `Meter()` / `track()`, mirroring `wattprint run`'s flags.
+pub const OPTIONS: &[&str] = &[
+    "zone",
+    "pue",
+    "market_factor_g_per_kwh",
+    "intensity_file",
+    "live",
+    "embodied_kg",
+    "lifetime_years",
+    "share",
+    "unit_count",
+    "unit_name",
+    "flops",
+    "params",
+    "tokens",
+    "mode",
+    "inferences",
+    "precision",
+    "store",
+];
+
+/// A finite-or-not float option (range checks are the library's); `bool` refused.
+fn opt_f64(name: &str, v: Option<Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
+    match v {
+        Some(v) if !v.is_none() => {
+            if v.is_instance_of::<pyo3::types::PyBool>() {
+                return Err(PyTypeError::new_err(format!(
+                    "{name} must be a number, not bool"
+                )));
+            }
+            v.extract::<f64>().map(Some).map_err(|_| {
+                PyTypeError::new_err(format!("{name} must be a number, not {}", type_name(&v)))
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
+fn options_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<backend::Options> {
+    let mut o = backend::Options::default();
+    let Some(options) = options else {
+        return Ok(o);
+    };
+    for key in options.keys() {
+        let k: String = key.extract()?;
+        if !OPTIONS.contains(&k.as_str()) {
+            return Err(PyTypeError::new_err(format!(
+                "unknown option `{k}`; options are: {}",
+                OPTIONS.join(", ")
+            )));
+        }
+    }
+    let get = |k: &str| options.get_item(k);
+    o.zone = opt_str("zone", get("zone")?.as_ref())?;
+    o.pue = opt_f64("pue", get("pue")?)?;
+    o.market_factor_g_per_kwh =
+        opt_f64("market_factor_g_per_kwh", get("market_factor_g_per_kwh")?)?;
+    o.intensity_file = match get("intensity_file")? {
+        Some(v) if !v.is_none() => Some(v.extract::<std::path::PathBuf>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "intensity_file must be a str or os.PathLike, not {}",
+                type_name(&v)
+            ))
+        })?),
+        _ => None,
+    };
+    o.live = opt_str("live", get("live")?.as_ref())?;
+    o.embodied_kg = opt_f64("embodied_kg", get("embodied_kg")?)?;
+    o.lifetime_years = opt_f64("lifetime_years", get("lifetime_years")?)?;
+    o.share = opt_f64("share", get("share")?)?;
+    o.unit_count = opt_f64("unit_count", get("unit_count")?)?;
+    o.unit_name = opt_str("unit_name", get("unit_name")?.as_ref())?;
+    o.flops = work_count("flops", get("flops")?.as_ref())?;
+    o.params = work_count("params", get("params")?.as_ref())?;
+    o.tokens = work_count("tokens", get("tokens")?.as_ref())?;
+    o.mode = opt_str("mode", get("mode")?.as_ref())?;
+    o.inferences = work_count("inferences", get("inferences")?.as_ref())?;
+    o.precision = opt_str("precision", get("precision")?.as_ref())?;
+    o.store = match get("store")? {
+        Some(v) if !v.is_none() => Some(v.extract::<bool>().map_err(|_| {
+            PyTypeError::new_err(format!("store must be a bool, not {}", type_name(&v)))
+        })?),
+        _ => None,
+    };
+    Ok(o)
+}
+
 /// Reads sensors and measures named windows; nestable and overlapping.
 ///
-/// `Meter(zone=None, pue=None, flops=None, params=None, tokens=None, mode=None,
-/// inferences=None, precision=None, store=False)`; the options mirror `wattprint run`'s.
+/// `Meter(**options)`; the options (see `OPTIONS`) mirror `wattprint run`'s flags.
 #[pyclass(module = "wattprint._wattprint", frozen)]
 struct Meter {
     id: u64,
@@ -101,48 +187,18 @@ impl Window {
 #[pymethods]
 impl Meter {
     #[new]
-    #[pyo3(signature = (*, zone=None, pue=None, flops=None, params=None, tokens=None, mode=None, inferences=None, precision=None, store=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*args, **options))]
     fn new(
         py: Python<'_>,
-        zone: Option<&Bound<'_, PyAny>>,
-        pue: Option<&Bound<'_, PyAny>>,
-        flops: Option<&Bound<'_, PyAny>>,
-        params: Option<&Bound<'_, PyAny>>,
-        tokens: Option<&Bound<'_, PyAny>>,
-        mode: Option<&Bound<'_, PyAny>>,
-        inferences: Option<&Bound<'_, PyAny>>,
-        precision: Option<&Bound<'_, PyAny>>,
-        store: Option<&Bound<'_, PyAny>>,
+        args: &Bound<'_, pyo3::types::PyTuple>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let pue = match pue {
-            Some(v) if !v.is_none() => {
-                if v.is_instance_of::<pyo3::types::PyBool>() {
-                    return Err(PyTypeError::new_err("pue must be a number, not bool"));
-                }
-                Some(v.extract::<f64>().map_err(|_| {
-                    PyTypeError::new_err(format!("pue must be a number, not {}", type_name(v)))
-                })?)
-            }
-            _ => None,
-        };
-        let store = match store {
-            Some(v) if !v.is_none() => Some(v.extract::<bool>().map_err(|_| {
-                PyTypeError::new_err(format!("store must be a bool, not {}", type_name(v)))
-            })?),
-            _ => None,
-        };
-        let opts = backend::Options {
-            zone: opt_str("zone", zone)?,
-            pue,
-            flops: work_count("flops", flops)?,
-            params: work_count("params", params)?,
-            tokens: work_count("tokens", tokens)?,
-            mode: opt_str("mode", mode)?,
-            inferences: work_count("inferences", inferences)?,
-            precision: opt_str("precision", precision)?,
-            store,
-        };
+        if !args.is_empty() {
+            return Err(PyTypeError::new_err(
+                "Meter() takes keyword options only, e.g. Meter(zone=\"FR\", pue=1.2)",
+            ));
+        }
+        let opts = options_from(options)?;
         let inner = py
             .detach(|| backend::Meter::open(opts))
             .map_err(|e| match e {

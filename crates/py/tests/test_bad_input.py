@@ -21,6 +21,17 @@ import wattprint
         ({"inferences": False}, TypeError, "not bool"),
         ({"zone": 33}, TypeError, "zone must be a str, not int"),
         ({"store": "yes"}, TypeError, "store must be a bool"),
+        ({"store": True}, NotImplementedError, "runs history"),
+        ({"zone": "Atlantis"}, ValueError, "unknown zone `Atlantis`"),
+        ({"share": 2.0}, ValueError, "share"),
+        ({"embodied_kg": -1.0}, ValueError, "embodied_kg"),
+        ({"live": "nowhere"}, ValueError, "live"),
+        ({"intensity_file": 3}, TypeError, "intensity_file must be a str or os.PathLike"),
+        ({"intensity_file": "/nonexistent/i.csv"}, ValueError, "i.csv"),
+        ({"mode": "dream"}, ValueError, "unknown mode `dream`"),
+        ({"precision": "fp64"}, ValueError, "unknown precision `fp64`"),
+        ({"params": 7e9}, ValueError, "params needs mode"),
+        ({"flops": 1.0, "params": 7e9, "tokens": 1.0, "mode": "train"}, ValueError, "not both"),
     ],
 )
 def test_bad_option_values(rapl, kwargs, exc, message):
@@ -31,7 +42,7 @@ def test_bad_option_values(rapl, kwargs, exc, message):
 
 
 def test_unknown_option_names_are_type_errors(rapl):
-    with pytest.raises(TypeError, match="zoen"):
+    with pytest.raises(TypeError, match="unknown option `zoen`; options are: zone, pue"):
         wattprint.Meter(zoen="FR")
     with pytest.raises(TypeError, match="zoen"):
         wattprint.track(zoen="FR")

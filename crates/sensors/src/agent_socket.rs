@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wattprint_core::DomainDesc;
 
+/// Source label of this sensor.
+pub const SOURCE: &str = "wattprint-agent";
+
 /// Answers longer than this are refused, bytes.
 const MAX_ANSWER: u64 = 1 << 20;
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -77,7 +80,7 @@ impl AgentSocketSensor {
             path: path.to_path_buf(),
             conn: Some(conn),
             info: SensorInfo {
-                source: "wattprint-agent".into(),
+                source: SOURCE.into(),
                 domains,
                 cadence: ReadCadence::Boundaries { guard_s: None },
                 setup: format!(

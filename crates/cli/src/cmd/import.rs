@@ -1,12 +1,131 @@
-//! `wattprint import`: not built yet (see the open issues).
+//! `wattprint import FILE`: scores a trace or another tool's output (nvidia-smi CSV,
+//! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it.
+
+use crate::common::{carbon_error, CarbonArgs};
+use crate::exit::BadInput;
+use std::io::Write;
+use std::path::PathBuf;
+use wattprint_report::import::{detect_format, export_trace, import, ImportFormat};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    NvidiaSmi,
+    Codecarbon,
+    Csv,
+}
 
 /// Options of `wattprint import`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The file to import.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Its format (default: detected from the header).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print a JSON array of `wattprint.run/v1` reports.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not store the imported runs in the history.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Label the imported runs (repeatable).
+    #[arg(long = "label", value_name = "K=V", value_parser = crate::cmd::run::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Also write each imported run as a wattprint CSV trace to this file (one run only).
+    #[arg(long = "export-trace", value_name = "FILE")]
+    pub export_trace: Option<PathBuf>,
+    #[command(flatten)]
+    pub carbon: CarbonArgs,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<u8> {
-    Err(
-        crate::exit::BadInput("`wattprint import` is not available in this build yet".into())
-            .into(),
-    )
+pub fn main(args: Args) -> anyhow::Result<u8> {
+    let text = std::fs::read(&args.file)
+        .map_err(|e| BadInput(format!("{}: cannot read: {e}", args.file.display())))?;
+    let text = String::from_utf8_lossy(&text);
+    let format = match args.format {
+        Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
+        Some(Format::Codecarbon) => ImportFormat::CodeCarbon,
+        Some(Format::Csv) => ImportFormat::Trace,
+        None => detect_format(&text).ok_or_else(|| {
+            BadInput(format!(
+                "{}: cannot tell the format from the header; give --format nvidia-smi, codecarbon or csv",
+                args.file.display()
+            ))
+        })?,
+    };
+    let carbon_opts = args.carbon.to_options()?;
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut runs = import(&text, format, &name)
+        .map_err(|e| BadInput(format!("{}: {e}", args.file.display())))?;
+    for r in &mut runs {
+        for (k, v) in &args.labels {
+            r.labels.insert(k.clone(), v.clone());
+        }
+        // Other tools' carbon (CodeCarbon) is kept as reported; the rest is scored here.
+        if r.carbon.zone.is_empty() {
+            if let Err(e) = wattprint_carbon::apply(r, &carbon_opts) {
+                let e = carbon_error(e);
+                r.warnings.push(format!("carbon not computed: {e}"));
+            }
+        }
+    }
+    if let Some(p) = &args.export_trace {
+        if runs.len() != 1 {
+            return Err(BadInput(format!(
+                "--export-trace: the file holds {} runs; a trace holds one",
+                runs.len()
+            ))
+            .into());
+        }
+        std::fs::write(p, export_trace(&runs[0]))
+            .map_err(|e| anyhow::anyhow!("writing the trace to {}: {e}", p.display()))?;
+    }
+    if args.json {
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            wattprint_report::render::json(&runs)
+        )?;
+    }
+    for r in &runs {
+        eprintln!(
+            "wattprint: imported {} ({}): {} over {:.1} s{}",
+            r.id,
+            format.name(),
+            wattprint_report::render::fmt_j(r.energy.total_j),
+            r.duration_s,
+            if r.carbon.zone.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", wattprint_report::render::fmt_g(r.carbon.total_g))
+            }
+        );
+    }
+    if !args.no_store {
+        let mut store = match crate::cmd::runs::open_store() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("wattprint: warning: imported runs not stored in the history: {e}");
+                return Ok(0);
+            }
+        };
+        for r in &runs {
+            match store.insert(r) {
+                Ok(wattprint_store::Inserted::New) => {}
+                Ok(wattprint_store::Inserted::AlreadyStored) => {
+                    eprintln!(
+                        "wattprint: {} was already in the history (same file imported before)",
+                        r.id
+                    )
+                }
+                Err(e) => eprintln!("wattprint: warning: {} not stored: {e}", r.id),
+            }
+        }
+    }
+    Ok(0)
 }

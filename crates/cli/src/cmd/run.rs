@@ -6,7 +6,8 @@ use crate::exit::BadInput;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 use wattprint_core::work::resolve_work;
 use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
 use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
@@ -118,13 +119,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Err(e) => return Ok(spawn_failed(e)),
     };
     session.set_job_root(pid.unsigned_abs());
-    let done = AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
+        // Dropping `stop` wakes the live view at once: the run's end is not delayed by a tick.
+        let (stop, stopped) = mpsc::channel::<()>();
         if live {
-            s.spawn(|| progress(&session, interval_s, &done));
+            let session = &session;
+            s.spawn(move || progress(session, interval_s, &stopped));
         }
         let o = child::wait(pid);
-        done.store(true, Ordering::SeqCst);
+        drop(stop);
         o
     })?;
     let energy = session.end(window)?;
@@ -168,19 +171,34 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         wattprint_carbon::summary_lines(&report)
     };
     eprint!("{}", summary::render_with(&report, &carbon_lines));
-    if args.output.output.is_none() && !args.output.json {
-        return Ok(exit_status(outcome.exit_code));
+    let written = write_outputs(&args.output, &report);
+    // Stored after the outputs, and even when writing them failed: a database problem only
+    // warns, and an output problem does not lose the run from the history.
+    if !args.no_store {
+        crate::cmd::runs::store_or_warn(&report);
     }
-    let json = serde_json::to_string_pretty(&report)?;
-    if let Some(p) = &args.output.output {
+    written?;
+    Ok(exit_status(outcome.exit_code))
+}
+
+/// Writes the report to -o FILE and/or stdout (--json), when asked.
+fn write_outputs(
+    output: &OutputArgs,
+    report: &wattprint_core::report::RunReport,
+) -> anyhow::Result<()> {
+    if output.output.is_none() && !output.json {
+        return Ok(());
+    }
+    let json = serde_json::to_string_pretty(report)?;
+    if let Some(p) = &output.output {
         std::fs::write(p, format!("{json}\n"))
             .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
     }
-    if args.output.json {
+    if output.json {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{json}")?;
     }
-    Ok(exit_status(outcome.exit_code))
+    Ok(())
 }
 
 /// The child's status as wattprint's own (0..=255).
@@ -216,8 +234,9 @@ fn spawn_failed(e: SpawnError) -> u8 {
     }
 }
 
-/// One line on stderr, rewritten every interval: elapsed, power, energy.
-fn progress(session: &Session, interval_s: f64, done: &AtomicBool) {
+/// One line on stderr, rewritten every interval: elapsed, power, energy. Returns as soon as
+/// `stopped`'s sender is dropped.
+fn progress(session: &Session, interval_s: f64, stopped: &mpsc::Receiver<()>) {
     let domains = session.domains();
     let counted: Vec<usize> = (0..domains.len())
         .filter(|&k| domains[k].counted_in_total)
@@ -226,13 +245,9 @@ fn progress(session: &Session, interval_s: f64, done: &AtomicBool) {
         .iter()
         .any(|&k| domains[k].method == wattprint_core::Method::Model);
     let base = session.meter().snapshot();
-    let tick = std::time::Duration::from_secs_f64(interval_s.max(0.1));
-    while !done.load(Ordering::SeqCst) {
-        std::thread::sleep(tick);
-        if done.load(Ordering::SeqCst) {
-            break;
-        }
-        let snap = session.meter().snapshot();
+    let tick = Duration::from_secs_f64(interval_s.max(0.1));
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+        let snap = session.meter().sample_now();
         let joules: f64 = counted
             .iter()
             .map(|&k| snap.cumulative[k].0 - base.cumulative[k].0)

@@ -1,9 +1,233 @@
-//! `wattprint runs`: not built yet (see the open issues).
+//! `wattprint runs`: list stored runs. Also the history helpers the other subcommands share
+//! (opening the database, selecting runs by id, file, label and period).
+
+use crate::exit::BadInput;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wattprint_core::report::RunReport;
+use wattprint_report::time::parse_rfc3339_s;
+use wattprint_store::{Filter, Store};
+
+/// Run selection shared by `runs`, `report` and `compare`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Only runs started in this period: a year (`2026`) or a month (`2026-03`).
+    #[arg(long, value_name = "YYYY[-MM]")]
+    pub period: Option<String>,
+    /// Only runs started at or after this date or time (RFC 3339, or YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only runs started before this date or time.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only runs with this label (repeatable).
+    #[arg(long = "label", value_name = "K=V", value_parser = crate::cmd::run::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Only runs whose command contains this text.
+    #[arg(long = "command", value_name = "TEXT")]
+    pub command: Option<String>,
+}
 
 /// Options of `wattprint runs`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// At most this many runs, newest first (0: all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print the runs as a JSON array of `wattprint.run/v1` reports.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<u8> {
-    Err(crate::exit::BadInput("`wattprint runs` is not available in this build yet".into()).into())
+/// The history database path (`WATTPRINT_DB`, else the XDG data directory).
+pub fn db_path() -> anyhow::Result<PathBuf> {
+    wattprint_store::default_path(|k| std::env::var_os(k)).ok_or_else(|| {
+        BadInput("no history database: set WATTPRINT_DB, XDG_DATA_HOME or HOME".into()).into()
+    })
+}
+
+/// Opens the history for reading or writing.
+pub fn open_store() -> anyhow::Result<Store> {
+    Ok(Store::open(&db_path()?)?)
+}
+
+/// Stores a finished run; a database problem is a warning on stderr, never a lost run (the
+/// caller has already written any -o/--json output).
+pub fn store_or_warn(r: &RunReport) {
+    let result = open_store().and_then(|mut s| Ok(s.insert(r)?));
+    if let Err(e) = result {
+        eprintln!(
+            "wattprint: warning: run {} not stored in the history: {e}",
+            r.id
+        );
+    }
+}
+
+/// `[since, until)` in Unix seconds from --period/--since/--until.
+pub fn period_bounds(a: &SelectArgs) -> anyhow::Result<(Option<f64>, Option<f64>, String)> {
+    let date = |flag: &str, s: &str| {
+        parse_rfc3339_s(s).ok_or_else(|| {
+            anyhow::Error::from(BadInput(format!(
+                "--{flag} {s}: not a date; use YYYY-MM-DD or RFC 3339 (2026-03-01T00:00:00Z)"
+            )))
+        })
+    };
+    if let Some(p) = &a.period {
+        if a.since.is_some() || a.until.is_some() {
+            return Err(BadInput("give --period or --since/--until, not both".into()).into());
+        }
+        let bad = || {
+            BadInput(format!(
+                "--period {p}: use a year (2026) or a month (2026-03)"
+            ))
+        };
+        let (y, m) = match p.split_once('-') {
+            Some((y, m)) => (y, Some(m)),
+            None => (p.as_str(), None),
+        };
+        let y: i32 = y.parse().map_err(|_| bad())?;
+        if !(1970..=9999).contains(&y) {
+            return Err(bad().into());
+        }
+        let (from, to) = match m {
+            None => (format!("{y:04}-01-01"), format!("{:04}-01-01", y + 1)),
+            Some(m) => {
+                let m: u32 = m.parse().map_err(|_| bad())?;
+                if !(1..=12).contains(&m) {
+                    return Err(bad().into());
+                }
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                (format!("{y:04}-{m:02}-01"), format!("{ny:04}-{nm:02}-01"))
+            }
+        };
+        return Ok((
+            Some(date("period", &from)?),
+            Some(date("period", &to)?),
+            p.clone(),
+        ));
+    }
+    let since = a.since.as_deref().map(|s| date("since", s)).transpose()?;
+    let until = a.until.as_deref().map(|s| date("until", s)).transpose()?;
+    let label = match (&a.since, &a.until) {
+        (None, None) => "all stored runs".to_string(),
+        (s, u) => format!(
+            "{} to {}",
+            s.as_deref().unwrap_or("the beginning"),
+            u.as_deref().unwrap_or("now")
+        ),
+    };
+    Ok((since, until, label))
+}
+
+/// A store filter from the selection options.
+pub fn filter(a: &SelectArgs, limit: Option<usize>) -> anyhow::Result<(Filter, String)> {
+    let (since, until, label) = period_bounds(a)?;
+    Ok((
+        Filter {
+            since_unix_s: since,
+            until_unix_s: until,
+            labels: a.labels.clone(),
+            command_contains: a.command.clone(),
+            limit,
+            ..Default::default()
+        },
+        label,
+    ))
+}
+
+/// Reads run reports from a JSON file (one report or an array: `run -o`, `import --json`), or
+/// from a file `wattprint import` reads.
+pub fn load_file(p: &Path) -> anyhow::Result<Vec<RunReport>> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| BadInput(format!("{}: cannot read: {e}", p.display())))?;
+    let t = text.trim_start();
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        // Not JSON: an importable trace (nvidia-smi, CodeCarbon, wattprint CSV), scored as is.
+        if let Some(f) = wattprint_report::import::detect_format(&text) {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            return wattprint_report::import::import(&text, f, &name.unwrap_or_default())
+                .map_err(|e| BadInput(format!("{}: {e}", p.display())).into());
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        BadInput(format!(
+            "{}: not JSON (line {}, column {}): {e}",
+            p.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let parse = |v: serde_json::Value| {
+        serde_json::from_value::<RunReport>(v).map_err(|e| {
+            anyhow::Error::from(BadInput(format!(
+                "{}: not a wattprint.run/v1 report: {e}",
+                p.display()
+            )))
+        })
+    };
+    match v {
+        serde_json::Value::Array(a) => a.into_iter().map(parse).collect(),
+        o => Ok(vec![parse(o)?]),
+    }
+}
+
+/// Resolves one selector: an existing `.json` file, `label:K=V` (every run with that label),
+/// or a run id (or a unique id prefix of at least 4 characters).
+pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunReport>> {
+    let p = Path::new(sel);
+    if p.is_file() {
+        return load_file(p);
+    }
+    if store.is_none() {
+        *store = Some(open_store()?);
+    }
+    let Some(s) = store.as_ref() else {
+        return Ok(vec![]);
+    };
+    if let Some(kv) = sel.strip_prefix("label:") {
+        let (k, v) = crate::cmd::run::parse_label(kv).map_err(BadInput)?;
+        let runs = s.list(&Filter {
+            labels: vec![(k, v)],
+            ..Default::default()
+        })?;
+        if runs.is_empty() {
+            return Err(BadInput(format!("no stored run has the label {kv}")).into());
+        }
+        return Ok(runs);
+    }
+    if let Some(r) = s.get(sel)? {
+        return Ok(vec![r]);
+    }
+    let runs = s.list(&Filter {
+        ids: vec![sel.to_string()],
+        ..Default::default()
+    })?;
+    match runs.len() {
+        1 => Ok(runs),
+        0 => Err(BadInput(format!(
+            "no stored run `{sel}` (see `wattprint runs`), and no such file"
+        ))
+        .into()),
+        n => Err(BadInput(format!("`{sel}` matches {n} runs; give more of the id")).into()),
+    }
+}
+
+pub fn main(args: Args) -> anyhow::Result<u8> {
+    let (f, _) = filter(&args.select, (args.limit > 0).then_some(args.limit))?;
+    let store = open_store()?;
+    let runs = store.list(&f)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", wattprint_report::render::json(&runs))?;
+    } else if runs.is_empty() {
+        eprintln!(
+            "no runs stored in {} (yet): `wattprint run -- CMD` stores one",
+            store.path().display()
+        );
+    } else {
+        write!(out, "{}", wattprint_report::render::runs_table(&runs))?;
+    }
+    Ok(0)
 }

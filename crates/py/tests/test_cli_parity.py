@@ -1,0 +1,60 @@
+"""`report.to_dict()` has the shape of `wattprint run --json` (the same serde structs): same
+keys at every level, same carbon provenance for the same zone, on the same fake sensors."""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+import wattprint
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def _cli():
+    exe = os.environ.get("WATTPRINT_CLI")
+    if not exe:
+        target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        exe = target / "debug" / "wattprint"
+    exe = pathlib.Path(exe)
+    assert exe.is_file(), (
+        f"the wattprint CLI is not built at {exe}: run `cargo build -p wattprint-cli` or set "
+        "WATTPRINT_CLI (scripts/test.d/python.sh does both)"
+    )
+    return exe
+
+
+def _keys(v, prefix=""):
+    out = set()
+    if isinstance(v, dict):
+        for k, x in v.items():
+            out.add(prefix + k)
+            out |= _keys(x, prefix + k + ".")
+    elif isinstance(v, list) and v and isinstance(v[0], dict):
+        out |= _keys(v[0], prefix + "[].")
+    return out
+
+
+def test_to_dict_has_the_cli_json_shape(rapl, tmp_path):
+    out = subprocess.run(
+        [str(_cli()), "run", "--json", "--no-store", "--zone", "FR", "--", "true"],
+        capture_output=True, text=True, env=dict(os.environ, WATTPRINT_DB=str(tmp_path / "db")),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    with wattprint.track(zone="FR") as t:
+        rapl.add_j(1.0)
+    py = t.report.to_dict()
+    # `labels` (the window's name) is the only addition: it is optional in the schema.
+    assert _keys(py) - {"labels", "labels.window"} == _keys(cli)
+    assert py["labels"] == {"window": "track"}
+    for k in ("zone", "intensity_g_per_kwh", "intensity_source", "intensity_year", "basis"):
+        assert py["carbon"][k] == cli["carbon"][k], k
+    assert [d["name"] for d in py["energy"]["domains"]] == [
+        d["name"] for d in cli["energy"]["domains"]
+    ]
+    assert py["schema"] == cli["schema"] == "wattprint.run/v1"
+    assert py["energy"]["total_j"] == pytest.approx(1.0, abs=1e-6)

@@ -1,0 +1,388 @@
+//! Comparison of two runs, or two groups of repeated runs (medians and spread), with a CI gate:
+//! B fails when it is worse than A by more than a threshold. Lower is better for every metric.
+
+use crate::render::{fmt_j, sig};
+use serde::Serialize;
+use wattprint_core::report::RunReport;
+
+/// What is compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompareMetric {
+    /// Energy-to-Solution, J.
+    Energy,
+    /// Total carbon, gCO2e.
+    Carbon,
+    /// Joules per token.
+    JPerToken,
+    /// Joules per inference.
+    JPerInference,
+}
+
+impl CompareMetric {
+    pub fn unit(self) -> &'static str {
+        match self {
+            CompareMetric::Energy => "J",
+            CompareMetric::Carbon => "gCO2e",
+            CompareMetric::JPerToken => "J/token",
+            CompareMetric::JPerInference => "J/inference",
+        }
+    }
+
+    /// The metric's value for one run, or why it has none.
+    pub fn value(self, r: &RunReport) -> Result<f64, String> {
+        let per = |stored: Option<f64>, work: Option<f64>, what: &str| {
+            stored
+                .or_else(|| work.filter(|w| *w > 0.0).map(|w| r.energy.total_j / w))
+                .ok_or_else(|| {
+                    format!(
+                        "run {} has no {what} declared (use --{what} when running)",
+                        r.id
+                    )
+                })
+        };
+        match self {
+            CompareMetric::Energy => Ok(r.energy.total_j),
+            CompareMetric::Carbon => {
+                if r.carbon.zone.is_empty() && r.carbon.total_g == 0.0 {
+                    Err(format!("run {} has no carbon (no zone)", r.id))
+                } else {
+                    Ok(r.carbon.total_g)
+                }
+            }
+            CompareMetric::JPerToken => per(r.metrics.joules_per_token, r.work.tokens, "tokens"),
+            CompareMetric::JPerInference => per(
+                r.metrics.joules_per_inference,
+                r.work.inferences,
+                "inferences",
+            ),
+        }
+    }
+}
+
+/// One side: a run or a group of runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Side {
+    pub label: String,
+    pub run_ids: Vec<String>,
+    pub values: Vec<f64>,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// (max - min) / median, percent; `None` for one run or a zero median.
+    pub spread_pct: Option<f64>,
+}
+
+/// Per-domain energies side by side (single runs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DomainDelta {
+    pub domain: String,
+    pub a_j: Option<f64>,
+    pub b_j: Option<f64>,
+    pub delta_pct: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    pub metric: CompareMetric,
+    pub unit: &'static str,
+    pub a: Side,
+    pub b: Side,
+    /// median(B) - median(A).
+    pub delta: f64,
+    /// Change of B against A, percent; `None` when A's median is 0.
+    pub delta_pct: Option<f64>,
+    pub fail_over_pct: Option<f64>,
+    /// True when B is worse than A beyond the threshold.
+    pub failed: bool,
+    pub domains: Vec<DomainDelta>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, String> {
+    if runs.is_empty() {
+        return Err(format!("{label}: no runs"));
+    }
+    let values = runs
+        .iter()
+        .map(|r| m.value(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sorted = values.clone();
+    let med = median(&mut sorted);
+    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    Ok(Side {
+        label: label.to_string(),
+        run_ids: runs.iter().map(|r| r.id.clone()).collect(),
+        values,
+        median: med,
+        min,
+        max,
+        spread_pct: (runs.len() > 1 && med != 0.0).then(|| (max - min) / med * 100.0),
+    })
+}
+
+/// Compares B against A. Errors say which run lacks the metric.
+pub fn compare(
+    a_label: &str,
+    a: &[RunReport],
+    b_label: &str,
+    b: &[RunReport],
+    metric: CompareMetric,
+    fail_over_pct: Option<f64>,
+) -> Result<Comparison, String> {
+    let sa = side(a_label, a, metric)?;
+    let sb = side(b_label, b, metric)?;
+    let delta = sb.median - sa.median;
+    let delta_pct = (sa.median != 0.0).then(|| delta / sa.median * 100.0);
+    let failed = match fail_over_pct {
+        None => false,
+        Some(th) => match delta_pct {
+            Some(p) => p > th,
+            // A is zero: any positive B is an unbounded regression.
+            None => sb.median > 0.0,
+        },
+    };
+    let mut domains = Vec::new();
+    if a.len() == 1 && b.len() == 1 {
+        let mut names: Vec<&str> = a[0]
+            .energy
+            .domains
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        for d in &b[0].energy.domains {
+            if !names.contains(&d.name.as_str()) {
+                names.push(&d.name);
+            }
+        }
+        for n in names {
+            let find = |r: &RunReport| {
+                r.energy
+                    .domains
+                    .iter()
+                    .find(|d| d.name == n)
+                    .map(|d| d.joules)
+            };
+            let (aj, bj) = (find(&a[0]), find(&b[0]));
+            domains.push(DomainDelta {
+                domain: n.to_string(),
+                a_j: aj,
+                b_j: bj,
+                delta_pct: match (aj, bj) {
+                    (Some(x), Some(y)) if x != 0.0 => Some((y - x) / x * 100.0),
+                    _ => None,
+                },
+            });
+        }
+    }
+    Ok(Comparison {
+        metric,
+        unit: metric.unit(),
+        a: sa,
+        b: sb,
+        delta,
+        delta_pct,
+        fail_over_pct,
+        failed,
+        domains,
+    })
+}
+
+fn pct(p: Option<f64>) -> String {
+    match p {
+        Some(x) => format!("{x:+.2}%"),
+        None => "n/a (A is 0)".into(),
+    }
+}
+
+fn val(m: CompareMetric, v: f64) -> String {
+    match m {
+        CompareMetric::Energy => fmt_j(v),
+        _ => format!("{} {}", sig(v), m.unit()),
+    }
+}
+
+/// Text or Markdown rendering of a comparison.
+pub fn render(c: &Comparison, markdown: bool) -> String {
+    let mut rows: Vec<[String; 4]> = vec![[
+        "".into(),
+        c.a.label.clone(),
+        c.b.label.clone(),
+        "change".into(),
+    ]];
+    let group = c.a.values.len() > 1 || c.b.values.len() > 1;
+    rows.push([
+        format!("{:?}{}", c.metric, if group { " (median)" } else { "" }).to_lowercase(),
+        val(c.metric, c.a.median),
+        val(c.metric, c.b.median),
+        pct(c.delta_pct),
+    ]);
+    if group {
+        rows.push([
+            "runs".into(),
+            c.a.values.len().to_string(),
+            c.b.values.len().to_string(),
+            String::new(),
+        ]);
+        let sp = |s: &Side| {
+            format!(
+                "{} .. {}{}",
+                val(c.metric, s.min),
+                val(c.metric, s.max),
+                s.spread_pct
+                    .map(|p| format!(" ({p:.1}%)"))
+                    .unwrap_or_default()
+            )
+        };
+        rows.push(["spread".into(), sp(&c.a), sp(&c.b), String::new()]);
+    }
+    for d in &c.domains {
+        let o = |v: Option<f64>| v.map(fmt_j).unwrap_or_else(|| "-".into());
+        rows.push([
+            format!("  {}", d.domain),
+            o(d.a_j),
+            o(d.b_j),
+            d.delta_pct.map(|p| format!("{p:+.2}%")).unwrap_or_default(),
+        ]);
+    }
+    let mut s = String::new();
+    if markdown {
+        s.push_str(&format!(
+            "| | {} | {} | change |\n|---|---:|---:|---:|\n",
+            c.a.label, c.b.label
+        ));
+        for r in &rows[1..] {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                r[0].trim(),
+                r[1],
+                r[2],
+                r[3]
+            ));
+        }
+    } else {
+        let body: Vec<Vec<String>> = rows[1..].iter().map(|r| r.to_vec()).collect();
+        let h: Vec<&str> = rows[0].iter().map(String::as_str).collect();
+        s.push_str(&crate::render::text_table(&h, &body));
+    }
+    if let Some(th) = c.fail_over_pct {
+        s.push_str(&format!(
+            "\n{}: B is {} A (threshold +{th}%)\n",
+            if c.failed { "FAIL" } else { "ok" },
+            match c.delta_pct {
+                Some(p) if p > 0.0 => format!("{p:.2}% worse than"),
+                Some(p) if p < 0.0 => format!("{:.2}% better than", -p),
+                Some(_) => "equal to".into(),
+                None => "not comparable in percent to (A is 0) — compared by value against".into(),
+            }
+        ));
+    }
+    s
+}
+
+/// Parses `5`, `5%` or `5.5 %` as a percentage.
+pub fn parse_pct(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches('%').trim();
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a percentage like 5 or 5%")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::sample;
+
+    #[test]
+    fn b_worse_beyond_the_threshold_fails() {
+        let a = [sample("a", 1000.0)];
+        let b = [sample("b", 1060.0)];
+        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0)).unwrap();
+        assert!((c.delta_pct.unwrap() - 6.0).abs() < 1e-9);
+        assert!(c.failed);
+        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(6.5)).unwrap();
+        assert!(!c.failed);
+        let c = compare("A", &b, "B", &a, CompareMetric::Energy, Some(0.0)).unwrap();
+        assert!(!c.failed, "an improvement never fails");
+        assert_eq!(c.domains.len(), 2);
+        assert!(render(&c, false).contains("ok: B is 5.66% better than A"));
+    }
+
+    #[test]
+    fn groups_compare_medians_and_report_spread() {
+        let a: Vec<_> = [100.0, 110.0, 90.0, 1000.0]
+            .iter()
+            .map(|j| sample("a", *j))
+            .collect();
+        let b: Vec<_> = [120.0, 100.0, 110.0]
+            .iter()
+            .map(|j| sample("b", *j))
+            .collect();
+        let c = compare("base", &a, "new", &b, CompareMetric::Energy, Some(1.0)).unwrap();
+        assert_eq!(c.a.median, 105.0);
+        assert_eq!(c.b.median, 110.0);
+        assert!((c.a.spread_pct.unwrap() - (1000.0 - 90.0) / 105.0 * 100.0).abs() < 1e-9);
+        assert!(c.failed);
+        assert!(c.domains.is_empty());
+        let t = render(&c, true);
+        assert!(t.contains("| energy (median) |"), "{t}");
+    }
+
+    #[test]
+    fn a_zero_baseline_never_prints_a_division() {
+        let a = [sample("a", 0.0)];
+        let b = [sample("b", 5.0)];
+        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0)).unwrap();
+        assert_eq!(c.delta_pct, None);
+        assert!(c.failed);
+        let t = render(&c, false);
+        assert!(!t.contains("inf") && !t.contains("NaN"), "{t}");
+    }
+
+    #[test]
+    fn per_work_metrics_need_declared_work() {
+        let mut a = sample("a", 1000.0);
+        let e = compare(
+            "A",
+            std::slice::from_ref(&a),
+            "B",
+            std::slice::from_ref(&a),
+            CompareMetric::JPerToken,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("no tokens declared"), "{e}");
+        a.work.tokens = Some(500.0);
+        let c = compare(
+            "A",
+            std::slice::from_ref(&a),
+            "B",
+            std::slice::from_ref(&a),
+            CompareMetric::JPerToken,
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.a.median, 2.0);
+    }
+
+    #[test]
+    fn percentages_parse_with_or_without_the_sign() {
+        assert_eq!(parse_pct("5%"), Ok(5.0));
+        assert_eq!(parse_pct(" 2.5 % "), Ok(2.5));
+        assert!(parse_pct("-1").is_err());
+        assert!(parse_pct("five").is_err());
+    }
+}

@@ -1,0 +1,404 @@
+//! One self-contained HTML file with inline SVG charts (power over time per domain, energy
+//! breakdown, carbon), the numbers, methodology and data provenance. No script, no external
+//! resource: it opens from disk in any browser and can be attached to a ticket.
+
+use crate::render::{fmt_g, fmt_j, fmt_opt, sig};
+use wattprint_core::report::RunReport;
+
+const COLORS: [&str; 8] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// A "nice" axis maximum (1, 2, 2.5 or 5 x 10^k) at or above `v`.
+fn nice_max(v: f64) -> f64 {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if m * p >= v {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+const W: f64 = 720.0;
+const H: f64 = 300.0;
+const L: f64 = 64.0;
+const R: f64 = 16.0;
+const T: f64 = 16.0;
+const B: f64 = 40.0;
+
+/// Power over time per domain: one polyline per series.
+pub fn power_chart(r: &RunReport) -> Option<String> {
+    let tl = r.timeline.as_ref()?;
+    if tl.t_s.len() < 2 || tl.series.is_empty() {
+        return None;
+    }
+    let t_max = nice_max(tl.t_s.iter().cloned().fold(0.0, f64::max));
+    let w_max = nice_max(
+        tl.series
+            .iter()
+            .flat_map(|s| s.watts.iter().copied())
+            .filter(|w| w.is_finite())
+            .fold(0.0, f64::max),
+    );
+    let x = |t: f64| L + (W - L - R) * (t / t_max);
+    let y = |w: f64| T + (H - T - B) * (1.0 - w / w_max);
+    let mut s = format!(
+        r#"<svg class="chart" data-chart="power" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="Power over time per domain">"#
+    );
+    s.push_str(&axes(t_max, w_max, "time (s)", "power (W)"));
+    for (k, ser) in tl.series.iter().enumerate() {
+        let pts: Vec<String> = tl
+            .t_s
+            .iter()
+            .zip(&ser.watts)
+            .filter(|(t, w)| t.is_finite() && w.is_finite())
+            .map(|(t, w)| format!("{:.1},{:.1}", x(*t), y(w.max(0.0))))
+            .collect();
+        s.push_str(&format!(
+            r#"<polyline data-domain="{}" fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
+            esc(&ser.domain),
+            COLORS[k % COLORS.len()],
+            pts.join(" ")
+        ));
+        s.push_str(&format!(
+            r#"<text x="{}" y="{}" font-size="11" fill="{}">{}</text>"#,
+            W - R - 150.0,
+            T + 12.0 + 14.0 * k as f64,
+            COLORS[k % COLORS.len()],
+            esc(&ser.domain)
+        ));
+    }
+    s.push_str("</svg>");
+    Some(s)
+}
+
+fn axes(x_max: f64, y_max: f64, x_label: &str, y_label: &str) -> String {
+    let mut s = format!(
+        r##"<line x1="{L}" y1="{}" x2="{}" y2="{}" stroke="#444"/><line x1="{L}" y1="{T}" x2="{L}" y2="{}" stroke="#444"/>"##,
+        H - B,
+        W - R,
+        H - B,
+        H - B
+    );
+    for i in 0..=5 {
+        let f = f64::from(i) / 5.0;
+        let xx = L + (W - L - R) * f;
+        let yy = T + (H - T - B) * (1.0 - f);
+        s.push_str(&format!(
+            r##"<text x="{xx:.1}" y="{}" font-size="10" text-anchor="middle">{}</text><text x="{}" y="{:.1}" font-size="10" text-anchor="end">{}</text><line x1="{L}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#ddd"/>"##,
+            H - B + 14.0,
+            sig(x_max * f),
+            L - 4.0,
+            yy + 3.0,
+            sig(y_max * f),
+            W - R
+        ));
+    }
+    s.push_str(&format!(
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text><text x="12" y="{}" font-size="11" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>"#,
+        (L + W - R) / 2.0,
+        H - 6.0,
+        esc(x_label),
+        (T + H - B) / 2.0,
+        (T + H - B) / 2.0,
+        esc(y_label)
+    ));
+    s
+}
+
+/// Horizontal bars: `(label, value, solid)`; hollow bars are shown but not counted.
+fn bar_chart(
+    kind: &str,
+    aria: &str,
+    bars: &[(String, f64, bool)],
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
+    let row_h = 26.0;
+    let h = T + row_h * bars.len() as f64 + 8.0;
+    let max = nice_max(bars.iter().map(|b| b.1).fold(0.0, f64::max));
+    let left = 170.0;
+    let width = W - left - 120.0;
+    let mut s = format!(
+        r#"<svg class="chart" data-chart="{kind}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" role="img" aria-label="{}">"#,
+        esc(aria)
+    );
+    for (i, (label, v, solid)) in bars.iter().enumerate() {
+        let yy = T + row_h * i as f64;
+        let bw = if v.is_finite() && *v > 0.0 {
+            width * v / max
+        } else {
+            0.0
+        };
+        let c = COLORS[i % COLORS.len()];
+        s.push_str(&format!(
+            r#"<text x="{}" y="{:.1}" font-size="11" text-anchor="end">{}</text><rect data-value="{v}" x="{left}" y="{yy:.1}" width="{bw:.1}" height="18" fill="{}" stroke="{c}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+            left - 6.0,
+            yy + 13.0,
+            esc(label),
+            if *solid { c } else { "none" },
+            left + bw + 6.0,
+            yy + 13.0,
+            esc(&fmt(*v))
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Energy per domain.
+pub fn energy_chart(r: &RunReport) -> String {
+    let bars: Vec<_> = r
+        .energy
+        .domains
+        .iter()
+        .map(|d| {
+            (
+                format!("{} ({})", d.name, d.method),
+                d.joules,
+                d.counted_in_total,
+            )
+        })
+        .collect();
+    bar_chart("energy", "Energy per domain", &bars, &|v| fmt_j(v))
+}
+
+/// Carbon: operational (location), market-based when known, embodied.
+pub fn carbon_chart(r: &RunReport) -> Option<String> {
+    if r.carbon.zone.is_empty() {
+        return None;
+    }
+    let mut bars = vec![(
+        format!("operational ({})", r.carbon.method),
+        r.carbon.operational_g,
+        true,
+    )];
+    if let Some(m) = r.carbon.market_operational_g {
+        bars.push(("operational (market)".into(), m, true));
+    }
+    bars.push(("embodied".into(), r.carbon.embodied_g, true));
+    Some(bar_chart("carbon", "Carbon", &bars, &|v| fmt_g(v)))
+}
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td.n{text-align:right}svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #eee;margin:.5em 0}.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.4em .8em}code{background:#f3f3f3;padding:0 3px}";
+
+/// The whole HTML document for one or more runs.
+pub fn html(runs: &[RunReport]) -> String {
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wattprint report</title><style>{STYLE}</style></head><body>\n<h1>wattprint report</h1>\n"
+    );
+    if runs.len() > 1 {
+        s.push_str("<h2>All runs</h2>\n");
+        let bars: Vec<_> = runs
+            .iter()
+            .map(|r| (r.id.clone(), r.energy.total_j, true))
+            .collect();
+        s.push_str(&bar_chart("runs-energy", "Energy per run", &bars, &|v| {
+            fmt_j(v)
+        }));
+        let with_c: Vec<_> = runs
+            .iter()
+            .filter(|r| !r.carbon.zone.is_empty())
+            .map(|r| (r.id.clone(), r.carbon.total_g, true))
+            .collect();
+        if !with_c.is_empty() {
+            s.push_str(&bar_chart("runs-carbon", "Carbon per run", &with_c, &|v| {
+                fmt_g(v)
+            }));
+        }
+    }
+    for r in runs {
+        s.push_str(&format!(
+            "<section><h2>Run <code>{}</code></h2>\n",
+            esc(&r.id)
+        ));
+        s.push_str("<table>");
+        let rows = [
+            ("command", r.command.join(" ")),
+            ("started", r.started_at.clone()),
+            ("duration", format!("{:.2} s", r.duration_s)),
+            (
+                "exit code",
+                r.exit_code.map_or("n/a".into(), |c| c.to_string()),
+            ),
+            ("host", r.host.hostname.clone()),
+            ("CPU", r.host.cpu_model.clone().unwrap_or_default()),
+            ("GPUs", r.host.gpu_models.join(", ")),
+            ("git commit", r.host.git_commit.clone().unwrap_or_default()),
+            ("Energy-to-Solution", fmt_j(r.energy.total_j)),
+            (
+                "facility energy",
+                format!("{} (PUE {})", fmt_j(r.energy.facility_j), sig(r.energy.pue)),
+            ),
+            (
+                "carbon",
+                if r.carbon.zone.is_empty() {
+                    "not computed (no zone)".into()
+                } else {
+                    fmt_g(r.carbon.total_g)
+                },
+            ),
+            ("FLOPs/W", fmt_opt(r.metrics.flops_per_watt, "FLOP/J")),
+            ("J per token", fmt_opt(r.metrics.joules_per_token, "J")),
+            (
+                "carbon per inference",
+                fmt_opt(r.metrics.carbon_per_inference_g, "g"),
+            ),
+        ];
+        for (k, v) in rows.iter().filter(|(_, v)| !v.is_empty()) {
+            s.push_str(&format!("<tr><th>{k}</th><td>{}</td></tr>", esc(v)));
+        }
+        s.push_str("</table>\n");
+        s.push_str("<h3>Power over time</h3>\n");
+        match power_chart(r) {
+            Some(c) => s.push_str(&c),
+            None => s.push_str("<p>No timeline was recorded for this run.</p>"),
+        }
+        s.push_str("\n<h3>Energy by domain</h3>\n");
+        s.push_str(&energy_chart(r));
+        s.push_str("\n<p>Hollow bars are read but not counted in the total (they sit inside another domain).</p>\n");
+        if let Some(c) = carbon_chart(r) {
+            s.push_str("<h3>Carbon</h3>\n");
+            s.push_str(&c);
+        }
+        s.push_str("\n<h3>Provenance</h3>\n<table><tr><th>domain</th><th>kind</th><th>energy</th><th>source</th><th>method</th><th>in total</th></tr>");
+        for d in &r.energy.domains {
+            s.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.name),
+                d.kind,
+                fmt_j(d.joules),
+                esc(&d.source),
+                d.method,
+                if d.counted_in_total { "yes" } else { "no" }
+            ));
+        }
+        s.push_str("</table>\n");
+        if !r.carbon.zone.is_empty() {
+            s.push_str(&format!(
+                "<p>Carbon intensity {} gCO2e/kWh for <code>{}</code>: {}{}, {} basis, {}-based{}.</p>\n",
+                sig(r.carbon.intensity_g_per_kwh),
+                esc(&r.carbon.zone),
+                esc(&r.carbon.intensity_source),
+                r.carbon.intensity_year.map(|y| format!(" ({y})")).unwrap_or_default(),
+                esc(&r.carbon.basis),
+                esc(&r.carbon.method),
+                if r.carbon.fallback { ", <strong>fallback factor</strong>" } else { "" }
+            ));
+        }
+        for w in &r.warnings {
+            s.push_str(&format!("<p class=\"warn\">{}</p>\n", esc(w)));
+        }
+        s.push_str("</section>\n");
+    }
+    s.push_str("<h2>Methodology</h2>\n<ul>\
+<li>Energy-to-Solution is the sum of the domains counted in the total over the run; each joule is counted once (cores and uncore sit inside the package, the package inside psys).</li>\
+<li>Hardware energy counters are differenced at the run's boundaries (wraparound handled); power-only sensors are integrated with the trapezoid rule; <em>model</em> domains are estimates from utilisation and say so.</li>\
+<li>Facility energy = energy x PUE. Carbon = facility energy x grid intensity (+ embodied share), with the factor's source, vintage and basis shown; location- and market-based figures are kept apart.</li>\
+<li>The power chart shows average power per interval of the run's bounded timeline.</li>\
+</ul>\n<p>Generated by wattprint.</p>\n</body></html>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::sample;
+
+    /// The `<svg ...>...</svg>` blocks of a document.
+    fn svgs(doc: &str) -> Vec<&str> {
+        let mut out = vec![];
+        let mut rest = doc;
+        while let Some(a) = rest.find("<svg") {
+            let b = rest[a..].find("</svg>").unwrap() + a + 6;
+            out.push(&rest[a..b]);
+            rest = &rest[b..];
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_holds_power_energy_and_carbon_charts_with_data() {
+        let doc = html(&[sample("run-1", 2000.0)]);
+        assert!(doc.starts_with("<!DOCTYPE html>"));
+        assert!(
+            !doc.contains("<script") && !doc.contains("http://")
+                || doc.matches("http://").count()
+                    == doc.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+        );
+        let charts = svgs(&doc);
+        let kinds: Vec<_> = charts
+            .iter()
+            .map(|c| {
+                c.split("data-chart=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(kinds, vec!["power", "energy", "carbon"]);
+        // The power chart: one polyline per domain, one point per timeline sample.
+        let power = charts[0];
+        assert_eq!(power.matches("<polyline").count(), 2);
+        let pts = power
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(pts.split(' ').count(), 4);
+        // The peak, 300 W on gpu-0, sits at the top of a 500 W axis: y = 16 + 244 * (1 - 0.6).
+        assert!(power.contains(",113.6"), "{power}");
+        // The energy chart carries the domain energies.
+        assert!(charts[1].contains("data-value=\"1500\""));
+        assert!(charts[1].contains("data-value=\"500\""));
+        // Tags balance inside each chart (well-formed enough for a browser and an XML parser).
+        for c in &charts {
+            assert_eq!(c.matches("<text").count(), c.matches("</text>").count());
+        }
+        assert!(doc.contains("Methodology"));
+        assert!(doc.contains("Ember/OWID (2024), lifecycle basis"));
+    }
+
+    #[test]
+    fn text_is_escaped_and_several_runs_get_summary_charts() {
+        let mut r = sample("<b>x</b>", 10.0);
+        r.warnings.push("a & b < c".into());
+        let doc = html(&[r, sample("y", 20.0)]);
+        assert!(doc.contains("&lt;b&gt;x&lt;/b&gt;"));
+        assert!(doc.contains("a &amp; b &lt; c"));
+        assert!(doc.contains("data-chart=\"runs-energy\""));
+        assert!(!doc.contains("<b>x</b>"));
+    }
+
+    #[test]
+    fn nice_axis_maxima() {
+        assert_eq!(nice_max(300.0), 500.0);
+        assert_eq!(nice_max(3.5), 5.0);
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(f64::NAN), 1.0);
+        assert_eq!(nice_max(200.0), 200.0);
+    }
+}

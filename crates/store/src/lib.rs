@@ -1,0 +1,658 @@
+//! The run history: a SQLite database of full run reports with indexed columns.
+//!
+//! WAL journal, a busy timeout so several `wattprint run`s finishing at once wait for each
+//! other instead of failing, every write in one `BEGIN IMMEDIATE` transaction (a process
+//! killed half-way leaves no partial run), and a `PRAGMA user_version` migrator. The full
+//! `wattprint.run/v1` JSON is stored beside the columns that filters use, with the power
+//! timeline kept at a bounded resolution.
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wattprint_core::report::{RunReport, TimelineReport};
+use wattprint_report::time::parse_rfc3339_s;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[&str] = &[
+    // v1: runs with indexed columns, labels, the bounded timeline.
+    "CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        started_unix_s REAL,
+        duration_s REAL NOT NULL,
+        command TEXT NOT NULL,
+        exit_code INTEGER,
+        host TEXT NOT NULL,
+        cpu_model TEXT,
+        gpu_models TEXT NOT NULL,
+        git_commit TEXT,
+        zone TEXT NOT NULL,
+        methods TEXT NOT NULL,
+        total_j REAL NOT NULL,
+        carbon_g REAL NOT NULL,
+        work_flops REAL,
+        work_inferences REAL,
+        work_tokens REAL,
+        report_json TEXT NOT NULL,
+        timeline_json TEXT
+    );
+    CREATE INDEX runs_started ON runs(started_unix_s);
+    CREATE TABLE labels (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    );
+    CREATE INDEX labels_kv ON labels(key, value);",
+];
+
+/// Most points of a stored power timeline; longer ones are averaged pairwise down to it.
+pub const MAX_TIMELINE_POINTS: usize = 512;
+
+/// Default busy timeout: how long a writer waits for another one, ms.
+pub const BUSY_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the history database {path}: {message} (set WATTPRINT_DB to another file, or use --no-store)")]
+    Open { path: PathBuf, message: String },
+    #[error("the history database {path} is locked by another process (waited {waited_ms} ms); retry, or set WATTPRINT_DB to another file")]
+    Locked { path: PathBuf, waited_ms: u64 },
+    #[error("the history database {path} is not a valid SQLite database ({message}); move it aside or set WATTPRINT_DB to a new file")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the history database {path} has schema version {found}, newer than this wattprint knows ({known}); upgrade wattprint or set WATTPRINT_DB")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("history database {path}: {message}")]
+    Sql { path: PathBuf, message: String },
+    #[error("stored run {id} cannot be read back: {message}")]
+    BadRow { id: String, message: String },
+}
+
+/// Where the history lives: `WATTPRINT_DB`, else `$XDG_DATA_HOME/wattprint/history.sqlite`,
+/// else `$HOME/.local/share/wattprint/history.sqlite`. `None` when none is set.
+pub fn default_path(get: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let nonempty = |k: &str| get(k).filter(|v| !v.is_empty());
+    if let Some(p) = nonempty("WATTPRINT_DB") {
+        return Some(PathBuf::from(p));
+    }
+    let data = nonempty("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| nonempty("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("wattprint").join("history.sqlite"))
+}
+
+/// Filters for listing runs. Empty means all.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only these run ids (or id prefixes of at least 4 characters).
+    pub ids: Vec<String>,
+    /// Started at or after, Unix s.
+    pub since_unix_s: Option<f64>,
+    /// Started before, Unix s.
+    pub until_unix_s: Option<f64>,
+    /// Every `key=value` must match.
+    pub labels: Vec<(String, String)>,
+    /// The command line contains this text.
+    pub command_contains: Option<String>,
+    /// At most this many, newest first.
+    pub limit: Option<usize>,
+}
+
+/// The result of an insert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    New,
+    /// A run with this id was already stored (e.g. the same file imported twice); unchanged.
+    AlreadyStored,
+}
+
+/// An open history database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    busy_ms: u64,
+}
+
+impl Store {
+    /// Opens (creating it and its directory if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_timeout(path, BUSY_TIMEOUT_MS)
+    }
+
+    /// As [`Store::open`], waiting at most `busy_ms` for other writers.
+    pub fn open_with_timeout(path: &Path, busy_ms: u64) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut s = Store {
+            conn,
+            path: path.to_path_buf(),
+            busy_ms,
+        };
+        s.conn
+            .busy_timeout(Duration::from_millis(busy_ms))
+            .map_err(|e| to_err(&s.path, s.busy_ms, e))?;
+        // WAL lets readers run beside one writer; the mode is persistent in the file.
+        s.conn
+            .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(|e| to_err(&s.path, s.busy_ms, e))?;
+        s.conn
+            .execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
+            .map_err(|e| to_err(&s.path, s.busy_ms, e))?;
+        s.migrate()?;
+        Ok(s)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies the missing migrations, each in its own immediate transaction (so two
+    /// processes opening a new database at once do not both create it).
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len() as i64;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+            let v: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+            if v > known {
+                return Err(StoreError::TooNew {
+                    path: self.path.clone(),
+                    found: v,
+                    known,
+                });
+            }
+            if v == known {
+                return Ok(());
+            }
+            tx.execute_batch(MIGRATIONS[v as usize])
+                .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", v + 1))
+                .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+            tx.commit()
+                .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        }
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))
+    }
+
+    /// Stores a run (report, columns, labels, bounded timeline) in one transaction.
+    pub fn insert(&mut self, r: &RunReport) -> Result<Inserted, StoreError> {
+        let mut slim = r.clone();
+        let timeline = slim
+            .timeline
+            .take()
+            .map(|t| bound_timeline(&t, MAX_TIMELINE_POINTS));
+        let report_json = serde_json::to_string(&slim).map_err(|e| StoreError::Sql {
+            path: self.path.clone(),
+            message: format!("cannot encode run {}: {e}", r.id),
+        })?;
+        let timeline_json = timeline
+            .map(|t| serde_json::to_string(&t))
+            .transpose()
+            .map_err(|e| StoreError::Sql {
+                path: self.path.clone(),
+                message: format!("cannot encode the timeline of run {}: {e}", r.id),
+            })?;
+        let mut methods: Vec<&str> = r.energy.domains.iter().map(|d| d.method.as_str()).collect();
+        methods.sort_unstable();
+        methods.dedup();
+        let command = serde_json::to_string(&r.command).unwrap_or_else(|_| "[]".into());
+        let gpus = serde_json::to_string(&r.host.gpu_models).unwrap_or_else(|_| "[]".into());
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        let n = tx
+            .execute(
+                "INSERT OR IGNORE INTO runs (id, started_at, started_unix_s, duration_s, command,
+                   exit_code, host, cpu_model, gpu_models, git_commit, zone, methods, total_j,
+                   carbon_g, work_flops, work_inferences, work_tokens, report_json, timeline_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                   ?17, ?18, ?19)",
+                params![
+                    r.id,
+                    r.started_at,
+                    parse_rfc3339_s(&r.started_at),
+                    r.duration_s,
+                    command,
+                    r.exit_code,
+                    r.host.hostname,
+                    r.host.cpu_model,
+                    gpus,
+                    r.host.git_commit,
+                    r.carbon.zone,
+                    methods.join(","),
+                    r.energy.total_j,
+                    r.carbon.total_g,
+                    r.work.flops,
+                    r.work.inferences,
+                    r.work.tokens,
+                    report_json,
+                    timeline_json,
+                ],
+            )
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        if n == 0 {
+            return Ok(Inserted::AlreadyStored);
+        }
+        for (k, v) in &r.labels {
+            tx.execute(
+                "INSERT INTO labels (run_id, key, value) VALUES (?1, ?2, ?3)",
+                params![r.id, k, v],
+            )
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        }
+        tx.commit()
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        Ok(Inserted::New)
+    }
+
+    /// One run by exact id.
+    pub fn get(&self, id: &str) -> Result<Option<RunReport>, StoreError> {
+        let row: Option<(String, String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT id, report_json, timeline_json FROM runs WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        row.map(|(id, j, t)| decode(&id, &j, t.as_deref()))
+            .transpose()
+    }
+
+    /// Runs matching the filter, newest first.
+    pub fn list(&self, f: &Filter) -> Result<Vec<RunReport>, StoreError> {
+        let mut sql = String::from("SELECT id, report_json, timeline_json FROM runs r WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        use rusqlite::types::Value;
+        if !f.ids.is_empty() {
+            let mut ors = Vec::new();
+            for id in &f.ids {
+                args.push(Value::Text(id.clone()));
+                let exact = args.len();
+                if id.len() >= 4 {
+                    args.push(Value::Text(format!("{}%", like_escape(id))));
+                    ors.push(format!(
+                        "r.id = ?{exact} OR r.id LIKE ?{} ESCAPE '\\'",
+                        args.len()
+                    ));
+                } else {
+                    ors.push(format!("r.id = ?{exact}"));
+                }
+            }
+            sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
+        }
+        if let Some(s) = f.since_unix_s {
+            args.push(Value::Real(s));
+            sql.push_str(&format!(" AND r.started_unix_s >= ?{}", args.len()));
+        }
+        if let Some(u) = f.until_unix_s {
+            args.push(Value::Real(u));
+            sql.push_str(&format!(" AND r.started_unix_s < ?{}", args.len()));
+        }
+        for (k, v) in &f.labels {
+            args.push(Value::Text(k.clone()));
+            args.push(Value::Text(v.clone()));
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM labels l WHERE l.run_id = r.id AND l.key = ?{} AND l.value = ?{})",
+                args.len() - 1,
+                args.len()
+            ));
+        }
+        if let Some(c) = &f.command_contains {
+            args.push(Value::Text(format!("%{}%", like_escape(c))));
+            sql.push_str(&format!(" AND r.command LIKE ?{} ESCAPE '\\'", args.len()));
+        }
+        sql.push_str(" ORDER BY r.started_unix_s DESC, r.id DESC");
+        if let Some(l) = f.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, j, t) = row.map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+            out.push(decode(&id, &j, t.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    /// Number of stored runs.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))
+    }
+}
+
+/// Maps a SQLite error to what the caller can do about it.
+fn to_err(path: &Path, busy_ms: u64, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+            path: path.to_path_buf(),
+            waited_ms: busy_ms,
+        },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+        _ => StoreError::Sql {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn decode(id: &str, json: &str, timeline: Option<&str>) -> Result<RunReport, StoreError> {
+    let bad = |e: serde_json::Error| StoreError::BadRow {
+        id: id.to_string(),
+        message: e.to_string(),
+    };
+    let mut r: RunReport = serde_json::from_str(json).map_err(bad)?;
+    if let Some(t) = timeline {
+        r.timeline = Some(serde_json::from_str(t).map_err(bad)?);
+    }
+    Ok(r)
+}
+
+/// Averages neighbouring points pairwise until at most `max_points` remain (energy-preserving
+/// for evenly spaced points; the span is kept).
+pub fn bound_timeline(t: &TimelineReport, max_points: usize) -> TimelineReport {
+    let mut t = t.clone();
+    let max_points = max_points.max(2);
+    while t.t_s.len() > max_points {
+        let pairs = |v: &[f64]| -> Vec<f64> {
+            v.chunks(2)
+                .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+                .collect()
+        };
+        t.t_s = pairs(&t.t_s);
+        for s in &mut t.series {
+            s.watts = pairs(&s.watts);
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattprint_core::report::{DomainEnergy, PowerSeries};
+    use wattprint_core::{DomainKind, Method};
+
+    fn run(id: &str, started: &str, j: f64) -> RunReport {
+        let mut r = RunReport::new(id.into());
+        r.started_at = started.into();
+        r.duration_s = 2.0;
+        r.command = vec!["python".into(), "train.py".into()];
+        r.energy.total_j = j;
+        r.energy.domains.push(DomainEnergy {
+            name: "package-0".into(),
+            kind: DomainKind::CpuPackage,
+            joules: j,
+            source: "rapl-powercap".into(),
+            method: Method::Counter,
+            counted_in_total: true,
+            device: None,
+            avg_power_w: None,
+        });
+        r.carbon.zone = "FR".into();
+        r.carbon.total_g = j / 3.6e6 * 50.0;
+        r
+    }
+
+    fn tmp() -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/dir/history.sqlite");
+        (d, p)
+    }
+
+    #[test]
+    fn a_stored_run_reads_back_equal_with_its_labels() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let mut r = run("r1", "2026-11-29T10:00:00Z", 1234.5);
+        r.labels.insert("model".into(), "bert".into());
+        r.timeline = Some(TimelineReport {
+            t_s: vec![0.5, 1.5],
+            series: vec![PowerSeries {
+                domain: "package-0".into(),
+                watts: vec![600.0, 634.5],
+            }],
+        });
+        assert_eq!(s.insert(&r).unwrap(), Inserted::New);
+        assert_eq!(s.insert(&r).unwrap(), Inserted::AlreadyStored);
+        assert_eq!(s.get("r1").unwrap(), Some(r.clone()));
+        assert_eq!(s.get("nope").unwrap(), None);
+        assert_eq!(s.count().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let wal: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(wal, "wal");
+    }
+
+    #[test]
+    fn filters_select_by_period_label_command_and_id_prefix() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let mut a = run("run-aaaa1", "2025-12-31T23:59:59Z", 1.0);
+        a.labels.insert("team".into(), "x".into());
+        let b = run("run-bbbb2", "2026-01-01T00:00:00+00:00", 2.0);
+        let mut c = run("run-cccc3", "2026-06-01T12:00:00+02:00", 3.0);
+        c.command = vec!["serve".into()];
+        for r in [&a, &b, &c] {
+            s.insert(r).unwrap();
+        }
+        let ids =
+            |f: Filter| -> Vec<String> { s.list(&f).unwrap().into_iter().map(|r| r.id).collect() };
+        assert_eq!(
+            ids(Filter::default()),
+            vec!["run-cccc3", "run-bbbb2", "run-aaaa1"]
+        );
+        assert_eq!(
+            ids(Filter {
+                since_unix_s: parse_rfc3339_s("2026-01-01"),
+                until_unix_s: parse_rfc3339_s("2027-01-01"),
+                ..Default::default()
+            }),
+            vec!["run-cccc3", "run-bbbb2"]
+        );
+        assert_eq!(
+            ids(Filter {
+                labels: vec![("team".into(), "x".into())],
+                ..Default::default()
+            }),
+            vec!["run-aaaa1"]
+        );
+        assert_eq!(
+            ids(Filter {
+                command_contains: Some("serv".into()),
+                ..Default::default()
+            }),
+            vec!["run-cccc3"]
+        );
+        assert_eq!(
+            ids(Filter {
+                ids: vec!["run-bbbb".into()],
+                ..Default::default()
+            }),
+            vec!["run-bbbb2"]
+        );
+        assert_eq!(
+            ids(Filter {
+                limit: Some(1),
+                ..Default::default()
+            }),
+            vec!["run-cccc3"]
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        let (_d, p) = tmp();
+        // Eight connections (as eight `wattprint run`s would open) inserting at once, the
+        // first of them racing to create the schema too.
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let mut s = Store::open(&p).unwrap();
+                    for i in 0..25 {
+                        let r = run(&format!("t{t}-{i}"), "2026-11-29T10:00:00Z", f64::from(i));
+                        assert_eq!(s.insert(&r).unwrap(), Inserted::New);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.count().unwrap(), 200);
+    }
+
+    #[test]
+    fn an_interrupted_write_leaves_nothing_half_stored() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        {
+            // A writer that dies after inserting the run row but before its labels commit.
+            let tx = s.conn.transaction().unwrap();
+            tx.execute(
+                "INSERT INTO runs (id, started_at, duration_s, command, host, gpu_models, zone, methods, total_j, carbon_g, report_json) VALUES ('half', 'x', 1, '[]', '', '[]', '', '', 1, 0, '{}')",
+                [],
+            )
+            .unwrap();
+            // dropped without commit: rolled back, as SQLite does for a killed process.
+        }
+        assert_eq!(s.count().unwrap(), 0);
+        assert!(s.insert(&run("ok", "2026-11-29T10:00:00Z", 1.0)).is_ok());
+    }
+
+    #[test]
+    fn a_locked_database_gives_a_clear_error() {
+        let (_d, p) = tmp();
+        let mut holder = Store::open(&p).unwrap();
+        let tx = holder
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)
+            .unwrap();
+        let mut other = Store::open_with_timeout(&p, 50);
+        // Opening may already fail on the migration check; inserting surely does.
+        let e = match other.as_mut() {
+            Ok(s) => s
+                .insert(&run("x", "2026-11-29T10:00:00Z", 1.0))
+                .unwrap_err(),
+            Err(_) => other.err().unwrap(),
+        };
+        assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+        assert!(e.to_string().contains("locked by another process"), "{e}");
+        drop(tx);
+    }
+
+    #[test]
+    fn a_corrupt_file_gives_a_clear_error() {
+        let (_d, p) = tmp();
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, vec![0x42u8; 8192]).unwrap();
+        let e = Store::open(&p).err().unwrap();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("move it aside"), "{e}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let (_d, p) = tmp();
+        let s = Store::open(&p).unwrap();
+        s.conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(s);
+        let e = Store::open(&p).err().unwrap();
+        assert!(matches!(e, StoreError::TooNew { found: 99, .. }), "{e}");
+    }
+
+    #[test]
+    fn default_path_prefers_the_env_seam_then_xdg_then_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(a, _)| *a == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        assert_eq!(
+            default_path(env(&[("WATTPRINT_DB", "/x.db"), ("HOME", "/h")])),
+            Some(PathBuf::from("/x.db"))
+        );
+        assert_eq!(
+            default_path(env(&[("XDG_DATA_HOME", "/d"), ("HOME", "/h")])),
+            Some(PathBuf::from("/d/wattprint/history.sqlite"))
+        );
+        assert_eq!(
+            default_path(env(&[("HOME", "/h")])),
+            Some(PathBuf::from("/h/.local/share/wattprint/history.sqlite"))
+        );
+        assert_eq!(default_path(env(&[])), None);
+    }
+
+    #[test]
+    fn long_timelines_are_bounded_and_keep_their_mean() {
+        let n = 2000;
+        let t = TimelineReport {
+            t_s: (0..n).map(|i| i as f64 + 0.5).collect(),
+            series: vec![PowerSeries {
+                domain: "d".into(),
+                watts: (0..n).map(|i| (i % 7) as f64).collect(),
+            }],
+        };
+        let b = bound_timeline(&t, MAX_TIMELINE_POINTS);
+        assert!(b.t_s.len() <= MAX_TIMELINE_POINTS);
+        assert_eq!(b.t_s.len(), b.series[0].watts.len());
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!((mean(&b.series[0].watts) - mean(&t.series[0].watts)).abs() < 1e-9);
+    }
+}

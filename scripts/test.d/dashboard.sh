@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Browser test of the live dashboard: runs `wattprint agent` on a fake RAPL sysfs tree whose
+# counter advances, reports request spans, then loads `/` in headless Chromium (Debian
+# `chromium`, installed if missing) and checks the DOM after the page's scripts ran: uPlot drew
+# the power chart with data points (the page writes their count into `data-points` from
+# uPlot's draw hook), and the totals and recent requests show the attributed requests.
+# Usage: bash scripts/test.d/dashboard.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/lib/agent-test.sh
+
+apt_install chromium curl
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$CHROMIUM" ] || { echo "dashboard.sh: chromium not installed" >&2; exit 1; }
+WATTPRINT=$(wattprint_bin)
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fake_rapl_tree "$TMP/sys" 5000000
+advance_rapl "$TMP/sys" 1500000 &
+PIDS+=($!)
+PORT=$(free_port)
+WATTPRINT_SYSFS_ROOT="$TMP/sys" timeout 300 "$WATTPRINT" agent --listen "127.0.0.1:$PORT" \
+  --interval 200ms --settle-lag 3s --zone FR 2>"$TMP/agent.log" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$PORT/healthz" 30
+
+# The sample inference loop reports its spans (and a window it ends), then waits until the
+# agent attributed them; a window stays open for the dashboard.
+python3 examples/inference_loop.py --agent "http://127.0.0.1:$PORT" --requests 20 \
+  --model dash-test-model --wait 30
+curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/windows" -d '{"name":"dash-window"}'
+
+# /metrics, /v1/requests/summary and /v1/live agree.
+curl -fsS "http://127.0.0.1:$PORT/metrics" >"$TMP/metrics.txt"
+curl -fsS "http://127.0.0.1:$PORT/v1/requests/summary" >"$TMP/summary.json"
+curl -fsS "http://127.0.0.1:$PORT/v1/live" >"$TMP/live.json"
+python3 - "$TMP" <<'PY'
+import json, re, sys
+tmp = sys.argv[1]
+m = open(f"{tmp}/metrics.txt").read()
+s = json.load(open(f"{tmp}/summary.json"))
+live = json.load(open(f"{tmp}/live.json"))
+def metric(name):
+    tot = 0.0
+    for line in m.splitlines():
+        if line.startswith(name + "{") and 'model="dash-test-model"' in line:
+            tot += float(line.rsplit(" ", 1)[1])
+    return tot
+by = [b for b in s["by_labels"] if b["labels"].get("model") == "dash-test-model"]
+assert sum(b["requests"] for b in by) == 20, by
+close = lambda a, b: abs(a - b) <= 1e-9 * max(1.0, abs(b))
+assert close(metric("wattprint_request_energy_joules_total"), sum(b["energy_j"] for b in by))
+assert close(metric("wattprint_request_carbon_grams_total"), sum(b["carbon_g"] for b in by))
+assert metric("wattprint_requests_total") == 20
+idle = float(re.search(r"^wattprint_idle_energy_joules_total (\S+)$", m, re.M).group(1))
+assert close(idle, s["idle_j"]) and close(live["totals"]["idle_j"], s["idle_j"])
+assert close(live["totals"]["attributed_j"], s["summary"]["attributed_j"])
+assert live["totals"]["requests"] == s["summary"]["requests"] == 20
+print(f"  /metrics, summary and live agree: 20 requests, {s['summary']['attributed_j']:.3f} J attributed, {s['idle_j']:.3f} J idle")
+PY
+
+timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
+  --disable-component-update --disable-sync --no-first-run --disable-dev-shm-usage \
+  --user-data-dir="$TMP/profile" --virtual-time-budget=10000 \
+  --dump-dom "http://127.0.0.1:$PORT/" >"$TMP/dom.html" 2>"$TMP/chromium.log" || {
+  echo "dashboard.sh: chromium failed" >&2; tail -20 "$TMP/chromium.log" >&2; exit 1; }
+
+python3 - "$TMP/dom.html" <<'PY'
+import re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+m = re.search(r'id="chart"[^>]*data-points="(\d+)"', dom) or re.search(r'data-points="(\d+)"[^>]*id="chart"', dom)
+assert m, "no #chart with data-points in the DOM"
+points = int(m.group(1))
+assert points > 0, f"uPlot drew no data points (data-points={points})"
+assert "<canvas" in dom, "uPlot did not create its canvas"
+assert "package-0" in dom, "the legend does not name the domain"
+assert "dash-test-model" in dom, "recent requests are not shown"
+assert "dash-window" in dom, "the active window is not shown"
+status = re.search(r'id="status">([^<]*)<', dom)
+assert status and status.group(1).startswith("updated"), f"the page could not poll the agent: {status and status.group(1)!r}"
+print(f"  chart drew {points} data points; recent requests and the active window are shown")
+PY
+echo "dashboard.sh: the dashboard rendered with data in headless Chromium"
