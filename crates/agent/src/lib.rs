@@ -11,6 +11,8 @@ pub mod config;
 pub mod dashboard;
 pub mod labels;
 pub mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod overhead;
 pub mod socket;
 pub mod state;
@@ -37,6 +39,9 @@ pub struct AgentConfig {
     pub max_body_bytes: usize,
     /// Serve counters over this Unix socket (privilege separation).
     pub socket: Option<socket::SocketConfig>,
+    /// Push metrics over OTLP/HTTP (feature `otlp`).
+    #[cfg(feature = "otlp")]
+    pub otlp: Option<otlp::OtlpConfig>,
 }
 
 impl AgentConfig {
@@ -50,6 +55,8 @@ impl AgentConfig {
             carbon,
             max_body_bytes: 1 << 20,
             socket: None,
+            #[cfg(feature = "otlp")]
+            otlp: None,
         }
     }
 }
@@ -75,6 +82,9 @@ pub enum AgentError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[cfg(feature = "otlp")]
+    #[error("OTLP: {0}")]
+    Otlp(String),
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -171,6 +181,14 @@ impl Agent {
             .build()
             .map_err(AgentError::Runtime)?;
         let addr = self.config.listen;
+        #[cfg(feature = "otlp")]
+        let _pusher = match &self.config.otlp {
+            Some(o) => Some(
+                otlp::Pusher::start(o, Arc::clone(&self.shared), self.started_unix_s)
+                    .map_err(AgentError::Otlp)?,
+            ),
+            None => None,
+        };
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(self.listener)
                 .map_err(|source| AgentError::Bind { addr, source })?;

@@ -285,3 +285,40 @@ impl Sensor for Powercap {
         self.zones.get(domain)?.last_error.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_denied_names_the_cve_and_a_safe_fix() {
+        let e = permission_denied(Path::new("/sys/class/powercap/intel-rapl:0/energy_uj"));
+        let SensorError::Unavailable { reason, fix } = e else {
+            panic!("not unavailable")
+        };
+        assert!(reason.contains("CVE-2020-8694") && reason.contains("intel-rapl:0"));
+        let fix = fix.unwrap();
+        assert!(fix.contains("udev") && fix.contains("g+r"), "{fix}");
+        assert!(
+            fix.contains("Do not make energy_uj world-readable"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn zone_names_carry_their_package() {
+        assert_eq!(
+            kind_and_name("dram", "intel-rapl:1:0"),
+            Some((DomainKind::Dram, "dram-1".into()))
+        );
+        assert_eq!(
+            kind_and_name("package-1", "intel-rapl:1"),
+            Some((DomainKind::CpuPackage, "package-1".into()))
+        );
+        assert_eq!(
+            kind_and_name("psys", "intel-rapl:1"),
+            Some((DomainKind::Psys, "psys".into()))
+        );
+        assert_eq!(kind_and_name("mystery", "intel-rapl:0:3"), None);
+    }
+}

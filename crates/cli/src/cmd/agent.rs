@@ -43,6 +43,15 @@ pub struct Args {
     /// Group (name or numeric gid) whose members may connect to the socket.
     #[arg(long = "socket-group", value_name = "GROUP")]
     pub socket_group: Option<String>,
+    /// Push metrics over OTLP/HTTP (JSON) to this endpoint, e.g.
+    /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector).
+    #[cfg(feature = "otlp")]
+    #[arg(long = "otlp-endpoint", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP push interval (default 10s).
+    #[cfg(feature = "otlp")]
+    #[arg(long = "otlp-interval", value_name = "DURATION")]
+    pub otlp_interval: Option<String>,
 }
 
 fn read_token(path: &Path) -> anyhow::Result<String> {
@@ -139,6 +148,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         cfg.limits.max_label_sets = n;
     }
     cfg.socket = socket;
+    #[cfg(feature = "otlp")]
+    if let Some(endpoint) = args.otlp_endpoint {
+        wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
+        cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
+            endpoint,
+            interval_s: duration("--otlp-interval", args.otlp_interval, 10.0)?,
+        });
+    }
     wattprint_agent::check(&cfg).map_err(|e| BadInput(e.to_string()))?;
 
     let d = wattprint_engine::discover(&wattprint_engine::SensorConfig::from_env());

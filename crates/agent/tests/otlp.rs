@@ -1,0 +1,114 @@
+//! OTLP/HTTP push (feature `otlp`) to a mock receiver on 127.0.0.1.
+#![cfg(feature = "otlp")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+use wattprint_agent::otlp::OtlpConfig;
+use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
+use wattprint_sensors::fake::FakeSensor;
+
+/// Accept one POST and return (path, JSON body), answering 200.
+fn receive(l: &TcpListener) -> (String, serde_json::Value) {
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let path = line.split_whitespace().nth(1).unwrap().to_string();
+    let mut len = 0;
+    let mut ctype = String::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap();
+        if k.eq_ignore_ascii_case("content-length") {
+            len = v.trim().parse().unwrap();
+        }
+        if k.eq_ignore_ascii_case("content-type") {
+            ctype = v.trim().to_string();
+        }
+    }
+    assert_eq!(ctype, "application/json");
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    let mut w = s;
+    w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    (path, serde_json::from_slice(&body).unwrap())
+}
+
+#[test]
+fn the_agent_pushes_otlp_json_metrics_to_the_collector() {
+    let collector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = collector.local_addr().unwrap().port();
+    let carbon = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+        intensity_g_per_kwh: Some(100.0),
+        pue: Some(1.0),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut cfg = AgentConfig::new(carbon);
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.interval_s = 0.05;
+    cfg.otlp = Some(OtlpConfig {
+        endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
+        interval_s: 0.2,
+    });
+    let agent = Agent::bind(
+        cfg,
+        vec![Box::new(FakeSensor::constant_counter(
+            "package-0",
+            100.0,
+            0.0,
+            1e12,
+        ))],
+    )
+    .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        agent
+            .serve(async {
+                let _ = rx.await;
+            })
+            .unwrap()
+    });
+    let (path, first) = receive(&collector);
+    let (_, second) = receive(&collector);
+    let _ = tx.send(());
+    server.join().unwrap();
+    assert_eq!(path, "/v1/metrics");
+    let energy = |v: &serde_json::Value| -> f64 {
+        let m = v["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "wattprint.energy")
+            .unwrap()
+            .clone();
+        assert_eq!(m["unit"], "J");
+        assert_eq!(m["sum"]["isMonotonic"], true);
+        assert_eq!(m["sum"]["aggregationTemporality"], 2);
+        let p = &m["sum"]["dataPoints"][0];
+        assert_eq!(p["attributes"][0]["value"]["stringValue"], "package-0");
+        p["asDouble"].as_f64().unwrap()
+    };
+    let (e1, e2) = (energy(&first), energy(&second));
+    assert!(e1 > 0.0 && e2 > e1, "{e1} then {e2}");
+    let names: Vec<&str> = first["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "wattprint.power",
+        "wattprint.request.energy",
+        "wattprint.agent.cpu",
+    ] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+}
