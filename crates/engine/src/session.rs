@@ -25,9 +25,15 @@ struct WindowExtras {
     cpu_end: Option<CpuTimes>,
 }
 
+/// Numbers sessions within the process (see `Session::seq`).
+static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A measuring session. See the crate docs for the flow.
 pub struct Session {
     meter: Meter,
+    /// This session's number in the process: with the window id, it keeps report ids
+    /// unique when one process runs several sessions (the Python bindings do).
+    seq: u64,
     /// Read the machine's CPU times at window boundaries (for attribution; see
     /// [`Session::set_machine_cpu_times`]).
     machine_cpu: bool,
@@ -86,6 +92,7 @@ impl Session {
             idle_w,
             setup_steps,
             windows: HashMap::new(),
+            seq: NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             machine_cpu: true,
             gpus: d.gpus,
             gpu_sampler: d.gpu_sampler,
@@ -182,9 +189,10 @@ impl Session {
             .map(|(a, b)| b.busy_ticks.saturating_sub(a.busy_ticks) as f64 * TICK_S);
         let id = ctx.id.clone().unwrap_or_else(|| {
             format!(
-                "{}-{:x}-{}",
+                "{}-{:x}-{}-{}",
                 wallclock::compact_utc(started_unix_s),
                 std::process::id(),
+                self.seq,
                 w.id.0
             )
         });
@@ -261,6 +269,20 @@ pub fn clip_timeline(t: &Timeline, from_s: f64, to_s: f64) -> Timeline {
 mod tests {
     use super::*;
     use wattprint_sensors::fake::FakeSensor;
+
+    #[test]
+    fn report_ids_are_unique_across_sessions_of_one_process() {
+        let mut ids = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let mut s = Session::with_discovery(SensorConfig::default(), Discovery::default());
+            for _ in 0..2 {
+                let w = s.begin("w");
+                let e = s.end(w).unwrap();
+                assert!(ids.insert(s.report(&e, &ReportContext::default()).id));
+            }
+        }
+        assert_eq!(ids.len(), 6);
+    }
 
     #[test]
     fn machine_cpu_times_are_read_only_when_on() {

@@ -49,14 +49,6 @@ pub struct WorkAdd {
 #[error("{0}")]
 pub struct OptionError(pub String);
 
-#[derive(Debug)]
-pub enum OpenError {
-    /// A bad option value (ValueError).
-    Option(OptionError),
-    /// An option whose backend is not in this build (NotImplementedError).
-    Unavailable(String),
-}
-
 pub type WindowKey = WindowId;
 
 /// A work count must be finite and non-negative.
@@ -114,6 +106,8 @@ pub struct Shared {
     state: Mutex<State>,
     decl: WorkDecl,
     carbon: CarbonOptions,
+    /// The history database each report is stored in (`store=True`).
+    store: Option<PathBuf>,
 }
 
 /// A Python `Meter`'s backend.
@@ -157,20 +151,25 @@ fn carbon_error(e: CarbonError) -> String {
 
 impl Meter {
     /// Validate the options, discover the sensors (environment seams) and start metering.
-    pub fn open(opts: Options) -> Result<Meter, OpenError> {
-        if opts.store == Some(true) {
-            return Err(OpenError::Unavailable(
-                "option `store=True` needs the runs history, which this build of wattprint \
-                 does not have yet"
-                    .into(),
-            ));
-        }
+    pub fn open(opts: Options) -> Result<Meter, OptionError> {
+        let store = match opts.store {
+            Some(true) => Some(
+                wattprint_store::default_path(|k| std::env::var_os(k)).ok_or_else(|| {
+                    OptionError(
+                        "store=True: no place for the history: set WATTPRINT_DB, XDG_DATA_HOME \
+                         or HOME"
+                            .into(),
+                    )
+                })?,
+            ),
+            _ => None,
+        };
         let live = opts
             .live
             .as_deref()
             .map(str::parse::<LiveSpec>)
             .transpose()
-            .map_err(|e| OpenError::Option(OptionError(format!("live: {e}"))))?;
+            .map_err(|e| OptionError(format!("live: {e}")))?;
         let carbon = CarbonOptions {
             // As `wattprint run --zone`, which also reads WATTPRINT_ZONE.
             zone: opts
@@ -189,9 +188,8 @@ impl Meter {
             unit_name: opts.unit_name,
             ..CarbonOptions::default()
         };
-        wattprint_carbon::validate(&carbon)
-            .map_err(|e| OpenError::Option(OptionError(carbon_error(e))))?;
-        let bad = |e: String| OpenError::Option(OptionError(e));
+        wattprint_carbon::validate(&carbon).map_err(|e| OptionError(carbon_error(e)))?;
+        let bad = OptionError;
         let decl = WorkDecl {
             flops: opts.flops,
             params: opts.params,
@@ -211,8 +209,7 @@ impl Meter {
                 .map_err(bad)?
                 .unwrap_or_default(),
         };
-        decl.validate()
-            .map_err(|e| OpenError::Option(OptionError(pythonic(&e.0))))?;
+        decl.validate().map_err(|e| OptionError(pythonic(&e.0)))?;
         let mut session = Session::start(SensorConfig::from_env());
         // No job CPU time is given for in-process windows, so machine CPU times (read from
         // /proc/stat at every boundary) would be unused.
@@ -226,6 +223,7 @@ impl Meter {
                 }),
                 decl,
                 carbon,
+                store,
             }),
         })
     }
@@ -281,6 +279,25 @@ impl Closed {
         if let Err(e) = wattprint_carbon::apply_for_run(&mut r, &self.shared.carbon) {
             r.warnings
                 .push(format!("carbon not computed: {}", carbon_error(e)));
+        }
+        r
+    }
+
+    /// Whether reports are stored in the history as soon as their window ends.
+    pub fn stores(&self) -> bool {
+        self.shared.store.is_some()
+    }
+
+    /// Assemble the report and store it in the history; a database problem is a warning in
+    /// the report (as `wattprint run` warns), never a lost measurement.
+    pub fn report_and_store(&self) -> RunReport {
+        let mut r = self.report();
+        if let Some(path) = &self.shared.store {
+            let stored = wattprint_store::Store::open(path).and_then(|mut s| s.insert(&r));
+            if let Err(e) = stored {
+                r.warnings
+                    .push(format!("run {} not stored in the history: {e}", r.id));
+            }
         }
         r
     }

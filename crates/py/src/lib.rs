@@ -201,12 +201,7 @@ impl Meter {
         let opts = options_from(options)?;
         let inner = py
             .detach(|| backend::Meter::open(opts))
-            .map_err(|e| match e {
-                backend::OpenError::Option(e) => value_error(e),
-                backend::OpenError::Unavailable(msg) => {
-                    pyo3::exceptions::PyNotImplementedError::new_err(msg)
-                }
-            })?;
+            .map_err(value_error)?;
         Ok(Meter {
             id: NEXT_METER.fetch_add(1, Ordering::Relaxed),
             inner,
@@ -247,13 +242,17 @@ impl Meter {
             )));
         }
         let key = w.window;
-        let closed = py
-            .detach(|| self.inner.end(key, error))
+        let (closed, report) = py
+            .detach(|| {
+                let closed = self.inner.end(key, error)?;
+                let report = OnceLock::new();
+                if closed.stores() {
+                    let _ = report.set(closed.report_and_store());
+                }
+                Ok::<_, String>((closed, report))
+            })
             .map_err(|e| WindowError::new_err(format!("window {:?}: {e}", w.name)))?;
-        Ok(Report {
-            closed,
-            report: OnceLock::new(),
-        })
+        Ok(Report { closed, report })
     }
 
     /// Add work done so far (counted in every window open now).

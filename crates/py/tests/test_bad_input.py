@@ -21,7 +21,6 @@ import wattprint
         ({"inferences": False}, TypeError, "not bool"),
         ({"zone": 33}, TypeError, "zone must be a str, not int"),
         ({"store": "yes"}, TypeError, "store must be a bool"),
-        ({"store": True}, NotImplementedError, "runs history"),
         ({"zone": "Atlantis"}, ValueError, "unknown zone `Atlantis`"),
         ({"share": 2.0}, ValueError, "share"),
         ({"embodied_kg": -1.0}, ValueError, "embodied_kg"),

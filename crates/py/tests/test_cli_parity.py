@@ -58,3 +58,30 @@ def test_to_dict_has_the_cli_json_shape(rapl, tmp_path):
     ]
     assert py["schema"] == cli["schema"] == "wattprint.run/v1"
     assert py["energy"]["total_j"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_store_true_puts_the_window_in_the_cli_history(rapl, tmp_path, monkeypatch):
+    db = tmp_path / "history.sqlite"
+    monkeypatch.setenv("WATTPRINT_DB", str(db))
+    with wattprint.track("stored", store=True, zone="FR") as t:
+        rapl.add_j(2.0)
+    with wattprint.track("not stored") as u:
+        rapl.add_j(1.0)
+    out = subprocess.run([str(_cli()), "runs", "--json", "--limit", "0"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    runs = json.loads(out.stdout)
+    assert [r["id"] for r in runs] == [t.report.to_dict()["id"]]
+    mine = t.report.to_dict()
+    for k in ("energy", "carbon", "work", "metrics", "labels", "started_at", "duration_s"):
+        assert runs[0][k] == mine[k], k
+    assert u.report.to_dict()["id"] != runs[0]["id"]
+
+
+def test_store_failure_is_a_warning_not_a_lost_report(rapl, tmp_path, monkeypatch):
+    (tmp_path / "dir.sqlite").mkdir()
+    monkeypatch.setenv("WATTPRINT_DB", str(tmp_path / "dir.sqlite"))
+    with wattprint.track(store=True) as t:
+        rapl.add_j(2.0)
+    assert t.report.energy_j == pytest.approx(2.0, abs=1e-6)
+    assert any("not stored in the history" in w for w in t.report.warnings), t.report.warnings
