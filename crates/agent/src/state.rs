@@ -73,6 +73,9 @@ pub struct Limits {
     pub max_windows: usize,
     /// Attribution trails the newest sample by this much, s.
     pub settle_lag_s: f64,
+    /// Spans ending later than this after the newest sample are refused (a span is reported
+    /// once it ended; a far-future end would hold a buffer slot forever), s.
+    pub max_future_s: f64,
 }
 
 impl Default for Limits {
@@ -84,6 +87,7 @@ impl Default for Limits {
             max_label_sets: 512,
             max_windows: 10_000,
             settle_lag_s: 5.0,
+            max_future_s: 60.0,
         }
     }
 }
@@ -351,7 +355,8 @@ impl AgentState {
                 end_s: r.end_unix_s - self.unix_at_epoch_s,
                 tokens: r.tokens,
             };
-            if !span.is_valid() || !r.start_unix_s.is_finite() || !r.end_unix_s.is_finite() {
+            let newest_s = self.samples.back().map_or(0.0, |s| s.t_s);
+            if !span.is_valid() || span.end_s > newest_s + self.limits.max_future_s {
                 self.losses.spans_invalid += 1;
                 continue;
             }
@@ -860,6 +865,23 @@ mod tests {
         ]);
         assert_eq!(n, 0);
         assert_eq!(st.losses().spans_invalid, 2);
+        // Ending far after the newest sample (t = 0, Unix 1000): refused, not buffered forever.
+        let n = st.add_spans(vec![
+            SpanReport {
+                start_unix_s: 1000.0,
+                end_unix_s: 1000.0 + 61.0,
+                tokens: None,
+                labels: BTreeMap::new(),
+            },
+            SpanReport {
+                start_unix_s: 1000.0,
+                end_unix_s: 1000.0 + 59.0,
+                tokens: None,
+                labels: BTreeMap::new(),
+            },
+        ]);
+        assert_eq!(n, 1);
+        assert_eq!(st.losses().spans_invalid, 3);
     }
 
     #[test]

@@ -60,6 +60,10 @@ fn count_runs(dir: &Path) -> usize {
 #[test]
 fn runs_are_stored_unless_no_store_and_listed() {
     let d = setup();
+    // The working directory is a git checkout: the run records its commit.
+    std::fs::create_dir_all(d.path().join(".git")).unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::write(d.path().join(".git/HEAD"), format!("{sha}\n")).unwrap();
     wp(d.path())
         .args(["run", "--label", "team=a", "--", "true"])
         .assert()
@@ -74,6 +78,7 @@ fn runs_are_stored_unless_no_store_and_listed() {
     assert_eq!(runs[0]["schema"], "wattprint.run/v1");
     assert_eq!(runs[0]["labels"]["team"], "a");
     assert_eq!(runs[0]["command"][0], "true");
+    assert_eq!(runs[0]["host"]["git_commit"], sha);
     let o = wp(d.path())
         .args(["runs", "--label", "team=b", "--json"])
         .output()

@@ -100,11 +100,15 @@ impl GpuRecorder {
                 let period = Duration::from_secs_f64(GPU_SAMPLE_PERIOD_S);
                 let mut st = lock(&sh);
                 loop {
-                    let (g, _) = sh
-                        .wake
-                        .wait_timeout(st, period)
-                        .unwrap_or_else(|e| e.into_inner());
-                    st = g;
+                    // Checked under the lock before every wait, so a stop requested before
+                    // this thread first waited is not lost (it would cost a whole period).
+                    if !st.stopping {
+                        let (g, _) = sh
+                            .wake
+                            .wait_timeout(st, period)
+                            .unwrap_or_else(|e| e.into_inner());
+                        st = g;
+                    }
                     // A last collection on stop, so a short job's samples are not lost.
                     take(&mut st, &procfs_root, &mut sampler);
                     if st.stopping {

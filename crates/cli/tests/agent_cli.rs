@@ -1,0 +1,89 @@
+//! `wattprint agent` end to end: refusals with exit 2 before anything starts, and a real
+//! agent on a fake RAPL tree that serves, then stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use wattprint_sensors::fake_tree::FakeRaplTree;
+
+fn refused(args: &[&str], expect: &str) {
+    let o = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+        .arg("agent")
+        .args(args)
+        .env_remove("WATTPRINT_ZONE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(expect), "{err}");
+}
+
+#[test]
+fn bad_settings_exit_2_and_say_what_to_fix() {
+    refused(&["--listen", "0.0.0.0:9464"], "--token-file");
+    refused(&["--listen", "localhost"], "HOST:PORT");
+    refused(&["--interval", "fast"], "--interval");
+    refused(
+        &["--interval", "1ms", "--listen", "127.0.0.1:0"],
+        "--interval",
+    );
+    refused(&["--zone", "Atlantis"], "Atlantis");
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("agent.toml");
+    std::fs::write(&cfg, "zone = \"FR\"\nlisten_on = \"x\"\n").unwrap();
+    refused(&["--config", cfg.to_str().unwrap()], "agent.toml:2");
+    refused(&["--token-file", "/nonexistent/token"], "--token-file");
+}
+
+#[test]
+fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
+    let d = tempfile::tempdir().unwrap();
+    let t = FakeRaplTree::new(d.path()).unwrap();
+    t.add_zone("0", "package-0", 1_000_000, 262_143_328_850, None)
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+        .args([
+            "agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "50ms",
+            "--zone",
+            "FR",
+        ])
+        .env("WATTPRINT_SYSFS_ROOT", d.path())
+        .env("WATTPRINT_NVML_LIB", "/nonexistent/libnvidia-ml.so.1")
+        .env("WATTPRINT_AMDSMI_LIB", "/nonexistent/libamd_smi.so")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut log = String::new();
+    for _ in 0..50 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no listening line in:\n{log}"));
+    t.set_energy_uj("0", 6_000_000).unwrap();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"domains\":1"), "{body}");
+    // SAFETY: kill with a valid pid of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(0), "{log}{rest}");
+    assert!(rest.contains("stopped"), "{rest}");
+}
