@@ -264,6 +264,20 @@ fn compare_gates_on_the_threshold_and_groups_by_label() {
     assert_eq!(c["a"]["median"], 1000.0);
     assert!((c["b"]["median"].as_f64().unwrap() - 900.0).abs() < 1e-9);
     assert_eq!(c["a"]["values"].as_array().unwrap().len(), 3);
+    // Declared work at import gives J per token, which compare can gate on.
+    let t = trace(d.path(), "tok.csv", 100.0, "2026-01-04");
+    let o = wp(d.path())
+        .args(["import", "--json", "--tokens", "500"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    let v = json(&o.stdout);
+    assert_eq!(v[0]["work"]["tokens"], 500.0);
+    assert_eq!(v[0]["metrics"]["joules_per_token"], 2.0);
+    assert!(
+        v[0]["carbon"]["carbon_per_1k_tokens_g"].is_number()
+            || v[0]["metrics"]["carbon_per_1k_tokens_g"].is_number()
+    );
     assert!((c["a"]["spread_pct"].as_f64().unwrap() - 8.0).abs() < 1e-9);
     // A metric the runs lack is a clear error, not a zero.
     let o = wp(d.path())
