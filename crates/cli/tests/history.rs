@@ -60,6 +60,10 @@ fn count_runs(dir: &Path) -> usize {
 #[test]
 fn runs_are_stored_unless_no_store_and_listed() {
     let d = setup();
+    // The working directory is a git checkout: the run records its commit.
+    std::fs::create_dir_all(d.path().join(".git")).unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::write(d.path().join(".git/HEAD"), format!("{sha}\n")).unwrap();
     wp(d.path())
         .args(["run", "--label", "team=a", "--", "true"])
         .assert()
@@ -74,6 +78,7 @@ fn runs_are_stored_unless_no_store_and_listed() {
     assert_eq!(runs[0]["schema"], "wattprint.run/v1");
     assert_eq!(runs[0]["labels"]["team"], "a");
     assert_eq!(runs[0]["command"][0], "true");
+    assert_eq!(runs[0]["host"]["git_commit"], sha);
     let o = wp(d.path())
         .args(["runs", "--label", "team=b", "--json"])
         .output()
@@ -259,6 +264,20 @@ fn compare_gates_on_the_threshold_and_groups_by_label() {
     assert_eq!(c["a"]["median"], 1000.0);
     assert!((c["b"]["median"].as_f64().unwrap() - 900.0).abs() < 1e-9);
     assert_eq!(c["a"]["values"].as_array().unwrap().len(), 3);
+    // Declared work at import gives J per token, which compare can gate on.
+    let t = trace(d.path(), "tok.csv", 100.0, "2026-01-04");
+    let o = wp(d.path())
+        .args(["import", "--json", "--tokens", "500"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    let v = json(&o.stdout);
+    assert_eq!(v[0]["work"]["tokens"], 500.0);
+    assert_eq!(v[0]["metrics"]["joules_per_token"], 2.0);
+    assert!(
+        v[0]["carbon"]["carbon_per_1k_tokens_g"].is_number()
+            || v[0]["metrics"]["carbon_per_1k_tokens_g"].is_number()
+    );
     assert!((c["a"]["spread_pct"].as_f64().unwrap() - 8.0).abs() < 1e-9);
     // A metric the runs lack is a clear error, not a zero.
     let o = wp(d.path())

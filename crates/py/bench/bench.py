@@ -74,6 +74,14 @@ def main():
                      f"{pair_us(m, 20000):.1f} µs", f"sensors: {', '.join(doms)}"))
         rows.append(("report assembly, first access (per report)",
                      f"{report_us(m, 500):.0f} µs", "lazy: paid only when a report is read"))
+    with tempfile.TemporaryDirectory() as d:
+        os.environ["WATTPRINT_SYSFS_ROOT"] = d
+        os.environ["WATTPRINT_PROCFS_ROOT"] = d
+        m = wattprint.Meter()
+        del os.environ["WATTPRINT_SYSFS_ROOT"], os.environ["WATTPRINT_PROCFS_ROOT"]
+        assert m.domains == [], m.domains
+        rows.append(("begin/end pair, no sensor: the bindings and the meter's bookkeeping",
+                     f"{pair_us(m, 20000):.1f} µs", "what the Python layer adds at most"))
     m = wattprint.Meter()
     doms = sorted({x["source"] for x in m.domains}) or ["none"]
     rows.append(("begin/end pair, this machine's sensors", f"{pair_us(m, 5000):.1f} µs",
@@ -81,8 +89,10 @@ def main():
     med, worst = import_ms()
     rows.append(("`import wattprint` (fresh interpreter)", f"{med:.1f} ms",
                  f"median of 25; slowest {worst:.1f} ms"))
+    load = os.getloadavg()[0]
     print(f"Python {platform.python_version()}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, wattprint {wattprint.__version__} (release wheel)\n")
+          f"{os.cpu_count()} CPUs (load average {load:.1f} while measured), "
+          f"wattprint {wattprint.__version__} (release wheel)\n")
     print("| measurement | result | notes |")
     print("|---|---|---|")
     for r in rows:

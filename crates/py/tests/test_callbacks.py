@@ -3,6 +3,7 @@ call the hooks in the real frameworks' order; every step burns a known number of
 the fake RAPL counter, so each epoch and step window has an exact expected energy."""
 
 import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -21,11 +22,15 @@ def standins(monkeypatch):
     yield
 
 
-def test_importing_wattprint_imports_no_framework(standins):
-    import wattprint  # noqa: F401
-
-    assert "transformers" not in sys.modules
-    assert "lightning" not in sys.modules
+def test_importing_wattprint_imports_no_framework_and_nothing_heavy():
+    code = (
+        "import sys, wattprint; heavy = {'transformers', 'lightning', 'pytorch_lightning', "
+        "'torch', 'mlflow', 'urllib', 'json', 'inspect', 'threading', 'asyncio'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=STANDINS)  # stand-ins importable, yet not imported
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_transformers_callback_epochs_and_step_windows(standins, rapl):

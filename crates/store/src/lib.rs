@@ -6,6 +6,8 @@
 //! `wattprint.run/v1` JSON is stored beside the columns that filters use, with the power
 //! timeline kept at a bounded resolution.
 
+pub mod git;
+
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

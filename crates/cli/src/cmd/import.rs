@@ -1,7 +1,7 @@
 //! `wattprint import FILE`: scores a trace or another tool's output (nvidia-smi CSV,
 //! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it.
 
-use crate::common::{carbon_error, CarbonArgs};
+use crate::common::{carbon_error, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,6 +37,10 @@ pub struct Args {
     pub export_trace: Option<PathBuf>,
     #[command(flatten)]
     pub carbon: CarbonArgs,
+    /// Work the imported run(s) did (--tokens, --inferences, --flops...): gives J per token,
+    /// per inference and FLOPs/W like a measured run.
+    #[command(flatten)]
+    pub work: WorkArgs,
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
@@ -55,6 +59,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         })?,
     };
     let carbon_opts = args.carbon.to_options()?;
+    let work_decl = args.work.to_decl()?;
+    let work = wattprint_core::work::resolve_work(&work_decl, None);
+    let declared = work.flops.is_some() || work.tokens.is_some() || work.inferences.is_some();
     let name = args
         .file
         .file_name()
@@ -65,6 +72,25 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for r in &mut runs {
         for (k, v) in &args.labels {
             r.labels.insert(k.clone(), v.clone());
+        }
+        if declared {
+            r.work = work.clone();
+            let gpu_j = r
+                .energy
+                .domains
+                .iter()
+                .filter(|d| d.kind == wattprint_core::DomainKind::Gpu && d.counted_in_total)
+                .map(|d| d.joules)
+                .reduce(|a, b| a + b);
+            wattprint_core::work::fill_work_metrics(
+                &mut r.metrics,
+                &r.work,
+                wattprint_core::work::MetricEnergy {
+                    e2s_j: r.energy.total_j,
+                    gpu_j,
+                },
+                &[],
+            );
         }
         // Other tools' carbon (CodeCarbon) is kept as reported; the rest is scored here.
         if r.carbon.zone.is_empty() {

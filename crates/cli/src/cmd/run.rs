@@ -157,6 +157,11 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         ..Default::default()
     };
     let mut report = session.report(&energy, &ctx);
+    if report.host.git_commit.is_none() {
+        report.host.git_commit = std::env::current_dir()
+            .ok()
+            .and_then(|d| wattprint_store::git::head_commit(&d));
+    }
     // Carbon step (after the work metrics): a failure here must not lose the measured run.
     if let Err(e) = wattprint_carbon::apply_for_run(&mut report, &carbon_opts) {
         let e = carbon_error(e);
