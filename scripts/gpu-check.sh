@@ -89,12 +89,16 @@ nvidia-smi --query-gpu=index,timestamp,power.draw --format=csv,noheader,nounits 
   > "$WORK/smi.csv" &
 SMI_PID=$!
 sleep 1
-T0="$(python3 -c 'import time; print(time.time())')"
+# The command wattprint measures records its own start and end (date is cheap), so the
+# nvidia-smi log is integrated over the same window as wattprint's.
 set +e
-"$BIN" run --json -- "${WORKLOAD[@]}" > "$WORK/report.json"
+"$BIN" run --no-store --json -- sh -c \
+  'date +%s.%N > "$0/t0"; "$@"; rc=$?; date +%s.%N > "$0/t1"; exit $rc' \
+  "$WORK" "${WORKLOAD[@]}" > "$WORK/report.json"
 RC=$?
 set -e
-T1="$(python3 -c 'import time; print(time.time())')"
+T0="$(cat "$WORK/t0")"
+T1="$(cat "$WORK/t1")"
 sleep 1
 kill "$SMI_PID" 2>/dev/null || true
 wait "$SMI_PID" 2>/dev/null || true
@@ -128,8 +132,15 @@ worst = 0.0
 print(f"run window {t1 - t0:.2f} s; report duration {report['duration_s']:.2f} s")
 print(f"{'gpu':8} {'method':8} {'wattprint J':>12} {'nvidia-smi J':>13} {'diff %':>8}  device")
 for idx, pts in sorted(series.items()):
-    pts = sorted(p for p in pts if t0 <= p[0] <= t1)
-    smi_j = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(pts, pts[1:]))
+    # Trapezoid over the samples, each segment clipped to [t0, t1] with linear interpolation.
+    pts = sorted(pts)
+    smi_j = 0.0
+    for (ta, wa), (tb, wb) in zip(pts, pts[1:]):
+        lo, hi = max(ta, t0), min(tb, t1)
+        if hi <= lo or tb <= ta:
+            continue
+        at = lambda t: wa + (wb - wa) * (t - ta) / (tb - ta)
+        smi_j += (hi - lo) * (at(lo) + at(hi)) / 2
     d = gpu.get(f"gpu-{idx}")
     if d is None:
         print(f"gpu-{idx:<4} {'-':8} {'absent':>12} {smi_j:13.1f}")

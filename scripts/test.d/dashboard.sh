@@ -61,7 +61,8 @@ assert close(metric("wattprint_request_energy_joules_total"), sum(b["energy_j"] 
 assert close(metric("wattprint_request_carbon_grams_total"), sum(b["carbon_g"] for b in by))
 assert metric("wattprint_requests_total") == 20
 idle = float(re.search(r"^wattprint_idle_energy_joules_total (\S+)$", m, re.M).group(1))
-assert close(idle, s["idle_j"]) and close(live["totals"]["idle_j"], s["idle_j"])
+# Idle energy keeps growing between the three fetches (made in this order): monotonic.
+assert idle <= s["idle_j"] + 1e-9 <= live["totals"]["idle_j"] + 2e-9, (idle, s["idle_j"], live["totals"]["idle_j"])
 assert close(live["totals"]["attributed_j"], s["summary"]["attributed_j"])
 assert live["totals"]["requests"] == s["summary"]["requests"] == 20
 print(f"  /metrics, summary and live agree: 20 requests, {s['summary']['attributed_j']:.3f} J attributed, {s['idle_j']:.3f} J idle")

@@ -172,6 +172,15 @@ impl Agent {
     }
 
     /// Serve until `shutdown` resolves (on a current-thread runtime built here).
+    pub fn serve_until(self, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), AgentError> {
+        self.serve(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    /// Serve until `shutdown` resolves (on a current-thread runtime built here).
     pub fn serve<F>(self, shutdown: F) -> Result<(), AgentError>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -216,24 +225,5 @@ impl Agent {
             sampler.abort();
             res
         })
-    }
-}
-
-/// A future that resolves on SIGINT or SIGTERM (for the CLI).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut i), Ok(mut t)) => {
-            tokio::select! {
-                _ = i.recv() => {},
-                _ = t.recv() => {},
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

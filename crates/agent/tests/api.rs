@@ -322,9 +322,12 @@ fn a_vanishing_sensor_keeps_the_agent_serving_and_the_window_says_so() {
         cadence: ReadCadence::Boundaries { guard_s: None },
         setup: "none".into(),
     };
-    // Readable for 0.1 s, gone for 0.2 s, back afterwards.
-    let s = FakeSensor::new(info, |t, out: &mut [RawReading]| {
-        if (0.1..0.3).contains(&t) {
+    // Readable for the first 4 reads, gone for the next 4, back afterwards (counted in
+    // reads, not time, so a slow machine cannot skip the outage).
+    let mut reads = 0u32;
+    let s = FakeSensor::new(info, move |t, out: &mut [RawReading]| {
+        reads += 1;
+        if (5..=8).contains(&reads) {
             return Err(SensorError::Read("energy_uj vanished".into()));
         }
         out[0] = RawReading::EnergyCounter {

@@ -76,10 +76,13 @@ fn an_unprivileged_meter_measures_a_window_through_the_socket() {
     let w = meter.begin("job");
     std::thread::sleep(std::time::Duration::from_millis(100));
     let e = meter.end(w).unwrap();
-    // The agent's fake counter is exactly 40 W on the agent's clock; the client's window
-    // boundaries are a little apart from the agent's reads, hence the tolerance.
+    // The agent's fake counter is exactly 40 W on the agent's clock; the agent reads when the
+    // client asks, a little after the client's own boundaries, hence the loose bounds.
     let j = e.per_domain[0].0;
-    assert!(j > 40.0 * 0.09 && j < 40.0 * e.duration_s() + 1.0, "{j} J");
+    assert!(
+        j > 40.0 * 0.05 && j < 40.0 * (e.duration_s() + 1.0),
+        "{j} J"
+    );
     assert!(meter.gaps().is_empty());
 }
 

@@ -179,10 +179,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         )
         .into());
     }
+    // Handlers registered before the agent says it listens: a SIGTERM right after that line
+    // stops it cleanly, never kills it half-way.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
+    }
     let agent = Agent::bind(cfg, d.sensors)?;
     let addr = agent.local_addr().unwrap_or(listen);
     eprintln!("wattprint agent: listening on http://{addr} (dashboard at /, metrics at /metrics)");
-    agent.serve(wattprint_agent::shutdown_signal())?;
+    agent.serve_until(stop)?;
     eprintln!("wattprint agent: stopped");
     Ok(0)
 }
