@@ -146,15 +146,40 @@ impl Store {
         s.conn
             .busy_timeout(Duration::from_millis(busy_ms))
             .map_err(|e| to_err(&s.path, s.busy_ms, e))?;
-        // WAL lets readers run beside one writer; the mode is persistent in the file.
-        s.conn
-            .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .map_err(|e| to_err(&s.path, s.busy_ms, e))?;
-        s.conn
+        // Switching a new file to WAL, and the first connections to a WAL file, can meet
+        // SQLITE_BUSY without SQLite calling the busy handler (the journal-mode change and
+        // WAL recovery take their locks without waiting): retry the whole set-up until the
+        // same deadline the busy handler would have used.
+        let deadline = std::time::Instant::now() + Duration::from_millis(busy_ms);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match s.set_up() {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other.map(|()| s),
+            }
+        }
+    }
+
+    /// Journal mode, pragmas and migrations of a freshly opened connection.
+    fn set_up(&mut self) -> Result<(), StoreError> {
+        // WAL lets readers run beside one writer; the mode is persistent in the file, so it
+        // is set only when the file is not in WAL yet.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            self.conn
+                .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+                .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        }
+        self.conn
             .execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
-            .map_err(|e| to_err(&s.path, s.busy_ms, e))?;
-        s.migrate()?;
-        Ok(s)
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        self.migrate()
     }
 
     pub fn path(&self) -> &Path {
