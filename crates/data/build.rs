@@ -208,11 +208,23 @@ fn cpu_table() {
     // Stable sort then dedup keeps the first row of the file for a repeated name.
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     rows.dedup_by(|b, a| a.0 == b.0);
-    let mut out = String::from("&[\n");
+    // Relocation-free layout: every name in one string, rows of offsets into it. A table of
+    // `&str` would need a load-time relocation per pointer (about 10,000), paid by every
+    // start of the binary whether the table is used or not.
+    let mut text = String::new();
+    let mut table = String::new();
     for (k, n, w) in rows {
-        out.push_str(&format!("    ({k:?}, {n:?}, {w:?}),\n"));
+        let ks = text.len();
+        text.push_str(&k);
+        let ns = text.len();
+        text.push_str(&n);
+        table.push_str(&format!(
+            "    Row {{ norm: ({ks}, {}), name: ({ns}, {}), tdp_w: {w:?} }},\n",
+            k.len(),
+            n.len()
+        ));
     }
-    out.push_str("]\n");
+    let out = format!("static TEXT: &str = {text:?};\nstatic TABLE: &[Row] = &[\n{table}];\n");
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("cpu_tdp_table.rs");
     std::fs::write(dest, out).expect("writing the generated table");
