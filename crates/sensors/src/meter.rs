@@ -263,6 +263,9 @@ fn poll_loop(sh: &Shared, period_s: f64) {
     let period = Duration::from_secs_f64(period_s);
     let start = Instant::now();
     let mut k: u32 = 1;
+    // The polling thread's CPU is counted whole (its wake-ups included) with one clock read
+    // per tick, not bracketed around each read as on the other threads.
+    let mut cpu_seen = thread_cpu_s();
     let mut st = lock(sh);
     loop {
         // Checked under the lock before every wait, so a stop requested before this thread
@@ -288,7 +291,10 @@ fn poll_loop(sh: &Shared, period_s: f64) {
         if st.stopping {
             return;
         }
-        sample(&mut st);
+        read_all(&mut st);
+        let cpu_now = thread_cpu_s();
+        st.cpu_s += (cpu_now - cpu_seen).max(0.0);
+        cpu_seen = cpu_now;
         // Missed ticks are skipped, not bunched: the next deadline is the next one in the future.
         let elapsed = start.elapsed().as_secs_f64();
         k = ((elapsed / period_s).floor() as u32)
@@ -311,9 +317,16 @@ fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// Read every sensor once and fold the readings into the cumulative energies.
+/// Read every sensor once and fold the readings into the cumulative energies, counting the
+/// CPU time this takes into the meter's own.
 fn sample(st: &mut State) {
     let cpu0 = thread_cpu_s();
+    read_all(st);
+    st.cpu_s += (thread_cpu_s() - cpu0).max(0.0);
+}
+
+/// Read every sensor once and fold the readings into the cumulative energies.
+fn read_all(st: &mut State) {
     let t_s = st.epoch.elapsed().as_secs_f64();
     let dt = t_s - st.last_read_t_s;
     let State {
@@ -367,7 +380,6 @@ fn sample(st: &mut State) {
     st.last_read_t_s = t_s;
     let cum: Vec<f64> = st.cumulative.iter().map(|j| j.0).collect();
     st.timeline.push(t_s, cum);
-    st.cpu_s += (thread_cpu_s() - cpu0).max(0.0);
 }
 
 /// A gap starts at the previous successful read: that interval's energy is unknown.

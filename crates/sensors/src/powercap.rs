@@ -22,6 +22,9 @@ use wattprint_core::{DomainDesc, DomainKind, Method};
 /// Source label of powercap domains.
 pub const SOURCE: &str = "rapl-powercap";
 
+/// How often a zone whose counter stands still is checked for having vanished, s.
+const STILL_CHECK_PERIOD_S: f64 = 1.0;
+
 /// The fix offered when `energy_uj` is root-only (CVE-2020-8694).
 pub const PERMISSION_FIX: &str = "grant read access to a trusted group instead of running as root: \
 e.g. a udev rule `SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chgrp -R wattprint /sys%p\", \
@@ -37,6 +40,8 @@ struct Zone {
     range_j: Option<f64>,
     last_error: Option<String>,
     last_uj: Option<u64>,
+    /// When the vanish check last ran while the value stood still; `None` since it moved.
+    still_checked_t_s: Option<f64>,
 }
 
 /// The powercap RAPL sensor.
@@ -220,6 +225,7 @@ impl Powercap {
                 range_j,
                 last_error: None,
                 last_uj: None,
+                still_checked_t_s: None,
             });
         }
         assign_counted_in_total(&mut domains);
@@ -250,15 +256,24 @@ impl Sensor for Powercap {
         &self.info
     }
 
-    fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
+    fn read(&mut self, t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (z, o) in self.zones.iter_mut().zip(out.iter_mut()) {
             let res = z.file.read_u64().and_then(|uj| {
                 // A zone that vanished (driver unloaded, file removed) would keep reading its
-                // last value through our open descriptor: when the value has not moved, check
-                // (one fstat) that the file is still there.
+                // last value through our open descriptor: when the value stops moving, check
+                // (one fstat) that the file is still there; while it stands still, again at
+                // most once a second (fast polling of an idle zone pays no fstat per read).
                 let unchanged = z.last_uj == Some(uj);
                 z.last_uj = Some(uj);
-                if unchanged && z.file.is_unlinked() {
+                let due = unchanged
+                    && z.still_checked_t_s
+                        .is_none_or(|last| t_s - last >= STILL_CHECK_PERIOD_S);
+                if !unchanged {
+                    z.still_checked_t_s = None;
+                } else if due {
+                    z.still_checked_t_s = Some(t_s);
+                }
+                if due && z.file.is_unlinked() {
                     Err(format!("{} vanished", z.file.path().display()))
                 } else {
                     Ok(uj)
