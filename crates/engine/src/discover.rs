@@ -100,12 +100,51 @@ pub fn discover(config: &SensorConfig) -> Discovery {
 /// The GPU probes: NVIDIA through NVML (library from `config.nvml_lib`), AMD through amdsmi
 /// (`config.amdsmi_lib`) or, without it, hwmon under the sysfs root. Libraries load once per
 /// process.
+///
+/// A vendor library named by its environment seam is always loaded. Otherwise it is loaded
+/// only when that vendor's kernel driver is present ([`nvidia_driver_present`],
+/// [`amdgpu_driver_present`]): on a machine without the GPU, the dynamic loader's search for
+/// an absent library (about a hundred failed `openat`s) stays off `run`'s start-up path.
 pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
-    let mut g = nvml::discover(config.nvml_lib.as_deref());
-    g.extend(amd::discover(
-        config.amdsmi_lib.as_deref(),
-        &config.sysfs_root,
-    ));
+    let mut g = if config.nvml_lib.is_some() || nvidia_driver_present(config) {
+        nvml::discover(config.nvml_lib.as_deref())
+    } else {
+        let mut g = nvml::GpuDiscovery::default();
+        g.absent.push(nvml::AbsentSensor {
+            source: "nvml".into(),
+            reason: format!(
+                "no NVIDIA driver here ({} and /dev/nvidiactl absent): NVML not loaded",
+                config.sysfs_root.join("module/nvidia").display()
+            ),
+            fix: Some(
+                "none needed without an NVIDIA GPU; WATTPRINT_NVML_LIB=PATH loads a library \
+                 regardless"
+                    .into(),
+            ),
+        });
+        g
+    };
+    if config.amdsmi_lib.is_some() || amdgpu_driver_present(config) {
+        g.extend(amd::discover(
+            config.amdsmi_lib.as_deref(),
+            &config.sysfs_root,
+        ));
+    } else {
+        g.absent.push(nvml::AbsentSensor {
+            source: amd::SOURCE.into(),
+            reason: format!(
+                "no amdgpu driver here ({} and /dev/kfd absent): amdsmi not loaded",
+                config.sysfs_root.join("module/amdgpu").display()
+            ),
+            fix: Some(
+                "none needed without an AMD GPU; WATTPRINT_AMDSMI_LIB=PATH loads a library \
+                 regardless"
+                    .into(),
+            ),
+        });
+        // hwmon is a directory listing, not a library search: always cheap enough.
+        g.extend(wattprint_sensors::hwmon::discover(&config.sysfs_root, 0));
+    }
     d.sensors.extend(g.sensors);
     d.gpus.extend(g.devices);
     d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
@@ -116,6 +155,19 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     if d.gpu_sampler.is_none() {
         d.gpu_sampler = g.process_sampler;
     }
+}
+
+/// Whether the NVIDIA kernel driver is loaded: `module/nvidia` under the sysfs root, or its
+/// control device node.
+pub fn nvidia_driver_present(config: &SensorConfig) -> bool {
+    config.sysfs_root.join("module/nvidia").exists()
+        || std::path::Path::new("/dev/nvidiactl").exists()
+}
+
+/// Whether the amdgpu kernel driver is loaded: `module/amdgpu` under the sysfs root, or the
+/// ROCm compute device node.
+pub fn amdgpu_driver_present(config: &SensorConfig) -> bool {
+    config.sysfs_root.join("module/amdgpu").exists() || std::path::Path::new("/dev/kfd").exists()
 }
 
 /// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model.
@@ -199,5 +251,49 @@ mod tests {
             .collect();
         assert_eq!(sources, vec!["rapl-perf", "rapl-powercap"]);
         assert!(disc.notes[0].contains("ESTIMATES"), "{:?}", disc.notes);
+    }
+
+    #[test]
+    fn gpu_libraries_are_not_searched_for_without_their_driver() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = d.path().join("sys");
+        let mut c = config(&sys, &d.path().join("proc"));
+        c.nvml_lib = None;
+        c.amdsmi_lib = None;
+        if nvidia_driver_present(&c) || amdgpu_driver_present(&c) {
+            return; // a machine with a real GPU driver: the gate is open by design
+        }
+        let mut disc = Discovery::default();
+        probe_gpus(&c, &mut disc);
+        assert!(disc.gpus.is_empty());
+        let reasons: Vec<_> = disc
+            .absent
+            .iter()
+            .map(|a| (a.source.as_str(), a.reason.as_str()))
+            .collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|(s, r)| *s == "nvml" && r.contains("NVML not loaded")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|(s, r)| *s == "amdsmi" && r.contains("amdsmi not loaded")),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn a_loaded_driver_module_opens_the_gate() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = d.path().join("sys");
+        let c = config(&sys, &d.path().join("proc"));
+        assert!(!c.sysfs_root.join("module").exists());
+        std::fs::create_dir_all(sys.join("module/nvidia")).unwrap();
+        std::fs::create_dir_all(sys.join("module/amdgpu")).unwrap();
+        assert!(nvidia_driver_present(&c));
+        assert!(amdgpu_driver_present(&c));
     }
 }

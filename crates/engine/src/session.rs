@@ -20,10 +20,13 @@ use wattprint_sensors::{Meter, MeterOptions};
 /// Per-window facts kept beside the meter's window: wall-clock start and machine CPU times.
 #[derive(Clone, Copy, Debug)]
 struct WindowExtras {
-    started_unix_s: i64,
     cpu_begin: Option<CpuTimes>,
     cpu_end: Option<CpuTimes>,
 }
+
+/// How many ended windows keep their machine CPU times for a later report: a long-lived
+/// session opening windows without end (a training loop's steps) holds bounded memory.
+const ENDED_WINDOWS_KEPT: usize = 4096;
 
 /// Numbers sessions within the process (see `Session::seq`).
 static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -43,7 +46,13 @@ pub struct Session {
     idle_w: Vec<Option<f64>>,
     setup_steps: Vec<String>,
     domains: Vec<DomainDesc>,
+    /// Machine CPU times of windows, only while [`Session::set_machine_cpu_times`] is on;
+    /// ended ones are forgotten oldest first beyond [`ENDED_WINDOWS_KEPT`].
     windows: HashMap<WindowId, WindowExtras>,
+    ended: std::collections::VecDeque<WindowId>,
+    /// Unix time of the meter's epoch, s: a window's wall-clock start is this plus its
+    /// monotonic begin time (nothing to store per window).
+    epoch_unix_s: f64,
     gpus: Vec<GpuDevice>,
     /// NVML's per-process sampler, until a job root is set.
     gpu_sampler: Option<GpuProcessSampler>,
@@ -51,10 +60,10 @@ pub struct Session {
     gpu_recorder: Option<GpuRecorder>,
 }
 
-fn unix_now_s() -> i64 {
+fn unix_now_s() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Session {
@@ -83,8 +92,11 @@ impl Session {
                 ..MeterOptions::default()
             },
         );
+        let epoch_unix_s = unix_now_s() - meter.now_s();
         Session {
             domains: meter.domains(),
+            ended: Default::default(),
+            epoch_unix_s,
             meter,
             config,
             absent: d.absent,
@@ -138,14 +150,15 @@ impl Session {
     pub fn begin(&mut self, name: &str) -> WindowId {
         let cpu_begin = self.machine_cpu_times();
         let id = self.meter.begin(name);
-        self.windows.insert(
-            id,
-            WindowExtras {
-                started_unix_s: unix_now_s(),
-                cpu_begin,
-                cpu_end: None,
-            },
-        );
+        if cpu_begin.is_some() {
+            self.windows.insert(
+                id,
+                WindowExtras {
+                    cpu_begin,
+                    cpu_end: None,
+                },
+            );
+        }
         id
     }
 
@@ -155,6 +168,12 @@ impl Session {
         let cpu_end = self.machine_cpu_times();
         if let Some(x) = self.windows.get_mut(&id) {
             x.cpu_end = cpu_end;
+            self.ended.push_back(id);
+            while self.ended.len() > ENDED_WINDOWS_KEPT {
+                if let Some(old) = self.ended.pop_front() {
+                    self.windows.remove(&old);
+                }
+            }
         }
         Ok(e)
     }
@@ -183,7 +202,7 @@ impl Session {
     /// Gather the measured inputs of a closed window (see [`ReportInputs`]).
     pub fn inputs(&self, w: &WindowEnergy, ctx: &ReportContext) -> ReportInputs {
         let x = self.windows.get(&w.id).copied();
-        let started_unix_s = x.map_or_else(unix_now_s, |x| x.started_unix_s);
+        let started_unix_s = (self.epoch_unix_s + w.begin_t_s).floor() as i64;
         let machine_busy_cpu_s = x
             .and_then(|x| Some((x.cpu_begin?, x.cpu_end?)))
             .map(|(a, b)| b.busy_ticks.saturating_sub(a.busy_ticks) as f64 * TICK_S);
@@ -304,6 +323,45 @@ mod tests {
         assert!(busy(&mut s).is_some_and(|b| b > 0.0));
         s.set_machine_cpu_times(false);
         assert_eq!(busy(&mut s), None);
+    }
+
+    #[test]
+    fn ended_windows_hold_bounded_memory_and_keep_their_start_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path().join("proc");
+        wattprint_sensors::fake_tree::write_fake_procfs(&proc, "CPU", 1, 1000, 100, 100).unwrap();
+        let config = SensorConfig {
+            procfs_root: proc,
+            ..SensorConfig::default()
+        };
+        let mut s = Session::with_discovery(config, Discovery::default());
+        let before = unix_now_s().floor() as i64;
+        let first = s.begin("first");
+        let first = s.end(first).unwrap();
+        for _ in 0..ENDED_WINDOWS_KEPT + 10 {
+            let w = s.begin("step");
+            s.end(w).unwrap();
+        }
+        assert_eq!(s.windows.len(), ENDED_WINDOWS_KEPT);
+        // Forgotten extras lose the machine CPU times, never the wall-clock start.
+        let x = s.inputs(&first, &ReportContext::default());
+        assert_eq!(x.machine_busy_cpu_s, None);
+        let t = wallclock::rfc3339_utc(before);
+        let t2 = wallclock::rfc3339_utc(before + 1);
+        assert!(
+            x.started_at == t || x.started_at == t2,
+            "{} vs {t}",
+            x.started_at
+        );
+        // Without machine CPU times nothing is kept per window at all.
+        s.set_machine_cpu_times(false);
+        s.windows.clear();
+        s.ended.clear();
+        for _ in 0..100 {
+            let w = s.begin("step");
+            s.end(w).unwrap();
+        }
+        assert!(s.windows.is_empty() && s.ended.is_empty());
     }
 
     #[test]
