@@ -6,6 +6,8 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -96,29 +98,70 @@ pub enum SpawnError {
     Other(String, io::Error),
 }
 
-/// Start `argv` with inherited stdio.
+/// Start `argv` with inherited stdio. With `cgroup_procs` (an open `cgroup.procs`), the
+/// command joins that cgroup between fork and exec, before it can start anything; when
+/// joining fails the command is started outside it, and the error says why (nothing ran
+/// twice: the failed attempt stopped before exec).
 pub fn spawn(
     argv: &[String],
     envs: &[(&str, &std::ffi::OsStr)],
     fwd: &Forwarder,
-) -> Result<i32, SpawnError> {
+    cgroup_procs: Option<RawFd>,
+) -> Result<(i32, Option<io::Error>), SpawnError> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| SpawnError::NotFound(String::new()))?;
-    let child = Command::new(prog)
-        .args(args)
-        .envs(envs.iter().copied())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => SpawnError::NotFound(prog.clone()),
-            io::ErrorKind::PermissionDenied => SpawnError::NotExecutable(prog.clone(), e),
-            _ => SpawnError::Other(prog.clone(), e),
-        })?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args).envs(envs.iter().copied());
+    let mut join_error = None;
+    if let Some(fd) = cgroup_procs {
+        let mut joining = Command::new(prog);
+        joining.args(args).envs(envs.iter().copied());
+        // SAFETY: the closure runs in the forked child before exec and only calls write(2)
+        // and reads errno, both async-signal-safe; it allocates nothing.
+        unsafe {
+            joining.pre_exec(move || {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                    Ok(())
+                } else {
+                    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                    Err(io::Error::from_raw_os_error(JOIN_ERRNO_BASE + errno))
+                }
+            });
+        }
+        match joining.spawn() {
+            Ok(child) => return Ok((started(child, fwd), None)),
+            // The hook's own failure (std passes its error number to the parent as is):
+            // start the command without the cgroup. Any other error is the command's.
+            Err(e) if e.raw_os_error().is_some_and(|c| c >= JOIN_ERRNO_BASE) => {
+                let errno = e.raw_os_error().unwrap_or(JOIN_ERRNO_BASE) - JOIN_ERRNO_BASE;
+                join_error = Some(io::Error::from_raw_os_error(errno));
+            }
+            Err(e) => return Err(classify(prog, e)),
+        }
+    }
+    let child = cmd.spawn().map_err(|e| classify(prog, e))?;
+    Ok((started(child, fwd), join_error))
+}
+
+/// Added to the errno of a failed write to `cgroup.procs` in the pre-exec hook, so that the
+/// parent tells it apart from exec's own errors (which are all below it).
+const JOIN_ERRNO_BASE: i32 = 1 << 20;
+
+fn started(child: std::process::Child, fwd: &Forwarder) -> i32 {
     let pid = child.id() as i32;
     fwd.set_child(pid);
     // The std handle is dropped without waiting: `wait` below reaps the child with wait4.
     drop(child);
-    Ok(pid)
+    pid
+}
+
+fn classify(prog: &str, e: io::Error) -> SpawnError {
+    match e.kind() {
+        io::ErrorKind::NotFound => SpawnError::NotFound(prog.to_string()),
+        io::ErrorKind::PermissionDenied => SpawnError::NotExecutable(prog.to_string(), e),
+        _ => SpawnError::Other(prog.to_string(), e),
+    }
 }
 
 /// Wait for `pid` and return its exit status and the tree's CPU time.

@@ -311,3 +311,45 @@ fn on_a_terminal_the_live_line_shows_and_does_not_delay_the_end() {
     let dur = r["duration_s"].as_f64().unwrap();
     assert!((1.3..1.9).contains(&dur), "duration {dur}");
 }
+
+/// The command's own cgroup (where wattprint may create one: root, or a delegated cgroup)
+/// counts the CPU time of processes that left its tree, which wait4 never sees. Where no
+/// cgroup can be made, the report says why and falls back to the waited-for tree.
+#[test]
+fn a_cgroup_of_its_own_counts_processes_that_left_the_tree() {
+    // The worker's parent exits at once (a double fork, as daemons do): it is re-parented
+    // out of the tree and never waited for, so its CPU time is not in wait4's rusage.
+    let script = "( (i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done) & ); sleep 1";
+    let attribution = |extra: &[&str]| {
+        let out = wattprint()
+            .args(["run", "--no-store", "--json"])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r = json_of(&out.stdout);
+        let a = r["energy"]["attribution"].clone();
+        assert!(a.is_object(), "{r}");
+        (
+            a["method"].as_str().unwrap().to_string(),
+            a["share"].as_f64().unwrap(),
+        )
+    };
+    let (tree_method, tree_share) = attribution(&["--no-cgroup"]);
+    assert!(
+        tree_method.contains("wait4") && tree_method.contains("no cgroup of its own: --no-cgroup"),
+        "{tree_method}"
+    );
+    let (method, share) = attribution(&[]);
+    if method.contains("cgroup v2 cpu.stat") {
+        assert!(
+            share > 4.0 * tree_share && share > 0.02,
+            "cgroup share {share} vs tree share {tree_share}"
+        );
+    } else {
+        // No cgroup here: the fallback names itself and its reason.
+        assert!(method.contains("no cgroup of its own: "), "{method}");
+        eprintln!("no job cgroup on this machine: {method}");
+    }
+}

@@ -19,6 +19,7 @@
 //! println!("{} J", report.energy.total_j);
 //! ```
 
+pub mod cgroup;
 pub mod config;
 pub mod discover;
 pub mod gpu_recorder;

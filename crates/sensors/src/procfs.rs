@@ -90,6 +90,22 @@ pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// This process's cgroup v2 path from `/proc/self/cgroup` (the `0::PATH` line), e.g.
+/// `/user.slice/session-2.scope`; `None` on a cgroup-v1-only system.
+pub fn parse_cgroup_v2_path(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::trim)
+        .filter(|p| p.starts_with('/'))
+}
+
+/// CPU time of every process of a cgroup v2, from its `cpu.stat` (`usage_usec` line), µs.
+pub fn parse_cgroup_cpu_usage_usec(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Hardware threads online: the `cpuN` lines of `/proc/stat` (at least 1).
 pub fn count_stat_cpus(text: &str) -> u32 {
     let n = text
@@ -185,6 +201,23 @@ mod tests {
     fn online_threads_are_the_numbered_cpu_lines() {
         assert_eq!(count_stat_cpus("cpu  1 2 3 4\ncpu0 1\ncpu1 2\nintr 5\n"), 2);
         assert_eq!(count_stat_cpus("cpu  1 2 3 4\n"), 1);
+    }
+
+    #[test]
+    fn the_v2_line_of_proc_self_cgroup_is_found() {
+        let hybrid = "9:name=systemd:/\n4:memory:/x\n1:cpu:/\n0::/user.slice/s.scope\n";
+        assert_eq!(parse_cgroup_v2_path(hybrid), Some("/user.slice/s.scope"));
+        assert_eq!(parse_cgroup_v2_path("0::/\n"), Some("/"));
+        assert_eq!(parse_cgroup_v2_path("4:memory:/x\n"), None);
+        assert_eq!(parse_cgroup_v2_path(""), None);
+    }
+
+    #[test]
+    fn cgroup_cpu_usage_is_the_usage_usec_line() {
+        let t = "usage_usec 231630\nuser_usec 200000\nsystem_usec 31630\n";
+        assert_eq!(parse_cgroup_cpu_usage_usec(t), Some(231_630));
+        assert_eq!(parse_cgroup_cpu_usage_usec("user_usec 5\n"), None);
+        assert_eq!(parse_cgroup_cpu_usage_usec("usage_usec lots\n"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 use wattprint_core::work::resolve_work;
+use wattprint_engine::cgroup::JobCgroup;
 use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
 use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
 
@@ -28,6 +29,10 @@ pub struct Args {
     /// Do not store the run in the local history.
     #[arg(long)]
     pub no_store: bool,
+    /// Do not put the command in a cgroup of its own: take its CPU time (for attribution)
+    /// from its waited-for process tree instead (processes it leaves behind are missed).
+    #[arg(long)]
+    pub no_cgroup: bool,
     /// Label the run (repeatable): `--label team=search --label model=7b`.
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -107,6 +112,13 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if let Some(i) = args.interval {
         config.poll_interval_s = i;
     }
+    // The job's own cgroup v2, where wattprint may create one: its CPU time then counts
+    // every process the command started, waited for or not.
+    let cgroup = if args.no_cgroup {
+        Err("--no-cgroup".to_string())
+    } else {
+        JobCgroup::create(&config.sysfs_root, &config.procfs_root)
+    };
     let fwd = Forwarder::install()?;
     let mut session = Session::start(config);
     let window = session.begin("run");
@@ -114,9 +126,33 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .iter()
         .map(|f| (WORK_FILE_ENV, f.path().as_os_str()))
         .collect();
-    let pid = match child::spawn(&args.command, &child_env, &fwd) {
-        Ok(pid) => pid,
-        Err(e) => return Ok(spawn_failed(e)),
+    let (pid, cgroup) = match child::spawn(
+        &args.command,
+        &child_env,
+        &fwd,
+        cgroup.as_ref().ok().map(JobCgroup::procs_fd),
+    ) {
+        Ok((pid, None)) => (pid, cgroup),
+        Ok((pid, Some(join_error))) => {
+            let why = match cgroup {
+                Ok(cg) => {
+                    let why = format!(
+                        "the command could not join cgroup {} ({join_error})",
+                        cg.dir().display()
+                    );
+                    let _ = cg.remove();
+                    why
+                }
+                Err(e) => e,
+            };
+            (pid, Err(why))
+        }
+        Err(e) => {
+            if let Ok(cg) = cgroup {
+                let _ = cg.remove();
+            }
+            return Ok(spawn_failed(e));
+        }
     };
     session.set_job_root(pid.unsigned_abs());
     let outcome = std::thread::scope(|s| {
@@ -142,16 +178,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if let Some(t) = &tally {
         warnings.extend(t.errors.iter().map(|e| format!("{e} (line skipped)")));
     }
+    let (job_cpu_s, job_cpu_source) = job_cpu_time(cgroup, outcome.tree_cpu_s, &mut warnings);
     let ctx = ReportContext {
         work: resolve_work(&work_decl, tally.as_ref()),
         warnings,
         command: args.command.clone(),
         exit_code: Some(outcome.exit_code),
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
-        job_cpu_s: Some(outcome.tree_cpu_s),
-        job_cpu_source: Some(
-            "CPU time of the command and its waited-for descendants (wait4 rusage, µs)".into(),
-        ),
+        job_cpu_s: Some(job_cpu_s),
+        job_cpu_source: Some(job_cpu_source),
         meter_cpu_s: Some(usage.cpu_s),
         peak_rss_bytes: Some(usage.peak_rss_bytes),
         ..Default::default()
@@ -184,6 +219,39 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     written?;
     Ok(exit_status(outcome.exit_code))
+}
+
+/// The job's CPU time and where it comes from: its cgroup when it ran in one, else the
+/// waited-for tree's rusage, with the reason the cgroup was not used.
+fn job_cpu_time(
+    cgroup: Result<JobCgroup, String>,
+    tree_cpu_s: f64,
+    warnings: &mut Vec<String>,
+) -> (f64, String) {
+    let tree = "CPU time of the command and its waited-for descendants (wait4 rusage, µs)";
+    let why = match cgroup {
+        Ok(cg) => {
+            let read = cg.cpu_s();
+            let dir = cg.dir().display().to_string();
+            if let Err(e) = cg.remove() {
+                warnings.push(e);
+            }
+            match read {
+                Ok(s) => {
+                    return (
+                        s,
+                        format!(
+                            "CPU time of every process in the command's cgroup {dir} \
+                             (cgroup v2 cpu.stat usage_usec, µs)"
+                        ),
+                    )
+                }
+                Err(e) => e,
+            }
+        }
+        Err(e) => e,
+    };
+    (tree_cpu_s, format!("{tree}; no cgroup of its own: {why}"))
 }
 
 /// Writes the report to -o FILE and/or stdout (--json), when asked.
