@@ -38,12 +38,19 @@ zone 0:2 "$dev/intel-rapl:0/intel-rapl:0:2" dram
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['overhead'][sys.argv[2]])" "$@"; }
 
 echo "== 1. start-up: wattprint run -- true vs true (median, 500 runs)"
-hyperfine -N --warmup 30 --runs 500 --export-json "$work/h.json" "$wp run -- true" "true" >/dev/null 2>&1
+# As a newcomer runs it (history stored, job cgroup where possible), then without the
+# history, then without the cgroup either (what the measuring itself costs).
+hyperfine -N --warmup 30 --runs 500 --export-json "$work/h.json" "true" "$wp run -- true" \
+  "$wp run --no-store -- true" "$wp run --no-store --no-cgroup -- true" "$wp --version" \
+  >/dev/null 2>&1
 python3 - "$work/h.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
-w, t = r[0]["median"] * 1e3, r[1]["median"] * 1e3
-print(f"wattprint run -- true: {w:.2f} ms   true: {t:.2f} ms   added: {w - t:.2f} ms (median)")
+t = r[0]["median"] * 1e3
+print(f"true: {t:.2f} ms (median)")
+for x in r[1:]:
+    w = x["median"] * 1e3
+    print(f"{x['command'].split('/')[-1]}: {w:.2f} ms   added: {w - t:.2f} ms (median)")
 PY
 
 # Steady-state meter cost: CPU of a 10 s run minus CPU of an instant run, per second.
