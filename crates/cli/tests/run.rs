@@ -327,7 +327,11 @@ fn a_cgroup_of_its_own_counts_processes_that_left_the_tree() {
             .args(["--", "sh", "-c", script])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let r = json_of(&out.stdout);
         let a = r["energy"]["attribution"].clone();
         assert!(a.is_object(), "{r}");
