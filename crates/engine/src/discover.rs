@@ -106,42 +106,26 @@ pub fn discover(config: &SensorConfig) -> Discovery {
 /// [`amdgpu_driver_present`]): on a machine without the GPU, the dynamic loader's search for
 /// an absent library (about a hundred failed `openat`s) stays off `run`'s start-up path.
 pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
-    let mut g = if config.nvml_lib.is_some() || nvidia_driver_present(config) {
-        nvml::discover(config.nvml_lib.as_deref())
+    let mut g = nvml::GpuDiscovery::default();
+    if config.nvml_lib.is_some() || nvidia_driver_present(config) {
+        g.extend(nvml::discover(config.nvml_lib.as_deref()));
     } else {
-        let mut g = nvml::GpuDiscovery::default();
-        g.absent.push(nvml::AbsentSensor {
-            source: "nvml".into(),
-            reason: format!(
-                "no NVIDIA driver here ({} and /dev/nvidiactl absent): NVML not loaded",
-                config.sysfs_root.join("module/nvidia").display()
-            ),
-            fix: Some(
-                "none needed without an NVIDIA GPU; WATTPRINT_NVML_LIB=PATH loads a library \
-                 regardless"
-                    .into(),
-            ),
-        });
-        g
-    };
+        g.absent.push(not_loaded(
+            config,
+            "nvml",
+            "NVIDIA",
+            "nvidia",
+            "/dev/nvidiactl",
+        ));
+    }
     if config.amdsmi_lib.is_some() || amdgpu_driver_present(config) {
         g.extend(amd::discover(
             config.amdsmi_lib.as_deref(),
             &config.sysfs_root,
         ));
     } else {
-        g.absent.push(nvml::AbsentSensor {
-            source: amd::SOURCE.into(),
-            reason: format!(
-                "no amdgpu driver here ({} and /dev/kfd absent): amdsmi not loaded",
-                config.sysfs_root.join("module/amdgpu").display()
-            ),
-            fix: Some(
-                "none needed without an AMD GPU; WATTPRINT_AMDSMI_LIB=PATH loads a library \
-                 regardless"
-                    .into(),
-            ),
-        });
+        g.absent
+            .push(not_loaded(config, amd::SOURCE, "AMD", "amdgpu", "/dev/kfd"));
         // hwmon is a directory listing, not a library search: always cheap enough.
         g.extend(wattprint_sensors::hwmon::discover(&config.sysfs_root, 0));
     }
@@ -154,6 +138,31 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     }));
     if d.gpu_sampler.is_none() {
         d.gpu_sampler = g.process_sampler;
+    }
+}
+
+/// A vendor library left unloaded because its driver is absent, with the seam that forces it.
+fn not_loaded(
+    config: &SensorConfig,
+    source: &str,
+    vendor: &str,
+    module: &str,
+    node: &str,
+) -> nvml::AbsentSensor {
+    let env = if source == "nvml" {
+        "WATTPRINT_NVML_LIB"
+    } else {
+        "WATTPRINT_AMDSMI_LIB"
+    };
+    nvml::AbsentSensor {
+        source: source.into(),
+        reason: format!(
+            "no {module} driver here ({} and {node} absent): {source} not loaded",
+            config.sysfs_root.join("module").join(module).display()
+        ),
+        fix: Some(format!(
+            "none needed without an {vendor} GPU; {env}=PATH loads a library regardless"
+        )),
     }
 }
 
@@ -274,7 +283,7 @@ mod tests {
         assert!(
             reasons
                 .iter()
-                .any(|(s, r)| *s == "nvml" && r.contains("NVML not loaded")),
+                .any(|(s, r)| *s == "nvml" && r.contains("nvml not loaded")),
             "{reasons:?}"
         );
         assert!(
