@@ -1,15 +1,11 @@
 //! Running the wrapped command: spawn with stdio untouched, forward signals, wait with the
 //! resource usage of the whole waited-for process tree.
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::low_level::siginfo::Cause;
 use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 /// How the child ended.
 #[derive(Clone, Copy, Debug)]
@@ -26,67 +22,106 @@ pub struct Outcome {
 /// child, which shares wattprint's process group: it is not sent twice. A signal another
 /// process sent to wattprint (`kill`, a job scheduler) is forwarded. wattprint itself keeps
 /// running until the child exits, so a report is always written.
+///
+/// The forwarding is done by the signal handler itself (`kill(2)` is async-signal-safe): no
+/// thread and no self-pipe, which keeps them off `run`'s start-up. One forwarder per process.
 pub struct Forwarder {
-    target: Arc<Mutex<Target>>,
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    previous: Vec<(libc::c_int, libc::sigaction)>,
 }
 
-/// The child to forward to, and signals received before it existed.
-#[derive(Default)]
-struct Target {
-    pid: Option<i32>,
-    pending: Vec<i32>,
-}
+const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+/// `si_code` of a signal the kernel sent (a terminal's Ctrl-C or hang-up).
+const SI_KERNEL: libc::c_int = 0x80;
+
+/// The child's pid: 0 before it exists, -1 once it has been reaped (nothing to forward to;
+/// never a pid the system may have reused).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+/// Signals received before the child existed, one bit per signal number.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn send(pid: i32, sig: i32) {
     // SAFETY: kill(2) with our child's pid and a valid signal number.
     unsafe { libc::kill(pid, sig) };
 }
 
-impl Forwarder {
-    pub fn install() -> io::Result<Forwarder> {
-        let target = Arc::new(Mutex::new(Target::default()));
-        let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])?;
-        let handle = signals.handle();
-        let shared = Arc::clone(&target);
-        let thread = std::thread::Builder::new()
-            .name("wattprint-signals".into())
-            .spawn(move || {
-                for origin in signals.forever() {
-                    if matches!(origin.cause, Cause::Kernel) {
-                        continue;
-                    }
-                    let mut t = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                    match t.pid {
-                        Some(pid) => send(pid, origin.signal),
-                        None => t.pending.push(origin.signal),
-                    }
-                }
-            })?;
-        Ok(Forwarder {
-            target,
-            handle,
-            thread: Some(thread),
-        })
-    }
-
-    /// Record the child and deliver what arrived while it was starting.
-    fn set_child(&self, pid: i32) {
-        let mut t = self.target.lock().unwrap_or_else(PoisonError::into_inner);
-        t.pid = Some(pid);
-        for sig in std::mem::take(&mut t.pending) {
+/// Deliver what arrived before the child existed; each pending signal exactly once, whichever
+/// of the handler and the main thread takes it.
+fn deliver_pending(pid: i32) {
+    let pending = PENDING.swap(0, Ordering::SeqCst);
+    for sig in FORWARDED {
+        if pending & (1 << sig) != 0 {
             send(pid, sig);
         }
     }
 }
 
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    if !info.is_null() && unsafe { (*info).si_code } == SI_KERNEL {
+        return;
+    }
+    match CHILD.load(Ordering::SeqCst) {
+        pid if pid > 0 => send(pid, sig),
+        0 => {
+            PENDING.fetch_or(1 << sig, Ordering::SeqCst);
+            // The child may have been recorded meanwhile: then deliver it here.
+            let pid = CHILD.load(Ordering::SeqCst);
+            if pid > 0 {
+                deliver_pending(pid);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Forwarder {
+    pub fn install() -> io::Result<Forwarder> {
+        if INSTALLED.swap(true, Ordering::SeqCst) {
+            return Err(io::Error::other("signal forwarding is already installed"));
+        }
+        CHILD.store(0, Ordering::SeqCst);
+        PENDING.store(0, Ordering::SeqCst);
+        let mut previous = Vec::new();
+        for sig in FORWARDED {
+            // SAFETY: a zeroed sigaction is valid; the handler only uses atomics and kill(2).
+            unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_signal as *const () as usize;
+                act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+                libc::sigemptyset(&mut act.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &act, &mut old) != 0 {
+                    let e = io::Error::last_os_error();
+                    drop(Forwarder { previous });
+                    return Err(e);
+                }
+                previous.push((sig, old));
+            }
+        }
+        Ok(Forwarder { previous })
+    }
+
+    /// Record the child and deliver what arrived while it was starting.
+    fn set_child(&self, pid: i32) {
+        CHILD.store(pid, Ordering::SeqCst);
+        deliver_pending(pid);
+    }
+
+    /// The child has been reaped: its pid may be reused, so nothing is forwarded any more.
+    pub fn child_gone(&self) {
+        CHILD.store(-1, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Forwarder {
     fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        self.child_gone();
+        for (sig, old) in &self.previous {
+            // SAFETY: restores the disposition sigaction returned at install.
+            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
         }
+        INSTALLED.store(false, Ordering::SeqCst);
     }
 }
 

@@ -232,6 +232,18 @@ fn rapl_totals_on_a_fake_tree_match_the_counters() {
 
 #[test]
 fn sigterm_to_wattprint_is_forwarded_and_reported() {
+    forwarded_and_reported(libc::SIGTERM);
+}
+
+#[test]
+fn sighup_and_sigint_from_another_process_are_forwarded_too() {
+    forwarded_and_reported(libc::SIGHUP);
+    forwarded_and_reported(libc::SIGINT);
+}
+
+/// `sig` sent to wattprint by another process reaches the child, whose death by it is
+/// wattprint's exit status and the report's.
+fn forwarded_and_reported(sig: i32) {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r.json");
     let proc = d.path().join("proc");
@@ -254,12 +266,12 @@ fn sigterm_to_wattprint_is_forwarded_and_reported() {
         .unwrap();
     assert_eq!(line, "ready\n");
     // SAFETY: kill(2) on the process we spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.id() as i32, sig) };
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(128 + 15));
+    assert_eq!(status.code(), Some(128 + sig), "signal {sig}");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(r["exit_code"], 143);
+    assert_eq!(r["exit_code"], 128 + sig);
     assert!(r["duration_s"].as_f64().unwrap() < 30.0);
 }
 

@@ -163,6 +163,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             s.spawn(move || progress(session, interval_s, &stopped));
         }
         let o = child::wait(pid);
+        fwd.child_gone();
         drop(stop);
         o
     })?;
