@@ -5,7 +5,7 @@
 //! each PID belongs to the job: the job's root PID or a descendant of it (parent links in
 //! `<procfs root>/<pid>/stat`). The arithmetic is `wattprint_core::gpu_share`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -19,7 +19,10 @@ pub const GPU_SAMPLE_PERIOD_S: f64 = 1.0;
 #[derive(Default)]
 struct State {
     job_root: Option<u32>,
-    samples: Vec<ProcUtil>,
+    /// SM% summed per (GPU index, PID): all the attribution needs (per GPU, the job's sum
+    /// over everyone's), in memory bounded by the processes seen, not by the run's length
+    /// (the driver gives several samples per process per second).
+    util_sums: BTreeMap<(u32, u32), f64>,
     job_pids: BTreeSet<u32>,
     /// PID -> whether it is in the job's tree (decided once, while the process lives).
     membership: HashMap<u32, bool>,
@@ -76,11 +79,7 @@ fn take(st: &mut State, procfs_root: &Path, sampler: &mut GpuProcessSampler) {
         if member {
             st.job_pids.insert(s.pid);
         }
-        st.samples.push(ProcUtil {
-            gpu_index: s.gpu_index,
-            pid: s.pid,
-            sm_util_pct: f64::from(s.sm_util_pct),
-        });
+        *st.util_sums.entry((s.gpu_index, s.pid)).or_insert(0.0) += f64::from(s.sm_util_pct);
     }
 }
 
@@ -125,10 +124,20 @@ impl GpuRecorder {
         lock(&self.shared).job_root = Some(pid);
     }
 
-    /// Samples so far and the job's PIDs among them.
+    /// Samples so far, one per GPU and process with its SM% summed, and the job's PIDs
+    /// among them.
     pub fn collected(&self) -> (Vec<ProcUtil>, BTreeSet<u32>) {
         let st = lock(&self.shared);
-        (st.samples.clone(), st.job_pids.clone())
+        let sums = st
+            .util_sums
+            .iter()
+            .map(|(&(gpu_index, pid), &sm_util_pct)| ProcUtil {
+                gpu_index,
+                pid,
+                sm_util_pct,
+            })
+            .collect();
+        (sums, st.job_pids.clone())
     }
 
     /// Take a last collection and stop the thread.
