@@ -93,6 +93,8 @@ impl Session {
             },
         );
         let epoch_unix_s = unix_now_s() - meter.now_s();
+        let mut notes = d.notes;
+        notes.extend(meter.thread_error().map(str::to_string));
         Session {
             domains: meter.domains(),
             ended: Default::default(),
@@ -100,7 +102,7 @@ impl Session {
             meter,
             config,
             absent: d.absent,
-            notes: d.notes,
+            notes,
             idle_w,
             setup_steps,
             windows: HashMap::new(),

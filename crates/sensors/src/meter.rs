@@ -86,6 +86,9 @@ pub struct Meter {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     period_s: Option<f64>,
+    /// Why the background thread could not start, if it could not (then sensors are read
+    /// only at window boundaries and on demand).
+    thread_error: Option<String>,
 }
 
 impl Meter {
@@ -139,18 +142,35 @@ impl Meter {
             wake: Condvar::new(),
         });
         sample(&mut lock(&shared));
-        let thread = period_s.map(|p| {
+        let spawned = period_s.map(|p| {
             let sh = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("wattprint-meter".into())
                 .spawn(move || poll_loop(&sh, p))
-                .expect("spawning the meter thread")
         });
+        let (thread, thread_error) = match spawned {
+            Some(Ok(t)) => (Some(t), None),
+            Some(Err(e)) => (
+                None,
+                Some(format!(
+                    "the meter's background thread could not start ({e}): sensors are read \
+                     only at window boundaries, so power-only sensors are integrated over the \
+                     whole window and counters are unguarded against a wrap"
+                )),
+            ),
+            None => (None, None),
+        };
         Meter {
             shared,
+            period_s: thread.as_ref().and(period_s),
             thread,
-            period_s,
+            thread_error,
         }
+    }
+
+    /// Why the background thread could not start, when it could not.
+    pub fn thread_error(&self) -> Option<&str> {
+        self.thread_error.as_deref()
     }
 
     /// The background read period, if a background thread runs, s.
