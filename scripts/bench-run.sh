@@ -16,6 +16,8 @@ if ! command -v hyperfine >/dev/null; then
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# Runs measured here are stored in a history of their own, not the user's.
+export WATTPRINT_DB="$work/history.sqlite"
 
 # A fake powercap tree with 4 zones laid out as the kernel does (nested + flat symlinks).
 sys="$work/sys"
@@ -53,17 +55,28 @@ for x in r[1:]:
     print(f"{x['command'].split('/')[-1]}: {w:.2f} ms   added: {w - t:.2f} ms (median)")
 PY
 
-# Steady-state meter cost: CPU of a 10 s run minus CPU of an instant run, per second.
+# Steady-state meter cost: CPU of a 20 s run minus CPU of an instant run, per second, medians
+# of 3 of each (start-up varies by about 1 ms, which a single pair cannot resolve).
 steady() { # label, then env/args before `--`
   local label="$1"; shift
   env "$@" -- true 2>/dev/null >/dev/null
-  local a b
-  env "$@" -o "$work/a.json" -- true 2>/dev/null
-  env "$@" -o "$work/b.json" -- sleep 10 2>/dev/null
-  a="$(field "$work/a.json" meter_cpu_s)"; b="$(field "$work/b.json" meter_cpu_s)"
-  python3 -c "import sys; l,a,b=sys.argv[1],float(sys.argv[2]),float(sys.argv[3]); print(f'{l}: {(b-a)/10*1e3:.4f} ms CPU per s = {(b-a)/10*100:.4f} % of one core (start-up and report: {a*1e3:.2f} ms)')" "$label" "$a" "$b"
+  local as=() bs=()
+  for i in 1 2 3; do
+    env "$@" -o "$work/a.json" -- true 2>/dev/null
+    env "$@" -o "$work/b.json" -- sleep 20 2>/dev/null
+    as+=("$(field "$work/a.json" meter_cpu_s)"); bs+=("$(field "$work/b.json" meter_cpu_s)")
+  done
+  python3 - "$label" "${as[*]}" "${bs[*]}" <<'PY'
+import statistics, sys
+label = sys.argv[1]
+a = statistics.median(map(float, sys.argv[2].split()))
+b = statistics.median(map(float, sys.argv[3].split()))
+per_s = (b - a) / 20
+print(f"{label}: {per_s * 1e3:.4f} ms CPU per s = {per_s * 100:.4f} % of one core "
+      f"(start-up and report: {a * 1e3:.2f} ms; medians of 3)")
+PY
 }
-echo "== 2. meter CPU at default settings (reads every 1 s)"
+echo "== 2. meter CPU at default settings (not a terminal: timeline every 5 s; the model polls every 1 s)"
 steady "this machine's sensors" "$wp" run
 steady "fake RAPL, 4 zones" WATTPRINT_SYSFS_ROOT="$sys" "$wp" run
 echo "== 3. polling 4 fake RAPL zones every 1 ms"

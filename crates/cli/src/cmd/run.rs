@@ -17,7 +17,8 @@ use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Read the sensors this often for the live view and the timeline (e.g. `1s`, `100ms`;
-    /// default 1s). Counters are exact at the run's start and end whatever this is.
+    /// default 1s on a terminal, 5s otherwise). Counters are exact at the run's start and end
+    /// whatever this is.
     #[arg(long, value_name = "D", value_parser = parse_duration_s)]
     pub interval: Option<f64>,
     #[command(flatten)]
@@ -72,6 +73,11 @@ pub fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Live view and timeline period on a terminal, s.
+const LIVE_INTERVAL_S: f64 = 1.0;
+/// Timeline period when stderr is not a terminal (CI, batch jobs), s.
+const QUIET_TIMELINE_INTERVAL_S: f64 = 5.0;
+
 fn stderr_is_terminal() -> bool {
     // SAFETY: isatty on a file descriptor number has no memory effects.
     unsafe { libc::isatty(2) == 1 }
@@ -107,7 +113,13 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .ok();
     let live = stderr_is_terminal();
     let mut config = SensorConfig::from_env();
-    let interval_s = args.interval.unwrap_or(1.0);
+    // Without anyone watching, the timeline is read less often: counters need no reads
+    // between the window's boundaries, and every wake-up of the meter costs CPU.
+    let interval_s = args.interval.unwrap_or(if live {
+        LIVE_INTERVAL_S
+    } else {
+        QUIET_TIMELINE_INTERVAL_S
+    });
     config.timeline_interval_s = Some(interval_s);
     if let Some(i) = args.interval {
         config.poll_interval_s = i;
