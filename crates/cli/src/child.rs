@@ -146,12 +146,14 @@ pub fn spawn(
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| SpawnError::NotFound(String::new()))?;
-    let mut cmd = Command::new(prog);
-    cmd.args(args).envs(envs.iter().copied());
+    let command = || {
+        let mut c = Command::new(prog);
+        c.args(args).envs(envs.iter().copied());
+        c
+    };
     let mut join_error = None;
     if let Some(fd) = cgroup_procs {
-        let mut joining = Command::new(prog);
-        joining.args(args).envs(envs.iter().copied());
+        let mut joining = command();
         // SAFETY: the closure runs in the forked child before exec and only calls write(2)
         // and reads errno, both async-signal-safe; it allocates nothing.
         unsafe {
@@ -175,7 +177,7 @@ pub fn spawn(
             Err(e) => return Err(classify(prog, e)),
         }
     }
-    let child = cmd.spawn().map_err(|e| classify(prog, e))?;
+    let child = command().spawn().map_err(|e| classify(prog, e))?;
     Ok((started(child, fwd), join_error))
 }
 
@@ -227,4 +229,45 @@ pub fn wait(pid: i32) -> io::Result<Outcome> {
         exit_code,
         tree_cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// One test, so that the process-wide forwarder is installed once at a time.
+    #[test]
+    fn the_command_joins_its_cgroup_or_starts_outside_it_and_says_why() {
+        let fwd = Forwarder::install().unwrap();
+        assert!(Forwarder::install().is_err(), "one forwarder per process");
+        let argv = vec!["true".to_string()];
+
+        // Joined: the pre-exec hook wrote `0` (the joining process) to cgroup.procs.
+        let dir = tempfile::tempdir().unwrap();
+        let procs = std::fs::File::create(dir.path().join("cgroup.procs")).unwrap();
+        let (pid, join_error) = spawn(&argv, &[], &fwd, Some(procs.as_raw_fd())).unwrap();
+        assert!(join_error.is_none());
+        assert_eq!(wait(pid).unwrap().exit_code, 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cgroup.procs")).unwrap(),
+            "0"
+        );
+
+        // Refused (here: a full device): the command still runs, once, outside the cgroup.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let (pid, join_error) = spawn(&argv, &[], &fwd, Some(full.as_raw_fd())).unwrap();
+        let e = join_error.expect("the join failed");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+        assert_eq!(wait(pid).unwrap().exit_code, 0);
+
+        // A missing command is the command's error, not the cgroup's.
+        let missing = vec!["wattprint-no-such-command-xyz".to_string()];
+        let e = spawn(&missing, &[], &fwd, Some(procs.as_raw_fd())).unwrap_err();
+        assert!(matches!(e, SpawnError::NotFound(_)), "{e:?}");
+        fwd.child_gone();
+    }
 }
