@@ -305,16 +305,21 @@ mod tests {
         assert_eq!(ids.len(), 6);
     }
 
-    #[test]
-    fn machine_cpu_times_are_read_only_when_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let proc = dir.path().join("proc");
+    /// A sensorless session whose machine CPU times come from a fake procfs under `dir`.
+    fn session_on_fake_procfs(dir: &std::path::Path) -> (Session, std::path::PathBuf) {
+        let proc = dir.join("proc");
         wattprint_sensors::fake_tree::write_fake_procfs(&proc, "CPU", 1, 1000, 100, 100).unwrap();
         let config = SensorConfig {
             procfs_root: proc.clone(),
             ..SensorConfig::default()
         };
-        let mut s = Session::with_discovery(config, Discovery::default());
+        (Session::with_discovery(config, Discovery::default()), proc)
+    }
+
+    #[test]
+    fn machine_cpu_times_are_read_only_when_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, proc) = session_on_fake_procfs(dir.path());
         let busy = |s: &mut Session| {
             let w = s.begin("w");
             wattprint_sensors::fake_tree::set_fake_stat(&proc, 300, 100).unwrap();
@@ -330,13 +335,7 @@ mod tests {
     #[test]
     fn ended_windows_hold_bounded_memory_and_keep_their_start_time() {
         let dir = tempfile::tempdir().unwrap();
-        let proc = dir.path().join("proc");
-        wattprint_sensors::fake_tree::write_fake_procfs(&proc, "CPU", 1, 1000, 100, 100).unwrap();
-        let config = SensorConfig {
-            procfs_root: proc,
-            ..SensorConfig::default()
-        };
-        let mut s = Session::with_discovery(config, Discovery::default());
+        let (mut s, _) = session_on_fake_procfs(dir.path());
         let before = unix_now_s().floor() as i64;
         let first = s.begin("first");
         let first = s.end(first).unwrap();
