@@ -49,9 +49,13 @@ impl JobCgroup {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = parent.join(format!("wattprint-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ": wattprint's cgroup is not delegated to this user"
+            } else {
+                ""
+            };
             format!(
-                "cannot create a cgroup under {} ({e}): wattprint's cgroup is not delegated \
-                 to this user",
+                "cannot create a cgroup under {} ({e}){hint}",
                 parent.display()
             )
         })?;
@@ -112,25 +116,25 @@ impl JobCgroup {
                 .collect::<Vec<_>>()
                 .join(", ");
             let parent_procs = self.dir.parent().map(|p| p.join("cgroup.procs"));
-            let moved = parent_procs.is_some_and(|p| {
-                left.iter()
-                    .all(|pid| std::fs::write(&p, format!("{pid}\n")).is_ok())
-            });
-            let outcome = if moved && is_cgroupfs(&self.dir) {
+            let moved = is_cgroupfs(&self.dir)
+                && parent_procs.is_some_and(|p| {
+                    left.iter()
+                        .all(|pid| std::fs::write(&p, format!("{pid}\n")).is_ok())
+                });
+            let outcome = if moved {
                 "moved back to wattprint's cgroup".to_string()
             } else {
-                return Err(format!(
-                    "{} process(es) the command started still run (pids {pids}): their CPU \
-                     time up to the end of the run is counted; cgroup {} kept",
-                    left.len(),
-                    self.dir.display()
-                ));
+                format!("cgroup {} kept", self.dir.display())
             };
-            note = Some(format!(
+            let message = format!(
                 "{} process(es) the command started still run (pids {pids}): their CPU time \
                  up to the end of the run is counted; {outcome}",
                 left.len()
-            ));
+            );
+            if !moved {
+                return Err(message);
+            }
+            note = Some(message);
         }
         drop(self.procs);
         // A fake tree holds regular files the kernel would not have: clear them first.
