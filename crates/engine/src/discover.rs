@@ -112,7 +112,7 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     } else {
         g.absent.push(not_loaded(
             config,
-            "nvml",
+            ("nvml", nvml::NVML_LIB_ENV),
             "NVIDIA",
             "nvidia",
             "/dev/nvidiactl",
@@ -124,8 +124,13 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
             &config.sysfs_root,
         ));
     } else {
-        g.absent
-            .push(not_loaded(config, amd::SOURCE, "AMD", "amdgpu", "/dev/kfd"));
+        g.absent.push(not_loaded(
+            config,
+            (amd::SOURCE, "WATTPRINT_AMDSMI_LIB"),
+            "AMD",
+            "amdgpu",
+            "/dev/kfd",
+        ));
         // hwmon is a directory listing, not a library search: always cheap enough.
         g.extend(wattprint_sensors::hwmon::discover(&config.sysfs_root, 0));
     }
@@ -141,19 +146,15 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     }
 }
 
-/// A vendor library left unloaded because its driver is absent, with the seam that forces it.
+/// A vendor library left unloaded because its driver is absent; `(source, env)` names the
+/// sensor and the seam that loads its library regardless.
 fn not_loaded(
     config: &SensorConfig,
-    source: &str,
+    (source, env): (&str, &str),
     vendor: &str,
     module: &str,
     node: &str,
 ) -> nvml::AbsentSensor {
-    let env = if source == "nvml" {
-        "WATTPRINT_NVML_LIB"
-    } else {
-        "WATTPRINT_AMDSMI_LIB"
-    };
     nvml::AbsentSensor {
         source: source.into(),
         reason: format!(
