@@ -16,6 +16,7 @@ pub mod rating;
 pub mod report;
 pub mod requests;
 pub mod timeline;
+pub mod trust;
 pub mod units;
 pub mod wallclock;
 pub mod window;

@@ -1,0 +1,290 @@
+//! Evidence before trust: whether a measured domain's energy over a window can be true.
+//!
+//! A counter that reads but never advances (a perf `energy-psys` in a VM guest, a powercap
+//! zone frozen by firmware) and a counter whose implied power no hardware reaches are both
+//! common enough that a tool promising honest numbers must check every window against what
+//! it reads anyway: the window's length and the machine's busy CPU time (`/proc/stat`).
+//!
+//! The rules ([`judge`]):
+//!
+//! - **Implausible**: negative or non-finite energy, or an implied power above
+//!   [`PLAUSIBLE_MAX_FACTOR`] x the domain's maximum power (powercap's largest
+//!   `constraint_*_max_power_uw`, or the CPU's TDP x sockets).
+//! - **Stuck, physics alone**: a package, psys or dram domain always draws power (an idle
+//!   package is watts, idle DRAM a watt or more per DIMM): zero advance over a window of at
+//!   least [`STUCK_MIN_WINDOW_S`] (100 x RAPL's update period of about 1 ms) is impossible even
+//!   on an idle machine.
+//! - **Stuck, with evidence**: a core (pp0), uncore or GPU domain can be near zero when idle,
+//!   so zero advance makes it stuck only when the machine was busy for at least
+//!   [`BUSY_EVIDENCE_CPU_S`] of CPU time over the window.
+//! - Modelled domains are never judged: they are the fallback.
+
+use crate::domain::{DomainKind, Method};
+
+/// The shortest window over which a package, psys or dram counter that did not advance is
+/// stuck, s: 100 x the RAPL energy status update period of about 1 ms (Intel SDM vol. 3B,
+/// 15.10.1, "RAPL Interfaces"; measured at about 1 ms by Khan et al., "RAPL in Action",
+/// ACM TOMPECS 3(2), 2018). At a floor of 0.1 W, 0.1 s is 0.01 J, over 600 counter units of
+/// 15.3 µJ: a live counter cannot stand still that long.
+pub const STUCK_MIN_WINDOW_S: f64 = 0.1;
+
+/// Busy CPU time over a window that makes a non-advancing core or GPU domain stuck, CPU-s:
+/// 10 `USER_HZ` ticks of 10 ms (`/proc/stat`'s unit, `TICK_S`), far above the tick rounding
+/// of one reading per CPU.
+pub const BUSY_EVIDENCE_CPU_S: f64 = 0.1;
+
+/// How far above its maximum power a domain may seem to draw before the reading is
+/// implausible. Intel's PL2 (short-term limit) reaches about 1.25 x PL1 on servers and about
+/// 2 x on desktop parts (Intel 12th-gen datasheet vol. 1: 125 W PL1, 241 W PL2); PL4 spikes
+/// last microseconds and vanish in any window a meter reads. 3 x leaves room for all of them
+/// and for a TDP table that under-states a part, while a counter jump (a wrap missed, a reset
+/// read as a wrap) is far beyond it.
+pub const PLAUSIBLE_MAX_FACTOR: f64 = 3.0;
+
+/// What a window's energy says about a domain.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Nothing contradicts the reading.
+    Ok,
+    /// The domain did not advance where it must have: the reason names the evidence.
+    Stuck(String),
+    /// The implied power is outside physical bounds: the reason gives both.
+    Implausible(String),
+}
+
+impl Verdict {
+    /// `ok`, `stuck` or `implausible`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Stuck(_) => "stuck",
+            Verdict::Implausible(_) => "implausible",
+        }
+    }
+
+    /// The reason, for a rejection.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Verdict::Ok => None,
+            Verdict::Stuck(r) | Verdict::Implausible(r) => Some(r),
+        }
+    }
+}
+
+/// One domain's reading over one window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DomainWindow {
+    pub kind: DomainKind,
+    pub method: Method,
+    /// Energy over the window, J.
+    pub energy_j: f64,
+    /// The domain's maximum power when known (powercap constraint, TDP x sockets), W.
+    pub max_power_w: Option<f64>,
+}
+
+/// What else was read over the window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evidence {
+    /// Window length, s.
+    pub window_s: f64,
+    /// The machine's busy CPU time over the window (all CPUs), CPU-s, when read.
+    pub machine_busy_cpu_s: Option<f64>,
+}
+
+/// Whether a domain of `kind` always draws power, so that standing still is impossible.
+pub fn always_draws_power(kind: DomainKind) -> bool {
+    matches!(
+        kind,
+        DomainKind::CpuPackage | DomainKind::Psys | DomainKind::Dram | DomainKind::Node
+    )
+}
+
+/// Judge one domain over one window (pure; see the module docs for the rules).
+pub fn judge(d: &DomainWindow, e: &Evidence) -> Verdict {
+    if d.method == Method::Model {
+        return Verdict::Ok;
+    }
+    if !d.energy_j.is_finite() || d.energy_j < 0.0 {
+        return Verdict::Implausible(format!(
+            "read {} J over {:.3} s: energy cannot be negative",
+            d.energy_j, e.window_s
+        ));
+    }
+    if e.window_s > 0.0 {
+        if let Some(max) = d.max_power_w.filter(|m| *m > 0.0 && m.is_finite()) {
+            let w = d.energy_j / e.window_s;
+            if w > max * PLAUSIBLE_MAX_FACTOR {
+                return Verdict::Implausible(format!(
+                    "implied {w:.1} W over {:.3} s, above {PLAUSIBLE_MAX_FACTOR} x its \
+                     maximum of {max:.1} W",
+                    e.window_s
+                ));
+            }
+        }
+    }
+    if d.energy_j > 0.0 {
+        return Verdict::Ok;
+    }
+    if always_draws_power(d.kind) && e.window_s >= STUCK_MIN_WINDOW_S {
+        return Verdict::Stuck(format!(
+            "did not advance over {:.3} s; a {} domain always draws power (idle is watts), \
+             so its counter is dead",
+            e.window_s, d.kind
+        ));
+    }
+    match e.machine_busy_cpu_s {
+        Some(b) if b >= BUSY_EVIDENCE_CPU_S => Verdict::Stuck(format!(
+            "did not advance over {:.3} s while the machine was busy for {b:.2} CPU-s",
+            e.window_s
+        )),
+        _ => Verdict::Ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(kind: DomainKind, energy_j: f64, max: Option<f64>) -> DomainWindow {
+        DomainWindow {
+            kind,
+            method: Method::Counter,
+            energy_j,
+            max_power_w: max,
+        }
+    }
+
+    fn ev(window_s: f64, busy: Option<f64>) -> Evidence {
+        Evidence {
+            window_s,
+            machine_busy_cpu_s: busy,
+        }
+    }
+
+    const ALWAYS: [DomainKind; 4] = [
+        DomainKind::CpuPackage,
+        DomainKind::Psys,
+        DomainKind::Dram,
+        DomainKind::Node,
+    ];
+    const NEEDS_EVIDENCE: [DomainKind; 4] = [
+        DomainKind::CpuCore,
+        DomainKind::CpuUncore,
+        DomainKind::Gpu,
+        DomainKind::Accelerator,
+    ];
+
+    #[test]
+    fn a_dead_psys_is_stuck_even_on_an_idle_machine() {
+        let v = judge(&w(DomainKind::Psys, 0.0, None), &ev(1.0, Some(0.0)));
+        assert_eq!(v.as_str(), "stuck");
+        assert!(v.reason().unwrap().contains("always draws power"), "{v:?}");
+        // No /proc/stat at all: physics alone decides.
+        assert_eq!(
+            judge(&w(DomainKind::Psys, 0.0, None), &ev(1.0, None)).as_str(),
+            "stuck"
+        );
+    }
+
+    #[test]
+    fn always_drawing_domains_are_stuck_from_the_minimum_window_only() {
+        for k in ALWAYS {
+            assert_eq!(
+                judge(&w(k, 0.0, None), &ev(STUCK_MIN_WINDOW_S, None)).as_str(),
+                "stuck",
+                "{k}"
+            );
+            // Shorter than 100 update periods: the counter may not have ticked yet.
+            assert_eq!(
+                judge(&w(k, 0.0, None), &ev(STUCK_MIN_WINDOW_S * 0.99, Some(0.0))),
+                Verdict::Ok,
+                "{k}"
+            );
+            assert_eq!(judge(&w(k, 0.5, None), &ev(5.0, Some(9.0))), Verdict::Ok);
+        }
+    }
+
+    #[test]
+    fn core_and_gpu_domains_need_busy_cpu_evidence() {
+        for k in NEEDS_EVIDENCE {
+            // Idle machine, zero energy: believable (cores in C6, GPU asleep).
+            assert_eq!(judge(&w(k, 0.0, None), &ev(10.0, Some(0.02))), Verdict::Ok);
+            assert_eq!(judge(&w(k, 0.0, None), &ev(10.0, None)), Verdict::Ok);
+            // Busy just below and at the evidence threshold.
+            assert_eq!(
+                judge(&w(k, 0.0, None), &ev(10.0, Some(BUSY_EVIDENCE_CPU_S * 0.9))),
+                Verdict::Ok
+            );
+            let v = judge(&w(k, 0.0, None), &ev(10.0, Some(BUSY_EVIDENCE_CPU_S)));
+            assert_eq!(v.as_str(), "stuck", "{k}");
+            assert!(v.reason().unwrap().contains("busy for 0.10 CPU-s"), "{v:?}");
+            assert_eq!(judge(&w(k, 1e-3, None), &ev(10.0, Some(4.0))), Verdict::Ok);
+        }
+    }
+
+    #[test]
+    fn negative_or_nan_energy_is_implausible_for_every_kind() {
+        for k in ALWAYS.into_iter().chain(NEEDS_EVIDENCE) {
+            for e in [-1.0, f64::NAN, f64::INFINITY] {
+                assert_eq!(
+                    judge(&w(k, e, None), &ev(1.0, None)).as_str(),
+                    "implausible",
+                    "{k} {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn power_above_the_bound_is_implausible_and_at_it_is_not() {
+        let max = 125.0;
+        let at = max * PLAUSIBLE_MAX_FACTOR * 2.0; // J over 2 s: exactly the bound
+        assert_eq!(
+            judge(&w(DomainKind::CpuPackage, at, Some(max)), &ev(2.0, None)),
+            Verdict::Ok
+        );
+        let v = judge(
+            &w(DomainKind::CpuPackage, at * 1.01, Some(max)),
+            &ev(2.0, None),
+        );
+        assert_eq!(v.as_str(), "implausible");
+        assert!(v.reason().unwrap().contains("125.0 W"), "{v:?}");
+        // Unknown or nonsensical maximum: no bound applied.
+        for m in [None, Some(0.0), Some(f64::NAN)] {
+            assert_eq!(
+                judge(&w(DomainKind::CpuPackage, 1e9, m), &ev(1.0, None)),
+                Verdict::Ok
+            );
+        }
+        // A zero-length window cannot imply a power.
+        assert_eq!(
+            judge(&w(DomainKind::CpuPackage, 5.0, Some(1.0)), &ev(0.0, None)),
+            Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn modelled_domains_are_never_judged() {
+        for k in [DomainKind::CpuModel, DomainKind::MemoryModel, DomainKind::Psys] {
+            let d = DomainWindow {
+                kind: k,
+                method: Method::Model,
+                energy_j: 0.0,
+                max_power_w: None,
+            };
+            assert_eq!(judge(&d, &ev(100.0, Some(100.0))), Verdict::Ok);
+        }
+    }
+
+    #[test]
+    fn power_sampled_domains_follow_the_same_rules() {
+        let d = DomainWindow {
+            kind: DomainKind::Gpu,
+            method: Method::Power,
+            energy_j: 0.0,
+            max_power_w: Some(300.0),
+        };
+        assert_eq!(judge(&d, &ev(5.0, Some(3.0))).as_str(), "stuck");
+        assert_eq!(judge(&d, &ev(5.0, Some(0.0))), Verdict::Ok);
+    }
+}
