@@ -19,7 +19,7 @@
 //!   [`BUSY_EVIDENCE_CPU_S`] of CPU time over the window.
 //! - Modelled domains are never judged: they are the fallback.
 
-use crate::domain::{DomainKind, Method};
+use crate::domain::{DomainDesc, DomainKind, Method};
 
 /// The shortest window over which a package, psys or dram counter that did not advance is
 /// stuck, s: 100 x the RAPL energy status update period of about 1 ms (Intel SDM vol. 3B,
@@ -141,6 +141,124 @@ pub fn judge(d: &DomainWindow, e: &Evidence) -> Verdict {
     }
 }
 
+/// A rejected domain and the domains counted in its place.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Swap {
+    /// Index of the rejected domain.
+    pub rejected: usize,
+    /// Indices of the standby domains now counted for its scope (empty: none covers it).
+    pub replaced_by: Vec<usize>,
+}
+
+/// What [`plan_swaps`] decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwapPlan {
+    /// Per domain: whether it now enters the total.
+    pub counted: Vec<bool>,
+    pub swaps: Vec<Swap>,
+    /// Measured domains trusted but no longer counted because a model domain swapped in for a
+    /// rejected one covers them too (the model's CPU domain is every socket's).
+    pub covered: Vec<usize>,
+}
+
+/// The model domain kinds that cover a rejected measured domain of `kind`: psys is the whole
+/// platform (CPU and memory), a package or its parts the CPU, dram the memory.
+fn model_scope(kind: DomainKind) -> &'static [DomainKind] {
+    match kind {
+        DomainKind::Psys => &[DomainKind::CpuModel, DomainKind::MemoryModel],
+        DomainKind::CpuPackage | DomainKind::CpuCore | DomainKind::CpuUncore => {
+            &[DomainKind::CpuModel]
+        }
+        DomainKind::Dram => &[DomainKind::MemoryModel],
+        _ => &[],
+    }
+}
+
+/// The measured kinds a model domain of `kind` stands for (counted once: the model's domains
+/// cover every socket).
+fn covered_by(kind: DomainKind) -> &'static [DomainKind] {
+    match kind {
+        DomainKind::CpuModel => &[
+            DomainKind::CpuPackage,
+            DomainKind::CpuCore,
+            DomainKind::CpuUncore,
+            DomainKind::Psys,
+        ],
+        DomainKind::MemoryModel => &[DomainKind::Dram, DomainKind::Psys],
+        _ => &[],
+    }
+}
+
+/// Decide which domains count after rejecting those whose verdict is not [`Verdict::Ok`]
+/// (pure). `domains[k].counted_in_total` is the choice before any rejection; standby domains
+/// (`standby[k]`) start uncounted.
+///
+/// Each counted, non-standby domain that is rejected stops counting and is replaced by, in
+/// order: the standby domain of the same name and kind whose own verdict is ok (powercap
+/// behind perf); else the standby model domains of its scope ([`model_scope`]); else nothing.
+/// A model domain swapped in un-counts every other measured domain of the kinds it covers, so
+/// no joule is counted twice. Standby domains themselves are never "rejected": a bad one is
+/// just not used.
+pub fn plan_swaps(domains: &[DomainDesc], standby: &[bool], verdicts: &[Verdict]) -> SwapPlan {
+    let is_standby = |k: usize| standby.get(k).copied().unwrap_or(false);
+    let ok = |k: usize| verdicts.get(k).is_none_or(|v| *v == Verdict::Ok);
+    let mut counted: Vec<bool> = (0..domains.len())
+        .map(|k| domains[k].counted_in_total && !is_standby(k))
+        .collect();
+    let mut swaps = Vec::new();
+    for r in 0..domains.len() {
+        if !counted[r] || ok(r) {
+            continue;
+        }
+        counted[r] = false;
+        let d = &domains[r];
+        let same = (0..domains.len()).find(|&k| {
+            is_standby(k)
+                && ok(k)
+                && domains[k].name == d.name
+                && domains[k].kind == d.kind
+                && domains[k].method != Method::Model
+        });
+        let replaced_by: Vec<usize> = match same {
+            Some(k) => vec![k],
+            None => model_scope(d.kind)
+                .iter()
+                .filter_map(|mk| {
+                    (0..domains.len()).find(|&k| is_standby(k) && domains[k].kind == *mk)
+                })
+                .collect(),
+        };
+        for &k in &replaced_by {
+            counted[k] = true;
+        }
+        swaps.push(Swap {
+            rejected: r,
+            replaced_by,
+        });
+    }
+    let mut covered = Vec::new();
+    for m in 0..domains.len() {
+        if !(counted[m] && is_standby(m) && domains[m].method == Method::Model) {
+            continue;
+        }
+        for k in 0..domains.len() {
+            if counted[k]
+                && !is_standby(k)
+                && domains[k].method != Method::Model
+                && covered_by(domains[m].kind).contains(&domains[k].kind)
+            {
+                counted[k] = false;
+                covered.push(k);
+            }
+        }
+    }
+    SwapPlan {
+        counted,
+        swaps,
+        covered,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +291,163 @@ mod tests {
         DomainKind::Gpu,
         DomainKind::Accelerator,
     ];
+
+    fn dom(name: &str, kind: DomainKind, method: Method, counted: bool) -> DomainDesc {
+        DomainDesc {
+            name: name.into(),
+            kind,
+            source: "t".into(),
+            method,
+            counted_in_total: counted,
+            device: None,
+        }
+    }
+
+    fn stuck() -> Verdict {
+        Verdict::Stuck("x".into())
+    }
+
+    /// perf psys (counted alone), then standby model cpu + memory.
+    fn psys_and_model() -> Vec<DomainDesc> {
+        vec![
+            dom("psys", DomainKind::Psys, Method::Counter, true),
+            dom("cpu-model", DomainKind::CpuModel, Method::Model, true),
+            dom("memory-model", DomainKind::MemoryModel, Method::Model, true),
+        ]
+    }
+
+    #[test]
+    fn a_rejected_psys_is_replaced_by_the_whole_model() {
+        let p = plan_swaps(
+            &psys_and_model(),
+            &[false, true, true],
+            &[stuck(), Verdict::Ok, Verdict::Ok],
+        );
+        assert_eq!(p.counted, vec![false, true, true]);
+        assert_eq!(
+            p.swaps,
+            vec![Swap {
+                rejected: 0,
+                replaced_by: vec![1, 2]
+            }]
+        );
+        assert!(p.covered.is_empty());
+    }
+
+    #[test]
+    fn nothing_rejected_changes_nothing_and_standby_stays_out() {
+        let p = plan_swaps(
+            &psys_and_model(),
+            &[false, true, true],
+            &[Verdict::Ok, Verdict::Ok, Verdict::Ok],
+        );
+        assert_eq!(p.counted, vec![true, false, false]);
+        assert!(p.swaps.is_empty() && p.covered.is_empty());
+        // Missing verdicts count as ok.
+        let p = plan_swaps(&psys_and_model(), &[false, true, true], &[]);
+        assert_eq!(p.counted, vec![true, false, false]);
+    }
+
+    #[test]
+    fn the_same_zone_from_powercap_is_preferred_to_the_model() {
+        let d = vec![
+            dom("package-0", DomainKind::CpuPackage, Method::Counter, true),
+            dom("dram-0", DomainKind::Dram, Method::Counter, true),
+            dom("package-0", DomainKind::CpuPackage, Method::Counter, true),
+            dom("dram-0", DomainKind::Dram, Method::Counter, true),
+            dom("cpu-model", DomainKind::CpuModel, Method::Model, true),
+            dom("memory-model", DomainKind::MemoryModel, Method::Model, true),
+        ];
+        let sb = [false, false, true, true, true, true];
+        let ok = Verdict::Ok;
+        let p = plan_swaps(
+            &d,
+            &sb,
+            &[
+                stuck(),
+                ok.clone(),
+                ok.clone(),
+                ok.clone(),
+                ok.clone(),
+                ok.clone(),
+            ],
+        );
+        assert_eq!(p.counted, vec![false, true, true, false, false, false]);
+        assert_eq!(p.swaps[0].replaced_by, vec![2]);
+        // The powercap package is stuck too: the model takes the CPU scope only.
+        let p = plan_swaps(
+            &d,
+            &sb,
+            &[stuck(), ok.clone(), stuck(), ok.clone(), ok.clone(), ok],
+        );
+        assert_eq!(p.counted, vec![false, true, false, false, true, false]);
+        assert_eq!(p.swaps[0].replaced_by, vec![4]);
+    }
+
+    #[test]
+    fn a_model_swapped_in_covers_every_socket_once() {
+        let d = vec![
+            dom("package-0", DomainKind::CpuPackage, Method::Counter, true),
+            dom("package-1", DomainKind::CpuPackage, Method::Counter, true),
+            dom("dram-0", DomainKind::Dram, Method::Counter, true),
+            dom("cpu-model", DomainKind::CpuModel, Method::Model, true),
+            dom("memory-model", DomainKind::MemoryModel, Method::Model, true),
+        ];
+        let ok = Verdict::Ok;
+        let p = plan_swaps(
+            &d,
+            &[false, false, false, true, true],
+            &[stuck(), ok.clone(), ok.clone(), ok.clone(), ok],
+        );
+        assert_eq!(p.counted, vec![false, false, true, true, false]);
+        assert_eq!(p.covered, vec![1]);
+    }
+
+    #[test]
+    fn a_rejected_dram_falls_back_to_the_memory_model_alone() {
+        let d = vec![
+            dom("package-0", DomainKind::CpuPackage, Method::Counter, true),
+            dom("dram-0", DomainKind::Dram, Method::Counter, true),
+            dom("cpu-model", DomainKind::CpuModel, Method::Model, true),
+            dom("memory-model", DomainKind::MemoryModel, Method::Model, true),
+        ];
+        let ok = Verdict::Ok;
+        let p = plan_swaps(
+            &d,
+            &[false, false, true, true],
+            &[ok.clone(), Verdict::Implausible("y".into()), ok.clone(), ok],
+        );
+        assert_eq!(p.counted, vec![true, false, false, true]);
+        assert_eq!(p.swaps[0].replaced_by, vec![3]);
+    }
+
+    #[test]
+    fn without_standby_a_rejected_domain_leaves_its_scope_empty() {
+        let d = vec![
+            dom("gpu-0", DomainKind::Gpu, Method::Power, true),
+            dom("psys", DomainKind::Psys, Method::Counter, true),
+        ];
+        let p = plan_swaps(&d, &[], &[stuck(), stuck()]);
+        assert_eq!(p.counted, vec![false, false]);
+        assert!(p.swaps.iter().all(|s| s.replaced_by.is_empty()));
+        assert_eq!(p.swaps.len(), 2);
+    }
+
+    #[test]
+    fn uncounted_domains_are_never_swapped() {
+        let d = vec![
+            dom("package-0", DomainKind::CpuPackage, Method::Counter, true),
+            dom("core-0", DomainKind::CpuCore, Method::Counter, false),
+            dom("cpu-model", DomainKind::CpuModel, Method::Model, true),
+        ];
+        let p = plan_swaps(
+            &d,
+            &[false, false, true],
+            &[Verdict::Ok, stuck(), Verdict::Ok],
+        );
+        assert_eq!(p.counted, vec![true, false, false]);
+        assert!(p.swaps.is_empty());
+    }
 
     #[test]
     fn a_dead_psys_is_stuck_even_on_an_idle_machine() {
@@ -265,7 +540,11 @@ mod tests {
 
     #[test]
     fn modelled_domains_are_never_judged() {
-        for k in [DomainKind::CpuModel, DomainKind::MemoryModel, DomainKind::Psys] {
+        for k in [
+            DomainKind::CpuModel,
+            DomainKind::MemoryModel,
+            DomainKind::Psys,
+        ] {
             let d = DomainWindow {
                 kind: k,
                 method: Method::Model,

@@ -29,6 +29,10 @@ pub struct AbsentSensor {
 pub struct Discovery {
     /// Usable sensors, in reading order.
     pub sensors: Vec<Box<dyn Sensor>>,
+    /// The next CPU sources in line (powercap after perf, the model after either), read at
+    /// the same instants but not counted: a report step swaps one in for a domain whose
+    /// readings it rejects (`report::trust`).
+    pub standby: Vec<Box<dyn Sensor>>,
     /// Sensors not used, each with its reason and fix.
     pub absent: Vec<AbsentSensor>,
     /// What a reader of the report must know about the choice (fallbacks): copied into the
@@ -180,18 +184,67 @@ pub fn amdgpu_driver_present(config: &SensorConfig) -> bool {
     config.sysfs_root.join("module/amdgpu").exists() || std::path::Path::new("/dev/kfd").exists()
 }
 
-/// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model.
+/// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model; each
+/// only when the user's selection allows it. With `config.standby`, the sources after the
+/// chosen one are kept as standby sensors. With `config.discovery_check_s`, a counter sensor
+/// whose counted domain stands still is passed over ([`stuck_at_discovery`]).
 pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
-    let perf_ok = d.add(perf_rapl::SOURCE, PerfRapl::open(&config.sysfs_root));
-    if perf_ok {
-        d.absent.push(AbsentSensor {
-            source: powercap::SOURCE.into(),
-            reason: "not used: rapl-perf reads the same RAPL counters, extended to 64 bits".into(),
-            fix: None,
-        });
+    let sel = &config.selection;
+    let mut chosen: Option<&str> = None;
+    if let Some(why) = sel.refusal(perf_rapl::SOURCE) {
+        d.absent.push(not_selected(perf_rapl::SOURCE, why));
+    } else {
+        let probe = match &config.perf_counters_dir {
+            Some(dir) => PerfRapl::open_with(
+                &config.sysfs_root,
+                &perf_rapl::FileCounters { dir: dir.clone() },
+            ),
+            None => PerfRapl::open(&config.sysfs_root),
+        };
+        if choose(config, d, perf_rapl::SOURCE, probe) {
+            chosen = Some(perf_rapl::SOURCE);
+        }
+    }
+    if let Some(why) = sel.refusal(powercap::SOURCE) {
+        d.absent.push(not_selected(powercap::SOURCE, why));
+    } else if let Some(first) = chosen {
+        let same = format!("not used: {first} reads the same RAPL counters, extended to 64 bits");
+        match config.standby.then(|| Powercap::open(&config.sysfs_root)) {
+            Some(Ok(p)) => {
+                d.standby.push(Box::new(p));
+                d.absent.push(AbsentSensor {
+                    source: powercap::SOURCE.into(),
+                    reason: format!("{same}; kept on standby for a domain {first} gets wrong"),
+                    fix: None,
+                });
+            }
+            Some(Err(e)) => d.absent.push(absent(powercap::SOURCE, e)),
+            None => d.absent.push(AbsentSensor {
+                source: powercap::SOURCE.into(),
+                reason: same,
+                fix: None,
+            }),
+        }
+    } else if choose(
+        config,
+        d,
+        powercap::SOURCE,
+        Powercap::open(&config.sysfs_root),
+    ) {
+        chosen = Some(powercap::SOURCE);
+    }
+    if let Some(why) = sel.refusal(model::SOURCE) {
+        if chosen.is_none() {
+            d.absent.push(not_selected(model::SOURCE, why));
+        }
         return;
     }
-    if d.add(powercap::SOURCE, Powercap::open(&config.sysfs_root)) {
+    if chosen.is_some() {
+        if config.standby {
+            if let Ok(m) = UtilisationModel::open(&config.procfs_root, config.poll_interval_s) {
+                d.standby.push(Box::new(m.into_standby()));
+            }
+        }
         return;
     }
     if !config.cpu_model_fallback {
@@ -200,20 +253,121 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
     let why = d
         .absent
         .iter()
-        .rev()
-        .find(|a| a.source == powercap::SOURCE)
-        .map(|a| a.reason.clone())
-        .unwrap_or_default();
+        .filter(|a| a.source == perf_rapl::SOURCE || a.source == powercap::SOURCE)
+        .map(|a| format!("{}: {}", a.source, a.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
     if d.add(
         model::SOURCE,
         UtilisationModel::open(&config.procfs_root, config.poll_interval_s),
     ) {
-        d.notes.push(format!(
-            "no readable CPU energy counter ({why}): CPU and memory energy are ESTIMATES from \
-             the utilisation model (TDP x load curve, 0.392 W/GB); run `wattprint sensors` \
-             for how to enable RAPL"
-        ));
+        let note = if sel.only.is_some() {
+            "the utilisation model was chosen (--sensor / WATTPRINT_SENSORS): CPU and memory \
+             energy are ESTIMATES (TDP x load curve, 0.392 W/GB)"
+                .to_string()
+        } else {
+            format!(
+                "no usable CPU energy counter ({why}): CPU and memory energy are ESTIMATES from \
+                 the utilisation model (TDP x load curve, 0.392 W/GB); run `wattprint sensors` \
+                 for how to enable RAPL"
+            )
+        };
+        d.notes.push(note);
     }
+}
+
+fn not_selected(source: &str, why: String) -> AbsentSensor {
+    AbsentSensor {
+        source: source.into(),
+        reason: why,
+        fix: Some(format!(
+            "drop the --sensor/--no-sensor choice (or {}) to use it",
+            crate::config::SENSORS_ENV
+        )),
+    }
+}
+
+/// Add a CPU counter sensor unless it failed to open or is stuck at discovery; returns
+/// whether it was added.
+fn choose<S: Sensor + 'static>(
+    config: &SensorConfig,
+    d: &mut Discovery,
+    source: &str,
+    probe: Result<S, SensorError>,
+) -> bool {
+    let mut s = match probe {
+        Ok(s) => s,
+        Err(e) => {
+            d.absent.push(absent(source, e));
+            return false;
+        }
+    };
+    if let Some(wait_s) = config.discovery_check_s {
+        if let Some(why) = stuck_at_discovery(&mut s, wait_s, |w| {
+            std::thread::sleep(std::time::Duration::from_secs_f64(w))
+        }) {
+            d.absent.push(AbsentSensor {
+                source: source.into(),
+                reason: why,
+                fix: Some(
+                    "none on this machine (a counter that reads but never advances: common in \
+                     VM guests); the next source in line is used"
+                        .into(),
+                ),
+            });
+            return false;
+        }
+    }
+    d.sensors.push(Box::new(s));
+    true
+}
+
+/// Read `s` twice, `wait_s` apart (the wait is `wait`, injectable for tests), and judge each
+/// domain counted in the total ([`wattprint_core::trust::judge`], no CPU evidence): the
+/// reason when one is stuck or implausible.
+pub fn stuck_at_discovery(
+    s: &mut dyn Sensor,
+    wait_s: f64,
+    wait: impl FnOnce(f64),
+) -> Option<String> {
+    use wattprint_core::trust::{judge, DomainWindow, Evidence};
+    use wattprint_sensors::RawReading;
+    let n = s.info().domains.len();
+    let (mut a, mut b) = (vec![RawReading::Missing; n], vec![RawReading::Missing; n]);
+    let t0 = std::time::Instant::now();
+    s.read(0.0, &mut a).ok()?;
+    wait(wait_s);
+    let dt = t0.elapsed().as_secs_f64().max(wait_s);
+    s.read(dt, &mut b).ok()?;
+    let mut stuck = Vec::new();
+    for (k, dom) in s.info().domains.iter().enumerate() {
+        let (
+            RawReading::EnergyCounter { joules: j0, .. },
+            RawReading::EnergyCounter { joules: j1, .. },
+        ) = (a[k], b[k])
+        else {
+            continue;
+        };
+        if !dom.counted_in_total || j1 < j0 {
+            continue; // a wrap in a few ms is judged by the meter, not here
+        }
+        let v = judge(
+            &DomainWindow {
+                kind: dom.kind,
+                method: dom.method,
+                energy_j: j1 - j0,
+                max_power_w: s.max_power_w(k),
+            },
+            &Evidence {
+                window_s: dt,
+                machine_busy_cpu_s: None,
+            },
+        );
+        if let Some(r) = v.reason() {
+            stuck.push(format!("{} {}: {r}", dom.name, v.as_str()));
+        }
+    }
+    (!stuck.is_empty()).then(|| format!("not used: {}", stuck.join("; ")))
 }
 
 #[cfg(test)]

@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use wattprint_core::attribution;
 use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
-    Attribution, DomainEnergy, Gap, GpuHost, Overhead, PowerSeries, RunReport, TimelineReport, Work,
+    Attribution, DomainEnergy, Gap, GpuHost, Overhead, PowerSeries, Rejected, RunReport,
+    TimelineReport, Work,
 };
 use wattprint_core::timeline::Timeline;
+use wattprint_core::trust::{self as evidence, DomainWindow, Evidence, Verdict};
 use wattprint_core::work::{self, MetricEnergy, Precision};
 use wattprint_core::DomainKind;
 use wattprint_core::{DomainDesc, Method};
@@ -60,6 +62,11 @@ pub struct ReportInputs {
     pub joules: Vec<f64>,
     /// Idle power per domain when the sensor knows it, W (meter order).
     pub idle_w: Vec<Option<f64>>,
+    /// Per domain (meter order): read by a standby sensor (not counted unless swapped in for
+    /// a rejected domain). Missing entries: not standby.
+    pub standby: Vec<bool>,
+    /// Per domain (meter order): the maximum power its sensor declares, W.
+    pub max_power_w: Vec<Option<f64>>,
     /// Gaps overlapping the window, clipped to it, times relative to the window start.
     pub gaps: Vec<Gap>,
     /// Machine busy CPU time over the window, s (from `/proc/stat`).
@@ -89,6 +96,7 @@ pub type Step = fn(&mut RunReport, &ReportInputs, &ReportContext);
 pub const STEPS: &[Step] = &[
     header,
     energy,
+    trust,
     attribution,
     gpu_attribution,
     work,
@@ -122,21 +130,39 @@ pub fn header(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
 /// Per-domain energy and average power, the total (each joule once), PUE, facility energy
 /// and gaps.
 pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
-    r.energy.domains = i
-        .domains
-        .iter()
-        .zip(&i.joules)
-        .map(|(d, j)| DomainEnergy {
-            name: d.name.clone(),
-            kind: d.kind,
-            joules: *j,
-            source: d.source.clone(),
-            method: d.method,
-            counted_in_total: d.counted_in_total,
-            device: d.device.clone(),
-            avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
-        })
+    r.energy.domains = (0..i.domains.len())
+        .filter(|&k| !is_standby(i, k))
+        .map(|k| domain_energy(i, k, i.domains[k].counted_in_total))
         .collect();
+    r.energy.pue = ctx
+        .pue
+        .filter(|p| p.is_finite() && *p >= 1.0)
+        .unwrap_or(1.0);
+    set_total(r);
+    r.energy.gaps = i.gaps.clone();
+}
+
+fn is_standby(i: &ReportInputs, k: usize) -> bool {
+    i.standby.get(k).copied().unwrap_or(false)
+}
+
+fn domain_energy(i: &ReportInputs, k: usize, counted: bool) -> DomainEnergy {
+    let d = &i.domains[k];
+    let j = i.joules.get(k).copied().unwrap_or(0.0);
+    DomainEnergy {
+        name: d.name.clone(),
+        kind: d.kind,
+        joules: j,
+        source: d.source.clone(),
+        method: d.method,
+        counted_in_total: counted,
+        device: d.device.clone(),
+        avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+    }
+}
+
+/// The total (each joule once) and facility energy from the domains' flags.
+fn set_total(r: &mut RunReport) {
     r.energy.total_j = r
         .energy
         .domains
@@ -144,12 +170,111 @@ pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         .filter(|d| d.counted_in_total)
         .map(|d| d.joules)
         .sum();
-    r.energy.pue = ctx
-        .pue
-        .filter(|p| p.is_finite() && *p >= 1.0)
-        .unwrap_or(1.0);
     r.energy.facility_j = r.energy.total_j * r.energy.pue;
-    r.energy.gaps = i.gaps.clone();
+}
+
+/// Evidence before trust: judge every measured domain over the window against its length and
+/// the machine's busy CPU time ([`wattprint_core::trust::judge`]); a rejected domain stays
+/// listed, uncounted, in `energy.rejected`, and the standby domain of its scope is counted in
+/// its place ([`wattprint_core::trust::plan_swaps`]). Domains with a gap in the window are
+/// not judged (their energy is partial, and the gap is reported).
+pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
+    let ev = Evidence {
+        window_s: i.duration_s,
+        machine_busy_cpu_s: i.machine_busy_cpu_s,
+    };
+    // TDP x sockets, from the model (standby or chosen), bounds packages that declare nothing.
+    let tdp_w = (0..i.domains.len())
+        .filter(|&k| i.domains[k].kind == DomainKind::CpuModel)
+        .find_map(|k| i.max_power_w.get(k).copied().flatten());
+    let verdicts: Vec<Verdict> = (0..i.domains.len())
+        .map(|k| {
+            let d = &i.domains[k];
+            if i.gaps.iter().any(|g| g.domain == d.name) {
+                return Verdict::Ok;
+            }
+            let own = i.max_power_w.get(k).copied().flatten();
+            let max = own.or(match d.kind {
+                DomainKind::CpuPackage | DomainKind::CpuCore | DomainKind::CpuUncore => tdp_w,
+                _ => None,
+            });
+            evidence::judge(
+                &DomainWindow {
+                    kind: d.kind,
+                    method: d.method,
+                    energy_j: i.joules.get(k).copied().unwrap_or(0.0),
+                    max_power_w: max,
+                },
+                &ev,
+            )
+        })
+        .collect();
+    let plan = evidence::plan_swaps(&i.domains, &i.standby, &verdicts);
+    if plan.swaps.is_empty() {
+        return;
+    }
+    for d in r.energy.domains.iter_mut() {
+        if let Some(k) = (0..i.domains.len()).find(|&k| {
+            !is_standby(i, k) && i.domains[k].name == d.name && i.domains[k].source == d.source
+        }) {
+            d.counted_in_total = plan.counted[k];
+        }
+    }
+    let mut filled_j = 0.0;
+    for k in (0..i.domains.len()).filter(|&k| is_standby(i, k) && plan.counted[k]) {
+        let de = domain_energy(i, k, true);
+        if de.method == Method::Model {
+            filled_j += de.joules;
+        }
+        r.energy.domains.push(de);
+    }
+    for s in &plan.swaps {
+        let d = &i.domains[s.rejected];
+        let replaced_by: Vec<String> = s
+            .replaced_by
+            .iter()
+            .map(|&k| i.domains[k].name.clone())
+            .collect();
+        let reason = verdicts[s.rejected]
+            .reason()
+            .unwrap_or_default()
+            .to_string();
+        let instead = if replaced_by.is_empty() {
+            "nothing else covers it: its energy is missing from the total".to_string()
+        } else {
+            let src = &i.domains[s.replaced_by[0]].source;
+            format!("counted instead: {} ({src})", replaced_by.join(", "))
+        };
+        r.warnings.push(format!(
+            "{} ({}) REJECTED, {}: {reason}; {instead}",
+            d.name,
+            d.source,
+            verdicts[s.rejected].as_str()
+        ));
+        r.energy.rejected.push(Rejected {
+            source: d.source.clone(),
+            domain: d.name.clone(),
+            verdict: verdicts[s.rejected].as_str().to_string(),
+            reason,
+            replaced_by,
+        });
+    }
+    for &k in &plan.covered {
+        r.warnings.push(format!(
+            "{} ({}) not counted: the model domain counted for a rejected domain covers it",
+            i.domains[k].name, i.domains[k].source
+        ));
+    }
+    if filled_j > 0.0
+        || plan
+            .counted
+            .iter()
+            .enumerate()
+            .any(|(k, c)| *c && is_standby(i, k) && i.domains[k].method == Method::Model)
+    {
+        r.energy.model_filled_j = Some(filled_j);
+    }
+    set_total(r);
 }
 
 /// The job's CPU-time share of the machine's energy, idle kept apart when known.
@@ -165,10 +290,21 @@ pub fn attribution(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
             .push("attribution skipped: the machine recorded no busy CPU time over the run".into());
         return;
     };
-    let counted: Vec<usize> = (0..i.domains.len())
-        .filter(|&k| i.domains[k].counted_in_total)
+    // Counted after the trust step, in meter order (a standby domain may have been swapped in).
+    let counted: Vec<usize> = r
+        .energy
+        .domains
+        .iter()
+        .filter(|d| d.counted_in_total)
+        .filter_map(|d| {
+            (0..i.domains.len())
+                .find(|&k| i.domains[k].name == d.name && i.domains[k].source == d.source)
+        })
         .collect();
-    let idle_known: Vec<f64> = counted.iter().filter_map(|&k| i.idle_w[k]).collect();
+    let idle_known: Vec<f64> = counted
+        .iter()
+        .filter_map(|&k| i.idle_w.get(k).copied().flatten())
+        .collect();
     let idle_j = (!idle_known.is_empty() && idle_known.len() == counted.len())
         .then(|| idle_known.iter().sum::<f64>() * i.duration_s);
     let split = attribution::split(r.energy.total_j, share, idle_j);
@@ -327,6 +463,13 @@ pub fn timeline(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
             .domains
             .iter()
             .enumerate()
+            .filter(|(k, d)| {
+                !is_standby(i, *k)
+                    || r.energy
+                        .domains
+                        .iter()
+                        .any(|e| e.name == d.name && e.source == d.source)
+            })
             .map(|(k, d)| PowerSeries {
                 domain: d.name.clone(),
                 watts: series
@@ -345,11 +488,13 @@ pub fn warnings(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         r.warnings.push(
             "no energy sensor was usable: energy is unknown (see `wattprint sensors`)".into(),
         );
-    } else if i
+    } else if r
+        .energy
         .domains
         .iter()
         .any(|d| d.counted_in_total && d.method == Method::Model)
         && i.notes.is_empty()
+        && r.energy.rejected.is_empty()
     {
         r.warnings
             .push("part of the total is an ESTIMATE from the utilisation model".into());

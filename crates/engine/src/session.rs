@@ -44,6 +44,10 @@ pub struct Session {
     absent: Vec<AbsentSensor>,
     notes: Vec<String>,
     idle_w: Vec<Option<f64>>,
+    /// Per domain (meter order): read by a standby sensor, not counted unless swapped in.
+    standby: Vec<bool>,
+    /// Per domain (meter order): the maximum power its sensor declares, W.
+    max_power_w: Vec<Option<f64>>,
     setup_steps: Vec<String>,
     domains: Vec<DomainDesc>,
     /// Machine CPU times of windows, only while [`Session::set_machine_cpu_times`] is on;
@@ -76,16 +80,24 @@ impl Session {
     /// Start metering over an existing discovery (tests, or callers that add sensors).
     pub fn with_discovery(config: SensorConfig, d: Discovery) -> Session {
         let mut idle_w = Vec::new();
+        let mut max_power_w = Vec::new();
+        let mut standby = Vec::new();
         let mut setup_steps: Vec<String> = Vec::new();
-        for s in &d.sensors {
+        let n_primary = d.sensors.len();
+        let mut sensors = d.sensors;
+        sensors.extend(d.standby);
+        for (k, s) in sensors.iter().enumerate() {
             let info = s.info();
-            idle_w.extend((0..info.domains.len()).map(|k| s.idle_power_w(k)));
-            if info.setup != "none" && !setup_steps.contains(&info.setup) {
+            let n = info.domains.len();
+            idle_w.extend((0..n).map(|k| s.idle_power_w(k)));
+            max_power_w.extend((0..n).map(|k| s.max_power_w(k)));
+            standby.extend(std::iter::repeat_n(k >= n_primary, n));
+            if k < n_primary && info.setup != "none" && !setup_steps.contains(&info.setup) {
                 setup_steps.push(info.setup.clone());
             }
         }
         let meter = Meter::start(
-            d.sensors,
+            sensors,
             MeterOptions {
                 poll_interval_s: Some(config.poll_interval_s),
                 timeline_interval_s: config.timeline_interval_s,
@@ -95,8 +107,16 @@ impl Session {
         let epoch_unix_s = unix_now_s() - meter.now_s();
         let mut notes = d.notes;
         notes.extend(meter.thread_error().map(str::to_string));
+        let mut domains = meter.domains();
+        for (d, sb) in domains.iter_mut().zip(&standby) {
+            if *sb {
+                d.counted_in_total = false;
+            }
+        }
         Session {
-            domains: meter.domains(),
+            domains,
+            standby,
+            max_power_w,
             ended: Default::default(),
             epoch_unix_s,
             meter,
@@ -133,9 +153,14 @@ impl Session {
         &self.meter
     }
 
-    /// Domains measured, in meter order.
+    /// Domains measured, in meter order (standby ones included, not counted).
     pub fn domains(&self) -> &[DomainDesc] {
         &self.domains
+    }
+
+    /// Per domain (meter order): whether a standby sensor reads it.
+    pub fn standby(&self) -> &[bool] {
+        &self.standby
     }
 
     /// Sensors not used, with reasons and fixes.
@@ -232,6 +257,8 @@ impl Session {
             domains: self.domains.clone(),
             joules: w.per_domain.iter().map(|j| j.0).collect(),
             idle_w: self.idle_w.clone(),
+            standby: self.standby.clone(),
+            max_power_w: self.max_power_w.clone(),
             gaps: clip_gaps(&self.meter.gaps(), w.begin_t_s, w.end_t_s),
             machine_busy_cpu_s,
             meter_cpu_s: self.meter.cpu_s(),

@@ -11,6 +11,7 @@ use wattprint_core::report::RunReport;
 use wattprint_core::window::{WindowEnergy, WindowId};
 use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkFileTally};
 use wattprint_core::DomainDesc;
+use wattprint_engine::config::SensorSelection;
 use wattprint_engine::{ReportContext, SensorConfig, Session};
 
 /// Options mirroring `wattprint run`'s (types already checked by the caller).
@@ -34,6 +35,8 @@ pub struct Options {
     pub inferences: Option<f64>,
     pub precision: Option<String>,
     pub store: Option<bool>,
+    /// `sensors=[...]`: names as `WATTPRINT_SENSORS` (`model`, `-rapl-perf`), replacing it.
+    pub sensors: Option<Vec<String>>,
 }
 
 /// Work added at run time.
@@ -210,7 +213,13 @@ impl Meter {
                 .unwrap_or_default(),
         };
         decl.validate().map_err(|e| OptionError(pythonic(&e.0)))?;
-        let mut session = Session::start(SensorConfig::from_env());
+        let mut config =
+            SensorConfig::from_env().map_err(|e| OptionError(pythonic(&e.to_string())))?;
+        if let Some(list) = &opts.sensors {
+            config.selection = SensorSelection::parse_list(&list.join(","), "sensors=")
+                .map_err(|e| OptionError(e.to_string()))?;
+        }
+        let mut session = Session::start(config);
         // No job CPU time is given for in-process windows, so machine CPU times (read from
         // /proc/stat at every boundary) would be unused.
         session.set_machine_cpu_times(false);
@@ -266,7 +275,15 @@ impl Meter {
     }
 
     pub fn domains(&self) -> Vec<DomainDesc> {
-        lock(&self.shared).session.domains().to_vec()
+        let st = lock(&self.shared);
+        let standby = st.session.standby();
+        st.session
+            .domains()
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !standby.get(*k).copied().unwrap_or(false))
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 }
 

@@ -162,6 +162,17 @@ impl UtilisationModel {
     pub fn tdp(&self) -> &TdpChoice {
         &self.tdp
     }
+
+    /// The model as a standby sensor: read only when the meter reads anyway (window
+    /// boundaries, timeline ticks), never polled on its own, its domains not counted. Its
+    /// energy over a window is TDP x load curve of the window's average utilisation.
+    pub fn into_standby(mut self) -> Self {
+        self.info.cadence = ReadCadence::Boundaries { guard_s: None };
+        for d in &mut self.info.domains {
+            d.counted_in_total = false;
+        }
+        self
+    }
 }
 
 impl Sensor for UtilisationModel {
@@ -211,6 +222,10 @@ impl Sensor for UtilisationModel {
             };
         }
         Ok(())
+    }
+
+    fn max_power_w(&self, domain: usize) -> Option<f64> {
+        (domain == 0).then_some(self.tdp.tdp_w)
     }
 
     fn idle_power_w(&self, domain: usize) -> Option<f64> {

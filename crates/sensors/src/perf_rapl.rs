@@ -261,7 +261,10 @@ impl PerfRapl {
     }
 
     /// As [`PerfRapl::open`], with the counters opened by `source`.
-    pub fn open_with(sysfs_root: &Path, source: &dyn CounterSource) -> Result<PerfRapl, SensorError> {
+    pub fn open_with(
+        sysfs_root: &Path,
+        source: &dyn CounterSource,
+    ) -> Result<PerfRapl, SensorError> {
         let pmu = describe_pmu(sysfs_root)?;
         let mut counters = Vec::new();
         let mut domains = Vec::new();

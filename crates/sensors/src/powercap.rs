@@ -38,6 +38,7 @@ across users.";
 struct Zone {
     file: OpenFile,
     range_j: Option<f64>,
+    max_power_w: Option<f64>,
     last_error: Option<String>,
     last_uj: Option<u64>,
     /// When the vanish check last ran while the value stood still; `None` since it moved.
@@ -223,6 +224,7 @@ impl Powercap {
             zones.push(Zone {
                 file,
                 range_j,
+                max_power_w: max_w,
                 last_error: None,
                 last_uj: None,
                 still_checked_t_s: None,
@@ -298,6 +300,10 @@ impl Sensor for Powercap {
 
     fn missing_reason(&self, domain: usize) -> Option<String> {
         self.zones.get(domain)?.last_error.clone()
+    }
+
+    fn max_power_w(&self, domain: usize) -> Option<f64> {
+        self.zones.get(domain)?.max_power_w
     }
 }
 

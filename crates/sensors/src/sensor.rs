@@ -67,4 +67,10 @@ pub trait Sensor: Send {
     fn idle_power_w(&self, _domain: usize) -> Option<f64> {
         None
     }
+
+    /// The domain's maximum power, W, when the hardware says (powercap's largest
+    /// `constraint_*_max_power_uw`): the bound of a plausible reading.
+    fn max_power_w(&self, _domain: usize) -> Option<f64> {
+        None
+    }
 }

@@ -1,7 +1,7 @@
 //! `wattprint run [OPTIONS] -- CMD [ARGS]`: run a command, measure it, summarise on stderr.
 
 use crate::child::{self, Forwarder, SpawnError};
-use crate::common::{carbon_error, CarbonArgs, OutputArgs, WorkArgs};
+use crate::common::{carbon_error, CarbonArgs, OutputArgs, SensorArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use wattprint_core::work::resolve_work;
 use wattprint_engine::cgroup::JobCgroup;
 use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
-use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
+use wattprint_engine::{summary, ReportContext, Session};
 
 /// Options of `wattprint run`.
 #[derive(clap::Args, Debug)]
@@ -27,6 +27,8 @@ pub struct Args {
     pub carbon: CarbonArgs,
     #[command(flatten)]
     pub work: WorkArgs,
+    #[command(flatten)]
+    pub sensors: SensorArgs,
     /// Do not store the run in the local history.
     #[arg(long)]
     pub no_store: bool,
@@ -102,6 +104,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let carbon_opts = args.carbon.to_options()?;
     wattprint_carbon::validate(&carbon_opts).map_err(carbon_error)?;
     let work_decl = args.work.to_decl()?;
+    let mut config = args.sensors.config()?;
     let mut warnings = Vec::new();
     // The workload may append `flops=N` / `inferences=N` / `tokens=N` lines to this file.
     let work_file = WorkFile::create()
@@ -112,7 +115,6 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         })
         .ok();
     let live = stderr_is_terminal();
-    let mut config = SensorConfig::from_env();
     // Without anyone watching, the timeline is read less often: counters need no reads
     // between the window's boundaries, and every wake-up of the meter costs CPU.
     let interval_s = args.interval.unwrap_or(if live {
