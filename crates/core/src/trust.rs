@@ -9,7 +9,9 @@
 //!
 //! - **Implausible**: negative or non-finite energy, or an implied power above
 //!   [`PLAUSIBLE_MAX_FACTOR`] x the domain's maximum power (powercap's largest
-//!   `constraint_*_max_power_uw`, or the CPU's TDP x sockets).
+//!   `constraint_*_max_power_uw`). The CPU's TDP x sockets is deliberately not a bound: in a
+//!   VM, `/proc/cpuinfo` describes the guest's vCPUs while a passed-through RAPL package
+//!   counts the host's whole socket, and unknown CPUs get a per-thread default TDP.
 //! - **Stuck, physics alone**: a package, psys or dram domain always draws power (an idle
 //!   package is watts, idle DRAM a watt or more per DIMM): zero advance over a window of at
 //!   least [`STUCK_MIN_WINDOW_S`] (100 x RAPL's update period of about 1 ms) is impossible even
@@ -37,8 +39,8 @@ pub const BUSY_EVIDENCE_CPU_S: f64 = 0.1;
 /// implausible. Intel's PL2 (short-term limit) reaches about 1.25 x PL1 on servers and about
 /// 2 x on desktop parts (Intel 12th-gen datasheet vol. 1: 125 W PL1, 241 W PL2); PL4 spikes
 /// last microseconds and vanish in any window a meter reads. 3 x leaves room for all of them
-/// and for a TDP table that under-states a part, while a counter jump (a wrap missed, a reset
-/// read as a wrap) is far beyond it.
+/// and for short windows, while a counter jump (a wrap missed, a reset read as a wrap) is far
+/// beyond it.
 pub const PLAUSIBLE_MAX_FACTOR: f64 = 3.0;
 
 /// What a window's energy says about a domain.
@@ -78,7 +80,7 @@ pub struct DomainWindow {
     pub method: Method,
     /// Energy over the window, J.
     pub energy_j: f64,
-    /// The domain's maximum power when known (powercap constraint, TDP x sockets), W.
+    /// The domain's maximum power when the hardware declares it (powercap constraint), W.
     pub max_power_w: Option<f64>,
 }
 

@@ -87,7 +87,9 @@ fn absent(source: &str, e: SensorError) -> AbsentSensor {
 pub fn discover(config: &SensorConfig) -> Discovery {
     let mut d = Discovery::default();
     if let Some(path) = &config.agent_socket {
-        if d.add(agent_socket::SOURCE, AgentSocketSensor::connect(path)) {
+        if let Some(why) = config.selection.refusal(agent_socket::SOURCE) {
+            d.absent.push(not_selected(agent_socket::SOURCE, why));
+        } else if d.add(agent_socket::SOURCE, AgentSocketSensor::connect(path)) {
             d.notes.push(format!(
                 "energy read through the wattprint agent at {} (privilege separation): the \
                  domains are the agent's, local sensors are not probed",
@@ -111,7 +113,10 @@ pub fn discover(config: &SensorConfig) -> Discovery {
 /// an absent library (about a hundred failed `openat`s) stays off `run`'s start-up path.
 pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     let mut g = nvml::GpuDiscovery::default();
-    if config.nvml_lib.is_some() || nvidia_driver_present(config) {
+    let sel = &config.selection;
+    if let Some(why) = sel.refusal("nvml") {
+        d.absent.push(not_selected("nvml", why));
+    } else if config.nvml_lib.is_some() || nvidia_driver_present(config) {
         g.extend(nvml::discover(config.nvml_lib.as_deref()));
     } else {
         g.absent.push(not_loaded(
@@ -122,7 +127,9 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
             "/dev/nvidiactl",
         ));
     }
-    if config.amdsmi_lib.is_some() || amdgpu_driver_present(config) {
+    if let Some(why) = sel.refusal(amd::SOURCE) {
+        d.absent.push(not_selected(amd::SOURCE, why));
+    } else if config.amdsmi_lib.is_some() || amdgpu_driver_present(config) {
         g.extend(amd::discover(
             config.amdsmi_lib.as_deref(),
             &config.sysfs_root,
@@ -135,11 +142,25 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
             "amdgpu",
             "/dev/kfd",
         ));
+    }
+    if let Some(why) = sel.refusal(wattprint_sensors::hwmon::SOURCE) {
+        d.absent
+            .push(not_selected(wattprint_sensors::hwmon::SOURCE, why));
+    } else if !(config.amdsmi_lib.is_some() || amdgpu_driver_present(config))
+        || sel.refusal(amd::SOURCE).is_some()
+    {
         // hwmon is a directory listing, not a library search: always cheap enough.
         g.extend(wattprint_sensors::hwmon::discover(&config.sysfs_root, 0));
     }
-    d.sensors.extend(g.sensors);
-    d.gpus.extend(g.devices);
+    // amdsmi falls back to hwmon by itself: the selection has the last word.
+    for s in g.sensors {
+        match sel.refusal(&s.info().source) {
+            Some(why) => d.absent.push(not_selected(&s.info().source, why)),
+            None => d.sensors.push(s),
+        }
+    }
+    d.gpus
+        .extend(g.devices.into_iter().filter(|g| sel.allows(&g.source)));
     d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
         source: a.source,
         reason: a.reason,
@@ -367,13 +388,14 @@ pub fn stuck_at_discovery(
             stuck.push(format!("{} {}: {r}", dom.name, v.as_str()));
         }
     }
-    (!stuck.is_empty()).then(|| format!("not used: {}", stuck.join("; ")))
+    (!stuck.is_empty()).then(|| stuck.join("; "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use wattprint_sensors::fake_tree::{write_fake_procfs, FakeRaplTree};
+    use wattprint_sensors::ReadCadence;
 
     fn config(sys: &std::path::Path, proc: &std::path::Path) -> SensorConfig {
         SensorConfig {
@@ -415,6 +437,85 @@ mod tests {
             .collect();
         assert_eq!(sources, vec!["rapl-perf", "rapl-powercap"]);
         assert!(disc.notes[0].contains("ESTIMATES"), "{:?}", disc.notes);
+    }
+
+    /// A fake perf PMU offering only `energy-psys`, its counter at 0, and a fake procfs.
+    fn dead_psys(dir: &std::path::Path) -> SensorConfig {
+        let sys = dir.join("sys");
+        let pmu = wattprint_sensors::fake_tree::FakePerfPmu::new(&sys, &[0], &["psys"]).unwrap();
+        let proc = dir.join("proc");
+        write_fake_procfs(&proc, "AMD EPYC", 2, 1_000_000, 10, 100).unwrap();
+        SensorConfig {
+            perf_counters_dir: Some(pmu.counters_dir()),
+            ..config(&sys, &proc)
+        }
+    }
+
+    #[test]
+    fn perf_is_chosen_with_the_model_on_standby() {
+        let d = tempfile::tempdir().unwrap();
+        let disc = discover(&dead_psys(d.path()));
+        assert_eq!(disc.sensors.len(), 1);
+        assert_eq!(disc.sensors[0].info().source, "rapl-perf");
+        assert_eq!(disc.standby.len(), 1);
+        let sb = disc.standby[0].info();
+        assert_eq!(sb.source, "utilisation-model");
+        assert!(sb.domains.iter().all(|d| !d.counted_in_total));
+        assert_eq!(sb.cadence, ReadCadence::Boundaries { guard_s: None });
+        // Without standby (the agent), nothing is kept.
+        let mut c = dead_psys(d.path());
+        c.standby = false;
+        assert!(discover(&c).standby.is_empty());
+    }
+
+    #[test]
+    fn a_counter_stuck_at_discovery_is_passed_over_for_the_next_source() {
+        let d = tempfile::tempdir().unwrap();
+        let c = dead_psys(d.path());
+        let mut perf = PerfRapl::open_with(
+            &c.sysfs_root,
+            &perf_rapl::FileCounters {
+                dir: c.perf_counters_dir.clone().unwrap(),
+            },
+        )
+        .unwrap();
+        let mut waited = 0.0;
+        let why = stuck_at_discovery(&mut perf, 0.2, |w| waited = w).unwrap();
+        assert_eq!(waited, 0.2);
+        assert!(
+            why.starts_with("psys stuck: did not advance over 0.2"),
+            "{why}"
+        );
+        // A live counter is kept: the wait advances it by 1 J.
+        let pmu_dir = c.perf_counters_dir.clone().unwrap();
+        let file = pmu_dir.join(perf_rapl::counter_file_name("psys", 0));
+        let why = stuck_at_discovery(&mut perf, 0.2, |_| {
+            std::fs::write(&file, format!("{:020}\n", 1u64 << 32)).unwrap()
+        });
+        assert_eq!(why, None);
+    }
+
+    #[test]
+    fn the_selection_skips_sources_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = dead_psys(d.path());
+        c.selection = crate::config::SensorSelection::parse_list("model", "t").unwrap();
+        let disc = discover(&c);
+        assert_eq!(disc.sensors.len(), 1);
+        assert_eq!(disc.sensors[0].info().source, "utilisation-model");
+        assert!(disc.standby.is_empty());
+        let perf = disc
+            .absent
+            .iter()
+            .find(|a| a.source == "rapl-perf")
+            .unwrap();
+        assert!(perf.reason.contains("only model"), "{}", perf.reason);
+        assert!(disc.notes[0].contains("was chosen"), "{:?}", disc.notes);
+        // Only rapl-perf: no model, neither chosen nor on standby.
+        c.selection = crate::config::SensorSelection::parse_list("rapl-perf", "t").unwrap();
+        let disc = discover(&c);
+        assert_eq!(disc.sensors[0].info().source, "rapl-perf");
+        assert!(disc.standby.is_empty());
     }
 
     #[test]

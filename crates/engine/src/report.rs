@@ -183,21 +183,16 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
         window_s: i.duration_s,
         machine_busy_cpu_s: i.machine_busy_cpu_s,
     };
-    // TDP x sockets, from the model (standby or chosen), bounds packages that declare nothing.
-    let tdp_w = (0..i.domains.len())
-        .filter(|&k| i.domains[k].kind == DomainKind::CpuModel)
-        .find_map(|k| i.max_power_w.get(k).copied().flatten());
     let verdicts: Vec<Verdict> = (0..i.domains.len())
         .map(|k| {
             let d = &i.domains[k];
             if i.gaps.iter().any(|g| g.domain == d.name) {
                 return Verdict::Ok;
             }
-            let own = i.max_power_w.get(k).copied().flatten();
-            let max = own.or(match d.kind {
-                DomainKind::CpuPackage | DomainKind::CpuCore | DomainKind::CpuUncore => tdp_w,
-                _ => None,
-            });
+            // Only the zone's own declared maximum bounds it: in a VM, cpuinfo's TDP x
+            // sockets describes the guest, while a passed-through package counts the host's
+            // whole socket.
+            let max = i.max_power_w.get(k).copied().flatten();
             evidence::judge(
                 &DomainWindow {
                     kind: d.kind,
@@ -265,13 +260,9 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
             i.domains[k].name, i.domains[k].source
         ));
     }
-    if filled_j > 0.0
-        || plan
-            .counted
-            .iter()
-            .enumerate()
-            .any(|(k, c)| *c && is_standby(i, k) && i.domains[k].method == Method::Model)
-    {
+    let model_swapped = (0..i.domains.len())
+        .any(|k| plan.counted[k] && is_standby(i, k) && i.domains[k].method == Method::Model);
+    if model_swapped {
         r.energy.model_filled_j = Some(filled_j);
     }
     set_total(r);
@@ -723,5 +714,116 @@ mod tests {
         let r = assemble(&i, &ReportContext::default());
         assert_eq!(r.energy.gaps.len(), 1);
         assert!(r.warnings.iter().any(|w| w.contains("dram-0 unreadable")));
+    }
+
+    /// This project's VMs: perf psys reads 0 J over 1 s; the model on standby read 19 J.
+    fn dead_psys_inputs() -> ReportInputs {
+        let mut psys = dom("psys", DomainKind::Psys, Method::Counter, true);
+        psys.source = "rapl-perf".into();
+        let mut cpu = dom("cpu-model", DomainKind::CpuModel, Method::Model, false);
+        cpu.source = "utilisation-model".into();
+        let mut mem = dom(
+            "memory-model",
+            DomainKind::MemoryModel,
+            Method::Model,
+            false,
+        );
+        mem.source = "utilisation-model".into();
+        ReportInputs {
+            duration_s: 1.0,
+            domains: vec![psys, cpu, mem],
+            joules: vec![0.0, 9.0, 10.0],
+            idle_w: vec![None, Some(4.0), Some(10.0)],
+            standby: vec![false, true, true],
+            max_power_w: vec![None; 3],
+            machine_busy_cpu_s: Some(0.01),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_dead_psys_is_rejected_and_the_standby_model_counted() {
+        let ctx = ReportContext {
+            job_cpu_s: Some(0.005),
+            ..Default::default()
+        };
+        let r = assemble(&dead_psys_inputs(), &ctx);
+        assert_eq!(r.energy.total_j, 19.0);
+        assert_eq!(r.energy.model_filled_j, Some(19.0));
+        let rej = &r.energy.rejected[0];
+        assert_eq!(
+            (rej.source.as_str(), rej.domain.as_str()),
+            ("rapl-perf", "psys")
+        );
+        assert_eq!(rej.verdict, "stuck");
+        assert_eq!(rej.replaced_by, vec!["cpu-model", "memory-model"]);
+        let names: Vec<(&str, bool)> = r
+            .energy
+            .domains
+            .iter()
+            .map(|d| (d.name.as_str(), d.counted_in_total))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("psys", false), ("cpu-model", true), ("memory-model", true)]
+        );
+        // Attribution follows the swap: the model's idle 14 W is kept apart.
+        let a = r.energy.attribution.unwrap();
+        assert_eq!(a.idle_j, Some(14.0));
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.contains("psys (rapl-perf) REJECTED")));
+    }
+
+    #[test]
+    fn a_trusted_counter_leaves_the_standby_out_of_the_report() {
+        let mut i = dead_psys_inputs();
+        i.joules[0] = 25.0;
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.total_j, 25.0);
+        assert_eq!(r.energy.domains.len(), 1);
+        assert!(r.energy.rejected.is_empty() && r.energy.model_filled_j.is_none());
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v["energy"].get("rejected").is_none());
+    }
+
+    #[test]
+    fn a_domain_with_a_gap_is_not_judged_stuck() {
+        let mut i = dead_psys_inputs();
+        i.gaps = vec![Gap {
+            domain: "psys".into(),
+            from_s: 0.0,
+            to_s: 1.0,
+            reason: "read failed".into(),
+        }];
+        let r = assemble(&i, &ReportContext::default());
+        assert!(r.energy.rejected.is_empty());
+        assert_eq!(r.energy.total_j, 0.0);
+    }
+
+    #[test]
+    fn an_implausible_package_is_replaced_by_the_same_zone_on_standby() {
+        let mut i = inputs();
+        // perf package-0 says 10 kJ in 2 s; powercap's package-0 (max 125 W) says 100 J.
+        i.domains[0].source = "rapl-perf".into();
+        i.joules[0] = 10_000.0;
+        let mut pc = dom("package-0", DomainKind::CpuPackage, Method::Counter, true);
+        pc.source = "rapl-powercap".into();
+        i.domains.push(pc);
+        i.joules.push(100.0);
+        i.idle_w.push(None);
+        i.standby = vec![false, false, false, true];
+        i.max_power_w = vec![Some(125.0), None, None, Some(125.0)];
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.total_j, 110.0);
+        assert_eq!(r.energy.rejected[0].verdict, "implausible");
+        assert_eq!(r.energy.rejected[0].replaced_by, vec!["package-0"]);
+        assert_eq!(r.energy.model_filled_j, None);
+        let last = r.energy.domains.last().unwrap();
+        assert_eq!(
+            (last.source.as_str(), last.counted_in_total),
+            ("rapl-powercap", true)
+        );
     }
 }

@@ -224,10 +224,6 @@ impl Sensor for UtilisationModel {
         Ok(())
     }
 
-    fn max_power_w(&self, domain: usize) -> Option<f64> {
-        (domain == 0).then_some(self.tdp.tdp_w)
-    }
-
     fn idle_power_w(&self, domain: usize) -> Option<f64> {
         match domain {
             0 => Some(self.tdp.tdp_w * load_fraction(0.0)),
