@@ -362,6 +362,35 @@ fn sensors_says_why_the_dead_psys_is_not_used() {
 }
 
 #[test]
+fn the_self_test_says_stuck_for_the_dead_psys() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    dead_psys_env(&mut c, d.path());
+    let a = c
+        .args([
+            "sensors",
+            "--check",
+            "--json",
+            "--check-idle",
+            "150ms",
+            "--check-load",
+            "150ms",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let doms = v["domains"].as_array().unwrap();
+    let psys = doms.iter().find(|d| d["domain"] == "psys").unwrap();
+    assert_eq!(psys["source"], "rapl-perf");
+    assert_eq!(psys["verdict"], "stuck");
+    assert_eq!(psys["idle_w"], 0.0);
+    assert_eq!(psys["responds_to_load"], false);
+    let model = doms.iter().find(|d| d["domain"] == "cpu-model").unwrap();
+    assert_eq!(model["verdict"], "ok");
+    assert!(v["idle_s"].as_f64().unwrap() >= 0.15);
+}
+
+#[test]
 fn the_user_chooses_the_sensors() {
     let d = tempfile::tempdir().unwrap();
     // --sensor model: the dead counter is not even opened.

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod check;
 pub mod config;
 pub mod discover;
 pub mod gpu_recorder;
