@@ -143,6 +143,26 @@ pub fn judge(d: &DomainWindow, e: &Evidence) -> Verdict {
     }
 }
 
+/// Slack added to a read interval before bounding its energy, s: 10 x RAPL's ~1 ms update
+/// period, so that two reads microseconds apart that straddle one counter update (a whole
+/// update's energy in almost no time) are not taken for a jump.
+pub const INTERVAL_SLACK_S: f64 = 0.01;
+
+/// Whether the energy a counter advanced between two reads `dt_s` apart is beyond physics:
+/// above [`PLAUSIBLE_MAX_FACTOR`] x `max_power_w` x (`dt_s` + [`INTERVAL_SLACK_S`]). Catches
+/// a jump larger than the wrap range within one guard period (read as a wrap, it implies an
+/// impossible power) and firmware glitches. The reason, when it is.
+pub fn implausible_interval(energy_j: f64, dt_s: f64, max_power_w: Option<f64>) -> Option<String> {
+    let max = max_power_w.filter(|m| *m > 0.0 && m.is_finite())?;
+    let bound_j = max * PLAUSIBLE_MAX_FACTOR * (dt_s.max(0.0) + INTERVAL_SLACK_S);
+    (energy_j > bound_j).then(|| {
+        format!(
+            "implausible: {energy_j:.3} J in {dt_s:.3} s, above {PLAUSIBLE_MAX_FACTOR} x the \
+             domain's maximum of {max:.1} W"
+        )
+    })
+}
+
 /// A rejected domain and the domains counted in its place.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Swap {
@@ -538,6 +558,23 @@ mod tests {
             judge(&w(DomainKind::CpuPackage, 5.0, Some(1.0)), &ev(0.0, None)),
             Verdict::Ok
         );
+    }
+
+    #[test]
+    fn an_interval_jump_is_implausible_with_slack_for_one_update() {
+        // 125 W zone: over 1 s up to 3 x 125 x 1.01 = 378.75 J is believable.
+        assert_eq!(implausible_interval(378.0, 1.0, Some(125.0)), None);
+        let why = implausible_interval(379.0, 1.0, Some(125.0)).unwrap();
+        assert!(why.contains("125.0 W"), "{why}");
+        // Two reads 50 µs apart straddling one 1 ms update at 200 W (0.2 J): not a jump.
+        assert_eq!(implausible_interval(0.2, 50e-6, Some(125.0)), None);
+        // A missed wrap read as one: most of a 262 kJ range in 2 s.
+        assert!(implausible_interval(200_000.0, 2.0, Some(125.0)).is_some());
+        // No maximum known: nothing to bound against.
+        assert_eq!(implausible_interval(1e12, 0.0, None), None);
+        assert_eq!(implausible_interval(1e12, 0.0, Some(0.0)), None);
+        // Negative dt (clock misuse) is treated as zero, not as a larger bound.
+        assert!(implausible_interval(10.0, -5.0, Some(125.0)).is_some());
     }
 
     #[test]

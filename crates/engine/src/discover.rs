@@ -246,13 +246,16 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
                 fix: None,
             }),
         }
-    } else if choose(
-        config,
-        d,
-        powercap::SOURCE,
-        Powercap::open(&config.sysfs_root),
-    ) {
-        chosen = Some(powercap::SOURCE);
+    } else {
+        let probe = Powercap::open(&config.sysfs_root);
+        let notes = probe
+            .as_ref()
+            .map(|p| p.notes().to_vec())
+            .unwrap_or_default();
+        if choose(config, d, powercap::SOURCE, probe) {
+            chosen = Some(powercap::SOURCE);
+            d.notes.extend(notes);
+        }
     }
     if let Some(why) = sel.refusal(model::SOURCE) {
         if chosen.is_none() {
