@@ -7,8 +7,8 @@
 //!
 //! The rules ([`judge`]):
 //!
-//! - **Implausible**: negative or non-finite energy, or an implied power above
-//!   [`PLAUSIBLE_MAX_FACTOR`] x the domain's maximum power (powercap's largest
+//! - **Implausible**: negative or non-finite energy, or more energy than
+//!   [`PLAUSIBLE_MAX_FACTOR`] x the domain's maximum power x (window + [`INTERVAL_SLACK_S`]) (powercap's largest
 //!   `constraint_*_max_power_uw`). The CPU's TDP x sockets is deliberately not a bound: in a
 //!   VM, `/proc/cpuinfo` describes the guest's vCPUs while a passed-through RAPL package
 //!   counts the host's whole socket, and unknown CPUs get a per-thread default TDP.
@@ -52,6 +52,8 @@ pub enum Verdict {
     Stuck(String),
     /// The implied power is outside physical bounds: the reason gives both.
     Implausible(String),
+    /// No value over the whole window (a root-only zone, a vanished file): the reason.
+    Unreadable(String),
 }
 
 impl Verdict {
@@ -61,6 +63,7 @@ impl Verdict {
             Verdict::Ok => "ok",
             Verdict::Stuck(_) => "stuck",
             Verdict::Implausible(_) => "implausible",
+            Verdict::Unreadable(_) => "unreadable",
         }
     }
 
@@ -68,7 +71,7 @@ impl Verdict {
     pub fn reason(&self) -> Option<&str> {
         match self {
             Verdict::Ok => None,
-            Verdict::Stuck(r) | Verdict::Implausible(r) => Some(r),
+            Verdict::Stuck(r) | Verdict::Implausible(r) | Verdict::Unreadable(r) => Some(r),
         }
     }
 }
@@ -112,17 +115,8 @@ pub fn judge(d: &DomainWindow, e: &Evidence) -> Verdict {
             d.energy_j, e.window_s
         ));
     }
-    if e.window_s > 0.0 {
-        if let Some(max) = d.max_power_w.filter(|m| *m > 0.0 && m.is_finite()) {
-            let w = d.energy_j / e.window_s;
-            if w > max * PLAUSIBLE_MAX_FACTOR {
-                return Verdict::Implausible(format!(
-                    "implied {w:.1} W over {:.3} s, above {PLAUSIBLE_MAX_FACTOR} x its \
-                     maximum of {max:.1} W",
-                    e.window_s
-                ));
-            }
-        }
+    if let Some(why) = implausible_interval(d.energy_j, e.window_s, d.max_power_w) {
+        return Verdict::Implausible(why);
     }
     if d.energy_j > 0.0 {
         return Verdict::Ok;
@@ -185,7 +179,7 @@ pub struct SwapPlan {
 
 /// The model domain kinds that cover a rejected measured domain of `kind`: psys is the whole
 /// platform (CPU and memory), a package or its parts the CPU, dram the memory.
-fn model_scope(kind: DomainKind) -> &'static [DomainKind] {
+pub fn model_scope(kind: DomainKind) -> &'static [DomainKind] {
     match kind {
         DomainKind::Psys => &[DomainKind::CpuModel, DomainKind::MemoryModel],
         DomainKind::CpuPackage | DomainKind::CpuCore | DomainKind::CpuUncore => {
@@ -198,7 +192,7 @@ fn model_scope(kind: DomainKind) -> &'static [DomainKind] {
 
 /// The measured kinds a model domain of `kind` stands for (counted once: the model's domains
 /// cover every socket).
-fn covered_by(kind: DomainKind) -> &'static [DomainKind] {
+pub fn covered_by(kind: DomainKind) -> &'static [DomainKind] {
     match kind {
         DomainKind::CpuModel => &[
             DomainKind::CpuPackage,
@@ -535,7 +529,8 @@ mod tests {
     #[test]
     fn power_above_the_bound_is_implausible_and_at_it_is_not() {
         let max = 125.0;
-        let at = max * PLAUSIBLE_MAX_FACTOR * 2.0; // J over 2 s: exactly the bound
+        // J over 2 s: exactly the bound (with the slack of one interval).
+        let at = max * PLAUSIBLE_MAX_FACTOR * (2.0 + INTERVAL_SLACK_S);
         assert_eq!(
             judge(&w(DomainKind::CpuPackage, at, Some(max)), &ev(2.0, None)),
             Verdict::Ok
@@ -553,10 +548,14 @@ mod tests {
                 Verdict::Ok
             );
         }
-        // A zero-length window cannot imply a power.
+        // A zero-length window allows one interval's slack, no more.
         assert_eq!(
-            judge(&w(DomainKind::CpuPackage, 5.0, Some(1.0)), &ev(0.0, None)),
+            judge(&w(DomainKind::CpuPackage, 0.03, Some(1.0)), &ev(0.0, None)),
             Verdict::Ok
+        );
+        assert_eq!(
+            judge(&w(DomainKind::CpuPackage, 5.0, Some(1.0)), &ev(0.0, None)).as_str(),
+            "implausible"
         );
     }
 

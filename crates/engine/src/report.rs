@@ -67,8 +67,11 @@ pub struct ReportInputs {
     pub standby: Vec<bool>,
     /// Per domain (meter order): the maximum power its sensor declares, W.
     pub max_power_w: Vec<Option<f64>>,
-    /// Gaps overlapping the window, clipped to it, times relative to the window start.
+    /// Gaps overlapping the window, clipped to it, times relative to the window start
+    /// (standby domains' gaps left out).
     pub gaps: Vec<Gap>,
+    /// Per domain (meter order): seconds of the window it went unread (its gaps), s.
+    pub gap_s: Vec<f64>,
     /// Machine busy CPU time over the window, s (from `/proc/stat`).
     pub machine_busy_cpu_s: Option<f64>,
     /// The meter's own CPU time, s.
@@ -186,7 +189,22 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
     let verdicts: Vec<Verdict> = (0..i.domains.len())
         .map(|k| {
             let d = &i.domains[k];
-            if i.gaps.iter().any(|g| g.domain == d.name) {
+            let j = i.joules.get(k).copied().unwrap_or(0.0);
+            let gap_s = i.gap_s.get(k).copied().unwrap_or(0.0);
+            if gap_s > 0.0 {
+                // Unread for the whole window: nothing measured at all. Partly unread: the
+                // gap is reported (and filled below), the rest is not judged on less.
+                if j == 0.0 && gap_s >= i.duration_s * (1.0 - WHOLE_WINDOW_TOLERANCE) {
+                    let why = i
+                        .gaps
+                        .iter()
+                        .find(|g| g.domain == d.name)
+                        .map_or("no reading", |g| g.reason.as_str());
+                    return Verdict::Unreadable(format!(
+                        "no value over the whole {:.3} s ({why})",
+                        i.duration_s
+                    ));
+                }
                 return Verdict::Ok;
             }
             // Only the zone's own declared maximum bounds it: in a VM, cpuinfo's TDP x
@@ -197,7 +215,7 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
                 &DomainWindow {
                     kind: d.kind,
                     method: d.method,
-                    energy_j: i.joules.get(k).copied().unwrap_or(0.0),
+                    energy_j: j,
                     max_power_w: max,
                 },
                 &ev,
@@ -205,9 +223,6 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
         })
         .collect();
     let plan = evidence::plan_swaps(&i.domains, &i.standby, &verdicts);
-    if plan.swaps.is_empty() {
-        return;
-    }
     for d in r.energy.domains.iter_mut() {
         if let Some(k) = (0..i.domains.len()).find(|&k| {
             !is_standby(i, k) && i.domains[k].name == d.name && i.domains[k].source == d.source
@@ -215,11 +230,11 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
             d.counted_in_total = plan.counted[k];
         }
     }
-    let mut filled_j = 0.0;
+    let mut filled_j = None::<f64>;
     for k in (0..i.domains.len()).filter(|&k| is_standby(i, k) && plan.counted[k]) {
         let de = domain_energy(i, k, true);
         if de.method == Method::Model {
-            filled_j += de.joules;
+            *filled_j.get_or_insert(0.0) += de.joules;
         }
         r.energy.domains.push(de);
     }
@@ -260,12 +275,88 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
             i.domains[k].name, i.domains[k].source
         ));
     }
-    let model_swapped = (0..i.domains.len())
-        .any(|k| plan.counted[k] && is_standby(i, k) && i.domains[k].method == Method::Model);
-    if model_swapped {
-        r.energy.model_filled_j = Some(filled_j);
+    for f in gap_fills(i, &plan.counted) {
+        let de = &mut r.energy.domains;
+        r.warnings.push(format!(
+            "{} unread for {:.3} s of the window: {} from {} filled in",
+            i.domains[f.gapped].name,
+            f.gap_s,
+            wattprint_core::Joules(f.joules),
+            i.domains[f.model].name
+        ));
+        *filled_j.get_or_insert(0.0) += f.joules;
+        let m = &i.domains[f.model];
+        de.push(DomainEnergy {
+            name: format!("{}-for-{}", m.name, i.domains[f.gapped].name),
+            kind: m.kind,
+            joules: f.joules,
+            source: m.source.clone(),
+            method: m.method,
+            counted_in_total: true,
+            device: Some(format!(
+                "fills {}'s {:.3} s unread",
+                i.domains[f.gapped].name, f.gap_s
+            )),
+            avg_power_w: (i.duration_s > 0.0).then(|| f.joules / i.duration_s),
+        });
     }
+    r.energy.model_filled_j = filled_j;
     set_total(r);
+}
+
+/// A gap's share filled by a standby model domain.
+struct GapFill {
+    gapped: usize,
+    model: usize,
+    gap_s: f64,
+    joules: f64,
+}
+
+/// How long a domain may go unread and still be "unread for the whole window": a relative
+/// tolerance for the gap's end falling one read before the window's end.
+const WHOLE_WINDOW_TOLERANCE: f64 = 0.02;
+
+/// Partly unread counted domains, each filled by the standby model domain of its scope: the
+/// model's average power over the window x the unread seconds, split evenly between the
+/// counted measured domains that model domain covers (two packages share `cpu-model`). An
+/// approximation (the model's power is averaged over the window, not over the gap), labelled
+/// as such in the report.
+fn gap_fills(i: &ReportInputs, counted: &[bool]) -> Vec<GapFill> {
+    if i.duration_s <= 0.0 {
+        return Vec::new();
+    }
+    let measured_counted = |kind: DomainKind| {
+        (0..i.domains.len())
+            .filter(|&k| counted[k] && i.domains[k].method != Method::Model)
+            .filter(|&k| i.domains[k].kind == kind)
+            .count()
+    };
+    let mut fills = Vec::new();
+    for g in 0..i.domains.len() {
+        let gap_s = i.gap_s.get(g).copied().unwrap_or(0.0);
+        if !counted[g] || is_standby(i, g) || gap_s <= 0.0 || i.domains[g].method == Method::Model {
+            continue;
+        }
+        for mk in evidence::model_scope(i.domains[g].kind) {
+            let Some(m) = (0..i.domains.len())
+                .find(|&k| is_standby(i, k) && !counted[k] && i.domains[k].kind == *mk)
+            else {
+                continue;
+            };
+            let sharing: usize = evidence::covered_by(*mk)
+                .iter()
+                .map(|&k| measured_counted(k))
+                .sum();
+            let model_j = i.joules.get(m).copied().unwrap_or(0.0);
+            fills.push(GapFill {
+                gapped: g,
+                model: m,
+                gap_s,
+                joules: model_j * (gap_s / i.duration_s).min(1.0) / sharing.max(1) as f64,
+            });
+        }
+    }
+    fills
 }
 
 /// The job's CPU-time share of the machine's energy, idle kept apart when known.
@@ -491,9 +582,26 @@ pub fn warnings(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
             .push("part of the total is an ESTIMATE from the utilisation model".into());
     }
     for g in &i.gaps {
+        let filled = r
+            .energy
+            .domains
+            .iter()
+            .any(|d| d.name.ends_with(&format!("-for-{}", g.domain)))
+            || r.energy
+                .rejected
+                .iter()
+                .any(|x| x.domain == g.domain && !x.replaced_by.is_empty());
         r.warnings.push(format!(
-            "{} unreadable from {:.3} s to {:.3} s ({}): its energy there is missing from the total",
-            g.domain, g.from_s, g.to_s, g.reason
+            "{} unreadable from {:.3} s to {:.3} s ({}): {}",
+            g.domain,
+            g.from_s,
+            g.to_s,
+            g.reason,
+            if filled {
+                "the model stands in for it there (see above)"
+            } else {
+                "its energy there is missing from the total"
+            }
         ));
     }
     r.warnings.extend(ctx.warnings.iter().cloned());
@@ -789,17 +897,56 @@ mod tests {
     }
 
     #[test]
-    fn a_domain_with_a_gap_is_not_judged_stuck() {
+    fn a_domain_unread_all_window_is_rejected_as_unreadable() {
         let mut i = dead_psys_inputs();
         i.gaps = vec![Gap {
             domain: "psys".into(),
             from_s: 0.0,
             to_s: 1.0,
+            reason: "permission denied".into(),
+        }];
+        i.gap_s = vec![1.0, 0.0, 0.0];
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.rejected[0].verdict, "unreadable");
+        assert!(r.energy.rejected[0].reason.contains("permission denied"));
+        assert_eq!(r.energy.total_j, 19.0);
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.contains("psys unreadable") && w.contains("the model stands in")));
+    }
+
+    #[test]
+    fn a_partly_unread_dram_is_filled_by_its_share_of_the_model() {
+        let mut i = inputs();
+        // dram-0 unread for 0.5 s of 2 s; the standby memory model read 4 J over the window.
+        let mut mem = dom(
+            "memory-model",
+            DomainKind::MemoryModel,
+            Method::Model,
+            false,
+        );
+        mem.source = "utilisation-model".into();
+        i.domains.push(mem);
+        i.joules.push(4.0);
+        i.idle_w.push(Some(2.0));
+        i.standby = vec![false, false, false, true];
+        i.gap_s = vec![0.0, 0.0, 0.5, 0.0];
+        i.gaps = vec![Gap {
+            domain: "dram-0".into(),
+            from_s: 1.0,
+            to_s: 1.5,
             reason: "read failed".into(),
         }];
         let r = assemble(&i, &ReportContext::default());
+        // package 100 + dram 10 (measured part) + 4 J x 0.5/2 filled.
+        assert_eq!(r.energy.total_j, 111.0);
+        assert_eq!(r.energy.model_filled_j, Some(1.0));
         assert!(r.energy.rejected.is_empty());
-        assert_eq!(r.energy.total_j, 0.0);
+        let fill = r.energy.domains.last().unwrap();
+        assert_eq!(fill.name, "memory-model-for-dram-0");
+        assert!(fill.counted_in_total);
+        assert_eq!(fill.method, Method::Model);
     }
 
     #[test]

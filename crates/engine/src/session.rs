@@ -243,6 +243,24 @@ impl Session {
             )
         });
         let usage = procinfo::self_usage();
+        // Gaps clipped to the window, with their domain's index (names repeat between a
+        // sensor and its standby), and the seconds each domain went unread.
+        let gaps: Vec<(usize, Gap)> = self
+            .meter
+            .indexed_gaps()
+            .into_iter()
+            .flat_map(|(k, g)| {
+                clip_gaps(std::slice::from_ref(&g), w.begin_t_s, w.end_t_s)
+                    .into_iter()
+                    .map(move |g| (k, g))
+            })
+            .collect();
+        let mut gap_s = vec![0.0; self.domains.len()];
+        for (k, g) in &gaps {
+            if let Some(s) = gap_s.get_mut(*k) {
+                *s += (g.to_s - g.from_s).max(0.0);
+            }
+        }
         let (gpu_samples, gpu_job_pids) = self
             .gpu_recorder
             .as_ref()
@@ -259,7 +277,12 @@ impl Session {
             idle_w: self.idle_w.clone(),
             standby: self.standby.clone(),
             max_power_w: self.max_power_w.clone(),
-            gaps: clip_gaps(&self.meter.gaps(), w.begin_t_s, w.end_t_s),
+            gaps: gaps
+                .iter()
+                .filter(|(k, _)| !self.standby.get(*k).copied().unwrap_or(false))
+                .map(|(_, g)| g.clone())
+                .collect(),
+            gap_s,
             machine_busy_cpu_s,
             meter_cpu_s: self.meter.cpu_s(),
             peak_rss_bytes: usage.peak_rss_bytes,
