@@ -179,8 +179,17 @@ fn rapl_totals_on_a_fake_tree_match_the_counters() {
     let sys = d.path().join("sys");
     let t = FakeRaplTree::new(&sys).unwrap();
     // Far from zero, near the wrap of a 20 J range: the child's write wraps it.
-    t.add_zone("0", "package-0", 18_000_000, 20_000_000, Some(100_000_000))
-        .unwrap();
+    // A 1 kW zone: the fake lands 7.5 J between two reads 10 ms apart (guard period), a
+    // power such a zone can reach (a 100 W zone could not: the interval would be dropped as
+    // implausible).
+    t.add_zone(
+        "0",
+        "package-0",
+        18_000_000,
+        20_000_000,
+        Some(1_000_000_000),
+    )
+    .unwrap();
     t.add_zone("0:0", "core", 500, 20_000_000, None).unwrap();
     t.add_zone("0:1", "dram", 1_000_000, 20_000_000, None)
         .unwrap();
@@ -188,10 +197,9 @@ fn rapl_totals_on_a_fake_tree_match_the_counters() {
     let pkg = t.zone_dir("0").join("energy_uj");
     let core = t.zone_dir("0:0").join("energy_uj");
     let dram = t.zone_dir("0:1").join("energy_uj");
-    // The child plays the hardware: +7.5 J package (wrapping), +3 J core, +1.25 J dram,
-    // over at least 0.2 s (7.5 J in less would be above 3 x the zone's 100 W: implausible).
+    // The child plays the hardware: +7.5 J package (wrapping), +3 J core, +1.25 J dram.
     let script = format!(
-        "sleep 0.2; printf '%020d\\n' 5500000 > {p}; printf '%020d\\n' 3000500 > {c}; \
+        "printf '%020d\\n' 5500000 > {p}; printf '%020d\\n' 3000500 > {c}; \
          printf '%020d\\n' 2250000 > {d}",
         p = pkg.display(),
         c = core.display(),
@@ -214,7 +222,7 @@ fn rapl_totals_on_a_fake_tree_match_the_counters() {
         .success();
     let r = json_of(&a.get_output().stdout);
     let total = r["energy"]["total_j"].as_f64().unwrap();
-    assert!((total - 8.75).abs() / 8.75 < 0.005, "total {total}");
+    assert!((total - 8.75).abs() / 8.75 < 0.005, "total {total}: {r:#}");
     let by_name = |n: &str| {
         r["energy"]["domains"]
             .as_array()

@@ -61,6 +61,8 @@ struct Slot {
     /// Per domain: the bound of a plausible counter interval, W (see
     /// `wattprint_core::trust::implausible_interval`).
     max_w: Vec<Option<f64>>,
+    /// Per domain: when its counter last gave a value (the baseline its next delta is from).
+    counter_t_s: Vec<Option<f64>>,
     /// Per domain: an open gap (start time, reason).
     gap: Vec<Option<(f64, String)>>,
 }
@@ -115,6 +117,7 @@ impl Meter {
             let max_w = (0..n).map(|k| sensor.max_power_w(k)).collect();
             slots.push(Slot {
                 max_w,
+                counter_t_s: vec![None; n],
                 sensor,
                 first: domains.len(),
                 buf: vec![RawReading::Missing; n],
@@ -385,13 +388,24 @@ fn read_all(st: &mut State) {
             let mut outcome = fold(&mut slot.trackers[k], reading, t_s);
             // A counter interval beyond physics is a gap, not energy: a counter with a wrap
             // range but no declared maximum is bounded by the guard's default maximum.
+            // The delta runs from the counter's last value, maybe several reads ago (a
+            // missing read in between steps nothing).
+            let since = slot.counter_t_s[k].unwrap_or(t_s - dt);
             if let (Fold::Energy(j), Ok(RawReading::EnergyCounter { range_j, .. })) =
                 (&outcome, reading)
             {
                 let max = slot.max_w[k].or(range_j.map(|_| DEFAULT_MAX_POWER_W));
-                if let Some(why) = implausible_interval(j.0, dt, max) {
+                if let Some(why) = implausible_interval(j.0, t_s - since, max) {
                     outcome = Fold::Discarded(why);
                 }
+            }
+            if matches!(reading, Ok(RawReading::EnergyCounter { .. }))
+                && matches!(
+                    outcome,
+                    Fold::Energy(_) | Fold::Baseline | Fold::Discarded(_)
+                )
+            {
+                slot.counter_t_s[k] = Some(t_s);
             }
             if let (Fold::Gap(reason), Ok(RawReading::Missing)) = (&mut outcome, reading) {
                 if let Some(why) = slot.sensor.missing_reason(k) {
@@ -421,7 +435,7 @@ fn read_all(st: &mut State) {
                         i,
                         Gap {
                             domain: domains[i].name.clone(),
-                            from_s: st_last(t_s, dt),
+                            from_s: since,
                             to_s: t_s,
                             reason,
                         },
