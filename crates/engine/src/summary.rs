@@ -80,7 +80,7 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             Joules(r.energy.total_j).to_string(),
             match (estimate, r.energy.model_filled_j) {
                 (true, Some(f)) => format!(
-                    "  (ESTIMATE: {} of it from the utilisation model, in place of a rejected \
+                    "  (ESTIMATE: {} of it from the utilisation model, in place of a rejected or unread \
                      counter)",
                     Joules(f)
                 ),
