@@ -203,7 +203,21 @@ impl Session {
 
     /// Gather the measured inputs of a closed window (see [`ReportInputs`]).
     pub fn inputs(&self, w: &WindowEnergy, ctx: &ReportContext) -> ReportInputs {
-        let x = self.windows.get(&w.id).copied();
+        self.inputs_to(w, ctx, None)
+    }
+
+    /// [`Session::inputs`], with the machine's CPU times at the window's end given (a
+    /// window still open ends now).
+    fn inputs_to(
+        &self,
+        w: &WindowEnergy,
+        ctx: &ReportContext,
+        cpu_now: Option<CpuTimes>,
+    ) -> ReportInputs {
+        let x = self.windows.get(&w.id).copied().map(|mut x| {
+            x.cpu_end = x.cpu_end.or(cpu_now);
+            x
+        });
         let started_unix_s = (self.epoch_unix_s + w.begin_t_s).floor() as i64;
         let machine_busy_cpu_s = x
             .and_then(|x| Some((x.cpu_begin?, x.cpu_end?)))
@@ -249,6 +263,18 @@ impl Session {
     /// The `wattprint.run/v1` report of a closed window.
     pub fn report(&self, w: &WindowEnergy, ctx: &ReportContext) -> RunReport {
         assemble(&self.inputs(w, ctx), ctx)
+    }
+
+    /// The report of an open window up to now (a checkpoint of a long run), leaving it
+    /// open: the same assembly as [`Session::report`], the same id as its final report.
+    pub fn report_so_far(
+        &self,
+        id: WindowId,
+        ctx: &ReportContext,
+    ) -> Result<RunReport, WindowError> {
+        let w = self.meter.peek(id)?;
+        let cpu_now = self.machine_cpu_times();
+        Ok(assemble(&self.inputs_to(&w, ctx, cpu_now), ctx))
     }
 }
 
@@ -393,6 +419,38 @@ mod tests {
         assert!(r.started_at.ends_with('Z'));
         assert!(r.overhead.peak_rss_bytes > 0);
         assert!(s.end(w).is_err());
+    }
+
+    #[test]
+    fn a_report_so_far_is_the_open_windows_energy_under_its_final_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, proc) = session_on_fake_procfs(dir.path());
+        let mut d = Discovery::default();
+        d.sensors.push(Box::new(FakeSensor::constant_counter(
+            "package-0",
+            50.0,
+            1e5,
+            2.62e5,
+        )));
+        let config = SensorConfig {
+            procfs_root: proc.clone(),
+            ..SensorConfig::default()
+        };
+        let mut s = Session::with_discovery(config, d);
+        let w = s.begin("job");
+        wattprint_sensors::fake_tree::set_fake_stat(&proc, 300, 100).unwrap();
+        let so_far = s.report_so_far(w, &ReportContext::default()).unwrap();
+        assert!((so_far.energy.total_j - 50.0 * so_far.duration_s).abs() < 1e-6);
+        let x = s.inputs(&s.meter.peek(w).unwrap(), &ReportContext::default());
+        assert_eq!(
+            x.machine_busy_cpu_s, None,
+            "an open window's end is not read yet"
+        );
+        let e = s.end(w).unwrap();
+        let end = s.report(&e, &ReportContext::default());
+        assert_eq!(end.id, so_far.id);
+        assert!(end.duration_s >= so_far.duration_s);
+        assert!(s.report_so_far(w, &ReportContext::default()).is_err());
     }
 
     #[test]
