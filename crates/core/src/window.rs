@@ -147,7 +147,7 @@ mod tests {
         let mut w = WindowSet::new();
         let id = w.begin("run", 1.0, &[Joules(10.0)]);
         let p = w.peek(id, 3.0, &[Joules(25.0)]).unwrap();
-        assert_eq!((p.per_domain, p.duration_s()), (vec![Joules(15.0)], 2.0));
+        assert_eq!((p.duration_s(), p.per_domain), (2.0, vec![Joules(15.0)]));
         let e = w.end(id, 4.0, &[Joules(30.0)]).unwrap();
         assert_eq!(e.per_domain, vec![Joules(20.0)]);
         assert_eq!(
