@@ -471,6 +471,18 @@ impl Store {
         gone: impl Fn(&LiveRun) -> Option<String>,
     ) -> Result<Vec<String>, StoreError> {
         let err = |e| to_err(&self.path, self.busy_ms, e);
+        // Most openings find no live run: they take no write lock.
+        let any: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if !any {
+            return Ok(Vec::new());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
