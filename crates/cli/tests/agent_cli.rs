@@ -5,11 +5,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use wattprint_sensors::fake_tree::FakeRaplTree;
 
+mod common;
+
 fn refused(args: &[&str], expect: &str) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+    let d = tempfile::tempdir().unwrap();
+    let o = common::wattprint(d.path())
         .arg("agent")
         .args(args)
-        .env_remove("WATTPRINT_ZONE")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
