@@ -164,6 +164,8 @@ pub struct Losses {
     pub recent_rotated: u64,
     /// Label sets folded into the overflow set.
     pub label_sets_overflowed: u64,
+    /// OTLP pushes that failed (connection error or non-2xx answer).
+    pub otlp_push_failures: u64,
 }
 
 /// Errors the API maps to HTTP statuses.
@@ -564,6 +566,11 @@ impl AgentState {
 
     pub fn idle_j(&self) -> f64 {
         self.idle_j
+    }
+
+    /// Count a failed OTLP push (exported as `wattprint_otlp_push_failures_total`).
+    pub fn record_otlp_failure(&mut self) {
+        self.losses.otlp_push_failures += 1;
     }
 
     pub fn losses(&self) -> &Losses {
