@@ -112,12 +112,12 @@ pub fn encode(st: &AgentState, start_unix_s: f64, now_unix_s: f64) -> Value {
     let win_j: Vec<Value> = st
         .window_totals()
         .iter()
-        .map(|(n, (_, j, _))| point(vec![attr("window", n)], t0, t1, *j))
+        .map(|(n, w)| point(vec![attr("window", n)], t0, t1, w.energy_j))
         .collect();
     let win_g: Vec<Value> = st
         .window_totals()
         .iter()
-        .map(|(n, (_, _, g))| point(vec![attr("window", n)], t0, t1, *g))
+        .map(|(n, w)| point(vec![attr("window", n)], t0, t1, w.carbon_g))
         .collect();
     let metrics = vec![
         sum(

@@ -169,6 +169,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if let Some(n) = file.max_pending_spans {
         cfg.limits.max_pending_spans = n;
     }
+    if let Some(n) = file.max_window_names {
+        cfg.limits.max_window_names = n;
+    }
     if let Some(n) = file.max_label_sets {
         cfg.limits.max_label_sets = n;
     }
