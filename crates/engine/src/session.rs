@@ -260,21 +260,68 @@ impl Session {
         }
     }
 
-    /// The `wattprint.run/v1` report of a closed window.
+    /// The `wattprint.run/v1` report of a closed window, with the carbon inputs already in
+    /// `ctx` (or none). Front ends call [`Session::finish`].
     pub fn report(&self, w: &WindowEnergy, ctx: &ReportContext) -> RunReport {
         assemble(&self.inputs(w, ctx), ctx)
     }
 
-    /// The report of an open window up to now (a checkpoint of a long run), leaving it
-    /// open: the same assembly as [`Session::report`], the same id as its final report.
-    pub fn report_so_far(
+    /// The finished report of a closed window, as every front end (`run`, Python, the agent's
+    /// windows) produces it: the git commit of the working directory (unless `ctx` has one),
+    /// the carbon inputs resolved for the window's start and duration ([`wattprint_carbon::resolve`]:
+    /// the only I/O; a failure is a warning, never a lost measurement), then the engine's
+    /// [`STEPS`](crate::report::STEPS), carbon among them. What it returns is what is stored.
+    pub fn finish(
+        &self,
+        w: &WindowEnergy,
+        ctx: ReportContext,
+        carbon: &wattprint_carbon::CarbonOptions,
+    ) -> RunReport {
+        let inputs = self.inputs(w, &ctx);
+        finish_inputs(&inputs, ctx, carbon)
+    }
+
+    /// [`Session::finish`] for a window still open, up to now, leaving it open: a checkpoint
+    /// of a long run. The same steps, and the id its final report will have.
+    pub fn finish_so_far(
         &self,
         id: WindowId,
-        ctx: &ReportContext,
+        ctx: ReportContext,
+        carbon: &wattprint_carbon::CarbonOptions,
     ) -> Result<RunReport, WindowError> {
         let w = self.meter.peek(id)?;
         let cpu_now = self.machine_cpu_times();
-        Ok(assemble(&self.inputs_to(&w, ctx, cpu_now), ctx))
+        let inputs = self.inputs_to(&w, &ctx, cpu_now);
+        Ok(finish_inputs(&inputs, ctx, carbon))
+    }
+}
+
+/// The git commit, carbon and the engine's steps over gathered inputs ([`Session::finish`]).
+fn finish_inputs(
+    inputs: &ReportInputs,
+    mut ctx: ReportContext,
+    carbon: &wattprint_carbon::CarbonOptions,
+) -> RunReport {
+    if ctx.git_commit.is_none() {
+        ctx.git_commit = std::env::current_dir()
+            .ok()
+            .and_then(|d| wattprint_store::git::head_commit(&d));
+    }
+    resolve_carbon(&mut ctx, inputs, carbon);
+    assemble(inputs, &ctx)
+}
+
+/// Resolves `carbon` for the window `inputs` describe into `ctx.carbon` (counting the run's
+/// own hardware for embodied carbon unless told otherwise); a failure becomes a warning.
+pub fn resolve_carbon(
+    ctx: &mut ReportContext,
+    inputs: &ReportInputs,
+    carbon: &wattprint_carbon::CarbonOptions,
+) {
+    let when = wattprint_carbon::RunTime::new(&inputs.started_at, inputs.duration_s);
+    match wattprint_carbon::resolve(carbon, when) {
+        Ok(c) => ctx.carbon = Some(c.counting_run_hardware()),
+        Err(e) => ctx.warnings.push(format!("carbon not computed: {e}")),
     }
 }
 
@@ -422,7 +469,7 @@ mod tests {
     }
 
     #[test]
-    fn a_report_so_far_is_the_open_windows_energy_under_its_final_id() {
+    fn a_finish_so_far_is_the_open_windows_energy_under_its_final_id() {
         let dir = tempfile::tempdir().unwrap();
         let (_, proc) = session_on_fake_procfs(dir.path());
         let mut d = Discovery::default();
@@ -439,7 +486,10 @@ mod tests {
         let mut s = Session::with_discovery(config, d);
         let w = s.begin("job");
         wattprint_sensors::fake_tree::set_fake_stat(&proc, 300, 100).unwrap();
-        let so_far = s.report_so_far(w, &ReportContext::default()).unwrap();
+        let carbon = wattprint_carbon::CarbonOptions::default();
+        let so_far = s
+            .finish_so_far(w, ReportContext::default(), &carbon)
+            .unwrap();
         assert!((so_far.energy.total_j - 50.0 * so_far.duration_s).abs() < 1e-6);
         let x = s.inputs(&s.meter.peek(w).unwrap(), &ReportContext::default());
         assert_eq!(
@@ -447,10 +497,12 @@ mod tests {
             "an open window's end is not read yet"
         );
         let e = s.end(w).unwrap();
-        let end = s.report(&e, &ReportContext::default());
+        let end = s.finish(&e, ReportContext::default(), &carbon);
         assert_eq!(end.id, so_far.id);
         assert!(end.duration_s >= so_far.duration_s);
-        assert!(s.report_so_far(w, &ReportContext::default()).is_err());
+        assert!(s
+            .finish_so_far(w, ReportContext::default(), &carbon)
+            .is_err());
     }
 
     #[test]

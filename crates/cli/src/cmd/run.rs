@@ -208,9 +208,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                         job_cpu_source,
                         ..Default::default()
                     };
-                    let mut r = session.report_so_far(window, &ctx).ok()?;
-                    complete(&mut r, carbon_opts);
-                    Some(r)
+                    session.finish_so_far(window, ctx, carbon_opts).ok()
                 };
                 checkpoint::keep(db, owner, *period_s, report_now, &checkpoints_stopped)
             })
@@ -248,8 +246,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         peak_rss_bytes: Some(usage.peak_rss_bytes),
         ..Default::default()
     };
-    let mut report = session.report(&energy, &ctx);
-    complete(&mut report, &carbon_opts);
+    // Git commit, carbon (a failure there must not lose the measured run) and the report.
+    let report = session.finish(&energy, ctx, &carbon_opts);
     if live {
         eprint!("\r\x1b[2K");
     }
@@ -267,23 +265,6 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     written?;
     Ok(exit_status(outcome.exit_code))
-}
-
-/// What the engine's report lacks: the git commit of the working directory, and the carbon
-/// step (after the work metrics). A carbon failure is a warning: the measured run is kept.
-fn complete(
-    report: &mut wattprint_core::report::RunReport,
-    carbon_opts: &wattprint_carbon::CarbonOptions,
-) {
-    if report.host.git_commit.is_none() {
-        report.host.git_commit = std::env::current_dir()
-            .ok()
-            .and_then(|d| wattprint_store::git::head_commit(&d));
-    }
-    if let Err(e) = wattprint_carbon::apply_for_run(report, carbon_opts) {
-        let e = carbon_error(e);
-        report.warnings.push(format!("carbon not computed: {e}"));
-    }
 }
 
 /// The attribution source of a job run in its own cgroup.
