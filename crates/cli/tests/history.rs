@@ -4,30 +4,18 @@
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
-use wattprint_sensors::fake_tree::write_fake_procfs;
+
+mod common;
 
 fn wp(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("wattprint").unwrap();
-    c.env("WATTPRINT_DB", dir.join("history.sqlite"))
-        .env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
-        .env("WATTPRINT_PROCFS_ROOT", dir.join("proc"))
-        .env("WATTPRINT_NVML_LIB", dir.join("no-nvml.so"))
-        .env_remove("WATTPRINT_ZONE")
-        .current_dir(dir);
+    let mut c = common::wattprint_assert(dir);
+    c.current_dir(dir);
     c
 }
 
 fn setup() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    write_fake_procfs(
-        &d.path().join("proc"),
-        "AMD EPYC 7763 64-Core Processor",
-        4,
-        2_000_000,
-        1000,
-        9000,
-    )
-    .unwrap();
+    common::fake_machine(d.path());
     d
 }
 
@@ -330,6 +318,48 @@ fn a_bad_import_names_the_line_and_stores_nothing() {
     std::fs::write(&p2, "a,b\n1,2\n").unwrap();
     wp(d.path()).arg("import").arg(&p2).assert().code(2);
     assert_eq!(count_runs(d.path()), 0);
+}
+
+#[test]
+fn a_short_row_refuses_the_import_unless_skip_bad_rows_counts_it() {
+    let d = setup();
+    let p = d.path().join("emissions.csv");
+    std::fs::write(
+        &p,
+        "timestamp,project_name,duration,emissions,energy_consumed\n\
+         2024-05-02T14:12:03,bert,120,0.005,0.01\n\
+         2024-05-02T14:30:00,bert,30\n\
+         2024-05-02T15:00:00,bert,60,0.002,0.004\n",
+    )
+    .unwrap();
+    let o = wp(d.path()).arg("import").arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("emissions.csv: line 3, field `field count`: 3 fields where the header has 5"),
+        "{e}"
+    );
+    assert!(e.contains("--skip-bad-rows"), "{e}");
+    assert_eq!(count_runs(d.path()), 0);
+    let o = wp(d.path())
+        .args(["import", "--skip-bad-rows", "--json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs = json(&o.stdout);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert!(
+            r["warnings"].as_array().unwrap().iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("1 row(s) skipped (--skip-bad-rows)")),
+            "{r}"
+        );
+    }
+    assert_eq!(count_runs(d.path()), 2);
 }
 
 #[test]

@@ -18,6 +18,11 @@ pub struct RunReport {
     /// RFC 3339 with offset (wall clock, a label only).
     pub started_at: String,
     pub duration_s: f64,
+    /// How far the run got: `finished`, `running` (a live run's last checkpoint) or
+    /// `interrupted` (the wrapper died: energy up to its last checkpoint). Reports written
+    /// before this field existed read as `finished`.
+    #[serde(default)]
+    pub status: RunStatus,
     #[serde(default)]
     pub host: HostInfo,
     pub energy: EnergyReport,
@@ -33,6 +38,42 @@ pub struct RunReport {
     /// Power over time at bounded resolution (for history and charts); omitted when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<TimelineReport>,
+}
+
+/// How far a stored run got (`RunReport::status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Measured to its end (every report not written by a checkpoint).
+    #[default]
+    Finished,
+    /// A checkpoint of a run whose wrapper is still alive: energy up to that checkpoint.
+    Running,
+    /// The wrapper died (SIGKILL, OOM killer, reboot) before the end: energy up to its last
+    /// checkpoint, labelled so in `warnings`.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The JSON and history name: `finished`, `running`, `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Finished => "finished",
+            RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The inverse of [`RunStatus::as_str`].
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Finished,
+            RunStatus::Running,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

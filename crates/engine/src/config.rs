@@ -198,14 +198,27 @@ impl SensorConfig {
     pub fn from_lookup(
         get: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Self, UnknownSensor> {
-        let path = |k: &str| get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let d = SensorConfig::default();
         let selection = match get(SENSORS_ENV) {
             Some(v) => SensorSelection::parse_list(&v.to_string_lossy(), SENSORS_ENV)?,
             None => SensorSelection::default(),
         };
         Ok(SensorConfig {
             selection,
+            ..Self::seams_from_lookup(get)
+        })
+    }
+
+    /// The path seams alone (roots, libraries, the agent socket), without the sensor choice:
+    /// for callers that read no sensor (the history settling interrupted runs), which a bad
+    /// `WATTPRINT_SENSORS` must not stop.
+    pub fn seams_from_env() -> Self {
+        Self::seams_from_lookup(|k| std::env::var_os(k))
+    }
+
+    fn seams_from_lookup(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
+        let path = |k: &str| get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let d = SensorConfig::default();
+        SensorConfig {
             perf_counters_dir: path("WATTPRINT_PERF_COUNTERS_DIR"),
             sysfs_root: path("WATTPRINT_SYSFS_ROOT").unwrap_or(d.sysfs_root),
             procfs_root: path("WATTPRINT_PROCFS_ROOT").unwrap_or(d.procfs_root),
@@ -213,7 +226,7 @@ impl SensorConfig {
             amdsmi_lib: path("WATTPRINT_AMDSMI_LIB"),
             agent_socket: path("WATTPRINT_AGENT_SOCKET"),
             ..d
-        })
+        }
     }
 
     /// Apply `--sensor` / `--no-sensor` flags: when any is given they replace

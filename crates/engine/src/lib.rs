@@ -25,6 +25,7 @@ pub mod cgroup;
 pub mod check;
 pub mod config;
 pub mod discover;
+pub mod estimate;
 pub mod gpu_recorder;
 pub mod inventory;
 pub mod procinfo;

@@ -228,7 +228,21 @@ impl Session {
 
     /// Gather the measured inputs of a closed window (see [`ReportInputs`]).
     pub fn inputs(&self, w: &WindowEnergy, ctx: &ReportContext) -> ReportInputs {
-        let x = self.windows.get(&w.id).copied();
+        self.inputs_to(w, ctx, None)
+    }
+
+    /// [`Session::inputs`], with the machine's CPU times at the window's end given (a
+    /// window still open ends now).
+    fn inputs_to(
+        &self,
+        w: &WindowEnergy,
+        ctx: &ReportContext,
+        cpu_now: Option<CpuTimes>,
+    ) -> ReportInputs {
+        let x = self.windows.get(&w.id).copied().map(|mut x| {
+            x.cpu_end = x.cpu_end.or(cpu_now);
+            x
+        });
         let started_unix_s = (self.epoch_unix_s + w.begin_t_s).floor() as i64;
         let machine_busy_cpu_s = x
             .and_then(|x| Some((x.cpu_begin?, x.cpu_end?)))
@@ -296,9 +310,68 @@ impl Session {
         }
     }
 
-    /// The `wattprint.run/v1` report of a closed window.
+    /// The `wattprint.run/v1` report of a closed window, with the carbon inputs already in
+    /// `ctx` (or none). Front ends call [`Session::finish`].
     pub fn report(&self, w: &WindowEnergy, ctx: &ReportContext) -> RunReport {
         assemble(&self.inputs(w, ctx), ctx)
+    }
+
+    /// The finished report of a closed window, as every front end (`run`, Python, the agent's
+    /// windows) produces it: the git commit of the working directory (unless `ctx` has one),
+    /// the carbon inputs resolved for the window's start and duration ([`wattprint_carbon::resolve`]:
+    /// the only I/O; a failure is a warning, never a lost measurement), then the engine's
+    /// [`STEPS`](crate::report::STEPS), carbon among them. What it returns is what is stored.
+    pub fn finish(
+        &self,
+        w: &WindowEnergy,
+        ctx: ReportContext,
+        carbon: &wattprint_carbon::CarbonOptions,
+    ) -> RunReport {
+        let inputs = self.inputs(w, &ctx);
+        finish_inputs(&inputs, ctx, carbon)
+    }
+
+    /// [`Session::finish`] for a window still open, up to now, leaving it open: a checkpoint
+    /// of a long run. The same steps, and the id its final report will have.
+    pub fn finish_so_far(
+        &self,
+        id: WindowId,
+        ctx: ReportContext,
+        carbon: &wattprint_carbon::CarbonOptions,
+    ) -> Result<RunReport, WindowError> {
+        let w = self.meter.peek(id)?;
+        let cpu_now = self.machine_cpu_times();
+        let inputs = self.inputs_to(&w, &ctx, cpu_now);
+        Ok(finish_inputs(&inputs, ctx, carbon))
+    }
+}
+
+/// The git commit, carbon and the engine's steps over gathered inputs ([`Session::finish`]).
+fn finish_inputs(
+    inputs: &ReportInputs,
+    mut ctx: ReportContext,
+    carbon: &wattprint_carbon::CarbonOptions,
+) -> RunReport {
+    if ctx.git_commit.is_none() {
+        ctx.git_commit = std::env::current_dir()
+            .ok()
+            .and_then(|d| wattprint_store::git::head_commit(&d));
+    }
+    resolve_carbon(&mut ctx, inputs, carbon);
+    assemble(inputs, &ctx)
+}
+
+/// Resolves `carbon` for the window `inputs` describe into `ctx.carbon` (counting the run's
+/// own hardware for embodied carbon unless told otherwise); a failure becomes a warning.
+pub fn resolve_carbon(
+    ctx: &mut ReportContext,
+    inputs: &ReportInputs,
+    carbon: &wattprint_carbon::CarbonOptions,
+) {
+    let when = wattprint_carbon::RunTime::new(&inputs.started_at, inputs.duration_s);
+    match wattprint_carbon::resolve(carbon, when) {
+        Ok(c) => ctx.carbon = Some(c.counting_run_hardware()),
+        Err(e) => ctx.warnings.push(format!("carbon not computed: {e}")),
     }
 }
 
@@ -443,6 +516,43 @@ mod tests {
         assert!(r.started_at.ends_with('Z'));
         assert!(r.overhead.peak_rss_bytes > 0);
         assert!(s.end(w).is_err());
+    }
+
+    #[test]
+    fn a_finish_so_far_is_the_open_windows_energy_under_its_final_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, proc) = session_on_fake_procfs(dir.path());
+        let mut d = Discovery::default();
+        d.sensors.push(Box::new(FakeSensor::constant_counter(
+            "package-0",
+            50.0,
+            1e5,
+            2.62e5,
+        )));
+        let config = SensorConfig {
+            procfs_root: proc.clone(),
+            ..SensorConfig::default()
+        };
+        let mut s = Session::with_discovery(config, d);
+        let w = s.begin("job");
+        wattprint_sensors::fake_tree::set_fake_stat(&proc, 300, 100).unwrap();
+        let carbon = wattprint_carbon::CarbonOptions::default();
+        let so_far = s
+            .finish_so_far(w, ReportContext::default(), &carbon)
+            .unwrap();
+        assert!((so_far.energy.total_j - 50.0 * so_far.duration_s).abs() < 1e-6);
+        let x = s.inputs(&s.meter.peek(w).unwrap(), &ReportContext::default());
+        assert_eq!(
+            x.machine_busy_cpu_s, None,
+            "an open window's end is not read yet"
+        );
+        let e = s.end(w).unwrap();
+        let end = s.finish(&e, ReportContext::default(), &carbon);
+        assert_eq!(end.id, so_far.id);
+        assert!(end.duration_s >= so_far.duration_s);
+        assert!(s
+            .finish_so_far(w, ReportContext::default(), &carbon)
+            .is_err());
     }
 
     #[test]

@@ -235,7 +235,10 @@ pub fn html(runs: &[RunReport]) -> String {
         let rows = [
             ("command", r.command.join(" ")),
             ("started", r.started_at.clone()),
-            ("duration", format!("{:.2} s", r.duration_s)),
+            (
+                "duration",
+                format!("{:.2} s{}", r.duration_s, crate::render::status_note(r)),
+            ),
             (
                 "exit code",
                 r.exit_code.map_or("n/a".into(), |c| c.to_string()),

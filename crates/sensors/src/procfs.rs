@@ -90,6 +90,21 @@ pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// A live process's start time from `/proc/<pid>/stat`: field 22 (`starttime`, clock ticks
+/// after boot; proc(5)). `None` for a zombie or dead one (state `Z`, `X` or `x`), or an
+/// unparsable line. The command name (field 2) may hold spaces and parentheses: fields are
+/// counted after its last `)`.
+pub fn parse_pid_stat_start_ticks(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    // Fields 3 (state) .. 22 (starttime): the state, then 18 more.
+    let state = f.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    f.nth(18)?.parse().ok()
+}
+
 /// This process's cgroup v2 path from `/proc/self/cgroup` (the `0::PATH` line), e.g.
 /// `/user.slice/session-2.scope`; `None` on a cgroup-v1-only system.
 pub fn parse_cgroup_v2_path(text: &str) -> Option<&str> {
@@ -160,6 +175,16 @@ pub fn read_stat(procfs_root: &Path) -> Result<CpuTimes, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_processs_start_time_is_field_22_and_a_zombie_has_none() {
+        let live = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_pid_stat_start_ticks(live), Some(987_654));
+        let zombie = live.replace(") S ", ") Z ");
+        assert_eq!(parse_pid_stat_start_ticks(&zombie), None);
+        assert_eq!(parse_pid_stat_start_ticks("4242 (x) S 1"), None);
+        assert_eq!(parse_pid_stat_start_ticks("garbage"), None);
+    }
 
     #[test]
     fn stat_busy_and_total() {

@@ -1,5 +1,6 @@
 //! `wattprint run [OPTIONS] -- CMD [ARGS]`: run a command, measure it, summarise on stderr.
 
+use crate::checkpoint;
 use crate::child::{self, Forwarder, SpawnError};
 use crate::common::{carbon_error, CarbonArgs, OutputArgs, SensorArgs, WorkArgs};
 use crate::exit::BadInput;
@@ -105,6 +106,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     wattprint_carbon::validate(&carbon_opts).map_err(carbon_error)?;
     let work_decl = args.work.to_decl()?;
     let mut config = args.sensors.config()?;
+    // Checkpoints go where the run will be stored; without a history, nowhere.
+    let checkpoints = if args.no_store {
+        None
+    } else {
+        let period_s = checkpoint::period_s(std::env::var(checkpoint::PERIOD_ENV).ok().as_deref())?;
+        crate::cmd::runs::db_path().ok().map(|db| (db, period_s))
+    };
+    let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
     let mut warnings = Vec::new();
     // The workload may append `flops=N` / `inferences=N` / `tokens=N` lines to this file.
     let work_file = WorkFile::create()
@@ -134,6 +143,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         JobCgroup::create(&config.sysfs_root, &config.procfs_root)
     };
     let fwd = Forwarder::install()?;
+    let session_procfs = config.procfs_root.clone();
     let mut session = Session::start(config);
     let window = session.begin("run");
     let child_env: Vec<(&str, &std::ffi::OsStr)> = work_file
@@ -169,18 +179,50 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         }
     };
     session.set_job_root(pid.unsigned_abs());
-    let outcome = std::thread::scope(|s| {
-        // Dropping `stop` wakes the live view at once: the run's end is not delayed by a tick.
+    let owner = checkpoint::owner(&session_procfs);
+    let (outcome, checkpoint_warning) = std::thread::scope(|s| {
+        // Dropping `stop` wakes the live view and the checkpoints at once: the run's end is
+        // not delayed by a tick.
         let (stop, stopped) = mpsc::channel::<()>();
+        let (stop_checkpoints, checkpoints_stopped) = mpsc::channel::<()>();
         if live {
             let session = &session;
             s.spawn(move || progress(session, interval_s, &stopped));
         }
+        let kept = checkpoints.as_ref().map(|(db, period_s)| {
+            let (session, cgroup) = (&session, &cgroup);
+            let (command, labels) = (&args.command, &labels);
+            let (work_decl, work_file) = (&work_decl, &work_file);
+            let carbon_opts = &carbon_opts;
+            s.spawn(move || {
+                let report_now = || {
+                    let tally = work_file.as_ref().and_then(|f| f.read().ok());
+                    let (job_cpu_s, job_cpu_source) = cgroup
+                        .as_ref()
+                        .ok()
+                        .and_then(|cg| Some((cg.cpu_s().ok()?, cgroup_cpu_source(cg))))
+                        .unzip();
+                    let ctx = ReportContext {
+                        work: resolve_work(work_decl, tally.as_ref()),
+                        command: command.clone(),
+                        labels: labels.clone(),
+                        job_cpu_s,
+                        job_cpu_source,
+                        ..Default::default()
+                    };
+                    session.finish_so_far(window, ctx, carbon_opts).ok()
+                };
+                checkpoint::keep(db, owner, *period_s, report_now, &checkpoints_stopped)
+            })
+        });
         let o = child::wait(pid);
         fwd.child_gone();
         drop(stop);
-        o
+        drop(stop_checkpoints);
+        let warning = kept.and_then(|t| t.join().ok().flatten());
+        o.map(|o| (o, warning))
     })?;
+    warnings.extend(checkpoint_warning);
     let energy = session.end(window)?;
     session.stop();
     drop(fwd);
@@ -199,24 +241,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         warnings,
         command: args.command.clone(),
         exit_code: Some(outcome.exit_code),
-        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        labels,
         job_cpu_s: Some(job_cpu_s),
         job_cpu_source: Some(job_cpu_source),
         meter_cpu_s: Some(usage.cpu_s),
         peak_rss_bytes: Some(usage.peak_rss_bytes),
         ..Default::default()
     };
-    let mut report = session.report(&energy, &ctx);
-    if report.host.git_commit.is_none() {
-        report.host.git_commit = std::env::current_dir()
-            .ok()
-            .and_then(|d| wattprint_store::git::head_commit(&d));
-    }
-    // Carbon step (after the work metrics): a failure here must not lose the measured run.
-    if let Err(e) = wattprint_carbon::apply_for_run(&mut report, &carbon_opts) {
-        let e = carbon_error(e);
-        report.warnings.push(format!("carbon not computed: {e}"));
-    }
+    // Git commit, carbon (a failure there must not lose the measured run) and the report.
+    let report = session.finish(&energy, ctx, &carbon_opts);
     if live {
         eprint!("\r\x1b[2K");
     }
@@ -236,6 +269,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     Ok(exit_status(outcome.exit_code))
 }
 
+/// The attribution source of a job run in its own cgroup.
+fn cgroup_cpu_source(cg: &JobCgroup) -> String {
+    format!(
+        "CPU time of every process in the command's cgroup {} \
+         (cgroup v2 cpu.stat usage_usec, µs)",
+        cg.dir().display()
+    )
+}
+
 /// The job's CPU time and where it comes from: its cgroup when it ran in one, else the
 /// waited-for tree's rusage, with the reason the cgroup was not used.
 fn job_cpu_time(
@@ -247,20 +289,12 @@ fn job_cpu_time(
     let why = match cgroup {
         Ok(cg) => {
             let read = cg.cpu_s();
-            let dir = cg.dir().display().to_string();
+            let source = cgroup_cpu_source(&cg);
             if let Err(e) = cg.remove() {
                 warnings.push(e);
             }
             match read {
-                Ok(s) => {
-                    return (
-                        s,
-                        format!(
-                            "CPU time of every process in the command's cgroup {dir} \
-                             (cgroup v2 cpu.stat usage_usec, µs)"
-                        ),
-                    )
-                }
+                Ok(s) => return (s, source),
                 Err(e) => e,
             }
         }
