@@ -250,7 +250,9 @@ fn name_in(entry: &str, view: &[&GpuIdentity], by_position: bool) -> Named {
     }
     match match_uuid(entry, view).as_slice() {
         [k] => Named::One(*k),
-        [] => Named::NoGpu(format!("`{entry}` is not an index or the UUID of a GPU here")),
+        [] => Named::NoGpu(format!(
+            "`{entry}` is not an index or the UUID of a GPU here"
+        )),
         _ => Named::NoGpu(format!("`{entry}` is a prefix of several GPUs' UUIDs")),
     }
 }
@@ -271,9 +273,9 @@ fn process_list(name: &str, value: &str, view: &[&GpuIdentity]) -> Layer {
     }
     for (i, e) in value.split(',').map(str::trim).enumerate() {
         match name_in(e, view, true) {
-            Named::One(k) if kept.contains(&k) => {
-                notes.push(format!("{name}: `{e}` names a GPU already listed: counted once"))
-            }
+            Named::One(k) if kept.contains(&k) => notes.push(format!(
+                "{name}: `{e}` names a GPU already listed: counted once"
+            )),
             Named::One(k) => kept.push(k),
             Named::NoGpu(why) => {
                 let rest = value.split(',').count() - i - 1;
@@ -419,9 +421,7 @@ fn nvidia(env: &BTreeMap<String, String>, gpus: &[GpuIdentity], mine: &[usize]) 
             drop_except(
                 &mut out,
                 Vec::new(),
-                &format!(
-                    "NVIDIA_VISIBLE_DEVICES={t}: the container runtime gives this job no GPU"
-                ),
+                &format!("NVIDIA_VISIBLE_DEVICES={t}: the container runtime gives this job no GPU"),
             );
         } else {
             let view: Vec<&GpuIdentity> = out.kept.iter().map(|&k| &gpus[k]).collect();
@@ -666,7 +666,9 @@ mod tests {
             vendor: Some(GpuVendor::Nvidia),
             index,
             name: name.into(),
-            uuid: Some(format!("GPU-{index}{index}{index}{index}aaaa-0000-0000-0000-00000000000{index}")),
+            uuid: Some(format!(
+                "GPU-{index}{index}{index}{index}aaaa-0000-0000-0000-00000000000{index}"
+            )),
             mig_uuids: Vec::new(),
             pci_bus_id: Some(format!("00000000:{:02X}:00.0", 0x10 + index)),
             fp32_tflops: tflops,
@@ -737,7 +739,10 @@ mod tests {
             ["gpu-0", "gpu-1", "gpu-2", "gpu-3", "amdgpu-0", "amdgpu-1"]
         );
         assert!(s.excluded.is_empty());
-        assert_eq!(s.basis, "every GPU of the node (no visibility variable set)");
+        assert_eq!(
+            s.basis,
+            "every GPU of the node (no visibility variable set)"
+        );
         assert!(s.notes.is_empty());
     }
 
@@ -808,7 +813,11 @@ mod tests {
             let s = pick(&[("CUDA_VISIBLE_DEVICES", v)]);
             assert_eq!(sel(&s)[..1], ["gpu-2"], "{v}");
             assert_eq!(s.selected.len(), 3, "{v}: {s:?}");
-            assert!(s.notes.is_empty(), "{v}: UUIDs need no order: {:?}", s.notes);
+            assert!(
+                s.notes.is_empty(),
+                "{v}: UUIDs need no order: {:?}",
+                s.notes
+            );
         }
         // Indices and UUIDs mix; order of the list does not matter for the set.
         let s = pick(&[("CUDA_VISIBLE_DEVICES", "GPU-3333,GPU-0000aaaa"), PCI]);
@@ -913,10 +922,17 @@ mod tests {
         ];
         let s = select_gpus(&env(&[("NVIDIA_VISIBLE_DEVICES", "5,6")]), None, &gpus);
         assert_eq!(sel(&s), ["gpu-0", "gpu-1"]);
-        assert!(s.basis.contains("the container shows only these"), "{}", s.basis);
+        assert!(
+            s.basis.contains("the container shows only these"),
+            "{}",
+            s.basis
+        );
         // CUDA_VISIBLE_DEVICES then counts within the container.
         let s = select_gpus(
-            &env(&[("NVIDIA_VISIBLE_DEVICES", "5,6"), ("CUDA_VISIBLE_DEVICES", "1")]),
+            &env(&[
+                ("NVIDIA_VISIBLE_DEVICES", "5,6"),
+                ("CUDA_VISIBLE_DEVICES", "1"),
+            ]),
             None,
             &gpus,
         );
@@ -959,7 +975,11 @@ mod tests {
         ]);
         assert_eq!(sel(&s)[..1], ["gpu-0"]);
         assert!(reason(&s, "gpu-1").contains("CUDA_VISIBLE_DEVICES=0"));
-        assert!(s.basis.starts_with("CUDA_VISIBLE_DEVICES=0 "), "{}", s.basis);
+        assert!(
+            s.basis.starts_with("CUDA_VISIBLE_DEVICES=0 "),
+            "{}",
+            s.basis
+        );
     }
 
     #[test]
@@ -1053,8 +1073,21 @@ mod tests {
 
     fn any_value() -> impl Strategy<Value = Option<String>> {
         prop::option::of(prop::sample::select(vec![
-            "", "0", "1", "3", "1,0", "0,2,3", "7", "all", "none", "void", "GPU-1111",
-            "MIG-9f2c", "2,9,1", "-1", "GPU-0000aaaa-0000-0000-0000-000000000000",
+            "",
+            "0",
+            "1",
+            "3",
+            "1,0",
+            "0,2,3",
+            "7",
+            "all",
+            "none",
+            "void",
+            "GPU-1111",
+            "MIG-9f2c",
+            "2,9,1",
+            "-1",
+            "GPU-0000aaaa-0000-0000-0000-000000000000",
         ]))
         .prop_map(|o| o.map(str::to_string))
     }
