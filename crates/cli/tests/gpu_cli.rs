@@ -349,7 +349,10 @@ fn a_job_is_charged_for_the_devices_it_can_see() {
     assert!(r["energy"]["gaps"].is_null(), "{}", r["energy"]["gaps"]);
     // The peak FLOPs/W uses the job's GPU only.
     let peak = r["metrics"]["peak_flops_source"].as_str().unwrap();
-    assert!(peak.contains("A100-PCIE-80GB") && !peak.contains("H100"), "{peak}");
+    assert!(
+        peak.contains("A100-PCIE-80GB") && !peak.contains("H100"),
+        "{peak}"
+    );
     assert!(
         stderr.contains(
             "not the job's GPUs (not measured, not in the total): gpu-0, gpu-2, gpu-3, gpu-4 \
