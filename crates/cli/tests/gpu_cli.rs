@@ -355,8 +355,8 @@ fn a_job_is_charged_for_the_devices_it_can_see() {
     );
     assert!(
         stderr.contains(
-            "not the job's GPUs (not measured, not in the total): gpu-0, gpu-2, gpu-3, gpu-4 \
-         (CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID))"
+            "not the job's GPUs (not measured, not in the total): gpu-0, gpu-2, gpu-3, gpu-4; \
+         chosen by CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID)"
         ),
         "{stderr}"
     );

@@ -110,7 +110,7 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "  not the job's GPUs (not measured, not in the total): {} ({})",
+            "  not the job's GPUs (not measured, not in the total): {}; chosen by {}",
             names.join(", "),
             r.host.gpu_selection.as_deref().unwrap_or("visibility")
         );
