@@ -411,6 +411,9 @@ fn nvidia(env: &BTreeMap<String, String>, gpus: &[GpuIdentity], mine: &[usize]) 
         basis: Vec::new(),
         notes: Vec::new(),
     };
+    if mine.is_empty() {
+        return out;
+    }
     if let Some(v) = var(env, "NVIDIA_VISIBLE_DEVICES") {
         let t = v.trim();
         let lower = t.to_ascii_lowercase();
@@ -439,6 +442,10 @@ fn nvidia(env: &BTreeMap<String, String>, gpus: &[GpuIdentity], mine: &[usize]) 
                 &format!("not in NVIDIA_VISIBLE_DEVICES={t} (the container's GPUs)"),
             );
         }
+    }
+    if out.kept.is_empty() {
+        // The container gave none: nothing for CUDA or Slurm to choose from.
+        return out;
     }
     if let Some(v) = var(env, "CUDA_VISIBLE_DEVICES") {
         let view_idx = out.kept.clone();
@@ -504,6 +511,9 @@ fn amd(env: &BTreeMap<String, String>, gpus: &[GpuIdentity], mine: &[usize]) -> 
         basis: Vec::new(),
         notes: Vec::new(),
     };
+    if mine.is_empty() {
+        return out;
+    }
     let rocr = var(env, "ROCR_VISIBLE_DEVICES");
     let hip = ["HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL"]
         .into_iter()
@@ -979,6 +989,47 @@ mod tests {
             s.basis.starts_with("CUDA_VISIBLE_DEVICES=0 "),
             "{}",
             s.basis
+        );
+    }
+
+    #[test]
+    fn a_vendor_without_gpus_here_says_nothing() {
+        // An NVIDIA-only Slurm node: Slurm's list is not applied to absent AMD GPUs.
+        let gpus: Vec<_> = node().into_iter().take(4).collect();
+        let s = select_gpus(
+            &env(&[
+                ("SLURM_JOB_GPUS", "1,3"),
+                ("CUDA_VISIBLE_DEVICES", "1,3"),
+                ("ROCR_VISIBLE_DEVICES", "0"),
+                PCI,
+            ]),
+            None,
+            &gpus,
+        );
+        assert_eq!(sel(&s), ["gpu-1", "gpu-3"]);
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
+        assert_eq!(
+            s.basis,
+            "CUDA_VISIBLE_DEVICES=1,3 (CUDA_DEVICE_ORDER=PCI_BUS_ID)"
+        );
+        // A container given no GPU: CUDA's list has nothing to name, and says nothing.
+        let s = select_gpus(
+            &env(&[
+                ("NVIDIA_VISIBLE_DEVICES", "void"),
+                ("CUDA_VISIBLE_DEVICES", "0"),
+            ]),
+            None,
+            &gpus,
+        );
+        assert!(s.selected.is_empty() && s.notes.is_empty(), "{s:?}");
+        // No GPU at all: nothing to say either.
+        let s = select_gpus(&env(&[("CUDA_VISIBLE_DEVICES", "0")]), None, &[]);
+        assert_eq!(
+            s,
+            GpuSelection {
+                basis: "every GPU of the node (no visibility variable set)".into(),
+                ..GpuSelection::default()
+            }
         );
     }
 

@@ -225,7 +225,7 @@ fn keep_the_jobs_gpus(
         .into_iter()
         .partition(|dev| mine.contains(dev.domain.as_str()));
     g.devices = kept;
-    let excluded = others
+    let excluded: Vec<(GpuDevice, String)> = others
         .into_iter()
         .map(|dev| {
             let why = sel
@@ -237,6 +237,9 @@ fn keep_the_jobs_gpus(
             (dev, why)
         })
         .collect();
+    if excluded.is_empty() && g.devices.is_empty() && sel.unmatched.is_empty() {
+        return; // no GPU here, none asked for: nothing to report
+    }
     d.notes.extend(sel.notes);
     d.gpu_choice = Some(GpuChoice {
         basis: sel.basis,
