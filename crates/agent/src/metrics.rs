@@ -321,6 +321,17 @@ pub fn render(st: &AgentState) -> String {
     );
     o.sample("wattprint_spans_late_total", "", l.spans_late as f64);
     o.family(
+        "wattprint_otlp_push_failures",
+        "counter",
+        None,
+        "OTLP pushes that failed (connection error or non-2xx answer); each is also logged.",
+    );
+    o.sample(
+        "wattprint_otlp_push_failures_total",
+        "",
+        l.otlp_push_failures as f64,
+    );
+    o.family(
         "wattprint_spans_pending",
         "gauge",
         None,

@@ -250,10 +250,12 @@ impl Pusher {
                         Ok(c) if (200..300).contains(&c) => {}
                         Ok(c) => {
                             fl.fetch_add(1, Ordering::SeqCst);
+                            lock(&shared).record_otlp_failure();
                             tracing::warn!("OTLP push to {}{}: HTTP {c}", ep.host_port, ep.path);
                         }
                         Err(e) => {
                             fl.fetch_add(1, Ordering::SeqCst);
+                            lock(&shared).record_otlp_failure();
                             tracing::warn!("OTLP push to {}{}: {e}", ep.host_port, ep.path);
                         }
                     }
