@@ -405,7 +405,7 @@ mod tests {
     #[test]
     fn the_nodes_other_gpus_are_named_only_when_there_are_some() {
         let r = sample("run-1", 10.0);
-        assert!(!html(&[r.clone()]).contains("GPUs not the job's"));
+        assert!(!html(std::slice::from_ref(&r)).contains("GPUs not the job's"));
         let mut r = r;
         r.host.other_gpus = vec![wattprint_core::report::OtherGpu {
             domain: "gpu-0".into(),
