@@ -939,6 +939,8 @@ mod tests {
             method: wattprint_core::Method::Counter,
             power_source: None,
             source: "nvml".into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
         }]);
         let id = st.begin_window("batch", BTreeMap::new()).unwrap();
         let r = st.end_window(id, Some(4.0), None).unwrap();

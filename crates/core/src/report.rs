@@ -86,9 +86,31 @@ pub struct HostInfo {
     pub gpu_models: Vec<String>,
     #[serde(default)]
     pub git_commit: Option<String>,
-    /// The GPUs measured, with how each was read.
+    /// The GPUs measured (the job's, where a run chose them), with how each was read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<GpuHost>,
+    /// How the job's GPUs were chosen among the node's, e.g.
+    /// `CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID)`; absent where every GPU of
+    /// the machine is measured (the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_selection: Option<String>,
+    /// The node's GPUs that are not the job's: not measured, outside the total, the
+    /// attribution and the embodied share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_gpus: Vec<OtherGpu>,
+}
+
+/// A GPU of the node that is not the job's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OtherGpu {
+    /// Its domain had it been measured, e.g. `gpu-0`.
+    pub domain: String,
+    /// Name as the driver reports it.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Why it is not the job's, e.g. `not in CUDA_VISIBLE_DEVICES=1`.
+    pub reason: String,
 }
 
 /// One GPU of the host, as found at discovery.

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use wattprint_core::attribution;
 use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
-    Attribution, DomainEnergy, Gap, GpuHost, Overhead, PowerSeries, RunReport, TimelineReport, Work,
+    Attribution, DomainEnergy, Gap, GpuHost, OtherGpu, Overhead, PowerSeries, RunReport,
+    TimelineReport, Work,
 };
 use wattprint_core::timeline::Timeline;
 use wattprint_core::work::{self, MetricEnergy, Precision};
@@ -79,8 +80,10 @@ pub struct ReportInputs {
     pub timeline: Timeline,
     /// Discovery notes (fallbacks).
     pub notes: Vec<String>,
-    /// GPUs measured (their domains are among `domains`).
+    /// GPUs measured (their domains are among `domains`): the job's where it chose them.
     pub gpus: Vec<GpuDevice>,
+    /// How the job's GPUs were chosen and the node's others (not measured).
+    pub gpu_choice: Option<crate::discover::GpuChoice>,
     /// Per-process GPU utilisation samples over the window.
     pub gpu_samples: Vec<ProcUtil>,
     /// The processes of the wrapped job seen in `gpu_samples`.
@@ -226,7 +229,7 @@ pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext
     }
 }
 
-/// Declared work, and the GPU models measured.
+/// Declared work, the GPUs measured, and the node's GPUs that are not the job's.
 pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
     r.work = ctx.work.clone();
     r.host.gpu_models = i.gpus.iter().map(|g| g.name.clone()).collect();
@@ -242,6 +245,19 @@ pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
             source: g.source.clone(),
         })
         .collect();
+    if let Some(c) = &i.gpu_choice {
+        r.host.gpu_selection = Some(c.basis.clone());
+        r.host.other_gpus = c
+            .excluded
+            .iter()
+            .map(|(g, reason)| OtherGpu {
+                domain: g.domain.clone(),
+                name: g.name.clone(),
+                uuid: g.uuid.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
+    }
 }
 
 /// Peak FLOPs/W inputs of the GPUs measured, at `precision`, and a source line.
@@ -494,8 +510,39 @@ mod tests {
             method: Method::Counter,
             power_source: None,
             source: "nvml".into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
         }];
         i
+    }
+
+    #[test]
+    fn the_nodes_other_gpus_are_listed_apart_and_outside_the_total() {
+        let mut i = gpu_inputs();
+        let other = GpuDevice {
+            domain: "gpu-1".into(),
+            index: 1,
+            name: "NVIDIA A100 80GB PCIe".into(),
+            uuid: Some("GPU-1".into()),
+            ..i.gpus[0].clone()
+        };
+        i.gpu_choice = Some(crate::discover::GpuChoice {
+            basis: "CUDA_VISIBLE_DEVICES=0".into(),
+            excluded: vec![(other, "not in CUDA_VISIBLE_DEVICES=0".into())],
+            unmatched: Vec::new(),
+        });
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.host.gpu_models, vec!["NVIDIA H100 80GB HBM3".to_string()]);
+        assert_eq!(r.host.gpus.len(), 1);
+        assert_eq!(
+            r.host.gpu_selection.as_deref(),
+            Some("CUDA_VISIBLE_DEVICES=0")
+        );
+        assert_eq!(r.host.other_gpus.len(), 1);
+        assert_eq!(r.host.other_gpus[0].domain, "gpu-1");
+        assert_eq!(r.host.other_gpus[0].reason, "not in CUDA_VISIBLE_DEVICES=0");
+        assert!(r.energy.domains.iter().all(|d| d.name != "gpu-1"));
+        assert_eq!(r.metrics.energy_to_solution_j, r.energy.total_j);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A measuring session: the meter over the discovered sensors, named windows, and reports.
 
 use crate::config::SensorConfig;
-use crate::discover::{discover, AbsentSensor, Discovery};
+use crate::discover::{discover, AbsentSensor, Discovery, GpuChoice};
 use crate::gpu_recorder::GpuRecorder;
 use crate::procinfo;
 use crate::report::{assemble, ReportContext, ReportInputs};
@@ -54,6 +54,8 @@ pub struct Session {
     /// monotonic begin time (nothing to store per window).
     epoch_unix_s: f64,
     gpus: Vec<GpuDevice>,
+    /// How the job's GPUs were chosen ([`crate::config::GpuScope::Job`]).
+    gpu_choice: Option<GpuChoice>,
     /// NVML's per-process sampler, until a job root is set.
     gpu_sampler: Option<GpuProcessSampler>,
     /// Started by [`Session::set_job_root`].
@@ -109,6 +111,7 @@ impl Session {
             seq: NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             machine_cpu: true,
             gpus: d.gpus,
+            gpu_choice: d.gpu_choice,
             gpu_sampler: d.gpu_sampler,
             gpu_recorder: None,
         }
@@ -141,6 +144,12 @@ impl Session {
     /// Sensors not used, with reasons and fixes.
     pub fn absent(&self) -> &[AbsentSensor] {
         &self.absent
+    }
+
+    /// How the job's GPUs were chosen among the node's, when the config asked for the job's
+    /// ([`crate::config::GpuScope::Job`]); its `unmatched` entries make a request invalid.
+    pub fn gpu_choice(&self) -> Option<&GpuChoice> {
+        self.gpu_choice.as_ref()
     }
 
     /// Discovery notes (fallbacks) that reports carry as warnings.
@@ -255,6 +264,7 @@ impl Session {
             timeline: clip_timeline(&self.meter.timeline(), w.begin_t_s, w.end_t_s),
             notes: self.notes.clone(),
             gpus: self.gpus.clone(),
+            gpu_choice: self.gpu_choice.clone(),
             gpu_samples,
             gpu_job_pids,
         }

@@ -101,6 +101,20 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             Joules(a.rest_j)
         );
     }
+    if !r.host.other_gpus.is_empty() {
+        let names: Vec<&str> = r
+            .host
+            .other_gpus
+            .iter()
+            .map(|g| g.domain.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "  not the job's GPUs (not measured, not in the total): {}; chosen by {}",
+            names.join(", "),
+            r.host.gpu_selection.as_deref().unwrap_or("visibility")
+        );
+    }
     if let Some(a) = &r.energy.gpu_attribution {
         let idle = a.idle_j.filter(|j| *j > 0.0).map_or_else(String::new, |j| {
             format!(", of which idle GPUs {}", Joules(j))

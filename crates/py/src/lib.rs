@@ -91,6 +91,7 @@ pub const OPTIONS: &[&str] = &[
     "inferences",
     "precision",
     "store",
+    "gpus",
 ];
 
 /// A finite-or-not float option (range checks are the library's); `bool` refused.
@@ -156,7 +157,41 @@ fn options_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<backend::Option
         })?),
         _ => None,
     };
+    o.gpus = opt_gpus(get("gpus")?)?;
     Ok(o)
+}
+
+/// `gpus=`: a str (`"all"`, `"0,2"`, a UUID), an int, or a list/tuple of ints and strs,
+/// passed on as `--gpus`'s text.
+fn opt_gpus(v: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let one = |x: &Bound<'_, PyAny>| -> PyResult<String> {
+        if x.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(PyTypeError::new_err(
+                "gpus entries must be int or str, not bool",
+            ));
+        }
+        if let Ok(i) = x.extract::<u32>() {
+            return Ok(i.to_string());
+        }
+        x.extract::<String>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "gpus entries must be int or str, not {}",
+                type_name(x)
+            ))
+        })
+    };
+    if v.is_instance_of::<pyo3::types::PyList>() || v.is_instance_of::<pyo3::types::PyTuple>() {
+        let items: Vec<String> = v.try_iter()?.map(|x| one(&x?)).collect::<PyResult<_>>()?;
+        return Ok(Some(if items.is_empty() {
+            "none".into()
+        } else {
+            items.join(",")
+        }));
+    }
+    one(&v).map(Some)
 }
 
 /// Reads sensors and measures named windows; nestable and overlapping.

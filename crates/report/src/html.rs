@@ -246,6 +246,15 @@ pub fn html(runs: &[RunReport]) -> String {
             ("host", r.host.hostname.clone()),
             ("CPU", r.host.cpu_model.clone().unwrap_or_default()),
             ("GPUs", r.host.gpu_models.join(", ")),
+            (
+                "GPUs not the job's",
+                r.host
+                    .other_gpus
+                    .iter()
+                    .map(|g| format!("{} ({}): {}", g.domain, g.name, g.reason))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             ("git commit", r.host.git_commit.clone().unwrap_or_default()),
             ("Energy-to-Solution", fmt_j(r.energy.total_j)),
             (
@@ -394,6 +403,23 @@ mod tests {
         assert!(doc.contains("a &amp; b &lt; c"));
         assert!(doc.contains("data-chart=\"runs-energy\""));
         assert!(!doc.contains("<b>x</b>"));
+    }
+
+    #[test]
+    fn the_nodes_other_gpus_are_named_only_when_there_are_some() {
+        let r = sample("run-1", 10.0);
+        assert!(!html(std::slice::from_ref(&r)).contains("GPUs not the job's"));
+        let mut r = r;
+        r.host.other_gpus = vec![wattprint_core::report::OtherGpu {
+            domain: "gpu-0".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: None,
+            reason: "not in CUDA_VISIBLE_DEVICES=1".into(),
+        }];
+        assert!(html(&[r]).contains(
+            "<tr><th>GPUs not the job's</th><td>gpu-0 (NVIDIA H100 80GB HBM3): not in \
+             CUDA_VISIBLE_DEVICES=1</td></tr>"
+        ));
     }
 
     #[test]

@@ -67,4 +67,11 @@ pub trait Sensor: Send {
     fn idle_power_w(&self, _domain: usize) -> Option<f64> {
         None
     }
+
+    /// Stop reading the domains `keep` rejects (the node's GPUs that are not the job's):
+    /// afterwards `info().domains` and `read` cover the kept ones only. Returns `false`, and
+    /// changes nothing, when the sensor cannot drop domains (the default).
+    fn retain_domains(&mut self, _keep: &dyn Fn(&DomainDesc) -> bool) -> bool {
+        false
+    }
 }

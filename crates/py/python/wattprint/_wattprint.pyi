@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension (see docs/python.md)."""
 
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 __version__: str
 
@@ -61,6 +61,7 @@ class Meter:
         inferences: Optional[float] = ...,
         precision: Optional[str] = ...,
         store: Optional[bool] = ...,
+        gpus: Optional[Union[str, int, Sequence[Union[str, int]]]] = ...,
     ) -> None: ...
     def begin(self, name: str = "window") -> Window: ...
     def end(self, window: Window, *, error: Optional[str] = None) -> Report: ...
