@@ -2,6 +2,7 @@
 //!
 //! Tables are parsed lazily on first lookup, never at start-up.
 
+pub mod ccf;
 pub mod cloud;
 pub mod cpu;
 pub mod gpu;
