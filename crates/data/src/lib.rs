@@ -7,4 +7,5 @@ pub mod cloud;
 pub mod cpu;
 pub mod gpu;
 pub mod grid;
+pub mod microarch;
 mod tables;
