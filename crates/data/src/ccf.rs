@@ -107,14 +107,13 @@ include!(concat!(env!("OUT_DIR"), "/ccf_tables.rs"));
 
 /// The rows of `provider`'s table, in the file's order.
 pub fn table(provider: Provider) -> impl Iterator<Item = UseCoefficients> {
-    USE_ROWS
-        .iter()
-        .filter(move |r| r.0 == provider)
-        .map(|&(_, architecture, min_w, max_w, gb_per_chip)| UseCoefficients {
+    USE_ROWS.iter().filter(move |r| r.0 == provider).map(
+        |&(_, architecture, min_w, max_w, gb_per_chip)| UseCoefficients {
             architecture,
             watts: VcpuWatts { min_w, max_w },
             gb_per_chip,
-        })
+        },
+    )
 }
 
 /// `provider`'s coefficients for `architecture`, if its table lists it.
@@ -204,14 +203,20 @@ mod tests {
         assert!((gcp.watts.max_w - 3.6424520285114035).abs() < 1e-15);
         // AWS spells it "Sky Lake": the same architecture.
         assert!(use_coefficients(Provider::Aws, Architecture::Skylake).is_some());
-        assert_eq!(use_coefficients(Provider::Gcp, Architecture::Graviton2), None);
+        assert_eq!(
+            use_coefficients(Provider::Gcp, Architecture::Graviton2),
+            None
+        );
     }
 
     #[test]
     fn every_row_is_idle_below_full_load() {
         for p in Provider::ALL {
             for r in table(p) {
-                assert!(0.0 < r.watts.min_w && r.watts.min_w < r.watts.max_w, "{p:?} {r:?}");
+                assert!(
+                    0.0 < r.watts.min_w && r.watts.min_w < r.watts.max_w,
+                    "{p:?} {r:?}"
+                );
             }
         }
     }

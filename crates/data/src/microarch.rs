@@ -138,7 +138,10 @@ fn intel_by_flags(sig: &CpuSignature) -> Option<Microarch> {
             stand_in("Skylake-SP or newer (avx512f)", A::Skylake),
         ),
         ("avx2", stand_in("Haswell or newer (avx2)", A::Haswell)),
-        ("avx", stand_in("Sandy Bridge or newer (avx)", A::SandyBridge)),
+        (
+            "avx",
+            stand_in("Sandy Bridge or newer (avx)", A::SandyBridge),
+        ),
     ];
     by_flag
         .into_iter()
@@ -186,11 +189,17 @@ mod tests {
 
     #[test]
     fn model_0x55_is_told_apart_by_its_flags() {
-        assert_eq!(identify(&intel_sig(0x55, "avx512f")).unwrap().name, "Skylake");
+        assert_eq!(
+            identify(&intel_sig(0x55, "avx512f")).unwrap().name,
+            "Skylake"
+        );
         let clx = identify(&intel_sig(0x55, "avx512f avx512_vnni")).unwrap();
         assert_eq!((clx.name, clx.exact), ("Cascade Lake", true));
         let cpx = identify(&intel_sig(0x55, "avx512f avx512_vnni avx512_bf16")).unwrap();
-        assert_eq!((cpx.name, cpx.ccf), ("Cooper Lake", Architecture::CascadeLake));
+        assert_eq!(
+            (cpx.name, cpx.ccf),
+            ("Cooper Lake", Architecture::CascadeLake)
+        );
     }
 
     #[test]
