@@ -469,6 +469,9 @@ impl AgentState {
                 counted_in_total: d.counted_in_total,
                 device: d.device.clone(),
                 avg_power_w: (duration_s > 0.0).then(|| j / duration_s),
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             })
             .collect();
         let total_j: f64 = domains

@@ -292,6 +292,8 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
         );
     }
     report.warnings.extend(warnings);
+    // The ranges of facility energy, grams and per-unit metrics follow the new figures.
+    wattprint_core::bounds::fill_report_ranges(report);
     Ok(())
 }
 

@@ -151,6 +151,98 @@ pub fn domain_bounds(
     }
 }
 
+/// Carry the domains' bounds (`joules_low`/`joules_high`, set by the energy step) through the
+/// report's derived figures: `total_j`, `facility_j` (x PUE), `carbon.total_g` (operational
+/// grams scaled by the energy's bounds, as the embedded intensity factors publish no
+/// uncertainty; embodied grams exact) and the energy and carbon metrics (`metrics.ranges`).
+/// A domain without bounds counts as exact. Idempotent: run it after the energy step and
+/// again after carbon.
+pub fn fill_report_ranges(r: &mut crate::report::RunReport) {
+    use crate::report::Range;
+    let total: Bounds = r
+        .energy
+        .domains
+        .iter()
+        .filter(|d| d.counted_in_total)
+        .map(|d| {
+            Bounds::new(
+                d.joules_low.unwrap_or(d.joules),
+                d.joules,
+                d.joules_high.unwrap_or(d.joules),
+            )
+        })
+        .sum();
+    // The total as the report states it (it may differ from the domains' sum by rounding).
+    let e = Bounds::new(total.low, r.energy.total_j, total.high);
+    let ratio = |x: f64| {
+        if r.energy.total_j > 0.0 {
+            x / r.energy.total_j
+        } else {
+            1.0
+        }
+    };
+    let (lo_k, hi_k) = (ratio(e.low), ratio(e.high));
+    r.energy.total_j_low = Some(e.low);
+    r.energy.total_j_high = Some(e.high);
+    let facility = e.scale(r.energy.pue);
+    r.energy.facility_j_low = Some(facility.low);
+    r.energy.facility_j_high = Some(facility.high);
+    let c = &mut r.carbon;
+    let op = Bounds::new(
+        c.operational_g * lo_k,
+        c.operational_g,
+        c.operational_g * hi_k,
+    );
+    let g = op + Bounds::exact(c.embodied_g);
+    let g = Bounds::new(g.low, c.total_g, g.high);
+    c.total_g_low = Some(g.low);
+    c.total_g_high = Some(g.high);
+    let g_ratio = |x: f64| if c.total_g > 0.0 { x / c.total_g } else { 1.0 };
+    let (g_lo_k, g_hi_k) = (g_ratio(g.low), g_ratio(g.high));
+    let m = &mut r.metrics;
+    let mut ranges = std::collections::BTreeMap::new();
+    let mut put = |name: &str, v: Option<f64>, lo: f64, hi: f64| {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            let b = Bounds::new(v * lo, v, v * hi);
+            ranges.insert(
+                name.to_string(),
+                Range {
+                    low: b.low,
+                    high: b.high,
+                },
+            );
+        }
+    };
+    put(
+        "energy_to_solution_j",
+        Some(m.energy_to_solution_j),
+        lo_k,
+        hi_k,
+    );
+    put(
+        "facility_energy_to_solution_j",
+        Some(m.facility_energy_to_solution_j),
+        lo_k,
+        hi_k,
+    );
+    put("joules_per_token", m.joules_per_token, lo_k, hi_k);
+    put("joules_per_inference", m.joules_per_inference, lo_k, hi_k);
+    put(
+        "carbon_per_inference_g",
+        m.carbon_per_inference_g,
+        g_lo_k,
+        g_hi_k,
+    );
+    put(
+        "carbon_per_1k_tokens_g",
+        m.carbon_per_1k_tokens_g,
+        g_lo_k,
+        g_hi_k,
+    );
+    put("sci_g_per_unit", m.sci_g_per_unit, g_lo_k, g_hi_k);
+    m.ranges = ranges;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +303,54 @@ mod tests {
             Bounds::new(1.0, 2.0, 4.0).per(2.0),
             Some(Bounds::new(0.5, 1.0, 2.0))
         );
+    }
+
+    #[test]
+    fn report_ranges_run_from_domains_to_grams_and_per_unit_metrics() {
+        use crate::report::{DomainEnergy, RunReport};
+        let mut r = RunReport::new("r".into());
+        let dom = |name: &str, j: f64, lo: f64, hi: f64, counted: bool| DomainEnergy {
+            name: name.into(),
+            kind: crate::DomainKind::CpuModel,
+            joules: j,
+            source: "utilisation-model".into(),
+            method: Method::Model,
+            counted_in_total: counted,
+            device: None,
+            avg_power_w: None,
+            joules_low: Some(lo),
+            joules_high: Some(hi),
+            range_basis: None,
+        };
+        r.energy.domains = vec![
+            dom("cpu-model", 60.0, 40.0, 100.0, true),
+            dom("memory-model", 20.0, 19.0, 21.0, true),
+            dom("core-0", 50.0, 0.0, 500.0, false),
+        ];
+        r.energy.total_j = 80.0;
+        r.energy.pue = 1.5;
+        r.carbon.operational_g = 8.0;
+        r.carbon.embodied_g = 2.0;
+        r.carbon.total_g = 10.0;
+        r.metrics.energy_to_solution_j = 80.0;
+        r.metrics.joules_per_token = Some(0.8);
+        r.metrics.sci_g_per_unit = Some(0.1);
+        fill_report_ranges(&mut r);
+        assert_eq!(
+            (r.energy.total_j_low, r.energy.total_j_high),
+            (Some(59.0), Some(121.0))
+        );
+        assert_eq!(
+            (r.energy.facility_j_low, r.energy.facility_j_high),
+            (Some(88.5), Some(181.5))
+        );
+        // Operational 8 g x 59/80 and x 121/80, embodied 2 g exact.
+        assert!((r.carbon.total_g_low.unwrap() - (8.0 * 59.0 / 80.0 + 2.0)).abs() < 1e-12);
+        assert!((r.carbon.total_g_high.unwrap() - (8.0 * 121.0 / 80.0 + 2.0)).abs() < 1e-12);
+        let jt = r.metrics.ranges["joules_per_token"];
+        assert!((jt.low - 0.59).abs() < 1e-12 && (jt.high - 1.21).abs() < 1e-12);
+        assert!(r.metrics.ranges["sci_g_per_unit"].low < 0.1);
+        assert!(!r.metrics.ranges.contains_key("carbon_per_inference_g"));
     }
 
     fn arb_bounds() -> impl Strategy<Value = Bounds> {

@@ -17,6 +17,10 @@ pub const LOAD_CURVE: [(f64, f64); 4] = [(0.0, 0.12), (0.10, 0.32), (0.50, 0.75)
 /// Memory power per gigabyte (10^9 bytes) of installed memory, W/GB (Cloud Carbon Footprint).
 pub const MEMORY_W_PER_GB: f64 = 0.392;
 
+/// The two figures CCF's memory coefficient averages, W/GB: Crucial 0.375 and Micron 0.408
+/// (the bounds of the modelled memory power).
+pub const MEMORY_W_PER_GB_RANGE: (f64, f64) = (0.375, 0.408);
+
 /// Power as a fraction of TDP at `utilisation` (0..=1; clamped; NaN counts as idle), by
 /// piecewise-linear interpolation of [`LOAD_CURVE`].
 pub fn load_fraction(utilisation: f64) -> f64 {

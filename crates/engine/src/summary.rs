@@ -17,6 +17,31 @@ fn method_label(m: Method) -> &'static str {
     }
 }
 
+/// `low-high unit` from two figures of a quantity formatted by `fmt` (e.g. `12.3-25.6 J`), the
+/// unit written once when both share it.
+pub fn range_text(low: f64, high: f64, fmt: impl Fn(f64) -> String) -> String {
+    let (a, b) = (fmt(low), fmt(high));
+    match (a.rsplit_once(' '), b.rsplit_once(' ')) {
+        (Some((an, au)), Some((_, bu))) if au == bu => format!("{an}-{b}"),
+        _ => format!("{a}-{b}"),
+    }
+}
+
+/// The method of a total: the one method of its counted domains, or `mixed`.
+fn total_method(r: &RunReport) -> &'static str {
+    let mut methods = r
+        .energy
+        .domains
+        .iter()
+        .filter(|d| d.counted_in_total)
+        .map(|d| d.method);
+    match methods.next() {
+        Some(m) if methods.all(|n| n == m) => m.as_str(),
+        Some(_) => "mixed",
+        None => "none",
+    }
+}
+
 /// Render the summary table of `r`.
 pub fn render(r: &RunReport) -> String {
     render_with(r, &[])
@@ -49,9 +74,15 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             let p = d
                 .avg_power_w
                 .map_or_else(|| "-".to_string(), |w| Watts(w).to_string());
+            let range = match (d.joules_low, d.joules_high) {
+                (Some(lo), Some(hi)) if lo < hi => {
+                    format!("  ({})", range_text(lo, hi, |j| Joules(j).to_string()))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  {:<16} {:>12} {:>11}  {:<17} {}",
+                "  {:<16} {:>12} {:>11}  {:<17} {}{range}",
                 d.name,
                 Joules(d.joules).to_string(),
                 p,
@@ -68,9 +99,17 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             .domains
             .iter()
             .any(|d| d.counted_in_total && d.method == Method::Model);
+        let total_range = match (r.energy.total_j_low, r.energy.total_j_high) {
+            (Some(lo), Some(hi)) if lo < hi => format!(
+                " ({}, {})",
+                total_method(r),
+                range_text(lo, hi, |j| Joules(j).to_string())
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "  {:<16} {:>12}{}",
+            "  {:<16} {:>12}{total_range}{}",
             "total",
             Joules(r.energy.total_j).to_string(),
             if estimate {
@@ -80,9 +119,15 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             }
         );
         if r.energy.pue != 1.0 {
+            let range = match (r.energy.facility_j_low, r.energy.facility_j_high) {
+                (Some(lo), Some(hi)) if lo < hi => {
+                    format!(" ({})", range_text(lo, hi, |j| Joules(j).to_string()))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  facility (PUE {:.2}) {}",
+                "  facility (PUE {:.2}) {}{range}",
                 r.energy.pue,
                 Joules(r.energy.facility_j)
             );
@@ -239,6 +284,9 @@ mod tests {
             counted_in_total: true,
             device: None,
             avg_power_w: Some(1.25),
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         r.energy.total_j = 2.5;
         let s = render(&r);

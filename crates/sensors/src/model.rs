@@ -402,6 +402,18 @@ impl Sensor for UtilisationModel {
             _ => None,
         }
     }
+
+    fn power_bounds_w(&self, domain: usize) -> Option<(f64, f64)> {
+        let (lo, hi) = powermodel::MEMORY_W_PER_GB_RANGE;
+        match domain {
+            0 => Some((self.cpu.curve.idle().0, self.cpu.curve.full_load().0)),
+            1 => Some((
+                self.memory_w * lo / powermodel::MEMORY_W_PER_GB,
+                self.memory_w * hi / powermodel::MEMORY_W_PER_GB,
+            )),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -459,6 +471,9 @@ mod tests {
         // 1,024,000,000 bytes x 0.392 W/GB x 2 s.
         assert!((mem - 1.024 * 0.392 * 2.0).abs() < 1e-9, "{mem}");
         assert_eq!(m.idle_power_w(0), Some(280.0 * 0.12));
+        assert_eq!(m.power_bounds_w(0), Some((280.0 * 0.12, 280.0 * 1.02)));
+        let (lo, hi) = m.power_bounds_w(1).unwrap();
+        assert!((lo - 1.024 * 0.375).abs() < 1e-9 && (hi - 1.024 * 0.408).abs() < 1e-9);
     }
 
     #[test]

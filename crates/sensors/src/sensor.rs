@@ -67,4 +67,11 @@ pub trait Sensor: Send {
     fn idle_power_w(&self, _domain: usize) -> Option<f64> {
         None
     }
+
+    /// The least and the most power the domain can draw by the sensor's own account, W
+    /// (low, high), when it knows them: the model's span (idle to full load). Reports bound
+    /// the domain's energy by it.
+    fn power_bounds_w(&self, _domain: usize) -> Option<(f64, f64)> {
+        None
+    }
 }

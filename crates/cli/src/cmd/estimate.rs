@@ -204,6 +204,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         counted_in_total: true,
         device: args.gpu.clone(),
         avg_power_w: Some(devices * power_w),
+        joules_low: None,
+        joules_high: None,
+        range_basis: None,
     }];
     report.work = Work {
         flops: args.flops,

@@ -117,6 +117,9 @@ pub(super) fn codecarbon(
                     counted_in_total: true,
                     device: None,
                     avg_power_w: None,
+                    joules_low: None,
+                    joules_high: None,
+                    range_basis: None,
                 });
             }
         }
@@ -138,6 +141,9 @@ pub(super) fn codecarbon(
                 counted_in_total: true,
                 device: None,
                 avg_power_w: None,
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             });
         }
         if let Some(p) = get(opt("pue")) {

@@ -213,6 +213,9 @@ pub(super) fn trace(input: &str, source_name: &str, id: &str) -> Result<RunRepor
             counted_in_total: d.counted,
             device: None,
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         series.push(Cumulative {
             name,
