@@ -151,6 +151,16 @@ pub fn domain_bounds(
     }
 }
 
+/// `low-high unit` from two figures of a quantity formatted by `fmt` (e.g. `12.3-25.6 J`), the
+/// unit written once when both share it.
+pub fn range_text(low: f64, high: f64, fmt: impl Fn(f64) -> String) -> String {
+    let (a, b) = (fmt(low), fmt(high));
+    match (a.rsplit_once(' '), b.rsplit_once(' ')) {
+        (Some((an, au)), Some((_, bu))) if au == bu => format!("{an}-{b}"),
+        _ => format!("{a}-{b}"),
+    }
+}
+
 /// Carry the domains' bounds (`joules_low`/`joules_high`, set by the energy step) through the
 /// report's derived figures: `total_j`, `facility_j` (x PUE), `carbon.total_g` (operational
 /// grams scaled by the energy's bounds, as the embedded intensity factors publish no
@@ -294,6 +304,20 @@ mod tests {
     fn bounds_on_the_wrong_side_are_widened_to_the_value() {
         let b = Bounds::new(5.0, 3.0, 2.0);
         assert_eq!((b.low, b.value, b.high), (3.0, 3.0, 3.0));
+    }
+
+    #[test]
+    fn range_text_writes_a_shared_unit_once() {
+        let j = |x: f64| format!("{x:.1} J");
+        assert_eq!(range_text(55.0, 120.0, j), "55.0-120.0 J");
+        let g = |x: f64| {
+            if x < 1.0 {
+                format!("{:.0} mg", x * 1e3)
+            } else {
+                format!("{x:.1} g")
+            }
+        };
+        assert_eq!(range_text(0.5, 2.0, g), "500 mg-2.0 g");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Modelled numbers are labelled as estimates; carbon is shown when the report has it.
 
 use std::fmt::Write;
+use wattprint_core::bounds::range_text;
 use wattprint_core::report::RunReport;
 use wattprint_core::{Joules, Method, Watts};
 
@@ -14,16 +15,6 @@ fn method_label(m: Method) -> &'static str {
         Method::Counter => "counter",
         Method::Power => "power (sampled)",
         Method::Model => "model (ESTIMATE)",
-    }
-}
-
-/// `low-high unit` from two figures of a quantity formatted by `fmt` (e.g. `12.3-25.6 J`), the
-/// unit written once when both share it.
-pub fn range_text(low: f64, high: f64, fmt: impl Fn(f64) -> String) -> String {
-    let (a, b) = (fmt(low), fmt(high));
-    match (a.rsplit_once(' '), b.rsplit_once(' ')) {
-        (Some((an, au)), Some((_, bu))) if au == bu => format!("{an}-{b}"),
-        _ => format!("{a}-{b}"),
     }
 }
 
