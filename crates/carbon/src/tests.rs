@@ -318,6 +318,9 @@ fn intensity_file_follows_the_power_timeline() {
         counted_in_total: true,
         device: None,
         avg_power_w: None,
+        joules_low: None,
+        joules_high: None,
+        range_basis: None,
     }];
     r.timeline = Some(TimelineReport {
         t_s: vec![900.0, 2700.0],

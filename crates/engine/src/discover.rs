@@ -308,11 +308,15 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
         .unwrap_or_default();
     if d.add(
         model::SOURCE,
-        UtilisationModel::open(&config.procfs_root, config.poll_interval_s),
+        UtilisationModel::open(
+            &config.procfs_root,
+            &config.sysfs_root,
+            config.poll_interval_s,
+        ),
     ) {
         d.notes.push(format!(
             "no readable CPU energy counter ({why}): CPU and memory energy are ESTIMATES from \
-             the utilisation model (TDP x load curve, 0.392 W/GB); run `wattprint sensors` \
+             the utilisation model (TDP or per-vCPU watts x utilisation, 0.392 W/GB); run `wattprint sensors` \
              for how to enable RAPL"
         ));
     }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use wattprint_core::attribution;
+use wattprint_core::bounds;
 use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
     Attribution, DomainEnergy, Gap, GpuHost, OtherGpu, Overhead, PowerSeries, RunReport,
@@ -66,6 +67,9 @@ pub struct ReportInputs {
     pub joules: Vec<f64>,
     /// Idle power per domain when the sensor knows it, W (meter order).
     pub idle_w: Vec<Option<f64>>,
+    /// The (low, high) power a sensor vouches for per domain, W (meter order; the model's
+    /// span), for the energy's bounds.
+    pub power_bounds_w: Vec<Option<(f64, f64)>>,
     /// Gaps overlapping the window, clipped to it, times relative to the window start.
     pub gaps: Vec<Gap>,
     /// Machine busy CPU time over the window, s (from `/proc/stat`).
@@ -135,15 +139,23 @@ pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         .domains
         .iter()
         .zip(&i.joules)
-        .map(|(d, j)| DomainEnergy {
-            name: d.name.clone(),
-            kind: d.kind,
-            joules: *j,
-            source: d.source.clone(),
-            method: d.method,
-            counted_in_total: d.counted_in_total,
-            device: d.device.clone(),
-            avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+        .enumerate()
+        .map(|(k, (d, j))| {
+            let pb = i.power_bounds_w.get(k).copied().flatten();
+            let (b, basis) = bounds::domain_bounds(d.method, &d.source, *j, i.duration_s, pb);
+            DomainEnergy {
+                name: d.name.clone(),
+                kind: d.kind,
+                joules: *j,
+                source: d.source.clone(),
+                method: d.method,
+                counted_in_total: d.counted_in_total,
+                device: d.device.clone(),
+                avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+                joules_low: Some(b.low),
+                joules_high: Some(b.high),
+                range_basis: Some(basis.to_string()),
+            }
         })
         .collect();
     r.energy.total_j = r
@@ -159,6 +171,7 @@ pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         .unwrap_or(1.0);
     r.energy.facility_j = r.energy.total_j * r.energy.pue;
     r.energy.gaps = i.gaps.clone();
+    bounds::fill_report_ranges(r);
 }
 
 /// The job's CPU-time share of the machine's energy, idle kept apart when known.
@@ -307,6 +320,7 @@ pub fn metrics(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
         &peaks,
     );
     r.metrics.peak_flops_source = source;
+    bounds::fill_report_ranges(r);
 }
 
 /// The Operational Overhead Score inputs: the meter's CPU time and share, peak RSS, reads,

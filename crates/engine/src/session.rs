@@ -44,6 +44,7 @@ pub struct Session {
     absent: Vec<AbsentSensor>,
     notes: Vec<String>,
     idle_w: Vec<Option<f64>>,
+    power_bounds_w: Vec<Option<(f64, f64)>>,
     setup_steps: Vec<String>,
     domains: Vec<DomainDesc>,
     /// Machine CPU times of windows, only while [`Session::set_machine_cpu_times`] is on;
@@ -78,10 +79,12 @@ impl Session {
     /// Start metering over an existing discovery (tests, or callers that add sensors).
     pub fn with_discovery(config: SensorConfig, d: Discovery) -> Session {
         let mut idle_w = Vec::new();
+        let mut power_bounds_w = Vec::new();
         let mut setup_steps: Vec<String> = Vec::new();
         for s in &d.sensors {
             let info = s.info();
             idle_w.extend((0..info.domains.len()).map(|k| s.idle_power_w(k)));
+            power_bounds_w.extend((0..info.domains.len()).map(|k| s.power_bounds_w(k)));
             if info.setup != "none" && !setup_steps.contains(&info.setup) {
                 setup_steps.push(info.setup.clone());
             }
@@ -106,6 +109,7 @@ impl Session {
             absent: d.absent,
             notes,
             idle_w,
+            power_bounds_w,
             setup_steps,
             windows: HashMap::new(),
             seq: NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -255,6 +259,7 @@ impl Session {
             domains: self.domains.clone(),
             joules: w.per_domain.iter().map(|j| j.0).collect(),
             idle_w: self.idle_w.clone(),
+            power_bounds_w: self.power_bounds_w.clone(),
             gaps: clip_gaps(&self.meter.gaps(), w.begin_t_s, w.end_t_s),
             machine_busy_cpu_s,
             meter_cpu_s: self.meter.cpu_s(),

@@ -340,10 +340,29 @@ impl Report {
     fn facility_energy_j(&self, py: Python<'_>) -> f64 {
         self.get(py).energy.facility_j
     }
+    /// Low and high bounds of `energy_j` (each domain's published accuracy or the model's
+    /// span), J.
+    #[getter]
+    fn energy_j_low(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).energy.total_j_low
+    }
+    #[getter]
+    fn energy_j_high(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).energy.total_j_high
+    }
     /// Total carbon (operational + embodied), g CO2e.
     #[getter]
     fn carbon_g(&self, py: Python<'_>) -> f64 {
         self.get(py).carbon.total_g
+    }
+    /// Low and high bounds of `carbon_g`, g CO2e.
+    #[getter]
+    fn carbon_g_low(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).carbon.total_g_low
+    }
+    #[getter]
+    fn carbon_g_high(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).carbon.total_g_high
     }
     #[getter]
     fn duration_s(&self, py: Python<'_>) -> f64 {
@@ -401,8 +420,12 @@ impl Report {
     }
     fn __repr__(&self, py: Python<'_>) -> String {
         let r = self.get(py);
+        let range = match (r.energy.total_j_low, r.energy.total_j_high) {
+            (Some(lo), Some(hi)) if lo < hi => format!(" ({lo:.3}-{hi:.3} J)"),
+            _ => String::new(),
+        };
         format!(
-            "<wattprint.Report {:.3} J, {:.4} g CO2e over {:.3} s>",
+            "<wattprint.Report {:.3} J{range}, {:.4} g CO2e over {:.3} s>",
             r.energy.total_j, r.carbon.total_g, r.duration_s
         )
     }

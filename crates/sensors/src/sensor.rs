@@ -74,4 +74,11 @@ pub trait Sensor: Send {
     fn retain_domains(&mut self, _keep: &dyn Fn(&DomainDesc) -> bool) -> bool {
         false
     }
+
+    /// The least and the most power the domain can draw by the sensor's own account, W
+    /// (low, high), when it knows them: the model's span (idle to full load). Reports bound
+    /// the domain's energy by it.
+    fn power_bounds_w(&self, _domain: usize) -> Option<(f64, f64)> {
+        None
+    }
 }
