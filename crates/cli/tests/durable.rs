@@ -10,21 +10,16 @@ use wattprint_core::report::RunStatus;
 use wattprint_sensors::fake_tree::write_fake_procfs;
 use wattprint_store::{Filter, Store};
 
-/// The environment of every command here: a history in `dir`, no sensors but the model
-/// over a fake procfs, a zone so carbon is computed.
-fn env(c: &mut Command, dir: &Path) {
-    c.env("WATTPRINT_DB", dir.join("history.sqlite"))
-        .env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
-        .env("WATTPRINT_PROCFS_ROOT", dir.join("proc"))
-        .env("WATTPRINT_NVML_LIB", dir.join("no-nvml.so"))
-        .env("WATTPRINT_CHECKPOINT_S", "0.1")
+mod common;
+
+/// The environment of every command here: the fake machine of `tests/common` (a history in
+/// `dir`, no sensors but the model over a fake procfs), checkpoints every 0.1 s, a zone so
+/// carbon is computed.
+fn wattprint(dir: &Path) -> Command {
+    let mut c = common::wattprint(dir);
+    c.env("WATTPRINT_CHECKPOINT_S", "0.1")
         .env("WATTPRINT_ZONE", "FR")
         .current_dir(dir);
-}
-
-fn wattprint(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wattprint"));
-    env(&mut c, dir);
     c
 }
 

@@ -173,8 +173,12 @@ fn open_all(config: &SensorConfig) -> Discovery {
     );
     add(
         model::SOURCE,
-        UtilisationModel::open(&config.procfs_root, config.poll_interval_s)
-            .map(|s| Box::new(s) as Box<dyn Sensor>),
+        UtilisationModel::open(
+            &config.procfs_root,
+            &config.sysfs_root,
+            config.poll_interval_s,
+        )
+        .map(|s| Box::new(s) as Box<dyn Sensor>),
     );
     probe_gpus(config, &mut d);
     d

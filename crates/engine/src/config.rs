@@ -1,7 +1,45 @@
 //! Where sensors look, and how often the meter reads: from the documented environment seams.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use wattprint_core::gpu_select::{GpuRequest, VISIBILITY_VARS};
+
+/// Which GPUs a session measures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum GpuScope {
+    /// Every GPU of the node (the agent, `wattprint sensors`).
+    #[default]
+    Node,
+    /// The job's GPUs: the user's `request` (`--gpus`, Python's `gpus=`) when given, else
+    /// the visibility variables in `env` (`CUDA_VISIBLE_DEVICES` and the others of
+    /// [`VISIBILITY_VARS`], as the job sees them). The node's other GPUs are not read and
+    /// are listed in the report as not the job's (`wattprint_core::gpu_select`).
+    Job {
+        env: BTreeMap<String, String>,
+        request: Option<GpuRequest>,
+    },
+}
+
+impl GpuScope {
+    /// The job's GPUs, from this process's environment (which `wattprint run` passes on to
+    /// the command unchanged) or `request`.
+    pub fn job_from_env(request: Option<GpuRequest>) -> Self {
+        Self::job_from_lookup(|k| std::env::var_os(k), request)
+    }
+
+    /// As [`GpuScope::job_from_env`], with an injectable environment. A variable set to
+    /// an empty value is kept: `CUDA_VISIBLE_DEVICES=` hides every GPU.
+    pub fn job_from_lookup(
+        get: impl Fn(&str) -> Option<std::ffi::OsString>,
+        request: Option<GpuRequest>,
+    ) -> Self {
+        let env = VISIBILITY_VARS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), get(k)?.to_string_lossy().into_owned())))
+            .collect();
+        GpuScope::Job { env, request }
+    }
+}
 
 /// The sensor names a user may choose, with the source label each stands for (the label in
 /// reports and `wattprint sensors`).
@@ -155,6 +193,8 @@ pub struct SensorConfig {
     /// when a domain that always draws power did not advance, s (`None`: no wait; `wattprint
     /// sensors` waits, `run` relies on the per-window check).
     pub discovery_check_s: Option<f64>,
+    /// Which GPUs are measured: the node's (default) or the job's.
+    pub gpu_scope: GpuScope,
 }
 
 /// The environment variable choosing sensors (`model`, `-rapl-perf,-nvml`).
@@ -178,6 +218,7 @@ impl Default for SensorConfig {
             perf_counters_dir: None,
             standby: true,
             discovery_check_s: None,
+            gpu_scope: GpuScope::Node,
         }
     }
 }
@@ -260,6 +301,7 @@ mod tests {
         assert_eq!(c.nvml_lib, Some(PathBuf::from("/x/libnvidia-ml.so.1")));
         assert_eq!(c.poll_interval_s, 1.0);
         assert!(c.selection.is_default());
+        assert_eq!(c.gpu_scope, GpuScope::Node);
     }
 
     #[test]
@@ -303,5 +345,25 @@ mod tests {
         assert!(!c.selection.allows("nvml"));
         c.select(&[], &[]).unwrap();
         assert!(!c.selection.allows("nvml"), "no flags: the selection stays");
+    }
+
+    #[test]
+    fn the_job_scope_keeps_only_the_visibility_variables_empty_ones_too() {
+        let s = GpuScope::job_from_lookup(
+            |k| match k {
+                "CUDA_VISIBLE_DEVICES" => Some("".into()),
+                "SLURM_JOB_GPUS" => Some("1,3".into()),
+                "HOME" => Some("/root".into()),
+                _ => None,
+            },
+            None,
+        );
+        let GpuScope::Job { env, request } = s else {
+            panic!("not a job scope");
+        };
+        assert_eq!(env.len(), 2);
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "");
+        assert_eq!(env["SLURM_JOB_GPUS"], "1,3");
+        assert_eq!(request, None);
     }
 }

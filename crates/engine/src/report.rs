@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use wattprint_core::attribution;
+use wattprint_core::bounds;
 use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
-    Attribution, DomainEnergy, Gap, GpuHost, Overhead, PowerSeries, Rejected, RunReport,
+    Attribution, DomainEnergy, Gap, GpuHost, OtherGpu, Overhead, PowerSeries, Rejected, RunReport,
     TimelineReport, Work,
 };
 use wattprint_core::timeline::Timeline;
@@ -67,6 +68,9 @@ pub struct ReportInputs {
     pub joules: Vec<f64>,
     /// Idle power per domain when the sensor knows it, W (meter order).
     pub idle_w: Vec<Option<f64>>,
+    /// The (low, high) power a sensor vouches for per domain, W (meter order; the model's
+    /// span), for the energy's bounds.
+    pub power_bounds_w: Vec<Option<(f64, f64)>>,
     /// Per domain (meter order): read by a standby sensor (not counted unless swapped in for
     /// a rejected domain). Missing entries: not standby.
     pub standby: Vec<bool>,
@@ -89,8 +93,10 @@ pub struct ReportInputs {
     pub timeline: Timeline,
     /// Discovery notes (fallbacks).
     pub notes: Vec<String>,
-    /// GPUs measured (their domains are among `domains`).
+    /// GPUs measured (their domains are among `domains`): the job's where it chose them.
     pub gpus: Vec<GpuDevice>,
+    /// How the job's GPUs were chosen and the node's others (not measured).
+    pub gpu_choice: Option<crate::discover::GpuChoice>,
     /// Per-process GPU utilisation samples over the window.
     pub gpu_samples: Vec<ProcUtil>,
     /// The processes of the wrapped job seen in `gpu_samples`.
@@ -147,8 +153,8 @@ pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         .pue
         .filter(|p| p.is_finite() && *p >= 1.0)
         .unwrap_or(1.0);
-    set_total(r);
     r.energy.gaps = i.gaps.clone();
+    set_total(r);
 }
 
 fn is_standby(i: &ReportInputs, k: usize) -> bool {
@@ -158,6 +164,8 @@ fn is_standby(i: &ReportInputs, k: usize) -> bool {
 fn domain_energy(i: &ReportInputs, k: usize, counted: bool) -> DomainEnergy {
     let d = &i.domains[k];
     let j = i.joules.get(k).copied().unwrap_or(0.0);
+    let pb = i.power_bounds_w.get(k).copied().flatten();
+    let (b, basis) = bounds::domain_bounds(d.method, &d.source, j, i.duration_s, pb);
     DomainEnergy {
         name: d.name.clone(),
         kind: d.kind,
@@ -167,6 +175,9 @@ fn domain_energy(i: &ReportInputs, k: usize, counted: bool) -> DomainEnergy {
         counted_in_total: counted,
         device: d.device.clone(),
         avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+        joules_low: Some(b.low),
+        joules_high: Some(b.high),
+        range_basis: Some(basis.to_string()),
     }
 }
 
@@ -180,6 +191,7 @@ fn set_total(r: &mut RunReport) {
         .map(|d| d.joules)
         .sum();
     r.energy.facility_j = r.energy.total_j * r.energy.pue;
+    bounds::fill_report_ranges(r);
 }
 
 /// Evidence before trust: judge every measured domain over the window against its length and
@@ -292,7 +304,12 @@ pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
         ));
         *filled_j.get_or_insert(0.0) += f.joules;
         let m = &i.domains[f.model];
+        let pb = i.power_bounds_w.get(f.model).copied().flatten();
+        let (b, basis) = bounds::domain_bounds(m.method, &m.source, f.joules, f.gap_s, pb);
         de.push(DomainEnergy {
+            joules_low: Some(b.low),
+            joules_high: Some(b.high),
+            range_basis: Some(basis.to_string()),
             name: format!("{}-for-{}", m.name, i.domains[f.gapped].name),
             kind: m.kind,
             joules: f.joules,
@@ -444,7 +461,7 @@ pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext
     }
 }
 
-/// Declared work, and the GPU models measured.
+/// Declared work, the GPUs measured, and the node's GPUs that are not the job's.
 pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
     r.work = ctx.work.clone();
     r.host.gpu_models = i.gpus.iter().map(|g| g.name.clone()).collect();
@@ -460,6 +477,19 @@ pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
             source: g.source.clone(),
         })
         .collect();
+    if let Some(c) = &i.gpu_choice {
+        r.host.gpu_selection = Some(c.basis.clone());
+        r.host.other_gpus = c
+            .excluded
+            .iter()
+            .map(|(g, reason)| OtherGpu {
+                domain: g.domain.clone(),
+                name: g.name.clone(),
+                uuid: g.uuid.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
+    }
 }
 
 /// Peak FLOPs/W inputs of the GPUs measured, at `precision`, and a source line.
@@ -509,6 +539,7 @@ pub fn metrics(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
         &peaks,
     );
     r.metrics.peak_flops_source = source;
+    bounds::fill_report_ranges(r);
 }
 
 /// The Operational Overhead Score inputs: the meter's CPU time and share, peak RSS, reads,
@@ -738,8 +769,39 @@ mod tests {
             method: Method::Counter,
             power_source: None,
             source: "nvml".into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
         }];
         i
+    }
+
+    #[test]
+    fn the_nodes_other_gpus_are_listed_apart_and_outside_the_total() {
+        let mut i = gpu_inputs();
+        let other = GpuDevice {
+            domain: "gpu-1".into(),
+            index: 1,
+            name: "NVIDIA A100 80GB PCIe".into(),
+            uuid: Some("GPU-1".into()),
+            ..i.gpus[0].clone()
+        };
+        i.gpu_choice = Some(crate::discover::GpuChoice {
+            basis: "CUDA_VISIBLE_DEVICES=0".into(),
+            excluded: vec![(other, "not in CUDA_VISIBLE_DEVICES=0".into())],
+            unmatched: Vec::new(),
+        });
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.host.gpu_models, vec!["NVIDIA H100 80GB HBM3".to_string()]);
+        assert_eq!(r.host.gpus.len(), 1);
+        assert_eq!(
+            r.host.gpu_selection.as_deref(),
+            Some("CUDA_VISIBLE_DEVICES=0")
+        );
+        assert_eq!(r.host.other_gpus.len(), 1);
+        assert_eq!(r.host.other_gpus[0].domain, "gpu-1");
+        assert_eq!(r.host.other_gpus[0].reason, "not in CUDA_VISIBLE_DEVICES=0");
+        assert!(r.energy.domains.iter().all(|d| d.name != "gpu-1"));
+        assert_eq!(r.metrics.energy_to_solution_j, r.energy.total_j);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A measuring session: the meter over the discovered sensors, named windows, and reports.
 
 use crate::config::SensorConfig;
-use crate::discover::{discover, AbsentSensor, Discovery};
+use crate::discover::{discover, AbsentSensor, Discovery, GpuChoice};
 use crate::gpu_recorder::GpuRecorder;
 use crate::procinfo;
 use crate::report::{assemble, ReportContext, ReportInputs};
@@ -48,6 +48,7 @@ pub struct Session {
     standby: Vec<bool>,
     /// Per domain (meter order): the maximum power its sensor declares, W.
     max_power_w: Vec<Option<f64>>,
+    power_bounds_w: Vec<Option<(f64, f64)>>,
     setup_steps: Vec<String>,
     domains: Vec<DomainDesc>,
     /// Machine CPU times of windows, only while [`Session::set_machine_cpu_times`] is on;
@@ -58,6 +59,8 @@ pub struct Session {
     /// monotonic begin time (nothing to store per window).
     epoch_unix_s: f64,
     gpus: Vec<GpuDevice>,
+    /// How the job's GPUs were chosen ([`crate::config::GpuScope::Job`]).
+    gpu_choice: Option<GpuChoice>,
     /// NVML's per-process sampler, until a job root is set.
     gpu_sampler: Option<GpuProcessSampler>,
     /// Started by [`Session::set_job_root`].
@@ -82,6 +85,7 @@ impl Session {
         let mut idle_w = Vec::new();
         let mut max_power_w = Vec::new();
         let mut standby = Vec::new();
+        let mut power_bounds_w = Vec::new();
         let mut setup_steps: Vec<String> = Vec::new();
         let n_primary = d.sensors.len();
         let mut sensors = d.sensors;
@@ -91,6 +95,7 @@ impl Session {
             let n = info.domains.len();
             idle_w.extend((0..n).map(|k| s.idle_power_w(k)));
             max_power_w.extend((0..n).map(|k| s.max_power_w(k)));
+            power_bounds_w.extend((0..n).map(|k| s.power_bounds_w(k)));
             standby.extend(std::iter::repeat_n(k >= n_primary, n));
             if k < n_primary && info.setup != "none" && !setup_steps.contains(&info.setup) {
                 setup_steps.push(info.setup.clone());
@@ -124,11 +129,13 @@ impl Session {
             absent: d.absent,
             notes,
             idle_w,
+            power_bounds_w,
             setup_steps,
             windows: HashMap::new(),
             seq: NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             machine_cpu: true,
             gpus: d.gpus,
+            gpu_choice: d.gpu_choice,
             gpu_sampler: d.gpu_sampler,
             gpu_recorder: None,
         }
@@ -166,6 +173,12 @@ impl Session {
     /// Sensors not used, with reasons and fixes.
     pub fn absent(&self) -> &[AbsentSensor] {
         &self.absent
+    }
+
+    /// How the job's GPUs were chosen among the node's, when the config asked for the job's
+    /// ([`crate::config::GpuScope::Job`]); its `unmatched` entries make a request invalid.
+    pub fn gpu_choice(&self) -> Option<&GpuChoice> {
+        self.gpu_choice.as_ref()
     }
 
     /// Discovery notes (fallbacks) that reports carry as warnings.
@@ -297,6 +310,7 @@ impl Session {
                 .map(|(_, g)| g.clone())
                 .collect(),
             gap_s,
+            power_bounds_w: self.power_bounds_w.clone(),
             machine_busy_cpu_s,
             meter_cpu_s: self.meter.cpu_s(),
             peak_rss_bytes: usage.peak_rss_bytes,
@@ -305,6 +319,7 @@ impl Session {
             timeline: clip_timeline(&self.meter.timeline(), w.begin_t_s, w.end_t_s),
             notes: self.notes.clone(),
             gpus: self.gpus.clone(),
+            gpu_choice: self.gpu_choice.clone(),
             gpu_samples,
             gpu_job_pids,
         }

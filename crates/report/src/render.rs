@@ -386,6 +386,9 @@ pub(crate) mod tests {
                 counted_in_total: true,
                 device: None,
                 avg_power_w: Some(j * 0.25 / 4.0),
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             },
             DomainEnergy {
                 name: "gpu-0".into(),
@@ -396,6 +399,9 @@ pub(crate) mod tests {
                 counted_in_total: true,
                 device: Some("NVIDIA H100".into()),
                 avg_power_w: Some(j * 0.75 / 4.0),
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             },
         ];
         r.energy.total_j = j;

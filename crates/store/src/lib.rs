@@ -733,6 +733,9 @@ mod tests {
             counted_in_total: true,
             device: None,
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         r.carbon.zone = "FR".into();
         r.carbon.total_g = j / 3.6e6 * 50.0;

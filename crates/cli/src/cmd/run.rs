@@ -9,8 +9,10 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
+use wattprint_core::gpu_select::{GpuRequest, GpuRequestError};
 use wattprint_core::work::resolve_work;
 use wattprint_engine::cgroup::JobCgroup;
+use wattprint_engine::config::GpuScope;
 use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
 use wattprint_engine::{summary, ReportContext, Session};
 
@@ -37,6 +39,13 @@ pub struct Args {
     /// from its waited-for process tree instead (processes it leaves behind are missed).
     #[arg(long)]
     pub no_cgroup: bool,
+    /// The job's GPUs (measured, in its total and embodied share): `all`, `none`, indices as
+    /// `wattprint sensors` lists them (`0,2`), domain names (`gpu-1`) or UUIDs. Default: the
+    /// GPUs the command can see (CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
+    /// ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES, Slurm's allocation). It does not change
+    /// what the command sees.
+    #[arg(long, value_name = "all|0,2|UUID", value_parser = parse_gpus)]
+    pub gpus: Option<GpuRequest>,
     /// Label the run (repeatable): `--label team=search --label model=7b`.
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -66,6 +75,11 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
         return Err(format!("`{text}`: the interval must be at least 1ms"));
     }
     Ok(s)
+}
+
+/// Parse `--gpus`.
+fn parse_gpus(text: &str) -> Result<GpuRequest, String> {
+    text.parse().map_err(|e: GpuRequestError| e.to_string())
 }
 
 /// Parse `key=value`.
@@ -132,6 +146,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         QUIET_TIMELINE_INTERVAL_S
     });
     config.timeline_interval_s = Some(interval_s);
+    // The job's GPUs: what the command can see (the environment it inherits), or --gpus.
+    config.gpu_scope = GpuScope::job_from_env(args.gpus.clone());
     if let Some(i) = args.interval {
         config.poll_interval_s = i;
     }
@@ -145,6 +161,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let fwd = Forwarder::install()?;
     let session_procfs = config.procfs_root.clone();
     let mut session = Session::start(config);
+    if let Some(bad) = session.gpu_choice().filter(|c| !c.unmatched.is_empty()) {
+        if let Ok(cg) = cgroup {
+            let _ = cg.remove();
+        }
+        let req = args
+            .gpus
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Err(BadInput(format!(
+            "--gpus {req}: {}; `wattprint sensors` lists this machine's GPUs",
+            bad.unmatched.join("; ")
+        ))
+        .into());
+    }
     let window = session.begin("run");
     let child_env: Vec<(&str, &std::ffi::OsStr)> = work_file
         .iter()

@@ -119,6 +119,9 @@ pub(super) fn codecarbon(
                     counted_in_total: true,
                     device: None,
                     avg_power_w: None,
+                    joules_low: None,
+                    joules_high: None,
+                    range_basis: None,
                 });
             }
         }
@@ -140,6 +143,9 @@ pub(super) fn codecarbon(
                 counted_in_total: true,
                 device: None,
                 avg_power_w: None,
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             });
         }
         if let Some(p) = get(opt("pue")) {

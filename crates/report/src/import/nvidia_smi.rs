@@ -197,6 +197,9 @@ pub(super) fn nvidia_smi(
             counted_in_total: true,
             device: g.model.filter(|m| !m.is_empty()),
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         series.push(Cumulative {
             name: format!("gpu-{key}"),

@@ -155,6 +155,9 @@ fn sample_run() -> RunReport {
             counted_in_total: c,
             device: None,
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
     }
     r.energy.total_j = 2123.581;
@@ -230,7 +233,7 @@ proptest! {
         r.timeline = None;
         r.energy.domains.truncate(0);
         for (i, j) in js.iter().enumerate() {
-            r.energy.domains.push(DomainEnergy { name: format!("d{i}"), kind: DomainKind::Node, joules: *j, source: "x".into(), method: Method::Power, counted_in_total: true, device: None, avg_power_w: None });
+            r.energy.domains.push(DomainEnergy { name: format!("d{i}"), kind: DomainKind::Node, joules: *j, source: "x".into(), method: Method::Power, counted_in_total: true, device: None, avg_power_w: None, joules_low: None, joules_high: None, range_basis: None });
         }
         let back = &import(&export_trace(&r), ImportFormat::Trace, "t").unwrap()[0];
         for (a, b) in r.energy.domains.iter().zip(&back.energy.domains) {

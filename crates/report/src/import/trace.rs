@@ -219,6 +219,9 @@ pub(super) fn trace(
             counted_in_total: d.counted,
             device: None,
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         series.push(Cumulative {
             name,
