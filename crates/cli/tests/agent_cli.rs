@@ -42,6 +42,21 @@ fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
     let t = FakeRaplTree::new(d.path()).unwrap();
     t.add_zone("0", "package-0", 1_000_000, 262_143_328_850, None)
         .unwrap();
+    // A live package counter: it advances while the agent checks it at start (a package
+    // that stands still is dead and passed over).
+    let ticking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ticker = {
+        let (root, on) = (d.path().to_path_buf(), std::sync::Arc::clone(&ticking));
+        std::thread::spawn(move || {
+            let t = FakeRaplTree::new(&root).unwrap();
+            let mut uj = 1_000_000u64;
+            while on.load(std::sync::atomic::Ordering::SeqCst) {
+                uj += 10_000;
+                t.set_energy_uj("0", uj).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_wattprint"))
         .args([
             "agent",
@@ -72,8 +87,10 @@ fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
             break;
         }
     }
+    ticking.store(false, std::sync::atomic::Ordering::SeqCst);
+    ticker.join().unwrap();
     let addr = addr.unwrap_or_else(|| panic!("no listening line in:\n{log}"));
-    t.set_energy_uj("0", 6_000_000).unwrap();
+    t.set_energy_uj("0", 6_000_000_000).unwrap();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -141,4 +158,53 @@ fn a_failed_otlp_push_is_logged_on_stderr() {
     let _ = child.wait();
     drop(watchdog);
     assert!(found, "no OTLP failure on stderr:\n{log}");
+}
+
+/// Issue 11 on the agent: a perf `energy-psys` that never moves (this project's own VMs) is
+/// passed over at start, and the agent serves the utilisation model instead of a silent 0 J.
+#[test]
+fn the_agent_passes_over_a_dead_psys_counter_for_the_model() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = d.path().join("sys");
+    let pmu = wattprint_sensors::fake_tree::FakePerfPmu::new(&sys, &[0], &["psys"]).unwrap();
+    let mut c = common::wattprint(d.path());
+    c.env("WATTPRINT_PERF_COUNTERS_DIR", pmu.counters_dir())
+        .args(["agent", "--listen", "127.0.0.1:0", "--zone", "FR"])
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let (mut addr, mut log) = (None, String::new());
+    for _ in 0..50 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        panic!("no listening line in:\n{log}");
+    };
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    // SAFETY: kill with a valid pid of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert!(
+        log.contains("rapl-perf not used") && log.contains("psys stuck"),
+        "{log}"
+    );
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    // The model's two domains (cpu-model, memory-model), not the dead counter.
+    assert!(body.contains("\"domains\":2"), "{body}");
 }

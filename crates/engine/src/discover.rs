@@ -307,6 +307,11 @@ pub fn amdgpu_driver_present(config: &SensorConfig) -> bool {
     config.sysfs_root.join("module/amdgpu").exists() || std::path::Path::new("/dev/kfd").exists()
 }
 
+/// How long `wattprint sensors` and the agent watch each CPU counter before choosing it, s:
+/// 2 x `trust::STUCK_MIN_WINDOW_S`, so a counter that always draws power must have advanced.
+/// (`run` does not wait: its trust step judges the run's own window.)
+pub const DISCOVERY_CHECK_S: f64 = 2.0 * wattprint_core::trust::STUCK_MIN_WINDOW_S;
+
 /// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model; each
 /// only when the user's selection allows it. With `config.standby`, the sources after the
 /// chosen one are kept as standby sensors. With `config.discovery_check_s`, a counter sensor

@@ -189,8 +189,11 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     wattprint_agent::check(&cfg).map_err(|e| BadInput(e.to_string()))?;
 
     let mut sensor_config = args.sensors.config()?;
-    // The agent reads no windows, so nothing would swap a standby sensor in.
+    // The agent's windows and requests are attributed from the chosen sensors alone: no
+    // standby to swap in, so a counter that stands still at start (a dead `energy-psys`) is
+    // passed over for the next source before serving, as `wattprint sensors` does.
     sensor_config.standby = false;
+    sensor_config.discovery_check_s = Some(wattprint_engine::discover::DISCOVERY_CHECK_S);
     let d = wattprint_engine::discover(&sensor_config);
     for a in &d.absent {
         eprintln!(

@@ -3,9 +3,7 @@
 use std::io::Write;
 use wattprint_engine::inventory::{inventory, render};
 
-/// How long `wattprint sensors` watches each CPU counter before choosing it, s: 2 x
-/// `trust::STUCK_MIN_WINDOW_S`, so a counter that always draws power must have advanced.
-const DISCOVERY_CHECK_S: f64 = 2.0 * wattprint_core::trust::STUCK_MIN_WINDOW_S;
+use wattprint_engine::discover::DISCOVERY_CHECK_S;
 
 /// Options of `wattprint sensors`.
 #[derive(clap::Args, Debug)]
