@@ -25,6 +25,12 @@ pub struct FileConfig {
     pub socket_group: Option<String>,
     pub max_pending_spans: Option<usize>,
     pub max_label_sets: Option<usize>,
+    /// Open HTTP connections at most.
+    pub max_connections: Option<usize>,
+    /// HTTP idle timeout, e.g. `10s`.
+    pub idle_timeout: Option<String>,
+    /// HTTP body-read timeout, e.g. `10s`.
+    pub body_timeout: Option<String>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

@@ -56,7 +56,7 @@ fn start_with(cfg: AgentConfig, sensors: Vec<Box<dyn Sensor>>) -> Running {
 
 fn config() -> AgentConfig {
     let mut cfg = AgentConfig::new(factor());
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.interval_s = 0.02;
     cfg.limits = Limits {
         settle_lag_s: 2.0,
@@ -289,7 +289,7 @@ fn a_token_is_required_when_configured_but_not_for_healthz() {
 #[test]
 fn binding_off_loopback_needs_a_token() {
     let mut cfg = config();
-    cfg.listen = "0.0.0.0:0".parse().unwrap();
+    cfg.listen = Some("0.0.0.0:0".parse().unwrap());
     let e = Agent::bind(cfg.clone(), counter(1.0)).err().unwrap();
     assert!(e.to_string().contains("--token-file"), "{e}");
     cfg.token = Some("short".into());

@@ -175,3 +175,26 @@ mod work_args_tests {
             .contains("train or infer"));
     }
 }
+
+/// Input text made safe for a terminal (control characters and ANSI sequences escaped).
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    wattprint_core::text::printable(s)
+}
+
+/// Read a small text file, refusing more than `max_bytes` (so `/dev/zero` or a huge file is
+/// an error, not an endless read).
+pub fn read_bounded(path: &std::path::Path, max_bytes: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(max_bytes + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max_bytes} bytes"),
+        ));
+    }
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
