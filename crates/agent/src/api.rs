@@ -379,10 +379,11 @@ async fn spans(State(ctx): State<Ctx>, body: Bytes) -> Response {
     let n = list.len();
     let mut st = lock(&ctx.shared);
     let before = st.losses().clone();
-    let accepted = st.add_spans(list);
+    let (accepted, refusals) = st.add_spans_checked(list);
     let after = st.losses();
     Json(json!({
         "accepted": accepted,
+        "errors": refusals,
         "refused_invalid": after.spans_invalid - before.spans_invalid,
         "late": after.spans_late - before.spans_late,
         "dropped_oldest": after.spans_dropped - before.spans_dropped,

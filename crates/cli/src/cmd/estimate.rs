@@ -64,11 +64,23 @@ fn bad(msg: String) -> anyhow::Error {
     BadInput(msg).into()
 }
 
-fn positive(opt: &str, v: f64) -> anyhow::Result<f64> {
-    if v.is_finite() && v > 0.0 {
+/// Physical upper bounds of the options (beyond them the input is a typo or a unit error):
+/// 10^7 devices (ten times the largest clusters), 10^5 W per device (a whole rack), a
+/// century of run time, 10^18 FLOP/s per device (a thousand times an H100's dense peak),
+/// 10^30 FLOPs (see `wattprint_core::work::MAX_FLOPS`), 10^18 inferences or tokens.
+const MAX_DEVICES: f64 = 1e7;
+const MAX_POWER_W: f64 = 1e5;
+const MAX_HOURS: f64 = 100.0 * 365.25 * 24.0;
+const MAX_PEAK_FLOPS: f64 = 1e18;
+const MAX_COUNT: f64 = 1e18;
+
+fn positive(opt: &str, v: f64, max: f64) -> anyhow::Result<f64> {
+    if v.is_finite() && v > 0.0 && v <= max {
         Ok(v)
     } else {
-        Err(bad(format!("{opt}: {v} must be a finite number > 0")))
+        Err(bad(format!(
+            "{opt}: {v} must be a number > 0 and at most {max:e}"
+        )))
     }
 }
 
@@ -93,7 +105,16 @@ fn format_energy(j: f64) -> String {
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    let devices = positive("--devices", args.devices)?;
+    let devices = positive("--devices", args.devices, MAX_DEVICES)?;
+    for (opt, v) in [("--inferences", args.inferences), ("--tokens", args.tokens)] {
+        if let Some(v) = v {
+            if !(v.is_finite() && (0.0..=MAX_COUNT).contains(&v)) {
+                return Err(bad(format!(
+                    "{opt}: {v} must be a count from 0 to {MAX_COUNT:e}"
+                )));
+            }
+        }
+    }
     let precision: Precision = args
         .precision
         .parse()
@@ -123,8 +144,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     // Power per device.
     let (power_w, power_source) = match (args.power_w, spec) {
         (Some(p), _) => {
-            if !(p.is_finite() && p >= 0.0) {
-                return Err(bad(format!("--power-w: {p} must be a finite number >= 0")));
+            if !(p.is_finite() && (0.0..=MAX_POWER_W).contains(&p)) {
+                return Err(bad(format!(
+                    "--power-w: {p} must be a number from 0 to {MAX_POWER_W:e} W"
+                )));
             }
             (p, "given with --power-w".to_string())
         }
@@ -149,21 +172,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
 
     // Duration.
     let peak_per_device = match (args.peak_flops, spec) {
-        (Some(p), _) => Some(positive("--peak-flops", p)?),
+        (Some(p), _) => Some(positive("--peak-flops", p, MAX_PEAK_FLOPS)?),
         (None, Some(s)) => s.peak_tflops(precision).ok().map(|t| t * 1e12),
         (None, None) => None,
     };
     let (duration_s, duration_source) = match (args.hours, args.days, args.flops) {
         (Some(h), _, _) => (
-            positive("--hours", h)? * 3600.0,
+            positive("--hours", h, MAX_HOURS)? * 3600.0,
             "given with --hours".to_string(),
         ),
         (_, Some(d), _) => (
-            positive("--days", d)? * 86_400.0,
+            positive("--days", d, MAX_HOURS / 24.0)? * 86_400.0,
             "given with --days".to_string(),
         ),
         (_, _, Some(f)) => {
-            let f = positive("--flops", f)?;
+            let f = positive("--flops", f, wattprint_core::work::MAX_FLOPS)?;
             let mfu = fraction("--mfu", args.mfu.unwrap_or(0.0))?;
             let peak = peak_per_device.ok_or_else(|| {
                 bad(format!(
@@ -243,9 +266,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             lifetime_years: wattprint_carbon::SERVER_LIFETIME_YEARS,
             source: "given with --embodied-kg".into(),
         }];
-        if !(kg.is_finite() && kg >= 0.0) {
+        if !(kg.is_finite() && (0.0..=wattprint_carbon::MAX_EMBODIED_KG).contains(&kg)) {
             return Err(bad(format!(
-                "--embodied-kg: {kg} must be a finite number >= 0"
+                "--embodied-kg: {kg} must be a number from 0 to {:e} kgCO2e",
+                wattprint_carbon::MAX_EMBODIED_KG
             )));
         }
     } else if let Some((s, kg)) = spec.and_then(|s| s.embodied_kgco2e.map(|kg| (s, kg))) {

@@ -59,8 +59,8 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("`{text}` is not a duration: use e.g. 1s, 100ms, 2m"))?;
     let s = v * mult;
-    if !s.is_finite() || s < 1e-3 {
-        return Err(format!("`{text}`: the interval must be at least 1ms"));
+    if !s.is_finite() || !(1e-3..=3600.0).contains(&s) {
+        return Err(format!("`{text}`: the interval must be from 1ms to 1h"));
     }
     Ok(s)
 }
