@@ -39,6 +39,9 @@ pub struct Args {
     /// Print the runs as a JSON array of `wattprint.run/v1` reports.
     #[arg(long)]
     pub json: bool,
+    /// List the stored rows that cannot be read back (exit 1 when there is any).
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The history database path (`WATTPRINT_DB`, else the XDG data directory).
@@ -51,6 +54,37 @@ pub fn db_path() -> anyhow::Result<PathBuf> {
 /// Opens the history for reading or writing.
 pub fn open_store() -> anyhow::Result<Store> {
     Ok(Store::open(&db_path()?)?)
+}
+
+/// Opens the history for reading: read-write when possible, else read-only (a database or
+/// directory this user cannot write is still listed and reported).
+pub fn open_store_for_reading() -> anyhow::Result<Store> {
+    let path = db_path()?;
+    match Store::open(&path) {
+        Ok(s) => Ok(s),
+        Err(
+            e @ (wattprint_store::StoreError::TooNew { .. }
+            | wattprint_store::StoreError::Corrupt { .. }),
+        ) => Err(e.into()),
+        Err(e) if path.exists() => {
+            Store::open_read_only(&path).map_err(|ro| anyhow::anyhow!("{e} (and read-only: {ro})"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs matching `f`, newest first; a stored row that cannot be read back is skipped with a
+/// warning naming its run, never an error for the whole history.
+pub fn list_or_skip(s: &Store, f: &Filter) -> anyhow::Result<Vec<RunReport>> {
+    let l = s.list(f)?;
+    for u in &l.unreadable {
+        eprintln!(
+            "wattprint: warning: stored run {} skipped: {} (`wattprint runs --check` lists every such row)",
+            crate::common::escape(&u.id),
+            crate::common::escape(&u.message)
+        );
+    }
+    Ok(l.runs)
 }
 
 /// Stores a finished run; a database problem is a warning on stderr, never a lost run (the
@@ -181,17 +215,20 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
         return load_file(p);
     }
     if store.is_none() {
-        *store = Some(open_store()?);
+        *store = Some(open_store_for_reading()?);
     }
     let Some(s) = store.as_ref() else {
         return Ok(vec![]);
     };
     if let Some(kv) = sel.strip_prefix("label:") {
         let (k, v) = crate::cmd::run::parse_label(kv).map_err(BadInput)?;
-        let runs = s.list(&Filter {
-            labels: vec![(k, v)],
-            ..Default::default()
-        })?;
+        let runs = list_or_skip(
+            s,
+            &Filter {
+                labels: vec![(k, v)],
+                ..Default::default()
+            },
+        )?;
         if runs.is_empty() {
             return Err(BadInput(format!("no stored run has the label {kv}")).into());
         }
@@ -200,10 +237,13 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
     if let Some(r) = s.get(sel)? {
         return Ok(vec![r]);
     }
-    let runs = s.list(&Filter {
-        ids: vec![sel.to_string()],
-        ..Default::default()
-    })?;
+    let runs = list_or_skip(
+        s,
+        &Filter {
+            ids: vec![sel.to_string()],
+            ..Default::default()
+        },
+    )?;
     match runs.len() {
         1 => Ok(runs),
         0 => Err(BadInput(format!(
@@ -216,8 +256,29 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
     let (f, _) = filter(&args.select, (args.limit > 0).then_some(args.limit))?;
-    let store = open_store()?;
-    let runs = store.list(&f)?;
+    let store = open_store_for_reading()?;
+    if args.check {
+        let bad = store.check()?;
+        let total = store.count()?;
+        for u in &bad {
+            println!(
+                "{}\t{}",
+                crate::common::escape(&u.id),
+                crate::common::escape(&u.message)
+            );
+        }
+        eprintln!(
+            "{} of {total} stored runs cannot be read back{}",
+            bad.len(),
+            if bad.is_empty() {
+                ""
+            } else {
+                ": other commands skip them with a warning"
+            }
+        );
+        return Ok(u8::from(!bad.is_empty()));
+    }
+    let runs = list_or_skip(&store, &f)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", wattprint_report::render::json(&runs))?;
