@@ -298,7 +298,10 @@ fn serve_client(stream: UnixStream, shared: &Shared, stop: &AtomicBool, idle: Du
         return;
     };
     let mut r = BufReader::new(stream);
-    let mut line = String::new();
+    // Bytes, not a String: a line cut at `MAX_LINE` may split a UTF-8 character, and a
+    // client's bad bytes get an error answer, not a hang-up.
+    let mut line: Vec<u8> = Vec::new();
+    let mut too_long = false;
     let mut last = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if last.elapsed() >= idle {
@@ -306,9 +309,9 @@ fn serve_client(stream: UnixStream, shared: &Shared, stop: &AtomicBool, idle: Du
         }
         // A partial line kept across timeouts still counts against `MAX_LINE`.
         let room = MAX_LINE.saturating_sub(line.len() as u64).max(1);
-        match (&mut r).take(room).read_line(&mut line) {
+        match (&mut r).take(room).read_until(b'\n', &mut line) {
             Ok(0) => return,
-            Ok(_) if !line.ends_with('\n') && (line.len() as u64) < MAX_LINE => continue,
+            Ok(_) if line.last() != Some(&b'\n') && (line.len() as u64) < MAX_LINE => continue,
             Ok(_) => {}
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
@@ -318,11 +321,21 @@ fn serve_client(stream: UnixStream, shared: &Shared, stop: &AtomicBool, idle: Du
             }
             Err(_) => return,
         }
+        if line.last() != Some(&b'\n') {
+            // Over `MAX_LINE`: skip to the end of this line, then answer it once.
+            line.clear();
+            too_long = true;
+            continue;
+        }
         if stop.load(Ordering::SeqCst) {
             return; // the agent stopped while this request was in flight: answer nothing
         }
         last = Instant::now();
-        let answer = answer(line.trim(), shared);
+        let answer = if std::mem::take(&mut too_long) {
+            json!({ "error": format!("request longer than {MAX_LINE} bytes: send `info` or `read`") })
+        } else {
+            answer(String::from_utf8_lossy(&line).trim(), shared)
+        };
         line.clear();
         if writeln!(w, "{answer}").is_err() {
             return;

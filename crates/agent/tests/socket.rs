@@ -324,18 +324,62 @@ fn overlong_and_unknown_requests_get_a_json_error_and_the_client_stays_served() 
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     s.write_all(&[b'x'; 1000]).unwrap();
-    s.write_all(b"\ninfo\n").unwrap();
-    let mut line = String::new();
-    loop {
-        line.clear();
+    s.write_all(b"\nwhat\ninfo\n").unwrap();
+    let mut next = || {
+        let mut line = String::new();
         r.read_line(&mut line).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v.get("domains").is_some() {
-            break;
-        }
-        assert!(
-            v["error"].as_str().unwrap().contains("unknown request"),
-            "{line}"
-        );
-    }
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    // One answer per line: the 1000-byte line gets one error, not four.
+    let v = next();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 256 bytes"),
+        "{v}"
+    );
+    let v = next();
+    assert!(
+        v["error"].as_str().unwrap().contains("unknown request"),
+        "{v}"
+    );
+    assert!(next().get("domains").is_some());
+}
+
+/// Cases of the socket-protocol property, published in docs/security.md.
+const PROTOCOL_CASES: u32 = 1000;
+
+#[test]
+fn any_request_line_gets_one_json_answer_and_the_agent_keeps_serving() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.sock");
+    let _a = agent(&path, 10.0);
+    let s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let conn = std::cell::RefCell::new((s.try_clone().unwrap(), BufReader::new(s)));
+    let mut runner = TestRunner::new(Config::with_cases(PROTOCOL_CASES));
+    let lines = prop_oneof![
+        Just("info".to_string()),
+        Just("read".to_string()),
+        "[^\n]{0,200}",
+        "[^\n]{250,700}",
+        "(info|read)[ \t\r]{0,3}",
+    ];
+    runner
+        .run(&lines, |line| {
+            let (w, r) = &mut *conn.borrow_mut();
+            w.write_all(format!("{line}\n").as_bytes()).unwrap();
+            let mut answer = String::new();
+            r.read_line(&mut answer).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            let ok = v.get("error").is_some_and(|e| e.is_string())
+                || v.get("domains").is_some_and(|d| d.is_array())
+                || v.get("joules").is_some_and(|j| j.is_array());
+            prop_assert!(ok, "{:?} -> {}", line, answer);
+            Ok(())
+        })
+        .unwrap();
 }
