@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub idle_timeout: Option<String>,
     /// HTTP body-read timeout, e.g. `10s`.
     pub body_timeout: Option<String>,
+    /// Distinct names of ended windows exported as their own series (default 256).
+    pub max_window_names: Option<usize>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

@@ -220,6 +220,13 @@ impl Agent {
         })
     }
 
+    /// The GPUs the sensors measure (from discovery): window reports then give FLOPs/W against
+    /// their peaks.
+    pub fn with_gpus(self, gpus: Vec<wattprint_sensors::gpu::GpuDevice>) -> Self {
+        lock(&self.shared).set_gpus(gpus);
+        self
+    }
+
     /// The HTTP address bound, `None` without HTTP.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
@@ -263,7 +270,10 @@ impl Agent {
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     iv.tick().await;
-                    lock(&sh).tick();
+                    // The sampler reads every sensor: in the blocking pool, not on the
+                    // runtime's thread.
+                    let sh = Arc::clone(&sh);
+                    let _ = tokio::task::spawn_blocking(move || lock(&sh).tick()).await;
                 }
             });
             let res = match self.listener {

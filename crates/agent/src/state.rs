@@ -10,16 +10,18 @@
 
 use crate::labels::{LabelSet, LabelTable};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use wattprint_core::report::{DomainEnergy, EnergyReport, Metrics, Overhead, RunReport, Work};
+use wattprint_core::report::{RunReport, Work};
 use wattprint_core::requests::{self, RequestEnergy, RequestSummary, Slice, Span};
 use wattprint_core::window::WindowId;
-use wattprint_core::work::{fill_work_metrics, MetricEnergy};
 use wattprint_core::DomainDesc;
+use wattprint_engine::report::{assemble, ReportContext, ReportInputs};
+use wattprint_engine::session::clip_gaps;
+use wattprint_sensors::gpu::GpuDevice;
 use wattprint_sensors::Meter;
 
-/// The carbon factor the agent applies to requests, resolved once from the carbon options
-/// exactly as `wattprint_carbon::apply` resolves it for window reports (same zone, factor and
-/// PUE), so requests and windows agree.
+/// The carbon factor the agent applies to requests, resolved once at start by
+/// `wattprint_carbon::resolve` (zone, `--intensity`, `--pue`, market factor); window reports
+/// apply the same resolution in the engine's carbon step, so requests and windows agree.
 #[derive(Clone, Debug)]
 pub struct CarbonFactor {
     pub zone: String,
@@ -30,30 +32,27 @@ pub struct CarbonFactor {
     pub pue: f64,
     /// What the resolution warned about (fallback zone, default PUE).
     pub warnings: Vec<String>,
-    /// The options windows are reported with.
-    pub options: wattprint_carbon::CarbonOptions,
+    /// The resolved inputs window reports are finished with.
+    pub resolved: wattprint_carbon::ResolvedCarbon,
 }
 
 impl CarbonFactor {
-    /// Resolve `options` (zone, `--intensity`, `--pue`, market factor; time series and live
-    /// providers are not used by the agent and are cleared).
+    /// Resolve `options` (time series and live providers are not used by the agent and are
+    /// cleared: nothing here reads a file or the network after start).
     pub fn resolve(
         mut options: wattprint_carbon::CarbonOptions,
     ) -> Result<CarbonFactor, wattprint_carbon::CarbonError> {
         options.intensity_file = None;
         options.live = None;
-        let mut probe = RunReport::new("probe".into());
-        probe.energy.total_j = 3.6e6;
-        probe.duration_s = 1.0;
-        wattprint_carbon::apply(&mut probe, &options)?;
+        let r = wattprint_carbon::resolve(&options, wattprint_carbon::RunTime::default())?;
         Ok(CarbonFactor {
-            zone: probe.carbon.zone.clone(),
-            intensity_g_per_kwh: probe.carbon.intensity_g_per_kwh,
-            source: probe.carbon.intensity_source.clone(),
-            fallback: probe.carbon.fallback,
-            pue: probe.energy.pue,
-            warnings: probe.warnings,
-            options,
+            zone: r.zone().to_string(),
+            intensity_g_per_kwh: r.intensity_g_per_kwh(),
+            source: r.intensity_source().to_string(),
+            fallback: r.fallback(),
+            pue: r.pue,
+            warnings: r.warnings.clone(),
+            resolved: r,
         })
     }
 }
@@ -71,6 +70,10 @@ pub struct Limits {
     pub max_label_sets: usize,
     /// Open windows at most.
     pub max_windows: usize,
+    /// Distinct names of ended windows kept as their own series (`/metrics`, OTLP); the
+    /// windows of further names are added to [`OVERFLOW_WINDOW`], counted in
+    /// [`Losses::window_names_overflowed`].
+    pub max_window_names: usize,
     /// Attribution trails the newest sample by this much, s.
     pub settle_lag_s: f64,
     /// Spans ending later than this after the newest sample are refused (a span is reported
@@ -86,6 +89,7 @@ impl Default for Limits {
             max_samples: 3600,
             max_label_sets: 512,
             max_windows: 10_000,
+            max_window_names: 256,
             settle_lag_s: 5.0,
             max_future_s: 60.0,
         }
@@ -167,6 +171,8 @@ struct OpenWindow {
     begin_unix_s: f64,
     begin_t_s: f64,
     begin_cum_j: Vec<f64>,
+    /// The meter's CPU time when the window began, s.
+    begin_meter_cpu_s: f64,
 }
 
 /// What was lost or refused, for `/metrics`, the summary and the logs.
@@ -184,6 +190,31 @@ pub struct Losses {
     pub recent_rotated: u64,
     /// Label sets folded into the overflow set.
     pub label_sets_overflowed: u64,
+    /// OTLP pushes that failed (connection error or non-2xx answer).
+    pub otlp_push_failures: u64,
+    /// Ended windows whose name was beyond `max_window_names`, added to [`OVERFLOW_WINDOW`].
+    pub window_names_overflowed: u64,
+}
+
+/// The series that ended windows of names beyond `Limits::max_window_names` are added to.
+pub const OVERFLOW_WINDOW: &str = "other";
+
+/// Totals of the ended windows of one name (monotonic counters).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowTotals {
+    pub ended: u64,
+    pub energy_j: f64,
+    pub carbon_g: f64,
+}
+
+/// One open window's energy so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenWindowEnergy {
+    pub id: u64,
+    pub name: String,
+    pub begin_unix_s: f64,
+    pub energy_j: f64,
+    pub carbon_g: f64,
 }
 
 /// Errors the API maps to HTTP statuses.
@@ -201,6 +232,8 @@ pub enum StateError {
 pub struct AgentState {
     meter: Meter,
     domains: Vec<DomainDesc>,
+    /// GPUs measured (their domains are among `domains`), for the window reports' FLOPs/W.
+    gpus: Vec<GpuDevice>,
     /// Unix time of the meter's t = 0, s.
     unix_at_epoch_s: f64,
     limits: Limits,
@@ -215,8 +248,8 @@ pub struct AgentState {
     labels: LabelTable,
     totals: Vec<LabelTotals>,
     windows: HashMap<u64, OpenWindow>,
-    /// Ended windows: name -> (count, energy J, carbon g).
-    window_totals: BTreeMap<String, (u64, f64, f64)>,
+    /// Ended windows by name (at most `max_window_names` names plus [`OVERFLOW_WINDOW`]).
+    window_totals: BTreeMap<String, WindowTotals>,
     losses: Losses,
     spans_received: u64,
 }
@@ -236,6 +269,7 @@ impl AgentState {
         AgentState {
             meter,
             domains,
+            gpus: Vec::new(),
             unix_at_epoch_s: unix_now_s - meter_now_s,
             limits,
             pue: carbon.pue,
@@ -257,6 +291,12 @@ impl AgentState {
 
     pub fn domains(&self) -> &[DomainDesc] {
         &self.domains
+    }
+
+    /// The GPUs the meter's sensors measure (from discovery), so that window reports give
+    /// FLOPs/W against their peaks.
+    pub fn set_gpus(&mut self, gpus: Vec<GpuDevice>) {
+        self.gpus = gpus;
     }
 
     pub fn carbon(&self) -> &CarbonFactor {
@@ -497,6 +537,7 @@ impl AgentState {
                 begin_unix_s: self.unix_of(snap.t_s),
                 begin_t_s: snap.t_s,
                 begin_cum_j: snap.cumulative.iter().map(|j| j.0).collect(),
+                begin_meter_cpu_s: self.meter.cpu_s(),
             },
         );
         Ok(id.0)
@@ -525,13 +566,23 @@ impl AgentState {
             .map_err(|_| StateError::NoWindow(id))?;
         let report =
             self.window_report(id, &open, &e.per_domain_j(), e.end_t_s, inferences, tokens);
-        let entry = self.window_totals.entry(open.name).or_default();
-        entry.0 += 1;
-        entry.1 += report.energy.total_j;
-        entry.2 += report.carbon.total_g;
+        let name = if self.window_totals.contains_key(&open.name)
+            || self.window_totals.len() < self.limits.max_window_names
+        {
+            open.name
+        } else {
+            self.losses.window_names_overflowed += 1;
+            OVERFLOW_WINDOW.to_string()
+        };
+        let entry = self.window_totals.entry(name).or_default();
+        entry.ended += 1;
+        entry.energy_j += report.energy.total_j;
+        entry.carbon_g += report.carbon.total_g;
         Ok(report)
     }
 
+    /// A closed window's `wattprint.run/v1` report, assembled by the engine's steps (carbon
+    /// among them) like every other report.
     fn window_report(
         &self,
         id: u64,
@@ -541,98 +592,39 @@ impl AgentState {
         inferences: Option<f64>,
         tokens: Option<f64>,
     ) -> RunReport {
-        let duration_s = (end_t_s - open.begin_t_s).max(0.0);
-        let domains: Vec<DomainEnergy> = self
-            .domains
-            .iter()
-            .zip(per_domain_j)
-            .map(|(d, j)| DomainEnergy {
-                name: d.name.clone(),
-                kind: d.kind,
-                joules: *j,
-                source: d.source.clone(),
-                method: d.method,
-                counted_in_total: d.counted_in_total,
-                device: d.device.clone(),
-                avg_power_w: (duration_s > 0.0).then(|| j / duration_s),
-            })
-            .collect();
-        let total_j: f64 = domains
-            .iter()
-            .filter(|d| d.counted_in_total)
-            .map(|d| d.joules)
-            .sum();
-        let mut r = RunReport::new(format!("window-{id}"));
-        r.command = vec![open.name.clone()];
-        r.started_at = rfc3339_utc(open.begin_unix_s);
-        r.duration_s = duration_s;
-        r.labels = open.labels.clone();
-        r.labels.insert("window".into(), open.name.clone());
-        let gaps: Vec<_> = self
-            .meter
-            .gaps()
-            .into_iter()
-            .filter(|g| g.to_s > open.begin_t_s && g.from_s < end_t_s)
-            .collect();
-        for g in &gaps {
-            r.warnings.push(format!(
-                "{} could not be read from {:.3} s to {:.3} s ({}): its energy there is unknown",
-                g.domain, g.from_s, g.to_s, g.reason
-            ));
-        }
-        r.energy = EnergyReport {
-            total_j,
-            pue: self.pue,
-            facility_j: total_j * self.pue,
-            domains,
-            gaps,
-            ..Default::default()
-        };
-        r.work = Work {
-            inferences,
-            tokens,
-            ..Default::default()
-        };
-        let mut m = Metrics {
-            energy_to_solution_j: total_j,
-            facility_energy_to_solution_j: total_j * self.pue,
-            ..Default::default()
-        };
-        let gpu: Vec<f64> = r
-            .energy
-            .domains
-            .iter()
-            .filter(|d| d.kind == wattprint_core::DomainKind::Gpu)
-            .map(|d| d.joules)
-            .collect();
-        fill_work_metrics(
-            &mut m,
-            &r.work,
-            MetricEnergy {
-                e2s_j: total_j,
-                gpu_j: (!gpu.is_empty()).then(|| gpu.iter().sum()),
-            },
-            &[],
-        );
-        r.metrics = m;
-        let mut opts = self.carbon.options.clone();
-        opts.pue = Some(self.pue);
-        if let Err(e) = wattprint_carbon::apply(&mut r, &opts) {
-            // Options were validated at start; keep the energy and say why carbon is missing.
-            r.warnings.push(format!("carbon not computed: {e}"));
-        }
-        r.overhead = Overhead {
-            meter_cpu_s: self.meter.cpu_s(),
-            meter_cpu_fraction: 0.0,
+        let inputs = ReportInputs {
+            id: format!("window-{id}"),
+            started_at: rfc3339_utc(open.begin_unix_s),
+            duration_s: (end_t_s - open.begin_t_s).max(0.0),
+            domains: self.domains.clone(),
+            joules: per_domain_j.to_vec(),
+            idle_w: vec![None; self.domains.len()],
+            gaps: clip_gaps(&self.meter.gaps(), open.begin_t_s, end_t_s),
+            meter_cpu_s: (self.meter.cpu_s() - open.begin_meter_cpu_s).max(0.0),
             peak_rss_bytes: crate::overhead::peak_rss_bytes(),
             reads: self.meter.reads(),
-            setup_steps: Vec::new(),
+            gpus: self.gpus.clone(),
+            ..Default::default()
         };
-        r
+        let mut labels = open.labels.clone();
+        labels.insert("window".into(), open.name.clone());
+        let ctx = ReportContext {
+            command: vec![open.name.clone()],
+            labels,
+            work: Work {
+                inferences,
+                tokens,
+                ..Default::default()
+            },
+            pue: Some(self.pue),
+            carbon: Some(self.carbon.resolved.clone()),
+            ..Default::default()
+        };
+        assemble(&inputs, &ctx)
     }
 
     /// Energy and carbon so far of each open window: (id, name, begin unix s, J, g).
-    pub fn open_windows(&self) -> Vec<(u64, String, f64, f64, f64)> {
+    pub fn open_windows(&self) -> Vec<OpenWindowEnergy> {
         let mut v: Vec<_> = self
             .windows
             .iter()
@@ -647,10 +639,16 @@ impl AgentState {
                             - w.begin_cum_j.get(k).copied().unwrap_or(0.0)
                     })
                     .sum();
-                (*id, w.name.clone(), w.begin_unix_s, j, self.grams(j))
+                OpenWindowEnergy {
+                    id: *id,
+                    name: w.name.clone(),
+                    begin_unix_s: w.begin_unix_s,
+                    energy_j: j,
+                    carbon_g: self.grams(j),
+                }
             })
             .collect();
-        v.sort_by_key(|x| x.0);
+        v.sort_by_key(|x| x.id);
         v
     }
 
@@ -690,12 +688,17 @@ impl AgentState {
             .map(|(i, t)| (self.labels.get(LabelSet(i)), t))
     }
 
-    pub fn window_totals(&self) -> &BTreeMap<String, (u64, f64, f64)> {
+    pub fn window_totals(&self) -> &BTreeMap<String, WindowTotals> {
         &self.window_totals
     }
 
     pub fn idle_j(&self) -> f64 {
         self.idle_j
+    }
+
+    /// Count a failed OTLP push (exported as `wattprint_otlp_push_failures_total`).
+    pub fn record_otlp_failure(&mut self) {
+        self.losses.otlp_push_failures += 1;
     }
 
     pub fn losses(&self) -> &Losses {
@@ -987,7 +990,7 @@ mod tests {
             assert!(r.metrics.carbon_per_inference_g.is_some());
         }
         assert_eq!(st.end_window(id, None, None), Err(StateError::NoWindow(id)));
-        assert_eq!(st.window_totals()["batch"].0, 1);
+        assert_eq!(st.window_totals()["batch"].ended, 1);
         assert!(matches!(
             st.end_window(99, Some(-1.0), None),
             Err(StateError::BadInput(_))
@@ -1007,5 +1010,58 @@ mod tests {
             Err(StateError::TooManyWindows(2))
         );
         assert_eq!(st.open_windows().len(), 2);
+    }
+
+    #[test]
+    fn a_window_on_a_gpu_host_has_the_gpus_peak_and_no_why_null_note_for_carbon() {
+        let mut st = state(Limits::default());
+        st.set_gpus(vec![GpuDevice {
+            domain: "gpu-0".into(),
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: None,
+            power_limit_w: Some(700.0),
+            mig_enabled: false,
+            method: wattprint_core::Method::Counter,
+            power_source: None,
+            source: "nvml".into(),
+        }]);
+        let id = st.begin_window("batch", BTreeMap::new()).unwrap();
+        let r = st.end_window(id, Some(4.0), None).unwrap();
+        assert!(
+            r.metrics.peak_flops_per_watt.is_some(),
+            "{:?}",
+            r.metrics.notes.get("peak_flops_per_watt")
+        );
+        assert!(r.metrics.carbon_per_inference_g.is_some());
+        assert!(!r.metrics.notes.contains_key("carbon_per_inference_g"));
+        assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
+        assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
+    }
+
+    #[test]
+    fn ended_window_names_are_bounded_and_the_rest_is_counted_in_other() {
+        let mut st = state(Limits {
+            max_window_names: 3,
+            ..Limits::default()
+        });
+        for k in 0..10 {
+            let id = st.begin_window(&format!("w{k}"), BTreeMap::new()).unwrap();
+            st.end_window(id, None, None).unwrap();
+        }
+        // A name already kept stays its own series.
+        let id = st.begin_window("w1", BTreeMap::new()).unwrap();
+        st.end_window(id, None, None).unwrap();
+        let names: Vec<&str> = st.window_totals().keys().map(String::as_str).collect();
+        assert_eq!(names, vec![OVERFLOW_WINDOW, "w0", "w1", "w2"]);
+        assert_eq!(st.window_totals()[OVERFLOW_WINDOW].ended, 7);
+        assert_eq!(st.window_totals()["w1"].ended, 2);
+        assert_eq!(st.losses().window_names_overflowed, 7);
+        let text = crate::metrics::render(&st);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("wattprint_windows_ended_total{"))
+            .count();
+        assert_eq!(series, 4, "{text}");
     }
 }

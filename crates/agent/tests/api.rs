@@ -29,7 +29,7 @@ impl Drop for Running {
 
 fn factor() -> CarbonFactor {
     CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
-        intensity_g_per_kwh: Some(3600.0),
+        intensity_g_per_kwh: Some(1800.0),
         pue: Some(1.0),
         ..Default::default()
     })
@@ -160,9 +160,9 @@ fn a_window_reports_energy_carbon_work_and_metrics() {
     // The fake counter runs at exactly 100 W on the meter's clock.
     assert!((total - 100.0 * dur).abs() < 1e-6, "{total} J over {dur} s");
     assert!(dur >= 0.1);
-    // 3600 g/kWh = 1 mg per J.
+    // 1800 g/kWh = 0.5 mg per J.
     let g = v["carbon"]["total_g"].as_f64().unwrap();
-    assert!((g - total / 1000.0).abs() < 1e-9);
+    assert!((g - total / 2000.0).abs() < 1e-9);
     assert_eq!(v["work"]["tokens"], 2000.0);
     assert!((v["metrics"]["joules_per_token"].as_f64().unwrap() - total / 2000.0).abs() < 1e-9);
     assert!((v["metrics"]["carbon_per_inference_g"].as_f64().unwrap() - g / 4.0).abs() < 1e-12);

@@ -2,107 +2,47 @@
 
 use crate::*;
 
-/// Fills `report.carbon`, `energy.pue`, `energy.facility_j`, the facility and carbon metrics and
-/// warnings, from `report.energy.total_j`, `duration_s`, `started_at` and `work`. Run it after
-/// the work metrics are filled.
+/// Resolves `opts` for the report's own start and duration ([`resolve`], the I/O) and applies
+/// them ([`apply_resolved`]): for reports built outside a measuring session (imports,
+/// `estimate`, `intensity`). Measured reports get carbon from the engine's carbon step.
 pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonError> {
-    // Validate every input first: nothing is half-applied on bad input.
-    let Checked {
-        pue_given,
-        market,
-        given_i,
-        embodied_kg,
-        lifetime_years,
-        share,
-        units,
-    } = checked(opts)?;
+    let c = resolve(opts, RunTime::of(report))?;
+    apply_resolved(report, &c)
+}
+
+/// Fills `report.carbon`, `energy.pue`, `energy.facility_j`, the facility and carbon metrics
+/// and warnings from `report.energy.total_j`, `duration_s`, `timeline`, `work` and
+/// `host.gpu_models`, with the inputs [`resolve`] gathered. Pure: no file, clock or network.
+///
+/// Errors (nothing is applied then): a figure that overflows ([`CarbonError::Invalid`]), an
+/// intensity file that does not cover the run ([`CarbonError::NotCovering`]).
+pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), CarbonError> {
     let it_j = check(
         "energy.total_j",
         math::facility_j(report.energy.total_j, 1.0),
     )?;
-    let duration_s = if report.duration_s.is_finite() && report.duration_s > 0.0 {
-        report.duration_s
+    let duration_s = RunTime::of(report).duration_s();
+    let mut warnings: Vec<String> = c.warnings.clone();
+    let mut used = c.used.clone();
+    let pue = c.pue;
+    let (market, embodied_kg, lifetime_years, share, units) =
+        (c.market, c.embodied_kg, c.lifetime_years, c.share, c.units);
+    let (hardware, missing) = if c.count_run_hardware {
+        run_hardware(report)
     } else {
-        0.0
-    };
-
-    let mut warnings: Vec<String> = Vec::new();
-
-    // Zone and its embedded factor.
-    let zone_text = opts
-        .zone
-        .as_deref()
-        .map(str::trim)
-        .filter(|z| !z.is_empty());
-    let resolved = zone_text.map(zone::resolve).transpose()?;
-    let zone = resolved.as_ref().map(|(z, _)| z.clone());
-    let mut used = match (&resolved, given_i) {
-        (_, Some(g)) => Used {
-            zone: zone.as_ref().map_or("custom".into(), Zone::id),
-            g_per_kwh: g,
-            source: "given with --intensity".into(),
-            year: None,
-            basis: "unspecified".into(),
-            licence: None,
-            fallback: false,
-        },
-        (Some((_, f)), None) => Used::from_factor(f),
-        (None, None) => {
-            let w = grid::world();
-            warnings.push(format!(
-                "no zone given (--zone or WATTPRINT_ZONE): carbon uses the World average {:.0} gCO2e/kWh ({} {}) as a FALLBACK; set the zone for a meaningful figure",
-                w.g_per_kwh, w.source, w.year
-            ));
-            Used {
-                fallback: true,
-                ..Used::from_factor(&w)
-            }
-        }
-    };
-
-    // PUE.
-    let (pue, pue_source) = match (pue_given, zone.as_ref().and_then(Zone::provider)) {
-        (Some(p), _) => (p, "given with --pue".to_string()),
-        (None, Some(provider)) => {
-            let d = cloud::pue_default(provider);
-            (d.pue, format!("{} {}", d.source, d.year))
-        }
-        (None, None) => {
-            warnings.push(format!(
-                "PUE 1.0 assumed (on-premises default): data-centre overhead is not counted; pass --pue (industry average {} per {})",
-                cloud::INDUSTRY_AVERAGE_PUE.pue,
-                cloud::INDUSTRY_AVERAGE_PUE.source
-            ));
-            (
-                1.0,
-                "default 1.0 (on-premises, unknown facility)".to_string(),
-            )
-        }
+        (c.hardware.clone(), Vec::new())
     };
     let facility_j = it_j * pue;
 
-    let started_unix_s = report
-        .started_at
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .map(|t| t.as_millisecond() as f64 / 1000.0);
-
     // Operational grams: time-varying, live, or the static factor.
     let mut operational_g = check("carbon", math::operational_g(it_j, pue, used.g_per_kwh))?;
-    if let Some(path) = &opts.intensity_file {
-        let f = file::read(path)?;
-        let p = path.display().to_string();
-        let first = f.points.first().map_or(0.0, |x| x.0);
-        let origin = match started_unix_s {
-            Some(s) => s,
-            None => {
-                warnings.push(format!(
-                    "no start time known: the run is placed at the start of {p} ({})",
-                    rfc3339(first)
-                ));
-                first
-            }
-        };
+    if let Some(SeriesInput {
+        path: p,
+        file: f,
+        origin_unix_s: origin,
+    }) = &c.series
+    {
+        let (p, origin) = (p.clone(), *origin);
         let series = f
             .series(origin)
             .ok_or_else(|| file::FileError::Empty { path: p.clone() })?;
@@ -150,40 +90,6 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
             licence: None,
             fallback: used.fallback,
         };
-    } else if let Some(spec) = &opts.live {
-        let start = started_unix_s.unwrap_or_else(now_unix_s);
-        let result = match live_region(spec, zone.as_ref()) {
-            Some(region) => live::fetch(
-                spec,
-                &region,
-                (start, start + duration_s),
-                now_unix_s(),
-                &opts.live_config,
-            ),
-            None => Err(live::LiveError::Config {
-                provider: spec.provider.as_str(),
-                msg: "no provider region: give --live PROVIDER:REGION (e.g. watttime:CAISO_NORTH)"
-                    .into(),
-            }),
-        };
-        match result {
-            Ok(r) => {
-                operational_g = check("carbon", math::operational_g(it_j, pue, r.g_per_kwh))?;
-                used = Used {
-                    zone: used.zone.clone(),
-                    g_per_kwh: r.g_per_kwh,
-                    source: r.source,
-                    year: r.year,
-                    basis: r.basis,
-                    licence: None,
-                    fallback: used.fallback,
-                };
-            }
-            Err(e) => warnings.push(format!(
-                "live intensity unavailable ({e}); the offline factor was used: {:.1} g/kWh, {}",
-                used.g_per_kwh, used.source
-            )),
-        }
     }
 
     // Market-based figure, separate.
@@ -204,7 +110,7 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
                 format!("given with --embodied-kg: {kg} kg over {life} years, share {share}"),
             )
         }
-        None if opts.hardware.is_empty() => {
+        None if hardware.is_empty() => {
             warnings
                 .push("embodied carbon not counted: no hardware figure; pass --embodied-kg".into());
             (0.0, "none (no hardware figure)".to_string())
@@ -212,7 +118,7 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
         None => {
             let mut g = 0.0;
             let mut parts = Vec::new();
-            for h in &opts.hardware {
+            for h in &hardware {
                 let life = lifetime_years.unwrap_or(h.lifetime_years);
                 g += check(
                     "embodied",
@@ -234,22 +140,22 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
     let total_g = operational_g + embodied_g;
 
     // Report.
-    let c = &mut report.carbon;
-    c.zone = used.zone;
-    c.intensity_g_per_kwh = used.g_per_kwh;
-    c.intensity_source = used.source;
-    c.intensity_year = used.year;
-    c.basis = used.basis;
-    c.method = "location".into();
-    c.fallback = used.fallback;
-    c.operational_g = operational_g;
-    c.embodied_g = embodied_g;
-    c.total_g = total_g;
-    c.market_operational_g = market_operational_g;
-    c.market_factor_g_per_kwh = market;
-    c.embodied_source = Some(embodied_source);
-    c.intensity_licence = used.licence;
-    c.pue_source = Some(pue_source);
+    let k = &mut report.carbon;
+    k.zone = used.zone;
+    k.intensity_g_per_kwh = used.g_per_kwh;
+    k.intensity_source = used.source;
+    k.intensity_year = used.year;
+    k.basis = used.basis;
+    k.method = "location".into();
+    k.fallback = used.fallback;
+    k.operational_g = operational_g;
+    k.embodied_g = embodied_g;
+    k.total_g = total_g;
+    k.market_operational_g = market_operational_g;
+    k.market_factor_g_per_kwh = market;
+    k.embodied_source = Some(embodied_source);
+    k.intensity_licence = used.licence;
+    k.pue_source = Some(c.pue_source.clone());
     report.energy.pue = pue;
     report.energy.facility_j = facility_j;
 
@@ -258,23 +164,23 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
     let inferences = report.work.inferences.unwrap_or(0.0);
     let tokens = report.work.tokens.unwrap_or(0.0);
     m.carbon_per_inference_g = math::per_inference_g(total_g, inferences);
-    if m.carbon_per_inference_g.is_none() {
-        m.notes.insert(
-            "carbon_per_inference_g".into(),
-            "no inferences declared (--inferences)".into(),
-        );
-    }
+    note_if_null(
+        &mut m.notes,
+        "carbon_per_inference_g",
+        m.carbon_per_inference_g,
+        "no inferences declared (--inferences)",
+    );
     m.carbon_per_1k_tokens_g = math::per_1k_tokens_g(total_g, tokens);
-    if m.carbon_per_1k_tokens_g.is_none() {
-        m.notes.insert(
-            "carbon_per_1k_tokens_g".into(),
-            "no tokens declared (--tokens)".into(),
-        );
-    }
+    note_if_null(
+        &mut m.notes,
+        "carbon_per_1k_tokens_g",
+        m.carbon_per_1k_tokens_g,
+        "no tokens declared (--tokens)",
+    );
     let (r, unit) = match (units, inferences > 0.0, tokens > 0.0) {
         (Some(r), _, _) => (
             Some(r),
-            opts.unit_name.clone().unwrap_or_else(|| "unit".into()),
+            c.unit_name.clone().unwrap_or_else(|| "unit".into()),
         ),
         (None, true, _) => (Some(inferences), "inference".into()),
         (None, false, true) => (Some(tokens), "token".into()),
@@ -282,16 +188,15 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
     };
     // SCI uses the location-based intensity, E including PUE.
     m.sci_g_per_unit = r.and_then(|r| math::sci_g_per_unit(operational_g, embodied_g, r));
-    if m.sci_g_per_unit.is_some() {
-        m.sci_unit = Some(unit);
-    } else {
-        m.sci_unit = None;
-        m.notes.insert(
-            "sci_g_per_unit".into(),
-            "no functional unit: pass --unit-count (and --unit-name), or declare inferences or tokens".into(),
-        );
-    }
+    m.sci_unit = m.sci_g_per_unit.map(|_| unit);
+    note_if_null(
+        &mut m.notes,
+        "sci_g_per_unit",
+        m.sci_g_per_unit,
+        "no functional unit: pass --unit-count (and --unit-name), or declare inferences or tokens",
+    );
     report.warnings.extend(warnings);
+    report.warnings.extend(missing);
     Ok(())
 }
 
@@ -335,4 +240,19 @@ pub(crate) fn energy_segments(
         to_s: duration_s,
         energy_j: it_j,
     }]
+}
+
+/// Keeps `notes[field]` in step with the metric: the reason when it is null, no note (not even
+/// an earlier step's) once it has a value.
+fn note_if_null(
+    notes: &mut std::collections::BTreeMap<String, String>,
+    field: &str,
+    value: Option<f64>,
+    why: &str,
+) {
+    if value.is_some() {
+        notes.remove(field);
+    } else {
+        notes.insert(field.into(), why.into());
+    }
 }

@@ -69,20 +69,3 @@ pub fn run_hardware(report: &RunReport) -> (Vec<HardwareEmbodied>, Vec<String>) 
     }
     (hw, missing)
 }
-
-/// [`apply`] for a measured run: when neither `--embodied-kg` nor hardware was given, the
-/// embodied carbon of [`run_hardware`] (the server and the GPUs seen) is counted, and GPUs
-/// without a figure are named in the warnings.
-pub fn apply_for_run(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonError> {
-    if opts.embodied_kg.is_some() || !opts.hardware.is_empty() {
-        return apply(report, opts);
-    }
-    let (hardware, missing) = run_hardware(report);
-    let opts = CarbonOptions {
-        hardware,
-        ..opts.clone()
-    };
-    apply(report, &opts)?;
-    report.warnings.extend(missing);
-    Ok(())
-}

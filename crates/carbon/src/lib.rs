@@ -22,9 +22,10 @@ use wattprint_core::units::JOULES_PER_KWH;
 use wattprint_data::cloud;
 use wattprint_data::grid::{self, IntensityFactor};
 
-pub use apply::apply;
+pub use apply::{apply, apply_resolved};
 pub use embodied::*;
-use intensity::*;
+pub use intensity::{resolve, ResolvedCarbon, RunTime};
+use intensity::{SeriesInput, Used};
 pub use live::{LiveConfig, LiveProvider, LiveSpec};
 pub use options::*;
 pub use summary::*;

@@ -106,11 +106,6 @@ pub(crate) fn rfc3339(unix_s: f64) -> String {
         .unwrap_or_else(|_| format!("{unix_s} s"))
 }
 
-/// The current wall-clock time, RFC 3339 (UTC), for reports built outside a run.
-pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().to_string()
-}
-
 pub(crate) fn now_unix_s() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }

@@ -332,7 +332,7 @@ fn intensity_file_follows_the_power_timeline() {
 #[test]
 fn a_run_counts_the_default_server_unless_told_otherwise() {
     let mut r = report(0.0, 3600.0);
-    apply_for_run(&mut r, &CarbonOptions::default()).unwrap();
+    apply_for_run(&mut r, &CarbonOptions::default());
     let expect = 1e6 * 3600.0 / (4.0 * SECONDS_PER_YEAR);
     assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
     assert!(r
@@ -347,6 +347,42 @@ fn a_run_counts_the_default_server_unless_told_otherwise() {
         share: Some(0.5),
         ..Default::default()
     };
-    apply_for_run(&mut r, &o).unwrap();
+    apply_for_run(&mut r, &o);
     assert!((r.carbon.embodied_g - expect).abs() < 1e-9);
+}
+
+/// What the engine's carbon step does for a measured run.
+fn apply_for_run(r: &mut RunReport, o: &CarbonOptions) {
+    let c = resolve(o, RunTime::of(r)).unwrap().counting_run_hardware();
+    apply_resolved(r, &c).unwrap();
+}
+
+#[test]
+fn resolving_does_the_io_once_and_applying_twice_gives_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.csv");
+    std::fs::write(
+        &path,
+        "timestamp,g_per_kwh\n2025-01-15T10:00:00Z,100\n2025-01-15T10:30:00Z,300\n",
+    )
+    .unwrap();
+    let o = CarbonOptions {
+        zone: Some("FR".into()),
+        intensity_file: Some(path.clone()),
+        ..Default::default()
+    };
+    let mut a = report(3.6e6, 3600.0);
+    let c = resolve(&o, RunTime::of(&a)).unwrap();
+    // The file is read at resolution: removing it afterwards changes nothing.
+    std::fs::remove_file(&path).unwrap();
+    let mut b = a.clone();
+    apply_resolved(&mut a, &c).unwrap();
+    apply_resolved(&mut b, &c).unwrap();
+    assert_eq!(a, b);
+    // Half the hour at 100, half at 300 g/kWh: 1 kWh weighs 200 g.
+    assert!(
+        (a.carbon.operational_g - 200.0).abs() < 1e-9,
+        "{}",
+        a.carbon.operational_g
+    );
 }

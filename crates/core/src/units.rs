@@ -18,6 +18,12 @@ pub struct Watts(pub f64);
 /// Joules in one kilowatt-hour.
 pub const JOULES_PER_KWH: f64 = 3.6e6;
 
+/// Seconds in an hour.
+pub const SECONDS_PER_HOUR: f64 = 3600.0;
+
+/// Seconds in a day (86,400: civil days, no leap seconds).
+pub const SECONDS_PER_DAY: f64 = 86_400.0;
+
 impl Joules {
     pub const ZERO: Joules = Joules(0.0);
     pub fn from_microjoules(uj: f64) -> Joules {
