@@ -486,3 +486,51 @@ fn an_unreadable_row_is_skipped_with_a_warning_and_listed_by_check() {
     assert!(out.starts_with(&bad), "{out}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 3"));
 }
+
+#[test]
+fn a_locked_history_keeps_the_run_in_a_spool_stored_by_the_next_run() {
+    let d = setup();
+    // Create the database, then hold an exclusive lock on it.
+    wp(d.path()).args(["run", "--", "true"]).assert().success();
+    let db = rusqlite::Connection::open(d.path().join("history.sqlite")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let out = d.path().join("r.json");
+    let a = wp(d.path())
+        .env("WATTPRINT_DB_TIMEOUT_MS", "200")
+        .args(["run", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "exit 3"])
+        .assert()
+        .code(3);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("locked") && err.contains("stored by the next run"),
+        "{err}"
+    );
+    let spool = d.path().join("history.sqlite.spool");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1, "{err}");
+    assert!(
+        out.exists(),
+        "the -o report is written whatever the history does"
+    );
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+    // The next run stores itself and the spooled one.
+    wp(d.path()).args(["run", "--", "true"]).assert().success();
+    assert_eq!(count_runs(d.path()), 3);
+    assert!(!spool.exists());
+}
+
+#[test]
+fn an_unwritable_output_is_refused_before_the_command_runs() {
+    let d = setup();
+    let marker = d.path().join("ran");
+    let o = wp(d.path())
+        .args(["run", "-o", "no/such/dir/r.json", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write in"));
+    assert!(!marker.exists(), "the command must not run");
+}

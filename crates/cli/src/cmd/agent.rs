@@ -135,7 +135,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     init_logging();
     let file = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
+            // A configuration is a few hundred bytes: 1 MiB bounds the read.
+            let text = crate::common::read_bounded(p, 1 << 20)
                 .map_err(|e| BadInput(format!("--config {}: {e}", p.display())))?;
             wattprint_agent::config::parse(&p.display().to_string(), &text).map_err(BadInput)?
         }

@@ -123,7 +123,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             ))
             .into());
         }
-        std::fs::write(p, export_trace(&runs[0]))
+        crate::common::write_atomic(p, export_trace(&runs[0]).as_bytes())
             .map_err(|e| anyhow::anyhow!("writing the trace to {}: {e}", p.display()))?;
     }
     if args.json {

@@ -111,7 +111,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     };
     match &args.output {
         Some(p) => {
-            std::fs::write(p, &text)
+            crate::common::write_atomic(p, text.as_bytes())
                 .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
             eprintln!("wattprint: wrote {} ({} run(s))", p.display(), runs.len());
         }

@@ -221,7 +221,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if !args.no_store {
         crate::cmd::runs::store_or_warn(&report);
     }
-    written?;
+    // The command's own status is what scripts test: it passes through even when the report
+    // could not be written (the error says so on stderr, and the run is in the history).
+    if let Err(e) = written {
+        eprintln!(
+            "wattprint: error: {} (the command's exit status is kept)",
+            crate::common::escape(&e.to_string())
+        );
+    }
     Ok(exit_status(outcome.exit_code))
 }
 
@@ -268,7 +275,7 @@ fn write_outputs(
     }
     let json = serde_json::to_string_pretty(report)?;
     if let Some(p) = &output.output {
-        std::fs::write(p, format!("{json}\n"))
+        crate::common::write_atomic(p, format!("{json}\n").as_bytes())
             .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
     }
     if output.json {
@@ -285,7 +292,7 @@ fn exit_status(code: i32) -> u8 {
 
 fn check_output_path(p: &Path) -> anyhow::Result<()> {
     match p.extension().and_then(|e| e.to_str()) {
-        Some("json") => Ok(()),
+        Some("json") => Ok(crate::common::check_writable(p)?),
         _ => Err(BadInput(format!(
             "-o {}: `run` writes its report as JSON; name the file *.json",
             p.display()

@@ -87,15 +87,105 @@ pub fn list_or_skip(s: &Store, f: &Filter) -> anyhow::Result<Vec<RunReport>> {
     Ok(l.runs)
 }
 
+/// How long a write waits for a locked history, ms: `WATTPRINT_DB_TIMEOUT_MS`, else
+/// [`wattprint_store::BUSY_TIMEOUT_MS`].
+fn busy_ms() -> u64 {
+    std::env::var("WATTPRINT_DB_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(wattprint_store::BUSY_TIMEOUT_MS)
+}
+
+/// Where runs wait when the history stayed locked: a directory beside the database.
+fn spool_dir(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".spool");
+    db.with_file_name(name)
+}
+
+/// Spooled runs stored per call at most (the rest wait for the next run).
+const MAX_SPOOL_DRAIN: usize = 100;
+
+/// Store the runs a locked history made wait (each removed once stored).
+fn drain_spool(s: &mut Store, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten().take(MAX_SPOOL_DRAIN) {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let Ok(text) = crate::common::read_bounded(&p, 64 << 20) else {
+            continue;
+        };
+        match serde_json::from_str::<RunReport>(&text).map(|r| s.insert(&r)) {
+            Ok(Ok(_)) => {
+                let _ = std::fs::remove_file(&p);
+            }
+            Ok(Err(e)) => eprintln!(
+                "wattprint: warning: spooled run {} not stored yet: {e}",
+                p.display()
+            ),
+            Err(e) => eprintln!(
+                "wattprint: warning: spooled run {} cannot be read ({e}): move it aside",
+                p.display()
+            ),
+        }
+    }
+    let _ = std::fs::remove_dir(dir); // only when empty
+}
+
 /// Stores a finished run; a database problem is a warning on stderr, never a lost run (the
-/// caller has already written any -o/--json output).
+/// caller has already written any -o/--json output). When the history stays locked past the
+/// wait, the run is kept in a spool directory beside the database and stored by the next
+/// run; the warning says where.
 pub fn store_or_warn(r: &RunReport) {
-    let result = open_store().and_then(|mut s| Ok(s.insert(r)?));
-    if let Err(e) = result {
-        eprintln!(
+    let db = match db_path() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "wattprint: warning: run {} not stored in the history: {e}",
+                r.id
+            );
+            return;
+        }
+    };
+    let spool = spool_dir(&db);
+    let result = Store::open_with_timeout(&db, busy_ms()).and_then(|mut s| {
+        let inserted = s.insert(r);
+        if inserted.is_ok() {
+            drain_spool(&mut s, &spool);
+        }
+        inserted
+    });
+    match result {
+        Ok(_) => {}
+        Err(e @ wattprint_store::StoreError::Locked { .. }) => {
+            let kept = std::fs::create_dir_all(&spool)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| {
+                    let p = spool.join(format!("{}.json", r.id));
+                    crate::common::write_atomic(&p, serde_json::to_string(r)?.as_bytes())?;
+                    Ok(p)
+                });
+            match kept {
+                Ok(p) => eprintln!(
+                    "wattprint: warning: run {} not stored yet: {e}; kept in {} and stored by the next run",
+                    r.id,
+                    p.display()
+                ),
+                Err(k) => eprintln!(
+                    "wattprint: warning: run {} not stored in the history: {e} (and not kept in {}: {k})",
+                    r.id,
+                    spool.display()
+                ),
+            }
+        }
+        Err(e) => eprintln!(
             "wattprint: warning: run {} not stored in the history: {e}",
             r.id
-        );
+        ),
     }
 }
 
