@@ -282,9 +282,7 @@ impl Agent {
                     Ok(())
                 }
                 Some(std_listener) => {
-                    let addr = std_listener
-                        .local_addr()
-                        .map_err(|source| AgentError::Runtime(source))?;
+                    let addr = std_listener.local_addr().map_err(AgentError::Runtime)?;
                     let listener = tokio::net::TcpListener::from_std(std_listener)
                         .map_err(|source| AgentError::Bind { addr, source })?;
                     let registry = conn::Registry::default();
