@@ -2,8 +2,10 @@
 //!
 //! Tables are parsed lazily on first lookup, never at start-up.
 
+pub mod ccf;
 pub mod cloud;
 pub mod cpu;
 pub mod gpu;
 pub mod grid;
+pub mod microarch;
 mod tables;

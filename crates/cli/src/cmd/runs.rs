@@ -51,25 +51,36 @@ pub fn db_path() -> anyhow::Result<PathBuf> {
     })
 }
 
-/// Opens the history for reading or writing.
+/// Opens the history for reading or writing; runs whose writer died since are settled as
+/// `interrupted` first (see `checkpoint::settle`).
 pub fn open_store() -> anyhow::Result<Store> {
-    Ok(Store::open(&db_path()?)?)
+    let mut s = Store::open(&db_path()?)?;
+    let procfs = wattprint_engine::SensorConfig::from_env().procfs_root;
+    crate::checkpoint::settle(&mut s, &procfs);
+    Ok(s)
 }
 
 /// Opens the history for reading: read-write when possible, else read-only (a database or
 /// directory this user cannot write is still listed and reported).
 pub fn open_store_for_reading() -> anyhow::Result<Store> {
     let path = db_path()?;
-    match Store::open(&path) {
+    match open_store() {
         Ok(s) => Ok(s),
-        Err(
-            e @ (wattprint_store::StoreError::TooNew { .. }
-            | wattprint_store::StoreError::Corrupt { .. }),
-        ) => Err(e.into()),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<wattprint_store::StoreError>(),
+                Some(
+                    wattprint_store::StoreError::TooNew { .. }
+                        | wattprint_store::StoreError::Corrupt { .. }
+                )
+            ) =>
+        {
+            Err(e)
+        }
         Err(e) if path.exists() => {
             Store::open_read_only(&path).map_err(|ro| anyhow::anyhow!("{e} (and read-only: {ro})"))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -119,7 +130,7 @@ fn drain_spool(s: &mut Store, dir: &Path) {
         let Ok(text) = crate::common::read_bounded(&p, 64 << 20) else {
             continue;
         };
-        match serde_json::from_str::<RunReport>(&text).map(|r| s.insert(&r)) {
+        match serde_json::from_str::<RunReport>(&text).map(|r| s.finish(&r)) {
             Ok(Ok(_)) => {
                 let _ = std::fs::remove_file(&p);
             }
@@ -136,10 +147,10 @@ fn drain_spool(s: &mut Store, dir: &Path) {
     let _ = std::fs::remove_dir(dir); // only when empty
 }
 
-/// Stores a finished run; a database problem is a warning on stderr, never a lost run (the
-/// caller has already written any -o/--json output). When the history stays locked past the
-/// wait, the run is kept in a spool directory beside the database and stored by the next
-/// run; the warning says where.
+/// Stores a finished run, replacing its checkpoint; a database problem is a warning on
+/// stderr, never a lost run (the caller has already written any -o/--json output). When the
+/// history stays locked past the wait, the run is kept in a spool directory beside the
+/// database and stored by the next run; the warning says where.
 pub fn store_or_warn(r: &RunReport) {
     let db = match db_path() {
         Ok(p) => p,
@@ -152,8 +163,10 @@ pub fn store_or_warn(r: &RunReport) {
         }
     };
     let spool = spool_dir(&db);
+    let procfs = wattprint_engine::SensorConfig::from_env().procfs_root;
     let result = Store::open_with_timeout(&db, busy_ms()).and_then(|mut s| {
-        let inserted = s.insert(r);
+        crate::checkpoint::settle(&mut s, &procfs);
+        let inserted = s.finish(r);
         if inserted.is_ok() {
             drain_spool(&mut s, &spool);
         }
@@ -345,7 +358,9 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    let (f, _) = filter(&args.select, (args.limit > 0).then_some(args.limit))?;
+    let (mut f, _) = filter(&args.select, (args.limit > 0).then_some(args.limit))?;
+    // Live runs too: `runs` is where a running or interrupted run is seen.
+    f.include_running = true;
     let store = open_store_for_reading()?;
     if args.check {
         let bad = store.check()?;
