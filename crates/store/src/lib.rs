@@ -1067,7 +1067,7 @@ mod tests {
             .query_row("SELECT status FROM runs WHERE id = 'old'", [], |r| r.get(0))
             .unwrap();
         assert_eq!(status, "finished");
-        let listed = s.list(&Filter::default()).unwrap();
+        let listed = s.list(&Filter::default()).unwrap().runs;
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].status, RunStatus::Finished);
         assert_eq!(listed[0].energy.total_j, 5.0);
@@ -1096,12 +1096,12 @@ mod tests {
         );
         assert_eq!(got.labels.get("phase").map(String::as_str), Some("b"));
         // Reports skip live runs; `wattprint runs` asks for them.
-        assert!(s.list(&Filter::default()).unwrap().is_empty());
+        assert!(s.list(&Filter::default()).unwrap().runs.is_empty());
         let all = Filter {
             include_running: true,
             ..Default::default()
         };
-        assert_eq!(s.list(&all).unwrap().len(), 1);
+        assert_eq!(s.list(&all).unwrap().runs.len(), 1);
         r.energy.total_j = 300.0;
         assert_eq!(s.finish(&r).unwrap(), Inserted::New);
         let got = s.get("long").unwrap().unwrap();
@@ -1146,6 +1146,7 @@ mod tests {
         let ids: Vec<String> = s
             .list(&Filter::default())
             .unwrap()
+            .runs
             .into_iter()
             .map(|r| r.id)
             .collect();
