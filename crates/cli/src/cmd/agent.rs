@@ -231,7 +231,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             endpoint,
             interval_s: {
                 let v = duration("--otlp-interval", args.otlp_interval, 10.0)?;
-                wattprint_agent::check_range_s("--otlp-interval", v, 1.0, 3600.0)
+                wattprint_agent::check_range_s("--otlp-interval", v, 0.1, 3600.0)
                     .map_err(|e| BadInput(e.to_string()))?;
                 v
             },
