@@ -2,6 +2,8 @@
 # Idle-connection flood against `wattprint agent` (issue 13's "done when"), loopback only.
 #
 #   scripts/bench-flood.sh [WATTPRINT_BINARY] [CONNECTIONS]     (default: target/release, 2000)
+#   AGENT_NOFILE=1024 scripts/bench-flood.sh ...   (the agent's descriptor limit, as under
+#                                                  systemd's LimitNOFILE; default: inherited)
 #
 # Starts an agent on a fake RAPL tree with its default limits (256 connections, 10 s idle
 # timeout), measures its RSS and /healthz latency idle, opens CONNECTIONS idle TCP connections
@@ -29,8 +31,11 @@ AGENT=""
 trap '[ -n "$AGENT" ] && kill "$AGENT" 2>/dev/null; rm -rf "$TMP"' EXIT
 fake_rapl_tree "$TMP/sys" 1000000
 PORT=$(free_port)
-WATTPRINT_SYSFS_ROOT="$TMP/sys" "$BIN" agent --listen "127.0.0.1:$PORT" \
-  --intensity 100 --pue 1 2>"$TMP/agent.log" &
+(
+  [ -n "${AGENT_NOFILE:-}" ] && ulimit -n "$AGENT_NOFILE"
+  WATTPRINT_SYSFS_ROOT="$TMP/sys" exec "$BIN" agent --listen "127.0.0.1:$PORT" \
+    --intensity 100 --pue 1 2>"$TMP/agent.log"
+) &
 AGENT=$!
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null && break
