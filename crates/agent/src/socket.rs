@@ -132,6 +132,30 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     bound
 }
 
+/// `chmod` that does not follow a symlink at `path`.
+fn set_mode_nofollow(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    let rc = unsafe {
+        libc::fchmodat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            mode as libc::mode_t,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENOTSUP) || e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        return std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    }
+    Err(e)
+}
+
 fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
     let m = std::fs::symlink_metadata(path)?;
     Ok((m.dev(), m.ino()))
@@ -156,7 +180,9 @@ impl SocketServer {
             // lchown: never follows a symlink put in the socket's place.
             std::os::unix::fs::lchown(&cfg.path, None, Some(gid)).map_err(err)?;
         }
-        // chmod follows symlinks: only after checking the path is still the socket we bound.
+        // Only after checking the path is still the socket we bound; the mode is then set
+        // without following a symlink (`fchmodat` with `AT_SYMLINK_NOFOLLOW`, glibc >= 2.32),
+        // or, where the C library cannot, with `chmod` right after the check.
         if identity(&cfg.path).ok() != Some(id) {
             return Err(err(refused(
                 "the socket file was replaced while the agent set it up: keep its directory \
@@ -164,8 +190,7 @@ impl SocketServer {
                     .into(),
             )));
         }
-        std::fs::set_permissions(&cfg.path, std::fs::Permissions::from_mode(cfg.mode))
-            .map_err(err)?;
+        set_mode_nofollow(&cfg.path, cfg.mode).map_err(err)?;
         listener.set_nonblocking(true).map_err(err)?;
         let st = Arc::clone(&server.stop);
         let limits = cfg.clone();
