@@ -71,6 +71,11 @@ pub struct SocketServer {
 
 const MAX_LINE: u64 = 256;
 
+/// Shortest time between two answers to one client (at most 200 a second): a client that
+/// floods `read` (each one reads the sensors) is paced, and only that client waits. A
+/// `wattprint run` client reads at window boundaries, far below this.
+pub const MIN_ANSWER_GAP: Duration = Duration::from_millis(5);
+
 /// `umask` is process-wide: agents bound concurrently in one process (tests) take turns.
 static UMASK: Mutex<()> = Mutex::new(());
 
@@ -354,6 +359,10 @@ fn serve_client(stream: UnixStream, shared: &Shared, stop: &AtomicBool, idle: Du
         }
         if stop.load(Ordering::SeqCst) {
             return; // the agent stopped while this request was in flight: answer nothing
+        }
+        let since = last.elapsed();
+        if since < MIN_ANSWER_GAP {
+            std::thread::sleep(MIN_ANSWER_GAP - since);
         }
         last = Instant::now();
         let answer = if std::mem::take(&mut too_long) {
