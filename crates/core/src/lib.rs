@@ -20,6 +20,7 @@ pub mod report;
 pub mod requests;
 pub mod text;
 pub mod timeline;
+pub mod trust;
 pub mod units;
 pub mod wallclock;
 pub mod window;

@@ -55,7 +55,7 @@ pub fn db_path() -> anyhow::Result<PathBuf> {
 /// `interrupted` first (see `checkpoint::settle`).
 pub fn open_store() -> anyhow::Result<Store> {
     let mut s = Store::open(&db_path()?)?;
-    let procfs = wattprint_engine::SensorConfig::from_env().procfs_root;
+    let procfs = wattprint_engine::SensorConfig::seams_from_env().procfs_root;
     crate::checkpoint::settle(&mut s, &procfs);
     Ok(s)
 }
@@ -163,7 +163,7 @@ pub fn store_or_warn(r: &RunReport) {
         }
     };
     let spool = spool_dir(&db);
-    let procfs = wattprint_engine::SensorConfig::from_env().procfs_root;
+    let procfs = wattprint_engine::SensorConfig::seams_from_env().procfs_root;
     let result = Store::open_with_timeout(&db, busy_ms()).and_then(|mut s| {
         crate::checkpoint::settle(&mut s, &procfs);
         let inserted = s.finish(r);
