@@ -36,7 +36,7 @@ wait_http "http://127.0.0.1:$PORT/healthz" 30
 # agent attributed them; a window stays open for the dashboard.
 python3 examples/inference_loop.py --agent "http://127.0.0.1:$PORT" --requests 20 \
   --model dash-test-model --wait 30
-curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/windows" -d '{"name":"dash-window"}'
+curl -fsS -o /dev/null -X POST -H "Content-Type: application/json" "http://127.0.0.1:$PORT/v1/windows" -d '{"name":"dash-window"}'
 
 # /metrics, /v1/requests/summary and /v1/live agree.
 curl -fsS "http://127.0.0.1:$PORT/metrics" >"$TMP/metrics.txt"

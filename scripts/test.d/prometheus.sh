@@ -55,7 +55,7 @@ wait_http "http://127.0.0.1:$PROM_PORT/-/ready" 60 || { tail -20 "$TMP/prometheu
 # The job: a window on each agent, and request spans on each, for about two seconds.
 IDS=()
 for port in "${PORTS[@]}"; do
-  IDS+=("$(curl -fsS -X POST "http://127.0.0.1:$port/v1/windows" \
+  IDS+=("$(curl -fsS -X POST -H "Content-Type: application/json" "http://127.0.0.1:$port/v1/windows" \
     -d '{"name":"job-a","labels":{"team":"search"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')")
 done
 for i in 1 2 3 4; do
@@ -65,11 +65,11 @@ for i in 1 2 3 4; do
     {"start_unix_s": t - 0.3, "end_unix_s": t, "tokens": 40, "labels": {"service": "chat"}},
     {"start_unix_s": t - 0.2, "end_unix_s": t, "labels": {"service": "batch"}}]))')
   for port in "${PORTS[@]}"; do
-    curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/v1/spans" -d "$spans"
+    curl -fsS -o /dev/null -X POST -H "Content-Type: application/json" "http://127.0.0.1:$port/v1/spans" -d "$spans"
   done
 done
 for k in 0 1; do
-  curl -fsS -X POST "http://127.0.0.1:${PORTS[$k]}/v1/windows/${IDS[$k]}/end" \
+  curl -fsS -X POST -H "Content-Type: application/json" "http://127.0.0.1:${PORTS[$k]}/v1/windows/${IDS[$k]}/end" \
     -d '{"inferences": 8, "tokens": 640}' >"$TMP/report$k.json"
 done
 # Wait until both agents settled every span (settle lag 1 s).

@@ -92,7 +92,7 @@ fn main() {
     })
     .expect("FR resolves");
     let mut cfg = AgentConfig::new(carbon);
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.interval_s = 1.0;
     let agent = Agent::bind(
         cfg,

@@ -4,7 +4,7 @@
 
 use crate::state::{SpanReport, StateError};
 use crate::{lock, Shared};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -14,6 +14,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Spans accepted in one batch at most.
 pub const MAX_SPANS_PER_BATCH: usize = 10_000;
@@ -23,8 +25,14 @@ pub struct Ctx {
     pub shared: Shared,
     pub token: Option<String>,
     pub max_body_bytes: usize,
+    /// A body not received within this long is refused (408).
+    pub body_timeout: Duration,
     pub started_unix_s: f64,
     pub interval_s: f64,
+    /// The address actually bound (the `Host` check compares with it).
+    pub listen: SocketAddr,
+    /// Open connections (reported by `/healthz`).
+    pub connections: crate::conn::Registry,
 }
 
 pub fn router(ctx: Ctx) -> Router {
@@ -41,8 +49,180 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/live", get(live))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(ctx.clone(), read_body))
+        .layer(middleware::from_fn_with_state(ctx.clone(), browser_guard))
         .with_state(ctx)
+}
+
+async fn not_found(req: Request) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no endpoint {} {}: see docs/agent-api.md",
+            req.method(),
+            printable(req.uri().path())
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}: see docs/agent-api.md",
+            req.method(),
+            printable(req.uri().path())
+        ),
+    )
+}
+
+/// At most 80 characters of client text, control characters escaped, for error messages.
+fn printable(s: &str) -> String {
+    let head: String = s.chars().take(80).collect();
+    wattprint_core::text::printable(&head).into_owned()
+}
+
+/// `host[:port]` split; IPv6 literals in brackets keep them.
+fn split_host_port(v: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = v.strip_prefix('[') {
+        if let Some((h, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (h, port);
+        }
+        return (v, None);
+    }
+    match v.rsplit_once(':') {
+        Some((h, p)) => match p.parse() {
+            Ok(port) => (h, Some(port)),
+            Err(_) => (v, None),
+        },
+        None => (v, None),
+    }
+}
+
+/// Whether `Host` names this loopback agent: `localhost` or a loopback address, and the
+/// listening port when a port is given (DNS rebinding sends the attacker's name).
+pub fn host_allowed(host: &str, listen: SocketAddr) -> bool {
+    if !listen.ip().is_loopback() {
+        return true; // off loopback the token is mandatory: a browser does not hold it
+    }
+    let (name, port) = split_host_port(host.trim());
+    let local = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    local && port.is_none_or(|p| p == listen.port())
+}
+
+/// Refuse what only a browser would send (see `docs/security.md`): a `Host` that is not this
+/// agent (DNS rebinding), a cross-origin request (`Origin` or `Sec-Fetch-Site`), a write
+/// whose body is not declared `application/json` (HTML forms and `text/plain` need no CORS
+/// preflight).
+async fn browser_guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let text = |name: header::HeaderName| h.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let host = text(header::HOST);
+    if let Some(host) = host {
+        if !host_allowed(host, ctx.listen) {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Host {:?} is not this agent ({}): use http://{}/ (a foreign Host is how DNS rebinding reaches a loopback service)",
+                    printable(host),
+                    ctx.listen,
+                    ctx.listen
+                ),
+            );
+        }
+    }
+    if let Some(origin) = text(header::ORIGIN) {
+        let same = origin
+            .split_once("://")
+            .is_some_and(|(_, o)| host.is_some_and(|h| o.eq_ignore_ascii_case(h)));
+        if !same {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "cross-origin request from {:?} refused: the agent serves no browser page but its own dashboard",
+                    printable(origin)
+                ),
+            );
+        }
+    }
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("{} request refused (Sec-Fetch-Site: {}): call the agent from a program, not a web page", req.method(), printable(site)),
+            );
+        }
+    }
+    if req.method() == axum::http::Method::POST {
+        let json = text(header::CONTENT_TYPE).is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if !json {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "POST needs `Content-Type: application/json` (even with an empty body)",
+            );
+        }
+    }
+    next.run(req).await
+}
+
+/// Receive the whole body within the body timeout and size cap, so every refusal is JSON
+/// and a client trickling its body holds nothing for long.
+async fn read_body(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    use http_body_util::BodyExt;
+    let (parts, mut body) = req.into_parts();
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body larger than {} bytes: send less per request",
+                ctx.max_body_bytes
+            ),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > ctx.max_body_bytes as u64) {
+        return too_large();
+    }
+    let collect = async {
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| e.to_string())?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > ctx.max_body_bytes {
+                    return Ok(None);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, String>(Some(buf))
+    };
+    match tokio::time::timeout(ctx.body_timeout, collect).await {
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {} s: send it at once",
+                ctx.body_timeout.as_secs_f64()
+            ),
+        ),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+        Ok(Ok(None)) => too_large(),
+        Ok(Ok(Some(buf))) => next.run(Request::from_parts(parts, Body::from(buf))).await,
+    }
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -89,6 +269,7 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
         "started_unix_s": ctx.started_unix_s,
         "domains": st.domains().len(),
         "interval_s": ctx.interval_s,
+        "open_connections": ctx.connections.open(),
     }))
     .into_response()
 }
@@ -218,10 +399,11 @@ async fn spans(State(ctx): State<Ctx>, body: Bytes) -> Response {
     let n = list.len();
     let mut st = lock(&ctx.shared);
     let before = st.losses().clone();
-    let accepted = st.add_spans(list);
+    let (accepted, refusals) = st.add_spans_checked(list);
     let after = st.losses();
     Json(json!({
         "accepted": accepted,
+        "errors": refusals,
         "refused_invalid": after.spans_invalid - before.spans_invalid,
         "late": after.spans_late - before.spans_late,
         "dropped_oldest": after.spans_dropped - before.spans_dropped,

@@ -25,6 +25,12 @@ pub struct FileConfig {
     pub socket_group: Option<String>,
     pub max_pending_spans: Option<usize>,
     pub max_label_sets: Option<usize>,
+    /// Open HTTP connections at most.
+    pub max_connections: Option<usize>,
+    /// HTTP idle timeout, e.g. `10s`.
+    pub idle_timeout: Option<String>,
+    /// HTTP body-read timeout, e.g. `10s`.
+    pub body_timeout: Option<String>,
     /// Distinct names of ended windows exported as their own series (default 256).
     pub max_window_names: Option<usize>,
 }

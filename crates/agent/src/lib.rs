@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod config;
+pub mod conn;
 pub mod dashboard;
 pub mod labels;
 pub mod metrics;
@@ -28,8 +29,11 @@ use wattprint_sensors::{Meter, MeterOptions, Sensor};
 /// Everything the agent needs to run.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
-    pub listen: SocketAddr,
-    /// Bearer token required on every endpoint but `/healthz`; mandatory off loopback.
+    /// HTTP address; `None` serves no HTTP at all (`--listen none`, the default in socket
+    /// mode).
+    pub listen: Option<SocketAddr>,
+    /// Bearer token required on every endpoint but `/healthz`; mandatory off loopback and
+    /// for HTTP in socket mode.
     pub token: Option<String>,
     /// Sampling interval, s.
     pub interval_s: f64,
@@ -37,6 +41,13 @@ pub struct AgentConfig {
     pub carbon: CarbonFactor,
     /// Request bodies larger than this are refused (413), bytes.
     pub max_body_bytes: usize,
+    /// Open HTTP connections at most (see [`conn`]).
+    pub max_connections: usize,
+    /// An HTTP connection without a request in flight for this long is closed, s (covers a
+    /// partial request head and keep-alive idling).
+    pub idle_timeout_s: f64,
+    /// A request body not received within this long is refused (408), s.
+    pub body_timeout_s: f64,
     /// Serve counters over this Unix socket (privilege separation).
     pub socket: Option<socket::SocketConfig>,
     /// Push metrics over OTLP/HTTP (feature `otlp`).
@@ -48,12 +59,15 @@ impl AgentConfig {
     /// Defaults: loopback port 9464, 1 s sampling, the given carbon factor.
     pub fn new(carbon: CarbonFactor) -> Self {
         AgentConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             token: None,
             interval_s: 1.0,
             limits: Limits::default(),
             carbon,
             max_body_bytes: 1 << 20,
+            max_connections: conn::DEFAULT_MAX_CONNECTIONS,
+            idle_timeout_s: 10.0,
+            body_timeout_s: 10.0,
             socket: None,
             #[cfg(feature = "otlp")]
             otlp: None,
@@ -68,8 +82,19 @@ pub enum AgentError {
     NeedsToken(SocketAddr),
     #[error("the token is empty: put a secret of at least 16 characters in the token file")]
     WeakToken,
-    #[error("--interval {0} s: give a positive duration of at least 10 ms")]
-    BadInterval(f64),
+    #[error("{what} {value} s is out of range: give {min} s to {max} s")]
+    OutOfRange {
+        what: &'static str,
+        value: f64,
+        min: f64,
+        max: f64,
+    },
+    #[error("--max-connections {0}: give 1 to {max}", max = MAX_CONNECTIONS_LIMIT)]
+    BadMaxConnections(usize),
+    #[error("nothing to serve: with --listen none, give --socket PATH")]
+    NothingToServe,
+    #[error("in socket mode the HTTP API on {0} would let any local user outside the socket group read the energy counters: add --token-file, or drop --listen (HTTP is off by default in socket mode)")]
+    SocketModeNeedsToken(SocketAddr),
     #[error(
         "cannot listen on {addr}: {source} (is another agent running? choose --listen HOST:PORT)"
     )]
@@ -89,14 +114,48 @@ pub enum AgentError {
     Runtime(std::io::Error),
 }
 
-/// Check the configuration's rules (token off loopback, ranges).
-pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
-    if !(config.interval_s.is_finite() && config.interval_s >= 0.01) {
-        return Err(AgentError::BadInterval(config.interval_s));
+/// Largest `--max-connections`: the usual soft limit of descriptors per process.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1024;
+
+/// Check one duration against its range (`what` names the option).
+pub fn check_range_s(what: &'static str, value: f64, min: f64, max: f64) -> Result<(), AgentError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(AgentError::OutOfRange {
+            what,
+            value,
+            min,
+            max,
+        })
     }
-    match &config.token {
-        Some(t) if t.trim().len() < 16 => Err(AgentError::WeakToken),
-        None if !config.listen.ip().is_loopback() => Err(AgentError::NeedsToken(config.listen)),
+}
+
+/// Check the configuration's rules (token off loopback and in socket mode, ranges).
+///
+/// Ranges: sampling interval 10 ms to 1 h (below 10 ms the agent measures itself; above an
+/// hour no window resolves anything); idle and body timeouts 50 ms to 1 h; settle lag 0 to
+/// 1 h; socket idle timeout 50 ms to 1 day.
+pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
+    check_range_s("--interval", config.interval_s, 0.01, 3600.0)?;
+    check_range_s("--idle-timeout", config.idle_timeout_s, 0.05, 3600.0)?;
+    check_range_s("--body-timeout", config.body_timeout_s, 0.05, 3600.0)?;
+    check_range_s("--settle-lag", config.limits.settle_lag_s, 0.0, 3600.0)?;
+    if let Some(s) = &config.socket {
+        check_range_s("socket idle timeout", s.idle_timeout_s, 0.05, 86_400.0)?;
+    }
+    if !(1..=MAX_CONNECTIONS_LIMIT).contains(&config.max_connections) {
+        return Err(AgentError::BadMaxConnections(config.max_connections));
+    }
+    if let Some(t) = &config.token {
+        if t.trim().len() < 16 {
+            return Err(AgentError::WeakToken);
+        }
+    }
+    match (config.listen, &config.socket, &config.token) {
+        (None, None, _) => Err(AgentError::NothingToServe),
+        (Some(addr), Some(_), None) => Err(AgentError::SocketModeNeedsToken(addr)),
+        (Some(addr), None, None) if !addr.ip().is_loopback() => Err(AgentError::NeedsToken(addr)),
         _ => Ok(()),
     }
 }
@@ -120,7 +179,7 @@ fn unix_now_s() -> f64 {
 pub struct Agent {
     config: AgentConfig,
     shared: Shared,
-    listener: std::net::TcpListener,
+    listener: Option<std::net::TcpListener>,
     _socket: Option<socket::SocketServer>,
     started_unix_s: f64,
 }
@@ -139,17 +198,15 @@ impl Agent {
             config.carbon.clone(),
             config.limits.clone(),
         )));
-        let listener =
-            std::net::TcpListener::bind(config.listen).map_err(|source| AgentError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| AgentError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener = match config.listen {
+            Some(addr) => {
+                let bind = |source| AgentError::Bind { addr, source };
+                let l = std::net::TcpListener::bind(addr).map_err(bind)?;
+                l.set_nonblocking(true).map_err(bind)?;
+                Some(l)
+            }
+            None => None,
+        };
         let sock = match &config.socket {
             Some(sc) => Some(socket::SocketServer::start(sc, Arc::clone(&shared))?),
             None => None,
@@ -170,8 +227,9 @@ impl Agent {
         self
     }
 
+    /// The HTTP address bound, `None` without HTTP.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.local_addr().ok()
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn shared(&self) -> Shared {
@@ -196,7 +254,6 @@ impl Agent {
             .enable_all()
             .build()
             .map_err(AgentError::Runtime)?;
-        let addr = self.config.listen;
         #[cfg(feature = "otlp")]
         let _pusher = match &self.config.otlp {
             Some(o) => Some(
@@ -206,8 +263,6 @@ impl Agent {
             None => None,
         };
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(self.listener)
-                .map_err(|source| AgentError::Bind { addr, source })?;
             let sh = Arc::clone(&self.shared);
             let period = Duration::from_secs_f64(self.config.interval_s);
             let sampler = tokio::spawn(async move {
@@ -221,17 +276,34 @@ impl Agent {
                     let _ = tokio::task::spawn_blocking(move || lock(&sh).tick()).await;
                 }
             });
-            let app = api::router(api::Ctx {
-                shared: Arc::clone(&self.shared),
-                token: self.config.token.clone(),
-                max_body_bytes: self.config.max_body_bytes,
-                started_unix_s: self.started_unix_s,
-                interval_s: self.config.interval_s,
-            });
-            let res = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|source| AgentError::Bind { addr, source });
+            let res = match self.listener {
+                None => {
+                    shutdown.await;
+                    Ok(())
+                }
+                Some(std_listener) => {
+                    let addr = std_listener.local_addr().map_err(AgentError::Runtime)?;
+                    let listener = tokio::net::TcpListener::from_std(std_listener)
+                        .map_err(|source| AgentError::Bind { addr, source })?;
+                    let registry = conn::Registry::default();
+                    let app = api::router(api::Ctx {
+                        shared: Arc::clone(&self.shared),
+                        token: self.config.token.clone(),
+                        max_body_bytes: self.config.max_body_bytes,
+                        body_timeout: Duration::from_secs_f64(self.config.body_timeout_s),
+                        started_unix_s: self.started_unix_s,
+                        interval_s: self.config.interval_s,
+                        listen: addr,
+                        connections: registry.clone(),
+                    });
+                    let limits = conn::ConnLimits {
+                        max_connections: self.config.max_connections,
+                        idle_timeout: Duration::from_secs_f64(self.config.idle_timeout_s),
+                    };
+                    conn::serve(listener, app, limits, registry, shutdown).await;
+                    Ok(())
+                }
+            };
             sampler.abort();
             res
         })

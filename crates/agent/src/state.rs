@@ -96,6 +96,27 @@ impl Default for Limits {
     }
 }
 
+/// A span at most this long is attributed, s (a day: longer is a clock or unit error).
+pub const MAX_SPAN_S: f64 = 86_400.0;
+/// A span may start at most this long before the agent started, s.
+pub const MAX_SPAN_PAST_S: f64 = 86_400.0;
+/// Tokens of one request at most (10^8: a hundred times the longest context windows).
+pub const MAX_SPAN_TOKENS: u64 = 100_000_000;
+/// Refusals listed per batch at most (the rest are only counted).
+pub const MAX_SPAN_REFUSALS: usize = 20;
+/// Work counts of a window at most (10^18 tokens or inferences: beyond any deployment).
+pub const MAX_WINDOW_COUNT: f64 = 1e18;
+
+/// Why one span of a batch was refused.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SpanRefusal {
+    /// Position in the batch, from 0.
+    pub index: usize,
+    /// The field at fault.
+    pub field: &'static str,
+    pub error: String,
+}
+
 /// One request span as reported (Unix seconds).
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -387,19 +408,84 @@ impl AgentState {
 
     /// Queue reported spans for attribution. Returns how many were accepted.
     pub fn add_spans(&mut self, reports: Vec<SpanReport>) -> usize {
+        self.add_spans_checked(reports).0
+    }
+
+    /// Why `r` cannot be attributed: the field and the reason (ranges relative to the agent's
+    /// start and its newest sample; see [`MAX_SPAN_S`], [`MAX_SPAN_PAST_S`],
+    /// [`MAX_SPAN_TOKENS`]).
+    fn span_problem(&self, r: &SpanReport) -> Option<(&'static str, String)> {
+        let newest_s = self.samples.back().map_or(0.0, |s| s.t_s);
+        let start_s = r.start_unix_s - self.unix_at_epoch_s;
+        let end_s = r.end_unix_s - self.unix_at_epoch_s;
+        if !r.start_unix_s.is_finite() || start_s < -MAX_SPAN_PAST_S {
+            return Some((
+                "start_unix_s",
+                format!(
+                    "{} is not a time within {MAX_SPAN_PAST_S} s before the agent started ({})",
+                    r.start_unix_s, self.unix_at_epoch_s
+                ),
+            ));
+        }
+        if !r.end_unix_s.is_finite() || end_s < start_s {
+            return Some((
+                "end_unix_s",
+                format!("{} is before start_unix_s or not a number", r.end_unix_s),
+            ));
+        }
+        if end_s > newest_s + self.limits.max_future_s {
+            return Some((
+                "end_unix_s",
+                format!(
+                    "{} is more than {} s after the agent's newest sample: is the client's clock right?",
+                    r.end_unix_s, self.limits.max_future_s
+                ),
+            ));
+        }
+        if end_s - start_s > MAX_SPAN_S {
+            return Some((
+                "end_unix_s",
+                format!(
+                    "the span lasts {} s, more than {MAX_SPAN_S} s",
+                    end_s - start_s
+                ),
+            ));
+        }
+        if r.tokens.is_some_and(|t| t > MAX_SPAN_TOKENS) {
+            return Some((
+                "tokens",
+                format!(
+                    "{} tokens in one request: at most {MAX_SPAN_TOKENS}",
+                    r.tokens.unwrap_or_default()
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Queue reported spans for attribution: how many were accepted, and why the first
+    /// [`MAX_SPAN_REFUSALS`] refused ones were (index in `reports`, field, reason).
+    pub fn add_spans_checked(&mut self, reports: Vec<SpanReport>) -> (usize, Vec<SpanRefusal>) {
         let mut accepted = 0;
-        for r in reports {
+        let mut refusals = Vec::new();
+        for (index, r) in reports.into_iter().enumerate() {
             self.spans_received += 1;
+            if let Some((field, error)) = self.span_problem(&r) {
+                self.losses.spans_invalid += 1;
+                if refusals.len() < MAX_SPAN_REFUSALS {
+                    refusals.push(SpanRefusal {
+                        index,
+                        field,
+                        error,
+                    });
+                }
+                continue;
+            }
             let span = Span {
                 start_s: r.start_unix_s - self.unix_at_epoch_s,
                 end_s: r.end_unix_s - self.unix_at_epoch_s,
                 tokens: r.tokens,
             };
-            let newest_s = self.samples.back().map_or(0.0, |s| s.t_s);
-            if !span.is_valid() || span.end_s > newest_s + self.limits.max_future_s {
-                self.losses.spans_invalid += 1;
-                continue;
-            }
             let mut span = span;
             if span.start_s < self.settled_until_s {
                 self.losses.spans_late += 1;
@@ -429,7 +515,7 @@ impl AgentState {
             self.pending.pop_front();
             self.losses.spans_dropped += 1;
         }
-        accepted
+        (accepted, refusals)
     }
 
     /// Open a window.
@@ -466,9 +552,9 @@ impl AgentState {
     ) -> Result<RunReport, StateError> {
         for (what, v) in [("inferences", inferences), ("tokens", tokens)] {
             if let Some(v) = v {
-                if !v.is_finite() || v < 0.0 {
+                if !v.is_finite() || !(0.0..=MAX_WINDOW_COUNT).contains(&v) {
                     return Err(StateError::BadInput(format!(
-                        "{what} = {v}: give a count (a number >= 0)"
+                        "{what} = {v}: give a count from 0 to {MAX_WINDOW_COUNT:e}"
                     )));
                 }
             }

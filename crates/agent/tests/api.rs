@@ -29,7 +29,7 @@ impl Drop for Running {
 
 fn factor() -> CarbonFactor {
     CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
-        intensity_g_per_kwh: Some(3600.0),
+        intensity_g_per_kwh: Some(1800.0),
         pue: Some(1.0),
         ..Default::default()
     })
@@ -56,7 +56,7 @@ fn start_with(cfg: AgentConfig, sensors: Vec<Box<dyn Sensor>>) -> Running {
 
 fn config() -> AgentConfig {
     let mut cfg = AgentConfig::new(factor());
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.interval_s = 0.02;
     cfg.limits = Limits {
         settle_lag_s: 2.0,
@@ -160,9 +160,9 @@ fn a_window_reports_energy_carbon_work_and_metrics() {
     // The fake counter runs at exactly 100 W on the meter's clock.
     assert!((total - 100.0 * dur).abs() < 1e-6, "{total} J over {dur} s");
     assert!(dur >= 0.1);
-    // 3600 g/kWh = 1 mg per J.
+    // 1800 g/kWh = 0.5 mg per J.
     let g = v["carbon"]["total_g"].as_f64().unwrap();
-    assert!((g - total / 1000.0).abs() < 1e-9);
+    assert!((g - total / 2000.0).abs() < 1e-9);
     assert_eq!(v["work"]["tokens"], 2000.0);
     assert!((v["metrics"]["joules_per_token"].as_f64().unwrap() - total / 2000.0).abs() < 1e-9);
     assert!((v["metrics"]["carbon_per_inference_g"].as_f64().unwrap() - g / 4.0).abs() < 1e-12);
@@ -289,7 +289,7 @@ fn a_token_is_required_when_configured_but_not_for_healthz() {
 #[test]
 fn binding_off_loopback_needs_a_token() {
     let mut cfg = config();
-    cfg.listen = "0.0.0.0:0".parse().unwrap();
+    cfg.listen = Some("0.0.0.0:0".parse().unwrap());
     let e = Agent::bind(cfg.clone(), counter(1.0)).err().unwrap();
     assert!(e.to_string().contains("--token-file"), "{e}");
     cfg.token = Some("short".into());
@@ -376,4 +376,180 @@ fn the_dashboard_and_its_assets_are_served() {
         .unwrap()
         .starts_with("text/javascript"));
     assert_eq!(c.request("GET", "/assets/uPlot.min.css", None).status, 200);
+}
+
+/// Whether the server closed `s` (EOF or reset) within `within`.
+fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an error answer before the close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn an_idle_flood_cannot_hold_more_than_the_cap_and_healthz_still_answers() {
+    use std::io::Write;
+    let mut cfg = config();
+    cfg.max_connections = 8;
+    cfg.idle_timeout_s = 60.0; // the cap, not the timeout, is what this pins
+    let a = start_with(cfg, counter(10.0));
+    let mut flood: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+            s.write_all(b"GET /heal").unwrap(); // a partial request line, held open
+            s
+        })
+        .collect();
+    let mut c = Conn::open(a.addr);
+    let t0 = Instant::now();
+    let r = c.request("GET", "/healthz", None);
+    assert_eq!(r.status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let open = r.json()["open_connections"].as_u64().unwrap();
+    assert!(open <= 8, "{open} connections open, cap 8");
+    // The agent closed the longest-idle flood connections to make room: at most 7 of the 40
+    // may still be open (the healthz client holds the eighth slot).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut closed = 0;
+    for s in &mut flood {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if closed_within(s, left.max(Duration::from_millis(10))) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 33, "only {closed} of 40 idle connections closed");
+}
+
+#[test]
+fn a_partial_request_and_an_idle_keep_alive_are_closed_after_the_idle_timeout() {
+    use std::io::Write;
+    let mut cfg = config();
+    cfg.idle_timeout_s = 0.2;
+    let a = start_with(cfg, counter(10.0));
+    let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    // Keep-alive: one answered request, then silence.
+    let mut c = Conn::open(a.addr);
+    assert_eq!(c.request("GET", "/healthz", None).status, 200);
+    let mut raw = std::net::TcpStream::connect(a.addr).unwrap();
+    raw.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert!(closed_within(&mut raw, Duration::from_secs(5)));
+}
+
+#[test]
+fn a_trickled_body_is_refused_with_408_json() {
+    let mut cfg = config();
+    cfg.body_timeout_s = 0.2;
+    let a = start_with(cfg, counter(10.0));
+    let mut c = Conn::open(a.addr);
+    c.send_raw(b"POST /v1/spans HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"st");
+    let r = c.read_response();
+    assert_eq!(r.status, 408);
+    assert!(r.json()["error"].as_str().unwrap().contains("not received"));
+}
+
+#[test]
+fn browsers_cannot_talk_to_a_loopback_agent() {
+    let a = start_with(config(), counter(10.0));
+    let port = a.addr.port().to_string();
+    let own = format!("127.0.0.1:{port}");
+    let json_ct = [("Content-Type", "application/json")];
+    let mut c = Conn::open(a.addr);
+    // DNS rebinding: the attacker's name in Host.
+    let evil = format!("evil.example:{port}");
+    let r = c.request_with("GET", "/v1/live", &[("Host", &evil)], &[], None);
+    assert_eq!(r.status, 403);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("DNS rebinding"));
+    let r = c.request_with("GET", "/healthz", &[("Host", "127.0.0.1:1")], &[], None);
+    assert_eq!(r.status, 403, "another port is another origin");
+    let r = c.request_with("GET", "/v1/live", &[("Host", &own)], &[], None);
+    assert_eq!(r.status, 200);
+    let r = c.request_with(
+        "GET",
+        "/v1/live",
+        &[("Host", &format!("localhost:{port}"))],
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    // Writes a page could send without a CORS preflight.
+    let body = Some(r#"{"name":"w"}"#);
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = c.request_with(
+            "POST",
+            "/v1/windows",
+            &[("Host", &own)],
+            &[("Content-Type", ct)],
+            body,
+        );
+        assert_eq!(r.status, 415, "{ct}");
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"));
+    }
+    let r = c.request_with("POST", "/v1/windows/1/end", &[("Host", &own)], &[], None);
+    assert_eq!(r.status, 415, "an empty POST needs the JSON type too");
+    // Cross-origin, even with the right type.
+    let r = c.request_with(
+        "POST",
+        "/v1/windows",
+        &[("Host", &own)],
+        &[json_ct[0], ("Origin", "http://localhost:3000")],
+        body,
+    );
+    assert_eq!(r.status, 403);
+    let r = c.request_with(
+        "POST",
+        "/v1/windows",
+        &[("Host", &own)],
+        &[json_ct[0], ("Sec-Fetch-Site", "same-site")],
+        body,
+    );
+    assert_eq!(r.status, 403);
+    // Same origin (the dashboard's own page) and programs are served.
+    let origin = format!("http://{own}");
+    let r = c.request_with(
+        "POST",
+        "/v1/windows",
+        &[("Host", &own)],
+        &[json_ct[0], ("Origin", &origin)],
+        body,
+    );
+    assert_eq!(r.status, 201);
+    let r = c.request_with("POST", "/v1/windows", &[("Host", &own)], &json_ct, body);
+    assert_eq!(r.status, 201);
+}
+
+#[test]
+fn every_refusal_is_a_json_error() {
+    let mut cfg = config();
+    cfg.max_body_bytes = 100;
+    let a = start_with(cfg, counter(10.0));
+    let mut c = Conn::open(a.addr);
+    for (method, path, body, status) in [
+        ("GET", "/no/such/\u{1b}[31mpath", None, 404),
+        ("DELETE", "/v1/spans", None, 405),
+        ("POST", "/v1/windows", Some("x".repeat(500)), 413),
+    ] {
+        let r = c.request(method, &path.replace('\u{1b}', "%1B"), body.as_deref());
+        assert_eq!(r.status, status, "{method} {path}");
+        assert!(r.json()["error"].is_string(), "{}", r.body);
+    }
 }

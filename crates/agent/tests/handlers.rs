@@ -55,7 +55,7 @@ fn windows_and_the_sampler_read_sensors_off_the_runtime_thread() {
     })
     .unwrap();
     let mut cfg = AgentConfig::new(carbon);
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.interval_s = 0.02;
     let agent = Agent::bind(cfg, vec![Box::new(sensor)]).unwrap();
     let addr = agent.local_addr().unwrap();

@@ -52,7 +52,7 @@ fn the_agent_pushes_otlp_json_metrics_to_the_collector() {
     })
     .unwrap();
     let mut cfg = AgentConfig::new(carbon);
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.interval_s = 0.05;
     cfg.otlp = Some(OtlpConfig {
         endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
@@ -125,7 +125,7 @@ fn a_failed_push_is_counted_in_the_metrics() {
     })
     .unwrap();
     let mut cfg = AgentConfig::new(carbon);
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.interval_s = 0.05;
     cfg.otlp = Some(OtlpConfig {
         endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),

@@ -5,7 +5,7 @@
 //! next one; the last holds for the file's median step. Errors name the line and field.
 
 use std::path::Path;
-use wattprint_core::carbon::IntensitySeries;
+use wattprint_core::carbon::{IntensitySeries, MAX_INTENSITY_G_PER_KWH};
 
 /// A parsed intensity file: points in Unix seconds.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,10 +83,10 @@ pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
         let g: f64 = v
             .parse()
             .map_err(|_| err("intensity_g_per_kwh", format!("{v:?} is not a number")))?;
-        if !g.is_finite() || g < 0.0 {
+        if !g.is_finite() || !(0.0..=MAX_INTENSITY_G_PER_KWH).contains(&g) {
             return Err(err(
                 "intensity_g_per_kwh",
-                format!("{v} must be a finite number >= 0"),
+                format!("{v} must be a number from 0 to {MAX_INTENSITY_G_PER_KWH} gCO2e/kWh"),
             ));
         }
         if let Some(&(prev, _)) = points.last() {
@@ -110,12 +110,33 @@ pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
     Ok(IntensityFile { points })
 }
 
-/// Reads and parses an intensity file.
+/// Largest intensity file read, bytes: ten years of hourly rows are about 3 MB, a year of
+/// one row a minute about 17 MB; a larger file (or `/dev/zero`) is refused, not read whole.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// Reads and parses an intensity file (at most [`MAX_FILE_BYTES`]).
 pub fn read(path: &Path) -> Result<IntensityFile, FileError> {
+    use std::io::Read;
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| FileError::Io {
+    let io = |source| FileError::Io {
         path: p.clone(),
         source,
+    };
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf))
+        .map_err(io)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB: an intensity file is hourly or finer rows, give one that covers the run", MAX_FILE_BYTES >> 20),
+        )));
+    }
+    let text = String::from_utf8(buf).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text: give a CSV of `timestamp,g_per_kwh` rows",
+        ))
     })?;
     parse(&p, &text)
 }
@@ -177,11 +198,11 @@ mod tests {
         let e = parse("f.csv", "2025-01-15T10:00:00Z,-1\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains(">= 0"), "{e}");
+        assert!(e.contains("from 0 to"), "{e}");
         let e = parse("f.csv", "2025-01-15T10:00:00Z,NaN\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("finite"), "{e}");
+        assert!(e.contains("number from 0 to"), "{e}");
         let e = parse("f.csv", "2025-01-15T10:00:00Z\n")
             .unwrap_err()
             .to_string();
@@ -201,5 +222,47 @@ mod tests {
             e.starts_with("f.csv:2: field `timestamp`") && e.contains("increasing"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dev_zero_and_absurd_values_are_clear_errors() {
+        let e = read(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/dev/zero: cannot read: larger than 32 MiB"),
+            "{e}"
+        );
+        let e = parse("f.csv", "2025-01-15T10:00:00Z,1e308\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("f.csv:1: field `intensity_g_per_kwh`") && e.contains("2500"),
+            "{e}"
+        );
+    }
+
+    /// Cases run per property: published in docs/security.md.
+    const CASES: u32 = 1000;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(CASES))]
+
+        /// Any text: a parse that keeps only finite, ordered, in-range points, or an error
+        /// that names the file (never a panic).
+        #[test]
+        fn any_text_parses_to_sane_points_or_a_named_error(text in "(([0-9TZ:.+-]{0,24}|x|#.*)(,[0-9e.+-]{0,12}){0,2}\n){0,8}|\\PC{0,200}") {
+            match parse("f.csv", &text) {
+                Ok(f) => {
+                    proptest::prop_assert!(!f.points.is_empty());
+                    for w in f.points.windows(2) {
+                        proptest::prop_assert!(w[1].0 > w[0].0);
+                    }
+                    for &(t, g) in &f.points {
+                        proptest::prop_assert!(t.is_finite() && g.is_finite());
+                        proptest::prop_assert!((0.0..=MAX_INTENSITY_G_PER_KWH).contains(&g));
+                    }
+                }
+                Err(e) => proptest::prop_assert!(e.to_string().starts_with("f.csv"), "{}", e),
+            }
+        }
     }
 }

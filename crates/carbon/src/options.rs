@@ -57,41 +57,43 @@ pub(crate) fn check(
     r.map_err(|source| CarbonError::Invalid { option, source })
 }
 
-pub(crate) fn non_negative(
+/// Largest embodied carbon accepted, kgCO2e: a whole rack of GPU servers is about 10^4 kg
+/// (NVIDIA's DGX H100 product carbon footprint is about 1,300 kg per server); 10^6 is a hall.
+pub const MAX_EMBODIED_KG: f64 = 1e6;
+/// Longest hardware lifetime accepted, years (servers are kept 3 to 7).
+pub const MAX_LIFETIME_YEARS: f64 = 50.0;
+/// Most functional units accepted for SCI (10^18: beyond any deployment's requests).
+pub const MAX_UNIT_COUNT: f64 = 1e18;
+
+/// An optional number checked against its physical range, named by its option.
+pub(crate) fn ranged(
     option: &'static str,
     v: Option<f64>,
+    min: f64,
+    max: f64,
+    unit: &'static str,
 ) -> Result<Option<f64>, CarbonError> {
-    v.map(|x| {
-        check(
-            option,
-            if x.is_finite() && x >= 0.0 {
-                Ok(x)
-            } else {
-                Err(CarbonMathError::Negative {
-                    name: "value",
-                    value: x,
-                })
-            },
-        )
-    })
-    .transpose()
+    v.map(|x| check(option, math::check_range(x, min, max, unit)))
+        .transpose()
 }
 
-pub(crate) fn positive(option: &'static str, v: Option<f64>) -> Result<Option<f64>, CarbonError> {
-    v.map(|x| {
-        check(
+/// An optional strictly positive number up to `max`, named by its option.
+pub(crate) fn positive_upto(
+    option: &'static str,
+    v: Option<f64>,
+    max: f64,
+    unit: &'static str,
+) -> Result<Option<f64>, CarbonError> {
+    match v {
+        Some(x) if x == 0.0 => Err(CarbonError::Invalid {
             option,
-            if x.is_finite() && x > 0.0 {
-                Ok(x)
-            } else {
-                Err(CarbonMathError::NotPositive {
-                    name: "value",
-                    value: x,
-                })
+            source: CarbonMathError::NotPositive {
+                name: "value",
+                value: x,
             },
-        )
-    })
-    .transpose()
+        }),
+        other => ranged(option, other, 0.0, max, unit),
+    }
 }
 
 pub(crate) fn math_err(option: &'static str) -> impl Fn(CarbonMathError) -> CarbonError {
@@ -125,16 +127,39 @@ pub(crate) fn checked(opts: &CarbonOptions) -> Result<Checked, CarbonError> {
             .pue
             .map(|p| check("--pue", math::check_pue(p)))
             .transpose()?,
-        market: non_negative("--market-factor", opts.market_factor_g_per_kwh)?,
-        given_i: non_negative("--intensity", opts.intensity_g_per_kwh)?,
-        embodied_kg: non_negative("--embodied-kg", opts.embodied_kg)?,
-        lifetime_years: positive("--lifetime-years", opts.lifetime_years)?,
+        market: ranged(
+            "--market-factor",
+            opts.market_factor_g_per_kwh,
+            0.0,
+            math::MAX_INTENSITY_G_PER_KWH,
+            "gCO2e/kWh",
+        )?,
+        given_i: ranged(
+            "--intensity",
+            opts.intensity_g_per_kwh,
+            0.0,
+            math::MAX_INTENSITY_G_PER_KWH,
+            "gCO2e/kWh",
+        )?,
+        embodied_kg: ranged(
+            "--embodied-kg",
+            opts.embodied_kg,
+            0.0,
+            MAX_EMBODIED_KG,
+            "kgCO2e",
+        )?,
+        lifetime_years: positive_upto(
+            "--lifetime-years",
+            opts.lifetime_years,
+            MAX_LIFETIME_YEARS,
+            "years",
+        )?,
         share: opts
             .share
             .map(|s| check("--share", math::check_share(s)))
             .transpose()?
             .unwrap_or(1.0),
-        units: positive("--unit-count", opts.unit_count)?,
+        units: positive_upto("--unit-count", opts.unit_count, MAX_UNIT_COUNT, "units")?,
     })
 }
 

@@ -176,6 +176,94 @@ mod work_args_tests {
     }
 }
 
+/// Input text made safe for a terminal (control characters and ANSI sequences escaped).
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    wattprint_core::text::printable(s)
+}
+
+/// Read a small text file, refusing more than `max_bytes` (so `/dev/zero` or a huge file is
+/// an error, not an endless read).
+pub fn read_bounded(path: &std::path::Path, max_bytes: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(max_bytes + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max_bytes} bytes"),
+        ));
+    }
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Write `contents` to `path` without ever leaving a partial file there: write a temporary
+/// file in the same directory, flush it to disk, then rename it over `path`. On a full disk
+/// the old file (or none) stays, never a zero-byte report.
+pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Check before any work that `-o FILE` can be written: its directory exists and accepts a
+/// new file (a probe file is created and removed).
+pub fn check_writable(path: &std::path::Path) -> Result<(), crate::exit::BadInput> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let probe = dir.join(format!(".wattprint-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .map(|_| {
+            let _ = std::fs::remove_file(&probe);
+        })
+        .map_err(|e| {
+            crate::exit::BadInput(format!(
+                "-o {}: cannot write in {}: {e}; choose a writable path",
+                escape(&path.display().to_string()),
+                escape(&dir.display().to_string())
+            ))
+        })
+}
+
+#[cfg(test)]
+mod write_tests {
+    #[test]
+    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("r.json");
+        std::fs::write(&p, "old").unwrap();
+        super::write_atomic(&p, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        // A directory that does not exist: an error, nothing created.
+        let missing = d.path().join("no/such/r.json");
+        assert!(super::write_atomic(&missing, b"x").is_err());
+        assert!(super::check_writable(&missing).is_err());
+        assert!(super::check_writable(&p).is_ok());
+    }
+}
+
 /// Sensor choice, shared by `run`, `agent` and `sensors`: flags replace `WATTPRINT_SENSORS`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SensorArgs {

@@ -21,9 +21,17 @@ pub fn finish(result: anyhow::Result<u8>) -> ExitCode {
             } else {
                 FAILURE
             };
-            eprintln!("wattprint: error: {e}");
+            // Messages quote input (paths, names, file contents): escape control characters
+            // line by line, so input cannot rewrite the terminal.
+            let safe = |m: String| -> String {
+                m.lines()
+                    .map(|l| crate::common::escape(l).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            eprintln!("wattprint: error: {}", safe(e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", safe(cause.to_string()));
             }
             ExitCode::from(code)
         }

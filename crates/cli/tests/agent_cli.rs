@@ -37,6 +37,32 @@ fn bad_settings_exit_2_and_say_what_to_fix() {
 }
 
 #[test]
+fn absurd_numbers_and_endless_files_are_refused_by_name() {
+    refused(&["--interval", "99999999999999999999s"], "--interval");
+    refused(&["--settle-lag", "1e300s"], "--settle-lag");
+    refused(&["--idle-timeout", "0ms"], "--idle-timeout");
+    refused(&["--body-timeout", "1e30"], "--body-timeout");
+    refused(&["--max-connections", "0"], "--max-connections");
+    refused(&["--max-connections", "100000"], "--max-connections");
+    refused(&["--pue", "1e308"], "--pue");
+    refused(&["--intensity", "1e308"], "--intensity");
+    refused(&["--token-file", "/dev/zero"], "larger than 4096 bytes");
+    let d = tempfile::tempdir().unwrap();
+    let sock = d.path().join("a.sock");
+    // Socket mode: HTTP only with a token.
+    refused(
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "--token-file",
+    );
+    refused(&["--listen", "none"], "--socket");
+}
+
+#[test]
 fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
     let d = tempfile::tempdir().unwrap();
     let t = FakeRaplTree::new(d.path()).unwrap();
@@ -74,6 +100,17 @@ fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
+    // A failed assertion below must not leave the agent running (and the test hanging).
+    struct KillOnPanic(u32);
+    impl Drop for KillOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                // SAFETY: kill with the pid of our own child.
+                unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+            }
+        }
+    }
+    let _guard = KillOnPanic(child.id());
     let mut addr = None;
     let mut log = String::new();
     for _ in 0..50 {
@@ -92,7 +129,7 @@ fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
     let addr = addr.unwrap_or_else(|| panic!("no listening line in:\n{log}"));
     t.set_energy_uj("0", 6_000_000_000).unwrap();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();

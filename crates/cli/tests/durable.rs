@@ -72,7 +72,8 @@ fn a_sigkilled_run_leaves_an_interrupted_record_with_its_last_checkpoint() {
                 include_running: true,
                 ..Default::default()
             })
-            .ok()?;
+            .ok()?
+            .runs;
         let r = runs.first()?;
         (r.status == RunStatus::Running && r.energy.total_j > 0.0)
             .then(|| (r.id.clone(), r.energy.total_j))

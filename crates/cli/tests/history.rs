@@ -476,3 +476,103 @@ fn advise_gives_the_plans_of_the_rules() {
     assert!(p["machine"]["sensors"].is_array());
     wp(d.path()).args(["advise"]).assert().code(2);
 }
+
+#[test]
+fn an_unreadable_row_is_skipped_with_a_warning_and_listed_by_check() {
+    let d = setup();
+    // Three runs, one of which has control characters and an ANSI sequence in its command.
+    for cmd in ["true", "printf \x1b[2J\x1b[31mhi\x07", "true"] {
+        wp(d.path())
+            .args(["run", "--", "sh", "-c", cmd])
+            .assert()
+            .success();
+    }
+    let o = wp(d.path()).args(["runs"]).output().unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !table.contains('\x1b') && !table.contains('\x07'),
+        "{table:?}"
+    );
+    assert!(table.contains("\\u{1b}[2J"), "{table}");
+    // Damage one row as an older wattprint could have stored it (a carbon total of null).
+    let db = rusqlite::Connection::open(d.path().join("history.sqlite")).unwrap();
+    let bad: String = db
+        .query_row(
+            "SELECT id FROM runs ORDER BY started_unix_s LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute(
+        "UPDATE runs SET report_json = replace(report_json, '\"total_g\":', '\"total_g\":null,\"x\":') WHERE id = ?1",
+        [&bad],
+    )
+    .unwrap();
+    drop(db);
+    // `runs` and `report` still work for the other runs and name the skipped one.
+    let o = wp(d.path()).args(["runs", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o.stdout).as_array().unwrap().len(), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&bad) && err.contains("runs --check"), "{err}");
+    let o = wp(d.path())
+        .args(["report", "--format", "md", "--since", "2000-01-01"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `runs --check` lists it and exits 1.
+    let o = wp(d.path()).args(["runs", "--check"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with(&bad), "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 3"));
+}
+
+#[test]
+fn a_locked_history_keeps_the_run_in_a_spool_stored_by_the_next_run() {
+    let d = setup();
+    // Create the database, then hold an exclusive lock on it.
+    wp(d.path()).args(["run", "--", "true"]).assert().success();
+    let db = rusqlite::Connection::open(d.path().join("history.sqlite")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let out = d.path().join("r.json");
+    let a = wp(d.path())
+        .env("WATTPRINT_DB_TIMEOUT_MS", "200")
+        .args(["run", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "exit 3"])
+        .assert()
+        .code(3);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("locked") && err.contains("stored by the next run"),
+        "{err}"
+    );
+    let spool = d.path().join("history.sqlite.spool");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1, "{err}");
+    assert!(
+        out.exists(),
+        "the -o report is written whatever the history does"
+    );
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+    // The next run stores itself and the spooled one.
+    wp(d.path()).args(["run", "--", "true"]).assert().success();
+    assert_eq!(count_runs(d.path()), 3);
+    assert!(!spool.exists());
+}
+
+#[test]
+fn an_unwritable_output_is_refused_before_the_command_runs() {
+    let d = setup();
+    let marker = d.path().join("ran");
+    let o = wp(d.path())
+        .args(["run", "-o", "no/such/dir/r.json", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write in"));
+    assert!(!marker.exists(), "the command must not run");
+}

@@ -18,6 +18,7 @@ pub mod powermodel;
 pub mod rating;
 pub mod report;
 pub mod requests;
+pub mod text;
 pub mod timeline;
 pub mod trust;
 pub mod units;

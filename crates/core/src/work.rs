@@ -121,13 +121,23 @@ pub struct WorkDecl {
 #[error("{0}")]
 pub struct WorkError(pub String);
 
-fn check_count(option: &str, v: Option<f64>) -> Result<(), WorkError> {
+/// Largest declared FLOPs (10^30: 10^4 times the largest training runs, about 5x10^25).
+pub const MAX_FLOPS: f64 = 1e30;
+/// Largest declared parameter count (10^16: 10^4 times the largest models).
+pub const MAX_PARAMS: f64 = 1e16;
+/// Largest declared token or inference count (10^18).
+pub const MAX_COUNT: f64 = 1e18;
+
+fn check_count(option: &str, v: Option<f64>, max: f64) -> Result<(), WorkError> {
     match v {
         Some(x) if !x.is_finite() => Err(WorkError(format!(
             "{option} {x} is not a number: give a finite count such as 1e9"
         ))),
         Some(x) if x < 0.0 => Err(WorkError(format!(
             "{option} {x} is negative: work counts are 0 or more"
+        ))),
+        Some(x) if x > max => Err(WorkError(format!(
+            "{option} {x:e} is more than {max:e}: check the unit (counts, not thousands or bytes)"
         ))),
         _ => Ok(()),
     }
@@ -138,10 +148,10 @@ impl WorkDecl {
     /// and `--mode` (and the reverse for `--mode`); `--flops` and `--params` exclude each
     /// other.
     pub fn validate(&self) -> Result<(), WorkError> {
-        check_count("--flops", self.flops)?;
-        check_count("--params", self.params)?;
-        check_count("--tokens", self.tokens)?;
-        check_count("--inferences", self.inferences)?;
+        check_count("--flops", self.flops, MAX_FLOPS)?;
+        check_count("--params", self.params, MAX_PARAMS)?;
+        check_count("--tokens", self.tokens, MAX_COUNT)?;
+        check_count("--inferences", self.inferences, MAX_COUNT)?;
         match (self.params, self.mode) {
             (Some(_), None) => {
                 return Err(WorkError(

@@ -113,6 +113,17 @@ pub fn discover(config: &SensorConfig) -> Discovery {
             ));
             return d;
         }
+        // Said in the report: the run is measured locally (possibly by the model) because
+        // the agent could not be used, not because none was configured.
+        let why = d
+            .absent
+            .last()
+            .map(|a| a.reason.clone())
+            .unwrap_or_default();
+        d.notes.push(format!(
+            "WATTPRINT_AGENT_SOCKET is set but the agent was not used ({why}): measured with \
+             this machine's own sensors instead"
+        ));
     }
     probe_cpu(config, &mut d);
     probe_gpus(config, &mut d);

@@ -45,7 +45,7 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
     let cmd = if r.command.is_empty() {
         "(window)".to_string()
     } else {
-        r.command.join(" ")
+        wattprint_core::text::printable(&r.command.join(" ")).into_owned()
     };
     let status = match r.exit_code {
         Some(c) if c > 128 => format!("exit {c} (signal {})", c - 128),

@@ -76,6 +76,17 @@ fn short_command(r: &RunReport, max: usize) -> String {
 
 /// Aligned text table (columns padded to their widest cell).
 pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells hold input (commands, ids, zones, labels): control characters and ANSI
+    // sequences are escaped so a stored name cannot rewrite the terminal.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| wattprint_core::text::printable(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

@@ -87,6 +87,25 @@ pub enum StoreError {
     Sql { path: PathBuf, message: String },
     #[error("stored run {id} cannot be read back: {message}")]
     BadRow { id: String, message: String },
+    #[error("run {id} not stored: {message} (a number in the report is not finite, NaN or infinite; the history keeps only reports it can read back)")]
+    NotFinite { id: String, message: String },
+}
+
+/// A stored row that cannot be read back; [`Store::list`] skips it, [`Store::check`] lists
+/// every one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    /// The run's id.
+    pub id: String,
+    /// Why it cannot be decoded.
+    pub message: String,
+}
+
+/// What [`Store::list`] found: the readable runs, and the rows it skipped.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub runs: Vec<RunReport>,
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// Where the history lives: `WATTPRINT_DB`, else `$XDG_DATA_HOME/wattprint/history.sqlite`,
@@ -269,6 +288,45 @@ impl Store {
         }
     }
 
+    /// Opens an existing database for reading only (`runs`, `report` on a read-only file or
+    /// directory): no directory, journal-mode change or migration is attempted. A newer
+    /// schema is still refused.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let open = |p: &str, flags: OpenFlags| {
+            Connection::open_with_flags(p, flags).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let plain = path.to_string_lossy().into_owned();
+        let mut s = Store {
+            conn: open(&plain, flags)?,
+            path: path.to_path_buf(),
+            busy_ms: BUSY_TIMEOUT_MS,
+        };
+        // A WAL database in a directory we cannot write has no shared-memory file to open:
+        // read it as immutable (nobody can be writing where we cannot write either).
+        if s.schema_version().is_err() {
+            let uri = format!(
+                "file:{}?immutable=1",
+                plain.replace('?', "%3f").replace('#', "%23")
+            );
+            s.conn = open(&uri, flags | OpenFlags::SQLITE_OPEN_URI)?;
+        }
+        let found = s.schema_version()?;
+        let known = MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: s.path.clone(),
+                found,
+                known,
+            });
+        }
+        Ok(s)
+    }
+
     /// Journal mode, pragmas and migrations of a freshly opened connection.
     fn set_up(&mut self) -> Result<(), StoreError> {
         // WAL lets readers run beside one writer; the mode is persistent in the file, so it
@@ -364,6 +422,14 @@ impl Store {
             path: self.path.clone(),
             message: format!("cannot encode run {}: {e}", r.id),
         })?;
+        // JSON has no NaN or infinity: serde writes them as null, which no reader accepts
+        // where a number is due. Refuse here rather than store a row that poisons readers.
+        if let Err(e) = serde_json::from_str::<RunReport>(&report_json) {
+            return Err(StoreError::NotFinite {
+                id: r.id.clone(),
+                message: e.to_string(),
+            });
+        }
         let timeline_json = timeline
             .map(|t| serde_json::to_string(&t))
             .transpose()
@@ -556,8 +622,9 @@ impl Store {
             .transpose()
     }
 
-    /// Runs matching the filter, newest first.
-    pub fn list(&self, f: &Filter) -> Result<Vec<RunReport>, StoreError> {
+    /// Runs matching the filter, newest first. A row that cannot be read back is skipped
+    /// and named in [`Listing::unreadable`], never an error for the whole history.
+    pub fn list(&self, f: &Filter) -> Result<Listing, StoreError> {
         let mut sql = String::from("SELECT id, report_json, timeline_json FROM runs r WHERE 1=1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         use rusqlite::types::Value;
@@ -619,12 +686,53 @@ impl Store {
                 ))
             })
             .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         for row in rows {
             let (id, j, t) = row.map_err(|e| to_err(&self.path, self.busy_ms, e))?;
-            out.push(decode(&id, &j, t.as_deref())?);
+            match decode(&id, &j, t.as_deref()) {
+                Ok(r) => out.runs.push(r),
+                Err(e) => out.unreadable.push(Unreadable {
+                    id,
+                    message: e.to_string(),
+                }),
+            }
         }
         Ok(out)
+    }
+
+    /// Every stored row that cannot be read back (`wattprint runs --check`).
+    pub fn check(&self) -> Result<Vec<Unreadable>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, report_json, timeline_json FROM runs ORDER BY started_unix_s")
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+        let mut bad = Vec::new();
+        for row in rows {
+            let (id, j, t) = row.map_err(|e| to_err(&self.path, self.busy_ms, e))?;
+            let decoded = match j {
+                Some(j) => decode(&id, &j, t.as_deref()).map(|_| ()),
+                None => Err(StoreError::BadRow {
+                    id: id.clone(),
+                    message: "no report".into(),
+                }),
+            };
+            if let Err(e) = decoded {
+                bad.push(Unreadable {
+                    id,
+                    message: e.to_string(),
+                });
+            }
+        }
+        Ok(bad)
     }
 
     /// Number of stored runs.
@@ -786,8 +894,9 @@ mod tests {
         for r in [&a, &b, &c] {
             s.insert(r).unwrap();
         }
-        let ids =
-            |f: Filter| -> Vec<String> { s.list(&f).unwrap().into_iter().map(|r| r.id).collect() };
+        let ids = |f: Filter| -> Vec<String> {
+            s.list(&f).unwrap().runs.into_iter().map(|r| r.id).collect()
+        };
         assert_eq!(
             ids(Filter::default()),
             vec!["run-cccc3", "run-bbbb2", "run-aaaa1"]
@@ -958,7 +1067,7 @@ mod tests {
             .query_row("SELECT status FROM runs WHERE id = 'old'", [], |r| r.get(0))
             .unwrap();
         assert_eq!(status, "finished");
-        let listed = s.list(&Filter::default()).unwrap();
+        let listed = s.list(&Filter::default()).unwrap().runs;
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].status, RunStatus::Finished);
         assert_eq!(listed[0].energy.total_j, 5.0);
@@ -987,12 +1096,12 @@ mod tests {
         );
         assert_eq!(got.labels.get("phase").map(String::as_str), Some("b"));
         // Reports skip live runs; `wattprint runs` asks for them.
-        assert!(s.list(&Filter::default()).unwrap().is_empty());
+        assert!(s.list(&Filter::default()).unwrap().runs.is_empty());
         let all = Filter {
             include_running: true,
             ..Default::default()
         };
-        assert_eq!(s.list(&all).unwrap().len(), 1);
+        assert_eq!(s.list(&all).unwrap().runs.len(), 1);
         r.energy.total_j = 300.0;
         assert_eq!(s.finish(&r).unwrap(), Inserted::New);
         let got = s.get("long").unwrap().unwrap();
@@ -1037,6 +1146,7 @@ mod tests {
         let ids: Vec<String> = s
             .list(&Filter::default())
             .unwrap()
+            .runs
             .into_iter()
             .map(|r| r.id)
             .collect();
@@ -1138,5 +1248,66 @@ mod tests {
         assert_eq!(b.t_s.len(), b.series[0].watts.len());
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         assert!((mean(&b.series[0].watts) - mean(&t.series[0].watts)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_non_finite_number_is_refused_and_nothing_is_stored() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let mut r = run("nan-run", "2026-03-01T10:00:00Z", 100.0);
+        r.carbon.total_g = f64::INFINITY;
+        let e = s.insert(&r).unwrap_err();
+        assert!(matches!(e, StoreError::NotFinite { .. }), "{e}");
+        assert!(e.to_string().contains("nan-run"), "{e}");
+        assert_eq!(s.count().unwrap(), 0);
+    }
+
+    #[test]
+    fn an_unreadable_row_is_skipped_named_and_listed_by_check() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        for (id, t) in [
+            ("good-1", "2026-03-01T10:00:00Z"),
+            ("bad-2", "2026-03-02T10:00:00Z"),
+            ("good-3", "2026-03-03T10:00:00Z"),
+        ] {
+            s.insert(&run(id, t, 100.0)).unwrap();
+        }
+        // What an older wattprint could store: a carbon total written as null.
+        s.conn
+            .execute(
+                "UPDATE runs SET report_json = replace(report_json, '\"total_g\":', '\"total_g\":null,\"x\":') WHERE id = 'bad-2'",
+                [],
+            )
+            .unwrap();
+        let l = s.list(&Filter::default()).unwrap();
+        let ids: Vec<&str> = l.runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["good-3", "good-1"]);
+        assert_eq!(l.unreadable.len(), 1);
+        assert_eq!(l.unreadable[0].id, "bad-2");
+        let bad = s.check().unwrap();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].id, "bad-2");
+        assert!(bad[0].message.contains("bad-2"), "{}", bad[0].message);
+    }
+
+    #[test]
+    fn a_read_only_history_is_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let (d, p) = tmp();
+        {
+            let mut s = Store::open(&p).unwrap();
+            s.insert(&run("ro-1", "2026-03-01T10:00:00Z", 100.0))
+                .unwrap();
+        }
+        let ro = std::fs::Permissions::from_mode(0o555);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+        std::fs::set_permissions(d.path(), ro).unwrap();
+        let s = Store::open_read_only(&p);
+        // Put the permissions back before asserting, so the temporary directory is removed.
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let l = s.unwrap().list(&Filter::default()).unwrap();
+        assert_eq!(l.runs.len(), 1);
+        assert_eq!(l.runs[0].id, "ro-1");
     }
 }

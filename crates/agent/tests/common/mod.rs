@@ -43,16 +43,34 @@ impl Conn {
         self.w.write_all(bytes).unwrap();
     }
 
+    /// A request as a program sends it: `Host: localhost`, JSON content type on POST.
     pub fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Resp {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+        let ct: &[(&str, &str)] = if method == "POST" {
+            &[("Content-Type", "application/json")]
+        } else {
+            &[]
+        };
+        self.request_with(method, path, &[("Host", "localhost")], ct, body)
+    }
+
+    /// A request with exactly these headers (besides the token and `Content-Length`).
+    pub fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        host: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let mut req = format!("{method} {path} HTTP/1.1\r\n");
+        for (k, v) in host.iter().chain(headers) {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
         if let Some(t) = &self.token {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
         if let Some(b) = body {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-                b.len()
-            ));
+            req.push_str(&format!("Content-Length: {}\r\n\r\n{b}", b.len()));
         } else {
             req.push_str("\r\n");
         }

@@ -136,7 +136,7 @@ fn machine() -> Machine {
         })
         .collect();
     // The overhead measured here: the meter's CPU share over the stored runs of this machine.
-    let overhead = crate::cmd::runs::open_store()
+    let overhead = crate::cmd::runs::open_store_for_reading()
         .ok()
         .and_then(|s| {
             s.list(&wattprint_store::Filter {
@@ -144,6 +144,7 @@ fn machine() -> Machine {
                 ..Default::default()
             })
             .ok()
+            .map(|l| l.runs)
         })
         .and_then(|runs| {
             let mut f: Vec<f64> = runs

@@ -14,8 +14,9 @@ use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
 pub struct Args {
     #[command(flatten)]
     pub sensors: crate::common::SensorArgs,
-    /// Address to listen on. Off loopback, `--token-file` is required.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// HTTP address, or `none` for no HTTP. Default 127.0.0.1:9464, but none in socket mode
+    /// (`--socket`). Off loopback, and with `--socket`, `--token-file` is required.
+    #[arg(long, value_name = "HOST:PORT|none")]
     pub listen: Option<String>,
     /// TOML file with the same settings as these flags (flags win).
     #[arg(long, value_name = "FILE")]
@@ -45,6 +46,17 @@ pub struct Args {
     /// Group (name or numeric gid) whose members may connect to the socket.
     #[arg(long = "socket-group", value_name = "GROUP")]
     pub socket_group: Option<String>,
+    /// Open HTTP connections at most (1 to 1024; default 256): at the cap the connection idle
+    /// the longest is closed to make room.
+    #[arg(long = "max-connections", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Close an HTTP connection without a request in flight after this long (a partial
+    /// request head, or keep-alive idling). Default 10s.
+    #[arg(long = "idle-timeout", value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// Refuse a request body not received within this long (408). Default 10s.
+    #[arg(long = "body-timeout", value_name = "DURATION")]
+    pub body_timeout: Option<String>,
     /// Push metrics over OTLP/HTTP (JSON) to this endpoint, e.g.
     /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector).
     #[cfg(feature = "otlp")]
@@ -56,14 +68,25 @@ pub struct Args {
     pub otlp_interval: Option<String>,
 }
 
+/// Largest token file read, bytes: a token is a line of at most a few hundred characters.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
 fn read_token(path: &Path) -> anyhow::Result<String> {
-    let t = std::fs::read_to_string(path).map_err(|e| {
+    let t = crate::common::read_bounded(path, MAX_TOKEN_FILE_BYTES).map_err(|e| {
         BadInput(format!(
             "--token-file {}: {e}: give a readable file holding the token",
             path.display()
         ))
     })?;
-    Ok(t.trim().to_string())
+    let t = t.trim();
+    if t.chars().any(|c| c.is_control()) {
+        return Err(BadInput(format!(
+            "--token-file {}: the token holds control characters (a binary file?): put one line of printable text in it",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(t.to_string())
 }
 
 fn group_gid(name: &str) -> anyhow::Result<u32> {
@@ -114,21 +137,32 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     init_logging();
     let file = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
+            // A configuration is a few hundred bytes: 1 MiB bounds the read.
+            let text = crate::common::read_bounded(p, 1 << 20)
                 .map_err(|e| BadInput(format!("--config {}: {e}", p.display())))?;
             wattprint_agent::config::parse(&p.display().to_string(), &text).map_err(BadInput)?
         }
         None => FileConfig::default(),
     };
-    let listen_text = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:9464".into());
-    let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        BadInput(format!(
-            "--listen {listen_text}: give HOST:PORT with a numeric address, e.g. 127.0.0.1:9464"
-        ))
-    })?;
+    let socket_path = args.socket.or(file.socket);
+    // Socket mode serves no HTTP unless asked: the socket's group is the access control.
+    let listen_text = args.listen.or(file.listen).unwrap_or_else(|| {
+        if socket_path.is_some() {
+            "none".into()
+        } else {
+            "127.0.0.1:9464".into()
+        }
+    });
+    let listen: Option<SocketAddr> = if listen_text.trim().eq_ignore_ascii_case("none") {
+        None
+    } else {
+        Some(listen_text.parse().map_err(|_| {
+            BadInput(format!(
+                "--listen {}: give HOST:PORT with a numeric address, e.g. 127.0.0.1:9464, or none",
+                crate::common::escape(&listen_text)
+            ))
+        })?)
+    };
     let duration = |flag: &str, v: Option<String>, default: f64| -> anyhow::Result<f64> {
         match v {
             Some(t) => Ok(parse_duration_s(&t).map_err(|e| BadInput(format!("{flag}: {e}")))?),
@@ -137,6 +171,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     };
     let interval_s = duration("--interval", args.interval.or(file.interval), 1.0)?;
     let settle_lag_s = duration("--settle-lag", args.settle_lag.or(file.settle_lag), 5.0)?;
+    let idle_timeout_s = duration(
+        "--idle-timeout",
+        args.idle_timeout.or(file.idle_timeout),
+        10.0,
+    )?;
+    let body_timeout_s = duration(
+        "--body-timeout",
+        args.body_timeout.or(file.body_timeout),
+        10.0,
+    )?;
     let token = match args.token_file.or(file.token_file) {
         Some(p) => Some(read_token(&p)?),
         None => None,
@@ -151,15 +195,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for w in &carbon.warnings {
         eprintln!("wattprint agent: {w}");
     }
-    let socket = match args.socket.or(file.socket) {
+    let socket = match socket_path {
         Some(path) => Some(SocketConfig {
-            path,
             gid: args
                 .socket_group
                 .or(file.socket_group)
                 .map(|g| group_gid(&g))
                 .transpose()?,
-            mode: 0o660,
+            ..SocketConfig::new(path)
         }),
         None => None,
     };
@@ -168,6 +211,11 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     cfg.token = token;
     cfg.interval_s = interval_s;
     cfg.limits.settle_lag_s = settle_lag_s;
+    cfg.idle_timeout_s = idle_timeout_s;
+    cfg.body_timeout_s = body_timeout_s;
+    if let Some(n) = args.max_connections.or(file.max_connections) {
+        cfg.max_connections = n;
+    }
     if let Some(n) = file.max_pending_spans {
         cfg.limits.max_pending_spans = n;
     }
@@ -183,7 +231,12 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
         cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
             endpoint,
-            interval_s: duration("--otlp-interval", args.otlp_interval, 10.0)?,
+            interval_s: {
+                let v = duration("--otlp-interval", args.otlp_interval, 10.0)?;
+                wattprint_agent::check_range_s("--otlp-interval", v, 0.1, 3600.0)
+                    .map_err(|e| BadInput(e.to_string()))?;
+                v
+            },
         });
     }
     wattprint_agent::check(&cfg).map_err(|e| BadInput(e.to_string()))?;
@@ -221,9 +274,17 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
     }
+    let socket_shown = cfg.socket.as_ref().map(|s| s.path.display().to_string());
     let agent = Agent::bind(cfg, d.sensors)?.with_gpus(d.gpus);
-    let addr = agent.local_addr().unwrap_or(listen);
-    eprintln!("wattprint agent: listening on http://{addr} (dashboard at /, metrics at /metrics)");
+    match (agent.local_addr().or(listen), socket_shown) {
+        (Some(addr), _) => eprintln!(
+            "wattprint agent: listening on http://{addr} (dashboard at /, metrics at /metrics)"
+        ),
+        (None, Some(path)) => {
+            eprintln!("wattprint agent: serving counters on {path} (no HTTP: --listen none)")
+        }
+        (None, None) => {}
+    }
     agent.serve_until(stop)?;
     eprintln!("wattprint agent: stopped");
     Ok(0)

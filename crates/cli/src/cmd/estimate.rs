@@ -64,11 +64,23 @@ fn bad(msg: String) -> anyhow::Error {
     BadInput(msg).into()
 }
 
-fn positive(opt: &str, v: f64) -> anyhow::Result<f64> {
-    if v.is_finite() && v > 0.0 {
+/// Physical upper bounds of the options (beyond them the input is a typo or a unit error):
+/// 10^7 devices (ten times the largest clusters), 10^5 W per device (a whole rack), a
+/// century of run time, 10^18 FLOP/s per device (a thousand times an H100's dense peak),
+/// 10^30 FLOPs (see `wattprint_core::work::MAX_FLOPS`), 10^18 inferences or tokens.
+const MAX_DEVICES: f64 = 1e7;
+const MAX_POWER_W: f64 = 1e5;
+const MAX_HOURS: f64 = 100.0 * 365.25 * 24.0;
+const MAX_PEAK_FLOPS: f64 = 1e18;
+const MAX_COUNT: f64 = 1e18;
+
+fn positive(opt: &str, v: f64, max: f64) -> anyhow::Result<f64> {
+    if v.is_finite() && v > 0.0 && v <= max {
         Ok(v)
     } else {
-        Err(bad(format!("{opt}: {v} must be a finite number > 0")))
+        Err(bad(format!(
+            "{opt}: {v} must be a number > 0 and at most {max:e}"
+        )))
     }
 }
 
@@ -100,7 +112,28 @@ fn format_energy(j: f64) -> String {
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    let devices = positive("--devices", args.devices)?;
+    let devices = positive("--devices", args.devices, MAX_DEVICES)?;
+    // Physical ranges, checked where the numbers enter (the core checks signs and zeros).
+    for (opt, v, max) in [
+        ("--power-w", args.power_w, MAX_POWER_W),
+        ("--hours", args.hours, MAX_HOURS),
+        ("--days", args.days, MAX_HOURS / 24.0),
+        ("--peak-flops", args.peak_flops, MAX_PEAK_FLOPS),
+        ("--flops", args.flops, wattprint_core::work::MAX_FLOPS),
+    ] {
+        if let Some(v) = v.filter(|v| *v > max) {
+            return Err(bad(format!("{opt}: {v} must be at most {max:e}")));
+        }
+    }
+    for (opt, v) in [("--inferences", args.inferences), ("--tokens", args.tokens)] {
+        if let Some(v) = v {
+            if !(v.is_finite() && (0.0..=MAX_COUNT).contains(&v)) {
+                return Err(bad(format!(
+                    "{opt}: {v} must be a count from 0 to {MAX_COUNT:e}"
+                )));
+            }
+        }
+    }
     let precision: Precision = args
         .precision
         .parse()
@@ -172,9 +205,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             lifetime_years: wattprint_carbon::SERVER_LIFETIME_YEARS,
             source: "given with --embodied-kg".into(),
         }];
-        if !(kg.is_finite() && kg >= 0.0) {
+        if !(kg.is_finite() && (0.0..=wattprint_carbon::MAX_EMBODIED_KG).contains(&kg)) {
             return Err(bad(format!(
-                "--embodied-kg: {kg} must be a finite number >= 0"
+                "--embodied-kg: {kg} must be a number from 0 to {:e} kgCO2e",
+                wattprint_carbon::MAX_EMBODIED_KG
             )));
         }
     } else if let Some((s, kg)) = spec.and_then(|s| s.embodied_kgco2e.map(|kg| (s, kg))) {

@@ -49,9 +49,24 @@ pub struct Args {
     pub work: WorkArgs,
 }
 
+/// Largest file imported, bytes: a day of nvidia-smi logs of 8 GPUs every 100 ms is about
+/// 500 MB, so 1 GiB; a larger file (or `/dev/zero`) is refused before it fills memory.
+const MAX_IMPORT_BYTES: u64 = 1 << 30;
+
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    let text = std::fs::read(&args.file)
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(&args.file)
+        .and_then(|f| f.take(MAX_IMPORT_BYTES + 1).read_to_end(&mut text))
         .map_err(|e| BadInput(format!("{}: cannot read: {e}", args.file.display())))?;
+    if text.len() as u64 > MAX_IMPORT_BYTES {
+        return Err(BadInput(format!(
+            "{}: larger than {} MiB: split the log and import the parts",
+            args.file.display(),
+            MAX_IMPORT_BYTES >> 20
+        ))
+        .into());
+    }
     let text = String::from_utf8_lossy(&text);
     let format = match args.format {
         Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
@@ -121,7 +136,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             ))
             .into());
         }
-        std::fs::write(p, export_trace(&runs[0]))
+        crate::common::write_atomic(p, export_trace(&runs[0]).as_bytes())
             .map_err(|e| anyhow::anyhow!("writing the trace to {}: {e}", p.display()))?;
     }
     if args.json {

@@ -84,8 +84,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         if !selection_given && fmt != Format::Esrs {
             f.limit = Some(1);
         }
-        let s = crate::cmd::runs::open_store()?;
-        let mut runs = s.list(&f)?;
+        let s = crate::cmd::runs::open_store_for_reading()?;
+        let mut runs = crate::cmd::runs::list_or_skip(&s, &f)?;
         runs.reverse(); // oldest first reads better in a report
         runs
     };
@@ -111,7 +111,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     };
     match &args.output {
         Some(p) => {
-            std::fs::write(p, &text)
+            crate::common::write_atomic(p, text.as_bytes())
                 .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
             eprintln!("wattprint: wrote {} ({} run(s))", p.display(), runs.len());
         }

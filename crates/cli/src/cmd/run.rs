@@ -71,8 +71,8 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("`{text}` is not a duration: use e.g. 1s, 100ms, 2m"))?;
     let s = v * mult;
-    if !s.is_finite() || s < 1e-3 {
-        return Err(format!("`{text}`: the interval must be at least 1ms"));
+    if !s.is_finite() || !(1e-3..=3600.0).contains(&s) {
+        return Err(format!("`{text}`: the interval must be from 1ms to 1h"));
     }
     Ok(s)
 }
@@ -296,7 +296,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if !args.no_store {
         crate::cmd::runs::store_or_warn(&report);
     }
-    written?;
+    // The command's own status is what scripts test: it passes through even when the report
+    // could not be written (the error says so on stderr, and the run is in the history).
+    if let Err(e) = written {
+        eprintln!(
+            "wattprint: error: {} (the command's exit status is kept)",
+            crate::common::escape(&e.to_string())
+        );
+    }
     Ok(exit_status(outcome.exit_code))
 }
 
@@ -344,7 +351,7 @@ fn write_outputs(
     }
     let json = serde_json::to_string_pretty(report)?;
     if let Some(p) = &output.output {
-        std::fs::write(p, format!("{json}\n"))
+        crate::common::write_atomic(p, format!("{json}\n").as_bytes())
             .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
     }
     if output.json {
@@ -361,7 +368,7 @@ fn exit_status(code: i32) -> u8 {
 
 fn check_output_path(p: &Path) -> anyhow::Result<()> {
     match p.extension().and_then(|e| e.to_str()) {
-        Some("json") => Ok(()),
+        Some("json") => Ok(crate::common::check_writable(p)?),
         _ => Err(BadInput(format!(
             "-o {}: `run` writes its report as JSON; name the file *.json",
             p.display()

@@ -39,6 +39,9 @@ pub struct Args {
     /// Print the runs as a JSON array of `wattprint.run/v1` reports.
     #[arg(long)]
     pub json: bool,
+    /// List the stored rows that cannot be read back (exit 1 when there is any).
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The history database path (`WATTPRINT_DB`, else the XDG data directory).
@@ -57,15 +60,145 @@ pub fn open_store() -> anyhow::Result<Store> {
     Ok(s)
 }
 
-/// Stores a finished run, replacing its checkpoint; a database problem is a warning on
-/// stderr, never a lost run (the caller has already written any -o/--json output).
-pub fn store_or_warn(r: &RunReport) {
-    let result = open_store().and_then(|mut s| Ok(s.finish(r)?));
-    if let Err(e) = result {
+/// Opens the history for reading: read-write when possible, else read-only (a database or
+/// directory this user cannot write is still listed and reported).
+pub fn open_store_for_reading() -> anyhow::Result<Store> {
+    let path = db_path()?;
+    match open_store() {
+        Ok(s) => Ok(s),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<wattprint_store::StoreError>(),
+                Some(
+                    wattprint_store::StoreError::TooNew { .. }
+                        | wattprint_store::StoreError::Corrupt { .. }
+                )
+            ) =>
+        {
+            Err(e)
+        }
+        Err(e) if path.exists() => {
+            Store::open_read_only(&path).map_err(|ro| anyhow::anyhow!("{e} (and read-only: {ro})"))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs matching `f`, newest first; a stored row that cannot be read back is skipped with a
+/// warning naming its run, never an error for the whole history.
+pub fn list_or_skip(s: &Store, f: &Filter) -> anyhow::Result<Vec<RunReport>> {
+    let l = s.list(f)?;
+    for u in &l.unreadable {
         eprintln!(
+            "wattprint: warning: stored run {} skipped: {} (`wattprint runs --check` lists every such row)",
+            crate::common::escape(&u.id),
+            crate::common::escape(&u.message)
+        );
+    }
+    Ok(l.runs)
+}
+
+/// How long a write waits for a locked history, ms: `WATTPRINT_DB_TIMEOUT_MS`, else
+/// [`wattprint_store::BUSY_TIMEOUT_MS`].
+fn busy_ms() -> u64 {
+    std::env::var("WATTPRINT_DB_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(wattprint_store::BUSY_TIMEOUT_MS)
+}
+
+/// Where runs wait when the history stayed locked: a directory beside the database.
+fn spool_dir(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".spool");
+    db.with_file_name(name)
+}
+
+/// Spooled runs stored per call at most (the rest wait for the next run).
+const MAX_SPOOL_DRAIN: usize = 100;
+
+/// Store the runs a locked history made wait (each removed once stored).
+fn drain_spool(s: &mut Store, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten().take(MAX_SPOOL_DRAIN) {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let Ok(text) = crate::common::read_bounded(&p, 64 << 20) else {
+            continue;
+        };
+        match serde_json::from_str::<RunReport>(&text).map(|r| s.finish(&r)) {
+            Ok(Ok(_)) => {
+                let _ = std::fs::remove_file(&p);
+            }
+            Ok(Err(e)) => eprintln!(
+                "wattprint: warning: spooled run {} not stored yet: {e}",
+                p.display()
+            ),
+            Err(e) => eprintln!(
+                "wattprint: warning: spooled run {} cannot be read ({e}): move it aside",
+                p.display()
+            ),
+        }
+    }
+    let _ = std::fs::remove_dir(dir); // only when empty
+}
+
+/// Stores a finished run, replacing its checkpoint; a database problem is a warning on
+/// stderr, never a lost run (the caller has already written any -o/--json output). When the
+/// history stays locked past the wait, the run is kept in a spool directory beside the
+/// database and stored by the next run; the warning says where.
+pub fn store_or_warn(r: &RunReport) {
+    let db = match db_path() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "wattprint: warning: run {} not stored in the history: {e}",
+                r.id
+            );
+            return;
+        }
+    };
+    let spool = spool_dir(&db);
+    let procfs = wattprint_engine::SensorConfig::seams_from_env().procfs_root;
+    let result = Store::open_with_timeout(&db, busy_ms()).and_then(|mut s| {
+        crate::checkpoint::settle(&mut s, &procfs);
+        let inserted = s.finish(r);
+        if inserted.is_ok() {
+            drain_spool(&mut s, &spool);
+        }
+        inserted
+    });
+    match result {
+        Ok(_) => {}
+        Err(e @ wattprint_store::StoreError::Locked { .. }) => {
+            let kept = std::fs::create_dir_all(&spool)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| {
+                    let p = spool.join(format!("{}.json", r.id));
+                    crate::common::write_atomic(&p, serde_json::to_string(r)?.as_bytes())?;
+                    Ok(p)
+                });
+            match kept {
+                Ok(p) => eprintln!(
+                    "wattprint: warning: run {} not stored yet: {e}; kept in {} and stored by the next run",
+                    r.id,
+                    p.display()
+                ),
+                Err(k) => eprintln!(
+                    "wattprint: warning: run {} not stored in the history: {e} (and not kept in {}: {k})",
+                    r.id,
+                    spool.display()
+                ),
+            }
+        }
+        Err(e) => eprintln!(
             "wattprint: warning: run {} not stored in the history: {e}",
             r.id
-        );
+        ),
     }
 }
 
@@ -185,17 +318,20 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
         return load_file(p);
     }
     if store.is_none() {
-        *store = Some(open_store()?);
+        *store = Some(open_store_for_reading()?);
     }
     let Some(s) = store.as_ref() else {
         return Ok(vec![]);
     };
     if let Some(kv) = sel.strip_prefix("label:") {
         let (k, v) = crate::cmd::run::parse_label(kv).map_err(BadInput)?;
-        let runs = s.list(&Filter {
-            labels: vec![(k, v)],
-            ..Default::default()
-        })?;
+        let runs = list_or_skip(
+            s,
+            &Filter {
+                labels: vec![(k, v)],
+                ..Default::default()
+            },
+        )?;
         if runs.is_empty() {
             return Err(BadInput(format!("no stored run has the label {kv}")).into());
         }
@@ -204,10 +340,13 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
     if let Some(r) = s.get(sel)? {
         return Ok(vec![r]);
     }
-    let runs = s.list(&Filter {
-        ids: vec![sel.to_string()],
-        ..Default::default()
-    })?;
+    let runs = list_or_skip(
+        s,
+        &Filter {
+            ids: vec![sel.to_string()],
+            ..Default::default()
+        },
+    )?;
     match runs.len() {
         1 => Ok(runs),
         0 => Err(BadInput(format!(
@@ -222,8 +361,29 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let (mut f, _) = filter(&args.select, (args.limit > 0).then_some(args.limit))?;
     // Live runs too: `runs` is where a running or interrupted run is seen.
     f.include_running = true;
-    let store = open_store()?;
-    let runs = store.list(&f)?;
+    let store = open_store_for_reading()?;
+    if args.check {
+        let bad = store.check()?;
+        let total = store.count()?;
+        for u in &bad {
+            println!(
+                "{}\t{}",
+                crate::common::escape(&u.id),
+                crate::common::escape(&u.message)
+            );
+        }
+        eprintln!(
+            "{} of {total} stored runs cannot be read back{}",
+            bad.len(),
+            if bad.is_empty() {
+                ""
+            } else {
+                ": other commands skip them with a warning"
+            }
+        );
+        return Ok(u8::from(!bad.is_empty()));
+    }
+    let runs = list_or_skip(&store, &f)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", wattprint_report::render::json(&runs))?;

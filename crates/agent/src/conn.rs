@@ -1,0 +1,181 @@
+//! The HTTP connection loop: a cap on open connections and an idle timeout, so no client
+//! (idle, slow or flooding) can starve the agent (see `docs/security.md`).
+//!
+//! - At most [`ConnLimits::max_connections`] connections are open. When a new one arrives at
+//!   the cap, the connection idle the longest (no request in flight) is closed to make room;
+//!   when every connection is busy, the new one is closed at once.
+//! - A connection with no request in flight for [`ConnLimits::idle_timeout`] is closed: this
+//!   bounds a partial request line or header (slowloris), a keep-alive connection left idle,
+//!   and a client that stops reading its answer. Bodies are bounded in time by the API's
+//!   body-read timeout (`api::read_body`).
+//! - Headers are bounded in size (`MAX_BUF_BYTES`), so each connection's memory is bounded
+//!   and a flood's memory goes back when its connections close.
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Largest buffered request head per connection, bytes (hyper's read buffer; its minimum is
+/// 8 KiB). 64 KiB holds any sane header set.
+pub const MAX_BUF_BYTES: usize = 64 * 1024;
+
+/// Default cap on open HTTP connections: a quarter of the usual 1024-descriptor soft limit,
+/// leaving room for sensor files, the Unix socket's clients and the history.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// Connection limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// A connection without a request in flight for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+struct Entry {
+    in_flight: Arc<AtomicUsize>,
+    last: Arc<Mutex<Instant>>,
+    kill: Arc<Notify>,
+}
+
+/// Open connections, by id; shared with `/healthz` (it reports the count).
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<HashMap<u64, Entry>>>);
+
+impl Registry {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Make room for one more connection: true when there is room (possibly after closing
+    /// the connection idle the longest).
+    fn make_room(&self, max: usize) -> bool {
+        let mut reg = self.lock();
+        if reg.len() < max {
+            return true;
+        }
+        let victim = reg
+            .iter()
+            .filter(|(_, e)| e.in_flight.load(Ordering::SeqCst) == 0)
+            .min_by_key(|(_, e)| *e.last.lock().unwrap_or_else(|p| p.into_inner()))
+            .map(|(id, _)| *id);
+        match victim {
+            Some(id) => {
+                if let Some(e) = reg.remove(&id) {
+                    e.kill.notify_one();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close_all(&self) {
+        for (_, e) in self.lock().drain() {
+            e.kill.notify_one();
+        }
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves.
+pub async fn serve<F>(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    registry: Registry,
+    shutdown: F,
+) where
+    F: Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
+    let mut next_id = 0u64;
+    loop {
+        let stream = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            acc = listener.accept() => match acc {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) and the like: wait instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        if !registry.make_room(limits.max_connections) {
+            drop(stream); // every slot is busy with a request: closed at once
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let id = next_id;
+        let entry = Entry {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            last: Arc::new(Mutex::new(Instant::now())),
+            kill: Arc::new(Notify::new()),
+        };
+        let (in_flight, last, kill) = (
+            Arc::clone(&entry.in_flight),
+            Arc::clone(&entry.last),
+            Arc::clone(&entry.kill),
+        );
+        registry.lock().insert(id, entry);
+        let reg = registry.clone();
+        let svc = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let (f, l) = (Arc::clone(&in_flight), Arc::clone(&last));
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                use hyper::service::Service;
+                f.fetch_add(1, Ordering::SeqCst);
+                let fut = svc.call(req);
+                let (f, l) = (Arc::clone(&f), Arc::clone(&l));
+                async move {
+                    let r = fut.await;
+                    *l.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    f.fetch_sub(1, Ordering::SeqCst);
+                    r
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.idle_timeout)
+                .max_buf_size(MAX_BUF_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            let idle = async {
+                loop {
+                    if in_flight.load(Ordering::SeqCst) > 0 {
+                        tokio::time::sleep(limits.idle_timeout).await;
+                        continue;
+                    }
+                    let since = *last.lock().unwrap_or_else(|p| p.into_inner());
+                    if since.elapsed() >= limits.idle_timeout {
+                        break;
+                    }
+                    tokio::time::sleep_until(since + limits.idle_timeout).await;
+                }
+            };
+            tokio::select! {
+                _ = conn => {}
+                () = kill.notified() => {}
+                () = idle => {}
+            }
+            reg.lock().remove(&id);
+        });
+    }
+    registry.close_all();
+}
