@@ -34,8 +34,8 @@ pub enum FileError {
 }
 
 fn parse_time(s: &str) -> Option<f64> {
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return Some(ts.as_millisecond() as f64 / 1000.0);
+    if let Some(t) = wattprint_core::wallclock::parse_rfc3339_s(s) {
+        return Some(t);
     }
     // Unix seconds, within the years -9999..=9999 that RFC 3339 can write.
     s.parse::<f64>()
@@ -186,6 +186,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing"), "{e}");
+        let e = parse("f.csv", "2025-01-15T10:00:00Z,1\n2025-02-30T10:00:00Z,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("f.csv:2: field `timestamp`"), "{e}");
         let e = parse("f.csv", "0,1\n1e300,2\n").unwrap_err().to_string();
         assert!(e.starts_with("f.csv:2: field `timestamp`"), "{e}");
         let e = parse("f.csv", "t,g\n").unwrap_err().to_string();

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use wattprint_core::carbon::{self as math, CarbonMathError, SECONDS_PER_YEAR};
 use wattprint_core::report::RunReport;
 use wattprint_core::units::JOULES_PER_KWH;
+use wattprint_core::wallclock;
 use wattprint_data::cloud;
 use wattprint_data::grid::{self, IntensityFactor};
 
@@ -142,9 +143,7 @@ fn math_err(option: &'static str) -> impl Fn(CarbonMathError) -> CarbonError {
 }
 
 fn rfc3339(unix_s: f64) -> String {
-    jiff::Timestamp::from_millisecond((unix_s * 1000.0).round() as i64)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| format!("{unix_s} s"))
+    wallclock::rfc3339_utc_auto(unix_s).unwrap_or_else(|| format!("{unix_s} s"))
 }
 
 /// The current wall-clock time, RFC 3339 (UTC), for reports built outside a run.
@@ -375,11 +374,7 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
     };
     let facility_j = it_j * pue;
 
-    let started_unix_s = report
-        .started_at
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .map(|t| t.as_millisecond() as f64 / 1000.0);
+    let started_unix_s = wallclock::parse_rfc3339_s(&report.started_at);
 
     // Operational grams: time-varying, live, or the static factor.
     let mut operational_g = check("carbon", math::operational_g(it_j, pue, used.g_per_kwh))?;
@@ -439,7 +434,7 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
                 f.points.len(),
                 f.step_s()
             ),
-            year: year_of_unix(origin),
+            year: wallclock::year_utc(origin),
             basis: "unspecified".into(),
             licence: None,
             fallback: used.fallback,
@@ -587,11 +582,6 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
     }
     report.warnings.extend(warnings);
     Ok(())
-}
-
-fn year_of_unix(unix_s: f64) -> Option<i32> {
-    let t = jiff::Timestamp::from_second(unix_s.floor() as i64).ok()?;
-    Some(i32::from(t.to_zoned(jiff::tz::TimeZone::UTC).year()))
 }
 
 /// When the energy was used: from the report's power timeline (counted domains) when present,

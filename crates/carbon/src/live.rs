@@ -404,9 +404,7 @@ fn base64(input: &[u8]) -> String {
 }
 
 fn rfc3339(unix_s: f64) -> String {
-    jiff::Timestamp::from_second(unix_s.floor() as i64)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    wattprint_core::wallclock::rfc3339_utc(unix_s.floor() as i64)
 }
 
 fn encode(s: &str) -> String {

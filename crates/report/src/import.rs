@@ -5,7 +5,6 @@
 //! Formats are documented in `docs/import.md`.
 
 use crate::ratefile::{field, number, read_table};
-use crate::time::parse_rfc3339_s;
 use crate::ParseError;
 use std::collections::BTreeMap;
 use wattprint_core::integrate::Trapezoid;
@@ -13,7 +12,7 @@ use wattprint_core::report::{
     CarbonReport, DomainEnergy, Gap, HostInfo, RunReport, TimelineReport,
 };
 use wattprint_core::timeline::Timeline;
-use wattprint_core::wallclock::rfc3339_utc;
+use wattprint_core::wallclock::{parse_rfc3339_s, rfc3339_utc};
 use wattprint_core::{DomainKind, Method, Watts};
 
 /// The import formats.
