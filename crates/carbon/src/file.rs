@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use wattprint_core::carbon::IntensitySeries;
+use wattprint_core::stats;
 
 /// A parsed intensity file: points in Unix seconds.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,14 +122,9 @@ pub fn read(path: &Path) -> Result<IntensityFile, FileError> {
 }
 
 impl IntensityFile {
-    /// Median step between rows, s (3600 for a single row).
+    /// Median step between rows ([`stats::median`]), s (3600 for a single row).
     pub fn step_s(&self) -> f64 {
-        let mut d: Vec<f64> = self.points.windows(2).map(|w| w[1].0 - w[0].0).collect();
-        if d.is_empty() {
-            return 3600.0;
-        }
-        d.sort_by(f64::total_cmp);
-        d[d.len() / 2]
+        stats::median(self.points.windows(2).map(|w| w[1].0 - w[0].0)).unwrap_or(3600.0)
     }
 
     /// The series on a timeline where 0 is `origin_unix_s`.
@@ -159,6 +155,9 @@ mod tests {
         assert_eq!(f.step_s(), 3600.0);
         let u = parse("u.csv", "1700000000,5\n1700000900,6\n").unwrap();
         assert_eq!(u.step_s(), 900.0);
+        // Two steps (900 s, 1800 s): the median of an even count is their mean.
+        let u = parse("u.csv", "1700000000,5\n1700000900,6\n1700002700,7\n").unwrap();
+        assert_eq!(u.step_s(), 1350.0);
     }
 
     #[test]

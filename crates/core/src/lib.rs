@@ -15,6 +15,7 @@ pub mod powermodel;
 pub mod rating;
 pub mod report;
 pub mod requests;
+pub mod stats;
 pub mod timeline;
 pub mod units;
 pub mod wallclock;

@@ -4,6 +4,7 @@
 use crate::render::{fmt_j, sig};
 use serde::Serialize;
 use wattprint_core::report::RunReport;
+use wattprint_core::stats;
 
 /// What is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -98,19 +99,6 @@ pub struct Comparison {
     pub domains: Vec<DomainDelta>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, String> {
     if runs.is_empty() {
         return Err(format!("{label}: no runs"));
@@ -119,9 +107,12 @@ fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, Strin
         .iter()
         .map(|r| m.value(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut sorted = values.clone();
-    let med = median(&mut sorted);
-    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    let sorted = stats::sorted(values.iter().copied());
+    let med = stats::median_of_sorted(&sorted).unwrap_or(f64::NAN);
+    let (min, max) = match (sorted.first(), sorted.last()) {
+        (Some(&min), Some(&max)) => (min, max),
+        _ => (f64::NAN, f64::NAN),
+    };
     Ok(Side {
         label: label.to_string(),
         run_ids: runs.iter().map(|r| r.id.clone()).collect(),
