@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod carbon;
 pub mod counter;
 pub mod domain;
+pub mod duration;
 pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;

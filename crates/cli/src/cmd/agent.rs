@@ -5,9 +5,10 @@
 use crate::exit::BadInput;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use wattprint_agent::config::{parse_duration_s, FileConfig};
+use wattprint_agent::config::FileConfig;
 use wattprint_agent::socket::SocketConfig;
 use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
+use wattprint_core::duration::{parse_duration_s, parse_interval_s, DurationError};
 
 /// Options of `wattprint agent` (each overrides the same key of `--config`).
 #[derive(clap::Args, Debug)]
@@ -102,14 +103,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             "--listen {listen_text}: give HOST:PORT with a numeric address, e.g. 127.0.0.1:9464"
         ))
     })?;
-    let duration = |flag: &str, v: Option<String>, default: f64| -> anyhow::Result<f64> {
-        match v {
-            Some(t) => Ok(parse_duration_s(&t).map_err(|e| BadInput(format!("{flag}: {e}")))?),
-            None => Ok(default),
-        }
+    type Parse = fn(&str) -> Result<f64, DurationError>;
+    let duration = |flag: &str, v: Option<String>, parse: Parse, default: f64| match v {
+        Some(t) => parse(&t).map_err(|e| BadInput(format!("{flag}: {e}"))),
+        None => Ok(default),
     };
-    let interval_s = duration("--interval", args.interval.or(file.interval), 1.0)?;
-    let settle_lag_s = duration("--settle-lag", args.settle_lag.or(file.settle_lag), 5.0)?;
+    let interval = args.interval.or(file.interval);
+    let interval_s = duration("--interval", interval, parse_interval_s, 1.0)?;
+    let settle_lag = args.settle_lag.or(file.settle_lag);
+    let settle_lag_s = duration("--settle-lag", settle_lag, parse_duration_s, 5.0)?;
     let token = match args.token_file.or(file.token_file) {
         Some(p) => Some(read_token(&p)?),
         None => None,
@@ -153,7 +155,12 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
         cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
             endpoint,
-            interval_s: duration("--otlp-interval", args.otlp_interval, 10.0)?,
+            interval_s: duration(
+                "--otlp-interval",
+                args.otlp_interval,
+                parse_interval_s,
+                10.0,
+            )?,
         });
     }
     wattprint_agent::check(&cfg).map_err(|e| BadInput(e.to_string()))?;
