@@ -7,6 +7,7 @@ use crate::exit::BadInput;
 use serde_json::json;
 use wattprint_carbon::HardwareEmbodied;
 use wattprint_core::report::{DomainEnergy, RunReport, Work};
+use wattprint_core::units::Grams;
 use wattprint_core::work::{self, DevicePeak, MetricEnergy, Precision};
 use wattprint_core::{DomainKind, Method};
 use wattprint_data::gpu::{self, GpuMatch};
@@ -296,19 +297,13 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     let m = &report.metrics;
     if let Some(v) = m.carbon_per_inference_g {
-        println!(
-            "           {} CO2e per inference",
-            wattprint_carbon::format_g(v)
-        );
+        println!("           {} CO2e per inference", Grams(v));
     }
     if let Some(v) = m.carbon_per_1k_tokens_g {
-        println!(
-            "           {} CO2e per 1k tokens",
-            wattprint_carbon::format_g(v)
-        );
+        println!("           {} CO2e per 1k tokens", Grams(v));
     }
     if let (Some(v), Some(u)) = (m.sci_g_per_unit, &m.sci_unit) {
-        println!("SCI        {} CO2e per {u}", wattprint_carbon::format_g(v));
+        println!("SCI        {} CO2e per {u}", Grams(v));
     }
     if let (Some(a), Some(p)) = (m.flops_per_watt, m.peak_flops_per_watt) {
         println!("FLOPs/W    {a:.3e} achieved, {p:.3e} peak at {precision}");
