@@ -163,6 +163,13 @@ impl Agent {
         })
     }
 
+    /// The GPUs the sensors measure (from discovery): window reports then give FLOPs/W against
+    /// their peaks.
+    pub fn with_gpus(self, gpus: Vec<wattprint_sensors::gpu::GpuDevice>) -> Self {
+        lock(&self.shared).set_gpus(gpus);
+        self
+    }
+
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }

@@ -10,17 +10,19 @@
 
 use crate::labels::{LabelSet, LabelTable};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use wattprint_core::report::{DomainEnergy, EnergyReport, Metrics, Overhead, RunReport, Work};
+use wattprint_core::report::{RunReport, Work};
 use wattprint_core::requests::{self, RequestEnergy, RequestSummary, Slice, Span};
 use wattprint_core::wallclock::rfc3339_utc_ms;
 use wattprint_core::window::WindowId;
-use wattprint_core::work::{fill_work_metrics, MetricEnergy};
 use wattprint_core::DomainDesc;
+use wattprint_engine::report::{assemble, ReportContext, ReportInputs};
+use wattprint_engine::session::clip_gaps;
+use wattprint_sensors::gpu::GpuDevice;
 use wattprint_sensors::Meter;
 
-/// The carbon factor the agent applies to requests, resolved once from the carbon options
-/// exactly as `wattprint_carbon::apply` resolves it for window reports (same zone, factor and
-/// PUE), so requests and windows agree.
+/// The carbon factor the agent applies to requests, resolved once at start by
+/// `wattprint_carbon::resolve` (zone, `--intensity`, `--pue`, market factor); window reports
+/// apply the same resolution in the engine's carbon step, so requests and windows agree.
 #[derive(Clone, Debug)]
 pub struct CarbonFactor {
     pub zone: String,
@@ -31,30 +33,27 @@ pub struct CarbonFactor {
     pub pue: f64,
     /// What the resolution warned about (fallback zone, default PUE).
     pub warnings: Vec<String>,
-    /// The options windows are reported with.
-    pub options: wattprint_carbon::CarbonOptions,
+    /// The resolved inputs window reports are finished with.
+    pub resolved: wattprint_carbon::ResolvedCarbon,
 }
 
 impl CarbonFactor {
-    /// Resolve `options` (zone, `--intensity`, `--pue`, market factor; time series and live
-    /// providers are not used by the agent and are cleared).
+    /// Resolve `options` (time series and live providers are not used by the agent and are
+    /// cleared: nothing here reads a file or the network after start).
     pub fn resolve(
         mut options: wattprint_carbon::CarbonOptions,
     ) -> Result<CarbonFactor, wattprint_carbon::CarbonError> {
         options.intensity_file = None;
         options.live = None;
-        let mut probe = RunReport::new("probe".into());
-        probe.energy.total_j = 3.6e6;
-        probe.duration_s = 1.0;
-        wattprint_carbon::apply(&mut probe, &options)?;
+        let r = wattprint_carbon::resolve(&options, wattprint_carbon::RunTime::default())?;
         Ok(CarbonFactor {
-            zone: probe.carbon.zone.clone(),
-            intensity_g_per_kwh: probe.carbon.intensity_g_per_kwh,
-            source: probe.carbon.intensity_source.clone(),
-            fallback: probe.carbon.fallback,
-            pue: probe.energy.pue,
-            warnings: probe.warnings,
-            options,
+            zone: r.zone().to_string(),
+            intensity_g_per_kwh: r.intensity_g_per_kwh(),
+            source: r.intensity_source().to_string(),
+            fallback: r.fallback(),
+            pue: r.pue,
+            warnings: r.warnings.clone(),
+            resolved: r,
         })
     }
 }
@@ -147,6 +146,8 @@ struct OpenWindow {
     begin_unix_s: f64,
     begin_t_s: f64,
     begin_cum_j: Vec<f64>,
+    /// The meter's CPU time when the window began, s.
+    begin_meter_cpu_s: f64,
 }
 
 /// What was lost or refused, for `/metrics`, the summary and the logs.
@@ -181,6 +182,8 @@ pub enum StateError {
 pub struct AgentState {
     meter: Meter,
     domains: Vec<DomainDesc>,
+    /// GPUs measured (their domains are among `domains`), for the window reports' FLOPs/W.
+    gpus: Vec<GpuDevice>,
     /// Unix time of the meter's t = 0, s.
     unix_at_epoch_s: f64,
     limits: Limits,
@@ -216,6 +219,7 @@ impl AgentState {
         AgentState {
             meter,
             domains,
+            gpus: Vec::new(),
             unix_at_epoch_s: unix_now_s - meter_now_s,
             limits,
             pue: carbon.pue,
@@ -237,6 +241,12 @@ impl AgentState {
 
     pub fn domains(&self) -> &[DomainDesc] {
         &self.domains
+    }
+
+    /// The GPUs the meter's sensors measure (from discovery), so that window reports give
+    /// FLOPs/W against their peaks.
+    pub fn set_gpus(&mut self, gpus: Vec<GpuDevice>) {
+        self.gpus = gpus;
     }
 
     pub fn carbon(&self) -> &CarbonFactor {
@@ -412,6 +422,7 @@ impl AgentState {
                 begin_unix_s: self.unix_of(snap.t_s),
                 begin_t_s: snap.t_s,
                 begin_cum_j: snap.cumulative.iter().map(|j| j.0).collect(),
+                begin_meter_cpu_s: self.meter.cpu_s(),
             },
         );
         Ok(id.0)
@@ -447,6 +458,8 @@ impl AgentState {
         Ok(report)
     }
 
+    /// A closed window's `wattprint.run/v1` report, assembled by the engine's steps (carbon
+    /// among them) like every other report.
     fn window_report(
         &self,
         id: u64,
@@ -456,94 +469,35 @@ impl AgentState {
         inferences: Option<f64>,
         tokens: Option<f64>,
     ) -> RunReport {
-        let duration_s = (end_t_s - open.begin_t_s).max(0.0);
-        let domains: Vec<DomainEnergy> = self
-            .domains
-            .iter()
-            .zip(per_domain_j)
-            .map(|(d, j)| DomainEnergy {
-                name: d.name.clone(),
-                kind: d.kind,
-                joules: *j,
-                source: d.source.clone(),
-                method: d.method,
-                counted_in_total: d.counted_in_total,
-                device: d.device.clone(),
-                avg_power_w: (duration_s > 0.0).then(|| j / duration_s),
-            })
-            .collect();
-        let total_j: f64 = domains
-            .iter()
-            .filter(|d| d.counted_in_total)
-            .map(|d| d.joules)
-            .sum();
-        let mut r = RunReport::new(format!("window-{id}"));
-        r.command = vec![open.name.clone()];
-        r.started_at = rfc3339_utc_ms(open.begin_unix_s);
-        r.duration_s = duration_s;
-        r.labels = open.labels.clone();
-        r.labels.insert("window".into(), open.name.clone());
-        let gaps: Vec<_> = self
-            .meter
-            .gaps()
-            .into_iter()
-            .filter(|g| g.to_s > open.begin_t_s && g.from_s < end_t_s)
-            .collect();
-        for g in &gaps {
-            r.warnings.push(format!(
-                "{} could not be read from {:.3} s to {:.3} s ({}): its energy there is unknown",
-                g.domain, g.from_s, g.to_s, g.reason
-            ));
-        }
-        r.energy = EnergyReport {
-            total_j,
-            pue: self.pue,
-            facility_j: total_j * self.pue,
-            domains,
-            gaps,
-            ..Default::default()
-        };
-        r.work = Work {
-            inferences,
-            tokens,
-            ..Default::default()
-        };
-        let mut m = Metrics {
-            energy_to_solution_j: total_j,
-            facility_energy_to_solution_j: total_j * self.pue,
-            ..Default::default()
-        };
-        let gpu: Vec<f64> = r
-            .energy
-            .domains
-            .iter()
-            .filter(|d| d.kind == wattprint_core::DomainKind::Gpu)
-            .map(|d| d.joules)
-            .collect();
-        fill_work_metrics(
-            &mut m,
-            &r.work,
-            MetricEnergy {
-                e2s_j: total_j,
-                gpu_j: (!gpu.is_empty()).then(|| gpu.iter().sum()),
-            },
-            &[],
-        );
-        r.metrics = m;
-        let mut opts = self.carbon.options.clone();
-        opts.pue = Some(self.pue);
-        if let Err(e) = wattprint_carbon::apply(&mut r, &opts) {
-            // Options were validated at start; keep the energy and say why carbon is missing.
-            r.warnings.push(format!("carbon not computed: {e}"));
-        }
-        r.overhead = Overhead {
-            meter_cpu_s: self.meter.cpu_s(),
-            meter_cpu_fraction: 0.0,
+        let inputs = ReportInputs {
+            id: format!("window-{id}"),
+            started_at: rfc3339_utc_ms(open.begin_unix_s),
+            duration_s: (end_t_s - open.begin_t_s).max(0.0),
+            domains: self.domains.clone(),
+            joules: per_domain_j.to_vec(),
+            idle_w: vec![None; self.domains.len()],
+            gaps: clip_gaps(&self.meter.gaps(), open.begin_t_s, end_t_s),
+            meter_cpu_s: (self.meter.cpu_s() - open.begin_meter_cpu_s).max(0.0),
             peak_rss_bytes: crate::overhead::peak_rss_bytes(),
             reads: self.meter.reads(),
-            setup_steps: Vec::new(),
+            gpus: self.gpus.clone(),
+            ..Default::default()
         };
-        r
+        let mut labels = open.labels.clone();
+        labels.insert("window".into(), open.name.clone());
+        let ctx = ReportContext {
+            command: vec![open.name.clone()],
+            labels,
+            work: Work {
+                inferences,
+                tokens,
+                ..Default::default()
+            },
+            pue: Some(self.pue),
+            carbon: Some(self.carbon.resolved.clone()),
+            ..Default::default()
+        };
+        assemble(&inputs, &ctx)
     }
 
     /// Energy and carbon so far of each open window: (id, name, begin unix s, J, g).
@@ -892,5 +846,32 @@ mod tests {
             Err(StateError::TooManyWindows(2))
         );
         assert_eq!(st.open_windows().len(), 2);
+    }
+
+    #[test]
+    fn a_window_on_a_gpu_host_has_the_gpus_peak_and_no_why_null_note_for_carbon() {
+        let mut st = state(Limits::default());
+        st.set_gpus(vec![GpuDevice {
+            domain: "gpu-0".into(),
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: None,
+            power_limit_w: Some(700.0),
+            mig_enabled: false,
+            method: wattprint_core::Method::Counter,
+            power_source: None,
+            source: "nvml".into(),
+        }]);
+        let id = st.begin_window("batch", BTreeMap::new()).unwrap();
+        let r = st.end_window(id, Some(4.0), None).unwrap();
+        assert!(
+            r.metrics.peak_flops_per_watt.is_some(),
+            "{:?}",
+            r.metrics.notes.get("peak_flops_per_watt")
+        );
+        assert!(r.metrics.carbon_per_inference_g.is_some());
+        assert!(!r.metrics.notes.contains_key("carbon_per_inference_g"));
+        assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
+        assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
     }
 }

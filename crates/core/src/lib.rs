@@ -10,6 +10,7 @@ pub mod carbon;
 pub mod counter;
 pub mod domain;
 pub mod duration;
+pub mod estimate;
 pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;

@@ -22,8 +22,16 @@ pub struct Grams(pub f64);
 
 /// Joules in one kilowatt-hour.
 pub const JOULES_PER_KWH: f64 = 3.6e6;
+/// Kilowatt-hours in one megawatt-hour.
+pub const KWH_PER_MWH: f64 = 1000.0;
 /// Grams in one kilogram (also kilograms in one tonne).
 pub const GRAMS_PER_KG: f64 = 1000.0;
+
+/// Seconds in an hour.
+pub const SECONDS_PER_HOUR: f64 = 3600.0;
+
+/// Seconds in a day (86,400: civil days, no leap seconds).
+pub const SECONDS_PER_DAY: f64 = 86_400.0;
 
 impl Joules {
     pub const ZERO: Joules = Joules(0.0);
@@ -94,13 +102,15 @@ linear!(Joules);
 linear!(Watts);
 
 impl fmt::Display for Joules {
-    /// The one human form of an energy: `500.00 mJ` under 1 J, `12.35 J`, `4.56 kJ`, then
-    /// `2.000 kWh` from 1 kWh up; `n/a` when not finite.
+    /// The one human form of an energy: `500.00 mJ` under 1 J, `12.35 J`, `4.56 kJ`,
+    /// `2.000 kWh` from 1 kWh, `1289.246 MWh` from 1 MWh up; `n/a` when not finite.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let j = self.0;
         let a = j.abs();
         if !j.is_finite() {
             write!(f, "n/a")
+        } else if a >= JOULES_PER_KWH * KWH_PER_MWH {
+            write!(f, "{:.3} MWh", j / (JOULES_PER_KWH * KWH_PER_MWH))
         } else if a >= JOULES_PER_KWH {
             write!(f, "{:.3} kWh", j / JOULES_PER_KWH)
         } else if a >= 1e3 {
@@ -171,6 +181,7 @@ mod tests {
         assert_eq!(Joules(12.345).to_string(), "12.35 J");
         assert_eq!(Joules(4560.0).to_string(), "4.56 kJ");
         assert_eq!(Joules(7.2e6).to_string(), "2.000 kWh");
+        assert_eq!(Joules(3.6e9).to_string(), "1.000 MWh");
         assert_eq!(Watts(1500.0).to_string(), "1.50 kW");
         assert_eq!(Watts(15.04).to_string(), "15.0 W");
         assert_eq!(Joules(f64::NAN).to_string(), "n/a");

@@ -22,6 +22,7 @@
 pub mod cgroup;
 pub mod config;
 pub mod discover;
+pub mod estimate;
 pub mod gpu_recorder;
 pub mod inventory;
 pub mod procinfo;

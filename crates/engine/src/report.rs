@@ -43,6 +43,11 @@ pub struct ReportContext {
     pub pue: Option<f64>,
     /// Extra warnings from the caller.
     pub warnings: Vec<String>,
+    /// The carbon inputs, resolved before assembly ([`wattprint_carbon::resolve`]: the zone's
+    /// factor, intensity file, live provider, PUE, embodied hardware); `None`: no carbon.
+    pub carbon: Option<wattprint_carbon::ResolvedCarbon>,
+    /// The git commit of the working directory the run started in.
+    pub git_commit: Option<String>,
 }
 
 /// Everything measured for one window, gathered by the session (plain data).
@@ -92,11 +97,11 @@ pub const STEPS: &[Step] = &[
     attribution,
     gpu_attribution,
     work,
-    // carbon step goes here (fills report.carbon, energy.pue, energy.facility_j)
     metrics,
     overhead,
     timeline,
     warnings,
+    carbon,
 ];
 
 /// Run every step of [`STEPS`] on a fresh report.
@@ -117,6 +122,7 @@ pub fn header(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
     r.host.hostname = i.hostname.clone();
     r.host.cpu_model = i.cpu_model.clone();
     r.labels = ctx.labels.clone();
+    r.host.git_commit = ctx.git_commit.clone();
 }
 
 /// Per-domain energy and average power, the total (each joule once), PUE, facility energy
@@ -285,17 +291,6 @@ pub fn metrics(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
         &peaks,
     );
     r.metrics.peak_flops_source = source;
-    let m = &mut r.metrics;
-    for (f, set) in [
-        ("carbon_per_inference_g", m.carbon_per_inference_g.is_some()),
-        ("sci_g_per_unit", m.sci_g_per_unit.is_some()),
-    ] {
-        if !set {
-            m.notes
-                .entry(f.into())
-                .or_insert_with(|| "not computed in this build (needs carbon intensity)".into());
-        }
-    }
 }
 
 /// The Operational Overhead Score inputs: the meter's CPU time and share, peak RSS, reads,
@@ -338,6 +333,35 @@ pub fn timeline(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
     });
 }
 
+/// Carbon: PUE, facility energy, operational (location- and market-based) and embodied
+/// carbon and the carbon metrics, from the inputs resolved before assembly
+/// ([`ReportContext::carbon`]), by the pure [`wattprint_carbon::apply_resolved`]. Last, so that
+/// it sees the work, the timeline (for intensity series) and the GPUs measured (embodied), and
+/// its warnings follow the measurement's. A failure keeps the measured energy and says why
+/// carbon is missing; every carbon metric left null has a note.
+pub fn carbon(r: &mut RunReport, _i: &ReportInputs, ctx: &ReportContext) {
+    let why = match &ctx.carbon {
+        Some(c) => match wattprint_carbon::apply_resolved(r, c) {
+            Ok(()) => return,
+            Err(e) => {
+                r.warnings.push(format!("carbon not computed: {e}"));
+                format!("carbon not computed: {e}")
+            }
+        },
+        None => "carbon not computed: no carbon options were resolved for this report".into(),
+    };
+    for f in [
+        "carbon_per_inference_g",
+        "carbon_per_1k_tokens_g",
+        "sci_g_per_unit",
+    ] {
+        r.metrics
+            .notes
+            .entry(f.into())
+            .or_insert_with(|| why.clone());
+    }
+}
+
 /// Everything the reader must know to trust the numbers: fallbacks, estimates, gaps.
 pub fn warnings(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
     r.warnings.extend(i.notes.iter().cloned());
@@ -366,6 +390,7 @@ pub fn warnings(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wattprint_core::report::Work;
     use wattprint_core::DomainKind;
 
     fn dom(name: &str, kind: DomainKind, method: Method, counted: bool) -> DomainDesc {
@@ -578,5 +603,78 @@ mod tests {
         let r = assemble(&i, &ReportContext::default());
         assert_eq!(r.energy.gaps.len(), 1);
         assert!(r.warnings.iter().any(|w| w.contains("dram-0 unreadable")));
+    }
+
+    #[test]
+    fn carbon_is_one_step_of_steps_and_the_last() {
+        let n = STEPS
+            .iter()
+            .filter(|s| std::ptr::fn_addr_eq(**s, carbon as Step))
+            .count();
+        assert_eq!(n, 1);
+        assert!(std::ptr::fn_addr_eq(*STEPS.last().unwrap(), carbon as Step));
+    }
+
+    fn with_carbon(inferences: Option<f64>) -> ReportContext {
+        let opts = wattprint_carbon::CarbonOptions {
+            zone: Some("FR".into()),
+            pue: Some(1.5),
+            ..Default::default()
+        };
+        let when = wattprint_carbon::RunTime::new("2026-11-29T02:31:12Z", 2.0);
+        ReportContext {
+            carbon: Some(wattprint_carbon::resolve(&opts, when).unwrap()),
+            work: Work {
+                inferences,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_carbon_step_fills_carbon_pue_and_facility_energy() {
+        let r = assemble(&inputs(), &with_carbon(Some(10.0)));
+        assert_eq!(r.carbon.zone, "FR");
+        assert_eq!(r.energy.pue, 1.5);
+        assert_eq!(r.energy.facility_j, 165.0);
+        assert_eq!(r.metrics.facility_energy_to_solution_j, 165.0);
+        let g = 165.0 / 3.6e6 * r.carbon.intensity_g_per_kwh;
+        assert!((r.carbon.operational_g - g).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_carbon_metric_with_a_value_keeps_no_why_null_note() {
+        let r = assemble(&inputs(), &with_carbon(Some(10.0)));
+        let per = r.metrics.carbon_per_inference_g.unwrap();
+        assert!((per - r.carbon.total_g / 10.0).abs() < 1e-12);
+        assert!(!r.metrics.notes.contains_key("carbon_per_inference_g"));
+        assert!(r.metrics.sci_g_per_unit.is_some());
+        assert!(!r.metrics.notes.contains_key("sci_g_per_unit"));
+        // Without tokens the per-token metric stays null, with its reason.
+        assert_eq!(
+            r.metrics
+                .notes
+                .get("carbon_per_1k_tokens_g")
+                .map(String::as_str),
+            Some("no tokens declared (--tokens)")
+        );
+    }
+
+    #[test]
+    fn without_carbon_inputs_every_carbon_metric_says_why_it_is_null() {
+        let r = assemble(&inputs(), &ReportContext::default());
+        for f in [
+            "carbon_per_inference_g",
+            "carbon_per_1k_tokens_g",
+            "sci_g_per_unit",
+        ] {
+            assert!(
+                r.metrics.notes[f].starts_with("carbon not computed"),
+                "{f}: {:?}",
+                r.metrics.notes.get(f)
+            );
+        }
+        assert!(r.carbon.zone.is_empty());
     }
 }

@@ -246,9 +246,45 @@ impl Session {
         }
     }
 
-    /// The `wattprint.run/v1` report of a closed window.
+    /// The `wattprint.run/v1` report of a closed window, with the carbon inputs already in
+    /// `ctx` (or none). Front ends call [`Session::finish`].
     pub fn report(&self, w: &WindowEnergy, ctx: &ReportContext) -> RunReport {
         assemble(&self.inputs(w, ctx), ctx)
+    }
+
+    /// The finished report of a closed window, as every front end (`run`, Python, the agent's
+    /// windows) produces it: the git commit of the working directory (unless `ctx` has one),
+    /// the carbon inputs resolved for the window's start and duration ([`wattprint_carbon::resolve`]:
+    /// the only I/O; a failure is a warning, never a lost measurement), then the engine's
+    /// [`STEPS`](crate::report::STEPS), carbon among them. What it returns is what is stored.
+    pub fn finish(
+        &self,
+        w: &WindowEnergy,
+        mut ctx: ReportContext,
+        carbon: &wattprint_carbon::CarbonOptions,
+    ) -> RunReport {
+        if ctx.git_commit.is_none() {
+            ctx.git_commit = std::env::current_dir()
+                .ok()
+                .and_then(|d| wattprint_store::git::head_commit(&d));
+        }
+        let inputs = self.inputs(w, &ctx);
+        resolve_carbon(&mut ctx, &inputs, carbon);
+        assemble(&inputs, &ctx)
+    }
+}
+
+/// Resolves `carbon` for the window `inputs` describe into `ctx.carbon` (counting the run's
+/// own hardware for embodied carbon unless told otherwise); a failure becomes a warning.
+pub fn resolve_carbon(
+    ctx: &mut ReportContext,
+    inputs: &ReportInputs,
+    carbon: &wattprint_carbon::CarbonOptions,
+) {
+    let when = wattprint_carbon::RunTime::new(&inputs.started_at, inputs.duration_s);
+    match wattprint_carbon::resolve(carbon, when) {
+        Ok(c) => ctx.carbon = Some(c.counting_run_hardware()),
+        Err(e) => ctx.warnings.push(format!("carbon not computed: {e}")),
     }
 }
 

@@ -274,13 +274,10 @@ impl Closed {
     /// The `wattprint.run/v1` report of this window: the engine's assembly, then carbon, as
     /// `wattprint run` does.
     pub fn report(&self) -> RunReport {
-        let mut r = lock(&self.shared).session.report(&self.energy, &self.ctx);
-        // As `wattprint run`: a carbon failure must not lose the measured window.
-        if let Err(e) = wattprint_carbon::apply_for_run(&mut r, &self.shared.carbon) {
-            r.warnings
-                .push(format!("carbon not computed: {}", carbon_error(e)));
-        }
-        r
+        // As `wattprint run`: the engine's finish (git commit, carbon, the steps).
+        lock(&self.shared)
+            .session
+            .finish(&self.energy, self.ctx.clone(), &self.shared.carbon)
     }
 
     /// Whether reports are stored in the history as soon as their window ends.

@@ -215,7 +215,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
     }
-    let agent = Agent::bind(cfg, d.sensors)?;
+    let agent = Agent::bind(cfg, d.sensors)?.with_gpus(d.gpus);
     let addr = agent.local_addr().unwrap_or(listen);
     eprintln!("wattprint agent: listening on http://{addr} (dashboard at /, metrics at /metrics)");
     agent.serve_until(stop)?;

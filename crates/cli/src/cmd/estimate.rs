@@ -6,10 +6,10 @@ use crate::common::{carbon_error, CarbonArgs};
 use crate::exit::BadInput;
 use serde_json::json;
 use wattprint_carbon::HardwareEmbodied;
-use wattprint_core::report::{DomainEnergy, RunReport, Work};
-use wattprint_core::units::Grams;
-use wattprint_core::work::{self, DevicePeak, MetricEnergy, Precision};
-use wattprint_core::{DomainKind, Method};
+use wattprint_core::estimate;
+use wattprint_core::report::Work;
+use wattprint_core::units::{Grams, Joules};
+use wattprint_core::work::Precision;
 use wattprint_data::gpu::{self, GpuMatch};
 
 /// Options of `wattprint estimate`.
@@ -73,24 +73,19 @@ fn positive(opt: &str, v: f64) -> anyhow::Result<f64> {
     }
 }
 
-fn fraction(opt: &str, v: f64) -> anyhow::Result<f64> {
-    if v.is_finite() && v > 0.0 && v <= 1.0 {
-        Ok(v)
-    } else {
-        Err(bad(format!("{opt}: {v} must be within (0, 1]")))
-    }
-}
-
-/// Energy readable: J, Wh, kWh or MWh.
-fn format_energy(j: f64) -> String {
-    let kwh = j / 3.6e6;
-    if kwh >= 1000.0 {
-        format!("{:.1} MWh", kwh / 1000.0)
-    } else if kwh >= 1.0 {
-        format!("{kwh:.3} kWh")
-    } else {
-        format!("{:.3} Wh", kwh * 1000.0)
-    }
+/// The core's estimate error in the command line's terms.
+fn estimate_error(e: estimate::EstimateError, precision: Precision) -> anyhow::Error {
+    use estimate::EstimateError as E;
+    let flag = |f: &str| format!("--{}", f.replace('_', "-"));
+    bad(match e {
+        E::NotPositive { field, value } => format!("{}: {value} must be a finite number > 0", flag(field)),
+        E::Negative { field, value } => format!("{}: {value} must be a finite number >= 0", flag(field)),
+        E::NotFraction { field, value } => format!("{}: {value} must be within (0, 1]", flag(field)),
+        E::NoPower => "give the power per device: --power-w W, or --gpu MODEL (TDP from the table)".into(),
+        E::NoDuration => "give the duration: --hours H, --days D, or --flops F with --mfu U".into(),
+        E::NoPeak => format!("--flops needs the device peak: --peak-flops, or a --gpu with a {precision} peak in the table"),
+        e @ E::TooLarge { .. } => e.to_string(),
+    })
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
@@ -121,92 +116,32 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         }
     }
 
-    // Power per device.
-    let (power_w, power_source) = match (args.power_w, spec) {
-        (Some(p), _) => {
-            if !(p.is_finite() && p >= 0.0) {
-                return Err(bad(format!("--power-w: {p} must be a finite number >= 0")));
-            }
-            (p, "given with --power-w".to_string())
-        }
-        (None, Some(s)) => {
-            let u = fraction("--utilization", args.utilization.unwrap_or(1.0))?;
-            (
-                s.tdp_w * u,
-                format!(
-                    "{} TDP {} W x utilisation {u} (estimate)",
-                    s.label(),
-                    s.tdp_w
-                ),
-            )
-        }
-        (None, None) => {
-            return Err(bad(
-                "give the power per device: --power-w W, or --gpu MODEL (TDP from the table)"
-                    .into(),
-            ))
-        }
+    let span = match (args.hours, args.days, args.flops) {
+        (Some(h), _, _) => Some(estimate::Span::Hours(h)),
+        (_, Some(d), _) => Some(estimate::Span::Days(d)),
+        (_, _, Some(f)) => Some(estimate::Span::Flops {
+            flops: f,
+            mfu: args.mfu.unwrap_or(0.0),
+        }),
+        _ => None,
     };
-
-    // Duration.
-    let peak_per_device = match (args.peak_flops, spec) {
-        (Some(p), _) => Some(positive("--peak-flops", p)?),
-        (None, Some(s)) => s.peak_tflops(precision).ok().map(|t| t * 1e12),
-        (None, None) => None,
-    };
-    let (duration_s, duration_source) = match (args.hours, args.days, args.flops) {
-        (Some(h), _, _) => (
-            positive("--hours", h)? * 3600.0,
-            "given with --hours".to_string(),
-        ),
-        (_, Some(d), _) => (
-            positive("--days", d)? * 86_400.0,
-            "given with --days".to_string(),
-        ),
-        (_, _, Some(f)) => {
-            let f = positive("--flops", f)?;
-            let mfu = fraction("--mfu", args.mfu.unwrap_or(0.0))?;
-            let peak = peak_per_device.ok_or_else(|| {
-                bad(format!(
-                    "--flops needs the device peak: --peak-flops, or a --gpu with a {precision} peak in the table"
-                ))
-            })?;
-            (
-                f / (devices * peak * mfu),
-                format!("FLOPs {f:e} / ({devices} devices x {peak:e} FLOP/s x MFU {mfu})"),
-            )
-        }
-        _ => {
-            return Err(bad(
-                "give the duration: --hours H, --days D, or --flops F with --mfu U".into(),
-            ))
-        }
-    };
-
-    let it_j = devices * power_w * duration_s;
-    if !it_j.is_finite() {
-        return Err(bad(format!(
-            "devices x power x time = {devices} x {power_w} W x {duration_s} s is too large to compute; check the units"
-        )));
-    }
-    let mut report = RunReport::new("estimate".into());
-    report.duration_s = duration_s;
-    report.energy.total_j = it_j;
-    report.energy.domains = vec![DomainEnergy {
-        name: "estimate".into(),
-        kind: if spec.is_some() {
-            DomainKind::Gpu
-        } else {
-            DomainKind::Node
-        },
-        joules: it_j,
-        source: power_source.clone(),
-        method: Method::Model,
-        counted_in_total: true,
-        device: args.gpu.clone(),
-        avg_power_w: Some(devices * power_w),
-    }];
-    report.work = Work {
+    let e = estimate::estimate(&estimate::Inputs {
+        devices,
+        power_w: args.power_w,
+        device: spec.map(|s| estimate::Device {
+            label: s.label(),
+            tdp_w: s.tdp_w,
+            peak_flops_per_s: s.peak_tflops(precision).ok().map(|t| t * 1e12),
+        }),
+        utilization: args.utilization,
+        span,
+        peak_flops_per_s: args.peak_flops,
+    })
+    .map_err(|e| estimate_error(e, precision))?;
+    let (power_w, power_source) = (e.power_w, e.power_source.clone());
+    let (duration_s, duration_source) = (e.duration_s, e.duration_source.clone());
+    let it_j = e.it_j;
+    let work = Work {
         flops: args.flops,
         inferences: args.inferences,
         tokens: args.tokens,
@@ -214,24 +149,6 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         precision: spec.map(|_| precision.as_str().to_string()),
         ..Default::default()
     };
-    report.metrics.energy_to_solution_j = it_j;
-    let peaks: Vec<DevicePeak> = match (spec, peak_per_device) {
-        (Some(s), Some(p)) => vec![DevicePeak {
-            device: s.model.clone(),
-            peak_flops_per_s: Ok(p * devices),
-            tdp_w: Ok(s.tdp_w * devices),
-        }],
-        _ => Vec::new(),
-    };
-    work::fill_work_metrics(
-        &mut report.metrics,
-        &report.work,
-        MetricEnergy {
-            e2s_j: it_j,
-            gpu_j: spec.map(|_| it_j),
-        },
-        &peaks,
-    );
 
     // Carbon: --embodied-kg is per device here; else the GPU table's figure.
     let mut opts = args.carbon.to_options()?;
@@ -261,8 +178,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                 .unwrap_or_else(|| "GPU table".into()),
         }];
     }
-    report.warnings.extend(warnings);
-    wattprint_carbon::apply(&mut report, &opts).map_err(carbon_error)?;
+    let carbon = wattprint_carbon::resolve(&opts, wattprint_carbon::RunTime::new("", duration_s))
+        .map_err(carbon_error)?;
+    let mut report =
+        wattprint_engine::estimate::report(&e, spec.map(|s| s.model.as_str()), work, carbon);
+    if let Some(c) = report
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("carbon not computed: "))
+    {
+        return Err(bad(c
+            .trim_start_matches("carbon not computed: ")
+            .to_string()));
+    }
+    warnings.append(&mut report.warnings);
+    report.warnings = warnings;
 
     if args.json {
         let v = json!({
@@ -287,8 +217,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     );
     println!(
         "energy     {} IT, {} facility (PUE {:.2}, {})",
-        format_energy(it_j),
-        format_energy(report.energy.facility_j),
+        Joules(it_j),
+        Joules(report.energy.facility_j),
         report.energy.pue,
         report.carbon.pue_source.as_deref().unwrap_or("")
     );

@@ -102,22 +102,21 @@ fn live_main(zone: &str, live: &str, json_out: bool) -> anyhow::Result<u8> {
         ..Default::default()
     };
     let opts = carbon.to_options()?;
-    let mut report = wattprint_core::report::RunReport::new("intensity".into());
-    report.started_at = wattprint_carbon::now_rfc3339();
-    wattprint_carbon::apply(&mut report, &opts).map_err(crate::common::carbon_error)?;
-    let c = &report.carbon;
-    let warnings: Vec<&String> = report
+    // The live provider is asked about now.
+    let c = wattprint_carbon::resolve(&opts, wattprint_carbon::RunTime::default())
+        .map_err(crate::common::carbon_error)?;
+    let warnings: Vec<&String> = c
         .warnings
         .iter()
         .filter(|w| w.starts_with("live intensity"))
         .collect();
     if json_out {
         let v = json!({
-            "zone": c.zone,
-            "intensity_g_per_kwh": c.intensity_g_per_kwh,
-            "year": c.intensity_year,
-            "source": c.intensity_source,
-            "basis": c.basis,
+            "zone": c.zone(),
+            "intensity_g_per_kwh": c.intensity_g_per_kwh(),
+            "year": c.intensity_year(),
+            "source": c.intensity_source(),
+            "basis": c.basis(),
             "method": "location",
             "live_fallback": !warnings.is_empty(),
             "warnings": warnings,
@@ -126,7 +125,10 @@ fn live_main(zone: &str, live: &str, json_out: bool) -> anyhow::Result<u8> {
     } else {
         println!(
             "{}  {:.1} gCO2e/kWh, {} basis: {}",
-            c.zone, c.intensity_g_per_kwh, c.basis, c.intensity_source
+            c.zone(),
+            c.intensity_g_per_kwh(),
+            c.basis(),
+            c.intensity_source()
         );
         for w in warnings {
             eprintln!("warning: {w}");

@@ -182,17 +182,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         peak_rss_bytes: Some(usage.peak_rss_bytes),
         ..Default::default()
     };
-    let mut report = session.report(&energy, &ctx);
-    if report.host.git_commit.is_none() {
-        report.host.git_commit = std::env::current_dir()
-            .ok()
-            .and_then(|d| wattprint_store::git::head_commit(&d));
-    }
-    // Carbon step (after the work metrics): a failure here must not lose the measured run.
-    if let Err(e) = wattprint_carbon::apply_for_run(&mut report, &carbon_opts) {
-        let e = carbon_error(e);
-        report.warnings.push(format!("carbon not computed: {e}"));
-    }
+    // Git commit, carbon (a failure there must not lose the measured run) and the report.
+    let report = session.finish(&energy, ctx, &carbon_opts);
     if live {
         eprint!("\r\x1b[2K");
     }

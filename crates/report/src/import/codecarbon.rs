@@ -1,0 +1,198 @@
+//! CodeCarbon's `emissions.csv`: one run per row, its own figures kept.
+
+use super::*;
+
+pub(super) fn codecarbon(
+    input: &str,
+    source_name: &str,
+    id: &str,
+) -> Result<Vec<RunReport>, ParseError> {
+    let t = read_table(input, "header")?;
+    let energy = t.need("energy_consumed", "header")?;
+    let emissions = t.need("emissions", "header")?;
+    let duration = t.need("duration", "header")?;
+    let opt = |n: &str| t.col(n);
+    let (ts, cpu_e, gpu_e, ram_e) = (
+        opt("timestamp"),
+        opt("cpu_energy"),
+        opt("gpu_energy"),
+        opt("ram_energy"),
+    );
+    let mut out = Vec::new();
+    for (n, (line, rec)) in t.rows.iter().enumerate() {
+        let line = *line;
+        let get = |c: Option<usize>| c.map(|c| field(rec, c)).filter(|s| !s.is_empty());
+        let kwh = number(field(rec, energy), line, "energy_consumed")?;
+        let kg = number(field(rec, emissions), line, "emissions")?;
+        let dur = number(field(rec, duration), line, "duration")?;
+        if kwh < 0.0 || kwh * 3.6e6 > MAX_RUN_J {
+            return Err(ParseError::new(
+                line,
+                "energy_consumed",
+                format!("{kwh} kWh is outside 0..1e9 kWh: the column is in kWh"),
+            ));
+        }
+        if !(0.0..=1e12).contains(&kg) {
+            return Err(ParseError::new(
+                line,
+                "emissions",
+                format!("{kg} kg is outside 0..1e12 kg: the column is in kg CO2e"),
+            ));
+        }
+        if !(0.0..=1e10).contains(&dur) {
+            return Err(ParseError::new(
+                line,
+                "duration",
+                format!("{dur} s is outside 0..1e10 s"),
+            ));
+        }
+        let mut r = base_report(
+            format!("imp-{id}-{n}"),
+            source_name,
+            ImportFormat::CodeCarbon,
+        );
+        r.command = vec![
+            "codecarbon".into(),
+            get(opt("project_name")).unwrap_or("codecarbon").to_string(),
+        ];
+        r.duration_s = dur;
+        let end = match get(ts) {
+            Some(s) => parse_rfc3339_s(s).ok_or_else(|| {
+                ParseError::new(
+                    line,
+                    "timestamp",
+                    format!("`{s}` is not an ISO 8601 timestamp"),
+                )
+            })?,
+            None => dur,
+        };
+        r.started_at = rfc3339_utc((end - dur).floor() as i64);
+        for (label, col) in [
+            ("codecarbon.project", "project_name"),
+            ("codecarbon.run_id", "run_id"),
+            ("codecarbon.experiment_id", "experiment_id"),
+            ("codecarbon.version", "codecarbon_version"),
+            ("codecarbon.tracking_mode", "tracking_mode"),
+        ] {
+            if let Some(v) = get(opt(col)) {
+                r.labels.insert(label.into(), v.to_string());
+            }
+        }
+        r.host = HostInfo {
+            hostname: String::new(),
+            cpu_model: get(opt("cpu_model")).map(str::to_string),
+            gpu_models: get(opt("gpu_model"))
+                .map(|g| vec![g.to_string()])
+                .unwrap_or_default(),
+            git_commit: None,
+            ..Default::default()
+        };
+        let mut parts = 0.0;
+        for (name, kind, method, col) in [
+            ("codecarbon-cpu", DomainKind::CpuModel, Method::Model, cpu_e),
+            ("codecarbon-gpu", DomainKind::Gpu, Method::Power, gpu_e),
+            (
+                "codecarbon-ram",
+                DomainKind::MemoryModel,
+                Method::Model,
+                ram_e,
+            ),
+        ] {
+            if let Some(s) = get(col) {
+                let v = number(s, line, name.trim_start_matches("codecarbon-"))?;
+                if !(0.0..=MAX_RUN_J / 3.6e6).contains(&v) {
+                    return Err(ParseError::new(
+                        line,
+                        name,
+                        format!("{v} kWh is out of range"),
+                    ));
+                }
+                parts += v;
+                r.energy.domains.push(DomainEnergy {
+                    name: name.into(),
+                    kind,
+                    joules: v * 3.6e6,
+                    source: "codecarbon".into(),
+                    method,
+                    counted_in_total: true,
+                    device: None,
+                    avg_power_w: None,
+                });
+            }
+        }
+        if r.energy.domains.is_empty() || (parts - kwh).abs() > 1e-9_f64.max(kwh * 1e-6) {
+            if !r.energy.domains.is_empty() {
+                r.warnings.push(format!(
+                    "CodeCarbon's parts ({parts} kWh) do not add up to energy_consumed ({kwh} kWh): the total is kept, the parts are shown uncounted"
+                ));
+                for d in &mut r.energy.domains {
+                    d.counted_in_total = false;
+                }
+            }
+            r.energy.domains.push(DomainEnergy {
+                name: "codecarbon-total".into(),
+                kind: DomainKind::Node,
+                joules: kwh * 3.6e6,
+                source: "codecarbon energy_consumed".into(),
+                method: Method::Model,
+                counted_in_total: true,
+                device: None,
+                avg_power_w: None,
+            });
+        }
+        if let Some(p) = get(opt("pue")) {
+            let p = number(p, line, "pue")?;
+            if !(1.0..=10.0).contains(&p) {
+                return Err(ParseError::new(
+                    line,
+                    "pue",
+                    format!("{p} is outside 1..10"),
+                ));
+            }
+            r.energy.pue = p;
+        }
+        let provider = get(opt("cloud_provider")).map(str::to_ascii_lowercase);
+        let region = get(opt("cloud_region"));
+        let zone = match (provider.as_deref(), region) {
+            (Some(p @ ("gcp" | "aws" | "azure")), Some(reg)) => format!("{p}:{reg}"),
+            _ => get(opt("country_iso_code")).unwrap_or("").to_string(),
+        };
+        let grams = kg * 1000.0;
+        r.carbon = CarbonReport {
+            zone,
+            intensity_g_per_kwh: if kwh > 0.0 { grams / kwh } else { 0.0 },
+            intensity_source: format!(
+                "CodeCarbon emissions.csv{}",
+                get(opt("codecarbon_version"))
+                    .map(|v| format!(" (codecarbon {v})"))
+                    .unwrap_or_default()
+            ),
+            intensity_year: None,
+            basis: "as computed by CodeCarbon".into(),
+            method: "location".into(),
+            fallback: false,
+            operational_g: grams,
+            embodied_g: 0.0,
+            total_g: grams,
+            ..Default::default()
+        };
+        r.warnings.push(
+            "energy and emissions are CodeCarbon's own figures (energy_consumed kWh, emissions kg), kept as reported; CodeCarbon timestamps carry no zone: taken as UTC".into(),
+        );
+        finish_energy(&mut r);
+        // CodeCarbon's energy_consumed already includes its own accounting: keep it exact.
+        r.energy.total_j = kwh * 3.6e6;
+        r.metrics.energy_to_solution_j = r.energy.total_j;
+        r.energy.facility_j = r.energy.total_j * r.energy.pue;
+        r.metrics.facility_energy_to_solution_j = r.energy.facility_j;
+        out.push(r);
+    }
+    if out.is_empty() {
+        return Err(ParseError::new(
+            1,
+            "rows",
+            "no runs after the header".into(),
+        ));
+    }
+    Ok(out)
+}

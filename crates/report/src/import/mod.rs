@@ -1,0 +1,179 @@
+//! Importers: other tools' output and wattprint's own CSV trace, turned into run reports.
+//!
+//! Pure parsing over `&str`: the caller reads the file. Each importer checks the whole input
+//! before returning, so a bad line means an error naming it and nothing half-imported.
+//! Formats are documented in `docs/import.md`.
+
+use crate::ratefile::{field, number, read_table};
+use crate::ParseError;
+use std::collections::BTreeMap;
+use wattprint_core::integrate::Trapezoid;
+use wattprint_core::report::{
+    CarbonReport, DomainEnergy, Gap, HostInfo, RunReport, TimelineReport,
+};
+use wattprint_core::timeline::Timeline;
+use wattprint_core::wallclock::{parse_rfc3339_s, rfc3339_utc};
+use wattprint_core::{DomainKind, Method, Watts};
+
+mod codecarbon;
+mod export;
+mod nvidia_smi;
+#[cfg(test)]
+mod tests;
+mod trace;
+
+use codecarbon::codecarbon;
+pub use export::export_trace;
+use nvidia_smi::nvidia_smi;
+use trace::trace;
+
+/// The import formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// `nvidia-smi --query-gpu=timestamp,index,...,power.draw --format=csv` logs.
+    NvidiaSmi,
+    /// CodeCarbon's `emissions.csv`: one run per row.
+    CodeCarbon,
+    /// wattprint's own CSV trace (`t_s,domain,unit,value`, see docs/import.md).
+    Trace,
+}
+
+impl ImportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportFormat::NvidiaSmi => "nvidia-smi",
+            ImportFormat::CodeCarbon => "codecarbon",
+            ImportFormat::Trace => "csv",
+        }
+    }
+}
+
+/// Guesses the format from the header line; `None` when it matches none.
+pub fn detect_format(input: &str) -> Option<ImportFormat> {
+    let header = input
+        .lines()
+        .map(|l| l.trim_start_matches('\u{feff}').trim())
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?
+        .to_ascii_lowercase();
+    if header.contains("power.draw") {
+        Some(ImportFormat::NvidiaSmi)
+    } else if header.contains("energy_consumed") && header.contains("emissions") {
+        Some(ImportFormat::CodeCarbon)
+    } else if header.contains("t_s") && header.contains("domain") && header.contains("unit") {
+        Some(ImportFormat::Trace)
+    } else {
+        None
+    }
+}
+
+/// A short, stable content hash for import ids (FNV-1a 64): importing the same file twice
+/// gives the same ids, so the history does not count it twice.
+pub fn content_id(input: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in input.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Imports `input` in `format`; `source_name` (the file name) labels the runs.
+pub fn import(
+    input: &str,
+    format: ImportFormat,
+    source_name: &str,
+) -> Result<Vec<RunReport>, ParseError> {
+    let id = content_id(input);
+    match format {
+        ImportFormat::NvidiaSmi => nvidia_smi(input, source_name, &id).map(|r| vec![r]),
+        ImportFormat::CodeCarbon => codecarbon(input, source_name, &id),
+        ImportFormat::Trace => trace(input, source_name, &id).map(|r| vec![r]),
+    }
+}
+
+/// Largest plausible power of one device, W: beyond it a value is a unit mistake.
+pub(super) const MAX_DEVICE_W: f64 = 1.0e6;
+/// Largest plausible energy in one imported run, J (1 TWh).
+pub(super) const MAX_RUN_J: f64 = 3.6e15;
+
+pub(super) fn base_report(id: String, source_name: &str, format: ImportFormat) -> RunReport {
+    let mut r = RunReport::new(id);
+    r.command = vec![format!("import:{}", format.name()), source_name.to_string()];
+    r.labels
+        .insert("imported_from".into(), format.name().to_string());
+    r.overhead.setup_steps = vec!["imported: the meter's overhead was not measured".into()];
+    r
+}
+
+pub(super) fn finish_energy(r: &mut RunReport) {
+    r.energy.total_j = r
+        .energy
+        .domains
+        .iter()
+        .filter(|d| d.counted_in_total)
+        .map(|d| d.joules)
+        .sum();
+    r.energy.facility_j = r.energy.total_j * r.energy.pue;
+    r.metrics.energy_to_solution_j = r.energy.total_j;
+    r.metrics.facility_energy_to_solution_j = r.energy.facility_j;
+    if r.duration_s > 0.0 {
+        for d in &mut r.energy.domains {
+            d.avg_power_w = Some(d.joules / r.duration_s);
+        }
+    }
+}
+
+/// One domain's cumulative energy at its own sample times (t_s from the run start).
+pub(super) struct Cumulative {
+    pub(super) name: String,
+    pub(super) t_s: Vec<f64>,
+    pub(super) j: Vec<f64>,
+}
+
+impl Cumulative {
+    fn at(&self, t: f64) -> f64 {
+        let i = self.t_s.partition_point(|x| *x <= t);
+        if i == 0 {
+            return 0.0;
+        }
+        if i >= self.t_s.len() {
+            return self.j.last().copied().unwrap_or(0.0);
+        }
+        let (t0, t1, j0, j1) = (self.t_s[i - 1], self.t_s[i], self.j[i - 1], self.j[i]);
+        if t1 > t0 {
+            j0 + (j1 - j0) * (t - t0) / (t1 - t0)
+        } else {
+            j0
+        }
+    }
+}
+
+/// Power over time for charts, from each domain's cumulative energy (at most 512 points).
+pub(super) fn timeline_of(series: &[Cumulative]) -> Option<TimelineReport> {
+    let mut times: Vec<f64> = series.iter().flat_map(|s| s.t_s.iter().copied()).collect();
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    if times.len() < 2 {
+        return None;
+    }
+    let step = times.len().div_ceil(512).max(1);
+    let mut tl = Timeline::new(1024);
+    let last = times[times.len() - 1];
+    for (i, t) in times.iter().enumerate() {
+        if i % step == 0 || *t == last {
+            tl.push(*t, series.iter().map(|s| s.at(*t)).collect());
+        }
+    }
+    let ps = tl.power_series();
+    Some(TimelineReport {
+        t_s: ps.iter().map(|(t, _)| *t).collect(),
+        series: series
+            .iter()
+            .enumerate()
+            .map(|(k, s)| wattprint_core::report::PowerSeries {
+                domain: s.name.clone(),
+                watts: ps.iter().map(|(_, w)| w[k]).collect(),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,201 @@
+//! nvidia-smi `--query-gpu ... --format=csv` logs: power samples per GPU, integrated by trapezoid.
+
+use super::*;
+
+pub(super) fn split_unit(h: &str) -> (String, Option<String>) {
+    match (h.find('['), h.rfind(']')) {
+        (Some(a), Some(b)) if b > a => (
+            h[..a].trim().to_ascii_lowercase(),
+            Some(h[a + 1..b].trim().to_string()),
+        ),
+        _ => (h.trim().to_ascii_lowercase(), None),
+    }
+}
+
+/// nvidia-smi timestamps: `2026/11/29 02:31:12.345` (local time, no zone).
+fn nvidia_time(s: &str) -> Option<f64> {
+    parse_rfc3339_s(&s.trim().replacen('/', "-", 2))
+}
+
+pub(super) fn nvidia_smi(
+    input: &str,
+    source_name: &str,
+    id: &str,
+) -> Result<RunReport, ParseError> {
+    let t = read_table(input, "header")?;
+    let cols: Vec<(String, Option<String>)> = t.header.iter().map(|h| split_unit(h)).collect();
+    let find = |n: &str| cols.iter().position(|(c, _)| c == n);
+    let ts = find("timestamp").ok_or_else(|| {
+        ParseError::new(
+            1,
+            "timestamp",
+            "missing column `timestamp` (query it with --query-gpu=timestamp,index,power.draw)"
+                .into(),
+        )
+    })?;
+    let pw = find("power.draw")
+        .ok_or_else(|| ParseError::new(1, "power.draw", "missing column `power.draw`".into()))?;
+    match cols[pw].1.as_deref() {
+        Some("W") | None => {}
+        Some(u) => {
+            return Err(ParseError::new(
+                1,
+                "power.draw",
+                format!("unit `{u}` is not supported: nvidia-smi reports power.draw in [W]"),
+            ))
+        }
+    }
+    let idx = find("index");
+    let name = find("name");
+    let uuid = find("uuid");
+
+    struct Gpu {
+        trap: Trapezoid,
+        j: f64,
+        t_s: Vec<f64>,
+        cum: Vec<f64>,
+        model: Option<String>,
+        last_t: Option<f64>,
+        gap_from: Option<f64>,
+    }
+    let mut gpus: BTreeMap<String, Gpu> = BTreeMap::new();
+    let mut t0: Option<f64> = None;
+    let mut t_end = 0.0f64;
+    let mut gaps = Vec::new();
+    for (line, rec) in &t.rows {
+        let line = *line;
+        let t_abs = nvidia_time(field(rec, ts)).ok_or_else(|| {
+            ParseError::new(
+                line,
+                "timestamp",
+                format!(
+                    "`{}` is not a timestamp like 2026/11/29 02:31:12.345",
+                    field(rec, ts)
+                ),
+            )
+        })?;
+        let start = *t0.get_or_insert(t_abs);
+        let t_rel = t_abs - start;
+        let key = idx
+            .map(|i| field(rec, i).to_string())
+            .or_else(|| uuid.map(|u| field(rec, u).to_string()))
+            .unwrap_or_else(|| "0".into());
+        let g = gpus.entry(key.clone()).or_insert_with(|| Gpu {
+            trap: Trapezoid::new(),
+            j: 0.0,
+            t_s: vec![],
+            cum: vec![],
+            model: name.map(|n| field(rec, n).to_string()),
+            last_t: None,
+            gap_from: None,
+        });
+        if let Some(prev) = g.last_t {
+            if t_rel < prev {
+                return Err(ParseError::new(
+                    line,
+                    "timestamp",
+                    format!(
+                        "time goes backwards for GPU {key} ({} s before the previous sample)",
+                        prev - t_rel
+                    ),
+                ));
+            }
+        }
+        g.last_t = Some(t_rel);
+        t_end = t_end.max(t_rel);
+        let raw = field(rec, pw);
+        let (num, unit) = match raw.rsplit_once(' ') {
+            Some((n, u)) => (n.trim(), Some(u.trim())),
+            None => (raw, None),
+        };
+        if raw.starts_with('[') || raw.is_empty() {
+            // `[N/A]`, `[Not Supported]`, `[Unknown Error]`: a gap, not zero watts.
+            g.trap.restart();
+            g.gap_from.get_or_insert(t_rel);
+            continue;
+        }
+        if let Some(u) = unit {
+            if u != "W" {
+                return Err(ParseError::new(
+                    line,
+                    "power.draw",
+                    format!("`{raw}`: unit `{u}` is not W"),
+                ));
+            }
+        }
+        let w = number(num, line, "power.draw")?;
+        if !(0.0..=MAX_DEVICE_W).contains(&w) {
+            return Err(ParseError::new(
+                line,
+                "power.draw",
+                format!("{w} W is outside 0..{MAX_DEVICE_W} W: check the unit"),
+            ));
+        }
+        if let Some(from) = g.gap_from.take() {
+            gaps.push(Gap {
+                domain: format!("gpu-{key}"),
+                from_s: from,
+                to_s: t_rel,
+                reason: "nvidia-smi reported no power reading".into(),
+            });
+        }
+        g.j += g.trap.sample(t_rel, Watts(w)).0;
+        g.t_s.push(t_rel);
+        g.cum.push(g.j);
+    }
+    if gpus.is_empty() {
+        return Err(ParseError::new(
+            1,
+            "rows",
+            "no samples after the header".into(),
+        ));
+    }
+    let start = t0.unwrap_or(0.0);
+    let mut r = base_report(format!("imp-{id}"), source_name, ImportFormat::NvidiaSmi);
+    r.started_at = rfc3339_utc(start.floor() as i64);
+    r.duration_s = t_end;
+    let mut series = Vec::new();
+    for (key, g) in gpus {
+        if let Some(from) = g.gap_from {
+            gaps.push(Gap {
+                domain: format!("gpu-{key}"),
+                from_s: from,
+                to_s: t_end,
+                reason: "nvidia-smi reported no power reading".into(),
+            });
+        }
+        if let Some(m) = &g.model {
+            if !m.is_empty() {
+                r.host.gpu_models.push(m.clone());
+            }
+        }
+        r.energy.domains.push(DomainEnergy {
+            name: format!("gpu-{key}"),
+            kind: DomainKind::Gpu,
+            joules: g.j,
+            source: "nvidia-smi log".into(),
+            method: Method::Power,
+            counted_in_total: true,
+            device: g.model.filter(|m| !m.is_empty()),
+            avg_power_w: None,
+        });
+        series.push(Cumulative {
+            name: format!("gpu-{key}"),
+            t_s: g.t_s,
+            j: g.cum,
+        });
+    }
+    if !gaps.is_empty() {
+        r.warnings.push(format!(
+            "{} interval(s) without a power reading: their energy is unknown, not counted",
+            gaps.len()
+        ));
+    }
+    r.energy.gaps = gaps;
+    r.warnings.push(
+        "nvidia-smi timestamps carry no time zone: taken as UTC; power.draw is integrated by the trapezoid rule per GPU".into(),
+    );
+    r.timeline = timeline_of(&series);
+    finish_energy(&mut r);
+    Ok(r)
+}

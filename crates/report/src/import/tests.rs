@@ -1,0 +1,240 @@
+//! Tests of every importer and the export round trip.
+
+use super::*;
+use proptest::prelude::*;
+
+const NVSMI: &str = "timestamp, index, name, power.draw [W]
+2026/11/29 10:00:00.000, 0, NVIDIA H100 80GB HBM3, 100.00 W
+2026/11/29 10:00:00.000, 1, NVIDIA H100 80GB HBM3, 200.00 W
+2026/11/29 10:00:01.000, 0, NVIDIA H100 80GB HBM3, 300.00 W
+2026/11/29 10:00:01.000, 1, NVIDIA H100 80GB HBM3, 200.00 W
+2026/11/29 10:00:03.000, 0, NVIDIA H100 80GB HBM3, 300.00 W
+2026/11/29 10:00:03.000, 1, NVIDIA H100 80GB HBM3, 200.00 W
+";
+
+#[test]
+fn nvidia_smi_integrates_each_gpu_by_trapezoid_and_sums() {
+    let r = &import(NVSMI, ImportFormat::NvidiaSmi, "gpu.csv").unwrap()[0];
+    // GPU 0: (100+300)/2*1 + 300*2 = 800 J; GPU 1: 200*3 = 600 J.
+    assert_eq!(r.energy.domains[0].joules, 800.0);
+    assert_eq!(r.energy.domains[1].joules, 600.0);
+    assert_eq!(r.energy.total_j, 1400.0);
+    assert_eq!(r.duration_s, 3.0);
+    assert_eq!(r.started_at, "2026-11-29T10:00:00Z");
+    assert_eq!(r.host.gpu_models.len(), 2);
+    assert!(r.timeline.as_ref().unwrap().t_s.len() >= 2);
+    assert_eq!(detect_format(NVSMI), Some(ImportFormat::NvidiaSmi));
+}
+
+#[test]
+fn nvidia_smi_nounits_and_na_values_become_gaps() {
+    let s = "timestamp, index, power.draw [W]
+2026/11/29 10:00:00.000, 0, 100
+2026/11/29 10:00:01.000, 0, [N/A]
+2026/11/29 10:00:02.000, 0, 100
+2026/11/29 10:00:03.000, 0, 100
+";
+    let r = &import(s, ImportFormat::NvidiaSmi, "x").unwrap()[0];
+    // 0..1 lost (restart after the gap), 2..3 counted: 100 J.
+    assert_eq!(r.energy.total_j, 100.0);
+    assert_eq!(r.energy.gaps.len(), 1);
+    assert_eq!((r.energy.gaps[0].from_s, r.energy.gaps[0].to_s), (1.0, 2.0));
+}
+
+#[test]
+fn nvidia_smi_wrong_units_and_bad_lines_name_the_line() {
+    let e = import(
+        "timestamp, power.draw [mW]\n2026/11/29 10:00:00, 5\n",
+        ImportFormat::NvidiaSmi,
+        "x",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("mW"), "{e}");
+    let e = import(
+        "timestamp, power.draw [W]\n2026/11/29 10:00:00, 5 W\n2026/11/29 10:00:01, 5 kW\n",
+        ImportFormat::NvidiaSmi,
+        "x",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 3);
+    let e = import(
+        "timestamp, power.draw [W]\n2026/11/29 10:00:00, 5 W\nyesterday, 5 W\n",
+        ImportFormat::NvidiaSmi,
+        "x",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (3, "timestamp"));
+    let e = import(
+        "timestamp, power.draw [W]\n2026/11/29 10:00:00, 1e300 W\n",
+        ImportFormat::NvidiaSmi,
+        "x",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("check the unit"), "{e}");
+    let e = import(
+        "timestamp, power.draw [W]\n2026/11/29 10:00:02, 5 W\n2026/11/29 10:00:01, 5 W\n",
+        ImportFormat::NvidiaSmi,
+        "x",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("backwards"), "{e}");
+}
+
+const CODECARBON: &str = "timestamp,project_name,run_id,duration,emissions,emissions_rate,cpu_power,gpu_power,ram_power,cpu_energy,gpu_energy,ram_energy,energy_consumed,country_name,country_iso_code,region,cloud_provider,cloud_region,os,python_version,codecarbon_version,cpu_count,cpu_model,gpu_count,gpu_model,longitude,latitude,ram_total_size,tracking_mode,on_cloud,pue
+2024-05-02T14:12:03,bert,5b0fa12a-3dd7-45bb-9766-cc326314d9f1,120.5,0.00521,4.3e-05,42.5,250.1,5.9,0.001422,0.008372,0.000197,0.009991,France,FRA,ile-de-france,,,Linux-6.1,3.11.4,2.3.4,16,AMD EPYC 7R13 Processor,1,1 x NVIDIA A100-SXM4-40GB,2.35,48.85,15.6,machine,N,1.0
+2024-05-02T15:00:00,bert,7c1e0000-0000-0000-0000-000000000002,60,0.002,3.3e-05,42.5,250.1,5.9,0.0007,0.004,0.0001,0.0048,United States,USA,virginia,aws,us-east-1,Linux,3.11.4,2.3.4,16,AMD EPYC 7R13 Processor,1,1 x NVIDIA A100-SXM4-40GB,,,15.6,machine,Y,1.2
+";
+
+#[test]
+fn codecarbon_rows_become_runs_with_their_own_figures() {
+    let rs = import(CODECARBON, ImportFormat::CodeCarbon, "emissions.csv").unwrap();
+    assert_eq!(rs.len(), 2);
+    let r = &rs[0];
+    assert!((r.energy.total_j - 0.009991 * 3.6e6).abs() < 1e-6);
+    assert!((r.carbon.total_g - 5.21).abs() < 1e-9);
+    assert_eq!(r.carbon.zone, "FRA");
+    assert!(r.carbon.intensity_source.contains("CodeCarbon"));
+    assert_eq!(r.energy.domains.len(), 3);
+    assert_eq!(r.started_at, "2024-05-02T14:10:02Z");
+    assert_eq!(r.labels["codecarbon.project"], "bert");
+    assert_eq!(rs[1].carbon.zone, "aws:us-east-1");
+    assert_eq!(rs[1].energy.pue, 1.2);
+    assert_ne!(rs[0].id, rs[1].id);
+    assert_eq!(detect_format(CODECARBON), Some(ImportFormat::CodeCarbon));
+}
+
+#[test]
+fn codecarbon_bad_row_fails_the_whole_file() {
+    let bad = CODECARBON.replacen("0.0048,United", "lots,United", 1);
+    let e = import(&bad, ImportFormat::CodeCarbon, "x").unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (3, "energy_consumed"));
+}
+
+#[test]
+fn trace_counters_and_power_rows_integrate() {
+    let s = "# wattprint trace v1\n# started_at: 2026-11-29T10:00:00Z\nt_s,domain,kind,unit,value\n0,package-0,cpu-package,J,1000\n1,package-0,cpu-package,J,1030\n2,package-0,cpu-package,J,1070\n0,gpu-0,gpu,W,100\n2,gpu-0,gpu,W,200\n";
+    let r = &import(s, ImportFormat::Trace, "t.csv").unwrap()[0];
+    assert_eq!(r.energy.domains[0].joules, 70.0);
+    assert_eq!(r.energy.domains[0].method, Method::Counter);
+    assert_eq!(r.energy.domains[1].joules, 300.0);
+    assert_eq!(r.energy.total_j, 370.0);
+    assert_eq!(r.started_at, "2026-11-29T10:00:00Z");
+    let e = import(
+        "#x\nt_s,domain,unit,value\n0,a,J,5\n1,a,J,4\n",
+        ImportFormat::Trace,
+        "t",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 4);
+    assert!(e.to_string().contains("backwards"));
+    let e = import(
+        "t_s,domain,unit,value\n0,a,kWh,5\n",
+        ImportFormat::Trace,
+        "t",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (2, "unit"));
+}
+
+fn sample_run() -> RunReport {
+    let mut r = RunReport::new("run-1".into());
+    r.started_at = "2026-11-29T10:00:00Z".into();
+    r.duration_s = 10.0;
+    r.command = vec!["python".into(), "train.py".into()];
+    for (n, k, j, c) in [
+        ("package-0", DomainKind::CpuPackage, 123.456, true),
+        ("core-0", DomainKind::CpuCore, 100.0, false),
+        ("gpu-0", DomainKind::Gpu, 2000.125, true),
+    ] {
+        r.energy.domains.push(DomainEnergy {
+            name: n.into(),
+            kind: k,
+            joules: j,
+            source: "x".into(),
+            method: Method::Counter,
+            counted_in_total: c,
+            device: None,
+            avg_power_w: None,
+        });
+    }
+    r.energy.total_j = 2123.581;
+    r.timeline = Some(TimelineReport {
+        t_s: vec![2.5, 7.5],
+        series: vec![wattprint_core::report::PowerSeries {
+            domain: "gpu-0".into(),
+            watts: vec![150.0, 250.0],
+        }],
+    });
+    r
+}
+
+#[test]
+fn a_run_exported_as_a_trace_imports_back_with_the_same_energy() {
+    let r = sample_run();
+    let s = export_trace(&r);
+    let back = &import(&s, ImportFormat::Trace, "t").unwrap()[0];
+    assert_eq!(back.id, "run-1");
+    assert_eq!(back.started_at, r.started_at);
+    assert_eq!(back.duration_s, 10.0);
+    for (a, b) in r.energy.domains.iter().zip(&back.energy.domains) {
+        assert_eq!(
+            (a.name.as_str(), a.kind, a.counted_in_total),
+            (b.name.as_str(), b.kind, b.counted_in_total)
+        );
+        assert!(
+            (a.joules - b.joules).abs() < 1e-9,
+            "{} {} {}",
+            a.name,
+            a.joules,
+            b.joules
+        );
+    }
+    assert!((back.energy.total_j - r.energy.total_j).abs() < 1e-9);
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let s = String::from_utf8_lossy(&bytes);
+        for f in [ImportFormat::NvidiaSmi, ImportFormat::CodeCarbon, ImportFormat::Trace] {
+            let _ = import(&s, f, "fuzz");
+        }
+        let _ = detect_format(&s);
+    }
+
+    #[test]
+    fn truncated_files_fail_cleanly_or_import_a_prefix(cut in 0usize..700) {
+        for (text, f) in [(NVSMI, ImportFormat::NvidiaSmi), (CODECARBON, ImportFormat::CodeCarbon)] {
+            let cut = cut.min(text.len());
+            let s = &text[..cut];
+            if let Ok(rs) = import(s, f, "trunc") {
+                for r in rs {
+                    prop_assert!(r.energy.total_j.is_finite() && r.energy.total_j >= 0.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_or_odd_values_are_refused_not_stored(v in prop_oneof![Just("1e309".to_string()), Just("-5".to_string()), Just("inf".to_string()), Just("NaNx".to_string()), (1e7f64..1e300).prop_map(|x| x.to_string())]) {
+        let s = format!("timestamp, power.draw [W]\n2026/11/29 10:00:00, 5 W\n2026/11/29 10:00:01, {v} W\n");
+        prop_assert!(import(&s, ImportFormat::NvidiaSmi, "x").is_err());
+        let s = format!("t_s,domain,unit,value\n0,a,W,5\n1,a,W,{v}\n");
+        prop_assert!(import(&s, ImportFormat::Trace, "x").is_err());
+    }
+
+    #[test]
+    fn exported_traces_round_trip(js in proptest::collection::vec(0.0f64..1e9, 1..5), dur in 0.001f64..1e6) {
+        let mut r = sample_run();
+        r.duration_s = dur;
+        r.timeline = None;
+        r.energy.domains.truncate(0);
+        for (i, j) in js.iter().enumerate() {
+            r.energy.domains.push(DomainEnergy { name: format!("d{i}"), kind: DomainKind::Node, joules: *j, source: "x".into(), method: Method::Power, counted_in_total: true, device: None, avg_power_w: None });
+        }
+        let back = &import(&export_trace(&r), ImportFormat::Trace, "t").unwrap()[0];
+        for (a, b) in r.energy.domains.iter().zip(&back.energy.domains) {
+            prop_assert_eq!(a.joules, b.joules);
+        }
+    }
+}
