@@ -99,9 +99,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Some(m) => match gpu::lookup(m) {
             GpuMatch::Found { spec, .. } => Some(spec),
             GpuMatch::Unknown { reason } => {
-                let known: Vec<String> = gpu::all()
-                    .map(|rows| rows.iter().map(|r| r.model.clone()).collect())
-                    .unwrap_or_default();
+                let known: Vec<&str> = gpu::all().iter().map(|r| r.model).collect();
                 return Err(bad(format!(
                     "--gpu: {reason}; known models: {}",
                     known.join(", ")
@@ -168,20 +166,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         }
     } else if let Some((s, kg)) = spec.and_then(|s| s.embodied_kgco2e.map(|kg| (s, kg))) {
         opts.hardware = vec![HardwareEmbodied {
-            what: s.model.clone(),
+            what: s.model.to_string(),
             kg,
             count: devices,
             lifetime_years: wattprint_carbon::GPU_LIFETIME_YEARS,
-            source: s
-                .embodied_source
-                .clone()
-                .unwrap_or_else(|| "GPU table".into()),
+            source: s.embodied_source.unwrap_or("GPU table").to_string(),
         }];
     }
     let carbon = wattprint_carbon::resolve(&opts, wattprint_carbon::RunTime::new("", duration_s))
         .map_err(carbon_error)?;
-    let mut report =
-        wattprint_engine::estimate::report(&e, spec.map(|s| s.model.as_str()), work, carbon);
+    let mut report = wattprint_engine::estimate::report(&e, spec.map(|s| s.model), work, carbon);
     if let Some(c) = report
         .warnings
         .iter()
