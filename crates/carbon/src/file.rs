@@ -1,12 +1,13 @@
 //! `--intensity-file`: a CSV of `timestamp,intensity_g_per_kwh` rows, hourly or finer.
 //!
-//! The timestamp is RFC 3339 with an offset (`2025-01-15T10:00:00Z`) or Unix seconds. An
-//! optional header row, blank lines and `#` comments are skipped. Each row holds until the
+//! The timestamp is RFC 3339 (`2025-01-15T10:00:00Z`; read by `wattprint_core::wallclock`,
+//! without an offset as UTC) or Unix seconds. Read with the `csv` crate (quoted fields
+//! allowed); an optional header row, blank lines and `#` comment lines are skipped. Each row holds until the
 //! next one; the last holds for the file's median step. Errors name the line and field.
 
 use std::path::Path;
 use wattprint_core::carbon::IntensitySeries;
-use wattprint_core::stats;
+use wattprint_core::{stats, wallclock};
 
 /// A parsed intensity file: points in Unix seconds.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,29 +33,51 @@ pub enum FileError {
     },
     #[error("{path}: no data rows; expected `timestamp,intensity_g_per_kwh` lines")]
     Empty { path: String },
+    #[error("{path}: not readable as CSV: {source}")]
+    Csv { path: String, source: csv::Error },
 }
 
 fn parse_time(s: &str) -> Option<f64> {
-    if let Some(t) = wattprint_core::wallclock::parse_rfc3339_s(s) {
+    if let Some(t) = wallclock::parse_rfc3339_s(s) {
         return Some(t);
     }
     // Unix seconds, within the years -9999..=9999 that RFC 3339 can write.
     s.parse::<f64>()
         .ok()
-        .filter(|v| v.is_finite() && jiff::Timestamp::from_second(v.floor() as i64).is_ok())
+        .filter(|&v| wallclock::year_utc(v).is_some())
+}
+
+/// The file's line of a record starting at `byte`. The `csv` reader's own line count and
+/// offset leave out the blank lines before a record, so they are skipped here.
+fn file_line(text: &str, byte: u64) -> usize {
+    let b = text.as_bytes();
+    let mut at = usize::try_from(byte).unwrap_or(usize::MAX).min(b.len());
+    while matches!(b.get(at), Some(b'\n' | b'\r')) {
+        at += 1;
+    }
+    b[..at].iter().filter(|&&c| c == b'\n').count() + 1
 }
 
 /// Parses the text of an intensity file (`path` is used in messages only).
 pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
     let mut points: Vec<(f64, f64)> = Vec::new();
     let mut first_row = true;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for rec in rdr.records() {
+        let rec = rec.map_err(|source| FileError::Csv {
+            path: path.to_string(),
+            source,
+        })?;
+        let line = rec.position().map_or(0, |p| file_line(text, p.byte()));
+        let fields: Vec<&str> = rec.iter().collect();
+        // `#` comments by hand: the reader's own comment option loses the line count.
+        if fields.iter().all(|f| f.is_empty()) || fields[0].starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = l.split(',').map(str::trim).collect();
         let err = |field: &'static str, msg: String| FileError::Field {
             path: path.to_string(),
             line,
@@ -70,7 +93,10 @@ pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
             None => {
                 return Err(err(
                     "timestamp",
-                    format!("{:?} is neither RFC 3339 with an offset (2025-01-15T10:00:00Z) nor Unix seconds", fields[0]),
+                    format!(
+                        "{:?} is neither an RFC 3339 time (2025-01-15T10:00:00Z) nor Unix seconds",
+                        fields[0]
+                    ),
                 ))
             }
         };
@@ -193,6 +219,20 @@ mod tests {
         assert!(e.starts_with("f.csv:2: field `timestamp`"), "{e}");
         let e = parse("f.csv", "t,g\n").unwrap_err().to_string();
         assert!(e.contains("no data rows"), "{e}");
+    }
+
+    #[test]
+    fn quoted_fields_and_comment_lines_are_read_as_csv() {
+        let f = parse(
+            "q.csv",
+            "\"timestamp\",\"g\"\n\"2025-01-15T10:00:00Z\",\"100\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.points, vec![(1_736_935_200.0, 100.0)]);
+        let e = parse("q.csv", "t,g\n# a comment\n\n2025-01-15T10:00:00Z,abc\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("q.csv:4: field `intensity_g_per_kwh`"), "{e}");
     }
 
     #[test]
