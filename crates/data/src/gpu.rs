@@ -204,11 +204,7 @@ mod tests {
         assert_eq!(h100.fp8_tflops, Some(1978.9));
         assert_eq!(h100.embodied_kgco2e, Some(164.0));
         assert_eq!(h100.spec_confidence, "whitepaper");
-        assert!(h100
-            .embodied_source
-            .as_deref()
-            .unwrap()
-            .starts_with("NVIDIA HGX H100"));
+        assert!(h100.embodied_source.unwrap().starts_with("NVIDIA HGX H100"));
     }
 
     #[test]
