@@ -7,4 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo clippy -p wattprint-agent -p wattprint-cli --features wattprint-agent/otlp,wattprint-cli/otlp --all-targets --locked -- -D warnings
 cargo test -p wattprint-agent --features otlp --locked
+cargo test -p wattprint-cli --features otlp --locked --test agent_cli
 echo "otlp.sh: OTLP push tested with the feature on"

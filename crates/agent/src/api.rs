@@ -120,10 +120,29 @@ async fn begin_window(State(ctx): State<Ctx>, body: Bytes) -> Response {
             ),
         );
     }
-    match lock(&ctx.shared).begin_window(&b.name, b.labels) {
-        Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
-        Err(e) => state_error(e),
+    // Beginning a window reads every sensor: off the runtime's thread (see `off_runtime`).
+    match off_runtime(&ctx, move |st| st.begin_window(&b.name, b.labels)).await {
+        Ok(Ok(id)) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+        Ok(Err(e)) => state_error(e),
+        Err(r) => r,
     }
+}
+
+/// Runs `f` on the state in tokio's blocking pool: what reads sensors (window boundaries)
+/// never runs on the runtime's single thread, which keeps serving every other request.
+async fn off_runtime<T: Send + 'static>(
+    ctx: &Ctx,
+    f: impl FnOnce(&mut crate::state::AgentState) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let shared = std::sync::Arc::clone(&ctx.shared);
+    tokio::task::spawn_blocking(move || f(&mut lock(&shared)))
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the window operation failed: {e}"),
+            )
+        })
 }
 
 fn state_error(e: StateError) -> Response {
@@ -162,9 +181,10 @@ async fn end_window(State(ctx): State<Ctx>, Path(id): Path<String>, body: Bytes)
             Err(m) => return error(StatusCode::BAD_REQUEST, m),
         }
     };
-    match lock(&ctx.shared).end_window(id, b.inferences, b.tokens) {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => state_error(e),
+    match off_runtime(&ctx, move |st| st.end_window(id, b.inferences, b.tokens)).await {
+        Ok(Ok(r)) => Json(r).into_response(),
+        Ok(Err(e)) => state_error(e),
+        Err(r) => r,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub socket_group: Option<String>,
     pub max_pending_spans: Option<usize>,
     pub max_label_sets: Option<usize>,
+    /// Distinct names of ended windows exported as their own series (default 256).
+    pub max_window_names: Option<usize>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

@@ -56,8 +56,9 @@ pub fn live_json(st: &AgentState) -> Value {
     let windows: Vec<Value> = st
         .open_windows()
         .into_iter()
-        .map(|(id, name, begin, j, g)| {
-            json!({ "id": id, "name": name, "begin_unix_s": begin, "energy_j": j, "carbon_g": g })
+        .map(|w| {
+            json!({ "id": w.id, "name": w.name, "begin_unix_s": w.begin_unix_s,
+                    "energy_j": w.energy_j, "carbon_g": w.carbon_g })
         })
         .collect();
     let recent: Vec<_> = st.recent(LIVE_REQUESTS).collect();

@@ -215,7 +215,10 @@ impl Agent {
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     iv.tick().await;
-                    lock(&sh).tick();
+                    // The sampler reads every sensor: in the blocking pool, not on the
+                    // runtime's thread.
+                    let sh = Arc::clone(&sh);
+                    let _ = tokio::task::spawn_blocking(move || lock(&sh).tick()).await;
                 }
             });
             let app = api::router(api::Ctx {

@@ -146,11 +146,11 @@ pub fn render(st: &AgentState) -> String {
         Some("joules"),
         "Energy of ended windows, by window name (counted domains).",
     );
-    for (name, (_, j, _)) in st.window_totals() {
+    for (name, w) in st.window_totals() {
         o.sample(
             "wattprint_window_energy_joules_total",
             &labels(&[("window", name)]),
-            *j,
+            w.energy_j,
         );
     }
     o.family(
@@ -159,11 +159,11 @@ pub fn render(st: &AgentState) -> String {
         Some("grams"),
         "Carbon (gCO2e) of ended windows, by window name.",
     );
-    for (name, (_, _, g)) in st.window_totals() {
+    for (name, w) in st.window_totals() {
         o.sample(
             "wattprint_window_carbon_grams_total",
             &labels(&[("window", name)]),
-            *g,
+            w.carbon_g,
         );
     }
     o.family(
@@ -172,11 +172,11 @@ pub fn render(st: &AgentState) -> String {
         None,
         "Windows ended, by name.",
     );
-    for (name, (n, _, _)) in st.window_totals() {
+    for (name, w) in st.window_totals() {
         o.sample(
             "wattprint_windows_ended_total",
             &labels(&[("window", name)]),
-            *n as f64,
+            w.ended as f64,
         );
     }
     let open = st.open_windows();
@@ -186,12 +186,12 @@ pub fn render(st: &AgentState) -> String {
         Some("joules"),
         "Energy so far of each open window.",
     );
-    for (id, name, _, j, _) in &open {
-        let id = id.to_string();
+    for w in &open {
+        let id = w.id.to_string();
         o.sample(
             "wattprint_window_active_energy_joules",
-            &labels(&[("window", name), ("id", &id)]),
-            *j,
+            &labels(&[("window", &w.name), ("id", &id)]),
+            w.energy_j,
         );
     }
     o.family(
@@ -200,12 +200,12 @@ pub fn render(st: &AgentState) -> String {
         Some("grams"),
         "Carbon (gCO2e) so far of each open window.",
     );
-    for (id, name, _, _, g) in &open {
-        let id = id.to_string();
+    for w in &open {
+        let id = w.id.to_string();
         o.sample(
             "wattprint_window_active_carbon_grams",
-            &labels(&[("window", name), ("id", &id)]),
-            *g,
+            &labels(&[("window", &w.name), ("id", &id)]),
+            w.carbon_g,
         );
     }
 
@@ -320,6 +320,17 @@ pub fn render(st: &AgentState) -> String {
         "Spans reported after part of their time was settled.",
     );
     o.sample("wattprint_spans_late_total", "", l.spans_late as f64);
+    o.family(
+        "wattprint_otlp_push_failures",
+        "counter",
+        None,
+        "OTLP pushes that failed (connection error or non-2xx answer); each is also logged.",
+    );
+    o.sample(
+        "wattprint_otlp_push_failures_total",
+        "",
+        l.otlp_push_failures as f64,
+    );
     o.family(
         "wattprint_spans_pending",
         "gauge",

@@ -112,12 +112,12 @@ pub fn encode(st: &AgentState, start_unix_s: f64, now_unix_s: f64) -> Value {
     let win_j: Vec<Value> = st
         .window_totals()
         .iter()
-        .map(|(n, (_, j, _))| point(vec![attr("window", n)], t0, t1, *j))
+        .map(|(n, w)| point(vec![attr("window", n)], t0, t1, w.energy_j))
         .collect();
     let win_g: Vec<Value> = st
         .window_totals()
         .iter()
-        .map(|(n, (_, _, g))| point(vec![attr("window", n)], t0, t1, *g))
+        .map(|(n, w)| point(vec![attr("window", n)], t0, t1, w.carbon_g))
         .collect();
     let metrics = vec![
         sum(
@@ -250,10 +250,12 @@ impl Pusher {
                         Ok(c) if (200..300).contains(&c) => {}
                         Ok(c) => {
                             fl.fetch_add(1, Ordering::SeqCst);
+                            lock(&shared).record_otlp_failure();
                             tracing::warn!("OTLP push to {}{}: HTTP {c}", ep.host_port, ep.path);
                         }
                         Err(e) => {
                             fl.fetch_add(1, Ordering::SeqCst);
+                            lock(&shared).record_otlp_failure();
                             tracing::warn!("OTLP push to {}{}: {e}", ep.host_port, ep.path);
                         }
                     }

@@ -71,6 +71,10 @@ pub struct Limits {
     pub max_label_sets: usize,
     /// Open windows at most.
     pub max_windows: usize,
+    /// Distinct names of ended windows kept as their own series (`/metrics`, OTLP); the
+    /// windows of further names are added to [`OVERFLOW_WINDOW`], counted in
+    /// [`Losses::window_names_overflowed`].
+    pub max_window_names: usize,
     /// Attribution trails the newest sample by this much, s.
     pub settle_lag_s: f64,
     /// Spans ending later than this after the newest sample are refused (a span is reported
@@ -86,6 +90,7 @@ impl Default for Limits {
             max_samples: 3600,
             max_label_sets: 512,
             max_windows: 10_000,
+            max_window_names: 256,
             settle_lag_s: 5.0,
             max_future_s: 60.0,
         }
@@ -165,6 +170,31 @@ pub struct Losses {
     pub recent_rotated: u64,
     /// Label sets folded into the overflow set.
     pub label_sets_overflowed: u64,
+    /// OTLP pushes that failed (connection error or non-2xx answer).
+    pub otlp_push_failures: u64,
+    /// Ended windows whose name was beyond `max_window_names`, added to [`OVERFLOW_WINDOW`].
+    pub window_names_overflowed: u64,
+}
+
+/// The series that ended windows of names beyond `Limits::max_window_names` are added to.
+pub const OVERFLOW_WINDOW: &str = "other";
+
+/// Totals of the ended windows of one name (monotonic counters).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowTotals {
+    pub ended: u64,
+    pub energy_j: f64,
+    pub carbon_g: f64,
+}
+
+/// One open window's energy so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenWindowEnergy {
+    pub id: u64,
+    pub name: String,
+    pub begin_unix_s: f64,
+    pub energy_j: f64,
+    pub carbon_g: f64,
 }
 
 /// Errors the API maps to HTTP statuses.
@@ -198,8 +228,8 @@ pub struct AgentState {
     labels: LabelTable,
     totals: Vec<LabelTotals>,
     windows: HashMap<u64, OpenWindow>,
-    /// Ended windows: name -> (count, energy J, carbon g).
-    window_totals: BTreeMap<String, (u64, f64, f64)>,
+    /// Ended windows by name (at most `max_window_names` names plus [`OVERFLOW_WINDOW`]).
+    window_totals: BTreeMap<String, WindowTotals>,
     losses: Losses,
     spans_received: u64,
 }
@@ -451,10 +481,18 @@ impl AgentState {
             .map_err(|_| StateError::NoWindow(id))?;
         let report =
             self.window_report(id, &open, &e.per_domain_j(), e.end_t_s, inferences, tokens);
-        let entry = self.window_totals.entry(open.name).or_default();
-        entry.0 += 1;
-        entry.1 += report.energy.total_j;
-        entry.2 += report.carbon.total_g;
+        let name = if self.window_totals.contains_key(&open.name)
+            || self.window_totals.len() < self.limits.max_window_names
+        {
+            open.name
+        } else {
+            self.losses.window_names_overflowed += 1;
+            OVERFLOW_WINDOW.to_string()
+        };
+        let entry = self.window_totals.entry(name).or_default();
+        entry.ended += 1;
+        entry.energy_j += report.energy.total_j;
+        entry.carbon_g += report.carbon.total_g;
         Ok(report)
     }
 
@@ -501,7 +539,7 @@ impl AgentState {
     }
 
     /// Energy and carbon so far of each open window: (id, name, begin unix s, J, g).
-    pub fn open_windows(&self) -> Vec<(u64, String, f64, f64, f64)> {
+    pub fn open_windows(&self) -> Vec<OpenWindowEnergy> {
         let mut v: Vec<_> = self
             .windows
             .iter()
@@ -516,10 +554,16 @@ impl AgentState {
                             - w.begin_cum_j.get(k).copied().unwrap_or(0.0)
                     })
                     .sum();
-                (*id, w.name.clone(), w.begin_unix_s, j, self.grams(j))
+                OpenWindowEnergy {
+                    id: *id,
+                    name: w.name.clone(),
+                    begin_unix_s: w.begin_unix_s,
+                    energy_j: j,
+                    carbon_g: self.grams(j),
+                }
             })
             .collect();
-        v.sort_by_key(|x| x.0);
+        v.sort_by_key(|x| x.id);
         v
     }
 
@@ -559,12 +603,17 @@ impl AgentState {
             .map(|(i, t)| (self.labels.get(LabelSet(i)), t))
     }
 
-    pub fn window_totals(&self) -> &BTreeMap<String, (u64, f64, f64)> {
+    pub fn window_totals(&self) -> &BTreeMap<String, WindowTotals> {
         &self.window_totals
     }
 
     pub fn idle_j(&self) -> f64 {
         self.idle_j
+    }
+
+    /// Count a failed OTLP push (exported as `wattprint_otlp_push_failures_total`).
+    pub fn record_otlp_failure(&mut self) {
+        self.losses.otlp_push_failures += 1;
     }
 
     pub fn losses(&self) -> &Losses {
@@ -826,7 +875,7 @@ mod tests {
             assert!(r.metrics.carbon_per_inference_g.is_some());
         }
         assert_eq!(st.end_window(id, None, None), Err(StateError::NoWindow(id)));
-        assert_eq!(st.window_totals()["batch"].0, 1);
+        assert_eq!(st.window_totals()["batch"].ended, 1);
         assert!(matches!(
             st.end_window(99, Some(-1.0), None),
             Err(StateError::BadInput(_))
@@ -873,5 +922,31 @@ mod tests {
         assert!(!r.metrics.notes.contains_key("carbon_per_inference_g"));
         assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
         assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
+    }
+
+    #[test]
+    fn ended_window_names_are_bounded_and_the_rest_is_counted_in_other() {
+        let mut st = state(Limits {
+            max_window_names: 3,
+            ..Limits::default()
+        });
+        for k in 0..10 {
+            let id = st.begin_window(&format!("w{k}"), BTreeMap::new()).unwrap();
+            st.end_window(id, None, None).unwrap();
+        }
+        // A name already kept stays its own series.
+        let id = st.begin_window("w1", BTreeMap::new()).unwrap();
+        st.end_window(id, None, None).unwrap();
+        let names: Vec<&str> = st.window_totals().keys().map(String::as_str).collect();
+        assert_eq!(names, vec![OVERFLOW_WINDOW, "w0", "w1", "w2"]);
+        assert_eq!(st.window_totals()[OVERFLOW_WINDOW].ended, 7);
+        assert_eq!(st.window_totals()["w1"].ended, 2);
+        assert_eq!(st.losses().window_names_overflowed, 7);
+        let text = crate::metrics::render(&st);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("wattprint_windows_ended_total{"))
+            .count();
+        assert_eq!(series, 4, "{text}");
     }
 }

@@ -112,3 +112,66 @@ fn the_agent_pushes_otlp_json_metrics_to_the_collector() {
         assert!(names.contains(&n), "{names:?}");
     }
 }
+
+#[test]
+fn a_failed_push_is_counted_in_the_metrics() {
+    // A collector that answers every push with 503.
+    let collector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = collector.local_addr().unwrap().port();
+    let carbon = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+        intensity_g_per_kwh: Some(100.0),
+        pue: Some(1.0),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut cfg = AgentConfig::new(carbon);
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.interval_s = 0.05;
+    cfg.otlp = Some(OtlpConfig {
+        endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
+        interval_s: 0.1,
+    });
+    let agent = Agent::bind(
+        cfg,
+        vec![Box::new(FakeSensor::constant_counter(
+            "package-0",
+            100.0,
+            0.0,
+            1e12,
+        ))],
+    )
+    .unwrap();
+    let shared = agent.shared();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        agent
+            .serve(async {
+                let _ = rx.await;
+            })
+            .unwrap()
+    });
+    for _ in 0..2 {
+        let (s, _) = collector.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+            line.clear();
+        }
+        let mut w = s;
+        w.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+    }
+    // The second push was answered: the first failure is recorded by now.
+    let failures = wattprint_agent::lock(&shared).losses().otlp_push_failures;
+    let _ = tx.send(());
+    server.join().unwrap();
+    assert!(failures >= 1, "{failures}");
+    let text = wattprint_agent::metrics::render(&wattprint_agent::lock(&shared));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("wattprint_otlp_push_failures_total ")
+                && l.split(' ').nth(1).unwrap().parse::<f64>().unwrap() >= 1.0),
+        "{text}"
+    );
+}

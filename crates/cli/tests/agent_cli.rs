@@ -5,11 +5,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use wattprint_sensors::fake_tree::FakeRaplTree;
 
+mod common;
+
 fn refused(args: &[&str], expect: &str) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+    let d = tempfile::tempdir().unwrap();
+    let o = common::wattprint(d.path())
         .arg("agent")
         .args(args)
-        .env_remove("WATTPRINT_ZONE")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -86,4 +88,57 @@ fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
     err.read_to_string(&mut rest).unwrap();
     assert_eq!(status.code(), Some(0), "{log}{rest}");
     assert!(rest.contains("stopped"), "{rest}");
+}
+
+/// A failed OTLP push reaches stderr (a `tracing` subscriber is installed by `agent`).
+#[cfg(feature = "otlp")]
+#[test]
+fn a_failed_otlp_push_is_logged_on_stderr() {
+    let d = tempfile::tempdir().unwrap();
+    let t = FakeRaplTree::new(d.path()).unwrap();
+    t.add_zone("0", "package-0", 1_000_000, 262_143_328_850, None)
+        .unwrap();
+    // A port with nothing listening: every push fails to connect.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+        .args(["agent", "--listen", "127.0.0.1:0", "--zone", "FR"])
+        .arg("--otlp-endpoint")
+        .arg(format!("http://127.0.0.1:{port}/v1/metrics"))
+        .args(["--otlp-interval", "100ms"])
+        .env("WATTPRINT_SYSFS_ROOT", d.path())
+        .env("WATTPRINT_NVML_LIB", "/nonexistent/libnvidia-ml.so.1")
+        .env("WATTPRINT_AMDSMI_LIB", "/nonexistent/libamd_smi.so")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Bounded: the agent is stopped after 20 s whatever happens.
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        // SAFETY: kill with a pid of our own child (a no-op error if it is gone).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    });
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let mut found = false;
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        log.push_str(&line);
+        if line.contains("OTLP push to") && line.contains("WARN") {
+            found = true;
+            break;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = child.wait();
+    drop(watchdog);
+    assert!(found, "no OTLP failure on stderr:\n{log}");
 }

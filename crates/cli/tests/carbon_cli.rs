@@ -2,18 +2,14 @@
 //! the output, exit statuses on bad input.
 
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
+mod common;
+
+/// `intensity` and `estimate` read no sensor; the rest of the host is kept out all the same.
 fn wattprint(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wattprint"))
-        .args(args)
-        .env_remove("WATTPRINT_ZONE")
-        .env(
-            "XDG_CACHE_HOME",
-            std::env::temp_dir().join("wattprint-test-cache"),
-        )
-        .output()
-        .unwrap()
+    let dir = std::env::temp_dir().join(format!("wattprint-carbon-cli-{}", std::process::id()));
+    common::wattprint(&dir).args(args).output().unwrap()
 }
 
 fn json_of(args: &[&str]) -> Value {
@@ -320,7 +316,7 @@ fn intensity_live_uses_the_provider_then_falls_back_visibly() {
     });
     let cache = tempfile::tempdir().unwrap();
     let run = |url: &str| {
-        Command::new(env!("CARGO_BIN_EXE_wattprint"))
+        common::wattprint(cache.path())
             .args(["intensity", "GB", "--live", "ukci", "--json"])
             .env("WATTPRINT_UKCI_URL", url)
             .env("XDG_CACHE_HOME", cache.path())
@@ -340,7 +336,7 @@ fn intensity_live_uses_the_provider_then_falls_back_visibly() {
 
     // A dead provider and an empty cache: the embedded factor, said so.
     let empty = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+    let o = common::wattprint(empty.path())
         .args(["intensity", "GB", "--live", "ukci", "--json"])
         .env("WATTPRINT_UKCI_URL", &url)
         .env("XDG_CACHE_HOME", empty.path())
@@ -353,23 +349,7 @@ fn intensity_live_uses_the_provider_then_falls_back_visibly() {
 
 /// `run` on a machine with no sensors but a fake procfs (the utilisation model).
 fn run_in_fake_machine(dir: &std::path::Path, args: &[&str]) -> Output {
-    let proc = dir.join("proc");
-    wattprint_sensors::fake_tree::write_fake_procfs(
-        &proc,
-        "AMD EPYC 7763 64-Core Processor",
-        4,
-        2_000_000,
-        1000,
-        9000,
-    )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_wattprint"))
-        .args(args)
-        .env_remove("WATTPRINT_ZONE")
-        .env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
-        .env("WATTPRINT_PROCFS_ROOT", proc)
-        .output()
-        .unwrap()
+    common::wattprint(dir).args(args).output().unwrap()
 }
 
 #[test]

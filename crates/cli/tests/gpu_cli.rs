@@ -4,7 +4,6 @@
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
-use wattprint_sensors::fake_tree::write_fake_procfs;
 
 fn fake_nvml(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sensors/tests/fake_nvml/fake_nvml.c");
@@ -20,31 +19,14 @@ fn fake_nvml(dir: &Path) -> PathBuf {
     out
 }
 
+mod common;
+use common::json_of;
+
 /// wattprint with the fake NVML, no RAPL, and a fake procfs for the CPU model.
 fn wattprint(dir: &Path) -> Command {
-    let proc = dir.join("proc");
-    write_fake_procfs(
-        &proc,
-        "AMD EPYC 7763 64-Core Processor",
-        4,
-        2_000_000,
-        1000,
-        9000,
-    )
-    .unwrap();
-    let mut c = Command::cargo_bin("wattprint").unwrap();
-    c.env("WATTPRINT_NVML_LIB", fake_nvml(dir))
-        .env("WATTPRINT_AMDSMI_LIB", dir.join("no-amdsmi.so"))
-        .env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
-        .env("WATTPRINT_PROCFS_ROOT", proc)
-        .env("WATTPRINT_DB", dir.join("history.db"));
+    let mut c = common::wattprint_assert(dir);
+    c.env("WATTPRINT_NVML_LIB", fake_nvml(dir));
     c
-}
-
-fn json_of(out: &[u8]) -> serde_json::Value {
-    let text = String::from_utf8_lossy(out);
-    let start = text.find('{').expect("a JSON report on stdout");
-    serde_json::from_str(&text[start..]).expect("valid JSON")
 }
 
 fn domain<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {

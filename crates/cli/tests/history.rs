@@ -4,30 +4,18 @@
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
-use wattprint_sensors::fake_tree::write_fake_procfs;
+
+mod common;
 
 fn wp(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("wattprint").unwrap();
-    c.env("WATTPRINT_DB", dir.join("history.sqlite"))
-        .env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
-        .env("WATTPRINT_PROCFS_ROOT", dir.join("proc"))
-        .env("WATTPRINT_NVML_LIB", dir.join("no-nvml.so"))
-        .env_remove("WATTPRINT_ZONE")
-        .current_dir(dir);
+    let mut c = common::wattprint_assert(dir);
+    c.current_dir(dir);
     c
 }
 
 fn setup() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    write_fake_procfs(
-        &d.path().join("proc"),
-        "AMD EPYC 7763 64-Core Processor",
-        4,
-        2_000_000,
-        1000,
-        9000,
-    )
-    .unwrap();
+    common::fake_machine(d.path());
     d
 }
 

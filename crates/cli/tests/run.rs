@@ -6,31 +6,29 @@ use std::path::Path;
 use std::process::Stdio;
 use wattprint_sensors::fake_tree::{write_fake_procfs, FakeRaplTree};
 
+mod common;
+
 /// A history database of this test process, so runs never land in the user's own history.
 fn test_db() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("wattprint-run-tests-{}.sqlite", std::process::id()))
 }
 
+/// wattprint without the host's variables (zone, sensor choice, GPU visibility); each test
+/// then names its machine (`model_env`, or a fake RAPL tree).
 fn wattprint() -> Command {
     let mut c = Command::cargo_bin("wattprint").unwrap();
+    for v in common::HOST_VARS {
+        c.env_remove(v);
+    }
     c.env("WATTPRINT_DB", test_db());
     c
 }
 
 /// A machine with no sensors but a fake procfs (the model).
 fn model_env(cmd: &mut Command, dir: &Path) {
-    let proc = dir.join("proc");
-    write_fake_procfs(
-        &proc,
-        "AMD EPYC 7763 64-Core Processor",
-        4,
-        2_000_000,
-        1000,
-        9000,
-    )
-    .unwrap();
+    common::fake_machine(dir);
     cmd.env("WATTPRINT_SYSFS_ROOT", dir.join("sys"))
-        .env("WATTPRINT_PROCFS_ROOT", proc);
+        .env("WATTPRINT_PROCFS_ROOT", dir.join("proc"));
 }
 
 fn json_of(out: &[u8]) -> serde_json::Value {
@@ -368,4 +366,42 @@ fn a_cgroup_of_its_own_counts_processes_that_left_the_tree() {
         assert!(method.contains("no cgroup of its own: "), "{method}");
         eprintln!("no job cgroup on this machine: {method}");
     }
+}
+
+#[test]
+fn the_tests_machine_is_the_fake_one_whatever_the_host_has() {
+    // The host's variables are set on purpose: isolation must remove them.
+    let d = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wattprint"));
+    c.env("WATTPRINT_ZONE", "FR")
+        .env("CUDA_VISIBLE_DEVICES", "3")
+        .env("WATTPRINT_SENSORS", "rapl-perf");
+    common::isolate(&mut c, d.path());
+    let out = c.args(["run", "--json", "--", "true"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = common::json_of(&out.stdout);
+    assert_eq!(r["host"]["cpu_model"], common::FAKE_CPU);
+    let domains = r["energy"]["domains"].as_array().unwrap();
+    assert!(!domains.is_empty());
+    assert!(
+        domains.iter().all(|d| d["method"] == "model"),
+        "only the fake machine's model: {domains:?}"
+    );
+    assert_eq!(r["carbon"]["zone"], "WORLD");
+    // The fake /proc/stat never moves: no busy CPU time, so no attribution (the host's would).
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with("attribution skipped")),
+        "{}",
+        r["warnings"]
+    );
+    // The run is stored in the fake machine's history, not the user's.
+    assert!(common::db(d.path()).exists());
 }

@@ -108,7 +108,32 @@ fn group_gid(name: &str) -> anyhow::Result<u32> {
     }
 }
 
+/// The agent's log (OTLP push failures, socket errors) on stderr, from `warn` up unless
+/// `RUST_LOG` (`warn`, `wattprint_agent=debug`, ...: `tracing_subscriber::filter::Targets`
+/// syntax) says otherwise. A malformed `RUST_LOG` keeps the default and says so.
+fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let default = || Targets::new().with_default(tracing::Level::WARN);
+    let targets = match std::env::var("RUST_LOG") {
+        Ok(s) => s.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("wattprint agent: RUST_LOG={s:?} ignored ({e}); logging warnings");
+            default()
+        }),
+        Err(_) => default(),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    // Fails only if a subscriber is already installed: then that one logs.
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(targets)
+        .try_init();
+}
+
 pub fn main(args: Args) -> anyhow::Result<u8> {
+    init_logging();
     let file = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -168,6 +193,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     cfg.limits.settle_lag_s = settle_lag_s;
     if let Some(n) = file.max_pending_spans {
         cfg.limits.max_pending_spans = n;
+    }
+    if let Some(n) = file.max_window_names {
+        cfg.limits.max_window_names = n;
     }
     if let Some(n) = file.max_label_sets {
         cfg.limits.max_label_sets = n;
