@@ -103,7 +103,12 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
             let life = lifetime_years.unwrap_or(SERVER_LIFETIME_YEARS);
             let g = check(
                 "--embodied-kg",
-                math::embodied_g(kg * 1000.0, duration_s, life * SECONDS_PER_YEAR, share),
+                math::embodied_g(
+                    kg * GRAMS_PER_KG,
+                    duration_s,
+                    life * SECONDS_PER_YEAR,
+                    share,
+                ),
             )?;
             (
                 g,
@@ -123,7 +128,7 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
                 g += check(
                     "embodied",
                     math::embodied_g(
-                        h.kg * h.count * 1000.0,
+                        h.kg * h.count * GRAMS_PER_KG,
                         duration_s,
                         life * SECONDS_PER_YEAR,
                         share,

@@ -103,7 +103,7 @@ pub(crate) fn rfc3339(unix_s: f64) -> String {
 }
 
 pub(crate) fn now_unix_s() -> f64 {
-    jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+    jiff::Timestamp::now().as_duration().as_secs_f64()
 }
 
 /// The validated numbers of a [`CarbonOptions`].

@@ -20,6 +20,7 @@
 //! so a span's energy is a difference of two samples, whatever the concurrency.
 
 use crate::stats;
+use crate::units::JOULES_PER_KWH;
 use serde::{Deserialize, Serialize};
 
 /// One measured slice of time.
@@ -256,7 +257,7 @@ pub struct RequestSummary {
 
 /// Grams CO2e of `energy_j` at `intensity_g_per_kwh`.
 pub fn grams(energy_j: f64, intensity_g_per_kwh: f64) -> f64 {
-    energy_j / 3.6e6 * intensity_g_per_kwh
+    energy_j / JOULES_PER_KWH * intensity_g_per_kwh
 }
 
 /// Summarise attributed requests. `intensity_g_per_kwh` converts energy to carbon (already

@@ -24,8 +24,10 @@ pub struct Grams(pub f64);
 pub const JOULES_PER_KWH: f64 = 3.6e6;
 /// Kilowatt-hours in one megawatt-hour.
 pub const KWH_PER_MWH: f64 = 1000.0;
-/// Grams in one kilogram (also kilograms in one tonne).
+/// Grams in one kilogram.
 pub const GRAMS_PER_KG: f64 = 1000.0;
+/// Grams in one (metric) tonne.
+pub const GRAMS_PER_TONNE: f64 = 1e6;
 
 /// Seconds in an hour.
 pub const SECONDS_PER_HOUR: f64 = 3600.0;
@@ -143,11 +145,10 @@ impl fmt::Display for Grams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let g = self.0;
         let a = g.abs();
-        let kg_per_t = GRAMS_PER_KG;
         if !g.is_finite() {
             write!(f, "n/a")
-        } else if a >= GRAMS_PER_KG * kg_per_t {
-            write!(f, "{:.3} t", g / (GRAMS_PER_KG * kg_per_t))
+        } else if a >= GRAMS_PER_TONNE {
+            write!(f, "{:.3} t", g / GRAMS_PER_TONNE)
         } else if a >= GRAMS_PER_KG {
             write!(f, "{:.3} kg", g / GRAMS_PER_KG)
         } else if a >= 1.0 || a == 0.0 {
