@@ -35,7 +35,7 @@ pub enum CarbonError {
     UnknownZone(#[from] UnknownZone),
     #[error(transparent)]
     File(#[from] file::FileError),
-    #[error("--intensity-file {path}: covers {file_from} to {file_to}, but the run was {run_from} to {run_to}; give a file that covers the run")]
+    #[error("{}", self.describe(CarbonField::flag))]
     NotCovering {
         path: String,
         file_from: String,
@@ -43,27 +43,105 @@ pub enum CarbonError {
         run_from: String,
         run_to: String,
     },
-    #[error("{option}: {source}")]
+    #[error("{}", self.describe(CarbonField::flag))]
     Invalid {
-        option: &'static str,
+        field: CarbonField,
         source: CarbonMathError,
     },
 }
 
-pub(crate) fn check(
-    option: &'static str,
-    r: Result<f64, CarbonMathError>,
-) -> Result<f64, CarbonError> {
-    r.map_err(|source| CarbonError::Invalid { option, source })
+/// Which input a carbon error is about. Messages name it the way the caller spells it:
+/// [`CarbonField::flag`] for the command line (the `Display` of [`CarbonError`]),
+/// [`CarbonField::keyword`] for the Python API (through [`CarbonError::describe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarbonField {
+    Pue,
+    MarketFactor,
+    Intensity,
+    IntensityFile,
+    EmbodiedKg,
+    LifetimeYears,
+    Share,
+    UnitCount,
+    /// The embodied figures of the hardware table (not an option).
+    Embodied,
+    /// The report's energy (not an option).
+    Energy,
+    /// The operational carbon computed from the report (not an option).
+    Carbon,
 }
 
-pub(crate) fn non_negative(
-    option: &'static str,
-    v: Option<f64>,
-) -> Result<Option<f64>, CarbonError> {
+impl CarbonField {
+    /// The command-line spelling: `--pue`, `--market-factor`... (`energy.total_j`, `carbon`,
+    /// `embodied` for what is not an option).
+    pub fn flag(self) -> &'static str {
+        match self {
+            CarbonField::Pue => "--pue",
+            CarbonField::MarketFactor => "--market-factor",
+            CarbonField::Intensity => "--intensity",
+            CarbonField::IntensityFile => "--intensity-file",
+            CarbonField::EmbodiedKg => "--embodied-kg",
+            CarbonField::LifetimeYears => "--lifetime-years",
+            CarbonField::Share => "--share",
+            CarbonField::UnitCount => "--unit-count",
+            CarbonField::Embodied => "embodied",
+            CarbonField::Energy => "energy.total_j",
+            CarbonField::Carbon => "carbon",
+        }
+    }
+
+    /// The [`CarbonOptions`] field (the Python keyword): `pue`, `market_factor_g_per_kwh`...
+    pub fn keyword(self) -> &'static str {
+        match self {
+            CarbonField::Pue => "pue",
+            CarbonField::MarketFactor => "market_factor_g_per_kwh",
+            CarbonField::Intensity => "intensity_g_per_kwh",
+            CarbonField::IntensityFile => "intensity_file",
+            CarbonField::EmbodiedKg => "embodied_kg",
+            CarbonField::LifetimeYears => "lifetime_years",
+            CarbonField::Share => "share",
+            CarbonField::UnitCount => "unit_count",
+            CarbonField::Embodied => "embodied",
+            CarbonField::Energy => "energy.total_j",
+            CarbonField::Carbon => "carbon",
+        }
+    }
+}
+
+impl CarbonError {
+    /// The message with each field spelled by `name` ([`CarbonField::flag`] or
+    /// [`CarbonField::keyword`]).
+    pub fn describe(&self, name: fn(CarbonField) -> &'static str) -> String {
+        match self {
+            CarbonError::UnknownZone(e) => e.to_string(),
+            CarbonError::File(e) => e.to_string(),
+            CarbonError::NotCovering {
+                path,
+                file_from,
+                file_to,
+                run_from,
+                run_to,
+            } => format!(
+                "{} {path}: covers {file_from} to {file_to}, but the run was {run_from} to \
+                 {run_to}; give a file that covers the run",
+                name(CarbonField::IntensityFile)
+            ),
+            CarbonError::Invalid { field, source } => format!("{}: {source}", name(*field)),
+        }
+    }
+}
+
+pub(crate) fn check(
+    field: CarbonField,
+    r: Result<f64, CarbonMathError>,
+) -> Result<f64, CarbonError> {
+    r.map_err(|source| CarbonError::Invalid { field, source })
+}
+
+pub(crate) fn non_negative(field: CarbonField, v: Option<f64>) -> Result<Option<f64>, CarbonError> {
     v.map(|x| {
         check(
-            option,
+            field,
             if x.is_finite() && x >= 0.0 {
                 Ok(x)
             } else {
@@ -77,10 +155,10 @@ pub(crate) fn non_negative(
     .transpose()
 }
 
-pub(crate) fn positive(option: &'static str, v: Option<f64>) -> Result<Option<f64>, CarbonError> {
+pub(crate) fn positive(field: CarbonField, v: Option<f64>) -> Result<Option<f64>, CarbonError> {
     v.map(|x| {
         check(
-            option,
+            field,
             if x.is_finite() && x > 0.0 {
                 Ok(x)
             } else {
@@ -94,8 +172,8 @@ pub(crate) fn positive(option: &'static str, v: Option<f64>) -> Result<Option<f6
     .transpose()
 }
 
-pub(crate) fn math_err(option: &'static str) -> impl Fn(CarbonMathError) -> CarbonError {
-    move |source| CarbonError::Invalid { option, source }
+pub(crate) fn math_err(field: CarbonField) -> impl Fn(CarbonMathError) -> CarbonError {
+    move |source| CarbonError::Invalid { field, source }
 }
 
 pub(crate) fn rfc3339(unix_s: f64) -> String {
@@ -121,18 +199,18 @@ pub(crate) fn checked(opts: &CarbonOptions) -> Result<Checked, CarbonError> {
     Ok(Checked {
         pue_given: opts
             .pue
-            .map(|p| check("--pue", math::check_pue(p)))
+            .map(|p| check(CarbonField::Pue, math::check_pue(p)))
             .transpose()?,
-        market: non_negative("--market-factor", opts.market_factor_g_per_kwh)?,
-        given_i: non_negative("--intensity", opts.intensity_g_per_kwh)?,
-        embodied_kg: non_negative("--embodied-kg", opts.embodied_kg)?,
-        lifetime_years: positive("--lifetime-years", opts.lifetime_years)?,
+        market: non_negative(CarbonField::MarketFactor, opts.market_factor_g_per_kwh)?,
+        given_i: non_negative(CarbonField::Intensity, opts.intensity_g_per_kwh)?,
+        embodied_kg: non_negative(CarbonField::EmbodiedKg, opts.embodied_kg)?,
+        lifetime_years: positive(CarbonField::LifetimeYears, opts.lifetime_years)?,
         share: opts
             .share
-            .map(|s| check("--share", math::check_share(s)))
+            .map(|s| check(CarbonField::Share, math::check_share(s)))
             .transpose()?
             .unwrap_or(1.0),
-        units: positive("--unit-count", opts.unit_count)?,
+        units: positive(CarbonField::UnitCount, opts.unit_count)?,
     })
 }
 

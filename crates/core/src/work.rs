@@ -116,19 +116,101 @@ pub struct WorkDecl {
     pub precision: Precision,
 }
 
-/// Why a declaration is unusable; the message names the option and the fix.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct WorkError(pub String);
+/// A field of [`WorkDecl`], named in errors the way the caller spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkField {
+    Flops,
+    Params,
+    Tokens,
+    Mode,
+    Inferences,
+}
 
-fn check_count(option: &str, v: Option<f64>) -> Result<(), WorkError> {
+impl WorkField {
+    /// The [`WorkDecl`] field (the Python keyword): `flops`, `params`...
+    pub fn keyword(self) -> &'static str {
+        match self {
+            WorkField::Flops => "flops",
+            WorkField::Params => "params",
+            WorkField::Tokens => "tokens",
+            WorkField::Mode => "mode",
+            WorkField::Inferences => "inferences",
+        }
+    }
+
+    /// The command-line spelling: `--flops`, `--params`...
+    pub fn flag(self) -> &'static str {
+        match self {
+            WorkField::Flops => "--flops",
+            WorkField::Params => "--params",
+            WorkField::Tokens => "--tokens",
+            WorkField::Mode => "--mode",
+            WorkField::Inferences => "--inferences",
+        }
+    }
+}
+
+/// Why a declaration is unusable. `Display` names the command-line flags;
+/// [`WorkError::describe`] names the fields another way (Python keywords).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum WorkError {
+    #[error("{}", self.describe(WorkField::flag))]
+    NotFinite { field: WorkField, value: f64 },
+    #[error("{}", self.describe(WorkField::flag))]
+    Negative { field: WorkField, value: f64 },
+    /// `params` without `mode`.
+    #[error("{}", self.describe(WorkField::flag))]
+    ParamsNeedMode,
+    /// `mode` without `params`.
+    #[error("{}", self.describe(WorkField::flag))]
+    ModeNeedsParams,
+    /// `params` and `mode` without `tokens`.
+    #[error("{}", self.describe(WorkField::flag))]
+    ParamsNeedTokens,
+    /// Both `flops` and the `params` model.
+    #[error("{}", self.describe(WorkField::flag))]
+    FlopsAndParams,
+}
+
+impl WorkError {
+    /// The message with each field spelled by `name` ([`WorkField::flag`] or
+    /// [`WorkField::keyword`]), naming the fix.
+    pub fn describe(&self, name: fn(WorkField) -> &'static str) -> String {
+        let (flops, params, tokens, mode) = (
+            name(WorkField::Flops),
+            name(WorkField::Params),
+            name(WorkField::Tokens),
+            name(WorkField::Mode),
+        );
+        match self {
+            WorkError::NotFinite { field, value } => format!(
+                "{} {value} is not a number: give a finite count such as 1e9",
+                name(*field)
+            ),
+            WorkError::Negative { field, value } => format!(
+                "{} {value} is negative: work counts are 0 or more",
+                name(*field)
+            ),
+            WorkError::ParamsNeedMode => {
+                format!("{params} needs {mode} train|infer (and {tokens}) to compute FLOPs")
+            }
+            WorkError::ModeNeedsParams => {
+                format!("{mode} needs {params} N and {tokens} D to compute FLOPs")
+            }
+            WorkError::ParamsNeedTokens => {
+                format!("{params} with {mode} needs {tokens} D (tokens processed)")
+            }
+            WorkError::FlopsAndParams => {
+                format!("give either {flops} or {params}/{tokens}/{mode}, not both")
+            }
+        }
+    }
+}
+
+fn check_count(field: WorkField, v: Option<f64>) -> Result<(), WorkError> {
     match v {
-        Some(x) if !x.is_finite() => Err(WorkError(format!(
-            "{option} {x} is not a number: give a finite count such as 1e9"
-        ))),
-        Some(x) if x < 0.0 => Err(WorkError(format!(
-            "{option} {x} is negative: work counts are 0 or more"
-        ))),
+        Some(value) if !value.is_finite() => Err(WorkError::NotFinite { field, value }),
+        Some(value) if value < 0.0 => Err(WorkError::Negative { field, value }),
         _ => Ok(()),
     }
 }
@@ -138,32 +220,18 @@ impl WorkDecl {
     /// and `--mode` (and the reverse for `--mode`); `--flops` and `--params` exclude each
     /// other.
     pub fn validate(&self) -> Result<(), WorkError> {
-        check_count("--flops", self.flops)?;
-        check_count("--params", self.params)?;
-        check_count("--tokens", self.tokens)?;
-        check_count("--inferences", self.inferences)?;
+        check_count(WorkField::Flops, self.flops)?;
+        check_count(WorkField::Params, self.params)?;
+        check_count(WorkField::Tokens, self.tokens)?;
+        check_count(WorkField::Inferences, self.inferences)?;
         match (self.params, self.mode) {
-            (Some(_), None) => {
-                return Err(WorkError(
-                    "--params needs --mode train|infer (and --tokens) to compute FLOPs".into(),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(WorkError(
-                    "--mode needs --params N and --tokens D to compute FLOPs".into(),
-                ))
-            }
-            (Some(_), Some(_)) if self.tokens.is_none() => {
-                return Err(WorkError(
-                    "--params with --mode needs --tokens D (tokens processed)".into(),
-                ))
-            }
+            (Some(_), None) => return Err(WorkError::ParamsNeedMode),
+            (None, Some(_)) => return Err(WorkError::ModeNeedsParams),
+            (Some(_), Some(_)) if self.tokens.is_none() => return Err(WorkError::ParamsNeedTokens),
             _ => {}
         }
         if self.flops.is_some() && self.params.is_some() {
-            return Err(WorkError(
-                "give either --flops or --params/--tokens/--mode, not both".into(),
-            ));
+            return Err(WorkError::FlopsAndParams);
         }
         Ok(())
     }
@@ -551,7 +619,7 @@ mod tests {
             ),
         ];
         for (d, want) in cases {
-            let e = d.validate().unwrap_err().0;
+            let e = d.validate().unwrap_err().to_string();
             assert!(e.contains(want), "{e} should contain {want}");
         }
         assert!(WorkDecl {
@@ -560,6 +628,33 @@ mod tests {
         }
         .validate()
         .is_ok());
+    }
+
+    #[test]
+    fn errors_name_fields_as_flags_or_as_keywords() {
+        let e = WorkDecl {
+            params: Some(7e9),
+            ..WorkDecl::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e, WorkError::ParamsNeedMode);
+        assert_eq!(
+            e.to_string(),
+            "--params needs --mode train|infer (and --tokens) to compute FLOPs"
+        );
+        assert_eq!(
+            e.describe(WorkField::keyword),
+            "params needs mode train|infer (and tokens) to compute FLOPs"
+        );
+        let e = WorkError::Negative {
+            field: WorkField::Inferences,
+            value: -1.0,
+        };
+        assert_eq!(
+            e.describe(WorkField::keyword),
+            "inferences -1 is negative: work counts are 0 or more"
+        );
     }
 
     #[test]

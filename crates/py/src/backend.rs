@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use wattprint_carbon::{CarbonError, CarbonOptions, LiveConfig, LiveSpec};
+use wattprint_carbon::{CarbonError, CarbonField, CarbonOptions, LiveConfig, LiveSpec};
 use wattprint_core::report::RunReport;
 use wattprint_core::window::{WindowEnergy, WindowId};
-use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkFileTally};
+use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkField, WorkFileTally};
 use wattprint_core::DomainDesc;
 use wattprint_engine::{ReportContext, SensorConfig, Session};
 
@@ -129,24 +129,9 @@ fn lock(s: &Shared) -> MutexGuard<'_, State> {
     s.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The library's messages name the CLI flags; Python callers pass keyword arguments.
-pub fn pythonic(msg: &str) -> String {
-    let mut m = msg.to_string();
-    for (flag, kw) in [
-        ("--market-factor", "market_factor_g_per_kwh"),
-        ("--intensity-file", "intensity_file"),
-        ("--embodied-kg", "embodied_kg"),
-        ("--lifetime-years", "lifetime_years"),
-        ("--unit-count", "unit_count"),
-        ("--unit-name", "unit_name"),
-    ] {
-        m = m.replace(flag, kw);
-    }
-    m.replace("--", "")
-}
-
+/// Carbon errors with the fields named as Python keywords.
 fn carbon_error(e: CarbonError) -> String {
-    pythonic(&e.to_string())
+    e.describe(CarbonField::keyword)
 }
 
 impl Meter {
@@ -209,7 +194,8 @@ impl Meter {
                 .map_err(bad)?
                 .unwrap_or_default(),
         };
-        decl.validate().map_err(|e| OptionError(pythonic(&e.0)))?;
+        decl.validate()
+            .map_err(|e| OptionError(e.describe(WorkField::keyword)))?;
         let mut session = Session::start(SensorConfig::from_env());
         // No job CPU time is given for in-process windows, so machine CPU times (read from
         // /proc/stat at every boundary) would be unused.
