@@ -49,15 +49,22 @@ impl fmt::Display for Precision {
     }
 }
 
+/// A precision name that is not one of [`Precision::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown precision `{text}`: use one of bf16, fp16, fp8, tf32, fp32")]
+pub struct UnknownPrecision {
+    pub text: String,
+}
+
 impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownPrecision;
+    fn from_str(s: &str) -> Result<Self, UnknownPrecision> {
         let t = s.trim().to_ascii_lowercase();
         Precision::ALL
             .into_iter()
             .find(|p| p.as_str() == t)
-            .ok_or_else(|| {
-                format!("unknown precision `{s}`: use one of bf16, fp16, fp8, tf32, fp32")
+            .ok_or_else(|| UnknownPrecision {
+                text: s.to_string(),
             })
     }
 }
@@ -88,13 +95,22 @@ impl Mode {
     }
 }
 
+/// A mode name other than train or infer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mode `{text}`: use train or infer")]
+pub struct UnknownMode {
+    pub text: String,
+}
+
 impl FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownMode;
+    fn from_str(s: &str) -> Result<Self, UnknownMode> {
         match s.trim().to_ascii_lowercase().as_str() {
             "train" | "training" => Ok(Mode::Train),
             "infer" | "inference" => Ok(Mode::Infer),
-            _ => Err(format!("unknown mode `{s}`: use train or infer")),
+            _ => Err(UnknownMode {
+                text: s.to_string(),
+            }),
         }
     }
 }
@@ -666,6 +682,7 @@ mod tests {
         assert!("int8"
             .parse::<Precision>()
             .unwrap_err()
+            .to_string()
             .contains("bf16, fp16"));
         assert_eq!(Precision::default(), Precision::Bf16);
         assert_eq!("training".parse::<Mode>().unwrap(), Mode::Train);

@@ -184,14 +184,14 @@ impl Meter {
                 .as_deref()
                 .map(Mode::from_str)
                 .transpose()
-                .map_err(bad)?,
+                .map_err(|e| bad(e.to_string()))?,
             inferences: opts.inferences,
             precision: opts
                 .precision
                 .as_deref()
                 .map(Precision::from_str)
                 .transpose()
-                .map_err(bad)?
+                .map_err(|e| bad(e.to_string()))?
                 .unwrap_or_default(),
         };
         decl.validate()

@@ -31,22 +31,20 @@ impl CompareMetric {
     }
 
     /// The metric's value for one run, or why it has none.
-    pub fn value(self, r: &RunReport) -> Result<f64, String> {
-        let per = |stored: Option<f64>, work: Option<f64>, what: &str| {
+    pub fn value(self, r: &RunReport) -> Result<f64, CompareError> {
+        let per = |stored: Option<f64>, work: Option<f64>, what: &'static str| {
             stored
                 .or_else(|| work.filter(|w| *w > 0.0).map(|w| r.energy.total_j / w))
-                .ok_or_else(|| {
-                    format!(
-                        "run {} has no {what} declared (use --{what} when running)",
-                        r.id
-                    )
+                .ok_or_else(|| CompareError::NoWork {
+                    run: r.id.clone(),
+                    what,
                 })
         };
         match self {
             CompareMetric::Energy => Ok(r.energy.total_j),
             CompareMetric::Carbon => {
                 if r.carbon.zone.is_empty() && r.carbon.total_g == 0.0 {
-                    Err(format!("run {} has no carbon (no zone)", r.id))
+                    Err(CompareError::NoCarbon { run: r.id.clone() })
                 } else {
                     Ok(r.carbon.total_g)
                 }
@@ -99,9 +97,30 @@ pub struct Comparison {
     pub domains: Vec<DomainDelta>,
 }
 
-fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, String> {
+/// Why two sets of runs cannot be compared; each names the run or side and the fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompareError {
+    #[error("{side}: no runs")]
+    NoRuns { side: String },
+    /// `what` is the work count (`tokens`, `inferences`), also the flag that declares it.
+    #[error("run {run} has no {what} declared (use --{what} when running)")]
+    NoWork { run: String, what: &'static str },
+    #[error("run {run} has no carbon (no zone)")]
+    NoCarbon { run: String },
+}
+
+/// A percentage that is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a percentage like 5 or 5%")]
+pub struct PctError {
+    pub text: String,
+}
+
+fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, CompareError> {
     if runs.is_empty() {
-        return Err(format!("{label}: no runs"));
+        return Err(CompareError::NoRuns {
+            side: label.to_string(),
+        });
     }
     let values = runs
         .iter()
@@ -132,7 +151,7 @@ pub fn compare(
     b: &[RunReport],
     metric: CompareMetric,
     fail_over_pct: Option<f64>,
-) -> Result<Comparison, String> {
+) -> Result<Comparison, CompareError> {
     let sa = side(a_label, a, metric)?;
     let sb = side(b_label, b, metric)?;
     let delta = sb.median - sa.median;
@@ -284,11 +303,13 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
 }
 
 /// Parses `5`, `5%` or `5.5 %` as a percentage.
-pub fn parse_pct(s: &str) -> Result<f64, String> {
+pub fn parse_pct(s: &str) -> Result<f64, PctError> {
     let t = s.trim().trim_end_matches('%').trim();
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("`{s}` is not a percentage like 5 or 5%")),
+        _ => Err(PctError {
+            text: s.to_string(),
+        }),
     }
 }
 
@@ -355,7 +376,11 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(e.contains("no tokens declared"), "{e}");
+        assert!(
+            matches!(&e, CompareError::NoWork { what: "tokens", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("no tokens declared"), "{e}");
         a.work.tokens = Some(500.0);
         let c = compare(
             "A",

@@ -9,7 +9,7 @@ use wattprint_carbon::HardwareEmbodied;
 use wattprint_core::estimate;
 use wattprint_core::report::Work;
 use wattprint_core::units::{Grams, Joules};
-use wattprint_core::work::Precision;
+use wattprint_core::work::{self, Precision};
 use wattprint_data::gpu::{self, GpuMatch};
 
 /// Options of `wattprint estimate`.
@@ -93,7 +93,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let precision: Precision = args
         .precision
         .parse()
-        .map_err(|e: String| bad(format!("--precision: {e}")))?;
+        .map_err(|e: work::UnknownPrecision| bad(format!("--precision: {e}")))?;
     let spec = match &args.gpu {
         None => None,
         Some(m) => match gpu::lookup(m) {
