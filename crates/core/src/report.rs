@@ -168,13 +168,13 @@ pub struct Work {
     pub flops_formula: Option<String>,
     /// Numeric precision the peak FLOPs are taken at, e.g. `bf16`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<String>,
+    pub precision: Option<crate::work::Precision>,
     /// Model parameters N when FLOPs come from the dense-transformer model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<f64>,
     /// `train` (6·N·D) or `infer` (2·N·D) when FLOPs come from the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<crate::work::Mode>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

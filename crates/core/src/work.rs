@@ -9,11 +9,14 @@
 //! `metrics.notes`; nothing here divides by zero.
 
 use crate::report::{Metrics, Work};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Numeric precision the hardware peak is taken at. Default `bf16`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// Numeric precision the hardware peak is taken at. Default `bf16`. Serialised as
+/// [`Precision::as_str`] (`"bf16"`...).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]
     Bf16,
@@ -69,8 +72,10 @@ impl FromStr for Precision {
     }
 }
 
-/// Training or inference, for the dense-transformer FLOPs model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Training or inference, for the dense-transformer FLOPs model. Serialised as
+/// [`Mode::as_str`] (`"train"`, `"infer"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// 6·N·D: forward and backward pass over D tokens.
     Train,
@@ -362,9 +367,9 @@ pub fn resolve_work(decl: &WorkDecl, file: Option<&WorkFileTally>) -> Work {
         inferences: sum_opt(decl.inferences, file.and_then(|t| t.inferences)),
         tokens: sum_opt(decl.tokens, file.and_then(|t| t.tokens)),
         flops_formula,
-        precision: Some(decl.precision.as_str().to_string()),
+        precision: Some(decl.precision),
         params: decl.params,
-        mode: decl.mode.map(|m| m.as_str().to_string()),
+        mode: decl.mode,
     }
 }
 
@@ -528,11 +533,16 @@ mod tests {
         d.validate().unwrap();
         let w = resolve_work(&d, None);
         assert_eq!(w.flops, Some(3.15e23));
-        let f = w.flops_formula.unwrap();
+        let f = w.flops_formula.clone().unwrap();
         assert!(f.starts_with("6*N*D"), "{f}");
         assert!(f.contains("N=1.75e11"), "{f}");
         assert_eq!(w.params, Some(175e9));
-        assert_eq!(w.mode.as_deref(), Some("train"));
+        assert_eq!(w.mode, Some(Mode::Train));
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(json["mode"], "train");
+        assert_eq!(json["precision"], "bf16");
+        let back: Work = serde_json::from_value(json).unwrap();
+        assert_eq!(back, w);
         assert_eq!(w.tokens, Some(300e9));
     }
 
@@ -560,7 +570,7 @@ mod tests {
         );
         assert_eq!(w.flops, Some(1e15));
         assert_eq!(w.flops_formula.as_deref(), Some("declared (--flops)"));
-        assert_eq!(w.precision.as_deref(), Some("bf16"));
+        assert_eq!(w.precision, Some(Precision::Bf16));
     }
 
     #[test]

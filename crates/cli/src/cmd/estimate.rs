@@ -144,7 +144,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         inferences: args.inferences,
         tokens: args.tokens,
         flops_formula: args.flops.map(|_| "declared".into()),
-        precision: spec.map(|_| precision.as_str().to_string()),
+        precision: spec.map(|_| precision),
         ..Default::default()
     };
 
