@@ -155,7 +155,7 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
     k.intensity_source = used.source;
     k.intensity_year = used.year;
     k.basis = used.basis;
-    k.method = "location".into();
+    k.method = wattprint_core::report::CarbonMethod::Location;
     k.fallback = used.fallback;
     k.operational_g = operational_g;
     k.embodied_g = embodied_g;

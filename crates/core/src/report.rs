@@ -128,6 +128,37 @@ pub struct Gap {
     pub reason: String,
 }
 
+/// The GHG Protocol Scope 2 method of a carbon figure. Serialised as [`CarbonMethod::as_str`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CarbonMethod {
+    /// No carbon was computed (a report built without the carbon step): `""`.
+    #[default]
+    #[serde(rename = "")]
+    Unset,
+    /// Grid-average factors of where the energy was used.
+    Location,
+    /// Supplier or residual-mix factors (contractual instruments).
+    Market,
+}
+
+impl CarbonMethod {
+    /// The JSON spelling: `location`, `market`, or empty.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CarbonMethod::Unset => "",
+            CarbonMethod::Location => "location",
+            CarbonMethod::Market => "market",
+        }
+    }
+}
+
+impl std::fmt::Display for CarbonMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CarbonReport {
     pub zone: String,
@@ -136,8 +167,8 @@ pub struct CarbonReport {
     pub intensity_year: Option<i32>,
     /// `lifecycle` or `direct`.
     pub basis: String,
-    /// `location` or `market`.
-    pub method: String,
+    /// `location` or `market` (empty when no carbon was computed).
+    pub method: CarbonMethod,
     /// True when the zone was not given and a fallback factor was used.
     pub fallback: bool,
     pub operational_g: f64,
@@ -252,6 +283,22 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carbon_method_keeps_its_json_strings() {
+        for (m, text) in [
+            (CarbonMethod::Unset, ""),
+            (CarbonMethod::Location, "location"),
+            (CarbonMethod::Market, "market"),
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), text);
+            assert_eq!(m.as_str(), text);
+            let back: CarbonMethod = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(back, m);
+        }
+        let r = RunReport::new("x".into());
+        assert_eq!(serde_json::to_value(&r).unwrap()["carbon"]["method"], "");
+    }
 
     #[test]
     fn report_has_the_spec_fields() {

@@ -6,7 +6,7 @@
 use crate::render::sig;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use wattprint_core::report::RunReport;
+use wattprint_core::report::{CarbonMethod, RunReport};
 use wattprint_core::units::{GRAMS_PER_TONNE, JOULES_PER_KWH, KWH_PER_MWH};
 
 const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
@@ -120,7 +120,7 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
         l.energy_mwh += facility_j / J_PER_MWH;
         if has_carbon {
             embodied_g += c.embodied_g;
-            let (loc_g, mkt_g) = if c.method == "market" {
+            let (loc_g, mkt_g) = if c.method == CarbonMethod::Market {
                 (None, Some(c.operational_g))
             } else {
                 (Some(c.operational_g), c.market_operational_g)

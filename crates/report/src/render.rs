@@ -302,7 +302,7 @@ pub fn csv(runs: &[RunReport]) -> String {
                 .intensity_year
                 .map(|y| y.to_string())
                 .unwrap_or_default(),
-            r.carbon.method.clone(),
+            r.carbon.method.to_string(),
             r.carbon.basis.clone(),
             o(r.carbon.market_operational_g),
             o(r.work.flops),
@@ -366,7 +366,7 @@ pub(crate) mod tests {
         r.carbon.intensity_source = "Ember/OWID".into();
         r.carbon.intensity_year = Some(2024);
         r.carbon.basis = "lifecycle".into();
-        r.carbon.method = "location".into();
+        r.carbon.method = wattprint_core::report::CarbonMethod::Location;
         r.carbon.operational_g = j * 1.2 / 3.6e6 * 56.0;
         r.carbon.total_g = r.carbon.operational_g;
         r.timeline = Some(TimelineReport {

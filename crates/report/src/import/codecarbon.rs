@@ -170,7 +170,7 @@ pub(super) fn codecarbon(
             ),
             intensity_year: None,
             basis: "as computed by CodeCarbon".into(),
-            method: "location".into(),
+            method: wattprint_core::report::CarbonMethod::Location,
             fallback: false,
             operational_g: grams,
             embodied_g: 0.0,
