@@ -19,6 +19,7 @@ fn main() {
     carbon_tables();
     cpu_table();
     gpu_table();
+    ccf_tables();
 }
 
 fn data_dir() -> PathBuf {
@@ -303,5 +304,65 @@ fn gpu_table() {
     }
     out.push_str("];\n");
     let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("gpu_specs.rs");
+    fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+}
+
+/// Cloud Carbon Footprint's use coefficients per provider and micro-architecture (see
+/// `src/ccf.rs`): `data/ccf-coefficients-{aws,azure,gcp}-use.csv`, verbatim copies of CCF's
+/// files (header `,Architecture,Min Watts,Max Watts,GB/Chip`). Architecture names are mapped
+/// to the `Architecture` enum here, so a new or misspelt name fails the build.
+fn ccf_tables() {
+    let dir = data_dir();
+    let mut out = String::from(
+        "/// (provider, architecture, min W per vCPU, max W per vCPU, GB per chip).\n\
+         static USE_ROWS: &[(Provider, Architecture, f64, f64, f64)] = &[\n",
+    );
+    for (provider, file) in [
+        ("Aws", "ccf-coefficients-aws-use.csv"),
+        ("Azure", "ccf-coefficients-azure-use.csv"),
+        ("Gcp", "ccf-coefficients-gcp-use.csv"),
+    ] {
+        let path = dir.join(file);
+        for rec in reader(&path).records() {
+            let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let name = field(&rec, 1, &path, "Architecture");
+            let arch = match name {
+                "Graviton" => "Graviton",
+                "Graviton2" => "Graviton2",
+                "Sandy Bridge" => "SandyBridge",
+                "Ivy Bridge" => "IvyBridge",
+                "Haswell" => "Haswell",
+                "Broadwell" => "Broadwell",
+                "Skylake" | "Sky Lake" => "Skylake",
+                "Cascade Lake" => "CascadeLake",
+                "Coffee Lake" => "CoffeeLake",
+                "EPYC 1st Gen" => "Epyc1",
+                "EPYC 2nd Gen" => "Epyc2",
+                "EPYC 3rd Gen" => "Epyc3",
+                other => panic!(
+                    "{}:{line}: architecture {other:?} is not known to build.rs: add it to \
+                     `Architecture` (src/ccf.rs) and to this match",
+                    path.display()
+                ),
+            };
+            let min_w = num(field(&rec, 2, &path, "Min Watts"), &path, &rec, "Min Watts");
+            let max_w = num(field(&rec, 3, &path, "Max Watts"), &path, &rec, "Max Watts");
+            let gb = num(field(&rec, 4, &path, "GB/Chip"), &path, &rec, "GB/Chip");
+            assert!(
+                min_w > 0.0 && min_w <= max_w,
+                "{}:{line}: Min Watts {min_w} must be positive and at most Max Watts {max_w}",
+                path.display()
+            );
+            writeln!(
+                out,
+                "    (Provider::{provider}, Architecture::{arch}, {min_w:?}, {max_w:?}, {gb:?}),"
+            )
+            .unwrap();
+        }
+    }
+    out.push_str("];\n");
+    let dest =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("ccf_tables.rs");
     fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
 }

@@ -869,6 +869,17 @@ mod tests {
         assert_eq!(r.work.tokens, Some(1000.0));
         assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
         assert!((r.carbon.operational_g - r.energy.total_j / 3.6e6 * 360.0).abs() < 1e-12);
+        // The window's ranges come from the same engine steps as a run's.
+        let (lo, hi) = (
+            r.energy.total_j_low.unwrap(),
+            r.energy.total_j_high.unwrap(),
+        );
+        assert!(lo <= r.energy.total_j && r.energy.total_j <= hi);
+        let (glo, ghi) = (
+            r.carbon.total_g_low.unwrap(),
+            r.carbon.total_g_high.unwrap(),
+        );
+        assert!(glo <= r.carbon.total_g && r.carbon.total_g <= ghi);
         assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
         if r.energy.total_j > 0.0 {
             assert!(r.metrics.joules_per_token.is_some());
@@ -910,6 +921,8 @@ mod tests {
             method: wattprint_core::Method::Counter,
             power_source: None,
             source: "nvml".into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
         }]);
         let id = st.begin_window("batch", BTreeMap::new()).unwrap();
         let r = st.end_window(id, Some(4.0), None).unwrap();

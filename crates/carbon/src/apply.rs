@@ -206,6 +206,8 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
     );
     report.warnings.extend(warnings);
     report.warnings.extend(missing);
+    // The ranges of facility energy, grams and per-unit metrics follow the new figures.
+    wattprint_core::bounds::fill_report_ranges(report);
     Ok(())
 }
 

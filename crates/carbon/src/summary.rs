@@ -30,7 +30,17 @@ pub fn summary_lines(report: &RunReport) -> Vec<String> {
             Grams(c.embodied_g),
             c.embodied_source.as_deref().unwrap_or("none")
         ),
-        format!("           {} CO2e total", Grams(c.total_g)),
+        format!(
+            "           {} CO2e total{}",
+            Grams(c.total_g),
+            match (c.total_g_low, c.total_g_high) {
+                (Some(lo), Some(hi)) if lo < hi => format!(
+                    " ({}, from the energy's range; the factor publishes no uncertainty)",
+                    wattprint_core::bounds::range_text(lo, hi, |g| Grams(g).to_string())
+                ),
+                _ => String::new(),
+            }
+        ),
     ];
     if let (Some(g), Some(f)) = (c.market_operational_g, c.market_factor_g_per_kwh) {
         v.push(format!(

@@ -267,6 +267,24 @@ fn validate_catches_bad_input_before_a_run() {
 }
 
 #[test]
+fn run_hardware_leaves_out_the_gpus_that_are_not_the_jobs() {
+    let mut r = report(0.0, 1.0);
+    r.host.gpu_models = vec!["NVIDIA H100 80GB HBM3".into()];
+    r.host.other_gpus = vec![wattprint_core::report::OtherGpu {
+        domain: "gpu-1".into(),
+        name: "NVIDIA L4".into(),
+        uuid: None,
+        reason: "not in CUDA_VISIBLE_DEVICES=0".into(),
+    }];
+    let (hw, missing) = run_hardware(&r);
+    assert!(missing.is_empty(), "{missing:?}");
+    let whats: Vec<&str> = hw.iter().map(|h| h.what.as_str()).collect();
+    assert_eq!(whats.len(), 2, "{whats:?}");
+    assert!(whats[1].starts_with("H100"), "{whats:?}");
+    assert!(!whats.iter().any(|w| w.contains("L4")), "{whats:?}");
+}
+
+#[test]
 fn run_hardware_counts_the_server_and_known_gpus() {
     let mut r = report(0.0, 1.0);
     r.host.gpu_models = vec![
@@ -300,6 +318,9 @@ fn intensity_file_follows_the_power_timeline() {
         counted_in_total: true,
         device: None,
         avg_power_w: None,
+        joules_low: None,
+        joules_high: None,
+        range_basis: None,
     }];
     r.timeline = Some(TimelineReport {
         t_s: vec![900.0, 2700.0],

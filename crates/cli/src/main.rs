@@ -1,5 +1,6 @@
 //! `wattprint`: the command line. Parses flags and wires the libraries; holds no domain logic.
 
+mod checkpoint;
 mod child;
 mod cmd;
 mod common;

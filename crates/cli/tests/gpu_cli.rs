@@ -231,3 +231,229 @@ fn a_shared_gpu_is_attributed_by_the_jobs_utilisation() {
     // GPUs without process samples are idle, charged to nobody.
     assert!(a["idle_j"].as_f64().unwrap() > 0.0);
 }
+
+/// `wattprint run --json` on the fake node with `envs`; the report, and stderr.
+fn run_with(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> (serde_json::Value, String) {
+    let mut c = wattprint(dir);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c
+        .args(["run", "--no-store", "--json", "--zone", "FR"])
+        .args(args)
+        .args(["--", "sleep", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (json_of(&out.stdout), stderr)
+}
+
+fn gpu_domains(r: &serde_json::Value) -> Vec<String> {
+    r["energy"]["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "gpu")
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn other_gpus(r: &serde_json::Value) -> Vec<(String, String)> {
+    r["host"]["other_gpus"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|g| {
+                    (
+                        g["domain"].as_str().unwrap().to_string(),
+                        g["reason"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// ARCHITECTURE.md invariant: a job is charged for the devices it can see.
+#[test]
+fn a_job_is_charged_for_the_devices_it_can_see() {
+    let d = tempfile::tempdir().unwrap();
+    let (r, stderr) = run_with(
+        d.path(),
+        &[
+            ("CUDA_VISIBLE_DEVICES", "1"),
+            ("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
+        ],
+        &[],
+    );
+    // Only GPU 1 (A100 PCIe, 150 W instantaneous) is measured and in the total.
+    assert_eq!(gpu_domains(&r), ["gpu-1"]);
+    let dt = r["duration_s"].as_f64().unwrap();
+    let g1 = domain(&r, "gpu-1")["joules"].as_f64().unwrap();
+    assert!((g1 - 150.0 * dt).abs() / (150.0 * dt) <= 0.005, "{g1}");
+    let cpu_j: f64 = r["energy"]["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] != "gpu" && d["counted_in_total"] == true)
+        .map(|d| d["joules"].as_f64().unwrap())
+        .sum();
+    let e2s = r["metrics"]["energy_to_solution_j"].as_f64().unwrap();
+    assert!(
+        (e2s - (cpu_j + g1)).abs() <= 1e-9 * e2s,
+        "{e2s} vs {cpu_j} + {g1}"
+    );
+    // The node's others are listed as not the job's, with why.
+    let others = other_gpus(&r);
+    assert_eq!(
+        others.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>(),
+        ["gpu-0", "gpu-2", "gpu-3", "gpu-4"]
+    );
+    assert!(others
+        .iter()
+        .all(|(_, why)| why == "not in CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID)"));
+    assert_eq!(
+        r["host"]["gpu_selection"],
+        "CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID)"
+    );
+    assert_eq!(r["host"]["gpus"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        r["host"]["gpu_models"],
+        serde_json::json!(["NVIDIA A100 80GB PCIe"])
+    );
+    // The lost GPU 3 is not the job's: not read, so no gap.
+    assert!(r["energy"]["gaps"].is_null(), "{}", r["energy"]["gaps"]);
+    // The peak FLOPs/W uses the job's GPU only.
+    let peak = r["metrics"]["peak_flops_source"].as_str().unwrap();
+    assert!(
+        peak.contains("A100-PCIE-80GB") && !peak.contains("H100"),
+        "{peak}"
+    );
+    assert!(
+        stderr.contains(
+            "not the job's GPUs (not measured, not in the total): gpu-0, gpu-2, gpu-3, gpu-4; \
+         chosen by CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_embodied_share_counts_only_the_jobs_gpus() {
+    let d = tempfile::tempdir().unwrap();
+    // GPU 0 is the H100, the only one of the node the job sees.
+    let (r, _) = run_with(d.path(), &[("CUDA_VISIBLE_DEVICES", "GPU-00000000")], &[]);
+    assert_eq!(gpu_domains(&r), ["gpu-0"]);
+    let src = r["carbon"]["embodied_source"].as_str().unwrap();
+    assert!(src.contains("H100"), "{src}");
+    // The node's L4 and A100-SXM4 (both with an embodied figure) are not counted.
+    assert!(!src.contains("L4") && !src.contains("A100"), "{src}");
+}
+
+#[test]
+fn cuda_fastest_first_order_is_approximated_and_said() {
+    let d = tempfile::tempdir().unwrap();
+    // CUDA's default order, approximated by FP32 peak: H100 66.9, L4 30.3, A100 PCIe 19.5,
+    // A100 SXM4 19.5 (PCI order breaks the tie), T4 8.1. CUDA's device 2 is gpu-1.
+    let (r, _) = run_with(d.path(), &[("CUDA_VISIBLE_DEVICES", "2")], &[]);
+    assert_eq!(gpu_domains(&r), ["gpu-1"]);
+    let w = r["warnings"].to_string();
+    assert!(w.contains("approximated by peak FP32 FLOPs"), "{w}");
+    assert!(w.contains("CUDA_DEVICE_ORDER=PCI_BUS_ID"), "{w}");
+}
+
+#[test]
+fn a_mig_instance_uuid_charges_its_physical_gpu() {
+    let d = tempfile::tempdir().unwrap();
+    let (r, _) = run_with(
+        d.path(),
+        &[(
+            "CUDA_VISIBLE_DEVICES",
+            "MIG-44444444-bbbb-5555-8888-000000000002",
+        )],
+        &[],
+    );
+    assert_eq!(gpu_domains(&r), ["gpu-4"]);
+}
+
+#[test]
+fn container_and_slurm_visibility_are_honoured() {
+    let d = tempfile::tempdir().unwrap();
+    let (r, _) = run_with(d.path(), &[("NVIDIA_VISIBLE_DEVICES", "void")], &[]);
+    assert!(gpu_domains(&r).is_empty());
+    assert_eq!(other_gpus(&r).len(), 5);
+    let (r, _) = run_with(d.path(), &[("SLURM_JOB_GPUS", "0,4")], &[]);
+    assert_eq!(gpu_domains(&r), ["gpu-0", "gpu-4"]);
+    assert_eq!(
+        other_gpus(&r)[0].1,
+        "not in the Slurm allocation SLURM_JOB_GPUS=0,4"
+    );
+}
+
+#[test]
+fn gpus_flag_overrides_the_environment() {
+    let d = tempfile::tempdir().unwrap();
+    let (r, _) = run_with(
+        d.path(),
+        &[("CUDA_VISIBLE_DEVICES", "")],
+        &["--gpus", "0,gpu-4"],
+    );
+    assert_eq!(gpu_domains(&r), ["gpu-0", "gpu-4"]);
+    assert_eq!(r["host"]["gpu_selection"], "--gpus 0,gpu-4");
+    let (r, _) = run_with(
+        d.path(),
+        &[("CUDA_VISIBLE_DEVICES", "1")],
+        &["--gpus", "all"],
+    );
+    assert_eq!(gpu_domains(&r).len(), 5);
+    assert!(r["host"]["other_gpus"].is_null());
+}
+
+#[test]
+fn a_gpus_flag_naming_no_gpu_is_refused_before_the_command_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("ran");
+    for (value, says) in [
+        ("9", "`9` names no GPU here"),
+        ("GPU-5", "`GPU-5` names no GPU here"),
+        ("0;1", "entry `0;1` is not an index"),
+    ] {
+        let out = wattprint(d.path())
+            .args(["run", "--no-store", "--gpus", value, "--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{value}: {stderr}");
+        assert!(!marker.exists(), "{value}");
+    }
+}
+
+#[test]
+fn gpu_attribution_considers_only_the_jobs_gpus() {
+    let d = tempfile::tempdir().unwrap();
+    let procs = d.path().join("procs.txt");
+    // The job and a neighbour share GPU 0, but the job sees only GPU 1: GPU 0 is not
+    // sampled, and GPU 1 alone is the job's, unattributed.
+    let out = wattprint(d.path())
+        .env("FAKE_NVML_PROCS_FILE", &procs)
+        .env("WATTPRINT_PROCFS_ROOT", "/proc")
+        .env("CUDA_VISIBLE_DEVICES", "GPU-11111111")
+        .args(["run", "--no-store", "--json", "--", "sh", "-c"])
+        .arg(format!(
+            "echo \"$$:60,1:20\" > {}; sleep 1.2",
+            procs.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json_of(&out.stdout);
+    assert_eq!(gpu_domains(&r), ["gpu-1"]);
+    assert!(r["energy"]["gpu_attribution"].is_null(), "{}", r["energy"]);
+}

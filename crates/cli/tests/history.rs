@@ -321,6 +321,48 @@ fn a_bad_import_names_the_line_and_stores_nothing() {
 }
 
 #[test]
+fn a_short_row_refuses_the_import_unless_skip_bad_rows_counts_it() {
+    let d = setup();
+    let p = d.path().join("emissions.csv");
+    std::fs::write(
+        &p,
+        "timestamp,project_name,duration,emissions,energy_consumed\n\
+         2024-05-02T14:12:03,bert,120,0.005,0.01\n\
+         2024-05-02T14:30:00,bert,30\n\
+         2024-05-02T15:00:00,bert,60,0.002,0.004\n",
+    )
+    .unwrap();
+    let o = wp(d.path()).arg("import").arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("emissions.csv: line 3, field `field count`: 3 fields where the header has 5"),
+        "{e}"
+    );
+    assert!(e.contains("--skip-bad-rows"), "{e}");
+    assert_eq!(count_runs(d.path()), 0);
+    let o = wp(d.path())
+        .args(["import", "--skip-bad-rows", "--json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs = json(&o.stdout);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert!(
+            r["warnings"].as_array().unwrap().iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("1 row(s) skipped (--skip-bad-rows)")),
+            "{r}"
+        );
+    }
+    assert_eq!(count_runs(d.path()), 2);
+}
+
+#[test]
 fn concurrent_processes_storing_at_once_lose_nothing() {
     let d = setup();
     let bin = assert_cmd::cargo::cargo_bin("wattprint");

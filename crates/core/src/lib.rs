@@ -6,11 +6,13 @@
 
 pub mod advise;
 pub mod attribution;
+pub mod bounds;
 pub mod carbon;
 pub mod counter;
 pub mod domain;
 pub mod duration;
 pub mod estimate;
+pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
 pub mod powermodel;

@@ -1,10 +1,13 @@
 //! The utilisation power model for machines with no readable energy sensor.
 //!
-//! CPU power is the TDP scaled by a load curve of utilisation; memory power is a constant per
-//! gigabyte. Every number from here is an estimate and is labelled `model` by its sensor.
+//! CPU power follows one of two curves of utilisation ([`CpuCurve`]): a known CPU's TDP scaled
+//! by a load curve, or, for VMs and unknown CPUs, Cloud Carbon Footprint's linear per-vCPU
+//! model; memory power is a constant per gigabyte. Every number from here is an estimate and
+//! is labelled `model` by its sensor.
 //! Sources: the curve is Teads / Boavizta's (power/TDP = 0.12, 0.32, 0.75, 1.02 at 0, 10, 50,
-//! 100 % load, linear in between); 0.392 W/GB is Cloud Carbon Footprint's memory coefficient
-//! (mean of Crucial 0.375 and Micron 0.408 W/GB).
+//! 100 % load, linear in between); the per-vCPU model is CCF's (`min + u x (max - min)` W per
+//! vCPU, coefficients in `wattprint_data::ccf`); 0.392 W/GB is Cloud Carbon Footprint's memory
+//! coefficient (mean of Crucial 0.375 and Micron 0.408 W/GB).
 
 use crate::units::Watts;
 
@@ -14,9 +17,9 @@ pub const LOAD_CURVE: [(f64, f64); 4] = [(0.0, 0.12), (0.10, 0.32), (0.50, 0.75)
 /// Memory power per gigabyte (10^9 bytes) of installed memory, W/GB (Cloud Carbon Footprint).
 pub const MEMORY_W_PER_GB: f64 = 0.392;
 
-/// TDP assumed per hardware thread when the CPU model is not in the table, W: the mean
-/// "Max Watts" per vCPU over Cloud Carbon Footprint's AWS coefficients (2023), 4.34 W.
-pub const DEFAULT_TDP_PER_THREAD_W: f64 = 4.34;
+/// The two figures CCF's memory coefficient averages, W/GB: Crucial 0.375 and Micron 0.408
+/// (the bounds of the modelled memory power).
+pub const MEMORY_W_PER_GB_RANGE: (f64, f64) = (0.375, 0.408);
 
 /// Power as a fraction of TDP at `utilisation` (0..=1; clamped; NaN counts as idle), by
 /// piecewise-linear interpolation of [`LOAD_CURVE`].
@@ -45,9 +48,57 @@ pub fn memory_power(memory_bytes: u64) -> Watts {
     Watts(memory_bytes as f64 / 1e9 * MEMORY_W_PER_GB)
 }
 
-/// TDP to assume for `threads` hardware threads of an unknown CPU, W.
-pub fn default_tdp_w(threads: u32) -> f64 {
-    f64::from(threads.max(1)) * DEFAULT_TDP_PER_THREAD_W
+/// How modelled CPU power depends on utilisation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CpuCurve {
+    /// A known CPU: `tdp_w` (all sockets, W) x [`load_fraction`].
+    Tdp { tdp_w: f64 },
+    /// Cloud Carbon Footprint's model: `vcpus x (min_w + u x (max_w - min_w))`, with `min_w`
+    /// and `max_w` the W of one vCPU at idle and at full load; `vcpus` may be fractional (a
+    /// container's `cpu.max` allowance).
+    PerVcpu { vcpus: f64, min_w: f64, max_w: f64 },
+}
+
+impl CpuCurve {
+    /// Modelled power at `utilisation` (0..=1 of the CPUs modelled; clamped; NaN is idle).
+    pub fn power(&self, utilisation: f64) -> Watts {
+        match *self {
+            CpuCurve::Tdp { tdp_w } => cpu_power(tdp_w, utilisation),
+            CpuCurve::PerVcpu {
+                vcpus,
+                min_w,
+                max_w,
+            } => {
+                let u = if utilisation.is_nan() {
+                    0.0
+                } else {
+                    utilisation.clamp(0.0, 1.0)
+                };
+                Watts(vcpus.max(0.0) * (min_w + u * (max_w - min_w)).max(0.0))
+            }
+        }
+    }
+
+    /// Modelled power at idle, W.
+    pub fn idle(&self) -> Watts {
+        self.power(0.0)
+    }
+
+    /// Modelled power at full load, W.
+    pub fn full_load(&self) -> Watts {
+        self.power(1.0)
+    }
+}
+
+/// Utilisation of `vcpus` CPUs (a container's allowance) when the whole machine of `threads`
+/// hardware threads is busy `machine_utilisation` (0..=1) of the time: the machine's busy CPUs,
+/// capped at the allowance, over the allowance. Without a smaller allowance it is the
+/// machine's utilisation.
+pub fn allowance_utilisation(machine_utilisation: f64, threads: f64, vcpus: f64) -> f64 {
+    if vcpus.is_nan() || vcpus <= 0.0 || vcpus >= threads {
+        return machine_utilisation;
+    }
+    (machine_utilisation * threads / vcpus).clamp(0.0, 1.0)
 }
 
 /// Utilisation over an interval from busy and total CPU time deltas (any common unit);
@@ -97,9 +148,36 @@ mod tests {
     }
 
     #[test]
-    fn default_tdp_scales_with_threads() {
-        assert!((default_tdp_w(2) - 8.68).abs() < 1e-12);
-        assert!((default_tdp_w(0) - 4.34).abs() < 1e-12);
+    fn per_vcpu_curve_is_linear_between_ccf_min_and_max() {
+        // 2 vCPUs of AWS Cascade Lake (0.64-3.97 W) at 50 %: 2 x (0.64 + 0.5 x 3.33) = 4.61 W.
+        let c = CpuCurve::PerVcpu {
+            vcpus: 2.0,
+            min_w: 0.64,
+            max_w: 3.97,
+        };
+        assert!((c.power(0.5).0 - 4.61).abs() < 1e-12);
+        assert!((c.idle().0 - 1.28).abs() < 1e-12);
+        assert!((c.full_load().0 - 7.94).abs() < 1e-12);
+        assert_eq!(c.power(f64::NAN), c.idle());
+        assert_eq!(c.power(3.0), c.full_load());
+    }
+
+    #[test]
+    fn tdp_curve_is_the_load_curve() {
+        let c = CpuCurve::Tdp { tdp_w: 100.0 };
+        assert!((c.idle().0 - 12.0).abs() < 1e-12);
+        assert!((c.full_load().0 - 102.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_container_allowance_caps_the_busy_cpus_it_is_charged_for() {
+        // 8 threads 25 % busy = 2 busy CPUs; an allowance of 4 CPUs is 50 % used.
+        assert!((allowance_utilisation(0.25, 8.0, 4.0) - 0.5).abs() < 1e-12);
+        // 6 busy CPUs exceed an allowance of 4: capped at full.
+        assert_eq!(allowance_utilisation(0.75, 8.0, 4.0), 1.0);
+        // No smaller allowance: the machine's figure.
+        assert_eq!(allowance_utilisation(0.3, 8.0, 8.0), 0.3);
+        assert_eq!(allowance_utilisation(0.3, 8.0, 0.0), 0.3);
     }
 
     #[test]
@@ -115,6 +193,17 @@ mod tests {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             prop_assert!(load_fraction(lo) <= load_fraction(hi) + 1e-15);
             prop_assert!((0.12..=1.02 + 1e-12).contains(&load_fraction(a)));
+        }
+
+        #[test]
+        fn every_curve_stays_between_idle_and_full_load(
+            u in -1.0f64..2.0, vcpus in 0.1f64..256.0, min_w in 0.1f64..5.0, extra in 0.0f64..10.0,
+        ) {
+            for c in [CpuCurve::PerVcpu { vcpus, min_w, max_w: min_w + extra },
+                      CpuCurve::Tdp { tdp_w: vcpus }] {
+                let p = c.power(u).0;
+                prop_assert!(c.idle().0 <= p + 1e-12 && p <= c.full_load().0 + 1e-12);
+            }
         }
     }
 }

@@ -18,6 +18,11 @@ pub struct RunReport {
     /// RFC 3339 with offset (wall clock, a label only).
     pub started_at: String,
     pub duration_s: f64,
+    /// How far the run got: `finished`, `running` (a live run's last checkpoint) or
+    /// `interrupted` (the wrapper died: energy up to its last checkpoint). Reports written
+    /// before this field existed read as `finished`.
+    #[serde(default)]
+    pub status: RunStatus,
     #[serde(default)]
     pub host: HostInfo,
     pub energy: EnergyReport,
@@ -35,6 +40,42 @@ pub struct RunReport {
     pub timeline: Option<TimelineReport>,
 }
 
+/// How far a stored run got (`RunReport::status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Measured to its end (every report not written by a checkpoint).
+    #[default]
+    Finished,
+    /// A checkpoint of a run whose wrapper is still alive: energy up to that checkpoint.
+    Running,
+    /// The wrapper died (SIGKILL, OOM killer, reboot) before the end: energy up to its last
+    /// checkpoint, labelled so in `warnings`.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The JSON and history name: `finished`, `running`, `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Finished => "finished",
+            RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The inverse of [`RunStatus::as_str`].
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Finished,
+            RunStatus::Running,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     #[serde(default)]
@@ -45,9 +86,31 @@ pub struct HostInfo {
     pub gpu_models: Vec<String>,
     #[serde(default)]
     pub git_commit: Option<String>,
-    /// The GPUs measured, with how each was read.
+    /// The GPUs measured (the job's, where a run chose them), with how each was read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<GpuHost>,
+    /// How the job's GPUs were chosen among the node's, e.g.
+    /// `CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID)`; absent where every GPU of
+    /// the machine is measured (the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_selection: Option<String>,
+    /// The node's GPUs that are not the job's: not measured, outside the total, the
+    /// attribution and the embodied share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_gpus: Vec<OtherGpu>,
+}
+
+/// A GPU of the node that is not the job's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OtherGpu {
+    /// Its domain had it been measured, e.g. `gpu-0`.
+    pub domain: String,
+    /// Name as the driver reports it.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Why it is not the job's, e.g. `not in CUDA_VISIBLE_DEVICES=1`.
+    pub reason: String,
 }
 
 /// One GPU of the host, as found at discovery.
@@ -77,6 +140,17 @@ pub struct EnergyReport {
     /// total_j x pue, J.
     pub facility_j: f64,
     pub domains: Vec<DomainEnergy>,
+    /// Low bound of `total_j`: the sum of the counted domains' `joules_low`, J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_j_low: Option<f64>,
+    /// High bound of `total_j`, J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_j_high: Option<f64>,
+    /// Bounds of `facility_j` (the total's bounds x PUE), J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility_j_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility_j_high: Option<f64>,
     /// The wrapped job's share on a shared machine, when attribution ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
@@ -101,6 +175,15 @@ pub struct DomainEnergy {
     /// Average power over the run, W.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_power_w: Option<f64>,
+    /// Low bound of `joules` (see `range_basis`), J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_low: Option<f64>,
+    /// High bound of `joules`, J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_high: Option<f64>,
+    /// Where the bounds come from, e.g. `the model's span (idle to full load)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_basis: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -174,6 +257,12 @@ pub struct CarbonReport {
     pub operational_g: f64,
     pub embodied_g: f64,
     pub total_g: f64,
+    /// Bounds of `total_g`: operational grams scaled by the energy's bounds (the intensity
+    /// factors embedded publish no uncertainty), plus embodied grams, g.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_g_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_g_high: Option<f64>,
     /// Market-based operational grams when a market factor was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market_operational_g: Option<f64>,
@@ -232,9 +321,20 @@ pub struct Metrics {
     pub sci_g_per_unit: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sci_unit: Option<String>,
+    /// Bounds of the metrics that derive from energy or carbon (metric field name ->
+    /// range), carried from the energy's bounds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ranges: BTreeMap<String, Range>,
     /// Why a metric is null (metric field name -> reason).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub notes: BTreeMap<String, String>,
+}
+
+/// A low and a high bound, in the unit of the figure they bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Range {
+    pub low: f64,
+    pub high: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -95,6 +95,33 @@ impl WindowSet {
         })
     }
 
+    /// The energy of an open window so far, up to `t_s`, leaving it open.
+    pub fn peek(
+        &self,
+        id: WindowId,
+        t_s: f64,
+        cumulative: &[Joules],
+    ) -> Result<WindowEnergy, WindowError> {
+        let open = self.open.get(&id).ok_or(WindowError::NotOpen(id.0))?;
+        Ok(WindowEnergy {
+            id,
+            name: open.name.clone(),
+            begin_t_s: open.begin_t_s,
+            end_t_s: t_s,
+            per_domain: cumulative
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    *c - open
+                        .begin_cumulative
+                        .get(i)
+                        .copied()
+                        .unwrap_or(Joules::ZERO)
+                })
+                .collect(),
+        })
+    }
+
     pub fn open_count(&self) -> usize {
         self.open.len()
     }
@@ -114,6 +141,20 @@ impl WindowSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peek_sees_the_energy_so_far_and_leaves_the_window_open() {
+        let mut w = WindowSet::new();
+        let id = w.begin("run", 1.0, &[Joules(10.0)]);
+        let p = w.peek(id, 3.0, &[Joules(25.0)]).unwrap();
+        assert_eq!((p.duration_s(), p.per_domain), (2.0, vec![Joules(15.0)]));
+        let e = w.end(id, 4.0, &[Joules(30.0)]).unwrap();
+        assert_eq!(e.per_domain, vec![Joules(20.0)]);
+        assert_eq!(
+            w.peek(id, 5.0, &[Joules(40.0)]),
+            Err(WindowError::NotOpen(0))
+        );
+    }
 
     #[test]
     fn nested_and_overlapping_windows_see_their_own_energy() {

@@ -13,7 +13,7 @@
 //! (so `Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.0GHz` finds `Intel Xeon Platinum 8480+`, and
 //! `AMD EPYC 7763 64-Core Processor` finds `AMD EPYC 7763`). Table names without a digit are
 //! never matched (they name families, not models); a query with no match is unknown and the
-//! model falls back to a per-thread default.
+//! model falls back to Cloud Carbon Footprint's per-vCPU figures (`crate::ccf`).
 
 /// One row of the generated table: the normalised name and the name as byte ranges
 /// `(start, len)` of `TEXT`, and the TDP.

@@ -4,8 +4,10 @@
 //! crate; a malformed row fails the build naming file, line and field): nothing is parsed at
 //! run time.
 
+pub mod ccf;
 pub mod cloud;
 pub mod cpu;
 pub mod gpu;
 pub mod grid;
+pub mod microarch;
 mod tables;

@@ -8,6 +8,11 @@
 //! cgroup (root, a delegated subtree such as `systemd-run --user --scope -p Delegate=yes`, or
 //! a container that owns its cgroup). Where that fails, the caller falls back to `wait4`'s
 //! rusage of the waited-for tree and reports why.
+//!
+//! A wattprint killed before it could remove its job's cgroup (SIGKILL, OOM killer) leaves
+//! it behind, empty. The next [`JobCgroup::create`] under the same parent removes such
+//! leftovers: only `wattprint-<pid>-<n>` directories with no process and no child cgroup,
+//! whose owner `<pid>` no longer runs.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, RawFd};
@@ -45,6 +50,10 @@ impl JobCgroup {
         let path = procfs::parse_cgroup_v2_path(&text)
             .ok_or_else(|| format!("{} names no cgroup v2 (no `0::` line)", own.display()))?;
         let parent = mount.join(path.trim_start_matches('/'));
+        remove_orphans_in(&parent, &|pid| {
+            crate::procinfo::process_start_ticks(Path::new(crate::procinfo::KERNEL_PROCFS), pid)
+                .is_some()
+        });
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = parent.join(format!("wattprint-{}-{n}", std::process::id()));
@@ -149,6 +158,51 @@ impl JobCgroup {
     }
 }
 
+/// Removes, under `parent`, the job cgroups of wattprints that are gone: directories named
+/// `wattprint-<pid>-<n>` whose `<pid>` is not `alive` (and not this process), with no
+/// process in `cgroup.procs` and no child cgroup. Anything else is left alone; a failed
+/// removal (the kernel refusing a populated one, no permission) too. Returns those removed.
+fn remove_orphans_in(parent: &Path, alive: &dyn Fn(u32) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("wattprint-"))
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = e.path();
+        if owner == own || alive(owner) || !dir.is_dir() {
+            continue;
+        }
+        let empty = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .is_ok_and(|t| t.trim().is_empty())
+            && std::fs::read_dir(&dir)
+                .is_ok_and(|mut d| !d.any(|c| c.is_ok_and(|c| c.path().is_dir())));
+        if !empty {
+            continue;
+        }
+        // A fake tree holds regular files the kernel would not have: clear them first.
+        if !is_cgroupfs(&dir) {
+            for f in ["cgroup.procs", "cpu.stat"] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+        }
+        if std::fs::remove_dir(&dir).is_ok() {
+            removed.push(dir);
+        }
+    }
+    removed
+}
+
 /// Whether `dir` is on a cgroup2 file system (its files are the kernel's, not removable).
 fn is_cgroupfs(dir: &Path) -> bool {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -215,6 +269,40 @@ mod tests {
             "{e}"
         );
         assert!(dir.exists());
+    }
+
+    #[test]
+    fn leftovers_of_dead_wattprints_are_removed_only_when_empty() {
+        let d = tempfile::tempdir().unwrap();
+        let (sys, proc) = fake(d.path());
+        let parent = sys.join("fs/cgroup/unified/job.scope");
+        let make = |name: &str, procs: &str| {
+            let dir = parent.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.procs"), procs).unwrap();
+            std::fs::write(dir.join("cpu.stat"), "usage_usec 1\n").unwrap();
+            dir
+        };
+        let dead_empty = make("wattprint-111-0", "");
+        let dead_busy = make("wattprint-112-0", "5000\n");
+        let alive_empty = make("wattprint-113-0", "");
+        let dead_nested = make("wattprint-114-3", "");
+        std::fs::create_dir(dead_nested.join("child")).unwrap();
+        let not_ours = make("wattprint-115", "");
+        let other = make("app.service", "");
+        let removed = remove_orphans_in(&parent, &|pid| pid == 113);
+        assert_eq!(removed, vec![dead_empty.clone()]);
+        assert!(!dead_empty.exists());
+        for kept in [&dead_busy, &alive_empty, &dead_nested, &not_ours, &other] {
+            assert!(kept.exists(), "{} removed", kept.display());
+        }
+        // `create` sweeps the parent first: a pid above the kernel's largest pid_max
+        // (2^22, proc(5)) never runs.
+        let gone = make("wattprint-4194305-0", "");
+        let cg = JobCgroup::create(&sys, &proc).unwrap();
+        assert!(!gone.exists());
+        assert!(dead_busy.exists(), "a populated cgroup is never removed");
+        cg.remove().unwrap();
     }
 
     #[test]

@@ -1,6 +1,45 @@
 //! Where sensors look, and how often the meter reads: from the documented environment seams.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use wattprint_core::gpu_select::{GpuRequest, VISIBILITY_VARS};
+
+/// Which GPUs a session measures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum GpuScope {
+    /// Every GPU of the node (the agent, `wattprint sensors`).
+    #[default]
+    Node,
+    /// The job's GPUs: the user's `request` (`--gpus`, Python's `gpus=`) when given, else
+    /// the visibility variables in `env` (`CUDA_VISIBLE_DEVICES` and the others of
+    /// [`VISIBILITY_VARS`], as the job sees them). The node's other GPUs are not read and
+    /// are listed in the report as not the job's (`wattprint_core::gpu_select`).
+    Job {
+        env: BTreeMap<String, String>,
+        request: Option<GpuRequest>,
+    },
+}
+
+impl GpuScope {
+    /// The job's GPUs, from this process's environment (which `wattprint run` passes on to
+    /// the command unchanged) or `request`.
+    pub fn job_from_env(request: Option<GpuRequest>) -> Self {
+        Self::job_from_lookup(|k| std::env::var_os(k), request)
+    }
+
+    /// As [`GpuScope::job_from_env`], with an injectable environment. A variable set to
+    /// an empty value is kept: `CUDA_VISIBLE_DEVICES=` hides every GPU.
+    pub fn job_from_lookup(
+        get: impl Fn(&str) -> Option<std::ffi::OsString>,
+        request: Option<GpuRequest>,
+    ) -> Self {
+        let env = VISIBILITY_VARS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), get(k)?.to_string_lossy().into_owned())))
+            .collect();
+        GpuScope::Job { env, request }
+    }
+}
 
 /// Sensor and meter settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +64,8 @@ pub struct SensorConfig {
     pub timeline_interval_s: Option<f64>,
     /// Whether to fall back to the utilisation model when no CPU energy sensor is readable.
     pub cpu_model_fallback: bool,
+    /// Which GPUs are measured: the node's (default) or the job's.
+    pub gpu_scope: GpuScope,
 }
 
 /// Default poll interval of power and model sensors, s.
@@ -41,6 +82,7 @@ impl Default for SensorConfig {
             poll_interval_s: DEFAULT_POLL_INTERVAL_S,
             timeline_interval_s: None,
             cpu_model_fallback: true,
+            gpu_scope: GpuScope::Node,
         }
     }
 }
@@ -82,5 +124,26 @@ mod tests {
         assert_eq!(c.procfs_root, PathBuf::from("/proc"));
         assert_eq!(c.nvml_lib, Some(PathBuf::from("/x/libnvidia-ml.so.1")));
         assert_eq!(c.poll_interval_s, 1.0);
+        assert_eq!(c.gpu_scope, GpuScope::Node);
+    }
+
+    #[test]
+    fn the_job_scope_keeps_only_the_visibility_variables_empty_ones_too() {
+        let s = GpuScope::job_from_lookup(
+            |k| match k {
+                "CUDA_VISIBLE_DEVICES" => Some("".into()),
+                "SLURM_JOB_GPUS" => Some("1,3".into()),
+                "HOME" => Some("/root".into()),
+                _ => None,
+            },
+            None,
+        );
+        let GpuScope::Job { env, request } = s else {
+            panic!("not a job scope");
+        };
+        assert_eq!(env.len(), 2);
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "");
+        assert_eq!(env["SLURM_JOB_GPUS"], "1,3");
+        assert_eq!(request, None);
     }
 }

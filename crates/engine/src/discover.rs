@@ -4,7 +4,9 @@
 //! powercap, and, only when neither is readable, the utilisation model (estimates, labelled
 //! `model`). Accelerator sensors are probed after the CPU ones.
 
-use crate::config::SensorConfig;
+use crate::config::{GpuScope, SensorConfig};
+use std::collections::BTreeSet;
+use wattprint_core::gpu_select::{self, GpuIdentity, GpuVendor};
 use wattprint_sensors::agent_socket::{self, AgentSocketSensor};
 use wattprint_sensors::amd;
 use wattprint_sensors::gpu::GpuDevice;
@@ -38,6 +40,20 @@ pub struct Discovery {
     pub gpus: Vec<GpuDevice>,
     /// NVML per-process utilisation sampler, for GPU attribution.
     pub gpu_sampler: Option<GpuProcessSampler>,
+    /// With [`GpuScope::Job`]: how the job's GPUs were chosen, and the node's others.
+    pub gpu_choice: Option<GpuChoice>,
+}
+
+/// How the job's GPUs were chosen among the node's ([`GpuScope::Job`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GpuChoice {
+    /// What decided, e.g. `CUDA_VISIBLE_DEVICES=1 (CUDA_DEVICE_ORDER=PCI_BUS_ID)`.
+    pub basis: String,
+    /// The node's GPUs that are not the job's (not read), each with why.
+    pub excluded: Vec<(GpuDevice, String)>,
+    /// Entries of the user's request naming no GPU, or several: the front end refuses the
+    /// request with these (the command must not run on a wrong selection).
+    pub unmatched: Vec<String>,
 }
 
 impl Discovery {
@@ -134,6 +150,9 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
         // hwmon is a directory listing, not a library search: always cheap enough.
         g.extend(wattprint_sensors::hwmon::discover(&config.sysfs_root, 0));
     }
+    if let GpuScope::Job { env, request } = &config.gpu_scope {
+        keep_the_jobs_gpus(env, request.as_ref(), &mut g, d);
+    }
     d.sensors.extend(g.sensors);
     d.gpus.extend(g.devices);
     d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
@@ -144,6 +163,89 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     if d.gpu_sampler.is_none() {
         d.gpu_sampler = g.process_sampler;
     }
+}
+
+/// What the selection needs of a discovered GPU: its identity, and the GPU table's peak
+/// FP32 for CUDA's fastest-first order.
+pub fn gpu_identity(g: &GpuDevice) -> GpuIdentity {
+    let fp32_tflops = match wattprint_data::gpu::lookup(&g.name) {
+        wattprint_data::gpu::GpuMatch::Found { spec, .. } => spec.fp32_tflops,
+        wattprint_data::gpu::GpuMatch::Unknown { .. } => None,
+    };
+    GpuIdentity {
+        domain: g.domain.clone(),
+        vendor: match g.source.as_str() {
+            "nvml" => Some(GpuVendor::Nvidia),
+            "amdsmi" | "hwmon" => Some(GpuVendor::Amd),
+            _ => None,
+        },
+        index: g.index,
+        name: g.name.clone(),
+        uuid: g.uuid.clone(),
+        mig_uuids: g.mig_uuids.clone(),
+        pci_bus_id: g.pci_bus_id.clone(),
+        fp32_tflops,
+    }
+}
+
+/// Keep the job's GPUs in `g` (sensors, devices, the process sampler) and record the
+/// others in `d.gpu_choice`; the selection's notes become discovery notes (report warnings).
+fn keep_the_jobs_gpus(
+    env: &std::collections::BTreeMap<String, String>,
+    request: Option<&gpu_select::GpuRequest>,
+    g: &mut nvml::GpuDiscovery,
+    d: &mut Discovery,
+) {
+    let ids: Vec<GpuIdentity> = g.devices.iter().map(gpu_identity).collect();
+    let sel = gpu_select::select_gpus(env, request, &ids);
+    let mine: BTreeSet<&str> = sel.selected.iter().map(String::as_str).collect();
+    let keep = |dom: &wattprint_core::DomainDesc| mine.contains(dom.name.as_str());
+    for s in g.sensors.iter_mut() {
+        if !s.retain_domains(&keep) {
+            d.notes.push(format!(
+                "{}: this sensor cannot leave out GPUs that are not the job's; all its                  domains are measured",
+                s.info().source
+            ));
+        }
+    }
+    g.sensors.retain(|s| !s.info().domains.is_empty());
+    let nvml_mine: BTreeSet<u32> = g
+        .devices
+        .iter()
+        .filter(|dev| dev.source == "nvml" && mine.contains(dev.domain.as_str()))
+        .map(|dev| dev.index)
+        .collect();
+    if let Some(s) = g.process_sampler.as_mut() {
+        s.retain_gpus(|i| nvml_mine.contains(&i));
+    }
+    if g.process_sampler.as_ref().is_some_and(|s| s.is_empty()) {
+        g.process_sampler = None;
+    }
+    let (kept, others): (Vec<GpuDevice>, Vec<GpuDevice>) = std::mem::take(&mut g.devices)
+        .into_iter()
+        .partition(|dev| mine.contains(dev.domain.as_str()));
+    g.devices = kept;
+    let excluded: Vec<(GpuDevice, String)> = others
+        .into_iter()
+        .map(|dev| {
+            let why = sel
+                .excluded
+                .iter()
+                .find(|x| x.domain == dev.domain)
+                .map(|x| x.reason.clone())
+                .unwrap_or_default();
+            (dev, why)
+        })
+        .collect();
+    if excluded.is_empty() && g.devices.is_empty() && sel.unmatched.is_empty() {
+        return; // no GPU here, none asked for: nothing to report
+    }
+    d.notes.extend(sel.notes);
+    d.gpu_choice = Some(GpuChoice {
+        basis: sel.basis,
+        excluded,
+        unmatched: sel.unmatched,
+    });
 }
 
 /// A vendor library left unloaded because its driver is absent; `(source, env)` names the
@@ -206,11 +308,15 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
         .unwrap_or_default();
     if d.add(
         model::SOURCE,
-        UtilisationModel::open(&config.procfs_root, config.poll_interval_s),
+        UtilisationModel::open(
+            &config.procfs_root,
+            &config.sysfs_root,
+            config.poll_interval_s,
+        ),
     ) {
         d.notes.push(format!(
             "no readable CPU energy counter ({why}): CPU and memory energy are ESTIMATES from \
-             the utilisation model (TDP x load curve, 0.392 W/GB); run `wattprint sensors` \
+             the utilisation model (TDP or per-vCPU watts x utilisation, 0.392 W/GB); run `wattprint sensors` \
              for how to enable RAPL"
         ));
     }

@@ -29,6 +29,8 @@ pub fn report(
             method: Method::Model,
             power_source: None,
             source: "estimate".into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
         })
         .into_iter()
         .collect();

@@ -28,6 +28,25 @@ pub fn process_cpu_s(procfs_root: &Path, pid: u32) -> Option<f64> {
     procfs::parse_schedstat_ns(&text).map(|ns| ns as f64 * 1e-9)
 }
 
+/// The kernel's own `/proc`, not the sensors' seam: a run's writer is a real process of
+/// this kernel, whatever tree the sensors read (tests give them fake ones).
+pub const KERNEL_PROCFS: &str = "/proc";
+
+/// This boot's id (`<proc>/sys/kernel/random/boot_id`, a UUID that changes at every boot).
+pub fn boot_id(proc: &Path) -> Option<String> {
+    std::fs::read_to_string(proc.join("sys/kernel/random/boot_id"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The start time of live process `pid`, clock ticks after boot (`<proc>/<pid>/stat` field
+/// 22); `None` when no such process runs (gone, or a zombie).
+pub fn process_start_ticks(proc: &Path, pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(proc.join(format!("{pid}/stat"))).ok()?;
+    procfs::parse_pid_stat_start_ticks(&text)
+}
+
 /// CPU time (user + system) and peak RSS of this process (`RUSAGE_SELF`) or of its waited-for
 /// children (`RUSAGE_CHILDREN`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -8,9 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use wattprint_core::attribution;
+use wattprint_core::bounds;
 use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
-    Attribution, DomainEnergy, Gap, GpuHost, Overhead, PowerSeries, RunReport, TimelineReport, Work,
+    Attribution, DomainEnergy, Gap, GpuHost, OtherGpu, Overhead, PowerSeries, RunReport,
+    TimelineReport, Work,
 };
 use wattprint_core::timeline::Timeline;
 use wattprint_core::work::{self, MetricEnergy, Precision};
@@ -65,6 +67,9 @@ pub struct ReportInputs {
     pub joules: Vec<f64>,
     /// Idle power per domain when the sensor knows it, W (meter order).
     pub idle_w: Vec<Option<f64>>,
+    /// The (low, high) power a sensor vouches for per domain, W (meter order; the model's
+    /// span), for the energy's bounds.
+    pub power_bounds_w: Vec<Option<(f64, f64)>>,
     /// Gaps overlapping the window, clipped to it, times relative to the window start.
     pub gaps: Vec<Gap>,
     /// Machine busy CPU time over the window, s (from `/proc/stat`).
@@ -79,8 +84,10 @@ pub struct ReportInputs {
     pub timeline: Timeline,
     /// Discovery notes (fallbacks).
     pub notes: Vec<String>,
-    /// GPUs measured (their domains are among `domains`).
+    /// GPUs measured (their domains are among `domains`): the job's where it chose them.
     pub gpus: Vec<GpuDevice>,
+    /// How the job's GPUs were chosen and the node's others (not measured).
+    pub gpu_choice: Option<crate::discover::GpuChoice>,
     /// Per-process GPU utilisation samples over the window.
     pub gpu_samples: Vec<ProcUtil>,
     /// The processes of the wrapped job seen in `gpu_samples`.
@@ -132,15 +139,23 @@ pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         .domains
         .iter()
         .zip(&i.joules)
-        .map(|(d, j)| DomainEnergy {
-            name: d.name.clone(),
-            kind: d.kind,
-            joules: *j,
-            source: d.source.clone(),
-            method: d.method,
-            counted_in_total: d.counted_in_total,
-            device: d.device.clone(),
-            avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+        .enumerate()
+        .map(|(k, (d, j))| {
+            let pb = i.power_bounds_w.get(k).copied().flatten();
+            let (b, basis) = bounds::domain_bounds(d.method, &d.source, *j, i.duration_s, pb);
+            DomainEnergy {
+                name: d.name.clone(),
+                kind: d.kind,
+                joules: *j,
+                source: d.source.clone(),
+                method: d.method,
+                counted_in_total: d.counted_in_total,
+                device: d.device.clone(),
+                avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+                joules_low: Some(b.low),
+                joules_high: Some(b.high),
+                range_basis: Some(basis.to_string()),
+            }
         })
         .collect();
     r.energy.total_j = r
@@ -156,6 +171,7 @@ pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         .unwrap_or(1.0);
     r.energy.facility_j = r.energy.total_j * r.energy.pue;
     r.energy.gaps = i.gaps.clone();
+    bounds::fill_report_ranges(r);
 }
 
 /// The job's CPU-time share of the machine's energy, idle kept apart when known.
@@ -226,7 +242,7 @@ pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext
     }
 }
 
-/// Declared work, and the GPU models measured.
+/// Declared work, the GPUs measured, and the node's GPUs that are not the job's.
 pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
     r.work = ctx.work.clone();
     r.host.gpu_models = i.gpus.iter().map(|g| g.name.clone()).collect();
@@ -242,6 +258,19 @@ pub fn work(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
             source: g.source.clone(),
         })
         .collect();
+    if let Some(c) = &i.gpu_choice {
+        r.host.gpu_selection = Some(c.basis.clone());
+        r.host.other_gpus = c
+            .excluded
+            .iter()
+            .map(|(g, reason)| OtherGpu {
+                domain: g.domain.clone(),
+                name: g.name.clone(),
+                uuid: g.uuid.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
+    }
 }
 
 /// Peak FLOPs/W inputs of the GPUs measured, at `precision`, and a source line.
@@ -286,6 +315,7 @@ pub fn metrics(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
         &peaks,
     );
     r.metrics.peak_flops_source = source;
+    bounds::fill_report_ranges(r);
 }
 
 /// The Operational Overhead Score inputs: the meter's CPU time and share, peak RSS, reads,
@@ -489,8 +519,39 @@ mod tests {
             method: Method::Counter,
             power_source: None,
             source: "nvml".into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
         }];
         i
+    }
+
+    #[test]
+    fn the_nodes_other_gpus_are_listed_apart_and_outside_the_total() {
+        let mut i = gpu_inputs();
+        let other = GpuDevice {
+            domain: "gpu-1".into(),
+            index: 1,
+            name: "NVIDIA A100 80GB PCIe".into(),
+            uuid: Some("GPU-1".into()),
+            ..i.gpus[0].clone()
+        };
+        i.gpu_choice = Some(crate::discover::GpuChoice {
+            basis: "CUDA_VISIBLE_DEVICES=0".into(),
+            excluded: vec![(other, "not in CUDA_VISIBLE_DEVICES=0".into())],
+            unmatched: Vec::new(),
+        });
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.host.gpu_models, vec!["NVIDIA H100 80GB HBM3".to_string()]);
+        assert_eq!(r.host.gpus.len(), 1);
+        assert_eq!(
+            r.host.gpu_selection.as_deref(),
+            Some("CUDA_VISIBLE_DEVICES=0")
+        );
+        assert_eq!(r.host.other_gpus.len(), 1);
+        assert_eq!(r.host.other_gpus[0].domain, "gpu-1");
+        assert_eq!(r.host.other_gpus[0].reason, "not in CUDA_VISIBLE_DEVICES=0");
+        assert!(r.energy.domains.iter().all(|d| d.name != "gpu-1"));
+        assert_eq!(r.metrics.energy_to_solution_j, r.energy.total_j);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A measuring session: the meter over the discovered sensors, named windows, and reports.
 
 use crate::config::SensorConfig;
-use crate::discover::{discover, AbsentSensor, Discovery};
+use crate::discover::{discover, AbsentSensor, Discovery, GpuChoice};
 use crate::gpu_recorder::GpuRecorder;
 use crate::procinfo;
 use crate::report::{assemble, ReportContext, ReportInputs};
@@ -44,6 +44,7 @@ pub struct Session {
     absent: Vec<AbsentSensor>,
     notes: Vec<String>,
     idle_w: Vec<Option<f64>>,
+    power_bounds_w: Vec<Option<(f64, f64)>>,
     setup_steps: Vec<String>,
     domains: Vec<DomainDesc>,
     /// Machine CPU times of windows, only while [`Session::set_machine_cpu_times`] is on;
@@ -54,6 +55,8 @@ pub struct Session {
     /// monotonic begin time (nothing to store per window).
     epoch_unix_s: f64,
     gpus: Vec<GpuDevice>,
+    /// How the job's GPUs were chosen ([`crate::config::GpuScope::Job`]).
+    gpu_choice: Option<GpuChoice>,
     /// NVML's per-process sampler, until a job root is set.
     gpu_sampler: Option<GpuProcessSampler>,
     /// Started by [`Session::set_job_root`].
@@ -76,10 +79,12 @@ impl Session {
     /// Start metering over an existing discovery (tests, or callers that add sensors).
     pub fn with_discovery(config: SensorConfig, d: Discovery) -> Session {
         let mut idle_w = Vec::new();
+        let mut power_bounds_w = Vec::new();
         let mut setup_steps: Vec<String> = Vec::new();
         for s in &d.sensors {
             let info = s.info();
             idle_w.extend((0..info.domains.len()).map(|k| s.idle_power_w(k)));
+            power_bounds_w.extend((0..info.domains.len()).map(|k| s.power_bounds_w(k)));
             if info.setup != "none" && !setup_steps.contains(&info.setup) {
                 setup_steps.push(info.setup.clone());
             }
@@ -104,11 +109,13 @@ impl Session {
             absent: d.absent,
             notes,
             idle_w,
+            power_bounds_w,
             setup_steps,
             windows: HashMap::new(),
             seq: NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             machine_cpu: true,
             gpus: d.gpus,
+            gpu_choice: d.gpu_choice,
             gpu_sampler: d.gpu_sampler,
             gpu_recorder: None,
         }
@@ -141,6 +148,12 @@ impl Session {
     /// Sensors not used, with reasons and fixes.
     pub fn absent(&self) -> &[AbsentSensor] {
         &self.absent
+    }
+
+    /// How the job's GPUs were chosen among the node's, when the config asked for the job's
+    /// ([`crate::config::GpuScope::Job`]); its `unmatched` entries make a request invalid.
+    pub fn gpu_choice(&self) -> Option<&GpuChoice> {
+        self.gpu_choice.as_ref()
     }
 
     /// Discovery notes (fallbacks) that reports carry as warnings.
@@ -203,7 +216,21 @@ impl Session {
 
     /// Gather the measured inputs of a closed window (see [`ReportInputs`]).
     pub fn inputs(&self, w: &WindowEnergy, ctx: &ReportContext) -> ReportInputs {
-        let x = self.windows.get(&w.id).copied();
+        self.inputs_to(w, ctx, None)
+    }
+
+    /// [`Session::inputs`], with the machine's CPU times at the window's end given (a
+    /// window still open ends now).
+    fn inputs_to(
+        &self,
+        w: &WindowEnergy,
+        ctx: &ReportContext,
+        cpu_now: Option<CpuTimes>,
+    ) -> ReportInputs {
+        let x = self.windows.get(&w.id).copied().map(|mut x| {
+            x.cpu_end = x.cpu_end.or(cpu_now);
+            x
+        });
         let started_unix_s = (self.epoch_unix_s + w.begin_t_s).floor() as i64;
         let machine_busy_cpu_s = x
             .and_then(|x| Some((x.cpu_begin?, x.cpu_end?)))
@@ -232,6 +259,7 @@ impl Session {
             domains: self.domains.clone(),
             joules: w.per_domain.iter().map(|j| j.0).collect(),
             idle_w: self.idle_w.clone(),
+            power_bounds_w: self.power_bounds_w.clone(),
             gaps: clip_gaps(&self.meter.gaps(), w.begin_t_s, w.end_t_s),
             machine_busy_cpu_s,
             meter_cpu_s: self.meter.cpu_s(),
@@ -241,6 +269,7 @@ impl Session {
             timeline: clip_timeline(&self.meter.timeline(), w.begin_t_s, w.end_t_s),
             notes: self.notes.clone(),
             gpus: self.gpus.clone(),
+            gpu_choice: self.gpu_choice.clone(),
             gpu_samples,
             gpu_job_pids,
         }
@@ -260,18 +289,41 @@ impl Session {
     pub fn finish(
         &self,
         w: &WindowEnergy,
-        mut ctx: ReportContext,
+        ctx: ReportContext,
         carbon: &wattprint_carbon::CarbonOptions,
     ) -> RunReport {
-        if ctx.git_commit.is_none() {
-            ctx.git_commit = std::env::current_dir()
-                .ok()
-                .and_then(|d| wattprint_store::git::head_commit(&d));
-        }
         let inputs = self.inputs(w, &ctx);
-        resolve_carbon(&mut ctx, &inputs, carbon);
-        assemble(&inputs, &ctx)
+        finish_inputs(&inputs, ctx, carbon)
     }
+
+    /// [`Session::finish`] for a window still open, up to now, leaving it open: a checkpoint
+    /// of a long run. The same steps, and the id its final report will have.
+    pub fn finish_so_far(
+        &self,
+        id: WindowId,
+        ctx: ReportContext,
+        carbon: &wattprint_carbon::CarbonOptions,
+    ) -> Result<RunReport, WindowError> {
+        let w = self.meter.peek(id)?;
+        let cpu_now = self.machine_cpu_times();
+        let inputs = self.inputs_to(&w, &ctx, cpu_now);
+        Ok(finish_inputs(&inputs, ctx, carbon))
+    }
+}
+
+/// The git commit, carbon and the engine's steps over gathered inputs ([`Session::finish`]).
+fn finish_inputs(
+    inputs: &ReportInputs,
+    mut ctx: ReportContext,
+    carbon: &wattprint_carbon::CarbonOptions,
+) -> RunReport {
+    if ctx.git_commit.is_none() {
+        ctx.git_commit = std::env::current_dir()
+            .ok()
+            .and_then(|d| wattprint_store::git::head_commit(&d));
+    }
+    resolve_carbon(&mut ctx, inputs, carbon);
+    assemble(inputs, &ctx)
 }
 
 /// Resolves `carbon` for the window `inputs` describe into `ctx.carbon` (counting the run's
@@ -429,6 +481,43 @@ mod tests {
         assert!(r.started_at.ends_with('Z'));
         assert!(r.overhead.peak_rss_bytes > 0);
         assert!(s.end(w).is_err());
+    }
+
+    #[test]
+    fn a_finish_so_far_is_the_open_windows_energy_under_its_final_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, proc) = session_on_fake_procfs(dir.path());
+        let mut d = Discovery::default();
+        d.sensors.push(Box::new(FakeSensor::constant_counter(
+            "package-0",
+            50.0,
+            1e5,
+            2.62e5,
+        )));
+        let config = SensorConfig {
+            procfs_root: proc.clone(),
+            ..SensorConfig::default()
+        };
+        let mut s = Session::with_discovery(config, d);
+        let w = s.begin("job");
+        wattprint_sensors::fake_tree::set_fake_stat(&proc, 300, 100).unwrap();
+        let carbon = wattprint_carbon::CarbonOptions::default();
+        let so_far = s
+            .finish_so_far(w, ReportContext::default(), &carbon)
+            .unwrap();
+        assert!((so_far.energy.total_j - 50.0 * so_far.duration_s).abs() < 1e-6);
+        let x = s.inputs(&s.meter.peek(w).unwrap(), &ReportContext::default());
+        assert_eq!(
+            x.machine_busy_cpu_s, None,
+            "an open window's end is not read yet"
+        );
+        let e = s.end(w).unwrap();
+        let end = s.finish(&e, ReportContext::default(), &carbon);
+        assert_eq!(end.id, so_far.id);
+        assert!(end.duration_s >= so_far.duration_s);
+        assert!(s
+            .finish_so_far(w, ReportContext::default(), &carbon)
+            .is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Modelled numbers are labelled as estimates; carbon is shown when the report has it.
 
 use std::fmt::Write;
+use wattprint_core::bounds::range_text;
 use wattprint_core::report::RunReport;
 use wattprint_core::{Joules, Method, Watts};
 
@@ -14,6 +15,21 @@ fn method_label(m: Method) -> &'static str {
         Method::Counter => "counter",
         Method::Power => "power (sampled)",
         Method::Model => "model (ESTIMATE)",
+    }
+}
+
+/// The method of a total: the one method of its counted domains, or `mixed`.
+fn total_method(r: &RunReport) -> &'static str {
+    let mut methods = r
+        .energy
+        .domains
+        .iter()
+        .filter(|d| d.counted_in_total)
+        .map(|d| d.method);
+    match methods.next() {
+        Some(m) if methods.all(|n| n == m) => m.as_str(),
+        Some(_) => "mixed",
+        None => "none",
     }
 }
 
@@ -49,9 +65,15 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             let p = d
                 .avg_power_w
                 .map_or_else(|| "-".to_string(), |w| Watts(w).to_string());
+            let range = match (d.joules_low, d.joules_high) {
+                (Some(lo), Some(hi)) if lo < hi => {
+                    format!("  ({})", range_text(lo, hi, |j| Joules(j).to_string()))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  {:<16} {:>12} {:>11}  {:<17} {}",
+                "  {:<16} {:>12} {:>11}  {:<17} {}{range}",
                 d.name,
                 Joules(d.joules).to_string(),
                 p,
@@ -68,9 +90,17 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             .domains
             .iter()
             .any(|d| d.counted_in_total && d.method == Method::Model);
+        let total_range = match (r.energy.total_j_low, r.energy.total_j_high) {
+            (Some(lo), Some(hi)) if lo < hi => format!(
+                " ({}, {})",
+                total_method(r),
+                range_text(lo, hi, |j| Joules(j).to_string())
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "  {:<16} {:>12}{}",
+            "  {:<16} {:>12}{total_range}{}",
             "total",
             Joules(r.energy.total_j).to_string(),
             if estimate {
@@ -80,9 +110,15 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             }
         );
         if r.energy.pue != 1.0 {
+            let range = match (r.energy.facility_j_low, r.energy.facility_j_high) {
+                (Some(lo), Some(hi)) if lo < hi => {
+                    format!(" ({})", range_text(lo, hi, |j| Joules(j).to_string()))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  facility (PUE {:.2}) {}",
+                "  facility (PUE {:.2}) {}{range}",
                 r.energy.pue,
                 Joules(r.energy.facility_j)
             );
@@ -99,6 +135,20 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             Joules(a.job_j),
             a.share * 100.0,
             Joules(a.rest_j)
+        );
+    }
+    if !r.host.other_gpus.is_empty() {
+        let names: Vec<&str> = r
+            .host
+            .other_gpus
+            .iter()
+            .map(|g| g.domain.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "  not the job's GPUs (not measured, not in the total): {}; chosen by {}",
+            names.join(", "),
+            r.host.gpu_selection.as_deref().unwrap_or("visibility")
         );
     }
     if let Some(a) = &r.energy.gpu_attribution {
@@ -239,6 +289,9 @@ mod tests {
             counted_in_total: true,
             device: None,
             avg_power_w: Some(1.25),
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         r.energy.total_j = 2.5;
         let s = render(&r);

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use wattprint_carbon::{CarbonError, CarbonField, CarbonOptions, LiveConfig, LiveSpec};
+use wattprint_core::gpu_select::GpuRequest;
 use wattprint_core::report::RunReport;
 use wattprint_core::window::{WindowEnergy, WindowId};
 use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkField, WorkFileTally};
 use wattprint_core::DomainDesc;
+use wattprint_engine::config::GpuScope;
 use wattprint_engine::{ReportContext, SensorConfig, Session};
 
 /// Options mirroring `wattprint run`'s (types already checked by the caller).
@@ -34,6 +36,9 @@ pub struct Options {
     pub inferences: Option<f64>,
     pub precision: Option<String>,
     pub store: Option<bool>,
+    /// `--gpus`: `all`, `none`, `0,2`, domain names or UUIDs; `None`: the GPUs this
+    /// process can see (`CUDA_VISIBLE_DEVICES` and the other visibility variables).
+    pub gpus: Option<String>,
 }
 
 /// Work added at run time.
@@ -196,7 +201,25 @@ impl Meter {
         };
         decl.validate()
             .map_err(|e| OptionError(e.describe(WorkField::keyword)))?;
-        let mut session = Session::start(SensorConfig::from_env());
+        let gpus = opts
+            .gpus
+            .as_deref()
+            .map(str::parse::<GpuRequest>)
+            .transpose()
+            .map_err(|e| OptionError(e.to_string().replace("--gpus", "gpus=")))?;
+        let config = SensorConfig {
+            // The GPUs this process can see (or `gpus=`): the job's, as `wattprint run`.
+            gpu_scope: GpuScope::job_from_env(gpus.clone()),
+            ..SensorConfig::from_env()
+        };
+        let mut session = Session::start(config);
+        if let Some(c) = session.gpu_choice().filter(|c| !c.unmatched.is_empty()) {
+            let req = gpus.as_ref().map(ToString::to_string).unwrap_or_default();
+            return Err(OptionError(format!(
+                "gpus={req}: {}; `wattprint sensors` lists this machine's GPUs",
+                c.unmatched.join("; ")
+            )));
+        }
         // No job CPU time is given for in-process windows, so machine CPU times (read from
         // /proc/stat at every boundary) would be unused.
         session.set_machine_cpu_times(false);

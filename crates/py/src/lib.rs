@@ -91,6 +91,7 @@ pub const OPTIONS: &[&str] = &[
     "inferences",
     "precision",
     "store",
+    "gpus",
 ];
 
 /// A finite-or-not float option (range checks are the library's); `bool` refused.
@@ -156,7 +157,41 @@ fn options_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<backend::Option
         })?),
         _ => None,
     };
+    o.gpus = opt_gpus(get("gpus")?)?;
     Ok(o)
+}
+
+/// `gpus=`: a str (`"all"`, `"0,2"`, a UUID), an int, or a list/tuple of ints and strs,
+/// passed on as `--gpus`'s text.
+fn opt_gpus(v: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let one = |x: &Bound<'_, PyAny>| -> PyResult<String> {
+        if x.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(PyTypeError::new_err(
+                "gpus entries must be int or str, not bool",
+            ));
+        }
+        if let Ok(i) = x.extract::<u32>() {
+            return Ok(i.to_string());
+        }
+        x.extract::<String>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "gpus entries must be int or str, not {}",
+                type_name(x)
+            ))
+        })
+    };
+    if v.is_instance_of::<pyo3::types::PyList>() || v.is_instance_of::<pyo3::types::PyTuple>() {
+        let items: Vec<String> = v.try_iter()?.map(|x| one(&x?)).collect::<PyResult<_>>()?;
+        return Ok(Some(if items.is_empty() {
+            "none".into()
+        } else {
+            items.join(",")
+        }));
+    }
+    one(&v).map(Some)
 }
 
 /// Reads sensors and measures named windows; nestable and overlapping.
@@ -305,10 +340,29 @@ impl Report {
     fn facility_energy_j(&self, py: Python<'_>) -> f64 {
         self.get(py).energy.facility_j
     }
+    /// Low and high bounds of `energy_j` (each domain's published accuracy or the model's
+    /// span), J.
+    #[getter]
+    fn energy_j_low(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).energy.total_j_low
+    }
+    #[getter]
+    fn energy_j_high(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).energy.total_j_high
+    }
     /// Total carbon (operational + embodied), g CO2e.
     #[getter]
     fn carbon_g(&self, py: Python<'_>) -> f64 {
         self.get(py).carbon.total_g
+    }
+    /// Low and high bounds of `carbon_g`, g CO2e.
+    #[getter]
+    fn carbon_g_low(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).carbon.total_g_low
+    }
+    #[getter]
+    fn carbon_g_high(&self, py: Python<'_>) -> Option<f64> {
+        self.get(py).carbon.total_g_high
     }
     #[getter]
     fn duration_s(&self, py: Python<'_>) -> f64 {
@@ -366,8 +420,12 @@ impl Report {
     }
     fn __repr__(&self, py: Python<'_>) -> String {
         let r = self.get(py);
+        let range = match (r.energy.total_j_low, r.energy.total_j_high) {
+            (Some(lo), Some(hi)) if lo < hi => format!(" ({lo:.3}-{hi:.3} J)"),
+            _ => String::new(),
+        };
         format!(
-            "<wattprint.Report {:.3} J, {:.4} g CO2e over {:.3} s>",
+            "<wattprint.Report {:.3} J{range}, {:.4} g CO2e over {:.3} s>",
             r.energy.total_j, r.carbon.total_g, r.duration_s
         )
     }

@@ -21,6 +21,12 @@ def test_track_measures_the_block_energy_exactly(rapl):
     assert d["energy"]["domains"][0]["source"] == "rapl-powercap"
     assert d["energy"]["domains"][0]["method"] == "counter"
     assert d["metrics"]["energy_to_solution_j"] == pytest.approx(12.5, abs=1e-6)
+    # RAPL counters carry +/- 5 %, through the total and the carbon.
+    assert r.energy_j_low == pytest.approx(12.5 * 0.95, abs=1e-6)
+    assert r.energy_j_high == pytest.approx(12.5 * 1.05, abs=1e-6)
+    assert d["energy"]["domains"][0]["joules_low"] == pytest.approx(12.5 * 0.95, abs=1e-6)
+    assert r.carbon_g_low <= r.carbon_g <= r.carbon_g_high
+    assert "J (" in repr(r)
 
 
 def test_report_exists_when_the_block_raises_and_the_exception_propagates(rapl):

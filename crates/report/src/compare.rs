@@ -3,7 +3,7 @@
 
 use crate::render::{fmt_j, sig};
 use serde::Serialize;
-use wattprint_core::report::RunReport;
+use wattprint_core::report::{RunReport, RunStatus};
 use wattprint_core::stats;
 
 /// What is compared.
@@ -64,6 +64,9 @@ impl CompareMetric {
 pub struct Side {
     pub label: String,
     pub run_ids: Vec<String>,
+    /// Those of `run_ids` that were interrupted: their figures stop at their last
+    /// checkpoint.
+    pub interrupted: Vec<String>,
     pub values: Vec<f64>,
     pub median: f64,
     pub min: f64,
@@ -135,6 +138,11 @@ fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, Compa
     Ok(Side {
         label: label.to_string(),
         run_ids: runs.iter().map(|r| r.id.clone()).collect(),
+        interrupted: runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Interrupted)
+            .map(|r| r.id.clone())
+            .collect(),
         values,
         median: med,
         min,
@@ -287,6 +295,16 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
         let h: Vec<&str> = rows[0].iter().map(String::as_str).collect();
         s.push_str(&crate::render::text_table(&h, &body));
     }
+    for side in [&c.a, &c.b] {
+        if !side.interrupted.is_empty() {
+            s.push_str(&format!(
+                "\nnote: {} has interrupted run(s) {}: their figures stop at their last \
+                 checkpoint and understate the whole run\n",
+                side.label,
+                side.interrupted.join(", ")
+            ));
+        }
+    }
     if let Some(th) = c.fail_over_pct {
         s.push_str(&format!(
             "\n{}: B is {} A (threshold +{th}%)\n",
@@ -317,6 +335,31 @@ pub fn parse_pct(s: &str) -> Result<f64, PctError> {
 mod tests {
     use super::*;
     use crate::render::tests::sample;
+
+    #[test]
+    fn an_interrupted_run_is_named_beside_the_comparison() {
+        let mut b = sample("b-cut", 600.0);
+        b.status = RunStatus::Interrupted;
+        let c = compare(
+            "A",
+            &[sample("a", 1000.0)],
+            "B",
+            &[b],
+            CompareMetric::Energy,
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.b.interrupted, vec!["b-cut"]);
+        assert!(c.a.interrupted.is_empty());
+        let text = render(&c, false);
+        assert!(
+            text.contains(
+                "note: B has interrupted run(s) b-cut: their figures stop at their last checkpoint"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("note: A"));
+    }
 
     #[test]
     fn b_worse_beyond_the_threshold_fails() {

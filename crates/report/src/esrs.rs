@@ -6,7 +6,7 @@
 use crate::render::sig;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use wattprint_core::report::{CarbonMethod, RunReport};
+use wattprint_core::report::{CarbonMethod, RunReport, RunStatus};
 use wattprint_core::units::{GRAMS_PER_TONNE, JOULES_PER_KWH, KWH_PER_MWH};
 
 const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
@@ -46,6 +46,9 @@ pub struct EsrsStatement {
     pub schema: &'static str,
     pub period: String,
     pub runs: usize,
+    /// Runs whose wrapper died before their end, included with the energy of their last
+    /// checkpoint (their real consumption was higher).
+    pub interrupted_runs: usize,
     /// E1-5: total energy consumption, MWh (facility energy of every run).
     pub energy_consumption_mwh: f64,
     /// E1-6: gross Scope 2, location-based, tCO2e (Scope 2 lines only).
@@ -161,6 +164,15 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
     if lines.iter().any(|l| l.fallback) {
         notes.push("Some runs used a FALLBACK factor because their zone was unknown.".into());
     }
+    let interrupted_runs = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Interrupted)
+        .count();
+    if interrupted_runs > 0 {
+        notes.push(format!(
+            "{interrupted_runs} INTERRUPTED run(s) (the measuring process was killed or the machine restarted) are included with their energy up to their last checkpoint: the figures understate their real consumption."
+        ));
+    }
     if lines.iter().any(|l| l.scope == EsrsScope::Unassigned) {
         notes.push("Runs without a zone are counted in energy but not in emissions.".into());
     }
@@ -168,6 +180,7 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
         schema: "wattprint.esrs-e1/v1",
         period: period.to_string(),
         runs: runs.len(),
+        interrupted_runs,
         energy_consumption_mwh: lines.iter().map(|l| l.energy_mwh).sum(),
         scope2_location_based_tco2e: sum(EsrsScope::Scope2, &|l| l.location_based_tco2e),
         scope2_market_based_tco2e: any_market
@@ -190,7 +203,14 @@ pub fn markdown(s: &EsrsStatement) -> String {
         "# ESRS E1 energy and emissions statement — {}\n\n",
         s.period
     );
-    o.push_str(&format!("Runs: {}\n\n", s.runs));
+    o.push_str(&format!("Runs: {}", s.runs));
+    if s.interrupted_runs > 0 {
+        o.push_str(&format!(
+            " ({} interrupted: energy up to their last checkpoint)",
+            s.interrupted_runs
+        ));
+    }
+    o.push_str("\n\n");
     o.push_str("| disclosure | value |\n|---|---:|\n");
     o.push_str(&format!(
         "| E1-5 Energy consumption | {} MWh |\n",
@@ -244,6 +264,25 @@ pub fn markdown(s: &EsrsStatement) -> String {
 mod tests {
     use super::*;
     use crate::render::tests::sample;
+
+    #[test]
+    fn interrupted_runs_are_counted_in_and_said_to_understate() {
+        let mut a = sample("a", 3.6e9);
+        a.status = RunStatus::Interrupted;
+        let s = statement("2026", &[a, sample("b", 3.6e9)]);
+        assert_eq!((s.runs, s.interrupted_runs), (2, 1));
+        assert!((s.energy_consumption_mwh - 2.4).abs() < 1e-12);
+        assert!(s
+            .notes
+            .iter()
+            .any(|n| n.starts_with("1 INTERRUPTED run(s)")));
+        assert!(
+            markdown(&s).contains("Runs: 2 (1 interrupted: energy up to their last checkpoint)")
+        );
+        let s = statement("2026", &[sample("b", 1.0)]);
+        assert_eq!(s.interrupted_runs, 0);
+        assert!(!s.notes.iter().any(|n| n.contains("INTERRUPTED")));
+    }
 
     #[test]
     fn energy_in_mwh_and_scope2_location_and_market() {

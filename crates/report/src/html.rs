@@ -235,7 +235,10 @@ pub fn html(runs: &[RunReport]) -> String {
         let rows = [
             ("command", r.command.join(" ")),
             ("started", r.started_at.clone()),
-            ("duration", format!("{:.2} s", r.duration_s)),
+            (
+                "duration",
+                format!("{:.2} s{}", r.duration_s, crate::render::status_note(r)),
+            ),
             (
                 "exit code",
                 r.exit_code.map_or("n/a".into(), |c| c.to_string()),
@@ -243,18 +246,43 @@ pub fn html(runs: &[RunReport]) -> String {
             ("host", r.host.hostname.clone()),
             ("CPU", r.host.cpu_model.clone().unwrap_or_default()),
             ("GPUs", r.host.gpu_models.join(", ")),
+            (
+                "GPUs not the job's",
+                r.host
+                    .other_gpus
+                    .iter()
+                    .map(|g| format!("{} ({}): {}", g.domain, g.name, g.reason))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             ("git commit", r.host.git_commit.clone().unwrap_or_default()),
-            ("Energy-to-Solution", fmt_j(r.energy.total_j)),
+            (
+                "Energy-to-Solution",
+                format!(
+                    "{}{}",
+                    fmt_j(r.energy.total_j),
+                    range(r.energy.total_j_low, r.energy.total_j_high, fmt_j)
+                ),
+            ),
             (
                 "facility energy",
-                format!("{} (PUE {})", fmt_j(r.energy.facility_j), sig(r.energy.pue)),
+                format!(
+                    "{} (PUE {}){}",
+                    fmt_j(r.energy.facility_j),
+                    sig(r.energy.pue),
+                    range(r.energy.facility_j_low, r.energy.facility_j_high, fmt_j)
+                ),
             ),
             (
                 "carbon",
                 if r.carbon.zone.is_empty() {
                     "not computed (no zone)".into()
                 } else {
-                    fmt_g(r.carbon.total_g)
+                    format!(
+                        "{}{}",
+                        fmt_g(r.carbon.total_g),
+                        range(r.carbon.total_g_low, r.carbon.total_g_high, fmt_g)
+                    )
                 },
             ),
             ("FLOPs/W", fmt_opt(r.metrics.flops_per_watt, "FLOP/J")),
@@ -280,13 +308,22 @@ pub fn html(runs: &[RunReport]) -> String {
             s.push_str("<h3>Carbon</h3>\n");
             s.push_str(&c);
         }
-        s.push_str("\n<h3>Provenance</h3>\n<table><tr><th>domain</th><th>kind</th><th>energy</th><th>source</th><th>method</th><th>in total</th></tr>");
+        s.push_str("\n<h3>Provenance</h3>\n<table><tr><th>domain</th><th>kind</th><th>energy</th><th>range</th><th>source</th><th>method</th><th>in total</th></tr>");
         for d in &r.energy.domains {
+            let basis = d
+                .range_basis
+                .as_deref()
+                .map(|b| format!(" ({b})"))
+                .unwrap_or_default();
             s.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&d.name),
                 d.kind,
                 fmt_j(d.joules),
+                esc(&format!(
+                    "{}{basis}",
+                    range(d.joules_low, d.joules_high, fmt_j).trim()
+                )),
                 esc(&d.source),
                 d.method,
                 if d.counted_in_total { "yes" } else { "no" }
@@ -319,6 +356,16 @@ pub fn html(runs: &[RunReport]) -> String {
     s
 }
 
+/// ` (low-high unit)` when both bounds are known and differ; empty otherwise.
+fn range(low: Option<f64>, high: Option<f64>, fmt: fn(f64) -> String) -> String {
+    match (low, high) {
+        (Some(lo), Some(hi)) if lo < hi => {
+            format!(" ({})", wattprint_core::bounds::range_text(lo, hi, fmt))
+        }
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +381,26 @@ mod tests {
             rest = &rest[b..];
         }
         out
+    }
+
+    #[test]
+    fn totals_and_domains_show_their_ranges_with_the_basis() {
+        let mut r = sample("run-1", 2000.0);
+        r.energy.total_j_low = Some(1800.0);
+        r.energy.total_j_high = Some(2200.0);
+        r.energy.domains[0].joules_low = Some(1400.0);
+        r.energy.domains[0].joules_high = Some(1600.0);
+        r.energy.domains[0].range_basis = Some("NVML +/- 5 W or 5 % (NVIDIA)".into());
+        let doc = html(&[r]);
+        assert!(
+            doc.contains(&format!(
+                "({}-{})",
+                fmt_j(1800.0).rsplit_once(' ').unwrap().0,
+                fmt_j(2200.0)
+            )),
+            "{doc}"
+        );
+        assert!(doc.contains("NVML +/- 5 W or 5 % (NVIDIA)"));
     }
 
     #[test]
@@ -391,6 +458,23 @@ mod tests {
         assert!(doc.contains("a &amp; b &lt; c"));
         assert!(doc.contains("data-chart=\"runs-energy\""));
         assert!(!doc.contains("<b>x</b>"));
+    }
+
+    #[test]
+    fn the_nodes_other_gpus_are_named_only_when_there_are_some() {
+        let r = sample("run-1", 10.0);
+        assert!(!html(std::slice::from_ref(&r)).contains("GPUs not the job's"));
+        let mut r = r;
+        r.host.other_gpus = vec![wattprint_core::report::OtherGpu {
+            domain: "gpu-0".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: None,
+            reason: "not in CUDA_VISIBLE_DEVICES=1".into(),
+        }];
+        assert!(html(&[r]).contains(
+            "<tr><th>GPUs not the job's</th><td>gpu-0 (NVIDIA H100 80GB HBM3): not in \
+             CUDA_VISIBLE_DEVICES=1</td></tr>"
+        ));
     }
 
     #[test]

@@ -7,10 +7,39 @@ use wattprint_core::rating::{RatingInput, Thresholds};
 /// A CSV read whole, with a header map. Lines are 1-based file lines.
 pub(crate) struct Table {
     pub header: Vec<String>,
+    /// Every row with exactly as many fields as the header.
     pub rows: Vec<(usize, csv::StringRecord)>,
+    /// Rows skipped under [`BadRows::Skip`].
+    pub skipped: Vec<SkippedRow>,
 }
 
-pub(crate) fn read_table(input: &str, what: &str) -> Result<Table, ParseError> {
+/// What to do with a row whose field count differs from its header's: such a row would be
+/// read out of position (a short row's fields taken for the wrong columns), so it is never
+/// read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BadRows {
+    /// An error naming the line and both counts (the default, and the only rule of `rate`).
+    #[default]
+    Error,
+    /// Skipped and counted ([`Table::skipped`]): `wattprint import --skip-bad-rows`.
+    Skip,
+}
+
+/// A row skipped under [`BadRows::Skip`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkippedRow {
+    /// Its 1-based line.
+    pub line: usize,
+    /// Its field count.
+    pub fields: usize,
+}
+
+/// The field name of the error for a row whose field count differs from the header's.
+pub const FIELD_COUNT: &str = "field count";
+
+/// Reads a whole CSV table: header, then rows, each checked against the header's field
+/// count under `bad_rows`. `what` names the header in errors. Blank lines are skipped.
+pub(crate) fn read_table(input: &str, what: &str, bad_rows: BadRows) -> Result<Table, ParseError> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -29,6 +58,7 @@ pub(crate) fn read_table(input: &str, what: &str) -> Result<Table, ParseError> {
         ));
     }
     let mut rows = Vec::new();
+    let mut skipped = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line() as usize);
@@ -38,9 +68,36 @@ pub(crate) fn read_table(input: &str, what: &str) -> Result<Table, ParseError> {
         if rec.iter().all(|f| f.is_empty()) {
             continue;
         }
+        if rec.len() != header.len() {
+            match bad_rows {
+                BadRows::Error => {
+                    return Err(ParseError::new(
+                        line,
+                        FIELD_COUNT,
+                        format!(
+                            "{} fields where the header has {}: a row is never read out of \
+                             position; fix the row",
+                            rec.len(),
+                            header.len()
+                        ),
+                    ))
+                }
+                BadRows::Skip => {
+                    skipped.push(SkippedRow {
+                        line,
+                        fields: rec.len(),
+                    });
+                    continue;
+                }
+            }
+        }
         rows.push((line, rec));
     }
-    Ok(Table { header, rows })
+    Ok(Table {
+        header,
+        rows,
+        skipped,
+    })
 }
 
 impl Table {
@@ -85,7 +142,7 @@ pub(crate) fn number(s: &str, line: usize, field_name: &str) -> Result<f64, Pars
 
 /// Reads the models CSV of `wattprint rate`.
 pub fn parse_rating_csv(input: &str) -> Result<Vec<RatingInput>, ParseError> {
-    let t = read_table(input, "header")?;
+    let t = read_table(input, "header", BadRows::Error)?;
     let (m, tk, e) = (
         t.need("model", "header")?,
         t.need("task", "header")?,
@@ -127,7 +184,7 @@ pub fn parse_rating_csv(input: &str) -> Result<Vec<RatingInput>, ParseError> {
 
 /// Reads the A-G thresholds CSV.
 pub fn parse_thresholds_csv(input: &str) -> Result<Vec<Thresholds>, ParseError> {
-    let t = read_table(input, "header")?;
+    let t = read_table(input, "header", BadRows::Error)?;
     let task = t.need("task", "header")?;
     let class = t.col("class");
     let mut cols = [0usize; 6];
@@ -176,6 +233,19 @@ mod tests {
         assert!(e.to_string().contains("line 3"), "{e}");
         let e = parse_rating_csv("model,task\na,t\n").unwrap_err();
         assert!(e.to_string().contains("missing column `energy`"), "{e}");
+    }
+
+    #[test]
+    fn a_short_row_is_an_error_not_a_missing_class() {
+        // `b,text` lacks its energy: read in position it would take nothing for energy.
+        let e = parse_rating_csv("model,task,energy,class\na,text,1,A\nb,text\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (3, FIELD_COUNT));
+        assert!(
+            e.message.starts_with("2 fields where the header has 4"),
+            "{e}"
+        );
+        // rate has no --skip-bad-rows: the message does not offer it.
+        assert!(!e.message.contains("skip"), "{e}");
     }
 
     #[test]

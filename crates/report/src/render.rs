@@ -1,6 +1,6 @@
 //! Plain renderers: terminal table, Markdown (for pull requests), CSV (for spreadsheets), JSON.
 
-use wattprint_core::report::RunReport;
+use wattprint_core::report::{RunReport, RunStatus};
 use wattprint_core::units::{Grams, Joules};
 
 /// Energy with a readable unit (`Joules`' one human form): mJ, J, kJ, kWh; `n/a`.
@@ -97,6 +97,7 @@ pub fn runs_table(runs: &[RunReport]) -> String {
             vec![
                 r.id.clone(),
                 r.started_at.clone(),
+                r.status.as_str().to_string(),
                 format!("{:.1} s", r.duration_s),
                 fmt_j(r.energy.total_j),
                 carbon_cell(r),
@@ -111,7 +112,7 @@ pub fn runs_table(runs: &[RunReport]) -> String {
         .collect();
     text_table(
         &[
-            "ID", "STARTED", "DURATION", "ENERGY", "CARBON", "ZONE", "COMMAND",
+            "ID", "STARTED", "STATUS", "DURATION", "ENERGY", "CARBON", "ZONE", "COMMAND",
         ],
         &rows,
     )
@@ -121,6 +122,14 @@ fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// ` (interrupted)` / ` (running)` after a run's duration; empty for a finished run.
+pub fn status_note(r: &RunReport) -> String {
+    match r.status {
+        RunStatus::Finished => String::new(),
+        s => format!(" ({})", s.as_str()),
+    }
+}
+
 /// Markdown report (one section per run), for pull requests.
 pub fn markdown(runs: &[RunReport]) -> String {
     let mut s = String::from("# wattprint report\n\n");
@@ -128,10 +137,11 @@ pub fn markdown(runs: &[RunReport]) -> String {
         s.push_str("| run | started | duration | energy | carbon | command |\n|---|---|---:|---:|---:|---|\n");
         for r in runs {
             s.push_str(&format!(
-                "| `{}` | {} | {:.1} s | {} | {} | `{}` |\n",
+                "| `{}` | {} | {:.1} s{} | {} | {} | `{}` |\n",
                 r.id,
                 r.started_at,
                 r.duration_s,
+                status_note(r),
                 fmt_j(r.energy.total_j),
                 carbon_cell(r),
                 md_escape(&short_command(r, 60))
@@ -148,6 +158,12 @@ pub fn markdown(runs: &[RunReport]) -> String {
             r.duration_s,
             r.exit_code.map_or("n/a".into(), |c| c.to_string())
         ));
+        if r.status != RunStatus::Finished {
+            s.push_str(&format!(
+                "- status: **{}**: energy, carbon and duration up to the last checkpoint\n",
+                r.status.as_str()
+            ));
+        }
         if !r.host.hostname.is_empty() || r.host.cpu_model.is_some() {
             s.push_str(&format!(
                 "- host: {} · CPU {} · GPU {}\n",
@@ -274,6 +290,7 @@ pub fn csv(runs: &[RunReport]) -> String {
         "meter_cpu_s",
         "methods",
         "labels",
+        "status",
     ];
     let _ = w.write_record(header);
     let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
@@ -315,6 +332,7 @@ pub fn csv(runs: &[RunReport]) -> String {
             r.overhead.meter_cpu_s.to_string(),
             methods.join(";"),
             labels.join(";"),
+            r.status.as_str().to_string(),
         ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
@@ -346,6 +364,9 @@ pub(crate) mod tests {
                 counted_in_total: true,
                 device: None,
                 avg_power_w: Some(j * 0.25 / 4.0),
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             },
             DomainEnergy {
                 name: "gpu-0".into(),
@@ -356,6 +377,9 @@ pub(crate) mod tests {
                 counted_in_total: true,
                 device: Some("NVIDIA H100".into()),
                 avg_power_w: Some(j * 0.75 / 4.0),
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             },
         ];
         r.energy.total_j = j;
@@ -422,6 +446,27 @@ pub(crate) mod tests {
         assert_eq!(get("total_j"), "1000");
         assert_eq!(get("command"), "python train.py --lr=1|2");
         assert_eq!(get("methods"), "counter");
+    }
+
+    #[test]
+    fn an_interrupted_run_is_labelled_in_every_rendering() {
+        let mut r = sample("cut", 500.0);
+        r.status = RunStatus::Interrupted;
+        let t = runs_table(&[r.clone(), sample("whole", 1.0)]);
+        let lines: Vec<_> = t.lines().collect();
+        let col = lines[0].find("STATUS").unwrap();
+        assert_eq!(&lines[1][col..col + 11], "interrupted");
+        assert_eq!(&lines[2][col..col + 8], "finished");
+        let md = markdown(&[r.clone(), sample("whole", 1.0)]);
+        assert!(md.contains(" s (interrupted) |"), "{md}");
+        assert!(md.contains("- status: **interrupted**"), "{md}");
+        let c = csv(&[r.clone()]);
+        let mut rd = ::csv::Reader::from_reader(c.as_bytes());
+        let h = rd.headers().unwrap().clone();
+        let row = rd.records().next().unwrap().unwrap();
+        let at = h.iter().position(|x| x == "status").unwrap();
+        assert_eq!(&row[at], "interrupted");
+        assert!(crate::html::html(&[r]).contains(" s (interrupted)"));
     }
 
     #[test]

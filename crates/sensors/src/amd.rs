@@ -248,6 +248,8 @@ pub fn discover_amdsmi(lib: Option<&Path>) -> GpuDiscovery {
             method: Method::Counter,
             power_source: None,
             source: SOURCE.into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
         };
         kept.push((p, device));
     }
@@ -321,5 +323,10 @@ impl Sensor for AmdSmiSensor {
 
     fn missing_reason(&self, domain: usize) -> Option<String> {
         self.last_error.get(domain).cloned().flatten()
+    }
+
+    fn retain_domains(&mut self, keep: &dyn Fn(&wattprint_core::DomainDesc) -> bool) -> bool {
+        crate::gpu::retain_parallel(&mut self.info, &mut self.procs, &mut self.last_error, keep);
+        true
     }
 }

@@ -103,6 +103,26 @@ fn symlink_if_absent(target: &Path, link: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }
 
+/// Write the DMI strings of a (virtual) machine under the sysfs tree `root`
+/// (`class/dmi/id/{sys_vendor,product_name,bios_vendor}`), as the kernel does: one line each.
+pub fn write_fake_dmi(
+    root: &Path,
+    sys_vendor: &str,
+    product_name: &str,
+    bios_vendor: &str,
+) -> io::Result<()> {
+    let dir = root.join("class/dmi/id");
+    std::fs::create_dir_all(&dir)?;
+    for (f, v) in [
+        ("sys_vendor", sys_vendor),
+        ("product_name", product_name),
+        ("bios_vendor", bios_vendor),
+    ] {
+        std::fs::write(dir.join(f), format!("{v}\n"))?;
+    }
+    Ok(())
+}
+
 /// Write a minimal procfs tree (`stat`, `cpuinfo`, `meminfo`) under `root`.
 pub fn write_fake_procfs(
     root: &Path,

@@ -41,6 +41,11 @@ pub struct GpuDevice {
     pub power_source: Option<PowerSource>,
     /// Source label, `nvml`, `amdsmi` or `hwmon`.
     pub source: String,
+    /// PCI bus id, e.g. `00000000:3B:00.0`, when the driver gives it (CUDA's PCI order).
+    pub pci_bus_id: Option<String>,
+    /// UUIDs of its MIG instances (`MIG-...`), when MIG is on and NVML lists them: a MIG
+    /// UUID in `CUDA_VISIBLE_DEVICES` names this GPU.
+    pub mig_uuids: Vec<String>,
 }
 
 impl GpuDevice {
@@ -93,6 +98,28 @@ impl GpuDiscovery {
             self.process_sampler = other.process_sampler;
         }
     }
+}
+
+/// Keep the entries of `items` (parallel to `info.domains`) whose domain `keep` accepts, and
+/// the domains with them: what every GPU sensor's [`Sensor::retain_domains`] does.
+pub(crate) fn retain_parallel<T>(
+    info: &mut crate::sensor::SensorInfo,
+    items: &mut Vec<T>,
+    last_error: &mut Vec<Option<String>>,
+    keep: &dyn Fn(&DomainDesc) -> bool,
+) {
+    let mask: Vec<bool> = info.domains.iter().map(keep).collect();
+    let mut k = 0;
+    items.retain(|_| {
+        k += 1;
+        mask[k - 1]
+    });
+    let mut k = 0;
+    last_error.retain(|_| {
+        k += 1;
+        mask[k - 1]
+    });
+    info.domains.retain(|d| keep(d));
 }
 
 /// The meter domain of a GPU.

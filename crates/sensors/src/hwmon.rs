@@ -120,6 +120,8 @@ pub fn discover(sysfs_root: &Path, first_index: u32) -> GpuDiscovery {
                 method,
                 power_source,
                 source: SOURCE.into(),
+                pci_bus_id: None,
+                mig_uuids: Vec::new(),
             },
             reading,
         });
@@ -216,6 +218,16 @@ impl Sensor for HwmonGpuSensor {
 
     fn missing_reason(&self, domain: usize) -> Option<String> {
         self.last_error.get(domain).cloned().flatten()
+    }
+
+    fn retain_domains(&mut self, keep: &dyn Fn(&wattprint_core::DomainDesc) -> bool) -> bool {
+        crate::gpu::retain_parallel(
+            &mut self.info,
+            &mut self.readings,
+            &mut self.last_error,
+            keep,
+        );
+        true
     }
 }
 

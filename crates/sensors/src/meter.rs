@@ -211,6 +211,14 @@ impl Meter {
         st.windows.end(id, t, &c)
     }
 
+    /// The energy of an open window so far (reads the sensors first), leaving it open.
+    pub fn peek(&self, id: WindowId) -> Result<WindowEnergy, WindowError> {
+        let mut st = lock(&self.shared);
+        sample(&mut st);
+        let (t, c) = (st.last_read_t_s, st.cumulative.clone());
+        st.windows.peek(id, t, &c)
+    }
+
     /// Gaps recorded so far (closed ones, plus open ones up to now).
     pub fn gaps(&self) -> Vec<Gap> {
         let st = lock(&self.shared);

@@ -19,7 +19,7 @@
 //! not separate domains. No library, a library that is not NVML, or a driver that is not
 //! running: an [`AbsentSensor`] with the reason and the fix, and nothing else changes.
 
-use crate::gpu::gpu_domain;
+use crate::gpu::{gpu_domain, retain_parallel};
 pub use crate::gpu::{AbsentSensor, GpuDevice, GpuDiscovery, PowerSource};
 use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use nvml_wrapper::enums::device::SampleValue;
@@ -30,7 +30,7 @@ use nvml_wrapper::{Device, Nvml};
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::OnceLock;
-use wattprint_core::Method;
+use wattprint_core::{DomainDesc, Method};
 
 /// Environment variable naming the NVML library to load (test seam, SPEC).
 pub const NVML_LIB_ENV: &str = "WATTPRINT_NVML_LIB";
@@ -147,6 +147,12 @@ fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSenso
         method: Method::Counter,
         power_source: None,
         source: "nvml".into(),
+        pci_bus_id: dev.pci_info().ok().map(|p| p.bus_id),
+        mig_uuids: if mig_enabled {
+            mig_uuids(&dev)
+        } else {
+            Vec::new()
+        },
     };
     if dev.total_energy_consumption().is_ok() {
         return Ok(Probed { dev, info });
@@ -167,6 +173,14 @@ fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSenso
         });
     }
     Ok(Probed { dev, info })
+}
+
+/// The UUIDs of a MIG-enabled GPU's instances (empty slots and errors skipped).
+fn mig_uuids(dev: &Device<'_>) -> Vec<String> {
+    let n = dev.mig_device_count().unwrap_or(0);
+    (0..n)
+        .filter_map(|i| dev.mig_device_by_index(i).ok()?.uuid().ok())
+        .collect()
 }
 
 fn instant_power_w(dev: &Device<'_>) -> Result<f64, String> {
@@ -286,6 +300,16 @@ impl Sensor for NvmlCounterSensor {
         self.last_error.get(domain).cloned().flatten()
     }
 
+    fn retain_domains(&mut self, keep: &dyn Fn(&DomainDesc) -> bool) -> bool {
+        retain_parallel(
+            &mut self.info,
+            &mut self.devices,
+            &mut self.last_error,
+            keep,
+        );
+        true
+    }
+
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (k, dev) in self.devices.iter().enumerate() {
             out[k] = match dev.total_energy_consumption() {
@@ -341,6 +365,16 @@ impl Sensor for NvmlPowerSensor {
         self.last_error.get(domain).cloned().flatten()
     }
 
+    fn retain_domains(&mut self, keep: &dyn Fn(&DomainDesc) -> bool) -> bool {
+        retain_parallel(
+            &mut self.info,
+            &mut self.devices,
+            &mut self.last_error,
+            keep,
+        );
+        true
+    }
+
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (k, (dev, src)) in self.devices.iter().enumerate() {
             let r = match src {
@@ -383,6 +417,16 @@ pub struct GpuProcessSampler {
 }
 
 impl GpuProcessSampler {
+    /// Sample only the GPUs whose NVML index `keep` accepts (the job's).
+    pub fn retain_gpus(&mut self, keep: impl Fn(u32) -> bool) {
+        self.devices.retain(|(index, _, _)| keep(*index));
+    }
+
+    /// Whether no GPU is left to sample.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
     /// The samples taken since the last call. A GPU that errors contributes nothing.
     pub fn sample(&mut self) -> Vec<GpuProcessSample> {
         let mut out = Vec::new();

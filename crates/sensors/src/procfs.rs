@@ -56,12 +56,40 @@ pub struct CpuInfo {
     pub threads: u32,
     /// Distinct `physical id`s, at least 1.
     pub sockets: u32,
+    /// The first `vendor_id` (`GenuineIntel`, `AuthenticAMD`), empty when absent.
+    pub vendor: String,
+    /// The first `cpu family` (x86).
+    pub family: Option<u32>,
+    /// The first `model` (x86 display model, decimal).
+    pub model: Option<u32>,
+    /// The first `flags` line (x86), space-separated.
+    pub flags: String,
+    /// The first `CPU implementer` (Arm, hexadecimal in the file).
+    pub arm_implementer: Option<u32>,
+    /// The first `CPU part` (Arm, hexadecimal in the file).
+    pub arm_part: Option<u32>,
 }
 
+impl CpuInfo {
+    /// True when the `hypervisor` flag is set: the kernel runs in a virtual machine (the
+    /// CPUID hypervisor-present bit).
+    pub fn in_vm(&self) -> bool {
+        self.flags.split_whitespace().any(|f| f == "hypervisor")
+    }
+}
+
+fn parse_hex(v: &str) -> Option<u32> {
+    u32::from_str_radix(v.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()
+}
+
+/// Parse `/proc/cpuinfo` (any prefix of it: the first record is enough for the name and
+/// signature; threads and sockets need the whole file). Fields other than `processor` and
+/// `physical id` are taken from their first occurrence.
 pub fn parse_cpuinfo(text: &str) -> CpuInfo {
     let mut model = None;
     let mut threads = 0u32;
     let mut ids = std::collections::BTreeSet::new();
+    let mut info = CpuInfo::default();
     for line in text.lines() {
         let Some((k, v)) = line.split_once(':') else {
             continue;
@@ -75,6 +103,14 @@ pub fn parse_cpuinfo(text: &str) -> CpuInfo {
             "physical id" => {
                 ids.insert(v.to_string());
             }
+            "vendor_id" if info.vendor.is_empty() => info.vendor = v.to_string(),
+            "cpu family" if info.family.is_none() => info.family = v.parse().ok(),
+            "model" if info.model.is_none() => info.model = v.parse().ok(),
+            "flags" if info.flags.is_empty() => info.flags = v.to_string(),
+            "CPU implementer" if info.arm_implementer.is_none() => {
+                info.arm_implementer = parse_hex(v)
+            }
+            "CPU part" if info.arm_part.is_none() => info.arm_part = parse_hex(v),
             _ => {}
         }
     }
@@ -82,12 +118,59 @@ pub fn parse_cpuinfo(text: &str) -> CpuInfo {
         model_name: model,
         threads: threads.max(1),
         sockets: (ids.len() as u32).max(1),
+        ..info
     }
+}
+
+/// The CPUs a cgroup v2 `cpu.max` allows (`"QUOTA PERIOD"`, µs): quota / period; `None` for
+/// `max` (no limit) or an unparsable file.
+pub fn parse_cpu_max(text: &str) -> Option<f64> {
+    let mut it = text.split_whitespace();
+    let quota: f64 = it.next()?.parse().ok()?;
+    let period: f64 = it.next().map_or(Some(100_000.0), |p| p.parse().ok())?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+/// The CPUs a cgroup v1 CFS quota allows (`cpu.cfs_quota_us`, `cpu.cfs_period_us`, µs):
+/// quota / period; `None` for `-1` (no limit) or unparsable files.
+pub fn parse_cfs_quota(quota_text: &str, period_text: &str) -> Option<f64> {
+    let quota: f64 = quota_text.trim().parse().ok()?;
+    let period: f64 = period_text.trim().parse().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+/// The path of the cgroup v1 hierarchy that holds `controller` (e.g. `cpu`) in
+/// `/proc/self/cgroup` (`N:cpu,cpuacct:/PATH`), with the hierarchy's controller list (the
+/// mount's directory name, `cpu,cpuacct`).
+pub fn parse_cgroup_v1_path<'a>(text: &'a str, controller: &str) -> Option<(&'a str, &'a str)> {
+    text.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, controllers, path) = (it.next()?, it.next()?, it.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| (controllers, path.trim()))
+    })
 }
 
 /// Time on CPU from `/proc/<pid>/schedstat` (first field), ns.
 pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
+}
+
+/// A live process's start time from `/proc/<pid>/stat`: field 22 (`starttime`, clock ticks
+/// after boot; proc(5)). `None` for a zombie or dead one (state `Z`, `X` or `x`), or an
+/// unparsable line. The command name (field 2) may hold spaces and parentheses: fields are
+/// counted after its last `)`.
+pub fn parse_pid_stat_start_ticks(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    // Fields 3 (state) .. 22 (starttime): the state, then 18 more.
+    let state = f.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    f.nth(18)?.parse().ok()
 }
 
 /// This process's cgroup v2 path from `/proc/self/cgroup` (the `0::PATH` line), e.g.
@@ -134,20 +217,28 @@ pub fn read_prefix(path: &Path, max_bytes: usize) -> Option<String> {
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// The CPU model name from the first record of `<procfs_root>/cpuinfo`, read once per process
-/// and root (the kernel formats `cpuinfo` slowly: it asks every CPU for its frequency).
-pub fn cpu_model_name(procfs_root: &Path) -> Option<String> {
+/// What the first record of `<procfs_root>/cpuinfo` says (name and signature; `threads` and
+/// `sockets` are those of the first record only), read once per process and root (the kernel
+/// formats `cpuinfo` slowly: it asks every CPU for its frequency).
+pub fn cpu_first_record(procfs_root: &Path) -> Option<CpuInfo> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock, PoisonError};
-    static CACHE: OnceLock<Mutex<HashMap<std::path::PathBuf, Option<String>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<std::path::PathBuf, Option<CpuInfo>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
     map.entry(procfs_root.to_path_buf())
         .or_insert_with(|| {
             let text = read_prefix(&procfs_root.join("cpuinfo"), 8192)?;
-            parse_cpuinfo(&text).model_name
+            let first = text.split("\n\n").next().unwrap_or_default();
+            Some(parse_cpuinfo(first))
         })
         .clone()
+}
+
+/// The CPU model name from the first record of `<procfs_root>/cpuinfo` (cached, see
+/// [`cpu_first_record`]).
+pub fn cpu_model_name(procfs_root: &Path) -> Option<String> {
+    cpu_first_record(procfs_root)?.model_name
 }
 
 /// Read `/proc/stat` under `procfs_root`.
@@ -160,6 +251,16 @@ pub fn read_stat(procfs_root: &Path) -> Result<CpuTimes, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_processs_start_time_is_field_22_and_a_zombie_has_none() {
+        let live = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_pid_stat_start_ticks(live), Some(987_654));
+        let zombie = live.replace(") S ", ") Z ");
+        assert_eq!(parse_pid_stat_start_ticks(&zombie), None);
+        assert_eq!(parse_pid_stat_start_ticks("4242 (x) S 1"), None);
+        assert_eq!(parse_pid_stat_start_ticks("garbage"), None);
+    }
 
     #[test]
     fn stat_busy_and_total() {
@@ -195,6 +296,48 @@ mod tests {
         );
         assert_eq!((c.threads, c.sockets), (2, 2));
         assert_eq!(parse_cpuinfo("").threads, 1);
+    }
+
+    #[test]
+    fn cpuinfo_signature_of_a_vm_with_a_generic_name() {
+        let t = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\n\
+                 model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 hypervisor amx_tile\n\n\
+                 processor\t: 1\nvendor_id\t: Other\nmodel\t\t: 1\n";
+        let c = parse_cpuinfo(t);
+        assert_eq!(c.vendor, "GenuineIntel");
+        assert_eq!((c.family, c.model), (Some(6), Some(207)));
+        assert_eq!(c.flags, "fpu avx2 hypervisor amx_tile");
+        assert!(c.in_vm());
+        assert_eq!(c.threads, 2);
+        assert!(!parse_cpuinfo("flags\t: fpu hypervisorx\n").in_vm());
+    }
+
+    #[test]
+    fn cpuinfo_arm_implementer_and_part_are_hexadecimal() {
+        let c = parse_cpuinfo("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n");
+        assert_eq!((c.arm_implementer, c.arm_part), (Some(0x41), Some(0xd0c)));
+    }
+
+    #[test]
+    fn cpu_max_is_quota_over_period() {
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
+        assert_eq!(parse_cpu_max("50000\n"), Some(0.5));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max(""), None);
+        assert_eq!(parse_cfs_quota("200000\n", "100000\n"), Some(2.0));
+        assert_eq!(parse_cfs_quota("-1\n", "100000\n"), None);
+        assert_eq!(parse_cfs_quota("x", "100000"), None);
+    }
+
+    #[test]
+    fn the_v1_cpu_hierarchy_is_found_by_controller() {
+        let t = "9:name=systemd:/\n3:cpu,cpuacct:/docker/abc\n0::/\n";
+        assert_eq!(
+            parse_cgroup_v1_path(t, "cpu"),
+            Some(("cpu,cpuacct", "/docker/abc"))
+        );
+        assert_eq!(parse_cgroup_v1_path(t, "memory"), None);
+        assert_eq!(parse_cgroup_v1_path("1:cpu:/\n", "cpu"), Some(("cpu", "/")));
     }
 
     #[test]

@@ -67,4 +67,18 @@ pub trait Sensor: Send {
     fn idle_power_w(&self, _domain: usize) -> Option<f64> {
         None
     }
+
+    /// Stop reading the domains `keep` rejects (the node's GPUs that are not the job's):
+    /// afterwards `info().domains` and `read` cover the kept ones only. Returns `false`, and
+    /// changes nothing, when the sensor cannot drop domains (the default).
+    fn retain_domains(&mut self, _keep: &dyn Fn(&DomainDesc) -> bool) -> bool {
+        false
+    }
+
+    /// The least and the most power the domain can draw by the sensor's own account, W
+    /// (low, high), when it knows them: the model's span (idle to full load). Reports bound
+    /// the domain's energy by it.
+    fn power_bounds_w(&self, _domain: usize) -> Option<(f64, f64)> {
+        None
+    }
 }

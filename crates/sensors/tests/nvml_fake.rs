@@ -76,12 +76,30 @@ fn child_process_entry_point() {
     }
     for g in &d.devices {
         println!("@@ DEVICE {}", g.describe());
+        println!(
+            "@@ IDS {} {} {}",
+            g.domain,
+            g.pci_bus_id.as_deref().unwrap_or("-"),
+            g.mig_uuids.join(",")
+        );
     }
-    if scenario != "meter" {
+    if scenario != "meter" && scenario != "retain" {
         return;
     }
     let mut sampler = d.process_sampler;
-    let mut meter = Meter::start(d.sensors, MeterOptions::default());
+    let mut sensors = d.sensors;
+    if scenario == "retain" {
+        // The job's GPUs: gpu-1 (power) and gpu-4 (counter); gpu-3, lost, is not the job's.
+        let keep = |dom: &wattprint_core::DomainDesc| dom.name == "gpu-1" || dom.name == "gpu-4";
+        for s in sensors.iter_mut() {
+            assert!(s.retain_domains(&keep));
+        }
+        sensors.retain(|s| !s.info().domains.is_empty());
+        if let Some(s) = sampler.as_mut() {
+            s.retain_gpus(|i| i == 1);
+        }
+    }
+    let mut meter = Meter::start(sensors, MeterOptions::default());
     let domains = meter.domains();
     let w = meter.begin("run");
     // Long enough that scheduling delays between the meter's clock and the library's (a few ms
@@ -180,6 +198,43 @@ fn devices_report_name_uuid_power_limit_and_mig() {
     assert!(devices[2].contains("Tesla T4") && devices[2].contains("averaged by the driver"));
     assert!(devices[4].contains("MIG enabled"), "{}", devices[4]);
     assert!(!lines.iter().any(|l| l.starts_with("ABSENT")), "{lines:?}");
+}
+
+#[test]
+fn devices_carry_pci_bus_ids_and_mig_instance_uuids() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = fake_lib(dir.path());
+    let lines = child("list", &[(nvml::NVML_LIB_ENV, &lib)], &[]);
+    let ids: Vec<&String> = lines.iter().filter(|l| l.starts_with("IDS ")).collect();
+    assert_eq!(ids[1].as_str(), "IDS gpu-1 00000000:11:00.0 ", "{lines:?}");
+    // MIG slots are listed, the empty one skipped.
+    assert_eq!(
+        ids[4].as_str(),
+        "IDS gpu-4 00000000:14:00.0 MIG-44444444-aaaa-5555-8888-000000000001,\
+         MIG-44444444-bbbb-5555-8888-000000000002"
+    );
+}
+
+#[test]
+fn retained_sensors_read_only_the_kept_gpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = fake_lib(dir.path());
+    let lines = child(
+        "retain",
+        &[(nvml::NVML_LIB_ENV, &lib)],
+        &[("FAKE_NVML_PROCS", "4242:60")],
+    );
+    let energies: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("ENERGY "))
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(energies, ["gpu-4", "gpu-1"], "{lines:?}");
+    let (_, j, dt) = energy_of(&lines, "gpu-1");
+    assert_within("gpu-1", j, 150.0 * dt, 0.005);
+    // The lost gpu-3 is no longer read: no gap. GPU 0's samples are not sampled.
+    assert!(!lines.iter().any(|l| l.starts_with("GAP ")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("PROC ")), "{lines:?}");
 }
 
 #[test]

@@ -5,6 +5,12 @@
 //! killed half-way leaves no partial run), and a `PRAGMA user_version` migrator. The full
 //! `wattprint.run/v1` JSON is stored beside the columns that filters use, with the power
 //! timeline kept at a bounded resolution.
+//!
+//! A long run is stored while it runs: [`Store::checkpoint`] inserts it with status
+//! `running` and rewrites its row at each checkpoint, [`Store::finish`] replaces that row
+//! with the final report. A run whose writer died between the two (SIGKILL, OOM killer,
+//! reboot) is found by [`Store::settle_interrupted`] (see [`owner_gone`]) and becomes
+//! `interrupted`, with the energy of its last checkpoint.
 
 pub mod git;
 
@@ -12,7 +18,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use wattprint_core::report::{RunReport, TimelineReport};
+use wattprint_core::report::{RunReport, RunStatus, TimelineReport};
 use wattprint_core::wallclock::parse_rfc3339_s;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
@@ -47,6 +53,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, key)
     );
     CREATE INDEX labels_kv ON labels(key, value);",
+    // v2: runs stored while they run (checkpoints): how far each got, and who writes it.
+    "ALTER TABLE runs ADD COLUMN status TEXT NOT NULL DEFAULT 'finished';
+    ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN owner_start_ticks INTEGER;
+    ALTER TABLE runs ADD COLUMN owner_boot_id TEXT;
+    ALTER TABLE runs ADD COLUMN checkpoint_unix_s REAL;
+    ALTER TABLE runs ADD COLUMN checkpoint_period_s REAL;
+    CREATE INDEX runs_status ON runs(status);",
 ];
 
 /// Most points of a stored power timeline; longer ones are averaged pairwise down to it.
@@ -103,6 +117,98 @@ pub struct Filter {
     pub command_contains: Option<String>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
+    /// Also runs still `running` (a live run's last checkpoint). Off by default: reports
+    /// and comparisons take finished and interrupted runs only; `wattprint runs` shows all.
+    pub include_running: bool,
+}
+
+/// The process writing a running run's checkpoints, to tell a live run from a dead one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Owner {
+    /// Its process id.
+    pub pid: u32,
+    /// Its start time, clock ticks after boot (`/proc/<pid>/stat` field 22): with the boot
+    /// id, tells the owner from a later process that reuses its pid.
+    pub start_ticks: Option<u64>,
+    /// `/proc/sys/kernel/random/boot_id` when it started: another value means a reboot.
+    pub boot_id: Option<String>,
+    /// Host name: pids and boot ids of another host say nothing here.
+    pub host: String,
+}
+
+/// A checkpoint of a live run: who writes it and how often.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub owner: Owner,
+    /// Seconds between checkpoints (the owner's promise: a run silent for much longer than
+    /// this is dead even where its pid cannot be checked).
+    pub period_s: f64,
+    /// When this checkpoint was taken, Unix s.
+    pub at_unix_s: f64,
+}
+
+/// A stored run with status `running`, as [`Store::settle_interrupted`] shows it to its
+/// liveness test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveRun {
+    pub id: String,
+    pub owner: Owner,
+    /// Its last checkpoint, Unix s.
+    pub checkpoint_unix_s: f64,
+    /// Its checkpoint period, s.
+    pub period_s: f64,
+}
+
+/// What the reader's machine says now, for [`owner_gone`].
+pub struct Here<'a> {
+    /// This host's name.
+    pub host: String,
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`), if readable.
+    pub boot_id: Option<String>,
+    /// Now, Unix s.
+    pub now_unix_s: f64,
+    /// The start time (clock ticks after boot) of a process of this host, `None` when no
+    /// such process exists.
+    pub start_ticks_of: &'a dyn Fn(u32) -> Option<u64>,
+}
+
+/// A run whose checkpoint is older than this many periods is dead wherever its owner cannot
+/// be checked (another host, no boot id): three missed checkpoints.
+pub const STALE_PERIODS: f64 = 3.0;
+/// ... and older than this margin, s, so that a very short test period does not mark a run
+/// slowed by a busy machine as dead.
+pub const STALE_MARGIN_S: f64 = 60.0;
+
+/// Why a running run's owner is gone, or `None` while it may be alive.
+///
+/// On the owner's host and boot: gone when no process with its pid and start time exists
+/// (SIGKILL, OOM killer). On its host after another boot: gone (the machine restarted).
+/// Elsewhere (another host, or ids unreadable): gone when its last checkpoint is older
+/// than [`STALE_PERIODS`] periods plus [`STALE_MARGIN_S`].
+pub fn owner_gone(run: &LiveRun, here: &Here) -> Option<String> {
+    let o = &run.owner;
+    if o.host == here.host {
+        if let (Some(then), Some(now)) = (&o.boot_id, &here.boot_id) {
+            if then != now {
+                return Some(format!("{} restarted since", o.host));
+            }
+            return match (here.start_ticks_of)(o.pid) {
+                None => Some(format!("its process {} is gone", o.pid)),
+                Some(t) if o.start_ticks.is_some_and(|s| s != t) => Some(format!(
+                    "its process {} is gone (the pid now belongs to another process)",
+                    o.pid
+                )),
+                _ => None,
+            };
+        }
+    }
+    let silent_s = here.now_unix_s - run.checkpoint_unix_s;
+    (silent_s > STALE_PERIODS * run.period_s + STALE_MARGIN_S).then(|| {
+        format!(
+            "no checkpoint for {silent_s:.0} s (every {:.0} s expected)",
+            run.period_s
+        )
+    })
 }
 
 /// The result of an insert.
@@ -224,9 +330,32 @@ impl Store {
             .map_err(|e| to_err(&self.path, self.busy_ms, e))
     }
 
-    /// Stores a run (report, columns, labels, bounded timeline) in one transaction.
+    /// Stores a finished run (report, columns, labels, bounded timeline) in one
+    /// transaction; a run already stored under its id is left unchanged (an import read
+    /// twice).
     pub fn insert(&mut self, r: &RunReport) -> Result<Inserted, StoreError> {
+        self.write(r, Write::Insert)
+    }
+
+    /// Stores a live run's checkpoint with status `running`: inserts its row or rewrites it
+    /// (report, columns, labels, timeline) in one transaction. A finished run is never
+    /// touched (`AlreadyStored`).
+    pub fn checkpoint(&mut self, r: &RunReport, c: &Checkpoint) -> Result<Inserted, StoreError> {
+        self.write(r, Write::Checkpoint(c))
+    }
+
+    /// Stores a finished run, replacing its checkpoint row when it has one (a run already
+    /// finished under this id is left unchanged).
+    pub fn finish(&mut self, r: &RunReport) -> Result<Inserted, StoreError> {
+        self.write(r, Write::Finish)
+    }
+
+    fn write(&mut self, r: &RunReport, how: Write) -> Result<Inserted, StoreError> {
         let mut slim = r.clone();
+        slim.status = match how {
+            Write::Checkpoint(_) => RunStatus::Running,
+            Write::Insert | Write::Finish => r.status,
+        };
         let timeline = slim
             .timeline
             .take()
@@ -247,17 +376,47 @@ impl Store {
         methods.dedup();
         let command = serde_json::to_string(&r.command).unwrap_or_else(|_| "[]".into());
         let gpus = serde_json::to_string(&r.host.gpu_models).unwrap_or_else(|_| "[]".into());
+        let ck = match how {
+            Write::Checkpoint(c) => Some(c),
+            _ => None,
+        };
+        let on_conflict = match how {
+            Write::Insert => "ON CONFLICT(id) DO NOTHING",
+            Write::Checkpoint(_) | Write::Finish => {
+                "ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at,
+                   started_unix_s = excluded.started_unix_s, duration_s = excluded.duration_s,
+                   command = excluded.command, exit_code = excluded.exit_code,
+                   host = excluded.host, cpu_model = excluded.cpu_model,
+                   gpu_models = excluded.gpu_models, git_commit = excluded.git_commit,
+                   zone = excluded.zone, methods = excluded.methods, total_j = excluded.total_j,
+                   carbon_g = excluded.carbon_g, work_flops = excluded.work_flops,
+                   work_inferences = excluded.work_inferences,
+                   work_tokens = excluded.work_tokens, report_json = excluded.report_json,
+                   timeline_json = excluded.timeline_json, status = excluded.status,
+                   owner_pid = excluded.owner_pid,
+                   owner_start_ticks = excluded.owner_start_ticks,
+                   owner_boot_id = excluded.owner_boot_id,
+                   checkpoint_unix_s = excluded.checkpoint_unix_s,
+                   checkpoint_period_s = excluded.checkpoint_period_s
+                 WHERE runs.status != 'finished'"
+            }
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
         let n = tx
             .execute(
-                "INSERT OR IGNORE INTO runs (id, started_at, started_unix_s, duration_s, command,
-                   exit_code, host, cpu_model, gpu_models, git_commit, zone, methods, total_j,
-                   carbon_g, work_flops, work_inferences, work_tokens, report_json, timeline_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                   ?17, ?18, ?19)",
+                &format!(
+                    "INSERT INTO runs (id, started_at, started_unix_s, duration_s, command,
+                       exit_code, host, cpu_model, gpu_models, git_commit, zone, methods,
+                       total_j, carbon_g, work_flops, work_inferences, work_tokens,
+                       report_json, timeline_json, status, owner_pid, owner_start_ticks,
+                       owner_boot_id, checkpoint_unix_s, checkpoint_period_s)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                       ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                     {on_conflict}"
+                ),
                 params![
                     r.id,
                     r.started_at,
@@ -278,12 +437,20 @@ impl Store {
                     r.work.tokens,
                     report_json,
                     timeline_json,
+                    slim.status.as_str(),
+                    ck.map(|c| c.owner.pid),
+                    ck.and_then(|c| c.owner.start_ticks.map(|t| t as i64)),
+                    ck.and_then(|c| c.owner.boot_id.clone()),
+                    ck.map(|c| c.at_unix_s),
+                    ck.map(|c| c.period_s),
                 ],
             )
             .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
         if n == 0 {
             return Ok(Inserted::AlreadyStored);
         }
+        tx.execute("DELETE FROM labels WHERE run_id = ?1", [&r.id])
+            .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
         for (k, v) in &r.labels {
             tx.execute(
                 "INSERT INTO labels (run_id, key, value) VALUES (?1, ?2, ?3)",
@@ -294,6 +461,84 @@ impl Store {
         tx.commit()
             .map_err(|e| to_err(&self.path, self.busy_ms, e))?;
         Ok(Inserted::New)
+    }
+
+    /// Runs with status `running` whose writer `gone` says is gone (a reason) become
+    /// `interrupted`, in one transaction: status column and report, with a warning naming
+    /// the reason and how far the run got. Returns their ids.
+    pub fn settle_interrupted(
+        &mut self,
+        gone: impl Fn(&LiveRun) -> Option<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let err = |e| to_err(&self.path, self.busy_ms, e);
+        // Most openings find no live run: they take no write lock.
+        let any: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if !any {
+            return Ok(Vec::new());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let live: Vec<(LiveRun, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, owner_pid, owner_start_ticks, owner_boot_id, host,
+                       checkpoint_unix_s, checkpoint_period_s, report_json
+                     FROM runs WHERE status = 'running'",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        LiveRun {
+                            id: r.get(0)?,
+                            owner: Owner {
+                                pid: r.get::<_, Option<u32>>(1)?.unwrap_or(0),
+                                start_ticks: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                                boot_id: r.get(3)?,
+                                host: r.get(4)?,
+                            },
+                            checkpoint_unix_s: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                            period_s: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+                        },
+                        r.get(7)?,
+                    ))
+                })
+                .map_err(err)?;
+            rows.collect::<Result<_, _>>().map_err(err)?
+        };
+        let mut settled = Vec::new();
+        for (run, json) in live {
+            let Some(why) = gone(&run) else { continue };
+            let mut rep: RunReport =
+                serde_json::from_str(&json).map_err(|e| StoreError::BadRow {
+                    id: run.id.clone(),
+                    message: e.to_string(),
+                })?;
+            rep.status = RunStatus::Interrupted;
+            rep.warnings.push(interrupted_warning(&rep, &why));
+            let json = serde_json::to_string(&rep).map_err(|e| StoreError::BadRow {
+                id: run.id.clone(),
+                message: e.to_string(),
+            })?;
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', report_json = ?2
+                 WHERE id = ?1 AND status = 'running'",
+                params![run.id, json],
+            )
+            .map_err(err)?;
+            settled.push(run.id);
+        }
+        tx.commit().map_err(err)?;
+        Ok(settled)
     }
 
     /// One run by exact id.
@@ -350,6 +595,9 @@ impl Store {
                 args.len()
             ));
         }
+        if !f.include_running {
+            sql.push_str(" AND r.status != 'running'");
+        }
         if let Some(c) = &f.command_contains {
             args.push(Value::Text(format!("%{}%", like_escape(c))));
             sql.push_str(&format!(" AND r.command LIKE ?{} ESCAPE '\\'", args.len()));
@@ -386,6 +634,27 @@ impl Store {
             .map(|n| n.max(0) as u64)
             .map_err(|e| to_err(&self.path, self.busy_ms, e))
     }
+}
+
+/// How [`Store::write`] treats a run already stored under the same id.
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    /// Keep the stored one.
+    Insert,
+    /// Replace it unless finished; the new row is `running`.
+    Checkpoint(&'a Checkpoint),
+    /// Replace it unless finished.
+    Finish,
+}
+
+/// The label an interrupted run carries in its warnings.
+fn interrupted_warning(r: &RunReport, why: &str) -> String {
+    format!(
+        "interrupted: the wrapper stopped before the run ended ({why}: killed, out of memory \
+         or the machine restarted); energy, carbon and duration are up to its last \
+         checkpoint, {:.0} s into the run, and the rest is missing",
+        r.duration_s
+    )
 }
 
 /// Maps a SQLite error to what the caller can do about it.
@@ -464,6 +733,9 @@ mod tests {
             counted_in_total: true,
             device: None,
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         r.carbon.zone = "FR".into();
         r.carbon.total_g = j / 3.6e6 * 50.0;
@@ -639,6 +911,191 @@ mod tests {
         drop(s);
         let e = Store::open(&p).err().unwrap();
         assert!(matches!(e, StoreError::TooNew { found: 99, .. }), "{e}");
+    }
+
+    fn owner(pid: u32) -> Owner {
+        Owner {
+            pid,
+            start_ticks: Some(777),
+            boot_id: Some("boot-a".into()),
+            host: "node1".into(),
+        }
+    }
+
+    fn ck(at: f64) -> Checkpoint {
+        Checkpoint {
+            owner: owner(4242),
+            period_s: 300.0,
+            at_unix_s: at,
+        }
+    }
+
+    #[test]
+    fn a_version_1_history_upgrades_and_keeps_its_runs_finished() {
+        let (_d, p) = tmp();
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        {
+            // A database as the previous wattprint left it: schema v1 and one run.
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch("PRAGMA user_version = 1").unwrap();
+            let mut old = run("old", "2026-01-01T00:00:00Z", 5.0);
+            old.labels.insert("team".into(), "x".into());
+            let json = serde_json::to_string(&old)
+                .unwrap()
+                .replace(",\"status\":\"finished\"", "");
+            assert!(!json.contains("status"));
+            c.execute(
+                "INSERT INTO runs (id, started_at, started_unix_s, duration_s, command, host, gpu_models, zone, methods, total_j, carbon_g, report_json) VALUES ('old', '2026-01-01T00:00:00Z', 1767225600, 2, '[]', '', '[]', 'FR', 'counter', 5, 0, ?1)",
+                [json],
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        let status: String = s
+            .conn
+            .query_row("SELECT status FROM runs WHERE id = 'old'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(status, "finished");
+        let listed = s.list(&Filter::default()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, RunStatus::Finished);
+        assert_eq!(listed[0].energy.total_j, 5.0);
+        assert!(s
+            .settle_interrupted(|_| Some("x".into()))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn checkpoints_rewrite_one_row_and_the_end_replaces_it() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let mut r = run("long", "2026-11-29T10:00:00Z", 100.0);
+        r.labels.insert("phase".into(), "a".into());
+        assert_eq!(s.checkpoint(&r, &ck(1.0)).unwrap(), Inserted::New);
+        r.energy.total_j = 250.0;
+        r.labels.clear();
+        r.labels.insert("phase".into(), "b".into());
+        assert_eq!(s.checkpoint(&r, &ck(2.0)).unwrap(), Inserted::New);
+        assert_eq!(s.count().unwrap(), 1);
+        let got = s.get("long").unwrap().unwrap();
+        assert_eq!(
+            (got.status, got.energy.total_j),
+            (RunStatus::Running, 250.0)
+        );
+        assert_eq!(got.labels.get("phase").map(String::as_str), Some("b"));
+        // Reports skip live runs; `wattprint runs` asks for them.
+        assert!(s.list(&Filter::default()).unwrap().is_empty());
+        let all = Filter {
+            include_running: true,
+            ..Default::default()
+        };
+        assert_eq!(s.list(&all).unwrap().len(), 1);
+        r.energy.total_j = 300.0;
+        assert_eq!(s.finish(&r).unwrap(), Inserted::New);
+        let got = s.get("long").unwrap().unwrap();
+        assert_eq!(
+            (got.status, got.energy.total_j),
+            (RunStatus::Finished, 300.0)
+        );
+        // A late checkpoint never undoes the end.
+        r.energy.total_j = 1.0;
+        assert_eq!(s.checkpoint(&r, &ck(3.0)).unwrap(), Inserted::AlreadyStored);
+        assert_eq!(s.finish(&r).unwrap(), Inserted::AlreadyStored);
+        assert_eq!(s.get("long").unwrap().unwrap().energy.total_j, 300.0);
+        assert!(s
+            .settle_interrupted(|_| Some("x".into()))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_dead_writers_run_becomes_interrupted_with_its_last_checkpoint() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let mut r = run("dead", "2026-11-29T10:00:00Z", 120.0);
+        r.duration_s = 600.0;
+        s.checkpoint(&r, &ck(10.0)).unwrap();
+        s.checkpoint(&run("alive", "2026-11-29T11:00:00Z", 7.0), &ck(10.0))
+            .unwrap();
+        let settled = s
+            .settle_interrupted(|l| (l.id == "dead").then(|| format!("pid {} gone", l.owner.pid)))
+            .unwrap();
+        assert_eq!(settled, vec!["dead"]);
+        let got = s.get("dead").unwrap().unwrap();
+        assert_eq!(got.status, RunStatus::Interrupted);
+        assert_eq!(got.energy.total_j, 120.0);
+        let w = got.warnings.last().unwrap();
+        assert!(
+            w.starts_with("interrupted:") && w.contains("pid 4242 gone"),
+            "{w}"
+        );
+        assert!(w.contains("600 s into the run"), "{w}");
+        // Interrupted runs are in reports, labelled; settled once only.
+        let ids: Vec<String> = s
+            .list(&Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec!["dead"]);
+        assert!(s.settle_interrupted(|_| Some("x".into())).unwrap() == vec!["alive"]);
+        assert_eq!(s.get("dead").unwrap().unwrap().warnings.len(), 1);
+    }
+
+    #[test]
+    fn the_owner_is_gone_when_its_process_or_boot_is_or_it_fell_silent() {
+        let alive = |pid: u32| (pid == 4242).then_some(777);
+        let here = |host: &str, boot: Option<&str>, now: f64| Here {
+            host: host.into(),
+            boot_id: boot.map(str::to_string),
+            now_unix_s: now,
+            start_ticks_of: &alive,
+        };
+        let live = |pid: u32, start: Option<u64>| LiveRun {
+            id: "r".into(),
+            owner: Owner {
+                pid,
+                start_ticks: start,
+                ..owner(pid)
+            },
+            checkpoint_unix_s: 1000.0,
+            period_s: 300.0,
+        };
+        let h = here("node1", Some("boot-a"), 1e9);
+        assert_eq!(owner_gone(&live(4242, Some(777)), &h), None);
+        assert!(owner_gone(&live(4243, Some(777)), &h)
+            .unwrap()
+            .contains("process 4243 is gone"));
+        assert!(owner_gone(&live(4242, Some(778)), &h)
+            .unwrap()
+            .contains("another process"));
+        let rebooted = here("node1", Some("boot-b"), 1001.0);
+        assert!(owner_gone(&live(4242, Some(777)), &rebooted)
+            .unwrap()
+            .contains("restarted"));
+        // Another host: only silence tells, after 3 periods plus the margin.
+        let limit = 1000.0 + STALE_PERIODS * 300.0 + STALE_MARGIN_S;
+        assert_eq!(
+            owner_gone(
+                &live(4242, Some(777)),
+                &here("node2", Some("x"), limit - 1.0)
+            ),
+            None
+        );
+        assert!(owner_gone(
+            &live(4242, Some(777)),
+            &here("node2", Some("x"), limit + 1.0)
+        )
+        .unwrap()
+        .contains("no checkpoint for"));
+        // No boot id here: the same.
+        assert_eq!(
+            owner_gone(&live(1, Some(777)), &here("node1", None, limit - 1.0)),
+            None
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ use crate::common::{carbon_error, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::io::Write;
 use std::path::PathBuf;
-use wattprint_report::import::{detect_format, export_trace, import, ImportFormat};
+use wattprint_report::import::{
+    detect_format, export_trace, import_with, BadRows, ImportFormat, ImportOptions,
+};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -29,6 +31,10 @@ pub struct Args {
     /// Do not store the imported runs in the history.
     #[arg(long)]
     pub no_store: bool,
+    /// Skip rows whose field count differs from the header's (counted and named in the
+    /// report's warnings) instead of refusing the file.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
     /// Label the imported runs (repeatable).
     #[arg(long = "label", value_name = "K=V", value_parser = crate::cmd::run::parse_label)]
     pub labels: Vec<(String, String)>,
@@ -67,7 +73,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut runs = import(&text, format, &name)
+    let opts = ImportOptions {
+        bad_rows: if args.skip_bad_rows {
+            BadRows::Skip
+        } else {
+            BadRows::Error
+        },
+    };
+    let mut runs = import_with(&text, format, &name, &opts)
         .map_err(|e| BadInput(format!("{}: {e}", args.file.display())))?;
     for r in &mut runs {
         for (k, v) in &args.labels {

@@ -1,5 +1,6 @@
 //! `wattprint run [OPTIONS] -- CMD [ARGS]`: run a command, measure it, summarise on stderr.
 
+use crate::checkpoint;
 use crate::child::{self, Forwarder, SpawnError};
 use crate::common::{carbon_error, CarbonArgs, OutputArgs, WorkArgs};
 use crate::exit::BadInput;
@@ -9,8 +10,10 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 use wattprint_core::duration::parse_interval_s;
+use wattprint_core::gpu_select::{GpuRequest, GpuRequestError};
 use wattprint_core::work::resolve_work;
 use wattprint_engine::cgroup::JobCgroup;
+use wattprint_engine::config::GpuScope;
 use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
 use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
 
@@ -35,12 +38,24 @@ pub struct Args {
     /// from its waited-for process tree instead (processes it leaves behind are missed).
     #[arg(long)]
     pub no_cgroup: bool,
+    /// The job's GPUs (measured, in its total and embodied share): `all`, `none`, indices as
+    /// `wattprint sensors` lists them (`0,2`), domain names (`gpu-1`) or UUIDs. Default: the
+    /// GPUs the command can see (CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
+    /// ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES, Slurm's allocation). It does not change
+    /// what the command sees.
+    #[arg(long, value_name = "all|0,2|UUID", value_parser = parse_gpus)]
+    pub gpus: Option<GpuRequest>,
     /// Label the run (repeatable): `--label team=search --label model=7b`.
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// Parse `--gpus`.
+fn parse_gpus(text: &str) -> Result<GpuRequest, String> {
+    text.parse().map_err(|e: GpuRequestError| e.to_string())
 }
 
 /// Parse `key=value`.
@@ -80,6 +95,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let carbon_opts = args.carbon.to_options()?;
     wattprint_carbon::validate(&carbon_opts).map_err(carbon_error)?;
     let work_decl = args.work.to_decl()?;
+    // Checkpoints go where the run will be stored; without a history, nowhere.
+    let checkpoints = if args.no_store {
+        None
+    } else {
+        let period_s = checkpoint::period_s(std::env::var(checkpoint::PERIOD_ENV).ok().as_deref())?;
+        crate::cmd::runs::db_path().ok().map(|db| (db, period_s))
+    };
+    let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
     let mut warnings = Vec::new();
     // The workload may append `flops=N` / `inferences=N` / `tokens=N` lines to this file.
     let work_file = WorkFile::create()
@@ -99,6 +122,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         QUIET_TIMELINE_INTERVAL_S
     });
     config.timeline_interval_s = Some(interval_s);
+    // The job's GPUs: what the command can see (the environment it inherits), or --gpus.
+    config.gpu_scope = GpuScope::job_from_env(args.gpus.clone());
     if let Some(i) = args.interval {
         config.poll_interval_s = i;
     }
@@ -110,7 +135,23 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         JobCgroup::create(&config.sysfs_root, &config.procfs_root)
     };
     let fwd = Forwarder::install()?;
+    let session_procfs = config.procfs_root.clone();
     let mut session = Session::start(config);
+    if let Some(bad) = session.gpu_choice().filter(|c| !c.unmatched.is_empty()) {
+        if let Ok(cg) = cgroup {
+            let _ = cg.remove();
+        }
+        let req = args
+            .gpus
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Err(BadInput(format!(
+            "--gpus {req}: {}; `wattprint sensors` lists this machine's GPUs",
+            bad.unmatched.join("; ")
+        ))
+        .into());
+    }
     let window = session.begin("run");
     let child_env: Vec<(&str, &std::ffi::OsStr)> = work_file
         .iter()
@@ -145,18 +186,50 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         }
     };
     session.set_job_root(pid.unsigned_abs());
-    let outcome = std::thread::scope(|s| {
-        // Dropping `stop` wakes the live view at once: the run's end is not delayed by a tick.
+    let owner = checkpoint::owner(&session_procfs);
+    let (outcome, checkpoint_warning) = std::thread::scope(|s| {
+        // Dropping `stop` wakes the live view and the checkpoints at once: the run's end is
+        // not delayed by a tick.
         let (stop, stopped) = mpsc::channel::<()>();
+        let (stop_checkpoints, checkpoints_stopped) = mpsc::channel::<()>();
         if live {
             let session = &session;
             s.spawn(move || progress(session, interval_s, &stopped));
         }
+        let kept = checkpoints.as_ref().map(|(db, period_s)| {
+            let (session, cgroup) = (&session, &cgroup);
+            let (command, labels) = (&args.command, &labels);
+            let (work_decl, work_file) = (&work_decl, &work_file);
+            let carbon_opts = &carbon_opts;
+            s.spawn(move || {
+                let report_now = || {
+                    let tally = work_file.as_ref().and_then(|f| f.read().ok());
+                    let (job_cpu_s, job_cpu_source) = cgroup
+                        .as_ref()
+                        .ok()
+                        .and_then(|cg| Some((cg.cpu_s().ok()?, cgroup_cpu_source(cg))))
+                        .unzip();
+                    let ctx = ReportContext {
+                        work: resolve_work(work_decl, tally.as_ref()),
+                        command: command.clone(),
+                        labels: labels.clone(),
+                        job_cpu_s,
+                        job_cpu_source,
+                        ..Default::default()
+                    };
+                    session.finish_so_far(window, ctx, carbon_opts).ok()
+                };
+                checkpoint::keep(db, owner, *period_s, report_now, &checkpoints_stopped)
+            })
+        });
         let o = child::wait(pid);
         fwd.child_gone();
         drop(stop);
-        o
+        drop(stop_checkpoints);
+        let warning = kept.and_then(|t| t.join().ok().flatten());
+        o.map(|o| (o, warning))
     })?;
+    warnings.extend(checkpoint_warning);
     let energy = session.end(window)?;
     session.stop();
     drop(fwd);
@@ -175,7 +248,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         warnings,
         command: args.command.clone(),
         exit_code: Some(outcome.exit_code),
-        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        labels,
         job_cpu_s: Some(job_cpu_s),
         job_cpu_source: Some(job_cpu_source),
         meter_cpu_s: Some(usage.cpu_s),
@@ -203,6 +276,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     Ok(exit_status(outcome.exit_code))
 }
 
+/// The attribution source of a job run in its own cgroup.
+fn cgroup_cpu_source(cg: &JobCgroup) -> String {
+    format!(
+        "CPU time of every process in the command's cgroup {} \
+         (cgroup v2 cpu.stat usage_usec, µs)",
+        cg.dir().display()
+    )
+}
+
 /// The job's CPU time and where it comes from: its cgroup when it ran in one, else the
 /// waited-for tree's rusage, with the reason the cgroup was not used.
 fn job_cpu_time(
@@ -214,20 +296,12 @@ fn job_cpu_time(
     let why = match cgroup {
         Ok(cg) => {
             let read = cg.cpu_s();
-            let dir = cg.dir().display().to_string();
+            let source = cgroup_cpu_source(&cg);
             if let Err(e) = cg.remove() {
                 warnings.push(e);
             }
             match read {
-                Ok(s) => {
-                    return (
-                        s,
-                        format!(
-                            "CPU time of every process in the command's cgroup {dir} \
-                             (cgroup v2 cpu.stat usage_usec, µs)"
-                        ),
-                    )
-                }
+                Ok(s) => return (s, source),
                 Err(e) => e,
             }
         }

@@ -48,15 +48,19 @@ pub fn db_path() -> anyhow::Result<PathBuf> {
     })
 }
 
-/// Opens the history for reading or writing.
+/// Opens the history for reading or writing; runs whose writer died since are settled as
+/// `interrupted` first (see `checkpoint::settle`).
 pub fn open_store() -> anyhow::Result<Store> {
-    Ok(Store::open(&db_path()?)?)
+    let mut s = Store::open(&db_path()?)?;
+    let procfs = wattprint_engine::SensorConfig::from_env().procfs_root;
+    crate::checkpoint::settle(&mut s, &procfs);
+    Ok(s)
 }
 
-/// Stores a finished run; a database problem is a warning on stderr, never a lost run (the
-/// caller has already written any -o/--json output).
+/// Stores a finished run, replacing its checkpoint; a database problem is a warning on
+/// stderr, never a lost run (the caller has already written any -o/--json output).
 pub fn store_or_warn(r: &RunReport) {
-    let result = open_store().and_then(|mut s| Ok(s.insert(r)?));
+    let result = open_store().and_then(|mut s| Ok(s.finish(r)?));
     if let Err(e) = result {
         eprintln!(
             "wattprint: warning: run {} not stored in the history: {e}",
@@ -215,7 +219,9 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    let (f, _) = filter(&args.select, (args.limit > 0).then_some(args.limit))?;
+    let (mut f, _) = filter(&args.select, (args.limit > 0).then_some(args.limit))?;
+    // Live runs too: `runs` is where a running or interrupted run is seen.
+    f.include_running = true;
     let store = open_store()?;
     let runs = store.list(&f)?;
     let mut out = std::io::stdout().lock();

@@ -125,7 +125,7 @@ def track(name=None, *, meter=None, **options):
     ``name`` names the window (default ``"track"``, or the function's qualified name);
     ``meter`` measures on a given :class:`wattprint.Meter` instead of the shared one for these
     options. Options: ``zone``, ``pue``, ``flops``, ``params``, ``tokens``, ``mode``,
-    ``inferences``, ``precision``, ``store``. Wrong types raise ``TypeError``, bad values
+    ``inferences``, ``precision``, ``store``, ``gpus``. Wrong types raise ``TypeError``, bad values
     ``ValueError``, options this build cannot apply ``NotImplementedError``.
     """
     if callable(name):  # bare @wattprint.track

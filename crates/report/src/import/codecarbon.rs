@@ -7,8 +7,10 @@ pub(super) fn codecarbon(
     input: &str,
     source_name: &str,
     id: &str,
+    bad_rows: BadRows,
 ) -> Result<Vec<RunReport>, ParseError> {
-    let t = read_table(input, "header")?;
+    let t = read_table(input, "header", bad_rows)?;
+    let skipped = skipped_warning(&t, 0);
     let energy = t.need("energy_consumed", "header")?;
     let emissions = t.need("emissions", "header")?;
     let duration = t.need("duration", "header")?;
@@ -118,6 +120,9 @@ pub(super) fn codecarbon(
                     counted_in_total: true,
                     device: None,
                     avg_power_w: None,
+                    joules_low: None,
+                    joules_high: None,
+                    range_basis: None,
                 });
             }
         }
@@ -139,6 +144,9 @@ pub(super) fn codecarbon(
                 counted_in_total: true,
                 device: None,
                 avg_power_w: None,
+                joules_low: None,
+                joules_high: None,
+                range_basis: None,
             });
         }
         if let Some(p) = get(opt("pue")) {
@@ -186,6 +194,7 @@ pub(super) fn codecarbon(
         r.metrics.energy_to_solution_j = r.energy.total_j;
         r.energy.facility_j = r.energy.total_j * r.energy.pue;
         r.metrics.facility_energy_to_solution_j = r.energy.facility_j;
+        r.warnings.extend(skipped.clone());
         out.push(r);
     }
     if out.is_empty() {

@@ -2,9 +2,14 @@
 //!
 //! Pure parsing over `&str`: the caller reads the file. Each importer checks the whole input
 //! before returning, so a bad line means an error naming it and nothing half-imported.
+//! Every importer reads its table with the one CSV reader (`ratefile::read_table`) and its one
+//! row rule: a row whose field count differs from the header's is an error naming its line
+//! and both counts, or, with [`ImportOptions::bad_rows`] = [`BadRows::Skip`], skipped and
+//! counted in the report's warnings; never read out of position, never silently dropped.
 //! Formats are documented in `docs/import.md`.
 
-use crate::ratefile::{field, number, read_table};
+pub use crate::ratefile::BadRows;
+use crate::ratefile::{field, number, read_table, Table, FIELD_COUNT};
 use crate::ParseError;
 use std::collections::BTreeMap;
 use wattprint_core::integrate::Trapezoid;
@@ -77,18 +82,77 @@ pub fn content_id(input: &str) -> String {
     format!("{h:016x}")
 }
 
-/// Imports `input` in `format`; `source_name` (the file name) labels the runs.
+/// How to import.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Rows whose field count differs from the header's: an error (default) or skipped and
+    /// counted (`--skip-bad-rows`).
+    pub bad_rows: BadRows,
+}
+
+/// Imports `input` in `format` with the default options (a bad row is an error);
+/// `source_name` (the file name) labels the runs.
 pub fn import(
     input: &str,
     format: ImportFormat,
     source_name: &str,
 ) -> Result<Vec<RunReport>, ParseError> {
+    import_with(input, format, source_name, &ImportOptions::default())
+}
+
+/// [`import`] with options.
+pub fn import_with(
+    input: &str,
+    format: ImportFormat,
+    source_name: &str,
+    opts: &ImportOptions,
+) -> Result<Vec<RunReport>, ParseError> {
     let id = content_id(input);
+    let b = opts.bad_rows;
     match format {
-        ImportFormat::NvidiaSmi => nvidia_smi(input, source_name, &id).map(|r| vec![r]),
-        ImportFormat::CodeCarbon => codecarbon(input, source_name, &id),
-        ImportFormat::Trace => trace(input, source_name, &id).map(|r| vec![r]),
+        ImportFormat::NvidiaSmi => nvidia_smi(input, source_name, &id, b).map(|r| vec![r]),
+        ImportFormat::CodeCarbon => codecarbon(input, source_name, &id, b),
+        ImportFormat::Trace => trace(input, source_name, &id, b).map(|r| vec![r]),
     }
+    .map_err(|mut e| {
+        if e.field == FIELD_COUNT {
+            e.message.push_str(
+                ", or import with --skip-bad-rows to skip such rows (counted in the report's \
+                 warnings)",
+            );
+        }
+        e
+    })
+}
+
+/// Most skipped lines a warning names (the count is always whole).
+const SKIPPED_NAMED: usize = 10;
+
+/// The warning of rows skipped under [`BadRows::Skip`], lines shifted by `shift` (an input
+/// read after a preamble); `None` when none was.
+pub(super) fn skipped_warning(t: &Table, shift: usize) -> Option<String> {
+    if t.skipped.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = t
+        .skipped
+        .iter()
+        .take(SKIPPED_NAMED)
+        .map(|s| format!("line {} ({} fields)", s.line + shift, s.fields))
+        .collect();
+    let more = t.skipped.len().saturating_sub(SKIPPED_NAMED);
+    Some(format!(
+        "{} row(s) skipped (--skip-bad-rows): their field count differs from the header's {}: \
+         {}{}; what they held is not in this report",
+        t.skipped.len(),
+        t.header.len(),
+        named.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// Largest plausible power of one device, W: beyond it a value is a unit mistake.

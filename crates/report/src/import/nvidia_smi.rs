@@ -12,6 +12,13 @@ pub(super) fn split_unit(h: &str) -> (String, Option<String>) {
     }
 }
 
+/// The power columns nvidia-smi can log, in order of preference. `power.draw` on drivers
+/// before R530; newer ones also offer `power.draw.average` (the same 1 s average on Ampere and
+/// later, what integration over samples a second or more apart needs) and
+/// `power.draw.instant` (one instantaneous reading), and `power.draw` may be absent from a
+/// log that queried only those (nvidia-smi --help-query-gpu).
+const POWER_COLUMNS: [&str; 3] = ["power.draw", "power.draw.average", "power.draw.instant"];
+
 /// nvidia-smi timestamps: `2026/11/29 02:31:12.345` (local time, no zone).
 fn nvidia_time(s: &str) -> Option<f64> {
     parse_rfc3339_s(&s.trim().replacen('/', "-", 2))
@@ -21,8 +28,9 @@ pub(super) fn nvidia_smi(
     input: &str,
     source_name: &str,
     id: &str,
+    bad_rows: BadRows,
 ) -> Result<RunReport, ParseError> {
-    let t = read_table(input, "header")?;
+    let t = read_table(input, "header", bad_rows)?;
     let cols: Vec<(String, Option<String>)> = t.header.iter().map(|h| split_unit(h)).collect();
     let find = |n: &str| cols.iter().position(|(c, _)| c == n);
     let ts = find("timestamp").ok_or_else(|| {
@@ -33,15 +41,26 @@ pub(super) fn nvidia_smi(
                 .into(),
         )
     })?;
-    let pw = find("power.draw")
-        .ok_or_else(|| ParseError::new(1, "power.draw", "missing column `power.draw`".into()))?;
+    let (pw, pw_name) = POWER_COLUMNS
+        .iter()
+        .find_map(|&n| find(n).map(|i| (i, n)))
+        .ok_or_else(|| {
+            ParseError::new(
+                1,
+                "power.draw",
+                format!(
+                    "no power column: the header needs one of {}",
+                    POWER_COLUMNS.join(", ")
+                ),
+            )
+        })?;
     match cols[pw].1.as_deref() {
         Some("W") | None => {}
         Some(u) => {
             return Err(ParseError::new(
                 1,
-                "power.draw",
-                format!("unit `{u}` is not supported: nvidia-smi reports power.draw in [W]"),
+                pw_name,
+                format!("unit `{u}` is not supported: nvidia-smi reports {pw_name} in [W]"),
             ))
         }
     }
@@ -118,16 +137,16 @@ pub(super) fn nvidia_smi(
             if u != "W" {
                 return Err(ParseError::new(
                     line,
-                    "power.draw",
+                    pw_name,
                     format!("`{raw}`: unit `{u}` is not W"),
                 ));
             }
         }
-        let w = number(num, line, "power.draw")?;
+        let w = number(num, line, pw_name)?;
         if !(0.0..=MAX_DEVICE_W).contains(&w) {
             return Err(ParseError::new(
                 line,
-                "power.draw",
+                pw_name,
                 format!("{w} W is outside 0..{MAX_DEVICE_W} W: check the unit"),
             ));
         }
@@ -173,11 +192,14 @@ pub(super) fn nvidia_smi(
             name: format!("gpu-{key}"),
             kind: DomainKind::Gpu,
             joules: g.j,
-            source: "nvidia-smi log".into(),
+            source: format!("nvidia-smi log ({pw_name})"),
             method: Method::Power,
             counted_in_total: true,
             device: g.model.filter(|m| !m.is_empty()),
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         series.push(Cumulative {
             name: format!("gpu-{key}"),
@@ -192,9 +214,10 @@ pub(super) fn nvidia_smi(
         ));
     }
     r.energy.gaps = gaps;
-    r.warnings.push(
-        "nvidia-smi timestamps carry no time zone: taken as UTC; power.draw is integrated by the trapezoid rule per GPU".into(),
-    );
+    r.warnings.push(format!(
+        "nvidia-smi timestamps carry no time zone: taken as UTC; {pw_name} is integrated by the trapezoid rule per GPU"
+    ));
+    r.warnings.extend(skipped_warning(&t, 0));
     r.timeline = timeline_of(&series);
     finish_energy(&mut r);
     Ok(r)

@@ -155,6 +155,9 @@ fn sample_run() -> RunReport {
             counted_in_total: c,
             device: None,
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
     }
     r.energy.total_j = 2123.581;
@@ -230,11 +233,161 @@ proptest! {
         r.timeline = None;
         r.energy.domains.truncate(0);
         for (i, j) in js.iter().enumerate() {
-            r.energy.domains.push(DomainEnergy { name: format!("d{i}"), kind: DomainKind::Node, joules: *j, source: "x".into(), method: Method::Power, counted_in_total: true, device: None, avg_power_w: None });
+            r.energy.domains.push(DomainEnergy { name: format!("d{i}"), kind: DomainKind::Node, joules: *j, source: "x".into(), method: Method::Power, counted_in_total: true, device: None, avg_power_w: None, joules_low: None, joules_high: None, range_basis: None });
         }
         let back = &import(&export_trace(&r), ImportFormat::Trace, "t").unwrap()[0];
         for (a, b) in r.energy.domains.iter().zip(&back.energy.domains) {
             prop_assert_eq!(a.joules, b.joules);
         }
     }
+}
+
+const SKIP: ImportOptions = ImportOptions {
+    bad_rows: BadRows::Skip,
+};
+
+/// CODECARBON with its second run's row cut short after `duration` (a crashed writer).
+fn codecarbon_with_short_row() -> String {
+    let mut lines: Vec<&str> = CODECARBON.lines().collect();
+    lines.insert(2, "2024-05-02T14:30:00,bert,cut-row,30");
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_codecarbon_short_row_is_an_error_naming_its_line_and_both_counts() {
+    let e = import(
+        &codecarbon_with_short_row(),
+        ImportFormat::CodeCarbon,
+        "emissions.csv",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (3, "field count"));
+    assert!(
+        e.message.starts_with("4 fields where the header has 31"),
+        "{e}"
+    );
+    assert!(e.message.contains("--skip-bad-rows"), "{e}");
+    // A long row (a comma in an unquoted project name) is refused the same way, not read
+    // shifted by one column.
+    let long = CODECARBON.replacen(",bert,5b0f", ",bert,v2,5b0f", 1);
+    let e = import(&long, ImportFormat::CodeCarbon, "x").unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(
+        e.message.starts_with("32 fields where the header has 31"),
+        "{e}"
+    );
+}
+
+#[test]
+fn skip_bad_rows_skips_them_and_counts_them_in_every_reports_warnings() {
+    let rs = import_with(
+        &codecarbon_with_short_row(),
+        ImportFormat::CodeCarbon,
+        "emissions.csv",
+        &SKIP,
+    )
+    .unwrap();
+    assert_eq!(rs.len(), 2, "the two whole rows are imported");
+    assert!((rs[1].energy.total_j - 0.0048 * 3.6e6).abs() < 1e-6);
+    for r in &rs {
+        let w = r
+            .warnings
+            .iter()
+            .find(|w| w.contains("--skip-bad-rows"))
+            .expect("the skipped row is counted");
+        assert!(
+            w.starts_with("1 row(s) skipped") && w.contains("line 3 (4 fields)"),
+            "{w}"
+        );
+        assert!(w.contains("header's 31"), "{w}");
+    }
+    // Without bad rows, no such warning.
+    let rs = import_with(CODECARBON, ImportFormat::CodeCarbon, "x", &SKIP).unwrap();
+    assert!(rs
+        .iter()
+        .all(|r| !r.warnings.iter().any(|w| w.contains("skipped"))));
+}
+
+#[test]
+fn recent_nvidia_smi_power_columns_import() {
+    // Driver R535+ with `--query-gpu=timestamp,index,power.draw.average,power.draw.instant`.
+    let both = "timestamp, index, power.draw.average [W], power.draw.instant [W]
+2026/11/29 10:00:00.000, 0, 100.00 W, 90.00 W
+2026/11/29 10:00:01.000, 0, 300.00 W, 350.00 W
+2026/11/29 10:00:02.000, 0, 300.00 W, 280.00 W
+";
+    assert_eq!(detect_format(both), Some(ImportFormat::NvidiaSmi));
+    let r = &import(both, ImportFormat::NvidiaSmi, "gpu.csv").unwrap()[0];
+    // The 1 s average: (100+300)/2 + 300 = 500 J.
+    assert_eq!(r.energy.total_j, 500.0);
+    assert_eq!(
+        r.energy.domains[0].source,
+        "nvidia-smi log (power.draw.average)"
+    );
+    let instant = "timestamp, index, power.draw.instant [W]
+2026/11/29 10:00:00.000, 0, 90.00 W
+2026/11/29 10:00:02.000, 0, 110.00 W
+";
+    let r = &import(instant, ImportFormat::NvidiaSmi, "gpu.csv").unwrap()[0];
+    assert_eq!(r.energy.total_j, 200.0);
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.contains("power.draw.instant is integrated")));
+    // `power.draw` first where a log has it beside the new ones.
+    let all = "timestamp, power.draw [W], power.draw.instant [W]
+2026/11/29 10:00:00.000, 100 W, 1 W
+2026/11/29 10:00:01.000, 100 W, 1 W
+";
+    assert_eq!(
+        import(all, ImportFormat::NvidiaSmi, "x").unwrap()[0]
+            .energy
+            .total_j,
+        100.0
+    );
+    let e = import(
+        "timestamp, index, temperature.gpu\n2026/11/29 10:00:00, 0, 40\n",
+        ImportFormat::NvidiaSmi,
+        "x",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("power.draw.average"), "{e}");
+}
+
+#[test]
+fn nvidia_smi_and_trace_rows_follow_the_same_rule() {
+    // A truncated last line of a log still being written.
+    let cut = format!("{NVSMI}2026/11/29 10:00:04.000, 0\n");
+    let e = import(&cut, ImportFormat::NvidiaSmi, "x").unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (8, "field count"));
+    assert!(
+        e.message.starts_with("2 fields where the header has 4"),
+        "{e}"
+    );
+    let r = &import_with(&cut, ImportFormat::NvidiaSmi, "x", &SKIP).unwrap()[0];
+    assert_eq!(r.energy.total_j, 1400.0);
+    assert!(r.warnings.iter().any(|w| w.contains("line 8 (2 fields)")));
+    // In a trace, lines are counted from the top of the file, preamble included.
+    let t = "# wattprint trace v1\n# started_at: 2026-11-29T10:00:00Z\nt_s,domain,unit,value\n0,gpu-0,W,100\n1,gpu-0,W\n2,gpu-0,W,100\n";
+    let e = import(t, ImportFormat::Trace, "t.csv").unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (5, "field count"));
+    let r = &import_with(t, ImportFormat::Trace, "t.csv", &SKIP).unwrap()[0];
+    assert_eq!(r.energy.total_j, 200.0);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("line 5 (3 fields)")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn many_skipped_rows_are_all_counted_and_the_first_named() {
+    let mut s = String::from(NVSMI);
+    for _ in 0..12 {
+        s.push_str("2026/11/29 10:00:04.000, 0\n");
+    }
+    let r = &import_with(&s, ImportFormat::NvidiaSmi, "x", &SKIP).unwrap()[0];
+    let w = r.warnings.iter().find(|w| w.contains("skipped")).unwrap();
+    assert!(w.starts_with("12 row(s) skipped"), "{w}");
+    assert!(w.contains("line 17 (2 fields) and 2 more"), "{w}");
 }

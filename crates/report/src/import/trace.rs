@@ -4,7 +4,12 @@ use super::*;
 
 /// wattprint's CSV trace: `#key: value` metadata lines, then
 /// `t_s,domain,kind,method,counted,unit,value` (kind, method, counted optional).
-pub(super) fn trace(input: &str, source_name: &str, id: &str) -> Result<RunReport, ParseError> {
+pub(super) fn trace(
+    input: &str,
+    source_name: &str,
+    id: &str,
+    bad_rows: BadRows,
+) -> Result<RunReport, ParseError> {
     let mut meta: BTreeMap<String, String> = BTreeMap::new();
     let mut body = String::new();
     for l in input.lines() {
@@ -20,8 +25,9 @@ pub(super) fn trace(input: &str, source_name: &str, id: &str) -> Result<RunRepor
             body.push('\n');
         }
     }
-    let t = read_table(body.trim_start_matches('\n'), "header")?;
     let offset = body.len() - body.trim_start_matches('\n').len();
+    let t = read_table(body.trim_start_matches('\n'), "header", bad_rows)
+        .map_err(|e| e.shifted(offset))?;
     let lineno = |l: usize| l + offset;
     let (tc, dc, uc, vc) = (
         t.need("t_s", "header").map_err(|e| e.shifted(offset))?,
@@ -213,6 +219,9 @@ pub(super) fn trace(input: &str, source_name: &str, id: &str) -> Result<RunRepor
             counted_in_total: d.counted,
             device: None,
             avg_power_w: None,
+            joules_low: None,
+            joules_high: None,
+            range_basis: None,
         });
         series.push(Cumulative {
             name,
@@ -222,5 +231,6 @@ pub(super) fn trace(input: &str, source_name: &str, id: &str) -> Result<RunRepor
     }
     r.timeline = timeline_of(&series);
     finish_energy(&mut r);
+    r.warnings.extend(skipped_warning(&t, offset));
     Ok(r)
 }

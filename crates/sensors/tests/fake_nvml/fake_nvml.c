@@ -10,7 +10,10 @@
  *   3  NVIDIA L4               energy counter, 72 W; "GPU is lost" for every call once
  *                              its counter has been read FAKE_NVML_LOST_AFTER_READS times
  *                              (default 3: discovery, the meter's baseline, a window begin)
- *   4  NVIDIA A100-SXM4-40GB   MIG mode enabled; energy counter, 200 W; no process samples
+ *   4  NVIDIA A100-SXM4-40GB   MIG mode enabled; energy counter, 200 W; no process samples;
+ *                              two MIG instances, MIG-44444444-aaaa-... and MIG-44444444-bbbb-...
+ *
+ * PCI bus ids are 00000000:1N:00.0 for GPU N (NVML's index order is PCI bus order).
  *
  * FAKE_NVML_INIT_FAIL=1 makes nvmlInit_v2 fail with NVML_ERROR_DRIVER_NOT_LOADED.
  * FAKE_NVML_PROCS="pid:sm,pid:sm" sets the process utilisation samples of GPU 0;
@@ -143,7 +146,59 @@ nvmlReturn_t nvmlDeviceGetName(void *device, char *name, unsigned length) {
     return r ? r : copy_str(name, length, g->name);
 }
 
+/* MIG instances of GPU 4: handles distinct from the GPUs', answering only for their UUID. */
+static const char *MIGS[] = {
+    "MIG-44444444-aaaa-5555-8888-000000000001",
+    "MIG-44444444-bbbb-5555-8888-000000000002",
+};
+#define NMIGS (sizeof(MIGS) / sizeof(MIGS[0]))
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(void *device, unsigned *count) {
+    fake_gpu *g;
+    nvmlReturn_t r = check(device, &g);
+    if (r) return r;
+    if (!g->mig) return NVML_ERROR_NOT_SUPPORTED;
+    *count = NMIGS + 1; /* one empty slot, as real GPUs have */
+    return NVML_SUCCESS;
+}
+
+#define NVML_ERROR_NOT_FOUND 6
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(void *device, unsigned index, void **mig) {
+    fake_gpu *g;
+    nvmlReturn_t r = check(device, &g);
+    if (r) return r;
+    if (!g->mig) return NVML_ERROR_NOT_SUPPORTED;
+    if (index >= NMIGS) return NVML_ERROR_NOT_FOUND;
+    *mig = (void *)&MIGS[index];
+    return NVML_SUCCESS;
+}
+
+typedef struct {
+    char busIdLegacy[16];
+    unsigned domain;
+    unsigned bus;
+    unsigned device;
+    unsigned pciDeviceId;
+    unsigned pciSubSystemId;
+    char busId[32];
+} nvmlPciInfo_t;
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(void *device, nvmlPciInfo_t *pci) {
+    fake_gpu *g;
+    nvmlReturn_t r = check(device, &g);
+    if (r) return r;
+    memset(pci, 0, sizeof(*pci));
+    pci->bus = 0x10 + (unsigned)g->index;
+    snprintf(pci->busIdLegacy, sizeof(pci->busIdLegacy), "0000:%02X:00.0", pci->bus);
+    snprintf(pci->busId, sizeof(pci->busId), "00000000:%02X:00.0", pci->bus);
+    pci->pciDeviceId = 0x233010de;
+    return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetUUID(void *device, char *uuid, unsigned length) {
+    const char **m = (const char **)device;
+    if (initialised && m >= MIGS && m < MIGS + NMIGS) return copy_str(uuid, length, *m);
     fake_gpu *g;
     nvmlReturn_t r = check(device, &g);
     return r ? r : copy_str(uuid, length, g->uuid);
