@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use wattprint_core::carbon::IntensitySeries;
+use wattprint_core::textpos::record_line;
 use wattprint_core::{stats, wallclock};
 
 /// A parsed intensity file: points in Unix seconds.
@@ -47,17 +48,6 @@ fn parse_time(s: &str) -> Option<f64> {
         .filter(|&v| wallclock::year_utc(v).is_some())
 }
 
-/// The file's line of a record starting at `byte`. The `csv` reader's own line count and
-/// offset leave out the blank lines before a record, so they are skipped here.
-fn file_line(text: &str, byte: u64) -> usize {
-    let b = text.as_bytes();
-    let mut at = usize::try_from(byte).unwrap_or(usize::MAX).min(b.len());
-    while matches!(b.get(at), Some(b'\n' | b'\r')) {
-        at += 1;
-    }
-    b[..at].iter().filter(|&&c| c == b'\n').count() + 1
-}
-
 /// Parses the text of an intensity file (`path` is used in messages only).
 pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
     let mut points: Vec<(f64, f64)> = Vec::new();
@@ -72,7 +62,7 @@ pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
             path: path.to_string(),
             source,
         })?;
-        let line = rec.position().map_or(0, |p| file_line(text, p.byte()));
+        let line = rec.position().map_or(0, |p| record_line(text, p.byte()));
         let fields: Vec<&str> = rec.iter().collect();
         // `#` comments by hand: the reader's own comment option loses the line count.
         if fields.iter().all(|f| f.is_empty()) || fields[0].starts_with('#') {

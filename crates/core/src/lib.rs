@@ -20,6 +20,7 @@ pub mod rating;
 pub mod report;
 pub mod requests;
 pub mod stats;
+pub mod textpos;
 pub mod timeline;
 pub mod units;
 pub mod wallclock;
