@@ -165,7 +165,8 @@ fn discovery_uses_the_agent_socket_when_wattprint_agent_socket_is_set() {
     let _a = agent(&path, 10.0);
     let config = wattprint_engine::SensorConfig::from_lookup(|k| {
         (k == "WATTPRINT_AGENT_SOCKET").then(|| path.clone().into_os_string())
-    });
+    })
+    .unwrap();
     let d = wattprint_engine::discover(&config);
     assert_eq!(d.sensors.len(), 1);
     assert_eq!(d.sensors[0].info().source, "wattprint-agent");

@@ -177,3 +177,26 @@ mod work_args_tests {
             .contains("train or infer"));
     }
 }
+
+/// Sensor choice, shared by `run`, `agent` and `sensors`: flags replace `WATTPRINT_SENSORS`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SensorArgs {
+    /// Use only this sensor (repeatable): model, rapl-perf, rapl-powercap, nvml, amdsmi,
+    /// hwmon, agent-socket. Replaces WATTPRINT_SENSORS (e.g. `model` or `-rapl-perf,-nvml`).
+    #[arg(long = "sensor", value_name = "SOURCE")]
+    pub sensor: Vec<String>,
+    /// Never use this sensor (repeatable); same names as --sensor.
+    #[arg(long = "no-sensor", value_name = "SOURCE")]
+    pub no_sensor: Vec<String>,
+}
+
+impl SensorArgs {
+    /// The sensor configuration from the environment seams and these flags; an unknown name
+    /// (flag or `WATTPRINT_SENSORS`) is bad input (exit 2) listing the known ones.
+    pub fn config(&self) -> Result<wattprint_engine::SensorConfig, crate::exit::BadInput> {
+        let bad = |e: wattprint_engine::config::UnknownSensor| crate::exit::BadInput(e.to_string());
+        let mut c = wattprint_engine::SensorConfig::from_env().map_err(bad)?;
+        c.select(&self.sensor, &self.no_sensor).map_err(bad)?;
+        Ok(c)
+    }
+}

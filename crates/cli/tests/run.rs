@@ -177,8 +177,17 @@ fn rapl_totals_on_a_fake_tree_match_the_counters() {
     let sys = d.path().join("sys");
     let t = FakeRaplTree::new(&sys).unwrap();
     // Far from zero, near the wrap of a 20 J range: the child's write wraps it.
-    t.add_zone("0", "package-0", 18_000_000, 20_000_000, Some(100_000_000))
-        .unwrap();
+    // A 1 kW zone: the fake lands 7.5 J between two reads 10 ms apart (guard period), a
+    // power such a zone can reach (a 100 W zone could not: the interval would be dropped as
+    // implausible).
+    t.add_zone(
+        "0",
+        "package-0",
+        18_000_000,
+        20_000_000,
+        Some(1_000_000_000),
+    )
+    .unwrap();
     t.add_zone("0:0", "core", 500, 20_000_000, None).unwrap();
     t.add_zone("0:1", "dram", 1_000_000, 20_000_000, None)
         .unwrap();
@@ -211,7 +220,7 @@ fn rapl_totals_on_a_fake_tree_match_the_counters() {
         .success();
     let r = json_of(&a.get_output().stdout);
     let total = r["energy"]["total_j"].as_f64().unwrap();
-    assert!((total - 8.75).abs() / 8.75 < 0.005, "total {total}");
+    assert!((total - 8.75).abs() / 8.75 < 0.005, "total {total}: {r:#}");
     let by_name = |n: &str| {
         r["energy"]["domains"]
             .as_array()
@@ -274,22 +283,181 @@ fn forwarded_and_reported(sig: i32) {
 }
 
 #[test]
-fn sensors_lists_rapl_zones_and_absent_sensors() {
+fn sensors_passes_over_a_package_that_never_advances() {
     let d = tempfile::tempdir().unwrap();
-    let t = FakeRaplTree::new(d.path()).unwrap();
+    let t = FakeRaplTree::new(&d.path().join("sys")).unwrap();
     t.add_zone("0", "package-0", 1, 262_143_328_850, None)
         .unwrap();
-    let a = wattprint()
-        .env("WATTPRINT_SYSFS_ROOT", d.path())
+    let mut c = wattprint();
+    model_env(&mut c, d.path());
+    let a = c.args(["sensors", "--json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(v["sensors"][0]["source"], "utilisation-model");
+    assert!(v["sensors"][0]["read_cost_us"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["absent"][0]["source"], "rapl-perf");
+    assert!(v["absent"][0]["reason"].as_str().unwrap().len() > 10);
+    let pc = v["absent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["source"] == "rapl-powercap")
+        .unwrap();
+    let why = pc["reason"].as_str().unwrap();
+    assert!(
+        why.contains("package-0 stuck") && why.contains("did not advance"),
+        "{why}"
+    );
+}
+
+/// A perf power PMU whose only event, `energy-psys`, reads 0 for ever (this project's own
+/// VMs): files stand in for the kernel's counters, so this runs on every machine.
+fn dead_psys_env(cmd: &mut Command, dir: &Path) {
+    let sys = dir.join("sys");
+    let pmu = wattprint_sensors::fake_tree::FakePerfPmu::new(&sys, &[0], &["psys"]).unwrap();
+    model_env(cmd, dir);
+    cmd.env("WATTPRINT_SYSFS_ROOT", &sys)
+        .env("WATTPRINT_PERF_COUNTERS_DIR", pmu.counters_dir());
+}
+
+#[test]
+fn a_dead_psys_is_rejected_and_the_model_counts_instead() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    dead_psys_env(&mut c, d.path());
+    let a = c
+        .args(["run", "--no-store", "--json", "--", "sleep", "0.3"])
+        .assert()
+        .success();
+    let r = json_of(&a.get_output().stdout);
+    let e = &r["energy"];
+    assert_eq!(e["rejected"][0]["domain"], "psys");
+    assert_eq!(e["rejected"][0]["source"], "rapl-perf");
+    assert_eq!(e["rejected"][0]["verdict"], "stuck");
+    assert_eq!(
+        e["rejected"][0]["replaced_by"],
+        serde_json::json!(["cpu-model", "memory-model"])
+    );
+    let total = e["total_j"].as_f64().unwrap();
+    assert!(total > 0.0, "{total}");
+    assert_eq!(e["model_filled_j"].as_f64().unwrap(), total);
+    let psys = e["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "psys")
+        .unwrap();
+    assert_eq!(psys["counted_in_total"], false);
+    assert_eq!(psys["joules"], 0.0);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("REJECTED: stuck"), "{err}");
+    assert!(err.contains("psys (rapl-perf)"), "{err}");
+}
+
+#[test]
+fn sensors_says_why_the_dead_psys_is_not_used() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    dead_psys_env(&mut c, d.path());
+    let a = c.args(["sensors"]).assert().success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(
+        out.contains("rapl-perf: psys stuck: did not advance"),
+        "{out}"
+    );
+    assert!(out.starts_with("utilisation-model"), "{out}");
+}
+
+#[test]
+fn the_self_test_says_stuck_for_the_dead_psys() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = wattprint();
+    dead_psys_env(&mut c, d.path());
+    let a = c
+        .args([
+            "sensors",
+            "--check",
+            "--json",
+            "--check-idle",
+            "150ms",
+            "--check-load",
+            "150ms",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let doms = v["domains"].as_array().unwrap();
+    let psys = doms.iter().find(|d| d["domain"] == "psys").unwrap();
+    assert_eq!(psys["source"], "rapl-perf");
+    assert_eq!(psys["verdict"], "stuck");
+    assert_eq!(psys["idle_w"], 0.0);
+    assert_eq!(psys["responds_to_load"], false);
+    let model = doms.iter().find(|d| d["domain"] == "cpu-model").unwrap();
+    assert_eq!(model["verdict"], "ok");
+    assert!(v["idle_s"].as_f64().unwrap() >= 0.15);
+}
+
+#[test]
+fn the_user_chooses_the_sensors() {
+    let d = tempfile::tempdir().unwrap();
+    // --sensor model: the dead counter is not even opened.
+    let mut c = wattprint();
+    dead_psys_env(&mut c, d.path());
+    let a = c
+        .args([
+            "run",
+            "--no-store",
+            "--json",
+            "--sensor",
+            "model",
+            "--",
+            "true",
+        ])
+        .assert()
+        .success();
+    let r = json_of(&a.get_output().stdout);
+    let names: Vec<&str> = r["energy"]["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cpu-model", "memory-model"]);
+    assert!(r["energy"].get("rejected").is_none());
+    // The same from the environment, and exclusion.
+    let mut c = wattprint();
+    dead_psys_env(&mut c, d.path());
+    let a = c
+        .env("WATTPRINT_SENSORS", "-rapl-perf")
         .args(["sensors", "--json"])
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
-    assert_eq!(v["sensors"][0]["source"], "rapl-powercap");
-    assert_eq!(v["sensors"][0]["domains"][0]["name"], "package-0");
-    assert!(v["sensors"][0]["read_cost_us"].as_f64().unwrap() > 0.0);
-    assert_eq!(v["absent"][0]["source"], "rapl-perf");
-    assert!(v["absent"][0]["reason"].as_str().unwrap().len() > 10);
+    assert_eq!(v["sensors"][0]["source"], "utilisation-model");
+    assert!(v["absent"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("excluded by the user"));
+}
+
+#[test]
+fn an_unknown_sensor_name_exits_2_with_the_list() {
+    for args in [
+        vec!["run", "--sensor", "rapl", "--", "true"],
+        vec!["sensors", "--no-sensor", "cuda"],
+    ] {
+        let a = wattprint().args(&args).assert().code(2);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+        assert!(
+            err.contains("unknown sensor") && err.contains("rapl-powercap, nvml, amdsmi"),
+            "{err}"
+        );
+    }
+    let a = wattprint()
+        .env("WATTPRINT_SENSORS", "-gpu")
+        .args(["sensors"])
+        .assert()
+        .code(2);
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("WATTPRINT_SENSORS"));
 }
 
 #[test]

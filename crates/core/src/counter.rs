@@ -3,6 +3,12 @@
 
 use crate::units::Joules;
 
+/// A power no CPU package or DRAM domain reaches, W: the guard period's (and the plausibility
+/// bound's) maximum power when the hardware declares none (powercap zones without
+/// `constraint_*_max_power_uw`). The largest x86 server sockets are rated ~500 W (AMD EPYC
+/// 9005 up to 500 W TDP, AMD product pages 2024).
+pub const DEFAULT_MAX_POWER_W: f64 = 1000.0;
+
 /// Differences successive raw readings of a monotonically increasing counter that wraps at
 /// `range` back to zero. The first reading yields nothing: counters rarely start at zero.
 #[derive(Clone, Debug)]
@@ -66,8 +72,6 @@ impl CounterDiff {
 ///
 /// `max_power_w` falls back to `default_max_power_w` when the hardware does not say.
 pub fn wrap_guard_period_s(range_j: Option<f64>, max_power_w: Option<f64>) -> Option<f64> {
-    /// A power no CPU package or DRAM domain reaches: keeps the guard safe when unknown.
-    const DEFAULT_MAX_POWER_W: f64 = 1000.0;
     let range = range_j.filter(|r| *r > 0.0 && r.is_finite())?;
     let p = max_power_w
         .filter(|p| *p > 0.0 && p.is_finite())

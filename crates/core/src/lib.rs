@@ -22,6 +22,7 @@ pub mod requests;
 pub mod stats;
 pub mod textpos;
 pub mod timeline;
+pub mod trust;
 pub mod units;
 pub mod wallclock;
 pub mod window;

@@ -160,6 +160,31 @@ pub struct EnergyReport {
     /// Intervals where a domain could not be read: its energy there is unknown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
+    /// Domains whose readings contradicted the evidence over this run (a counter that never
+    /// advanced, an impossible power): listed, not counted, replaced where a standby source
+    /// covers the same scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejected>,
+    /// Joules of `total_j` that the utilisation model supplied in place of a rejected
+    /// measured domain, J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_filled_j: Option<f64>,
+}
+
+/// A measured domain not trusted for this run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// The sensor that read it, e.g. `rapl-perf`.
+    pub source: String,
+    /// Its domain name, e.g. `psys`.
+    pub domain: String,
+    /// `stuck` or `implausible`.
+    pub verdict: String,
+    /// The evidence, in words.
+    pub reason: String,
+    /// The domains counted in its place (empty: nothing covers its scope).
+    #[serde(default)]
+    pub replaced_by: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

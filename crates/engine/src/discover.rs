@@ -31,6 +31,10 @@ pub struct AbsentSensor {
 pub struct Discovery {
     /// Usable sensors, in reading order.
     pub sensors: Vec<Box<dyn Sensor>>,
+    /// The next CPU sources in line (powercap after perf, the model after either), read at
+    /// the same instants but not counted: a report step swaps one in for a domain whose
+    /// readings it rejects (`report::trust`).
+    pub standby: Vec<Box<dyn Sensor>>,
     /// Sensors not used, each with its reason and fix.
     pub absent: Vec<AbsentSensor>,
     /// What a reader of the report must know about the choice (fallbacks): copied into the
@@ -99,7 +103,9 @@ fn absent(source: &str, e: SensorError) -> AbsentSensor {
 pub fn discover(config: &SensorConfig) -> Discovery {
     let mut d = Discovery::default();
     if let Some(path) = &config.agent_socket {
-        if d.add(agent_socket::SOURCE, AgentSocketSensor::connect(path)) {
+        if let Some(why) = config.selection.refusal(agent_socket::SOURCE) {
+            d.absent.push(not_selected(agent_socket::SOURCE, why));
+        } else if d.add(agent_socket::SOURCE, AgentSocketSensor::connect(path)) {
             d.notes.push(format!(
                 "energy read through the wattprint agent at {} (privilege separation): the \
                  domains are the agent's, local sensors are not probed",
@@ -123,7 +129,10 @@ pub fn discover(config: &SensorConfig) -> Discovery {
 /// an absent library (about a hundred failed `openat`s) stays off `run`'s start-up path.
 pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     let mut g = nvml::GpuDiscovery::default();
-    if config.nvml_lib.is_some() || nvidia_driver_present(config) {
+    let sel = &config.selection;
+    if let Some(why) = sel.refusal("nvml") {
+        d.absent.push(not_selected("nvml", why));
+    } else if config.nvml_lib.is_some() || nvidia_driver_present(config) {
         g.extend(nvml::discover(config.nvml_lib.as_deref()));
     } else {
         g.absent.push(not_loaded(
@@ -134,7 +143,9 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
             "/dev/nvidiactl",
         ));
     }
-    if config.amdsmi_lib.is_some() || amdgpu_driver_present(config) {
+    if let Some(why) = sel.refusal(amd::SOURCE) {
+        d.absent.push(not_selected(amd::SOURCE, why));
+    } else if config.amdsmi_lib.is_some() || amdgpu_driver_present(config) {
         g.extend(amd::discover(
             config.amdsmi_lib.as_deref(),
             &config.sysfs_root,
@@ -147,14 +158,28 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
             "amdgpu",
             "/dev/kfd",
         ));
+    }
+    if let Some(why) = sel.refusal(wattprint_sensors::hwmon::SOURCE) {
+        d.absent
+            .push(not_selected(wattprint_sensors::hwmon::SOURCE, why));
+    } else if !(config.amdsmi_lib.is_some() || amdgpu_driver_present(config))
+        || sel.refusal(amd::SOURCE).is_some()
+    {
         // hwmon is a directory listing, not a library search: always cheap enough.
         g.extend(wattprint_sensors::hwmon::discover(&config.sysfs_root, 0));
     }
     if let GpuScope::Job { env, request } = &config.gpu_scope {
         keep_the_jobs_gpus(env, request.as_ref(), &mut g, d);
     }
-    d.sensors.extend(g.sensors);
-    d.gpus.extend(g.devices);
+    // amdsmi falls back to hwmon by itself: the selection has the last word.
+    for s in g.sensors {
+        match sel.refusal(&s.info().source) {
+            Some(why) => d.absent.push(not_selected(&s.info().source, why)),
+            None => d.sensors.push(s),
+        }
+    }
+    d.gpus
+        .extend(g.devices.into_iter().filter(|g| sel.allows(&g.source)));
     d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
         source: a.source,
         reason: a.reason,
@@ -282,18 +307,74 @@ pub fn amdgpu_driver_present(config: &SensorConfig) -> bool {
     config.sysfs_root.join("module/amdgpu").exists() || std::path::Path::new("/dev/kfd").exists()
 }
 
-/// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model.
+/// The CPU probes: perf_event RAPL, else powercap RAPL, else the utilisation model; each
+/// only when the user's selection allows it. With `config.standby`, the sources after the
+/// chosen one are kept as standby sensors. With `config.discovery_check_s`, a counter sensor
+/// whose counted domain stands still is passed over ([`stuck_at_discovery`]).
 pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
-    let perf_ok = d.add(perf_rapl::SOURCE, PerfRapl::open(&config.sysfs_root));
-    if perf_ok {
-        d.absent.push(AbsentSensor {
-            source: powercap::SOURCE.into(),
-            reason: "not used: rapl-perf reads the same RAPL counters, extended to 64 bits".into(),
-            fix: None,
-        });
+    let sel = &config.selection;
+    let mut chosen: Option<&str> = None;
+    if let Some(why) = sel.refusal(perf_rapl::SOURCE) {
+        d.absent.push(not_selected(perf_rapl::SOURCE, why));
+    } else {
+        let probe = match &config.perf_counters_dir {
+            Some(dir) => PerfRapl::open_with(
+                &config.sysfs_root,
+                &perf_rapl::FileCounters { dir: dir.clone() },
+            ),
+            None => PerfRapl::open(&config.sysfs_root),
+        };
+        if choose(config, d, perf_rapl::SOURCE, probe) {
+            chosen = Some(perf_rapl::SOURCE);
+        }
+    }
+    if let Some(why) = sel.refusal(powercap::SOURCE) {
+        d.absent.push(not_selected(powercap::SOURCE, why));
+    } else if let Some(first) = chosen {
+        let same = format!("not used: {first} reads the same RAPL counters, extended to 64 bits");
+        match config.standby.then(|| Powercap::open(&config.sysfs_root)) {
+            Some(Ok(p)) => {
+                d.standby.push(Box::new(p));
+                d.absent.push(AbsentSensor {
+                    source: powercap::SOURCE.into(),
+                    reason: format!("{same}; kept on standby for a domain {first} gets wrong"),
+                    fix: None,
+                });
+            }
+            Some(Err(e)) => d.absent.push(absent(powercap::SOURCE, e)),
+            None => d.absent.push(AbsentSensor {
+                source: powercap::SOURCE.into(),
+                reason: same,
+                fix: None,
+            }),
+        }
+    } else {
+        let probe = Powercap::open(&config.sysfs_root);
+        let notes = probe
+            .as_ref()
+            .map(|p| p.notes().to_vec())
+            .unwrap_or_default();
+        if choose(config, d, powercap::SOURCE, probe) {
+            chosen = Some(powercap::SOURCE);
+            d.notes.extend(notes);
+        }
+    }
+    if let Some(why) = sel.refusal(model::SOURCE) {
+        if chosen.is_none() {
+            d.absent.push(not_selected(model::SOURCE, why));
+        }
         return;
     }
-    if d.add(powercap::SOURCE, Powercap::open(&config.sysfs_root)) {
+    if chosen.is_some() {
+        if config.standby {
+            if let Ok(m) = UtilisationModel::open(
+                &config.procfs_root,
+                &config.sysfs_root,
+                config.poll_interval_s,
+            ) {
+                d.standby.push(Box::new(m.into_standby()));
+            }
+        }
         return;
     }
     if !config.cpu_model_fallback {
@@ -302,10 +383,10 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
     let why = d
         .absent
         .iter()
-        .rev()
-        .find(|a| a.source == powercap::SOURCE)
-        .map(|a| a.reason.clone())
-        .unwrap_or_default();
+        .filter(|a| a.source == perf_rapl::SOURCE || a.source == powercap::SOURCE)
+        .map(|a| format!("{}: {}", a.source, a.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
     if d.add(
         model::SOURCE,
         UtilisationModel::open(
@@ -314,18 +395,120 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
             config.poll_interval_s,
         ),
     ) {
-        d.notes.push(format!(
-            "no readable CPU energy counter ({why}): CPU and memory energy are ESTIMATES from \
-             the utilisation model (TDP or per-vCPU watts x utilisation, 0.392 W/GB); run `wattprint sensors` \
-             for how to enable RAPL"
-        ));
+        let note = if sel.only.is_some() {
+            "the utilisation model was chosen (--sensor / WATTPRINT_SENSORS): CPU and memory \
+             energy are ESTIMATES (TDP or per-vCPU watts x utilisation, 0.392 W/GB)"
+                .to_string()
+        } else {
+            format!(
+                "no usable CPU energy counter ({why}): CPU and memory energy are ESTIMATES from \
+                 the utilisation model (TDP or per-vCPU watts x utilisation, 0.392 W/GB); run `wattprint sensors` \
+                 for how to enable RAPL"
+            )
+        };
+        d.notes.push(note);
     }
+}
+
+fn not_selected(source: &str, why: String) -> AbsentSensor {
+    AbsentSensor {
+        source: source.into(),
+        reason: why,
+        fix: Some(format!(
+            "drop the --sensor/--no-sensor choice (or {}) to use it",
+            crate::config::SENSORS_ENV
+        )),
+    }
+}
+
+/// Add a CPU counter sensor unless it failed to open or is stuck at discovery; returns
+/// whether it was added.
+fn choose<S: Sensor + 'static>(
+    config: &SensorConfig,
+    d: &mut Discovery,
+    source: &str,
+    probe: Result<S, SensorError>,
+) -> bool {
+    let mut s = match probe {
+        Ok(s) => s,
+        Err(e) => {
+            d.absent.push(absent(source, e));
+            return false;
+        }
+    };
+    if let Some(wait_s) = config.discovery_check_s {
+        if let Some(why) = stuck_at_discovery(&mut s, wait_s, |w| {
+            std::thread::sleep(std::time::Duration::from_secs_f64(w))
+        }) {
+            d.absent.push(AbsentSensor {
+                source: source.into(),
+                reason: why,
+                fix: Some(
+                    "none on this machine (a counter that reads but never advances: common in \
+                     VM guests); the next source in line is used"
+                        .into(),
+                ),
+            });
+            return false;
+        }
+    }
+    d.sensors.push(Box::new(s));
+    true
+}
+
+/// Read `s` twice, `wait_s` apart (the wait is `wait`, injectable for tests), and judge each
+/// domain counted in the total ([`wattprint_core::trust::judge`], no CPU evidence): the
+/// reason when one is stuck or implausible.
+pub fn stuck_at_discovery(
+    s: &mut dyn Sensor,
+    wait_s: f64,
+    wait: impl FnOnce(f64),
+) -> Option<String> {
+    use wattprint_core::trust::{judge, DomainWindow, Evidence};
+    use wattprint_sensors::RawReading;
+    let n = s.info().domains.len();
+    let (mut a, mut b) = (vec![RawReading::Missing; n], vec![RawReading::Missing; n]);
+    let t0 = std::time::Instant::now();
+    s.read(0.0, &mut a).ok()?;
+    wait(wait_s);
+    let dt = t0.elapsed().as_secs_f64().max(wait_s);
+    s.read(dt, &mut b).ok()?;
+    let mut stuck = Vec::new();
+    for (k, dom) in s.info().domains.iter().enumerate() {
+        let (
+            RawReading::EnergyCounter { joules: j0, .. },
+            RawReading::EnergyCounter { joules: j1, .. },
+        ) = (a[k], b[k])
+        else {
+            continue;
+        };
+        if !dom.counted_in_total || j1 < j0 {
+            continue; // a wrap in a few ms is judged by the meter, not here
+        }
+        let v = judge(
+            &DomainWindow {
+                kind: dom.kind,
+                method: dom.method,
+                energy_j: j1 - j0,
+                max_power_w: s.max_power_w(k),
+            },
+            &Evidence {
+                window_s: dt,
+                machine_busy_cpu_s: None,
+            },
+        );
+        if let Some(r) = v.reason() {
+            stuck.push(format!("{} {}: {r}", dom.name, v.as_str()));
+        }
+    }
+    (!stuck.is_empty()).then(|| stuck.join("; "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use wattprint_sensors::fake_tree::{write_fake_procfs, FakeRaplTree};
+    use wattprint_sensors::ReadCadence;
 
     fn config(sys: &std::path::Path, proc: &std::path::Path) -> SensorConfig {
         SensorConfig {
@@ -367,6 +550,85 @@ mod tests {
             .collect();
         assert_eq!(sources, vec!["rapl-perf", "rapl-powercap"]);
         assert!(disc.notes[0].contains("ESTIMATES"), "{:?}", disc.notes);
+    }
+
+    /// A fake perf PMU offering only `energy-psys`, its counter at 0, and a fake procfs.
+    fn dead_psys(dir: &std::path::Path) -> SensorConfig {
+        let sys = dir.join("sys");
+        let pmu = wattprint_sensors::fake_tree::FakePerfPmu::new(&sys, &[0], &["psys"]).unwrap();
+        let proc = dir.join("proc");
+        write_fake_procfs(&proc, "AMD EPYC", 2, 1_000_000, 10, 100).unwrap();
+        SensorConfig {
+            perf_counters_dir: Some(pmu.counters_dir()),
+            ..config(&sys, &proc)
+        }
+    }
+
+    #[test]
+    fn perf_is_chosen_with_the_model_on_standby() {
+        let d = tempfile::tempdir().unwrap();
+        let disc = discover(&dead_psys(d.path()));
+        assert_eq!(disc.sensors.len(), 1);
+        assert_eq!(disc.sensors[0].info().source, "rapl-perf");
+        assert_eq!(disc.standby.len(), 1);
+        let sb = disc.standby[0].info();
+        assert_eq!(sb.source, "utilisation-model");
+        assert!(sb.domains.iter().all(|d| !d.counted_in_total));
+        assert_eq!(sb.cadence, ReadCadence::Boundaries { guard_s: None });
+        // Without standby (the agent), nothing is kept.
+        let mut c = dead_psys(d.path());
+        c.standby = false;
+        assert!(discover(&c).standby.is_empty());
+    }
+
+    #[test]
+    fn a_counter_stuck_at_discovery_is_passed_over_for_the_next_source() {
+        let d = tempfile::tempdir().unwrap();
+        let c = dead_psys(d.path());
+        let mut perf = PerfRapl::open_with(
+            &c.sysfs_root,
+            &perf_rapl::FileCounters {
+                dir: c.perf_counters_dir.clone().unwrap(),
+            },
+        )
+        .unwrap();
+        let mut waited = 0.0;
+        let why = stuck_at_discovery(&mut perf, 0.2, |w| waited = w).unwrap();
+        assert_eq!(waited, 0.2);
+        assert!(
+            why.starts_with("psys stuck: did not advance over 0.2"),
+            "{why}"
+        );
+        // A live counter is kept: the wait advances it by 1 J.
+        let pmu_dir = c.perf_counters_dir.clone().unwrap();
+        let file = pmu_dir.join(perf_rapl::counter_file_name("psys", 0));
+        let why = stuck_at_discovery(&mut perf, 0.2, |_| {
+            std::fs::write(&file, format!("{:020}\n", 1u64 << 32)).unwrap()
+        });
+        assert_eq!(why, None);
+    }
+
+    #[test]
+    fn the_selection_skips_sources_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = dead_psys(d.path());
+        c.selection = crate::config::SensorSelection::parse_list("model", "t").unwrap();
+        let disc = discover(&c);
+        assert_eq!(disc.sensors.len(), 1);
+        assert_eq!(disc.sensors[0].info().source, "utilisation-model");
+        assert!(disc.standby.is_empty());
+        let perf = disc
+            .absent
+            .iter()
+            .find(|a| a.source == "rapl-perf")
+            .unwrap();
+        assert!(perf.reason.contains("only model"), "{}", perf.reason);
+        assert!(disc.notes[0].contains("was chosen"), "{:?}", disc.notes);
+        // Only rapl-perf: no model, neither chosen nor on standby.
+        c.selection = crate::config::SensorSelection::parse_list("rapl-perf", "t").unwrap();
+        let disc = discover(&c);
+        assert_eq!(disc.sensors[0].info().source, "rapl-perf");
+        assert!(disc.standby.is_empty());
     }
 
     #[test]

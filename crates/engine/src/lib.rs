@@ -2,7 +2,8 @@
 //! bindings) builds on.
 //!
 //! 1. [`SensorConfig::from_env`] reads the environment seams (`WATTPRINT_SYSFS_ROOT`,
-//!    `WATTPRINT_PROCFS_ROOT`, `WATTPRINT_NVML_LIB`, `WATTPRINT_AMDSMI_LIB`).
+//!    `WATTPRINT_PROCFS_ROOT`, `WATTPRINT_NVML_LIB`, `WATTPRINT_AMDSMI_LIB`,
+//!    `WATTPRINT_PERF_COUNTERS_DIR`) and the user's sensor choice (`WATTPRINT_SENSORS`).
 //! 2. [`discover`] turns a config into the sensors usable here, plus every absent sensor with
 //!    its reason and fix ([`Discovery`]).
 //! 3. A [`Session`] wraps the [`wattprint_sensors::Meter`]: `begin(name)` / `end(id)` give
@@ -11,7 +12,8 @@
 //!
 //! ```no_run
 //! use wattprint_engine::{ReportContext, SensorConfig, Session};
-//! let mut session = Session::start(SensorConfig::from_env());
+//! let config = SensorConfig::from_env().expect("WATTPRINT_SENSORS names known sensors");
+//! let mut session = Session::start(config);
 //! let w = session.begin("job");
 //! // ... the work ...
 //! let energy = session.end(w).expect("window was open");
@@ -20,6 +22,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod check;
 pub mod config;
 pub mod discover;
 pub mod estimate;

@@ -11,10 +11,11 @@ use wattprint_core::attribution;
 use wattprint_core::bounds;
 use wattprint_core::gpu_share::{self, GpuEnergy, ProcUtil};
 use wattprint_core::report::{
-    Attribution, DomainEnergy, Gap, GpuHost, OtherGpu, Overhead, PowerSeries, RunReport,
+    Attribution, DomainEnergy, Gap, GpuHost, OtherGpu, Overhead, PowerSeries, Rejected, RunReport,
     TimelineReport, Work,
 };
 use wattprint_core::timeline::Timeline;
+use wattprint_core::trust::{self as evidence, DomainWindow, Evidence, Verdict};
 use wattprint_core::work::{self, MetricEnergy, Precision};
 use wattprint_core::DomainKind;
 use wattprint_core::{DomainDesc, Method};
@@ -70,8 +71,16 @@ pub struct ReportInputs {
     /// The (low, high) power a sensor vouches for per domain, W (meter order; the model's
     /// span), for the energy's bounds.
     pub power_bounds_w: Vec<Option<(f64, f64)>>,
-    /// Gaps overlapping the window, clipped to it, times relative to the window start.
+    /// Per domain (meter order): read by a standby sensor (not counted unless swapped in for
+    /// a rejected domain). Missing entries: not standby.
+    pub standby: Vec<bool>,
+    /// Per domain (meter order): the maximum power its sensor declares, W.
+    pub max_power_w: Vec<Option<f64>>,
+    /// Gaps overlapping the window, clipped to it, times relative to the window start
+    /// (standby domains' gaps left out).
     pub gaps: Vec<Gap>,
+    /// Per domain (meter order): seconds of the window it went unread (its gaps), s.
+    pub gap_s: Vec<f64>,
     /// Machine busy CPU time over the window, s (from `/proc/stat`).
     pub machine_busy_cpu_s: Option<f64>,
     /// The meter's own CPU time, s.
@@ -101,6 +110,7 @@ pub type Step = fn(&mut RunReport, &ReportInputs, &ReportContext);
 pub const STEPS: &[Step] = &[
     header,
     energy,
+    trust,
     attribution,
     gpu_attribution,
     work,
@@ -135,29 +145,44 @@ pub fn header(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
 /// Per-domain energy and average power, the total (each joule once), PUE, facility energy
 /// and gaps.
 pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
-    r.energy.domains = i
-        .domains
-        .iter()
-        .zip(&i.joules)
-        .enumerate()
-        .map(|(k, (d, j))| {
-            let pb = i.power_bounds_w.get(k).copied().flatten();
-            let (b, basis) = bounds::domain_bounds(d.method, &d.source, *j, i.duration_s, pb);
-            DomainEnergy {
-                name: d.name.clone(),
-                kind: d.kind,
-                joules: *j,
-                source: d.source.clone(),
-                method: d.method,
-                counted_in_total: d.counted_in_total,
-                device: d.device.clone(),
-                avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
-                joules_low: Some(b.low),
-                joules_high: Some(b.high),
-                range_basis: Some(basis.to_string()),
-            }
-        })
+    r.energy.domains = (0..i.domains.len())
+        .filter(|&k| !is_standby(i, k))
+        .map(|k| domain_energy(i, k, i.domains[k].counted_in_total))
         .collect();
+    r.energy.pue = ctx
+        .pue
+        .filter(|p| p.is_finite() && *p >= 1.0)
+        .unwrap_or(1.0);
+    r.energy.gaps = i.gaps.clone();
+    set_total(r);
+}
+
+fn is_standby(i: &ReportInputs, k: usize) -> bool {
+    i.standby.get(k).copied().unwrap_or(false)
+}
+
+fn domain_energy(i: &ReportInputs, k: usize, counted: bool) -> DomainEnergy {
+    let d = &i.domains[k];
+    let j = i.joules.get(k).copied().unwrap_or(0.0);
+    let pb = i.power_bounds_w.get(k).copied().flatten();
+    let (b, basis) = bounds::domain_bounds(d.method, &d.source, j, i.duration_s, pb);
+    DomainEnergy {
+        name: d.name.clone(),
+        kind: d.kind,
+        joules: j,
+        source: d.source.clone(),
+        method: d.method,
+        counted_in_total: counted,
+        device: d.device.clone(),
+        avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
+        joules_low: Some(b.low),
+        joules_high: Some(b.high),
+        range_basis: Some(basis.to_string()),
+    }
+}
+
+/// The total (each joule once) and facility energy from the domains' flags.
+fn set_total(r: &mut RunReport) {
     r.energy.total_j = r
         .energy
         .domains
@@ -165,13 +190,196 @@ pub fn energy(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         .filter(|d| d.counted_in_total)
         .map(|d| d.joules)
         .sum();
-    r.energy.pue = ctx
-        .pue
-        .filter(|p| p.is_finite() && *p >= 1.0)
-        .unwrap_or(1.0);
     r.energy.facility_j = r.energy.total_j * r.energy.pue;
-    r.energy.gaps = i.gaps.clone();
     bounds::fill_report_ranges(r);
+}
+
+/// Evidence before trust: judge every measured domain over the window against its length and
+/// the machine's busy CPU time ([`wattprint_core::trust::judge`]); a rejected domain stays
+/// listed, uncounted, in `energy.rejected`, and the standby domain of its scope is counted in
+/// its place ([`wattprint_core::trust::plan_swaps`]). Domains with a gap in the window are
+/// not judged (their energy is partial, and the gap is reported).
+pub fn trust(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
+    let ev = Evidence {
+        window_s: i.duration_s,
+        machine_busy_cpu_s: i.machine_busy_cpu_s,
+    };
+    let verdicts: Vec<Verdict> = (0..i.domains.len())
+        .map(|k| {
+            let d = &i.domains[k];
+            let j = i.joules.get(k).copied().unwrap_or(0.0);
+            let gap_s = i.gap_s.get(k).copied().unwrap_or(0.0);
+            if gap_s > 0.0 {
+                // Unread for the whole window: nothing measured at all. Partly unread: the
+                // gap is reported (and filled below), the rest is not judged on less.
+                if j == 0.0 && gap_s >= i.duration_s * (1.0 - WHOLE_WINDOW_TOLERANCE) {
+                    let why = i
+                        .gaps
+                        .iter()
+                        .find(|g| g.domain == d.name)
+                        .map_or("no reading", |g| g.reason.as_str());
+                    return Verdict::Unreadable(format!(
+                        "no value over the whole {:.3} s ({why})",
+                        i.duration_s
+                    ));
+                }
+                return Verdict::Ok;
+            }
+            // Only the zone's own declared maximum bounds it: in a VM, cpuinfo's TDP x
+            // sockets describes the guest, while a passed-through package counts the host's
+            // whole socket.
+            let max = i.max_power_w.get(k).copied().flatten();
+            evidence::judge(
+                &DomainWindow {
+                    kind: d.kind,
+                    method: d.method,
+                    energy_j: j,
+                    max_power_w: max,
+                },
+                &ev,
+            )
+        })
+        .collect();
+    let plan = evidence::plan_swaps(&i.domains, &i.standby, &verdicts);
+    for d in r.energy.domains.iter_mut() {
+        if let Some(k) = (0..i.domains.len()).find(|&k| {
+            !is_standby(i, k) && i.domains[k].name == d.name && i.domains[k].source == d.source
+        }) {
+            d.counted_in_total = plan.counted[k];
+        }
+    }
+    let mut filled_j = None::<f64>;
+    for k in (0..i.domains.len()).filter(|&k| is_standby(i, k) && plan.counted[k]) {
+        let de = domain_energy(i, k, true);
+        if de.method == Method::Model {
+            *filled_j.get_or_insert(0.0) += de.joules;
+        }
+        r.energy.domains.push(de);
+    }
+    for s in &plan.swaps {
+        let d = &i.domains[s.rejected];
+        let replaced_by: Vec<String> = s
+            .replaced_by
+            .iter()
+            .map(|&k| i.domains[k].name.clone())
+            .collect();
+        let reason = verdicts[s.rejected]
+            .reason()
+            .unwrap_or_default()
+            .to_string();
+        let instead = if replaced_by.is_empty() {
+            "nothing else covers it: its energy is missing from the total".to_string()
+        } else {
+            let src = &i.domains[s.replaced_by[0]].source;
+            format!("counted instead: {} ({src})", replaced_by.join(", "))
+        };
+        r.warnings.push(format!(
+            "{} ({}) REJECTED, {}: {reason}; {instead}",
+            d.name,
+            d.source,
+            verdicts[s.rejected].as_str()
+        ));
+        r.energy.rejected.push(Rejected {
+            source: d.source.clone(),
+            domain: d.name.clone(),
+            verdict: verdicts[s.rejected].as_str().to_string(),
+            reason,
+            replaced_by,
+        });
+    }
+    for &k in &plan.covered {
+        r.warnings.push(format!(
+            "{} ({}) not counted: the model domain counted for a rejected domain covers it",
+            i.domains[k].name, i.domains[k].source
+        ));
+    }
+    for f in gap_fills(i, &plan.counted) {
+        let de = &mut r.energy.domains;
+        r.warnings.push(format!(
+            "{} unread for {:.3} s of the window: {} from {} filled in",
+            i.domains[f.gapped].name,
+            f.gap_s,
+            wattprint_core::Joules(f.joules),
+            i.domains[f.model].name
+        ));
+        *filled_j.get_or_insert(0.0) += f.joules;
+        let m = &i.domains[f.model];
+        let pb = i.power_bounds_w.get(f.model).copied().flatten();
+        let (b, basis) = bounds::domain_bounds(m.method, &m.source, f.joules, f.gap_s, pb);
+        de.push(DomainEnergy {
+            joules_low: Some(b.low),
+            joules_high: Some(b.high),
+            range_basis: Some(basis.to_string()),
+            name: format!("{}-for-{}", m.name, i.domains[f.gapped].name),
+            kind: m.kind,
+            joules: f.joules,
+            source: m.source.clone(),
+            method: m.method,
+            counted_in_total: true,
+            device: Some(format!(
+                "fills {}'s {:.3} s unread",
+                i.domains[f.gapped].name, f.gap_s
+            )),
+            avg_power_w: (i.duration_s > 0.0).then(|| f.joules / i.duration_s),
+        });
+    }
+    r.energy.model_filled_j = filled_j;
+    set_total(r);
+}
+
+/// A gap's share filled by a standby model domain.
+struct GapFill {
+    gapped: usize,
+    model: usize,
+    gap_s: f64,
+    joules: f64,
+}
+
+/// How long a domain may go unread and still be "unread for the whole window": a relative
+/// tolerance for the gap's end falling one read before the window's end.
+const WHOLE_WINDOW_TOLERANCE: f64 = 0.02;
+
+/// Partly unread counted domains, each filled by the standby model domain of its scope: the
+/// model's average power over the window x the unread seconds, split evenly between the
+/// counted measured domains that model domain covers (two packages share `cpu-model`). An
+/// approximation (the model's power is averaged over the window, not over the gap), labelled
+/// as such in the report.
+fn gap_fills(i: &ReportInputs, counted: &[bool]) -> Vec<GapFill> {
+    if i.duration_s <= 0.0 {
+        return Vec::new();
+    }
+    let measured_counted = |kind: DomainKind| {
+        (0..i.domains.len())
+            .filter(|&k| counted[k] && i.domains[k].method != Method::Model)
+            .filter(|&k| i.domains[k].kind == kind)
+            .count()
+    };
+    let mut fills = Vec::new();
+    for g in 0..i.domains.len() {
+        let gap_s = i.gap_s.get(g).copied().unwrap_or(0.0);
+        if !counted[g] || is_standby(i, g) || gap_s <= 0.0 || i.domains[g].method == Method::Model {
+            continue;
+        }
+        for mk in evidence::model_scope(i.domains[g].kind) {
+            let Some(m) = (0..i.domains.len())
+                .find(|&k| is_standby(i, k) && !counted[k] && i.domains[k].kind == *mk)
+            else {
+                continue;
+            };
+            let sharing: usize = evidence::covered_by(*mk)
+                .iter()
+                .map(|&k| measured_counted(k))
+                .sum();
+            let model_j = i.joules.get(m).copied().unwrap_or(0.0);
+            fills.push(GapFill {
+                gapped: g,
+                model: m,
+                gap_s,
+                joules: model_j * (gap_s / i.duration_s).min(1.0) / sharing.max(1) as f64,
+            });
+        }
+    }
+    fills
 }
 
 /// The job's CPU-time share of the machine's energy, idle kept apart when known.
@@ -187,10 +395,21 @@ pub fn attribution(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
             .push("attribution skipped: the machine recorded no busy CPU time over the run".into());
         return;
     };
-    let counted: Vec<usize> = (0..i.domains.len())
-        .filter(|&k| i.domains[k].counted_in_total)
+    // Counted after the trust step, in meter order (a standby domain may have been swapped in).
+    let counted: Vec<usize> = r
+        .energy
+        .domains
+        .iter()
+        .filter(|d| d.counted_in_total)
+        .filter_map(|d| {
+            (0..i.domains.len())
+                .find(|&k| i.domains[k].name == d.name && i.domains[k].source == d.source)
+        })
         .collect();
-    let idle_known: Vec<f64> = counted.iter().filter_map(|&k| i.idle_w[k]).collect();
+    let idle_known: Vec<f64> = counted
+        .iter()
+        .filter_map(|&k| i.idle_w.get(k).copied().flatten())
+        .collect();
     let idle_j = (!idle_known.is_empty() && idle_known.len() == counted.len())
         .then(|| idle_known.iter().sum::<f64>() * i.duration_s);
     let split = attribution::split(r.energy.total_j, share, idle_j);
@@ -347,6 +566,13 @@ pub fn timeline(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
             .domains
             .iter()
             .enumerate()
+            .filter(|(k, d)| {
+                !is_standby(i, *k)
+                    || r.energy
+                        .domains
+                        .iter()
+                        .any(|e| e.name == d.name && e.source == d.source)
+            })
             .map(|(k, d)| PowerSeries {
                 domain: d.name.clone(),
                 watts: series
@@ -394,19 +620,38 @@ pub fn warnings(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         r.warnings.push(
             "no energy sensor was usable: energy is unknown (see `wattprint sensors`)".into(),
         );
-    } else if i
+    } else if r
+        .energy
         .domains
         .iter()
         .any(|d| d.counted_in_total && d.method == Method::Model)
         && i.notes.is_empty()
+        && r.energy.rejected.is_empty()
     {
         r.warnings
             .push("part of the total is an ESTIMATE from the utilisation model".into());
     }
     for g in &i.gaps {
+        let filled = r
+            .energy
+            .domains
+            .iter()
+            .any(|d| d.name.ends_with(&format!("-for-{}", g.domain)))
+            || r.energy
+                .rejected
+                .iter()
+                .any(|x| x.domain == g.domain && !x.replaced_by.is_empty());
         r.warnings.push(format!(
-            "{} unreadable from {:.3} s to {:.3} s ({}): its energy there is missing from the total",
-            g.domain, g.from_s, g.to_s, g.reason
+            "{} unreadable from {:.3} s to {:.3} s ({}): {}",
+            g.domain,
+            g.from_s,
+            g.to_s,
+            g.reason,
+            if filled {
+                "the model stands in for it there (see above)"
+            } else {
+                "its energy there is missing from the total"
+            }
         ));
     }
     r.warnings.extend(ctx.warnings.iter().cloned());
@@ -659,6 +904,156 @@ mod tests {
         let r = assemble(&i, &ReportContext::default());
         assert_eq!(r.energy.gaps.len(), 1);
         assert!(r.warnings.iter().any(|w| w.contains("dram-0 unreadable")));
+    }
+
+    /// This project's VMs: perf psys reads 0 J over 1 s; the model on standby read 19 J.
+    fn dead_psys_inputs() -> ReportInputs {
+        let mut psys = dom("psys", DomainKind::Psys, Method::Counter, true);
+        psys.source = "rapl-perf".into();
+        let mut cpu = dom("cpu-model", DomainKind::CpuModel, Method::Model, false);
+        cpu.source = "utilisation-model".into();
+        let mut mem = dom(
+            "memory-model",
+            DomainKind::MemoryModel,
+            Method::Model,
+            false,
+        );
+        mem.source = "utilisation-model".into();
+        ReportInputs {
+            duration_s: 1.0,
+            domains: vec![psys, cpu, mem],
+            joules: vec![0.0, 9.0, 10.0],
+            idle_w: vec![None, Some(4.0), Some(10.0)],
+            standby: vec![false, true, true],
+            max_power_w: vec![None; 3],
+            machine_busy_cpu_s: Some(0.01),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_dead_psys_is_rejected_and_the_standby_model_counted() {
+        let ctx = ReportContext {
+            job_cpu_s: Some(0.005),
+            ..Default::default()
+        };
+        let r = assemble(&dead_psys_inputs(), &ctx);
+        assert_eq!(r.energy.total_j, 19.0);
+        assert_eq!(r.energy.model_filled_j, Some(19.0));
+        let rej = &r.energy.rejected[0];
+        assert_eq!(
+            (rej.source.as_str(), rej.domain.as_str()),
+            ("rapl-perf", "psys")
+        );
+        assert_eq!(rej.verdict, "stuck");
+        assert_eq!(rej.replaced_by, vec!["cpu-model", "memory-model"]);
+        let names: Vec<(&str, bool)> = r
+            .energy
+            .domains
+            .iter()
+            .map(|d| (d.name.as_str(), d.counted_in_total))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("psys", false), ("cpu-model", true), ("memory-model", true)]
+        );
+        // Attribution follows the swap: the model's idle 14 W is kept apart.
+        let a = r.energy.attribution.unwrap();
+        assert_eq!(a.idle_j, Some(14.0));
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.contains("psys (rapl-perf) REJECTED")));
+    }
+
+    #[test]
+    fn a_trusted_counter_leaves_the_standby_out_of_the_report() {
+        let mut i = dead_psys_inputs();
+        i.joules[0] = 25.0;
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.total_j, 25.0);
+        assert_eq!(r.energy.domains.len(), 1);
+        assert!(r.energy.rejected.is_empty() && r.energy.model_filled_j.is_none());
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v["energy"].get("rejected").is_none());
+    }
+
+    #[test]
+    fn a_domain_unread_all_window_is_rejected_as_unreadable() {
+        let mut i = dead_psys_inputs();
+        i.gaps = vec![Gap {
+            domain: "psys".into(),
+            from_s: 0.0,
+            to_s: 1.0,
+            reason: "permission denied".into(),
+        }];
+        i.gap_s = vec![1.0, 0.0, 0.0];
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.rejected[0].verdict, "unreadable");
+        assert!(r.energy.rejected[0].reason.contains("permission denied"));
+        assert_eq!(r.energy.total_j, 19.0);
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.contains("psys unreadable") && w.contains("the model stands in")));
+    }
+
+    #[test]
+    fn a_partly_unread_dram_is_filled_by_its_share_of_the_model() {
+        let mut i = inputs();
+        // dram-0 unread for 0.5 s of 2 s; the standby memory model read 4 J over the window.
+        let mut mem = dom(
+            "memory-model",
+            DomainKind::MemoryModel,
+            Method::Model,
+            false,
+        );
+        mem.source = "utilisation-model".into();
+        i.domains.push(mem);
+        i.joules.push(4.0);
+        i.idle_w.push(Some(2.0));
+        i.standby = vec![false, false, false, true];
+        i.gap_s = vec![0.0, 0.0, 0.5, 0.0];
+        i.gaps = vec![Gap {
+            domain: "dram-0".into(),
+            from_s: 1.0,
+            to_s: 1.5,
+            reason: "read failed".into(),
+        }];
+        let r = assemble(&i, &ReportContext::default());
+        // package 100 + dram 10 (measured part) + 4 J x 0.5/2 filled.
+        assert_eq!(r.energy.total_j, 111.0);
+        assert_eq!(r.energy.model_filled_j, Some(1.0));
+        assert!(r.energy.rejected.is_empty());
+        let fill = r.energy.domains.last().unwrap();
+        assert_eq!(fill.name, "memory-model-for-dram-0");
+        assert!(fill.counted_in_total);
+        assert_eq!(fill.method, Method::Model);
+    }
+
+    #[test]
+    fn an_implausible_package_is_replaced_by_the_same_zone_on_standby() {
+        let mut i = inputs();
+        // perf package-0 says 10 kJ in 2 s; powercap's package-0 (max 125 W) says 100 J.
+        i.domains[0].source = "rapl-perf".into();
+        i.joules[0] = 10_000.0;
+        let mut pc = dom("package-0", DomainKind::CpuPackage, Method::Counter, true);
+        pc.source = "rapl-powercap".into();
+        i.domains.push(pc);
+        i.joules.push(100.0);
+        i.idle_w.push(None);
+        i.standby = vec![false, false, false, true];
+        i.max_power_w = vec![Some(125.0), None, None, Some(125.0)];
+        let r = assemble(&i, &ReportContext::default());
+        assert_eq!(r.energy.total_j, 110.0);
+        assert_eq!(r.energy.rejected[0].verdict, "implausible");
+        assert_eq!(r.energy.rejected[0].replaced_by, vec!["package-0"]);
+        assert_eq!(r.energy.model_filled_j, None);
+        let last = r.energy.domains.last().unwrap();
+        assert_eq!(
+            (last.source.as_str(), last.counted_in_total),
+            ("rapl-powercap", true)
+        );
     }
 
     #[test]

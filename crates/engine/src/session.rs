@@ -44,6 +44,10 @@ pub struct Session {
     absent: Vec<AbsentSensor>,
     notes: Vec<String>,
     idle_w: Vec<Option<f64>>,
+    /// Per domain (meter order): read by a standby sensor, not counted unless swapped in.
+    standby: Vec<bool>,
+    /// Per domain (meter order): the maximum power its sensor declares, W.
+    max_power_w: Vec<Option<f64>>,
     power_bounds_w: Vec<Option<(f64, f64)>>,
     setup_steps: Vec<String>,
     domains: Vec<DomainDesc>,
@@ -79,18 +83,26 @@ impl Session {
     /// Start metering over an existing discovery (tests, or callers that add sensors).
     pub fn with_discovery(config: SensorConfig, d: Discovery) -> Session {
         let mut idle_w = Vec::new();
+        let mut max_power_w = Vec::new();
+        let mut standby = Vec::new();
         let mut power_bounds_w = Vec::new();
         let mut setup_steps: Vec<String> = Vec::new();
-        for s in &d.sensors {
+        let n_primary = d.sensors.len();
+        let mut sensors = d.sensors;
+        sensors.extend(d.standby);
+        for (k, s) in sensors.iter().enumerate() {
             let info = s.info();
-            idle_w.extend((0..info.domains.len()).map(|k| s.idle_power_w(k)));
-            power_bounds_w.extend((0..info.domains.len()).map(|k| s.power_bounds_w(k)));
-            if info.setup != "none" && !setup_steps.contains(&info.setup) {
+            let n = info.domains.len();
+            idle_w.extend((0..n).map(|k| s.idle_power_w(k)));
+            max_power_w.extend((0..n).map(|k| s.max_power_w(k)));
+            power_bounds_w.extend((0..n).map(|k| s.power_bounds_w(k)));
+            standby.extend(std::iter::repeat_n(k >= n_primary, n));
+            if k < n_primary && info.setup != "none" && !setup_steps.contains(&info.setup) {
                 setup_steps.push(info.setup.clone());
             }
         }
         let meter = Meter::start(
-            d.sensors,
+            sensors,
             MeterOptions {
                 poll_interval_s: Some(config.poll_interval_s),
                 timeline_interval_s: config.timeline_interval_s,
@@ -100,8 +112,16 @@ impl Session {
         let epoch_unix_s = unix_now_s() - meter.now_s();
         let mut notes = d.notes;
         notes.extend(meter.thread_error().map(str::to_string));
+        let mut domains = meter.domains();
+        for (d, sb) in domains.iter_mut().zip(&standby) {
+            if *sb {
+                d.counted_in_total = false;
+            }
+        }
         Session {
-            domains: meter.domains(),
+            domains,
+            standby,
+            max_power_w,
             ended: Default::default(),
             epoch_unix_s,
             meter,
@@ -140,9 +160,14 @@ impl Session {
         &self.meter
     }
 
-    /// Domains measured, in meter order.
+    /// Domains measured, in meter order (standby ones included, not counted).
     pub fn domains(&self) -> &[DomainDesc] {
         &self.domains
+    }
+
+    /// Per domain (meter order): whether a standby sensor reads it.
+    pub fn standby(&self) -> &[bool] {
+        &self.standby
     }
 
     /// Sensors not used, with reasons and fixes.
@@ -245,6 +270,24 @@ impl Session {
             )
         });
         let usage = procinfo::self_usage();
+        // Gaps clipped to the window, with their domain's index (names repeat between a
+        // sensor and its standby), and the seconds each domain went unread.
+        let gaps: Vec<(usize, Gap)> = self
+            .meter
+            .indexed_gaps()
+            .into_iter()
+            .flat_map(|(k, g)| {
+                clip_gaps(std::slice::from_ref(&g), w.begin_t_s, w.end_t_s)
+                    .into_iter()
+                    .map(move |g| (k, g))
+            })
+            .collect();
+        let mut gap_s = vec![0.0; self.domains.len()];
+        for (k, g) in &gaps {
+            if let Some(s) = gap_s.get_mut(*k) {
+                *s += (g.to_s - g.from_s).max(0.0);
+            }
+        }
         let (gpu_samples, gpu_job_pids) = self
             .gpu_recorder
             .as_ref()
@@ -259,8 +302,15 @@ impl Session {
             domains: self.domains.clone(),
             joules: w.per_domain.iter().map(|j| j.0).collect(),
             idle_w: self.idle_w.clone(),
+            standby: self.standby.clone(),
+            max_power_w: self.max_power_w.clone(),
+            gaps: gaps
+                .iter()
+                .filter(|(k, _)| !self.standby.get(*k).copied().unwrap_or(false))
+                .map(|(_, g)| g.clone())
+                .collect(),
+            gap_s,
             power_bounds_w: self.power_bounds_w.clone(),
-            gaps: clip_gaps(&self.meter.gaps(), w.begin_t_s, w.end_t_s),
             machine_busy_cpu_s,
             meter_cpu_s: self.meter.cpu_s(),
             peak_rss_bytes: usage.peak_rss_bytes,

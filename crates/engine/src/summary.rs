@@ -62,6 +62,11 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             "domain", "energy", "avg power", "method"
         );
         for d in &r.energy.domains {
+            let rejected = r
+                .energy
+                .rejected
+                .iter()
+                .find(|x| x.domain == d.name && x.source == d.source);
             let p = d
                 .avg_power_w
                 .map_or_else(|| "-".to_string(), |w| Watts(w).to_string());
@@ -78,10 +83,10 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
                 Joules(d.joules).to_string(),
                 p,
                 method_label(d.method),
-                if d.counted_in_total {
-                    "yes"
-                } else {
-                    "no (inside another)"
+                match rejected {
+                    Some(x) => format!("no (REJECTED: {})", x.verdict),
+                    None if d.counted_in_total => "yes".into(),
+                    None => "no (inside another)".into(),
                 }
             );
         }
@@ -103,10 +108,14 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
             "  {:<16} {:>12}{total_range}{}",
             "total",
             Joules(r.energy.total_j).to_string(),
-            if estimate {
-                "  (ESTIMATE: utilisation model, no energy counter readable)"
-            } else {
-                ""
+            match (estimate, r.energy.model_filled_j) {
+                (true, Some(f)) => format!(
+                    "  (ESTIMATE: {} of it from the utilisation model, in place of a rejected or unread \
+                     counter)",
+                    Joules(f)
+                ),
+                (true, None) => "  (ESTIMATE: utilisation model, no energy counter usable)".into(),
+                _ => String::new(),
             }
         );
         if r.energy.pue != 1.0 {

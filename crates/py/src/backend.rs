@@ -13,6 +13,7 @@ use wattprint_core::window::{WindowEnergy, WindowId};
 use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkField, WorkFileTally};
 use wattprint_core::DomainDesc;
 use wattprint_engine::config::GpuScope;
+use wattprint_engine::config::SensorSelection;
 use wattprint_engine::{ReportContext, SensorConfig, Session};
 
 /// Options mirroring `wattprint run`'s (types already checked by the caller).
@@ -36,6 +37,8 @@ pub struct Options {
     pub inferences: Option<f64>,
     pub precision: Option<String>,
     pub store: Option<bool>,
+    /// `sensors=[...]`: names as `WATTPRINT_SENSORS` (`model`, `-rapl-perf`), replacing it.
+    pub sensors: Option<Vec<String>>,
     /// `--gpus`: `all`, `none`, `0,2`, domain names or UUIDs; `None`: the GPUs this
     /// process can see (`CUDA_VISIBLE_DEVICES` and the other visibility variables).
     pub gpus: Option<String>,
@@ -207,11 +210,15 @@ impl Meter {
             .map(str::parse::<GpuRequest>)
             .transpose()
             .map_err(|e| OptionError(e.to_string().replace("--gpus", "gpus=")))?;
-        let config = SensorConfig {
+        let mut config = SensorConfig {
             // The GPUs this process can see (or `gpus=`): the job's, as `wattprint run`.
             gpu_scope: GpuScope::job_from_env(gpus.clone()),
-            ..SensorConfig::from_env()
+            ..SensorConfig::from_env().map_err(|e| OptionError(pythonic(&e.to_string())))?
         };
+        if let Some(list) = &opts.sensors {
+            config.selection = SensorSelection::parse_list(&list.join(","), "sensors=")
+                .map_err(|e| OptionError(e.to_string()))?;
+        }
         let mut session = Session::start(config);
         if let Some(c) = session.gpu_choice().filter(|c| !c.unmatched.is_empty()) {
             let req = gpus.as_ref().map(ToString::to_string).unwrap_or_default();
@@ -275,7 +282,15 @@ impl Meter {
     }
 
     pub fn domains(&self) -> Vec<DomainDesc> {
-        lock(&self.shared).session.domains().to_vec()
+        let st = lock(&self.shared);
+        let standby = st.session.standby();
+        st.session
+            .domains()
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !standby.get(*k).copied().unwrap_or(false))
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 }
 

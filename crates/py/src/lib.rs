@@ -91,6 +91,7 @@ pub const OPTIONS: &[&str] = &[
     "inferences",
     "precision",
     "store",
+    "sensors",
     "gpus",
 ];
 
@@ -155,6 +156,23 @@ fn options_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<backend::Option
         Some(v) if !v.is_none() => Some(v.extract::<bool>().map_err(|_| {
             PyTypeError::new_err(format!("store must be a bool, not {}", type_name(&v)))
         })?),
+        _ => None,
+    };
+    o.sensors = match get("sensors")? {
+        Some(v) if !v.is_none() => {
+            let list = if v.is_instance_of::<pyo3::types::PyString>() {
+                None
+            } else {
+                v.extract::<Vec<String>>().ok()
+            };
+            Some(list.ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "sensors must be a list of str (e.g. [\"model\"] or [\"-rapl-perf\"]), \
+                     not {}",
+                    type_name(&v)
+                ))
+            })?)
+        }
         _ => None,
     };
     o.gpus = opt_gpus(get("gpus")?)?;

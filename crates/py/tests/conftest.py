@@ -26,7 +26,9 @@ class FakeRapl:
         os.symlink(dev, cls / "intel-rapl")
         (self.zone / "name").write_text("package-0\n")
         (self.zone / "max_energy_range_uj").write_text(f"{self.RANGE_UJ}\n")
-        (self.zone / "constraint_0_max_power_uw").write_text("125000000\n")
+        # 2 kW: the tests land joules between reads microseconds apart; a 125 W zone would
+        # drop such an interval as implausible (wattprint_core::trust::implausible_interval).
+        (self.zone / "constraint_0_max_power_uw").write_text("2000000000\n")
         (self.zone / "constraint_0_name").write_text("long_term\n")
         os.symlink(self.zone, cls / "intel-rapl:0")
         self.uj = 1_000_000

@@ -29,6 +29,37 @@ def test_track_measures_the_block_energy_exactly(rapl):
     assert "J (" in repr(r)
 
 
+def test_sensors_chooses_the_model_and_the_choice_keys_the_shared_meter(rapl):
+    with wattprint.track(sensors=["model"]) as t:
+        rapl.add_j(12.5)
+    d = t.report.to_dict()
+    names = [x["name"] for x in d["energy"]["domains"]]
+    assert names == ["cpu-model", "memory-model"]
+    assert all(x["method"] == "model" for x in d["energy"]["domains"])
+    with wattprint.track(sensors=["model"]) as t2:
+        pass
+    with wattprint.track(sensors=["-model"]) as t3:
+        rapl.add_j(1.0)
+    # The same list reuses one meter; another list opens another.
+    assert len(wattprint._track._meters) == 2
+    assert [x["name"] for x in t3.report.to_dict()["energy"]["domains"]] == ["package-0"]
+    assert t2.report is not None
+
+
+def test_a_stuck_package_is_rejected_and_the_model_counts(rapl, monkeypatch):
+    # No advance over more than 0.1 s: a package always draws power, so its counter is dead.
+    import time
+
+    with wattprint.track() as t:
+        time.sleep(0.15)
+    e = t.report.to_dict()["energy"]
+    assert e["rejected"][0]["domain"] == "package-0"
+    assert e["rejected"][0]["verdict"] == "stuck"
+    assert e["rejected"][0]["replaced_by"] == ["cpu-model"]
+    assert e["total_j"] > 0
+    assert e["model_filled_j"] == pytest.approx(e["total_j"])
+
+
 def test_report_exists_when_the_block_raises_and_the_exception_propagates(rapl):
     t = wattprint.track()
     with pytest.raises(ZeroDivisionError):

@@ -21,6 +21,8 @@ import wattprint
         ({"inferences": False}, TypeError, "not bool"),
         ({"zone": 33}, TypeError, "zone must be a str, not int"),
         ({"store": "yes"}, TypeError, "store must be a bool"),
+        ({"sensors": "model"}, TypeError, "sensors must be a list of str"),
+        ({"sensors": ["rapl"]}, ValueError, "unknown sensor `rapl`"),
         ({"zone": "Atlantis"}, ValueError, "unknown zone `Atlantis`"),
         ({"share": 2.0}, ValueError, "share"),
         ({"embodied_kg": -1.0}, ValueError, "embodied_kg"),

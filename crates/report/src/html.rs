@@ -303,7 +303,7 @@ pub fn html(runs: &[RunReport]) -> String {
         }
         s.push_str("\n<h3>Energy by domain</h3>\n");
         s.push_str(&energy_chart(r));
-        s.push_str("\n<p>Hollow bars are read but not counted in the total (they sit inside another domain).</p>\n");
+        s.push_str("\n<p>Hollow bars are read but not counted in the total (they sit inside another domain, or were rejected: see the warnings).</p>\n");
         if let Some(c) = carbon_chart(r) {
             s.push_str("<h3>Carbon</h3>\n");
             s.push_str(&c);

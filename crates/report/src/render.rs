@@ -188,6 +188,11 @@ pub fn markdown(runs: &[RunReport]) -> String {
         ));
         s.push_str("| domain | kind | energy | avg power | source | method | in total |\n|---|---|---:|---:|---|---|---|\n");
         for d in &r.energy.domains {
+            let rejected = r
+                .energy
+                .rejected
+                .iter()
+                .find(|x| x.domain == d.name && x.source == d.source);
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} |\n",
                 md_escape(&d.name),
@@ -196,10 +201,10 @@ pub fn markdown(runs: &[RunReport]) -> String {
                 fmt_opt(d.avg_power_w, "W"),
                 md_escape(&d.source),
                 d.method,
-                if d.counted_in_total {
-                    "yes"
-                } else {
-                    "no (inside another)"
+                match rejected {
+                    Some(x) => format!("no (REJECTED: {})", x.verdict),
+                    None if d.counted_in_total => "yes".into(),
+                    None => "no (inside another)".into(),
                 }
             ));
         }
@@ -420,6 +425,21 @@ pub(crate) mod tests {
         assert_eq!(fmt_opt(None, "J"), "n/a");
         assert_eq!(sig(1234.5678), "1235");
         assert_eq!(sig(0.012345), "0.01235");
+    }
+
+    #[test]
+    fn markdown_marks_a_rejected_domain() {
+        let mut r = sample("a", 1000.0);
+        r.energy.domains[0].counted_in_total = false;
+        r.energy.rejected.push(wattprint_core::report::Rejected {
+            source: r.energy.domains[0].source.clone(),
+            domain: r.energy.domains[0].name.clone(),
+            verdict: "stuck".into(),
+            reason: "did not advance".into(),
+            replaced_by: vec!["cpu-model".into()],
+        });
+        let md = markdown(&[r]);
+        assert!(md.contains("| no (REJECTED: stuck) |"), "{md}");
     }
 
     #[test]

@@ -158,3 +158,70 @@ pub fn set_fake_stat(root: &Path, busy_ticks: u64, idle_ticks: u64) -> io::Resul
     f.write_all_at(text.as_bytes(), 0)?;
     f.set_len(text.len() as u64)
 }
+
+/// A fake perf `power` PMU under `<root>/bus/event_source/devices/power`, with its counters
+/// as files under `<root>/perf-counters` (pass [`FakePerfPmu::counters_dir`] as
+/// `WATTPRINT_PERF_COUNTERS_DIR`). A count that is never rewritten is a dead counter.
+#[derive(Clone, Debug)]
+pub struct FakePerfPmu {
+    root: PathBuf,
+}
+
+impl FakePerfPmu {
+    /// A PMU of type 23 on `cpus` (one per socket) offering `events` (`pkg`, `ram`, `cores`,
+    /// `gpu`, `psys`), each at the Intel scale of 2^-32 J per count, every count at zero.
+    pub fn new(root: &Path, cpus: &[i32], events: &[&str]) -> io::Result<FakePerfPmu> {
+        let dir = root.join("bus/event_source/devices/power");
+        std::fs::create_dir_all(dir.join("events"))?;
+        std::fs::write(dir.join("type"), "23\n")?;
+        let list: Vec<String> = cpus.iter().map(i32::to_string).collect();
+        std::fs::write(dir.join("cpumask"), format!("{}\n", list.join(",")))?;
+        let p = FakePerfPmu {
+            root: root.to_path_buf(),
+        };
+        std::fs::create_dir_all(p.counters_dir())?;
+        for (k, ev) in events.iter().enumerate() {
+            std::fs::write(
+                dir.join(format!("events/energy-{ev}")),
+                format!("event=0x{:02x}\n", k + 1),
+            )?;
+            std::fs::write(
+                dir.join(format!("events/energy-{ev}.scale")),
+                "2.3283064365386962890625e-10\n",
+            )?;
+            for cpu in cpus {
+                p.set_count(ev, *cpu, 0)?;
+            }
+        }
+        Ok(p)
+    }
+
+    /// The directory holding the counter files.
+    pub fn counters_dir(&self) -> PathBuf {
+        self.root.join("perf-counters")
+    }
+
+    /// Set `event`'s raw count on `cpu` (2^32 counts = 1 J).
+    pub fn set_count(&self, event: &str, cpu: i32, count: u64) -> io::Result<()> {
+        let path = self
+            .counters_dir()
+            .join(crate::perf_rapl::counter_file_name(event, cpu));
+        let text = format!("{count:020}\n");
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        f.write_all_at(text.as_bytes(), 0)?;
+        f.set_len(text.len() as u64)
+    }
+
+    /// Make `event` on `cpu` refuse to open with EACCES (as `perf_event_paranoid` would).
+    pub fn deny(&self, event: &str, cpu: i32) -> io::Result<()> {
+        std::fs::write(
+            self.counters_dir()
+                .join(crate::perf_rapl::counter_file_name(event, cpu)),
+            "EACCES\n",
+        )
+    }
+}

@@ -8,10 +8,11 @@ use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wattprint_core::counter::{wrap_guard_period_s, CounterDiff, CounterStep};
+use wattprint_core::counter::{wrap_guard_period_s, CounterDiff, CounterStep, DEFAULT_MAX_POWER_W};
 use wattprint_core::integrate::Trapezoid;
 use wattprint_core::report::Gap;
 use wattprint_core::timeline::Timeline;
+use wattprint_core::trust::implausible_interval;
 use wattprint_core::window::{WindowEnergy, WindowError, WindowId, WindowSet};
 use wattprint_core::{DomainDesc, Joules, Watts};
 
@@ -57,6 +58,11 @@ struct Slot {
     first: usize,
     buf: Vec<RawReading>,
     trackers: Vec<Tracker>,
+    /// Per domain: the bound of a plausible counter interval, W (see
+    /// `wattprint_core::trust::implausible_interval`).
+    max_w: Vec<Option<f64>>,
+    /// Per domain: when its counter last gave a value (the baseline its next delta is from).
+    counter_t_s: Vec<Option<f64>>,
     /// Per domain: an open gap (start time, reason).
     gap: Vec<Option<(f64, String)>>,
 }
@@ -70,7 +76,8 @@ struct State {
     last_read_t_s: f64,
     windows: WindowSet,
     timeline: Timeline,
-    gaps: Vec<Gap>,
+    /// Closed gaps, with the domain's index.
+    gaps: Vec<(usize, Gap)>,
     reads: u64,
     cpu_s: f64,
     stopping: bool,
@@ -107,7 +114,10 @@ impl Meter {
                     periods.push(opts.poll_interval_s.unwrap_or(preferred_s))
                 }
             }
+            let max_w = (0..n).map(|k| sensor.max_power_w(k)).collect();
             slots.push(Slot {
+                max_w,
+                counter_t_s: vec![None; n],
                 sensor,
                 first: domains.len(),
                 buf: vec![RawReading::Missing; n],
@@ -221,17 +231,25 @@ impl Meter {
 
     /// Gaps recorded so far (closed ones, plus open ones up to now).
     pub fn gaps(&self) -> Vec<Gap> {
+        self.indexed_gaps().into_iter().map(|(_, g)| g).collect()
+    }
+
+    /// As [`Meter::gaps`], each with its domain's index (names may repeat across sensors).
+    pub fn indexed_gaps(&self) -> Vec<(usize, Gap)> {
         let st = lock(&self.shared);
         let mut gaps = st.gaps.clone();
         for slot in &st.slots {
             for (k, g) in slot.gap.iter().enumerate() {
                 if let Some((from, reason)) = g {
-                    gaps.push(Gap {
-                        domain: st.domains[slot.first + k].name.clone(),
-                        from_s: *from,
-                        to_s: st.last_read_t_s,
-                        reason: reason.clone(),
-                    });
+                    gaps.push((
+                        slot.first + k,
+                        Gap {
+                            domain: st.domains[slot.first + k].name.clone(),
+                            from_s: *from,
+                            to_s: st.last_read_t_s,
+                            reason: reason.clone(),
+                        },
+                    ));
                 }
             }
         }
@@ -376,6 +394,27 @@ fn read_all(st: &mut State) {
                 Err(e) => Err(e),
             };
             let mut outcome = fold(&mut slot.trackers[k], reading, t_s);
+            // A counter interval beyond physics is a gap, not energy: a counter with a wrap
+            // range but no declared maximum is bounded by the guard's default maximum.
+            // The delta runs from the counter's last value, maybe several reads ago (a
+            // missing read in between steps nothing).
+            let since = slot.counter_t_s[k].unwrap_or(t_s - dt);
+            if let (Fold::Energy(j), Ok(RawReading::EnergyCounter { range_j, .. })) =
+                (&outcome, reading)
+            {
+                let max = slot.max_w[k].or(range_j.map(|_| DEFAULT_MAX_POWER_W));
+                if let Some(why) = implausible_interval(j.0, t_s - since, max) {
+                    outcome = Fold::Discarded(why);
+                }
+            }
+            if matches!(reading, Ok(RawReading::EnergyCounter { .. }))
+                && matches!(
+                    outcome,
+                    Fold::Energy(_) | Fold::Baseline | Fold::Discarded(_)
+                )
+            {
+                slot.counter_t_s[k] = Some(t_s);
+            }
             if let (Fold::Gap(reason), Ok(RawReading::Missing)) = (&mut outcome, reading) {
                 if let Some(why) = slot.sensor.missing_reason(k) {
                     *reason = why;
@@ -386,15 +425,30 @@ fn read_all(st: &mut State) {
                     cumulative[i] += j;
                     power[i] = (dt > 0.0).then(|| Watts(j.0 / dt));
                     if let Some((from, reason)) = slot.gap[k].take() {
-                        gaps.push(Gap {
-                            domain: domains[i].name.clone(),
-                            from_s: from,
-                            to_s: t_s,
-                            reason,
-                        });
+                        gaps.push((
+                            i,
+                            Gap {
+                                domain: domains[i].name.clone(),
+                                from_s: from,
+                                to_s: t_s,
+                                reason,
+                            },
+                        ));
                     }
                 }
                 Fold::PowerOnly(w) => power[i] = Some(w),
+                Fold::Discarded(reason) => {
+                    power[i] = None;
+                    gaps.push((
+                        i,
+                        Gap {
+                            domain: domains[i].name.clone(),
+                            from_s: since,
+                            to_s: t_s,
+                            reason,
+                        },
+                    ));
+                }
                 Fold::Baseline => {}
                 Fold::Gap(reason) => {
                     power[i] = None;
@@ -417,6 +471,8 @@ fn st_last(t_s: f64, dt: f64) -> f64 {
 
 enum Fold {
     Energy(Joules),
+    /// The interval since the previous read is known bad (its energy dropped): a closed gap.
+    Discarded(String),
     PowerOnly(Watts),
     Baseline,
     Gap(String),

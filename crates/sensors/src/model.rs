@@ -344,6 +344,17 @@ impl UtilisationModel {
     pub fn cpu_model(&self) -> &CpuModelChoice {
         &self.cpu
     }
+
+    /// The model as a standby sensor: read only when the meter reads anyway (window
+    /// boundaries, timeline ticks), never polled on its own, its domains not counted. Its
+    /// energy over a window is TDP x load curve of the window's average utilisation.
+    pub fn into_standby(mut self) -> Self {
+        self.info.cadence = ReadCadence::Boundaries { guard_s: None };
+        for d in &mut self.info.domains {
+            d.counted_in_total = false;
+        }
+        self
+    }
 }
 
 impl Sensor for UtilisationModel {

@@ -6,6 +6,10 @@
 //! (one CPU per socket), `events/energy-*` (`event=0xNN`) and their `.scale` (joules per
 //! count). Counters are opened with a raw `perf_event_open(2)` system-wide on those CPUs, no
 //! exclude bits (the power PMU rejects them), and read as one `u64` each.
+//!
+//! The counters are opened through a [`CounterSource`]: the kernel's [`KernelCounters`], or,
+//! for tests on any machine, [`FileCounters`], which reads each count from a text file (the
+//! seam `WATTPRINT_PERF_COUNTERS_DIR`): a dead `energy-psys` is a file that never changes.
 
 use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -149,8 +153,97 @@ fn perf_open(pmu_type: u32, config: u64, cpu: i32) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// One opened perf counter.
+pub trait PerfCounter: Send {
+    /// The raw count (multiply by the event's scale for joules).
+    fn read_count(&mut self) -> std::io::Result<u64>;
+}
+
+/// Opens perf counters: the kernel, or files for tests.
+pub trait CounterSource {
+    /// Open the counter of `event` on CPU `cpu` of PMU `pmu_type`.
+    fn open(
+        &self,
+        pmu_type: u32,
+        event: &PerfEvent,
+        cpu: i32,
+    ) -> std::io::Result<Box<dyn PerfCounter>>;
+}
+
+/// The kernel's counters, through `perf_event_open(2)`.
+pub struct KernelCounters;
+
+struct KernelCounter(OwnedFd);
+
+impl PerfCounter for KernelCounter {
+    fn read_count(&mut self) -> std::io::Result<u64> {
+        let mut v = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live local buffer from a descriptor we own.
+        let n = unsafe { libc::read(self.0.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
+        if n == 8 {
+            Ok(u64::from_ne_bytes(v))
+        } else {
+            Err(std::io::Error::other(format!(
+                "perf counter read returned {n}: {}",
+                std::io::Error::last_os_error()
+            )))
+        }
+    }
+}
+
+impl CounterSource for KernelCounters {
+    fn open(
+        &self,
+        pmu_type: u32,
+        event: &PerfEvent,
+        cpu: i32,
+    ) -> std::io::Result<Box<dyn PerfCounter>> {
+        Ok(Box::new(KernelCounter(perf_open(
+            pmu_type,
+            event.config,
+            cpu,
+        )?)))
+    }
+}
+
+/// Counters read from text files `<dir>/energy-<event>-cpu<N>` (one decimal count each),
+/// kept open and re-read at offset 0: the test seam for machines without (or with a dead)
+/// power PMU. A missing file opens as `NotFound`; a file holding `EACCES` opens as
+/// `PermissionDenied` (tests run as root, where file modes deny nothing).
+pub struct FileCounters {
+    pub dir: std::path::PathBuf,
+}
+
+/// The file name [`FileCounters`] reads for `event` on `cpu`.
+pub fn counter_file_name(event: &str, cpu: i32) -> String {
+    format!("energy-{event}-cpu{cpu}")
+}
+
+struct FileCounter(crate::pread::OpenFile);
+
+impl PerfCounter for FileCounter {
+    fn read_count(&mut self) -> std::io::Result<u64> {
+        self.0.read_u64().map_err(std::io::Error::other)
+    }
+}
+
+impl CounterSource for FileCounters {
+    fn open(
+        &self,
+        _pmu_type: u32,
+        event: &PerfEvent,
+        cpu: i32,
+    ) -> std::io::Result<Box<dyn PerfCounter>> {
+        let path = self.dir.join(counter_file_name(&event.event, cpu));
+        if std::fs::read(&path).is_ok_and(|b| b.trim_ascii() == b"EACCES") {
+            return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(Box::new(FileCounter(crate::pread::OpenFile::open(&path)?)))
+    }
+}
+
 struct Counter {
-    fd: OwnedFd,
+    counter: Box<dyn PerfCounter>,
     scale_j: f64,
     last_error: Option<String>,
 }
@@ -162,7 +255,16 @@ pub struct PerfRapl {
 }
 
 impl PerfRapl {
+    /// Open every energy event of the `power` PMU under `sysfs_root` through the kernel.
     pub fn open(sysfs_root: &Path) -> Result<PerfRapl, SensorError> {
+        Self::open_with(sysfs_root, &KernelCounters)
+    }
+
+    /// As [`PerfRapl::open`], with the counters opened by `source`.
+    pub fn open_with(
+        sysfs_root: &Path,
+        source: &dyn CounterSource,
+    ) -> Result<PerfRapl, SensorError> {
         let pmu = describe_pmu(sysfs_root)?;
         let mut counters = Vec::new();
         let mut domains = Vec::new();
@@ -176,7 +278,7 @@ impl PerfRapl {
                     _ if socket == 0 => (DomainKind::Psys, "psys".to_string()),
                     _ => continue,
                 };
-                let fd = perf_open(pmu.pmu_type, ev.config, cpu).map_err(|e| {
+                let counter = source.open(pmu.pmu_type, ev, cpu).map_err(|e| {
                     let denied = matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM));
                     unavailable(
                         format!(
@@ -190,7 +292,7 @@ impl PerfRapl {
                     )
                 })?;
                 counters.push(Counter {
-                    fd,
+                    counter,
                     scale_j: ev.scale_j,
                     last_error: None,
                 });
@@ -224,21 +326,18 @@ impl Sensor for PerfRapl {
 
     fn read(&mut self, _t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (c, o) in self.counters.iter_mut().zip(out.iter_mut()) {
-            let mut v = [0u8; 8];
-            // SAFETY: reads at most 8 bytes into a live local buffer from a descriptor we own.
-            let n = unsafe { libc::read(c.fd.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
-            if n == 8 {
-                c.last_error = None;
-                *o = RawReading::EnergyCounter {
-                    joules: u64::from_ne_bytes(v) as f64 * c.scale_j,
-                    range_j: None,
-                };
-            } else {
-                c.last_error = Some(format!(
-                    "perf counter read returned {n}: {}",
-                    std::io::Error::last_os_error()
-                ));
-                *o = RawReading::Missing;
+            match c.counter.read_count() {
+                Ok(n) => {
+                    c.last_error = None;
+                    *o = RawReading::EnergyCounter {
+                        joules: n as f64 * c.scale_j,
+                        range_j: None,
+                    };
+                }
+                Err(e) => {
+                    c.last_error = Some(e.to_string());
+                    *o = RawReading::Missing;
+                }
             }
         }
         Ok(())
@@ -294,6 +393,51 @@ mod tests {
             Err(SensorError::Unavailable { reason, .. }) => assert!(reason.contains("power PMU")),
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("a PMU in an empty tree"),
+        }
+    }
+
+    #[test]
+    fn a_dead_psys_reads_zero_through_the_file_seam() {
+        let d = tempfile::tempdir().unwrap();
+        let pmu = crate::fake_tree::FakePerfPmu::new(d.path(), &[0], &["psys"]).unwrap();
+        let src = FileCounters {
+            dir: pmu.counters_dir(),
+        };
+        let mut s = PerfRapl::open_with(d.path(), &src).unwrap();
+        assert_eq!(s.info().domains[0].name, "psys");
+        let mut out = [RawReading::Missing];
+        s.read(0.0, &mut out).unwrap();
+        assert_eq!(
+            out[0],
+            RawReading::EnergyCounter {
+                joules: 0.0,
+                range_j: None
+            }
+        );
+        pmu.set_count("psys", 0, 3 << 32).unwrap();
+        s.read(1.0, &mut out).unwrap();
+        assert_eq!(
+            out[0],
+            RawReading::EnergyCounter {
+                joules: 3.0,
+                range_j: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_denied_counter_names_the_privilege_fix() {
+        let d = tempfile::tempdir().unwrap();
+        let pmu = crate::fake_tree::FakePerfPmu::new(d.path(), &[0], &["pkg"]).unwrap();
+        pmu.deny("pkg", 0).unwrap();
+        let src = FileCounters {
+            dir: pmu.counters_dir(),
+        };
+        match PerfRapl::open_with(d.path(), &src) {
+            Err(SensorError::Unavailable { fix, .. }) => {
+                assert!(fix.unwrap().contains("perf_event_paranoid"))
+            }
+            _ => panic!("denied counter opened"),
         }
     }
 }

@@ -36,8 +36,10 @@ across users.";
 /// One discovered zone.
 #[derive(Debug)]
 struct Zone {
-    file: OpenFile,
+    /// `None`: unreadable at open (the reason is in `last_error`, every read is missing).
+    file: Option<OpenFile>,
     range_j: Option<f64>,
+    max_power_w: Option<f64>,
     last_error: Option<String>,
     last_uj: Option<u64>,
     /// When the vanish check last ran while the value stood still; `None` since it moved.
@@ -48,7 +50,12 @@ struct Zone {
 pub struct Powercap {
     info: SensorInfo,
     zones: Vec<Zone>,
+    notes: Vec<String>,
 }
+
+/// Opens a zone's `energy_uj`: the file system, or a test's fake (to simulate EACCES as
+/// root, for whom file modes deny nothing).
+pub type ZoneOpener<'a> = &'a dyn Fn(&Path) -> std::io::Result<OpenFile>;
 
 /// A zone as found on disk, before opening.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,6 +81,10 @@ fn package_index(dir_name: &str) -> Option<&str> {
 fn kind_and_name(zone_name: &str, dir_name: &str) -> Option<(DomainKind, String)> {
     let pkg = package_index(dir_name).unwrap_or("0");
     if zone_name.starts_with("package") {
+        // Multi-die packages (`package-0-die-1`) keep the kernel's name: it says which die.
+        if zone_name.contains("-die-") {
+            return Some((DomainKind::CpuPackage, zone_name.to_string()));
+        }
         return Some((DomainKind::CpuPackage, format!("package-{pkg}")));
     }
     let kind = match zone_name {
@@ -172,8 +183,15 @@ pub fn find_zones(sysfs_root: &Path) -> Result<Vec<ZoneDesc>, SensorError> {
 
 impl Powercap {
     /// Discover and open every RAPL zone. `Err(Unavailable)` with reason and fix when there is
-    /// no zone or `energy_uj` cannot be read (root-only since CVE-2020-8694).
+    /// no zone or no zone's `energy_uj` can be read (root-only since CVE-2020-8694). A zone
+    /// unreadable beside readable ones stays listed and reads as missing (a gap with the
+    /// reason): the readable ones stay measured.
     pub fn open(sysfs_root: &Path) -> Result<Powercap, SensorError> {
+        Self::open_with(sysfs_root, &|p| OpenFile::open(p))
+    }
+
+    /// As [`Powercap::open`], with `energy_uj` files opened by `opener`.
+    pub fn open_with(sysfs_root: &Path, opener: ZoneOpener<'_>) -> Result<Powercap, SensorError> {
         let found = find_zones(sysfs_root)?;
         if found.is_empty() {
             return Err(SensorError::Unavailable {
@@ -186,13 +204,28 @@ impl Powercap {
         }
         let mut zones = Vec::new();
         let mut domains = Vec::new();
+        let mut first_uj: Vec<Option<u64>> = Vec::new();
         let mut guard_s: Option<f64> = None;
+        let mut denied: Option<SensorError> = None;
         for z in found {
             let path = z.dir.join("energy_uj");
-            let mut file = match OpenFile::open(&path) {
-                Ok(f) => f,
+            // Some kernels allow open() but fail read() for non-root; other read errors
+            // become gaps at run time.
+            let opened = opener(&path).and_then(|mut f| match f.read() {
+                Ok(b) => {
+                    let v = crate::pread::parse_u64(b);
+                    Ok((f, v))
+                }
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(e),
+                Err(_) => Ok((f, None)),
+            });
+            let (file, first, last_error) = match opened {
+                Ok((f, v)) => (Some(f), v, None),
                 Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                    return Err(permission_denied(&path))
+                    let err = permission_denied(&path);
+                    let why = err.to_string();
+                    denied.get_or_insert(err);
+                    (None, None, Some(why))
                 }
                 Err(e) => {
                     return Err(SensorError::Unavailable {
@@ -201,12 +234,6 @@ impl Powercap {
                     })
                 }
             };
-            // Some kernels allow open() but fail read() for non-root.
-            if let Err(e) = file.read() {
-                if e.kind() == ErrorKind::PermissionDenied {
-                    return Err(permission_denied(&path));
-                }
-            }
             let range_j = z.range_uj.map(|r| r as f64 * 1e-6);
             let max_w = z.max_power_uw.map(|w| w as f64 * 1e-6);
             if let Some(g) = wrap_guard_period_s(range_j, max_w) {
@@ -220,15 +247,42 @@ impl Powercap {
                 counted_in_total: false,
                 device: None,
             });
+            first_uj.push(first);
             zones.push(Zone {
                 file,
                 range_j,
-                last_error: None,
+                max_power_w: max_w,
+                last_error,
                 last_uj: None,
                 still_checked_t_s: None,
             });
         }
+        if zones.iter().all(|z| z.file.is_none()) {
+            if let Some(e) = denied {
+                return Err(e);
+            }
+        }
         assign_counted_in_total(&mut domains);
+        let mut notes = Vec::new();
+        for (i, j) in mirrored_pairs(&domains, &first_uj, &zones) {
+            domains[j].counted_in_total = false;
+            domains[j].device = Some(format!("mirrors {}", domains[i].name));
+            notes.push(format!(
+                "{} and {} read the same counter (identical value at open, same range): \
+                 counted once, as {}",
+                domains[i].name, domains[j].name, domains[i].name
+            ));
+        }
+        for (d, z) in domains.iter().zip(&zones) {
+            if z.file.is_none() {
+                notes.push(format!(
+                    "{} unreadable ({}): the other zones stay measured; its energy falls back \
+                     to the model where one covers it",
+                    d.name,
+                    z.last_error.as_deref().unwrap_or("?")
+                ));
+            }
+        }
         Ok(Powercap {
             info: SensorInfo {
                 source: SOURCE.into(),
@@ -237,8 +291,45 @@ impl Powercap {
                 setup: "read access to energy_uj".into(),
             },
             zones,
+            notes,
         })
     }
+
+    /// What a reader of the report must know about these zones (mirrored dies, unreadable
+    /// zones beside readable ones).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+}
+
+/// Pairs `(kept, mirror)` of counted zones of one kind that read the same counter: the same
+/// non-zero value at open and the same wrap range. Energy counters at µJ resolution (values
+/// around 10^11) agree to the µJ by chance with negligible probability, so equal first
+/// readings mean one counter read twice (AMD's `package-0-die-0` / `package-0-die-1`
+/// mirroring one socket counter); dies with their own counters (Cascade Lake AP) read
+/// different values and stay separate. Decided on the readings, never on the names.
+fn mirrored_pairs(
+    domains: &[DomainDesc],
+    first_uj: &[Option<u64>],
+    zones: &[Zone],
+) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    for j in 0..domains.len() {
+        let Some(vj) = first_uj[j].filter(|v| *v > 0) else {
+            continue;
+        };
+        if let Some(i) = (0..j).find(|&i| {
+            domains[i].counted_in_total
+                && domains[j].counted_in_total
+                && domains[i].kind == domains[j].kind
+                && first_uj[i] == Some(vj)
+                && zones[i].range_j == zones[j].range_j
+                && !pairs.iter().any(|&(_, m)| m == i)
+        }) {
+            pairs.push((i, j));
+        }
+    }
+    pairs
 }
 
 fn permission_denied(path: &Path) -> SensorError {
@@ -258,7 +349,11 @@ impl Sensor for Powercap {
 
     fn read(&mut self, t_s: f64, out: &mut [RawReading]) -> Result<(), SensorError> {
         for (z, o) in self.zones.iter_mut().zip(out.iter_mut()) {
-            let res = z.file.read_u64().and_then(|uj| {
+            let Some(file) = z.file.as_mut() else {
+                *o = RawReading::Missing;
+                continue;
+            };
+            let res = file.read_u64().and_then(|uj| {
                 // A zone that vanished (driver unloaded, file removed) would keep reading its
                 // last value through our open descriptor: when the value stops moving, check
                 // (one fstat) that the file is still there; while it stands still, again at
@@ -273,8 +368,8 @@ impl Sensor for Powercap {
                 } else if due {
                     z.still_checked_t_s = Some(t_s);
                 }
-                if due && z.file.is_unlinked() {
-                    Err(format!("{} vanished", z.file.path().display()))
+                if due && file.is_unlinked() {
+                    Err(format!("{} vanished", file.path().display()))
                 } else {
                     Ok(uj)
                 }
@@ -298,6 +393,10 @@ impl Sensor for Powercap {
 
     fn missing_reason(&self, domain: usize) -> Option<String> {
         self.zones.get(domain)?.last_error.clone()
+    }
+
+    fn max_power_w(&self, domain: usize) -> Option<f64> {
+        self.zones.get(domain)?.max_power_w
     }
 }
 

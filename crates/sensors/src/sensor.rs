@@ -68,6 +68,12 @@ pub trait Sensor: Send {
         None
     }
 
+    /// The domain's maximum power, W, when the hardware says (powercap's largest
+    /// `constraint_*_max_power_uw`): the bound of a plausible reading.
+    fn max_power_w(&self, _domain: usize) -> Option<f64> {
+        None
+    }
+
     /// Stop reading the domains `keep` rejects (the node's GPUs that are not the job's):
     /// afterwards `info().domains` and `read` cover the kept ones only. Returns `false`, and
     /// changes nothing, when the sensor cannot drop domains (the default).

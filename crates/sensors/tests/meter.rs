@@ -152,3 +152,43 @@ fn garbage_readings_are_gaps_not_energy() {
     assert_eq!(snap.cumulative[0].0, 4.0);
     assert_eq!(meter.gaps().len(), 1);
 }
+
+#[test]
+fn an_implausible_jump_is_a_flagged_gap_not_energy() {
+    // A counter with a 1000 J range and no declared maximum (bounded at 1000 W x 3): reads
+    // 10 J, 20 J, then a "wrap" to 15 J (995 J in a few µs: a reset read as a wrap), then 25 J.
+    let info = SensorInfo {
+        source: "fake".into(),
+        domains: vec![domain(
+            "package-0",
+            DomainKind::CpuPackage,
+            Method::Counter,
+            true,
+        )],
+        cadence: ReadCadence::Boundaries { guard_s: None },
+        setup: "none".into(),
+    };
+    let n = Arc::new(AtomicU32::new(0));
+    let k = Arc::clone(&n);
+    let s = FakeSensor::new(info, move |_, out| {
+        let j = [10.0, 20.0, 15.0, 25.0][k.fetch_add(1, Ordering::SeqCst).min(3) as usize];
+        out[0] = RawReading::EnergyCounter {
+            joules: j,
+            range_j: Some(1000.0),
+        };
+        Ok(())
+    });
+    let meter = Meter::start(vec![Box::new(s)], MeterOptions::default());
+    let w = meter.begin("run"); // reads 20 J (10 J was the baseline)
+    meter.sample_now(); // 15 J: the bogus wrap, dropped
+    let e = meter.end(w).unwrap(); // 25 J: +10 J
+    assert_eq!(e.per_domain[0].0, 10.0);
+    let gaps = meter.gaps();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(
+        gaps[0].reason.starts_with("implausible: 995.000 J"),
+        "{}",
+        gaps[0].reason
+    );
+    assert!(gaps[0].to_s >= gaps[0].from_s);
+}

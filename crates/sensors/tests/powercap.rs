@@ -232,3 +232,102 @@ fn a_vanishing_zone_leaves_an_open_gap() {
     assert_eq!(gaps.len(), 1);
     assert!(gaps[0].reason.contains("vanished"), "{}", gaps[0].reason);
 }
+
+#[test]
+fn mirrored_dies_are_counted_once_and_keep_their_names() {
+    // AMD: two die zones of one socket mirror one counter (same value, same increments).
+    let d = tempfile::tempdir().unwrap();
+    let t = FakeRaplTree::new(d.path()).unwrap();
+    t.add_zone("0", "package-0-die-0", 123_456_789, RANGE_UJ, None)
+        .unwrap();
+    t.add_zone("1", "package-0-die-1", 123_456_789, RANGE_UJ, None)
+        .unwrap();
+    let p = Powercap::open(d.path()).unwrap();
+    let doms: Vec<_> = p
+        .info()
+        .domains
+        .iter()
+        .map(|d| (d.name.as_str(), d.counted_in_total))
+        .collect();
+    assert_eq!(
+        doms,
+        vec![("package-0-die-0", true), ("package-0-die-1", false)]
+    );
+    assert!(
+        p.notes()[0].contains("read the same counter"),
+        "{:?}",
+        p.notes()
+    );
+    // Through the meter: the total counts the energy once.
+    let mut m = Meter::start(vec![Box::new(p)], MeterOptions::default());
+    let w = m.begin("w");
+    t.set_energy_uj("0", 133_456_789).unwrap();
+    t.set_energy_uj("1", 133_456_789).unwrap();
+    let e = m.end(w).unwrap();
+    m.stop();
+    let domains = m.domains();
+    let total: f64 = domains
+        .iter()
+        .zip(&e.per_domain)
+        .filter(|(d, _)| d.counted_in_total)
+        .map(|(_, j)| j.0)
+        .sum();
+    assert!((total - 10.0).abs() < 1e-9, "{total}");
+}
+
+#[test]
+fn dies_with_their_own_counters_stay_separate() {
+    // Cascade Lake AP: two dies per package, each with its own counter.
+    let d = tempfile::tempdir().unwrap();
+    let t = FakeRaplTree::new(d.path()).unwrap();
+    t.add_zone("0", "package-0-die-0", 123_456_789, RANGE_UJ, None)
+        .unwrap();
+    t.add_zone("1", "package-0-die-1", 98_765_432, RANGE_UJ, None)
+        .unwrap();
+    let p = Powercap::open(d.path()).unwrap();
+    assert!(p.info().domains.iter().all(|d| d.counted_in_total));
+    assert!(p.notes().is_empty());
+    // Same names as an AMD part, different readings: the names decide nothing.
+    assert_eq!(p.info().domains[1].name, "package-0-die-1");
+}
+
+#[test]
+fn a_root_only_dram_beside_a_readable_package_leaves_the_package_measured() {
+    let d = tempfile::tempdir().unwrap();
+    let t = server_tree(d.path());
+    // Tests run as root, for whom mode 000 denies nothing: the opener plays the kernel.
+    let opener = |p: &std::path::Path| {
+        if p.to_string_lossy().contains("intel-rapl:0:2") {
+            Err(std::io::Error::from_raw_os_error(libc::EACCES))
+        } else {
+            wattprint_sensors::pread::OpenFile::open(p)
+        }
+    };
+    let mut p = Powercap::open_with(d.path(), &opener).unwrap();
+    let names: Vec<_> = p.info().domains.iter().map(|d| d.name.clone()).collect();
+    let k = names.iter().position(|n| n == "dram-0").unwrap();
+    assert!(
+        p.notes()[0].contains("dram-0 unreadable"),
+        "{:?}",
+        p.notes()
+    );
+    assert!(p.notes()[0].contains("CVE-2020-8694"), "{:?}", p.notes());
+    let mut out = vec![wattprint_sensors::RawReading::Missing; names.len()];
+    p.read(0.0, &mut out).unwrap();
+    assert_eq!(out[k], wattprint_sensors::RawReading::Missing);
+    assert!(p.missing_reason(k).unwrap().contains("permission denied"));
+    let pkg = names.iter().position(|n| n == "package-0").unwrap();
+    assert!(matches!(
+        out[pkg],
+        wattprint_sensors::RawReading::EnergyCounter { .. }
+    ));
+    // Every zone denied: the sensor is unavailable, with the safe fix.
+    let all_denied = |_: &std::path::Path| Err(std::io::Error::from_raw_os_error(libc::EACCES));
+    match Powercap::open_with(d.path(), &all_denied) {
+        Err(wattprint_sensors::SensorError::Unavailable { fix, .. }) => {
+            assert!(fix.unwrap().contains("udev"))
+        }
+        _ => panic!("opened with every zone denied"),
+    }
+    let _ = t;
+}

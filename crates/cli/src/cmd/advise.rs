@@ -109,7 +109,7 @@ struct Machine {
 }
 
 fn machine() -> Machine {
-    let d = discover(&SensorConfig::from_env());
+    let d = discover(&SensorConfig::from_env().unwrap_or_else(|_| SensorConfig::seams_from_env()));
     let mut sensors = Vec::new();
     let mut counters = Vec::new();
     let mut any_measured = false;

@@ -13,6 +13,8 @@ use wattprint_core::duration::{parse_duration_s, parse_interval_s, DurationError
 /// Options of `wattprint agent` (each overrides the same key of `--config`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub sensors: crate::common::SensorArgs,
     /// Address to listen on. Off loopback, `--token-file` is required.
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
@@ -216,7 +218,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     wattprint_agent::check(&cfg).map_err(|e| BadInput(e.to_string()))?;
 
-    let d = wattprint_engine::discover(&wattprint_engine::SensorConfig::from_env());
+    let mut sensor_config = args.sensors.config()?;
+    // The agent reads no windows, so nothing would swap a standby sensor in.
+    sensor_config.standby = false;
+    let d = wattprint_engine::discover(&sensor_config);
     for a in &d.absent {
         eprintln!(
             "wattprint agent: {} not used: {}{}",

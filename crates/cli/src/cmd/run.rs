@@ -2,7 +2,7 @@
 
 use crate::checkpoint;
 use crate::child::{self, Forwarder, SpawnError};
-use crate::common::{carbon_error, CarbonArgs, OutputArgs, WorkArgs};
+use crate::common::{carbon_error, CarbonArgs, OutputArgs, SensorArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,7 +15,7 @@ use wattprint_core::work::resolve_work;
 use wattprint_engine::cgroup::JobCgroup;
 use wattprint_engine::config::GpuScope;
 use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
-use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
+use wattprint_engine::{summary, ReportContext, Session};
 
 /// Options of `wattprint run`.
 #[derive(clap::Args, Debug)]
@@ -31,6 +31,8 @@ pub struct Args {
     pub carbon: CarbonArgs,
     #[command(flatten)]
     pub work: WorkArgs,
+    #[command(flatten)]
+    pub sensors: SensorArgs,
     /// Do not store the run in the local history.
     #[arg(long)]
     pub no_store: bool,
@@ -95,6 +97,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let carbon_opts = args.carbon.to_options()?;
     wattprint_carbon::validate(&carbon_opts).map_err(carbon_error)?;
     let work_decl = args.work.to_decl()?;
+    let mut config = args.sensors.config()?;
     // Checkpoints go where the run will be stored; without a history, nowhere.
     let checkpoints = if args.no_store {
         None
@@ -113,7 +116,6 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         })
         .ok();
     let live = stderr_is_terminal();
-    let mut config = SensorConfig::from_env();
     // Without anyone watching, the timeline is read less often: counters need no reads
     // between the window's boundaries, and every wake-up of the meter costs CPU.
     let interval_s = args.interval.unwrap_or(if live {

@@ -52,7 +52,7 @@ pub fn db_path() -> anyhow::Result<PathBuf> {
 /// `interrupted` first (see `checkpoint::settle`).
 pub fn open_store() -> anyhow::Result<Store> {
     let mut s = Store::open(&db_path()?)?;
-    let procfs = wattprint_engine::SensorConfig::from_env().procfs_root;
+    let procfs = wattprint_engine::SensorConfig::seams_from_env().procfs_root;
     crate::checkpoint::settle(&mut s, &procfs);
     Ok(s)
 }

@@ -2,7 +2,10 @@
 
 use std::io::Write;
 use wattprint_engine::inventory::{inventory, render};
-use wattprint_engine::SensorConfig;
+
+/// How long `wattprint sensors` watches each CPU counter before choosing it, s: 2 x
+/// `trust::STUCK_MIN_WINDOW_S`, so a counter that always draws power must have advanced.
+const DISCOVERY_CHECK_S: f64 = 2.0 * wattprint_core::trust::STUCK_MIN_WINDOW_S;
 
 /// Options of `wattprint sensors`.
 #[derive(clap::Args, Debug)]
@@ -10,10 +13,42 @@ pub struct Args {
     /// Print the inventory as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Active self-test (a few seconds): idle, then every CPU loaded; per domain idle and
+    /// loaded power, whether it responds to load, and a verdict (ok, stuck, implausible,
+    /// unreadable). The first command to run on a new machine.
+    #[arg(long)]
+    pub check: bool,
+    /// Length of the self-test's idle phase (e.g. `2s`).
+    #[arg(long, value_name = "D", value_parser = crate::cmd::run::parse_duration_s, requires = "check")]
+    pub check_idle: Option<f64>,
+    /// Length of the self-test's load phase (e.g. `3s`).
+    #[arg(long, value_name = "D", value_parser = crate::cmd::run::parse_duration_s, requires = "check")]
+    pub check_load: Option<f64>,
+    #[command(flatten)]
+    pub sensors: crate::common::SensorArgs,
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    let inv = inventory(&SensorConfig::from_env());
+    let mut config = args.sensors.config()?;
+    if args.check {
+        use wattprint_engine::check;
+        let c = check::check(
+            &config,
+            &mut check::RealPhases::default(),
+            args.check_idle.unwrap_or(check::DEFAULT_IDLE_S),
+            args.check_load.unwrap_or(check::DEFAULT_LOAD_S),
+        );
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
+        } else {
+            write!(out, "{}", check::render(&c))?;
+        }
+        return Ok(0);
+    }
+    // Read each counter twice this far apart: a dead one is passed over, with the reason.
+    config.discovery_check_s = Some(DISCOVERY_CHECK_S);
+    let inv = inventory(&config);
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&inv)?)?;

@@ -17,7 +17,10 @@ _meters_lock = _thread.allocate_lock()
 
 def _meter_for(options):
     try:
-        key = tuple(sorted(options.items()))
+        # sensors=[...] is a list: its tuple keys the same meter.
+        key = tuple(
+            sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())
+        )
         hash(key)
     except TypeError:
         # Unhashable option values: let Meter() say what is wrong with them.
@@ -125,7 +128,9 @@ def track(name=None, *, meter=None, **options):
     ``name`` names the window (default ``"track"``, or the function's qualified name);
     ``meter`` measures on a given :class:`wattprint.Meter` instead of the shared one for these
     options. Options: ``zone``, ``pue``, ``flops``, ``params``, ``tokens``, ``mode``,
-    ``inferences``, ``precision``, ``store``, ``gpus``. Wrong types raise ``TypeError``, bad values
+    ``inferences``, ``precision``, ``store``, ``gpus``, ``sensors`` (a list of names as
+    ``WATTPRINT_SENSORS``: ``["model"]``, ``["-rapl-perf", "-nvml"]``). Wrong types raise
+    ``TypeError``, bad values
     ``ValueError``, options this build cannot apply ``NotImplementedError``.
     """
     if callable(name):  # bare @wattprint.track

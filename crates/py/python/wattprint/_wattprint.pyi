@@ -69,6 +69,7 @@ class Meter:
         inferences: Optional[float] = ...,
         precision: Optional[str] = ...,
         store: Optional[bool] = ...,
+        sensors: Optional[List[str]] = ...,
         gpus: Optional[Union[str, int, Sequence[Union[str, int]]]] = ...,
     ) -> None: ...
     def begin(self, name: str = "window") -> Window: ...
