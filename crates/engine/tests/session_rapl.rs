@@ -110,7 +110,9 @@ fn a_root_only_dram_falls_back_to_the_memory_model_and_the_package_stays_measure
     disc.notes.extend(pc.notes().iter().cloned());
     disc.sensors.push(Box::new(pc));
     disc.standby.push(Box::new(
-        UtilisationModel::open(&proc, &sys, 1.0).unwrap().into_standby(),
+        UtilisationModel::open(&proc, &sys, 1.0)
+            .unwrap()
+            .into_standby(),
     ));
     let config = SensorConfig {
         sysfs_root: sys,

@@ -213,7 +213,7 @@ impl Meter {
         let mut config = SensorConfig {
             // The GPUs this process can see (or `gpus=`): the job's, as `wattprint run`.
             gpu_scope: GpuScope::job_from_env(gpus.clone()),
-            ..SensorConfig::from_env().map_err(|e| OptionError(pythonic(&e.to_string())))?
+            ..SensorConfig::from_env().map_err(|e| OptionError(e.to_string()))?
         };
         if let Some(list) = &opts.sensors {
             config.selection = SensorSelection::parse_list(&list.join(","), "sensors=")
