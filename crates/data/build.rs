@@ -3,7 +3,9 @@
 //! fails the build with the file, line and field named.
 //!
 //! Also pre-normalises `data/cpu-tdp.csv` into a sorted static table (see `src/cpu.rs`), so
-//! looking a CPU up costs a few binary searches and no parsing at run time.
+//! looking a CPU up costs a few binary searches and no parsing at run time, and turns
+//! `data/gpu-specs.csv` into the static GPU table (see `src/gpu.rs`). Every file is read by
+//! the `csv` crate.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -16,6 +18,7 @@ include!("src/cpu_normalise.rs");
 fn main() {
     carbon_tables();
     cpu_table();
+    gpu_table();
     ccf_tables();
 }
 
@@ -186,18 +189,14 @@ fn carbon_tables() {
 
 /// The CPU TDP table, pre-normalised and sorted (see `src/cpu.rs`).
 fn cpu_table() {
-    let csv_path = "../../data/cpu-tdp.csv";
-    println!("cargo:rerun-if-changed={csv_path}");
+    let path = data_dir().join("cpu-tdp.csv");
     println!("cargo:rerun-if-changed=src/cpu_normalise.rs");
-    let csv =
-        std::fs::read_to_string(csv_path).expect("data/cpu-tdp.csv is part of the repository");
     let mut rows: Vec<(String, String, f64)> = Vec::new();
-    for line in csv.lines().skip(1) {
-        let Some((name, tdp)) = line.rsplit_once(',') else {
-            continue;
-        };
-        let name = name.trim().trim_matches('"');
-        let Ok(tdp_w) = tdp.trim().parse::<f64>() else {
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = field(&rec, 0, &path, "Name").trim();
+        // Rows whose TDP is not one number (`27.29.5` in the source: a range) are skipped.
+        let Ok(tdp_w) = field(&rec, 1, &path, "TDP").trim().parse::<f64>() else {
             continue;
         };
         // Family names without a digit are never matched; nor are non-positive TDPs.
@@ -229,6 +228,83 @@ fn cpu_table() {
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("cpu_tdp_table.rs");
     std::fs::write(dest, out).expect("writing the generated table");
+}
+
+/// The GPU hardware table, as `static GPU_SPECS: &[GpuSpec]` (13 rows: `&str` fields cost a
+/// few relocations only). Checks every row: numbers finite and >= 0, `tdp_w` present.
+fn gpu_table() {
+    let path = data_dir().join("gpu-specs.csv");
+    let mut rdr = reader(&path);
+    let header = rdr
+        .headers()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .unwrap_or_else(|| panic!("{}: no `{name}` column", path.display()))
+    };
+    let cols = [
+        "model",
+        "vendor",
+        "tdp_w",
+        "fp32_tflops",
+        "tf32_tflops",
+        "bf16_tflops",
+        "fp8_tflops",
+        "embodied_kgco2e",
+        "embodied_source",
+        "spec_confidence",
+    ]
+    .map(col);
+    let mut out = String::from("static GPU_SPECS: &[GpuSpec] = &[\n");
+    for rec in rdr.records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let f = |i: usize| field(&rec, cols[i], &path, &header[cols[i]]).trim();
+        let opt_num = |i: usize| match f(i) {
+            "" => "None".to_string(),
+            s => format!("Some({:?})", num(s, &path, &rec, &header[cols[i]])),
+        };
+        let opt_text = |i: usize| match f(i) {
+            "" => "None".to_string(),
+            s => format!("Some({s:?})"),
+        };
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        assert!(
+            !f(0).is_empty(),
+            "{}:{line}: field `model` is empty",
+            path.display()
+        );
+        assert!(
+            !f(2).is_empty(),
+            "{}:{line}: field `tdp_w` is empty",
+            path.display()
+        );
+        let confidence = match f(9) {
+            "" => "unstated",
+            s => s,
+        };
+        writeln!(
+            out,
+            "    GpuSpec {{ model: {:?}, vendor: {:?}, tdp_w: {:?}, fp32_tflops: {}, \
+             tf32_tflops: {}, bf16_tflops: {}, fp8_tflops: {}, embodied_kgco2e: {}, \
+             embodied_source: {}, spec_confidence: {confidence:?} }},",
+            f(0),
+            f(1),
+            num(f(2), &path, &rec, "tdp_w"),
+            opt_num(3),
+            opt_num(4),
+            opt_num(5),
+            opt_num(6),
+            opt_num(7),
+            opt_text(8),
+        )
+        .expect("writing to a String");
+    }
+    out.push_str("];\n");
+    let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("gpu_specs.rs");
+    fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
 }
 
 /// Cloud Carbon Footprint's use coefficients per provider and micro-architecture (see

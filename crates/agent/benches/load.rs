@@ -20,11 +20,7 @@ fn env(name: &str, default: f64) -> f64 {
 }
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let r = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[r.clamp(1, sorted.len()) - 1]
+    wattprint_core::stats::percentile(sorted, q).unwrap_or(f64::NAN)
 }
 
 fn phase(addr: std::net::SocketAddr, clients: usize, seconds: f64, batch: usize) {

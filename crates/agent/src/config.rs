@@ -52,39 +52,9 @@ pub fn parse(path: &str, text: &str) -> Result<FileConfig, String> {
     })
 }
 
-/// A duration like `1s`, `250ms`, `2m` or a bare number of seconds, in seconds.
-pub fn parse_duration_s(text: &str) -> Result<f64, String> {
-    let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v * scale),
-        _ => Err(format!(
-            "{text:?} is not a duration: write e.g. 1s, 250ms or 2m"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_in_usual_units() {
-        assert_eq!(parse_duration_s("1s"), Ok(1.0));
-        assert_eq!(parse_duration_s("250ms"), Ok(0.25));
-        assert_eq!(parse_duration_s("2m"), Ok(120.0));
-        assert_eq!(parse_duration_s("0.5"), Ok(0.5));
-        assert!(parse_duration_s("fast").is_err());
-        assert!(parse_duration_s("-1s").is_err());
-    }
 
     #[test]
     fn a_file_with_every_key_parses_and_a_typo_is_refused_with_its_line() {

@@ -18,7 +18,7 @@ pub fn apply(report: &mut RunReport, opts: &CarbonOptions) -> Result<(), CarbonE
 /// intensity file that does not cover the run ([`CarbonError::NotCovering`]).
 pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), CarbonError> {
     let it_j = check(
-        "energy.total_j",
+        CarbonField::Energy,
         math::facility_j(report.energy.total_j, 1.0),
     )?;
     let duration_s = RunTime::of(report).duration_s();
@@ -35,7 +35,10 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
     let facility_j = it_j * pue;
 
     // Operational grams: time-varying, live, or the static factor.
-    let mut operational_g = check("carbon", math::operational_g(it_j, pue, used.g_per_kwh))?;
+    let mut operational_g = check(
+        CarbonField::Carbon,
+        math::operational_g(it_j, pue, used.g_per_kwh),
+    )?;
     if let Some(SeriesInput {
         path: p,
         file: f,
@@ -47,7 +50,8 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
             .series(origin)
             .ok_or_else(|| file::FileError::Empty { path: p.clone() })?;
         let segments = energy_segments(report, it_j, duration_s);
-        let w = math::weigh_by_series(&segments, &series).map_err(math_err("--intensity-file"))?;
+        let w = math::weigh_by_series(&segments, &series)
+            .map_err(math_err(CarbonField::IntensityFile))?;
         let run_overlaps = series.from_s() <= duration_s && series.to_s() > 0.0;
         if (it_j > 0.0 && w.covered_j == 0.0) || (it_j == 0.0 && !run_overlaps) {
             return Err(CarbonError::NotCovering {
@@ -85,7 +89,7 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
                 f.points.len(),
                 f.step_s()
             ),
-            year: year_of_unix(origin),
+            year: wallclock::year_utc(origin),
             basis: "unspecified".into(),
             licence: None,
             fallback: used.fallback,
@@ -94,7 +98,7 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
 
     // Market-based figure, separate.
     let market_operational_g = market
-        .map(|m| check("--market-factor", math::operational_g(it_j, pue, m)))
+        .map(|m| check(CarbonField::MarketFactor, math::operational_g(it_j, pue, m)))
         .transpose()?;
 
     // Embodied carbon.
@@ -102,8 +106,13 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
         Some(kg) => {
             let life = lifetime_years.unwrap_or(SERVER_LIFETIME_YEARS);
             let g = check(
-                "--embodied-kg",
-                math::embodied_g(kg * 1000.0, duration_s, life * SECONDS_PER_YEAR, share),
+                CarbonField::EmbodiedKg,
+                math::embodied_g(
+                    kg * GRAMS_PER_KG,
+                    duration_s,
+                    life * SECONDS_PER_YEAR,
+                    share,
+                ),
             )?;
             (
                 g,
@@ -121,9 +130,9 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
             for h in &hardware {
                 let life = lifetime_years.unwrap_or(h.lifetime_years);
                 g += check(
-                    "embodied",
+                    CarbonField::Embodied,
                     math::embodied_g(
-                        h.kg * h.count * 1000.0,
+                        h.kg * h.count * GRAMS_PER_KG,
                         duration_s,
                         life * SECONDS_PER_YEAR,
                         share,
@@ -146,7 +155,7 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
     k.intensity_source = used.source;
     k.intensity_year = used.year;
     k.basis = used.basis;
-    k.method = "location".into();
+    k.method = wattprint_core::report::CarbonMethod::Location;
     k.fallback = used.fallback;
     k.operational_g = operational_g;
     k.embodied_g = embodied_g;
@@ -200,11 +209,6 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
     // The ranges of facility energy, grams and per-unit metrics follow the new figures.
     wattprint_core::bounds::fill_report_ranges(report);
     Ok(())
-}
-
-pub(crate) fn year_of_unix(unix_s: f64) -> Option<i32> {
-    let t = jiff::Timestamp::from_second(unix_s.floor() as i64).ok()?;
-    Some(i32::from(t.to_zoned(jiff::tz::TimeZone::UTC).year()))
 }
 
 /// When the energy was used: from the report's power timeline (counted domains) when present,

@@ -47,14 +47,11 @@ pub fn run_hardware(report: &RunReport) -> (Vec<HardwareEmbodied>, Vec<String>) 
                 Some(kg) => match hw.iter_mut().find(|h| h.what == spec.model) {
                     Some(h) => h.count += 1.0,
                     None => hw.push(HardwareEmbodied {
-                        what: spec.model.clone(),
+                        what: spec.model.to_string(),
                         kg,
                         count: 1.0,
                         lifetime_years: GPU_LIFETIME_YEARS,
-                        source: spec
-                            .embodied_source
-                            .clone()
-                            .unwrap_or_else(|| "GPU table".into()),
+                        source: spec.embodied_source.unwrap_or("GPU table").to_string(),
                     }),
                 },
                 None => missing.push(format!(

@@ -1,11 +1,14 @@
 //! `--intensity-file`: a CSV of `timestamp,intensity_g_per_kwh` rows, hourly or finer.
 //!
-//! The timestamp is RFC 3339 with an offset (`2025-01-15T10:00:00Z`) or Unix seconds. An
-//! optional header row, blank lines and `#` comments are skipped. Each row holds until the
+//! The timestamp is RFC 3339 (`2025-01-15T10:00:00Z`; read by `wattprint_core::wallclock`,
+//! without an offset as UTC) or Unix seconds. Read with the `csv` crate (quoted fields
+//! allowed); an optional header row, blank lines and `#` comment lines are skipped. Each row holds until the
 //! next one; the last holds for the file's median step. Errors name the line and field.
 
 use std::path::Path;
 use wattprint_core::carbon::{IntensitySeries, MAX_INTENSITY_G_PER_KWH};
+use wattprint_core::textpos::record_line;
+use wattprint_core::{stats, wallclock};
 
 /// A parsed intensity file: points in Unix seconds.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,29 +34,40 @@ pub enum FileError {
     },
     #[error("{path}: no data rows; expected `timestamp,intensity_g_per_kwh` lines")]
     Empty { path: String },
+    #[error("{path}: not readable as CSV: {source}")]
+    Csv { path: String, source: csv::Error },
 }
 
 fn parse_time(s: &str) -> Option<f64> {
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return Some(ts.as_millisecond() as f64 / 1000.0);
+    if let Some(t) = wallclock::parse_rfc3339_s(s) {
+        return Some(t);
     }
     // Unix seconds, within the years -9999..=9999 that RFC 3339 can write.
     s.parse::<f64>()
         .ok()
-        .filter(|v| v.is_finite() && jiff::Timestamp::from_second(v.floor() as i64).is_ok())
+        .filter(|&v| wallclock::year_utc(v).is_some())
 }
 
 /// Parses the text of an intensity file (`path` is used in messages only).
 pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
     let mut points: Vec<(f64, f64)> = Vec::new();
     let mut first_row = true;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for rec in rdr.records() {
+        let rec = rec.map_err(|source| FileError::Csv {
+            path: path.to_string(),
+            source,
+        })?;
+        let line = rec.position().map_or(0, |p| record_line(text, p.byte()));
+        let fields: Vec<&str> = rec.iter().collect();
+        // `#` comments by hand: the reader's own comment option loses the line count.
+        if fields.iter().all(|f| f.is_empty()) || fields[0].starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = l.split(',').map(str::trim).collect();
         let err = |field: &'static str, msg: String| FileError::Field {
             path: path.to_string(),
             line,
@@ -69,7 +83,10 @@ pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
             None => {
                 return Err(err(
                     "timestamp",
-                    format!("{:?} is neither RFC 3339 with an offset (2025-01-15T10:00:00Z) nor Unix seconds", fields[0]),
+                    format!(
+                        "{:?} is neither an RFC 3339 time (2025-01-15T10:00:00Z) nor Unix seconds",
+                        fields[0]
+                    ),
                 ))
             }
         };
@@ -142,14 +159,9 @@ pub fn read(path: &Path) -> Result<IntensityFile, FileError> {
 }
 
 impl IntensityFile {
-    /// Median step between rows, s (3600 for a single row).
+    /// Median step between rows ([`stats::median`]), s (3600 for a single row).
     pub fn step_s(&self) -> f64 {
-        let mut d: Vec<f64> = self.points.windows(2).map(|w| w[1].0 - w[0].0).collect();
-        if d.is_empty() {
-            return 3600.0;
-        }
-        d.sort_by(f64::total_cmp);
-        d[d.len() / 2]
+        stats::median(self.points.windows(2).map(|w| w[1].0 - w[0].0)).unwrap_or(3600.0)
     }
 
     /// The series on a timeline where 0 is `origin_unix_s`.
@@ -180,6 +192,9 @@ mod tests {
         assert_eq!(f.step_s(), 3600.0);
         let u = parse("u.csv", "1700000000,5\n1700000900,6\n").unwrap();
         assert_eq!(u.step_s(), 900.0);
+        // Two steps (900 s, 1800 s): the median of an even count is their mean.
+        let u = parse("u.csv", "1700000000,5\n1700000900,6\n1700002700,7\n").unwrap();
+        assert_eq!(u.step_s(), 1350.0);
     }
 
     #[test]
@@ -207,10 +222,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing"), "{e}");
+        let e = parse("f.csv", "2025-01-15T10:00:00Z,1\n2025-02-30T10:00:00Z,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("f.csv:2: field `timestamp`"), "{e}");
         let e = parse("f.csv", "0,1\n1e300,2\n").unwrap_err().to_string();
         assert!(e.starts_with("f.csv:2: field `timestamp`"), "{e}");
         let e = parse("f.csv", "t,g\n").unwrap_err().to_string();
         assert!(e.contains("no data rows"), "{e}");
+    }
+
+    #[test]
+    fn quoted_fields_and_comment_lines_are_read_as_csv() {
+        let f = parse(
+            "q.csv",
+            "\"timestamp\",\"g\"\n\"2025-01-15T10:00:00Z\",\"100\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.points, vec![(1_736_935_200.0, 100.0)]);
+        let e = parse("q.csv", "t,g\n# a comment\n\n2025-01-15T10:00:00Z,abc\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("q.csv:4: field `intensity_g_per_kwh`"), "{e}");
     }
 
     #[test]

@@ -60,10 +60,7 @@ impl RunTime {
     /// From an RFC 3339 start (unparseable: unknown) and a duration, s.
     pub fn new(started_at: &str, duration_s: f64) -> RunTime {
         RunTime {
-            started_unix_s: started_at
-                .parse::<jiff::Timestamp>()
-                .ok()
-                .map(|t| t.as_millisecond() as f64 / 1000.0),
+            started_unix_s: wallclock::parse_rfc3339_s(started_at),
             duration_s,
         }
     }

@@ -55,9 +55,16 @@ pub struct LiveSpec {
     pub region: Option<String>,
 }
 
+/// A `--live` value whose provider is not one of the four.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown live provider `{provider}`; use electricitymaps, watttime, ukci or carbon-aware-sdk, optionally with :REGION")]
+pub struct UnknownProvider {
+    pub provider: String,
+}
+
 impl std::str::FromStr for LiveSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownProvider;
+    fn from_str(s: &str) -> Result<Self, UnknownProvider> {
         let (p, region) = match s.split_once(':') {
             Some((p, r)) if !r.trim().is_empty() => (p, Some(r.trim().to_string())),
             Some((p, _)) => (p, None),
@@ -69,9 +76,9 @@ impl std::str::FromStr for LiveSpec {
             "ukci" | "uk" | "carbonintensity" => LiveProvider::UkCarbonIntensity,
             "carbon-aware-sdk" | "casdk" | "carbonaware" => LiveProvider::CarbonAwareSdk,
             other => {
-                return Err(format!(
-                    "unknown live provider `{other}`; use electricitymaps, watttime, ukci or carbon-aware-sdk, optionally with :REGION"
-                ))
+                return Err(UnknownProvider {
+                    provider: other.to_string(),
+                })
             }
         };
         Ok(LiveSpec { provider, region })
@@ -404,9 +411,7 @@ fn base64(input: &[u8]) -> String {
 }
 
 fn rfc3339(unix_s: f64) -> String {
-    jiff::Timestamp::from_second(unix_s.floor() as i64)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    wattprint_core::wallclock::rfc3339_utc(unix_s.floor() as i64)
 }
 
 fn encode(s: &str) -> String {
@@ -581,6 +586,7 @@ mod tests {
         assert!("tomorrow"
             .parse::<LiveSpec>()
             .unwrap_err()
+            .to_string()
             .contains("unknown live provider"));
     }
 

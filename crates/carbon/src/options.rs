@@ -35,7 +35,7 @@ pub enum CarbonError {
     UnknownZone(#[from] UnknownZone),
     #[error(transparent)]
     File(#[from] file::FileError),
-    #[error("--intensity-file {path}: covers {file_from} to {file_to}, but the run was {run_from} to {run_to}; give a file that covers the run")]
+    #[error("{}", self.describe(CarbonField::flag))]
     NotCovering {
         path: String,
         file_from: String,
@@ -43,18 +43,99 @@ pub enum CarbonError {
         run_from: String,
         run_to: String,
     },
-    #[error("{option}: {source}")]
+    #[error("{}", self.describe(CarbonField::flag))]
     Invalid {
-        option: &'static str,
+        field: CarbonField,
         source: CarbonMathError,
     },
 }
 
+/// Which input a carbon error is about. Messages name it the way the caller spells it:
+/// [`CarbonField::flag`] for the command line (the `Display` of [`CarbonError`]),
+/// [`CarbonField::keyword`] for the Python API (through [`CarbonError::describe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarbonField {
+    Pue,
+    MarketFactor,
+    Intensity,
+    IntensityFile,
+    EmbodiedKg,
+    LifetimeYears,
+    Share,
+    UnitCount,
+    /// The embodied figures of the hardware table (not an option).
+    Embodied,
+    /// The report's energy (not an option).
+    Energy,
+    /// The operational carbon computed from the report (not an option).
+    Carbon,
+}
+
+impl CarbonField {
+    /// The command-line spelling: `--pue`, `--market-factor`... (`energy.total_j`, `carbon`,
+    /// `embodied` for what is not an option).
+    pub fn flag(self) -> &'static str {
+        match self {
+            CarbonField::Pue => "--pue",
+            CarbonField::MarketFactor => "--market-factor",
+            CarbonField::Intensity => "--intensity",
+            CarbonField::IntensityFile => "--intensity-file",
+            CarbonField::EmbodiedKg => "--embodied-kg",
+            CarbonField::LifetimeYears => "--lifetime-years",
+            CarbonField::Share => "--share",
+            CarbonField::UnitCount => "--unit-count",
+            CarbonField::Embodied => "embodied",
+            CarbonField::Energy => "energy.total_j",
+            CarbonField::Carbon => "carbon",
+        }
+    }
+
+    /// The [`CarbonOptions`] field (the Python keyword): `pue`, `market_factor_g_per_kwh`...
+    pub fn keyword(self) -> &'static str {
+        match self {
+            CarbonField::Pue => "pue",
+            CarbonField::MarketFactor => "market_factor_g_per_kwh",
+            CarbonField::Intensity => "intensity_g_per_kwh",
+            CarbonField::IntensityFile => "intensity_file",
+            CarbonField::EmbodiedKg => "embodied_kg",
+            CarbonField::LifetimeYears => "lifetime_years",
+            CarbonField::Share => "share",
+            CarbonField::UnitCount => "unit_count",
+            CarbonField::Embodied => "embodied",
+            CarbonField::Energy => "energy.total_j",
+            CarbonField::Carbon => "carbon",
+        }
+    }
+}
+
+impl CarbonError {
+    /// The message with each field spelled by `name` ([`CarbonField::flag`] or
+    /// [`CarbonField::keyword`]).
+    pub fn describe(&self, name: fn(CarbonField) -> &'static str) -> String {
+        match self {
+            CarbonError::UnknownZone(e) => e.to_string(),
+            CarbonError::File(e) => e.to_string(),
+            CarbonError::NotCovering {
+                path,
+                file_from,
+                file_to,
+                run_from,
+                run_to,
+            } => format!(
+                "{} {path}: covers {file_from} to {file_to}, but the run was {run_from} to \
+                 {run_to}; give a file that covers the run",
+                name(CarbonField::IntensityFile)
+            ),
+            CarbonError::Invalid { field, source } => format!("{}: {source}", name(*field)),
+        }
+    }
+}
+
 pub(crate) fn check(
-    option: &'static str,
+    field: CarbonField,
     r: Result<f64, CarbonMathError>,
 ) -> Result<f64, CarbonError> {
-    r.map_err(|source| CarbonError::Invalid { option, source })
+    r.map_err(|source| CarbonError::Invalid { field, source })
 }
 
 /// Largest embodied carbon accepted, kgCO2e: a whole rack of GPU servers is about 10^4 kg
@@ -65,49 +146,47 @@ pub const MAX_LIFETIME_YEARS: f64 = 50.0;
 /// Most functional units accepted for SCI (10^18: beyond any deployment's requests).
 pub const MAX_UNIT_COUNT: f64 = 1e18;
 
-/// An optional number checked against its physical range, named by its option.
+/// An optional number checked against its physical range, named by its field.
 pub(crate) fn ranged(
-    option: &'static str,
+    field: CarbonField,
     v: Option<f64>,
     min: f64,
     max: f64,
     unit: &'static str,
 ) -> Result<Option<f64>, CarbonError> {
-    v.map(|x| check(option, math::check_range(x, min, max, unit)))
+    v.map(|x| check(field, math::check_range(x, min, max, unit)))
         .transpose()
 }
 
-/// An optional strictly positive number up to `max`, named by its option.
+/// An optional strictly positive number up to `max`, named by its field.
 pub(crate) fn positive_upto(
-    option: &'static str,
+    field: CarbonField,
     v: Option<f64>,
     max: f64,
     unit: &'static str,
 ) -> Result<Option<f64>, CarbonError> {
     match v {
         Some(x) if x == 0.0 => Err(CarbonError::Invalid {
-            option,
+            field,
             source: CarbonMathError::NotPositive {
                 name: "value",
                 value: x,
             },
         }),
-        other => ranged(option, other, 0.0, max, unit),
+        other => ranged(field, other, 0.0, max, unit),
     }
 }
 
-pub(crate) fn math_err(option: &'static str) -> impl Fn(CarbonMathError) -> CarbonError {
-    move |source| CarbonError::Invalid { option, source }
+pub(crate) fn math_err(field: CarbonField) -> impl Fn(CarbonMathError) -> CarbonError {
+    move |source| CarbonError::Invalid { field, source }
 }
 
 pub(crate) fn rfc3339(unix_s: f64) -> String {
-    jiff::Timestamp::from_millisecond((unix_s * 1000.0).round() as i64)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| format!("{unix_s} s"))
+    wallclock::rfc3339_utc_auto(unix_s).unwrap_or_else(|| format!("{unix_s} s"))
 }
 
 pub(crate) fn now_unix_s() -> f64 {
-    jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+    jiff::Timestamp::now().as_duration().as_secs_f64()
 }
 
 /// The validated numbers of a [`CarbonOptions`].
@@ -125,41 +204,46 @@ pub(crate) fn checked(opts: &CarbonOptions) -> Result<Checked, CarbonError> {
     Ok(Checked {
         pue_given: opts
             .pue
-            .map(|p| check("--pue", math::check_pue(p)))
+            .map(|p| check(CarbonField::Pue, math::check_pue(p)))
             .transpose()?,
         market: ranged(
-            "--market-factor",
+            CarbonField::MarketFactor,
             opts.market_factor_g_per_kwh,
             0.0,
             math::MAX_INTENSITY_G_PER_KWH,
             "gCO2e/kWh",
         )?,
         given_i: ranged(
-            "--intensity",
+            CarbonField::Intensity,
             opts.intensity_g_per_kwh,
             0.0,
             math::MAX_INTENSITY_G_PER_KWH,
             "gCO2e/kWh",
         )?,
         embodied_kg: ranged(
-            "--embodied-kg",
+            CarbonField::EmbodiedKg,
             opts.embodied_kg,
             0.0,
             MAX_EMBODIED_KG,
             "kgCO2e",
         )?,
         lifetime_years: positive_upto(
-            "--lifetime-years",
+            CarbonField::LifetimeYears,
             opts.lifetime_years,
             MAX_LIFETIME_YEARS,
             "years",
         )?,
         share: opts
             .share
-            .map(|s| check("--share", math::check_share(s)))
+            .map(|s| check(CarbonField::Share, math::check_share(s)))
             .transpose()?
             .unwrap_or(1.0),
-        units: positive_upto("--unit-count", opts.unit_count, MAX_UNIT_COUNT, "units")?,
+        units: positive_upto(
+            CarbonField::UnitCount,
+            opts.unit_count,
+            MAX_UNIT_COUNT,
+            "units",
+        )?,
     })
 }
 

@@ -2,22 +2,6 @@
 
 use crate::*;
 
-/// A mass of CO2e, readable: mg, g, kg or t.
-pub fn format_g(g: f64) -> String {
-    let a = g.abs();
-    if !g.is_finite() {
-        "n/a".into()
-    } else if a >= 1e6 {
-        format!("{:.3} t", g / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.3} kg", g / 1e3)
-    } else if a >= 1.0 || a == 0.0 {
-        format!("{g:.3} g")
-    } else {
-        format!("{:.3} mg", g * 1e3)
-    }
-}
-
 /// Summary lines for the terminal: operational, embodied and total carbon with the zone, the
 /// factor's source and vintage, the basis and the method.
 pub fn summary_lines(report: &RunReport) -> Vec<String> {
@@ -34,7 +18,7 @@ pub fn summary_lines(report: &RunReport) -> Vec<String> {
     let mut v = vec![
         format!(
             "carbon     {} CO2e operational, location-based: zone {}{}, {:.1} gCO2e/kWh ({basis}; {}{year}), PUE {:.2}",
-            format_g(c.operational_g),
+            Grams(c.operational_g),
             c.zone,
             if c.fallback { " (FALLBACK: no zone given)" } else { "" },
             c.intensity_g_per_kwh,
@@ -43,16 +27,16 @@ pub fn summary_lines(report: &RunReport) -> Vec<String> {
         ),
         format!(
             "           {} CO2e embodied ({})",
-            format_g(c.embodied_g),
+            Grams(c.embodied_g),
             c.embodied_source.as_deref().unwrap_or("none")
         ),
         format!(
             "           {} CO2e total{}",
-            format_g(c.total_g),
+            Grams(c.total_g),
             match (c.total_g_low, c.total_g_high) {
                 (Some(lo), Some(hi)) if lo < hi => format!(
                     " ({}, from the energy's range; the factor publishes no uncertainty)",
-                    wattprint_core::bounds::range_text(lo, hi, format_g)
+                    wattprint_core::bounds::range_text(lo, hi, |g| Grams(g).to_string())
                 ),
                 _ => String::new(),
             }
@@ -61,7 +45,7 @@ pub fn summary_lines(report: &RunReport) -> Vec<String> {
     if let (Some(g), Some(f)) = (c.market_operational_g, c.market_factor_g_per_kwh) {
         v.push(format!(
             "           {} CO2e operational, market-based ({f} gCO2e/kWh given)",
-            format_g(g)
+            Grams(g)
         ));
     }
     v

@@ -407,3 +407,23 @@ fn resolving_does_the_io_once_and_applying_twice_gives_the_same_report() {
         a.carbon.operational_g
     );
 }
+
+#[test]
+fn errors_name_the_field_as_flag_or_as_keyword() {
+    let o = CarbonOptions {
+        market_factor_g_per_kwh: Some(-1.0),
+        ..Default::default()
+    };
+    let e = validate(&o).unwrap_err();
+    assert!(matches!(
+        e,
+        CarbonError::Invalid {
+            field: CarbonField::MarketFactor,
+            ..
+        }
+    ));
+    assert!(e.to_string().starts_with("--market-factor: "), "{e}");
+    let py = e.describe(CarbonField::keyword);
+    assert!(py.starts_with("market_factor_g_per_kwh: "), "{py}");
+    assert!(!py.contains("--"), "{py}");
+}

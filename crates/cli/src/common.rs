@@ -106,11 +106,13 @@ pub struct WorkArgs {
     pub inferences: Option<f64>,
 }
 
-fn parse_mode(s: &str) -> Result<wattprint_core::work::Mode, String> {
+fn parse_mode(s: &str) -> Result<wattprint_core::work::Mode, wattprint_core::work::UnknownMode> {
     s.parse()
 }
 
-fn parse_precision(s: &str) -> Result<wattprint_core::work::Precision, String> {
+fn parse_precision(
+    s: &str,
+) -> Result<wattprint_core::work::Precision, wattprint_core::work::UnknownPrecision> {
     s.parse()
 }
 

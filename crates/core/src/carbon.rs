@@ -8,12 +8,12 @@
 //! - time-varying intensity: each part of the energy is weighed by the intensity of the
 //!   interval it was used in.
 
+pub use crate::units::GRAMS_PER_KG;
 use crate::units::JOULES_PER_KWH;
 use thiserror::Error;
 
 /// Seconds in a (365-day) year, the unit of device lifetimes (4 years = 35,040 h).
 pub const SECONDS_PER_YEAR: f64 = 365.0 * 24.0 * 3600.0;
-pub const GRAMS_PER_KG: f64 = 1000.0;
 
 /// Errors of invalid arguments to the carbon arithmetic; each names the argument.
 #[derive(Debug, Clone, PartialEq, Error)]

@@ -236,6 +236,37 @@ pub struct Gap {
     pub reason: String,
 }
 
+/// The GHG Protocol Scope 2 method of a carbon figure. Serialised as [`CarbonMethod::as_str`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CarbonMethod {
+    /// No carbon was computed (a report built without the carbon step): `""`.
+    #[default]
+    #[serde(rename = "")]
+    Unset,
+    /// Grid-average factors of where the energy was used.
+    Location,
+    /// Supplier or residual-mix factors (contractual instruments).
+    Market,
+}
+
+impl CarbonMethod {
+    /// The JSON spelling: `location`, `market`, or empty.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CarbonMethod::Unset => "",
+            CarbonMethod::Location => "location",
+            CarbonMethod::Market => "market",
+        }
+    }
+}
+
+impl std::fmt::Display for CarbonMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CarbonReport {
     pub zone: String,
@@ -244,8 +275,8 @@ pub struct CarbonReport {
     pub intensity_year: Option<i32>,
     /// `lifecycle` or `direct`.
     pub basis: String,
-    /// `location` or `market`.
-    pub method: String,
+    /// `location` or `market` (empty when no carbon was computed).
+    pub method: CarbonMethod,
     /// True when the zone was not given and a fallback factor was used.
     pub fallback: bool,
     pub operational_g: f64,
@@ -282,13 +313,13 @@ pub struct Work {
     pub flops_formula: Option<String>,
     /// Numeric precision the peak FLOPs are taken at, e.g. `bf16`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<String>,
+    pub precision: Option<crate::work::Precision>,
     /// Model parameters N when FLOPs come from the dense-transformer model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<f64>,
     /// `train` (6·N·D) or `infer` (2·N·D) when FLOPs come from the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<crate::work::Mode>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -377,6 +408,22 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carbon_method_keeps_its_json_strings() {
+        for (m, text) in [
+            (CarbonMethod::Unset, ""),
+            (CarbonMethod::Location, "location"),
+            (CarbonMethod::Market, "market"),
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), text);
+            assert_eq!(m.as_str(), text);
+            let back: CarbonMethod = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(back, m);
+        }
+        let r = RunReport::new("x".into());
+        assert_eq!(serde_json::to_value(&r).unwrap()["carbon"]["method"], "");
+    }
 
     #[test]
     fn report_has_the_spec_fields() {

@@ -19,6 +19,8 @@
 //! (energy per unit token-rate, and energy per active span) are sampled at each span boundary,
 //! so a span's energy is a difference of two samples, whatever the concurrency.
 
+use crate::stats;
+use crate::units::JOULES_PER_KWH;
 use serde::{Deserialize, Serialize};
 
 /// One measured slice of time.
@@ -192,16 +194,6 @@ pub fn attribute(slices: &[Slice], spans: &[Span]) -> Attributed {
     out
 }
 
-/// Nearest-rank percentile of sorted values (`q` in 0..=100); `None` when empty.
-pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() || !q.is_finite() {
-        return None;
-    }
-    let q = q.clamp(0.0, 100.0);
-    let rank = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
 /// Percentiles of one per-request quantity.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
@@ -214,17 +206,17 @@ pub struct Distribution {
 }
 
 impl Distribution {
-    /// Summarise `values` (non-finite values are dropped).
-    pub fn of(mut values: Vec<f64>) -> Distribution {
-        values.retain(|v| v.is_finite());
-        values.sort_unstable_by(f64::total_cmp);
+    /// Summarise `values` (non-finite values are dropped; nearest-rank percentiles from
+    /// [`stats::percentile`]).
+    pub fn of(values: Vec<f64>) -> Distribution {
+        let values = stats::sorted(values.into_iter().filter(|v| v.is_finite()));
         let n = values.len();
         Distribution {
             count: n,
             mean: (n > 0).then(|| values.iter().sum::<f64>() / n as f64),
-            p50: percentile(&values, 50.0),
-            p90: percentile(&values, 90.0),
-            p99: percentile(&values, 99.0),
+            p50: stats::percentile(&values, 50.0),
+            p90: stats::percentile(&values, 90.0),
+            p99: stats::percentile(&values, 99.0),
             max: values.last().copied(),
         }
     }
@@ -265,7 +257,7 @@ pub struct RequestSummary {
 
 /// Grams CO2e of `energy_j` at `intensity_g_per_kwh`.
 pub fn grams(energy_j: f64, intensity_g_per_kwh: f64) -> f64 {
-    energy_j / 3.6e6 * intensity_g_per_kwh
+    energy_j / JOULES_PER_KWH * intensity_g_per_kwh
 }
 
 /// Summarise attributed requests. `intensity_g_per_kwh` converts energy to carbon (already
@@ -473,17 +465,6 @@ mod tests {
         assert_eq!(r, Attributed::default());
         let r = attribute(&[], &[sp(0.0, 1.0, None)]);
         assert_eq!(r.span_j, vec![0.0]);
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50.0));
-        assert_eq!(percentile(&v, 99.0), Some(99.0));
-        assert_eq!(percentile(&v, 100.0), Some(100.0));
-        assert_eq!(percentile(&v, 0.0), Some(1.0));
-        assert_eq!(percentile(&[7.0], 90.0), Some(7.0));
-        assert_eq!(percentile(&[], 50.0), None);
     }
 
     #[test]

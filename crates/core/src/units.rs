@@ -15,8 +15,19 @@ pub struct Joules(pub f64);
 #[serde(transparent)]
 pub struct Watts(pub f64);
 
+/// Mass of CO2e in grams (not serialised: the report keeps `_g` numbers; this type only
+/// formats them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd)]
+pub struct Grams(pub f64);
+
 /// Joules in one kilowatt-hour.
 pub const JOULES_PER_KWH: f64 = 3.6e6;
+/// Kilowatt-hours in one megawatt-hour.
+pub const KWH_PER_MWH: f64 = 1000.0;
+/// Grams in one kilogram.
+pub const GRAMS_PER_KG: f64 = 1000.0;
+/// Grams in one (metric) tonne.
+pub const GRAMS_PER_TONNE: f64 = 1e6;
 
 /// Seconds in an hour.
 pub const SECONDS_PER_HOUR: f64 = 3600.0;
@@ -93,12 +104,16 @@ linear!(Joules);
 linear!(Watts);
 
 impl fmt::Display for Joules {
-    /// Human form with an SI prefix: `12.3 J`, `4.56 kJ`, `1.29 GWh` is not used: joules stay joules
-    /// up to MJ, then kWh.
+    /// The one human form of an energy: `500.00 mJ` under 1 J, `12.35 J`, `4.56 kJ`,
+    /// `2.000 kWh` from 1 kWh, `1289.246 MWh` from 1 MWh up; `n/a` when not finite.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let j = self.0;
         let a = j.abs();
-        if a >= 3.6e6 {
+        if !j.is_finite() {
+            write!(f, "n/a")
+        } else if a >= JOULES_PER_KWH * KWH_PER_MWH {
+            write!(f, "{:.3} MWh", j / (JOULES_PER_KWH * KWH_PER_MWH))
+        } else if a >= JOULES_PER_KWH {
             write!(f, "{:.3} kWh", j / JOULES_PER_KWH)
         } else if a >= 1e3 {
             write!(f, "{:.2} kJ", j / 1e3)
@@ -111,12 +126,35 @@ impl fmt::Display for Joules {
 }
 
 impl fmt::Display for Watts {
+    /// The one human form of a power: `15.0 W`, `1.50 kW` from 1 kW up; `n/a` when not finite.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = self.0;
-        if w.abs() >= 1e3 {
+        if !w.is_finite() {
+            write!(f, "n/a")
+        } else if w.abs() >= 1e3 {
             write!(f, "{:.2} kW", w / 1e3)
         } else {
             write!(f, "{:.1} W", w)
+        }
+    }
+}
+
+impl fmt::Display for Grams {
+    /// The one human form of a mass of CO2e: `12.300 mg` under 1 g, `1.500 g`, `2.500 kg`,
+    /// `2.500 t` from 1 t up (append `CO2e` where the gas is not said); `n/a` when not finite.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.0;
+        let a = g.abs();
+        if !g.is_finite() {
+            write!(f, "n/a")
+        } else if a >= GRAMS_PER_TONNE {
+            write!(f, "{:.3} t", g / GRAMS_PER_TONNE)
+        } else if a >= GRAMS_PER_KG {
+            write!(f, "{:.3} kg", g / GRAMS_PER_KG)
+        } else if a >= 1.0 || a == 0.0 {
+            write!(f, "{g:.3} g")
+        } else {
+            write!(f, "{:.3} mg", g * 1e3)
         }
     }
 }
@@ -144,8 +182,17 @@ mod tests {
         assert_eq!(Joules(12.345).to_string(), "12.35 J");
         assert_eq!(Joules(4560.0).to_string(), "4.56 kJ");
         assert_eq!(Joules(7.2e6).to_string(), "2.000 kWh");
+        assert_eq!(Joules(3.6e9).to_string(), "1.000 MWh");
         assert_eq!(Watts(1500.0).to_string(), "1.50 kW");
         assert_eq!(Watts(15.04).to_string(), "15.0 W");
+        assert_eq!(Joules(f64::NAN).to_string(), "n/a");
+        assert_eq!(Watts(f64::INFINITY).to_string(), "n/a");
+        assert_eq!(Grams(0.0123).to_string(), "12.300 mg");
+        assert_eq!(Grams(0.0).to_string(), "0.000 g");
+        assert_eq!(Grams(1.5).to_string(), "1.500 g");
+        assert_eq!(Grams(2500.0).to_string(), "2.500 kg");
+        assert_eq!(Grams(2.5e6).to_string(), "2.500 t");
+        assert_eq!(Grams(f64::NAN).to_string(), "n/a");
     }
 
     #[test]

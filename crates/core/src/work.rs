@@ -9,11 +9,14 @@
 //! `metrics.notes`; nothing here divides by zero.
 
 use crate::report::{Metrics, Work};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Numeric precision the hardware peak is taken at. Default `bf16`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// Numeric precision the hardware peak is taken at. Default `bf16`. Serialised as
+/// [`Precision::as_str`] (`"bf16"`...).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]
     Bf16,
@@ -49,21 +52,30 @@ impl fmt::Display for Precision {
     }
 }
 
+/// A precision name that is not one of [`Precision::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown precision `{text}`: use one of bf16, fp16, fp8, tf32, fp32")]
+pub struct UnknownPrecision {
+    pub text: String,
+}
+
 impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownPrecision;
+    fn from_str(s: &str) -> Result<Self, UnknownPrecision> {
         let t = s.trim().to_ascii_lowercase();
         Precision::ALL
             .into_iter()
             .find(|p| p.as_str() == t)
-            .ok_or_else(|| {
-                format!("unknown precision `{s}`: use one of bf16, fp16, fp8, tf32, fp32")
+            .ok_or_else(|| UnknownPrecision {
+                text: s.to_string(),
             })
     }
 }
 
-/// Training or inference, for the dense-transformer FLOPs model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Training or inference, for the dense-transformer FLOPs model. Serialised as
+/// [`Mode::as_str`] (`"train"`, `"infer"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// 6·N·D: forward and backward pass over D tokens.
     Train,
@@ -88,13 +100,22 @@ impl Mode {
     }
 }
 
+/// A mode name other than train or infer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mode `{text}`: use train or infer")]
+pub struct UnknownMode {
+    pub text: String,
+}
+
 impl FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownMode;
+    fn from_str(s: &str) -> Result<Self, UnknownMode> {
         match s.trim().to_ascii_lowercase().as_str() {
             "train" | "training" => Ok(Mode::Train),
             "infer" | "inference" => Ok(Mode::Infer),
-            _ => Err(format!("unknown mode `{s}`: use train or infer")),
+            _ => Err(UnknownMode {
+                text: s.to_string(),
+            }),
         }
     }
 }
@@ -116,10 +137,107 @@ pub struct WorkDecl {
     pub precision: Precision,
 }
 
-/// Why a declaration is unusable; the message names the option and the fix.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct WorkError(pub String);
+/// A field of [`WorkDecl`], named in errors the way the caller spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkField {
+    Flops,
+    Params,
+    Tokens,
+    Mode,
+    Inferences,
+}
+
+impl WorkField {
+    /// The [`WorkDecl`] field (the Python keyword): `flops`, `params`...
+    pub fn keyword(self) -> &'static str {
+        match self {
+            WorkField::Flops => "flops",
+            WorkField::Params => "params",
+            WorkField::Tokens => "tokens",
+            WorkField::Mode => "mode",
+            WorkField::Inferences => "inferences",
+        }
+    }
+
+    /// The command-line spelling: `--flops`, `--params`...
+    pub fn flag(self) -> &'static str {
+        match self {
+            WorkField::Flops => "--flops",
+            WorkField::Params => "--params",
+            WorkField::Tokens => "--tokens",
+            WorkField::Mode => "--mode",
+            WorkField::Inferences => "--inferences",
+        }
+    }
+}
+
+/// Why a declaration is unusable. `Display` names the command-line flags;
+/// [`WorkError::describe`] names the fields another way (Python keywords).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum WorkError {
+    #[error("{}", self.describe(WorkField::flag))]
+    NotFinite { field: WorkField, value: f64 },
+    #[error("{}", self.describe(WorkField::flag))]
+    Negative { field: WorkField, value: f64 },
+    /// Beyond the field's physical range ([`MAX_FLOPS`], [`MAX_PARAMS`], [`MAX_COUNT`]).
+    #[error("{}", self.describe(WorkField::flag))]
+    TooLarge {
+        field: WorkField,
+        value: f64,
+        max: f64,
+    },
+    /// `params` without `mode`.
+    #[error("{}", self.describe(WorkField::flag))]
+    ParamsNeedMode,
+    /// `mode` without `params`.
+    #[error("{}", self.describe(WorkField::flag))]
+    ModeNeedsParams,
+    /// `params` and `mode` without `tokens`.
+    #[error("{}", self.describe(WorkField::flag))]
+    ParamsNeedTokens,
+    /// Both `flops` and the `params` model.
+    #[error("{}", self.describe(WorkField::flag))]
+    FlopsAndParams,
+}
+
+impl WorkError {
+    /// The message with each field spelled by `name` ([`WorkField::flag`] or
+    /// [`WorkField::keyword`]), naming the fix.
+    pub fn describe(&self, name: fn(WorkField) -> &'static str) -> String {
+        let (flops, params, tokens, mode) = (
+            name(WorkField::Flops),
+            name(WorkField::Params),
+            name(WorkField::Tokens),
+            name(WorkField::Mode),
+        );
+        match self {
+            WorkError::NotFinite { field, value } => format!(
+                "{} {value} is not a number: give a finite count such as 1e9",
+                name(*field)
+            ),
+            WorkError::Negative { field, value } => format!(
+                "{} {value} is negative: work counts are 0 or more",
+                name(*field)
+            ),
+            WorkError::TooLarge { field, value, max } => format!(
+                "{} {value:e} is more than {max:e}: check the unit (counts, not thousands or bytes)",
+                name(*field)
+            ),
+            WorkError::ParamsNeedMode => {
+                format!("{params} needs {mode} train|infer (and {tokens}) to compute FLOPs")
+            }
+            WorkError::ModeNeedsParams => {
+                format!("{mode} needs {params} N and {tokens} D to compute FLOPs")
+            }
+            WorkError::ParamsNeedTokens => {
+                format!("{params} with {mode} needs {tokens} D (tokens processed)")
+            }
+            WorkError::FlopsAndParams => {
+                format!("give either {flops} or {params}/{tokens}/{mode}, not both")
+            }
+        }
+    }
+}
 
 /// Largest declared FLOPs (10^30: 10^4 times the largest training runs, about 5x10^25).
 pub const MAX_FLOPS: f64 = 1e30;
@@ -128,17 +246,11 @@ pub const MAX_PARAMS: f64 = 1e16;
 /// Largest declared token or inference count (10^18).
 pub const MAX_COUNT: f64 = 1e18;
 
-fn check_count(option: &str, v: Option<f64>, max: f64) -> Result<(), WorkError> {
+fn check_count(field: WorkField, v: Option<f64>, max: f64) -> Result<(), WorkError> {
     match v {
-        Some(x) if !x.is_finite() => Err(WorkError(format!(
-            "{option} {x} is not a number: give a finite count such as 1e9"
-        ))),
-        Some(x) if x < 0.0 => Err(WorkError(format!(
-            "{option} {x} is negative: work counts are 0 or more"
-        ))),
-        Some(x) if x > max => Err(WorkError(format!(
-            "{option} {x:e} is more than {max:e}: check the unit (counts, not thousands or bytes)"
-        ))),
+        Some(value) if !value.is_finite() => Err(WorkError::NotFinite { field, value }),
+        Some(value) if value < 0.0 => Err(WorkError::Negative { field, value }),
+        Some(value) if value > max => Err(WorkError::TooLarge { field, value, max }),
         _ => Ok(()),
     }
 }
@@ -148,32 +260,18 @@ impl WorkDecl {
     /// and `--mode` (and the reverse for `--mode`); `--flops` and `--params` exclude each
     /// other.
     pub fn validate(&self) -> Result<(), WorkError> {
-        check_count("--flops", self.flops, MAX_FLOPS)?;
-        check_count("--params", self.params, MAX_PARAMS)?;
-        check_count("--tokens", self.tokens, MAX_COUNT)?;
-        check_count("--inferences", self.inferences, MAX_COUNT)?;
+        check_count(WorkField::Flops, self.flops, MAX_FLOPS)?;
+        check_count(WorkField::Params, self.params, MAX_PARAMS)?;
+        check_count(WorkField::Tokens, self.tokens, MAX_COUNT)?;
+        check_count(WorkField::Inferences, self.inferences, MAX_COUNT)?;
         match (self.params, self.mode) {
-            (Some(_), None) => {
-                return Err(WorkError(
-                    "--params needs --mode train|infer (and --tokens) to compute FLOPs".into(),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(WorkError(
-                    "--mode needs --params N and --tokens D to compute FLOPs".into(),
-                ))
-            }
-            (Some(_), Some(_)) if self.tokens.is_none() => {
-                return Err(WorkError(
-                    "--params with --mode needs --tokens D (tokens processed)".into(),
-                ))
-            }
+            (Some(_), None) => return Err(WorkError::ParamsNeedMode),
+            (None, Some(_)) => return Err(WorkError::ModeNeedsParams),
+            (Some(_), Some(_)) if self.tokens.is_none() => return Err(WorkError::ParamsNeedTokens),
             _ => {}
         }
         if self.flops.is_some() && self.params.is_some() {
-            return Err(WorkError(
-                "give either --flops or --params/--tokens/--mode, not both".into(),
-            ));
+            return Err(WorkError::FlopsAndParams);
         }
         Ok(())
     }
@@ -288,9 +386,9 @@ pub fn resolve_work(decl: &WorkDecl, file: Option<&WorkFileTally>) -> Work {
         inferences: sum_opt(decl.inferences, file.and_then(|t| t.inferences)),
         tokens: sum_opt(decl.tokens, file.and_then(|t| t.tokens)),
         flops_formula,
-        precision: Some(decl.precision.as_str().to_string()),
+        precision: Some(decl.precision),
         params: decl.params,
-        mode: decl.mode.map(|m| m.as_str().to_string()),
+        mode: decl.mode,
     }
 }
 
@@ -454,11 +552,16 @@ mod tests {
         d.validate().unwrap();
         let w = resolve_work(&d, None);
         assert_eq!(w.flops, Some(3.15e23));
-        let f = w.flops_formula.unwrap();
+        let f = w.flops_formula.clone().unwrap();
         assert!(f.starts_with("6*N*D"), "{f}");
         assert!(f.contains("N=1.75e11"), "{f}");
         assert_eq!(w.params, Some(175e9));
-        assert_eq!(w.mode.as_deref(), Some("train"));
+        assert_eq!(w.mode, Some(Mode::Train));
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(json["mode"], "train");
+        assert_eq!(json["precision"], "bf16");
+        let back: Work = serde_json::from_value(json).unwrap();
+        assert_eq!(back, w);
         assert_eq!(w.tokens, Some(300e9));
     }
 
@@ -486,7 +589,7 @@ mod tests {
         );
         assert_eq!(w.flops, Some(1e15));
         assert_eq!(w.flops_formula.as_deref(), Some("declared (--flops)"));
-        assert_eq!(w.precision.as_deref(), Some("bf16"));
+        assert_eq!(w.precision, Some(Precision::Bf16));
     }
 
     #[test]
@@ -561,7 +664,7 @@ mod tests {
             ),
         ];
         for (d, want) in cases {
-            let e = d.validate().unwrap_err().0;
+            let e = d.validate().unwrap_err().to_string();
             assert!(e.contains(want), "{e} should contain {want}");
         }
         assert!(WorkDecl {
@@ -573,6 +676,33 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_fields_as_flags_or_as_keywords() {
+        let e = WorkDecl {
+            params: Some(7e9),
+            ..WorkDecl::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e, WorkError::ParamsNeedMode);
+        assert_eq!(
+            e.to_string(),
+            "--params needs --mode train|infer (and --tokens) to compute FLOPs"
+        );
+        assert_eq!(
+            e.describe(WorkField::keyword),
+            "params needs mode train|infer (and tokens) to compute FLOPs"
+        );
+        let e = WorkError::Negative {
+            field: WorkField::Inferences,
+            value: -1.0,
+        };
+        assert_eq!(
+            e.describe(WorkField::keyword),
+            "inferences -1 is negative: work counts are 0 or more"
+        );
+    }
+
+    #[test]
     fn precision_and_mode_parse() {
         for p in Precision::ALL {
             assert_eq!(p.as_str().parse::<Precision>().unwrap(), p);
@@ -581,6 +711,7 @@ mod tests {
         assert!("int8"
             .parse::<Precision>()
             .unwrap_err()
+            .to_string()
             .contains("bf16, fp16"));
         assert_eq!(Precision::default(), Precision::Bf16);
         assert_eq!("training".parse::<Mode>().unwrap(), Mode::Train);

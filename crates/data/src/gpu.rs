@@ -1,7 +1,8 @@
 //! GPU hardware table: peak dense TFLOPS by precision, board power (TDP) and embodied carbon,
 //! from `data/gpu-specs.csv` (vendor datasheets and whitepapers; see `data/NOTICE.md`).
 //!
-//! The CSV is embedded with `include_str!` and parsed on the first lookup.
+//! `build.rs` reads the CSV (with the `csv` crate, checking every row) and generates the
+//! static table: nothing is parsed at run time.
 //!
 //! # Name matching
 //!
@@ -14,19 +15,17 @@
 //! silently taken for an H100 SXM. MIG instances (`... MIG 1g.10gb`) are never matched: a
 //! slice has no datasheet peak.
 
-use std::sync::OnceLock;
 use wattprint_core::work::{DevicePeak, Precision};
 
-/// The embedded table, as copied from the source dataset.
-pub const GPU_SPECS_CSV: &str = include_str!("../../../data/gpu-specs.csv");
+include!(concat!(env!("OUT_DIR"), "/gpu_specs.rs"));
 
 /// One row of the table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuSpec {
     /// Table key, e.g. `H100-SXM5-80GB`.
-    pub model: String,
+    pub model: &'static str,
     /// `nvidia` or `amd`.
-    pub vendor: String,
+    pub vendor: &'static str,
     /// Board power (TDP), W.
     pub tdp_w: f64,
     pub fp32_tflops: Option<f64>,
@@ -36,10 +35,11 @@ pub struct GpuSpec {
     pub fp8_tflops: Option<f64>,
     /// Embodied emissions of the board, kgCO2e, with its source.
     pub embodied_kgco2e: Option<f64>,
-    pub embodied_source: Option<String>,
+    pub embodied_source: Option<&'static str>,
     /// Where the specs come from: `datasheet`, `whitepaper`, `product brief`, or
-    /// `unverified` / `approximate` (which output must say).
-    pub spec_confidence: String,
+    /// `unverified` / `approximate` (which output must say); `unstated` when the row is
+    /// empty.
+    pub spec_confidence: &'static str,
 }
 
 impl GpuSpec {
@@ -63,7 +63,7 @@ impl GpuSpec {
 
     /// False for rows marked `unverified` or `approximate`: output must say so.
     pub fn is_verified(&self) -> bool {
-        !matches!(self.spec_confidence.as_str(), "unverified" | "approximate")
+        !matches!(self.spec_confidence, "unverified" | "approximate")
     }
 
     /// A label for reports: `H100-SXM5-80GB (whitepaper)`, or with `UNVERIFIED` spelled out.
@@ -130,23 +130,14 @@ pub enum GpuMatch {
     Unknown { reason: String },
 }
 
-fn table() -> &'static Result<Vec<GpuSpec>, String> {
-    static TABLE: OnceLock<Result<Vec<GpuSpec>, String>> = OnceLock::new();
-    TABLE.get_or_init(|| parse(GPU_SPECS_CSV))
-}
-
-/// Every row of the table (`Err` only if the embedded file is malformed, which a test
-/// rules out).
-pub fn all() -> Result<&'static [GpuSpec], String> {
-    table().as_ref().map(|v| v.as_slice()).map_err(Clone::clone)
+/// Every row of the table.
+pub fn all() -> &'static [GpuSpec] {
+    GPU_SPECS
 }
 
 /// Find the table row for a device name as NVML or amdsmi reports it.
 pub fn lookup(reported: &str) -> GpuMatch {
-    let rows = match all() {
-        Ok(r) => r,
-        Err(e) => return GpuMatch::Unknown { reason: e },
-    };
+    let rows = all();
     let norm = normalize_name(reported);
     if norm.contains("-MIG-") || norm.ends_with("-MIG") {
         return GpuMatch::Unknown {
@@ -192,94 +183,6 @@ pub fn device_peak(reported: &str, precision: Precision) -> (DevicePeak, Option<
     }
 }
 
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
-}
-
-fn parse(text: &str) -> Result<Vec<GpuSpec>, String> {
-    let mut lines = text.lines().enumerate();
-    let header = match lines.next() {
-        Some((_, h)) => split_csv_line(h.trim_end_matches('\r')),
-        None => return Err("gpu-specs.csv is empty".into()),
-    };
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| format!("gpu-specs.csv: no `{name}` column"))
-    };
-    let c_model = col("model")?;
-    let c_vendor = col("vendor")?;
-    let c_tdp = col("tdp_w")?;
-    let c_fp32 = col("fp32_tflops")?;
-    let c_tf32 = col("tf32_tflops")?;
-    let c_bf16 = col("bf16_tflops")?;
-    let c_fp8 = col("fp8_tflops")?;
-    let c_emb = col("embodied_kgco2e")?;
-    let c_emb_src = col("embodied_source")?;
-    let c_conf = col("spec_confidence")?;
-    let mut rows = Vec::new();
-    for (i, line) in lines {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f = split_csv_line(line);
-        if f.len() != header.len() {
-            return Err(format!(
-                "gpu-specs.csv line {}: {} fields, expected {}",
-                i + 1,
-                f.len(),
-                header.len()
-            ));
-        }
-        let num = |c: usize| -> Result<Option<f64>, String> {
-            let s = f[c].trim();
-            if s.is_empty() {
-                return Ok(None);
-            }
-            s.parse::<f64>().map(Some).map_err(|_| {
-                format!(
-                    "gpu-specs.csv line {}: {} = `{s}` is not a number",
-                    i + 1,
-                    header[c]
-                )
-            })
-        };
-        let text = |c: usize| Some(f[c].trim().to_string()).filter(|s| !s.is_empty());
-        rows.push(GpuSpec {
-            model: f[c_model].trim().to_string(),
-            vendor: f[c_vendor].trim().to_string(),
-            tdp_w: num(c_tdp)?
-                .ok_or_else(|| format!("gpu-specs.csv line {}: tdp_w is empty", i + 1))?,
-            fp32_tflops: num(c_fp32)?,
-            tf32_tflops: num(c_tf32)?,
-            bf16_tflops: num(c_bf16)?,
-            fp8_tflops: num(c_fp8)?,
-            embodied_kgco2e: num(c_emb)?,
-            embodied_source: text(c_emb_src),
-            spec_confidence: text(c_conf).unwrap_or_else(|| "unstated".into()),
-        });
-    }
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +196,7 @@ mod tests {
 
     #[test]
     fn embedded_table_parses_every_row() {
-        let rows = all().unwrap();
+        let rows = all();
         assert_eq!(rows.len(), 13);
         let h100 = rows.iter().find(|r| r.model == "H100-SXM5-80GB").unwrap();
         assert_eq!(h100.tdp_w, 700.0);
@@ -301,11 +204,7 @@ mod tests {
         assert_eq!(h100.fp8_tflops, Some(1978.9));
         assert_eq!(h100.embodied_kgco2e, Some(164.0));
         assert_eq!(h100.spec_confidence, "whitepaper");
-        assert!(h100
-            .embodied_source
-            .as_deref()
-            .unwrap()
-            .starts_with("NVIDIA HGX H100"));
+        assert!(h100.embodied_source.unwrap().starts_with("NVIDIA HGX H100"));
     }
 
     #[test]
@@ -423,19 +322,5 @@ mod tests {
         assert_eq!(normalize_name("NVIDIA Tesla T4"), "T4");
         assert_eq!(normalize_name("AMD Instinct MI300X"), "MI300X");
         assert_eq!(normalize_name("a  b__c"), "A-B-C");
-    }
-
-    #[test]
-    fn parser_reports_bad_rows_and_handles_quotes() {
-        let hdr = "model,vendor,tdp_w,fp32_tflops,tf32_tflops,bf16_tflops,fp8_tflops,embodied_kgco2e,embodied_source,spec_confidence";
-        let ok = parse(&format!("{hdr}\nX,nvidia,100,1,,2,,5,\"a, b\",datasheet\n")).unwrap();
-        assert_eq!(ok[0].embodied_source.as_deref(), Some("a, b"));
-        assert_eq!(ok[0].tf32_tflops, None);
-        let e = parse(&format!("{hdr}\nX,nvidia,abc,1,,2,,,,d\n")).unwrap_err();
-        assert_eq!(e, "gpu-specs.csv line 2: tdp_w = `abc` is not a number");
-        let e = parse(&format!("{hdr}\nX,nvidia\n")).unwrap_err();
-        assert!(e.contains("2 fields, expected 10"));
-        assert!(parse("model\n").unwrap_err().contains("no `vendor` column"));
-        assert!(parse("").is_err());
     }
 }

@@ -5,7 +5,7 @@ use crate::config::SensorConfig;
 use crate::discover::discover;
 use serde::Serialize;
 use std::time::Instant;
-use wattprint_core::{DomainKind, Method};
+use wattprint_core::{stats, DomainKind, Method};
 use wattprint_sensors::{RawReading, ReadCadence};
 
 /// Reads timed per sensor to measure its read cost.
@@ -54,14 +54,6 @@ pub struct AbsentEntry {
     pub fix: Option<String>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Discover and time every sensor.
 pub fn inventory(config: &SensorConfig) -> Inventory {
     let d = discover(config);
@@ -102,7 +94,7 @@ pub fn inventory(config: &SensorConfig) -> Inventory {
                     readable: ok,
                 })
                 .collect(),
-            read_cost_us: median(times),
+            read_cost_us: stats::median(times).unwrap_or(0.0),
             cadence: match info.cadence {
                 ReadCadence::Boundaries { guard_s: Some(g) } => {
                     format!("boundaries (wrap guard every {g:.3} s)")

@@ -525,12 +525,7 @@ pub fn metrics(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext) {
             .map(|d| d.joules)
             .sum::<f64>()
     });
-    let precision = r
-        .work
-        .precision
-        .as_deref()
-        .and_then(|p| p.parse::<Precision>().ok())
-        .unwrap_or_default();
+    let precision = r.work.precision.unwrap_or_default();
     let (peaks, source) = gpu_peaks(&i.gpus, precision);
     work::fill_work_metrics(
         &mut r.metrics,

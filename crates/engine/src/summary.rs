@@ -244,7 +244,7 @@ pub fn work_lines(r: &RunReport) -> Vec<String> {
             .gpu_flops_per_watt
             .map_or_else(String::new, |v| format!(" (GPU energy only {v:.3e})"));
         out.push(format!("FLOPs/W achieved: {achieved}{gpu}"));
-        let precision = w.precision.as_deref().unwrap_or("bf16");
+        let precision = w.precision.unwrap_or_default();
         let peak = match (m.peak_flops_per_watt, m.flops_per_watt_ratio) {
             (Some(p), Some(ratio)) => {
                 format!(
@@ -323,7 +323,7 @@ mod tests {
         r.work.flops = Some(3.15e23);
         r.work.flops_formula = Some("6*N*D (train mode)".into());
         r.work.tokens = Some(0.0);
-        r.work.precision = Some("bf16".into());
+        r.work.precision = Some(wattprint_core::work::Precision::Bf16);
         r.metrics.flops_per_watt = Some(1.25e11);
         r.metrics.gpu_flops_per_watt = Some(1.5e11);
         r.metrics.peak_flops_per_watt = Some(1.4134e12);

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use wattprint_carbon::{CarbonError, CarbonOptions, LiveConfig, LiveSpec};
+use wattprint_carbon::{CarbonError, CarbonField, CarbonOptions, LiveConfig, LiveSpec};
 use wattprint_core::gpu_select::GpuRequest;
 use wattprint_core::report::RunReport;
 use wattprint_core::window::{WindowEnergy, WindowId};
-use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkFileTally};
+use wattprint_core::work::{resolve_work, Mode, Precision, WorkDecl, WorkField, WorkFileTally};
 use wattprint_core::DomainDesc;
 use wattprint_engine::config::GpuScope;
 use wattprint_engine::config::SensorSelection;
@@ -137,24 +137,9 @@ fn lock(s: &Shared) -> MutexGuard<'_, State> {
     s.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The library's messages name the CLI flags; Python callers pass keyword arguments.
-pub fn pythonic(msg: &str) -> String {
-    let mut m = msg.to_string();
-    for (flag, kw) in [
-        ("--market-factor", "market_factor_g_per_kwh"),
-        ("--intensity-file", "intensity_file"),
-        ("--embodied-kg", "embodied_kg"),
-        ("--lifetime-years", "lifetime_years"),
-        ("--unit-count", "unit_count"),
-        ("--unit-name", "unit_name"),
-    ] {
-        m = m.replace(flag, kw);
-    }
-    m.replace("--", "")
-}
-
+/// Carbon errors with the fields named as Python keywords.
 fn carbon_error(e: CarbonError) -> String {
-    pythonic(&e.to_string())
+    e.describe(CarbonField::keyword)
 }
 
 impl Meter {
@@ -207,17 +192,18 @@ impl Meter {
                 .as_deref()
                 .map(Mode::from_str)
                 .transpose()
-                .map_err(bad)?,
+                .map_err(|e| bad(e.to_string()))?,
             inferences: opts.inferences,
             precision: opts
                 .precision
                 .as_deref()
                 .map(Precision::from_str)
                 .transpose()
-                .map_err(bad)?
+                .map_err(|e| bad(e.to_string()))?
                 .unwrap_or_default(),
         };
-        decl.validate().map_err(|e| OptionError(pythonic(&e.0)))?;
+        decl.validate()
+            .map_err(|e| OptionError(e.describe(WorkField::keyword)))?;
         let gpus = opts
             .gpus
             .as_deref()
@@ -227,7 +213,7 @@ impl Meter {
         let mut config = SensorConfig {
             // The GPUs this process can see (or `gpus=`): the job's, as `wattprint run`.
             gpu_scope: GpuScope::job_from_env(gpus.clone()),
-            ..SensorConfig::from_env().map_err(|e| OptionError(pythonic(&e.to_string())))?
+            ..SensorConfig::from_env().map_err(|e| OptionError(e.to_string()))?
         };
         if let Some(list) = &opts.sensors {
             config.selection = SensorSelection::parse_list(&list.join(","), "sensors=")

@@ -4,6 +4,7 @@
 use crate::render::{fmt_j, sig};
 use serde::Serialize;
 use wattprint_core::report::{RunReport, RunStatus};
+use wattprint_core::stats;
 
 /// What is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -30,22 +31,20 @@ impl CompareMetric {
     }
 
     /// The metric's value for one run, or why it has none.
-    pub fn value(self, r: &RunReport) -> Result<f64, String> {
-        let per = |stored: Option<f64>, work: Option<f64>, what: &str| {
+    pub fn value(self, r: &RunReport) -> Result<f64, CompareError> {
+        let per = |stored: Option<f64>, work: Option<f64>, what: &'static str| {
             stored
                 .or_else(|| work.filter(|w| *w > 0.0).map(|w| r.energy.total_j / w))
-                .ok_or_else(|| {
-                    format!(
-                        "run {} has no {what} declared (use --{what} when running)",
-                        r.id
-                    )
+                .ok_or_else(|| CompareError::NoWork {
+                    run: r.id.clone(),
+                    what,
                 })
         };
         match self {
             CompareMetric::Energy => Ok(r.energy.total_j),
             CompareMetric::Carbon => {
                 if r.carbon.zone.is_empty() && r.carbon.total_g == 0.0 {
-                    Err(format!("run {} has no carbon (no zone)", r.id))
+                    Err(CompareError::NoCarbon { run: r.id.clone() })
                 } else {
                     Ok(r.carbon.total_g)
                 }
@@ -101,30 +100,41 @@ pub struct Comparison {
     pub domains: Vec<DomainDelta>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+/// Why two sets of runs cannot be compared; each names the run or side and the fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompareError {
+    #[error("{side}: no runs")]
+    NoRuns { side: String },
+    /// `what` is the work count (`tokens`, `inferences`), also the flag that declares it.
+    #[error("run {run} has no {what} declared (use --{what} when running)")]
+    NoWork { run: String, what: &'static str },
+    #[error("run {run} has no carbon (no zone)")]
+    NoCarbon { run: String },
 }
 
-fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, String> {
+/// A percentage that is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a percentage like 5 or 5%")]
+pub struct PctError {
+    pub text: String,
+}
+
+fn side(label: &str, runs: &[RunReport], m: CompareMetric) -> Result<Side, CompareError> {
     if runs.is_empty() {
-        return Err(format!("{label}: no runs"));
+        return Err(CompareError::NoRuns {
+            side: label.to_string(),
+        });
     }
     let values = runs
         .iter()
         .map(|r| m.value(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut sorted = values.clone();
-    let med = median(&mut sorted);
-    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    let sorted = stats::sorted(values.iter().copied());
+    let med = stats::median_of_sorted(&sorted).unwrap_or(f64::NAN);
+    let (min, max) = match (sorted.first(), sorted.last()) {
+        (Some(&min), Some(&max)) => (min, max),
+        _ => (f64::NAN, f64::NAN),
+    };
     Ok(Side {
         label: label.to_string(),
         run_ids: runs.iter().map(|r| r.id.clone()).collect(),
@@ -149,7 +159,7 @@ pub fn compare(
     b: &[RunReport],
     metric: CompareMetric,
     fail_over_pct: Option<f64>,
-) -> Result<Comparison, String> {
+) -> Result<Comparison, CompareError> {
     let sa = side(a_label, a, metric)?;
     let sb = side(b_label, b, metric)?;
     let delta = sb.median - sa.median;
@@ -311,11 +321,13 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
 }
 
 /// Parses `5`, `5%` or `5.5 %` as a percentage.
-pub fn parse_pct(s: &str) -> Result<f64, String> {
+pub fn parse_pct(s: &str) -> Result<f64, PctError> {
     let t = s.trim().trim_end_matches('%').trim();
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("`{s}` is not a percentage like 5 or 5%")),
+        _ => Err(PctError {
+            text: s.to_string(),
+        }),
     }
 }
 
@@ -407,7 +419,11 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(e.contains("no tokens declared"), "{e}");
+        assert!(
+            matches!(&e, CompareError::NoWork { what: "tokens", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("no tokens declared"), "{e}");
         a.work.tokens = Some(500.0);
         let c = compare(
             "A",

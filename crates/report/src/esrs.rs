@@ -6,9 +6,10 @@
 use crate::render::sig;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use wattprint_core::report::{RunReport, RunStatus};
+use wattprint_core::report::{CarbonMethod, RunReport, RunStatus};
+use wattprint_core::units::{GRAMS_PER_TONNE, JOULES_PER_KWH, KWH_PER_MWH};
 
-const J_PER_MWH: f64 = 3.6e9;
+const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
 
 /// Where a line's emissions belong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -122,19 +123,19 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
         l.energy_mwh += facility_j / J_PER_MWH;
         if has_carbon {
             embodied_g += c.embodied_g;
-            let (loc_g, mkt_g) = if c.method == "market" {
+            let (loc_g, mkt_g) = if c.method == CarbonMethod::Market {
                 (None, Some(c.operational_g))
             } else {
                 (Some(c.operational_g), c.market_operational_g)
             };
             match (loc_g, l.location_based_tco2e.as_mut()) {
-                (Some(g), Some(t)) => *t += g / 1e6,
+                (Some(g), Some(t)) => *t += g / GRAMS_PER_TONNE,
                 (None, _) => l.location_based_tco2e = None,
                 _ => {}
             }
             if let Some(g) = mkt_g {
                 any_market = true;
-                *l.market_based_tco2e.get_or_insert(0.0) += g / 1e6;
+                *l.market_based_tco2e.get_or_insert(0.0) += g / GRAMS_PER_TONNE;
             }
         }
     }
@@ -185,7 +186,7 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
         scope2_market_based_tco2e: any_market
             .then(|| sum(EsrsScope::Scope2, &|l| l.market_based_tco2e)),
         scope3_category1_tco2e: sum(EsrsScope::Scope3Category1, &|l| l.location_based_tco2e),
-        embodied_excluded_tco2e: embodied_g / 1e6,
+        embodied_excluded_tco2e: embodied_g / GRAMS_PER_TONNE,
         lines,
         notes,
     }

@@ -10,7 +10,6 @@ pub mod html;
 pub mod import;
 pub mod ratefile;
 pub mod render;
-pub mod time;
 
 /// A parse error that names the input line (1-based) and field, and says what is wrong.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

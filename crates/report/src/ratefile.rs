@@ -3,6 +3,7 @@
 
 use crate::ParseError;
 use wattprint_core::rating::{RatingInput, Thresholds};
+use wattprint_core::textpos::record_line;
 
 /// A CSV read whole, with a header map. Lines are 1-based file lines.
 pub(crate) struct Table {
@@ -61,10 +62,10 @@ pub(crate) fn read_table(input: &str, what: &str, bad_rows: BadRows) -> Result<T
     let mut skipped = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line() as usize);
+            let line = e.position().map_or(0, |p| record_line(input, p.byte()));
             ParseError::new(line, what, format!("malformed CSV: {e}"))
         })?;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = rec.position().map_or(0, |p| record_line(input, p.byte()));
         if rec.iter().all(|f| f.is_empty()) {
             continue;
         }
@@ -215,6 +216,18 @@ pub fn parse_thresholds_csv(input: &str) -> Result<Vec<Thresholds>, ParseError> 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn errors_name_the_file_line_after_blank_lines() {
+        let Err(e) = read_table("a,b\n\n\n1,2\n1,2,3\n", "header", BadRows::Error) else {
+            panic!("a 3-field row under a 2-field header is an error");
+        };
+        assert_eq!((e.line, e.field.as_str()), (5, FIELD_COUNT));
+        let Ok(t) = read_table("a,b\n\n1,2\n", "header", BadRows::Error) else {
+            panic!("a valid table");
+        };
+        assert_eq!(t.rows[0].0, 3);
+    }
 
     #[test]
     fn columns_in_any_order_with_optional_class() {

@@ -1,36 +1,19 @@
 //! Plain renderers: terminal table, Markdown (for pull requests), CSV (for spreadsheets), JSON.
 
 use wattprint_core::report::{RunReport, RunStatus};
+use wattprint_core::units::{Grams, Joules};
 
-/// Energy with a readable unit: J, kJ, MJ, GJ (and kWh beside large values).
+/// Energy with a readable unit (`Joules`' one human form): mJ, J, kJ, kWh; `n/a`.
 pub fn fmt_j(j: f64) -> String {
-    if !j.is_finite() {
-        return "n/a".into();
-    }
-    let a = j.abs();
-    if a >= 3.6e6 {
-        format!("{:.3} kWh", j / 3.6e6)
-    } else if a >= 1e3 {
-        format!("{:.2} kJ", j / 1e3)
-    } else {
-        format!("{j:.2} J")
-    }
+    Joules(j).to_string()
 }
 
-/// Carbon with a readable unit: mg, g, kg, t CO2e.
+/// Carbon with a readable unit (`Grams`' one human form) and the gas: mg, g, kg, t CO2e; `n/a`.
 pub fn fmt_g(g: f64) -> String {
-    if !g.is_finite() {
-        return "n/a".into();
-    }
-    let a = g.abs();
-    if a >= 1e6 {
-        format!("{:.3} tCO2e", g / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.3} kgCO2e", g / 1e3)
-    } else if a >= 1.0 || a == 0.0 {
-        format!("{g:.3} gCO2e")
+    if g.is_finite() {
+        format!("{}CO2e", Grams(g))
     } else {
-        format!("{:.3} mgCO2e", g * 1e3)
+        "n/a".into()
     }
 }
 
@@ -352,7 +335,7 @@ pub fn csv(runs: &[RunReport]) -> String {
                 .intensity_year
                 .map(|y| y.to_string())
                 .unwrap_or_default(),
-            r.carbon.method.clone(),
+            r.carbon.method.to_string(),
             r.carbon.basis.clone(),
             o(r.carbon.market_operational_g),
             o(r.work.flops),
@@ -423,7 +406,7 @@ pub(crate) mod tests {
         r.carbon.intensity_source = "Ember/OWID".into();
         r.carbon.intensity_year = Some(2024);
         r.carbon.basis = "lifecycle".into();
-        r.carbon.method = "location".into();
+        r.carbon.method = wattprint_core::report::CarbonMethod::Location;
         r.carbon.operational_g = j * 1.2 / 3.6e6 * 56.0;
         r.carbon.total_g = r.carbon.operational_g;
         r.timeline = Some(TimelineReport {

@@ -19,7 +19,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wattprint_core::report::{RunReport, RunStatus, TimelineReport};
-use wattprint_report::time::parse_rfc3339_s;
+use wattprint_core::wallclock::parse_rfc3339_s;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
 const MIGRATIONS: &[&str] = &[

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use wattprint_core::advise::{advise, AdviseInput, DataSource, Frequency, Goal, Scope, Workload};
-use wattprint_core::Method;
+use wattprint_core::{stats, Method};
 use wattprint_engine::{discover, SensorConfig};
 
 /// Options of `wattprint advise`.
@@ -147,17 +147,13 @@ fn machine() -> Machine {
             .map(|l| l.runs)
         })
         .and_then(|runs| {
-            let mut f: Vec<f64> = runs
+            let f: Vec<f64> = runs
                 .iter()
                 .filter(|r| r.overhead.reads > 0)
                 .map(|r| r.overhead.meter_cpu_fraction)
                 .filter(|x| x.is_finite())
                 .collect();
-            if f.is_empty() {
-                return None;
-            }
-            f.sort_by(f64::total_cmp);
-            Some((f[f.len() / 2] * 100.0, f.len()))
+            stats::median(f.iter().copied()).map(|m| (m * 100.0, f.len()))
         });
     Machine {
         sensors,

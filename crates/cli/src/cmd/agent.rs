@@ -5,9 +5,10 @@
 use crate::exit::BadInput;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use wattprint_agent::config::{parse_duration_s, FileConfig};
+use wattprint_agent::config::FileConfig;
 use wattprint_agent::socket::SocketConfig;
 use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
+use wattprint_core::duration::{parse_duration_s, parse_interval_s, DurationError};
 
 /// Options of `wattprint agent` (each overrides the same key of `--config`).
 #[derive(clap::Args, Debug)]
@@ -89,24 +90,47 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
     Ok(t.to_string())
 }
 
+/// The gid of `--socket-group`: a number, or a group name looked up through the system's
+/// NSS (`getgrnam_r`: files, LDAP, sssd... as `/etc/nsswitch.conf` says).
 fn group_gid(name: &str) -> anyhow::Result<u32> {
     if let Ok(g) = name.parse::<u32>() {
         return Ok(g);
     }
-    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let (n, _, gid) = (f.next()?, f.next()?, f.next()?);
-            (n == name).then(|| gid.parse::<u32>().ok()).flatten()
-        })
-        .next()
-        .ok_or_else(|| {
-            BadInput(format!(
-                "--socket-group {name}: no such group in /etc/group (create it with `groupadd {name}`, or give a numeric gid)"
-            ))
-            .into()
-        })
+    let no_such = || {
+        BadInput(format!(
+            "--socket-group {name}: no such group (create it with `groupadd {name}`, or give a numeric gid)"
+        ))
+    };
+    let c_name = std::ffi::CString::new(name).map_err(|_| no_such())?;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `grp` and `result` are valid for writes; `buf` is a live buffer of
+        // `buf.len()` bytes that `getgrnam_r` fills and that outlives the call; `c_name` is
+        // NUL-terminated. Only `gr_gid` (a plain integer) is read from `grp` afterwards.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        match rc {
+            0 if !result.is_null() => return Ok(grp.gr_gid),
+            0 => return Err(no_such().into()),
+            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            e => {
+                return Err(BadInput(format!(
+                    "--socket-group {name}: the group lookup failed: {} (give a numeric gid)",
+                    std::io::Error::from_raw_os_error(e)
+                ))
+                .into())
+            }
+        }
+    }
 }
 
 /// The agent's log (OTLP push failures, socket errors) on stderr, from `warn` up unless
@@ -163,24 +187,19 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             ))
         })?)
     };
-    let duration = |flag: &str, v: Option<String>, default: f64| -> anyhow::Result<f64> {
-        match v {
-            Some(t) => Ok(parse_duration_s(&t).map_err(|e| BadInput(format!("{flag}: {e}")))?),
-            None => Ok(default),
-        }
+    type Parse = fn(&str) -> Result<f64, DurationError>;
+    let duration = |flag: &str, v: Option<String>, parse: Parse, default: f64| match v {
+        Some(t) => parse(&t).map_err(|e| BadInput(format!("{flag}: {e}"))),
+        None => Ok(default),
     };
-    let interval_s = duration("--interval", args.interval.or(file.interval), 1.0)?;
-    let settle_lag_s = duration("--settle-lag", args.settle_lag.or(file.settle_lag), 5.0)?;
-    let idle_timeout_s = duration(
-        "--idle-timeout",
-        args.idle_timeout.or(file.idle_timeout),
-        10.0,
-    )?;
-    let body_timeout_s = duration(
-        "--body-timeout",
-        args.body_timeout.or(file.body_timeout),
-        10.0,
-    )?;
+    let interval = args.interval.or(file.interval);
+    let interval_s = duration("--interval", interval, parse_interval_s, 1.0)?;
+    let settle_lag = args.settle_lag.or(file.settle_lag);
+    let settle_lag_s = duration("--settle-lag", settle_lag, parse_duration_s, 5.0)?;
+    let idle_timeout = args.idle_timeout.or(file.idle_timeout);
+    let idle_timeout_s = duration("--idle-timeout", idle_timeout, parse_duration_s, 10.0)?;
+    let body_timeout = args.body_timeout.or(file.body_timeout);
+    let body_timeout_s = duration("--body-timeout", body_timeout, parse_duration_s, 10.0)?;
     let token = match args.token_file.or(file.token_file) {
         Some(p) => Some(read_token(&p)?),
         None => None,
@@ -232,7 +251,12 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
             endpoint,
             interval_s: {
-                let v = duration("--otlp-interval", args.otlp_interval, 10.0)?;
+                let v = duration(
+                    "--otlp-interval",
+                    args.otlp_interval,
+                    parse_interval_s,
+                    10.0,
+                )?;
                 wattprint_agent::check_range_s("--otlp-interval", v, 0.1, 3600.0)
                     .map_err(|e| BadInput(e.to_string()))?;
                 v
@@ -288,4 +312,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     agent.serve_until(stop)?;
     eprintln!("wattprint agent: stopped");
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_groups_resolve_by_number_or_through_nss() {
+        assert_eq!(group_gid("4242").unwrap(), 4242);
+        // gid 0 is `root` on every Linux system, whatever NSS backs it.
+        assert_eq!(group_gid("root").unwrap(), 0);
+        let e = group_gid("no-such-group-wattprint")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such group"), "{e}");
+        assert!(group_gid("a\0b").is_err());
+    }
 }

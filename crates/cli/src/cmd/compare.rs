@@ -48,7 +48,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Metric::JPerToken => CompareMetric::JPerToken,
         Metric::JPerInference => CompareMetric::JPerInference,
     };
-    let c = compare(&args.a, &a, &args.b, &b, metric, args.fail_over).map_err(BadInput)?;
+    let c = compare(&args.a, &a, &args.b, &b, metric, args.fail_over)
+        .map_err(|e| BadInput(e.to_string()))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;

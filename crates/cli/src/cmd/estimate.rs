@@ -8,7 +8,8 @@ use serde_json::json;
 use wattprint_carbon::HardwareEmbodied;
 use wattprint_core::estimate;
 use wattprint_core::report::Work;
-use wattprint_core::work::Precision;
+use wattprint_core::units::{Grams, Joules};
+use wattprint_core::work::{self, Precision};
 use wattprint_data::gpu::{self, GpuMatch};
 
 /// Options of `wattprint estimate`.
@@ -99,18 +100,6 @@ fn estimate_error(e: estimate::EstimateError, precision: Precision) -> anyhow::E
     })
 }
 
-/// Energy readable: J, Wh, kWh or MWh.
-fn format_energy(j: f64) -> String {
-    let kwh = j / 3.6e6;
-    if kwh >= 1000.0 {
-        format!("{:.1} MWh", kwh / 1000.0)
-    } else if kwh >= 1.0 {
-        format!("{kwh:.3} kWh")
-    } else {
-        format!("{:.3} Wh", kwh * 1000.0)
-    }
-}
-
 pub fn main(args: Args) -> anyhow::Result<u8> {
     let devices = positive("--devices", args.devices, MAX_DEVICES)?;
     // Physical ranges, checked where the numbers enter (the core checks signs and zeros).
@@ -137,15 +126,13 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let precision: Precision = args
         .precision
         .parse()
-        .map_err(|e: String| bad(format!("--precision: {e}")))?;
+        .map_err(|e: work::UnknownPrecision| bad(format!("--precision: {e}")))?;
     let spec = match &args.gpu {
         None => None,
         Some(m) => match gpu::lookup(m) {
             GpuMatch::Found { spec, .. } => Some(spec),
             GpuMatch::Unknown { reason } => {
-                let known: Vec<String> = gpu::all()
-                    .map(|rows| rows.iter().map(|r| r.model.clone()).collect())
-                    .unwrap_or_default();
+                let known: Vec<&str> = gpu::all().iter().map(|r| r.model).collect();
                 return Err(bad(format!(
                     "--gpu: {reason}; known models: {}",
                     known.join(", ")
@@ -190,7 +177,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         inferences: args.inferences,
         tokens: args.tokens,
         flops_formula: args.flops.map(|_| "declared".into()),
-        precision: spec.map(|_| precision.as_str().to_string()),
+        precision: spec.map(|_| precision),
         ..Default::default()
     };
 
@@ -213,20 +200,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         }
     } else if let Some((s, kg)) = spec.and_then(|s| s.embodied_kgco2e.map(|kg| (s, kg))) {
         opts.hardware = vec![HardwareEmbodied {
-            what: s.model.clone(),
+            what: s.model.to_string(),
             kg,
             count: devices,
             lifetime_years: wattprint_carbon::GPU_LIFETIME_YEARS,
-            source: s
-                .embodied_source
-                .clone()
-                .unwrap_or_else(|| "GPU table".into()),
+            source: s.embodied_source.unwrap_or("GPU table").to_string(),
         }];
     }
     let carbon = wattprint_carbon::resolve(&opts, wattprint_carbon::RunTime::new("", duration_s))
         .map_err(carbon_error)?;
-    let mut report =
-        wattprint_engine::estimate::report(&e, spec.map(|s| s.model.as_str()), work, carbon);
+    let mut report = wattprint_engine::estimate::report(&e, spec.map(|s| s.model), work, carbon);
     if let Some(c) = report
         .warnings
         .iter()
@@ -262,8 +245,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     );
     println!(
         "energy     {} IT, {} facility (PUE {:.2}, {})",
-        format_energy(it_j),
-        format_energy(report.energy.facility_j),
+        Joules(it_j),
+        Joules(report.energy.facility_j),
         report.energy.pue,
         report.carbon.pue_source.as_deref().unwrap_or("")
     );
@@ -272,19 +255,13 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     let m = &report.metrics;
     if let Some(v) = m.carbon_per_inference_g {
-        println!(
-            "           {} CO2e per inference",
-            wattprint_carbon::format_g(v)
-        );
+        println!("           {} CO2e per inference", Grams(v));
     }
     if let Some(v) = m.carbon_per_1k_tokens_g {
-        println!(
-            "           {} CO2e per 1k tokens",
-            wattprint_carbon::format_g(v)
-        );
+        println!("           {} CO2e per 1k tokens", Grams(v));
     }
     if let (Some(v), Some(u)) = (m.sci_g_per_unit, &m.sci_unit) {
-        println!("SCI        {} CO2e per {u}", wattprint_carbon::format_g(v));
+        println!("SCI        {} CO2e per {u}", Grams(v));
     }
     if let (Some(a), Some(p)) = (m.flops_per_watt, m.peak_flops_per_watt) {
         println!("FLOPs/W    {a:.3e} achieved, {p:.3e} peak at {precision}");

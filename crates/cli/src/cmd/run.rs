@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
+use wattprint_core::duration::parse_interval_s;
 use wattprint_core::gpu_select::{GpuRequest, GpuRequestError};
 use wattprint_core::work::resolve_work;
 use wattprint_engine::cgroup::JobCgroup;
@@ -22,7 +23,7 @@ pub struct Args {
     /// Read the sensors this often for the live view and the timeline (e.g. `1s`, `100ms`;
     /// default 1s on a terminal, 5s otherwise). Counters are exact at the run's start and end
     /// whatever this is.
-    #[arg(long, value_name = "D", value_parser = parse_duration_s)]
+    #[arg(long, value_name = "D", value_parser = parse_interval_s)]
     pub interval: Option<f64>,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -52,29 +53,6 @@ pub struct Args {
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
-}
-
-/// Parse `1s`, `250ms`, `2m` or plain seconds into seconds (at least 1 ms).
-pub fn parse_duration_s(text: &str) -> Result<f64, String> {
-    let t = text.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: use e.g. 1s, 100ms, 2m"))?;
-    let s = v * mult;
-    if !s.is_finite() || !(1e-3..=3600.0).contains(&s) {
-        return Err(format!("`{text}`: the interval must be from 1ms to 1h"));
-    }
-    Ok(s)
 }
 
 /// Parse `--gpus`.
@@ -429,17 +407,6 @@ fn progress(session: &Session, interval_s: f64, stopped: &mpsc::Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration_s("1s"), Ok(1.0));
-        assert_eq!(parse_duration_s("250ms"), Ok(0.25));
-        assert_eq!(parse_duration_s("2m"), Ok(120.0));
-        assert_eq!(parse_duration_s("0.5"), Ok(0.5));
-        assert!(parse_duration_s("0ms").is_err());
-        assert!(parse_duration_s("fast").is_err());
-        assert!(parse_duration_s("nan").is_err());
-    }
 
     #[test]
     fn labels_need_a_key() {

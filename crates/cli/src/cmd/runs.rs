@@ -5,7 +5,7 @@ use crate::exit::BadInput;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use wattprint_core::report::RunReport;
-use wattprint_report::time::parse_rfc3339_s;
+use wattprint_core::wallclock::parse_rfc3339_s;
 use wattprint_store::{Filter, Store};
 
 /// Run selection shared by `runs`, `report` and `compare`.
@@ -207,7 +207,7 @@ pub fn period_bounds(a: &SelectArgs) -> anyhow::Result<(Option<f64>, Option<f64>
     let date = |flag: &str, s: &str| {
         parse_rfc3339_s(s).ok_or_else(|| {
             anyhow::Error::from(BadInput(format!(
-                "--{flag} {s}: not a date; use YYYY-MM-DD or RFC 3339 (2026-03-01T00:00:00Z)"
+                "--{flag} {s}: not a calendar date; use YYYY-MM-DD or RFC 3339 (2026-03-01T00:00:00Z)"
             )))
         })
     };

@@ -17,10 +17,10 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
     /// Length of the self-test's idle phase (e.g. `2s`).
-    #[arg(long, value_name = "D", value_parser = crate::cmd::run::parse_duration_s, requires = "check")]
+    #[arg(long, value_name = "D", value_parser = wattprint_core::duration::parse_interval_s, requires = "check")]
     pub check_idle: Option<f64>,
     /// Length of the self-test's load phase (e.g. `3s`).
-    #[arg(long, value_name = "D", value_parser = crate::cmd::run::parse_duration_s, requires = "check")]
+    #[arg(long, value_name = "D", value_parser = wattprint_core::duration::parse_interval_s, requires = "check")]
     pub check_load: Option<f64>,
     #[command(flatten)]
     pub sensors: crate::common::SensorArgs,

@@ -1,6 +1,7 @@
 //! CodeCarbon's `emissions.csv`: one run per row, its own figures kept.
 
 use super::*;
+use wattprint_core::units::{GRAMS_PER_KG, JOULES_PER_KWH};
 
 pub(super) fn codecarbon(
     input: &str,
@@ -27,7 +28,7 @@ pub(super) fn codecarbon(
         let kwh = number(field(rec, energy), line, "energy_consumed")?;
         let kg = number(field(rec, emissions), line, "emissions")?;
         let dur = number(field(rec, duration), line, "duration")?;
-        if kwh < 0.0 || kwh * 3.6e6 > MAX_RUN_J {
+        if kwh < 0.0 || kwh * JOULES_PER_KWH > MAX_RUN_J {
             return Err(ParseError::new(
                 line,
                 "energy_consumed",
@@ -102,7 +103,7 @@ pub(super) fn codecarbon(
         ] {
             if let Some(s) = get(col) {
                 let v = number(s, line, name.trim_start_matches("codecarbon-"))?;
-                if !(0.0..=MAX_RUN_J / 3.6e6).contains(&v) {
+                if !(0.0..=MAX_RUN_J / JOULES_PER_KWH).contains(&v) {
                     return Err(ParseError::new(
                         line,
                         name,
@@ -113,7 +114,7 @@ pub(super) fn codecarbon(
                 r.energy.domains.push(DomainEnergy {
                     name: name.into(),
                     kind,
-                    joules: v * 3.6e6,
+                    joules: v * JOULES_PER_KWH,
                     source: "codecarbon".into(),
                     method,
                     counted_in_total: true,
@@ -137,7 +138,7 @@ pub(super) fn codecarbon(
             r.energy.domains.push(DomainEnergy {
                 name: "codecarbon-total".into(),
                 kind: DomainKind::Node,
-                joules: kwh * 3.6e6,
+                joules: kwh * JOULES_PER_KWH,
                 source: "codecarbon energy_consumed".into(),
                 method: Method::Model,
                 counted_in_total: true,
@@ -165,7 +166,7 @@ pub(super) fn codecarbon(
             (Some(p @ ("gcp" | "aws" | "azure")), Some(reg)) => format!("{p}:{reg}"),
             _ => get(opt("country_iso_code")).unwrap_or("").to_string(),
         };
-        let grams = kg * 1000.0;
+        let grams = kg * GRAMS_PER_KG;
         r.carbon = CarbonReport {
             zone,
             intensity_g_per_kwh: if kwh > 0.0 { grams / kwh } else { 0.0 },
@@ -177,7 +178,7 @@ pub(super) fn codecarbon(
             ),
             intensity_year: None,
             basis: "as computed by CodeCarbon".into(),
-            method: "location".into(),
+            method: wattprint_core::report::CarbonMethod::Location,
             fallback: false,
             operational_g: grams,
             embodied_g: 0.0,
@@ -189,7 +190,7 @@ pub(super) fn codecarbon(
         );
         finish_energy(&mut r);
         // CodeCarbon's energy_consumed already includes its own accounting: keep it exact.
-        r.energy.total_j = kwh * 3.6e6;
+        r.energy.total_j = kwh * JOULES_PER_KWH;
         r.metrics.energy_to_solution_j = r.energy.total_j;
         r.energy.facility_j = r.energy.total_j * r.energy.pue;
         r.metrics.facility_energy_to_solution_j = r.energy.facility_j;

@@ -10,7 +10,6 @@
 
 pub use crate::ratefile::BadRows;
 use crate::ratefile::{field, number, read_table, Table, FIELD_COUNT};
-use crate::time::parse_rfc3339_s;
 use crate::ParseError;
 use std::collections::BTreeMap;
 use wattprint_core::integrate::Trapezoid;
@@ -18,7 +17,7 @@ use wattprint_core::report::{
     CarbonReport, DomainEnergy, Gap, HostInfo, RunReport, TimelineReport,
 };
 use wattprint_core::timeline::Timeline;
-use wattprint_core::wallclock::rfc3339_utc;
+use wattprint_core::wallclock::{parse_rfc3339_s, rfc3339_utc};
 use wattprint_core::{DomainKind, Method, Watts};
 
 mod codecarbon;
