@@ -735,9 +735,6 @@ mod tests {
     use wattprint_sensors::fake::FakeSensor;
     use wattprint_sensors::MeterOptions;
 
-    #[test]
-    fn rfc3339_of_known_instants() {}
-
     fn factor() -> CarbonFactor {
         CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
             intensity_g_per_kwh: Some(360.0),
