@@ -6,16 +6,17 @@ use crate::common::{carbon_error, CarbonArgs, OutputArgs, SensorArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 use wattprint_core::duration::parse_interval_s;
 use wattprint_core::gpu_select::{GpuRequest, GpuRequestError};
-use wattprint_core::work::resolve_work;
+use wattprint_core::window::WindowEnergy;
+use wattprint_core::work::{resolve_work, WorkDecl};
 use wattprint_engine::cgroup::JobCgroup;
 use wattprint_engine::config::GpuScope;
 use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
-use wattprint_engine::{summary, ReportContext, Session};
+use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
 
 /// Options of `wattprint run`.
 #[derive(clap::Args, Debug)]
@@ -78,7 +79,47 @@ fn stderr_is_terminal() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
+/// Everything checked and decided before the command starts: bad input never costs a run.
+struct Prepared {
+    command: Vec<String>,
+    output: OutputArgs,
+    no_store: bool,
+    no_cgroup: bool,
+    gpus: Option<GpuRequest>,
+    carbon_opts: wattprint_carbon::CarbonOptions,
+    work_decl: WorkDecl,
+    config: SensorConfig,
+    /// The history and period to checkpoint to (none with `--no-store`).
+    checkpoints: Option<(PathBuf, f64)>,
+    labels: BTreeMap<String, String>,
+    warnings: Vec<String>,
+    work_file: Option<WorkFile>,
+    /// stderr is a terminal: the live view is on.
+    live: bool,
+    /// The live view's and the timeline's period, s.
+    interval_s: f64,
+}
+
+/// The measured command: its session (window ended), energy, exit and CPU time, cgroup.
+struct Measured {
+    session: Session,
+    energy: WindowEnergy,
+    outcome: child::Outcome,
+    cgroup: Result<JobCgroup, String>,
+}
+
+/// `wattprint run`: prepare (check every option), measure (the command in its session),
+/// finish (the engine's report, the summary, the outputs, the history).
 pub fn main(args: Args) -> anyhow::Result<u8> {
+    let mut p = prepare(args)?;
+    match measure(&mut p)? {
+        Ok(m) => Ok(finish(p, m)),
+        Err(not_started) => Ok(not_started),
+    }
+}
+
+/// Checks the options and decides the sensor configuration, before anything runs.
+fn prepare(args: Args) -> anyhow::Result<Prepared> {
     if args.command.is_empty() {
         return Err(BadInput(
             "no command to run: usage `wattprint run [OPTIONS] -- CMD [ARGS]`, e.g. \
@@ -129,9 +170,48 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if let Some(i) = args.interval {
         config.poll_interval_s = i;
     }
+    Ok(Prepared {
+        command: args.command,
+        output: args.output,
+        no_store: args.no_store,
+        no_cgroup: args.no_cgroup,
+        gpus: args.gpus,
+        carbon_opts,
+        work_decl,
+        config,
+        checkpoints,
+        labels,
+        warnings,
+        work_file,
+        live,
+        interval_s,
+    })
+}
+
+/// Runs the command in its session (and cgroup, where one can be made), with the live view
+/// and the checkpoints; `Err(status)` when the command could not be started.
+fn measure(p: &mut Prepared) -> anyhow::Result<Result<Measured, u8>> {
+    let Prepared {
+        command,
+        no_cgroup,
+        gpus,
+        carbon_opts,
+        work_decl,
+        config,
+        checkpoints,
+        labels,
+        warnings,
+        work_file,
+        live,
+        interval_s,
+        ..
+    } = p;
+    let (live, interval_s) = (*live, *interval_s);
+    let config = std::mem::take(config);
+    let (command, labels): (&[String], &BTreeMap<String, String>) = (command, labels);
     // The job's own cgroup v2, where wattprint may create one: its CPU time then counts
     // every process the command started, waited for or not.
-    let cgroup = if args.no_cgroup {
+    let cgroup = if *no_cgroup {
         Err("--no-cgroup".to_string())
     } else {
         JobCgroup::create(&config.sysfs_root, &config.procfs_root)
@@ -143,11 +223,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         if let Ok(cg) = cgroup {
             let _ = cg.remove();
         }
-        let req = args
-            .gpus
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let req = gpus.as_ref().map(ToString::to_string).unwrap_or_default();
         return Err(BadInput(format!(
             "--gpus {req}: {}; `wattprint sensors` lists this machine's GPUs",
             bad.unmatched.join("; ")
@@ -160,7 +236,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .map(|f| (WORK_FILE_ENV, f.path().as_os_str()))
         .collect();
     let (pid, cgroup) = match child::spawn(
-        &args.command,
+        command,
         &child_env,
         &fwd,
         cgroup.as_ref().ok().map(JobCgroup::procs_fd),
@@ -184,7 +260,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             if let Ok(cg) = cgroup {
                 let _ = cg.remove();
             }
-            return Ok(spawn_failed(e));
+            return Ok(Err(spawn_failed(e)));
         }
     };
     session.set_job_root(pid.unsigned_abs());
@@ -200,7 +276,6 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         }
         let kept = checkpoints.as_ref().map(|(db, period_s)| {
             let (session, cgroup) = (&session, &cgroup);
-            let (command, labels) = (&args.command, &labels);
             let (work_decl, work_file) = (&work_decl, &work_file);
             let carbon_opts = &carbon_opts;
             s.spawn(move || {
@@ -213,7 +288,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                         .unzip();
                     let ctx = ReportContext {
                         work: resolve_work(work_decl, tally.as_ref()),
-                        command: command.clone(),
+                        command: command.to_vec(),
                         labels: labels.clone(),
                         job_cpu_s,
                         job_cpu_source,
@@ -235,6 +310,34 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let energy = session.end(window)?;
     session.stop();
     drop(fwd);
+    Ok(Ok(Measured {
+        session,
+        energy,
+        outcome,
+        cgroup,
+    }))
+}
+
+/// The engine's report of the measured run, printed, written and stored; the command's status.
+fn finish(p: Prepared, m: Measured) -> u8 {
+    let Prepared {
+        command,
+        output,
+        no_store,
+        carbon_opts,
+        work_decl,
+        labels,
+        mut warnings,
+        work_file,
+        live,
+        ..
+    } = p;
+    let Measured {
+        session,
+        energy,
+        outcome,
+        cgroup,
+    } = m;
     let usage = wattprint_engine::procinfo::self_usage();
     let tally = work_file.as_ref().and_then(|f| {
         f.read()
@@ -248,7 +351,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let ctx = ReportContext {
         work: resolve_work(&work_decl, tally.as_ref()),
         warnings,
-        command: args.command.clone(),
+        command,
         exit_code: Some(outcome.exit_code),
         labels,
         job_cpu_s: Some(job_cpu_s),
@@ -268,10 +371,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         wattprint_carbon::summary_lines(&report)
     };
     eprint!("{}", summary::render_with(&report, &carbon_lines));
-    let written = write_outputs(&args.output, &report);
+    let written = write_outputs(&output, &report);
     // Stored after the outputs, and even when writing them failed: a database problem only
     // warns, and an output problem does not lose the run from the history.
-    if !args.no_store {
+    if !no_store {
         crate::cmd::runs::store_or_warn(&report);
     }
     // The command's own status is what scripts test: it passes through even when the report
@@ -282,7 +385,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             crate::common::escape(&e.to_string())
         );
     }
-    Ok(exit_status(outcome.exit_code))
+    exit_status(outcome.exit_code)
 }
 
 /// The attribution source of a job run in its own cgroup.
