@@ -16,7 +16,6 @@
 //! and no user holds more than [`SocketConfig::max_clients_per_uid`] connections.
 
 use crate::{lock, AgentError, Shared};
-use serde_json::json;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -26,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wattprint_sensors::agent_socket::protocol;
 
 /// Where and with which permissions to serve, and how clients share the service.
 #[derive(Clone, Debug)]
@@ -248,7 +248,7 @@ type Clients = Arc<Mutex<HashMap<u32, usize>>>;
 fn refuse(mut s: UnixStream, why: String) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-    let _ = writeln!(s, "{}", json!({ "error": why }));
+    let _ = writeln!(s, "{}", refusal(why));
 }
 
 /// Admit a client of `uid` if the total and per-user caps allow; the refusal says which.
@@ -366,7 +366,9 @@ fn serve_client(stream: UnixStream, shared: &Shared, stop: &AtomicBool, idle: Du
         }
         last = Instant::now();
         let answer = if std::mem::take(&mut too_long) {
-            json!({ "error": format!("request longer than {MAX_LINE} bytes: send `info` or `read`") })
+            refusal(format!(
+                "request longer than {MAX_LINE} bytes: send `info` or `read`"
+            ))
         } else {
             answer(String::from_utf8_lossy(&line).trim(), shared)
         };
@@ -377,11 +379,19 @@ fn serve_client(stream: UnixStream, shared: &Shared, stop: &AtomicBool, idle: Du
     }
 }
 
-/// The answer to one request line.
+/// A refusal as the protocol writes it ([`protocol::Refusal`]).
+fn refusal(error: String) -> serde_json::Value {
+    serde_json::to_value(protocol::Refusal { error }).unwrap_or_default()
+}
+
+/// The answer to one request line, in the protocol's types
+/// ([`wattprint_sensors::agent_socket::protocol`], which the client reads).
 pub fn answer(req: &str, shared: &Shared) -> serde_json::Value {
-    match req {
-        "info" => json!({ "domains": lock(shared).domains() }),
-        "read" => {
+    let answer = match req {
+        protocol::INFO => serde_json::to_value(protocol::Info {
+            domains: lock(shared).domains().to_vec(),
+        }),
+        protocol::READ => {
             let st = lock(shared);
             let snap = st.meter().sample_now();
             let gaps = st.meter().gaps();
@@ -393,11 +403,18 @@ pub fn answer(req: &str, shared: &Shared) -> serde_json::Value {
                         .any(|g| g.domain == d.name && g.to_s >= snap.t_s)
                 })
                 .collect();
-            let joules: Vec<f64> = snap.cumulative.iter().map(|j| j.0).collect();
-            json!({ "t_s": snap.t_s, "joules": joules, "missing": missing })
+            serde_json::to_value(protocol::Reading {
+                t_s: snap.t_s,
+                joules: snap.cumulative.iter().map(|j| j.0).collect(),
+                missing,
+            })
         }
-        other => json!({
-            "error": format!("unknown request {:?}: send `info` or `read`", other.chars().take(40).collect::<String>())
-        }),
-    }
+        other => {
+            return refusal(format!(
+                "unknown request {:?}: send `info` or `read`",
+                other.chars().take(40).collect::<String>()
+            ))
+        }
+    };
+    answer.unwrap_or_else(|e| refusal(format!("the answer could not be encoded: {e}")))
 }

@@ -9,7 +9,9 @@
 
 pub mod agent_socket;
 pub mod amd;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake_tree;
 pub mod gpu;
 pub mod hwmon;
