@@ -275,6 +275,38 @@ pub fn plan_swaps(domains: &[DomainDesc], standby: &[bool], verdicts: &[Verdict]
     }
 }
 
+/// Which domains count in a live view `window_s` into a run (pure): each domain judged on
+/// its energy so far (`energy_j`, meter order) with no CPU-time evidence, then
+/// [`plan_swaps`]. A dead counter is swapped for its standby as soon as the run has lasted
+/// [`STUCK_MIN_WINDOW_S`], so the live line agrees with the final report.
+pub fn live_counted(
+    domains: &[DomainDesc],
+    standby: &[bool],
+    energy_j: &[f64],
+    window_s: f64,
+) -> Vec<bool> {
+    let ev = Evidence {
+        window_s,
+        machine_busy_cpu_s: None,
+    };
+    let verdicts: Vec<Verdict> = domains
+        .iter()
+        .enumerate()
+        .map(|(k, d)| {
+            judge(
+                &DomainWindow {
+                    kind: d.kind,
+                    method: d.method,
+                    energy_j: energy_j.get(k).copied().unwrap_or(0.0),
+                    max_power_w: None,
+                },
+                &ev,
+            )
+        })
+        .collect();
+    plan_swaps(domains, standby, &verdicts).counted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,5 +635,30 @@ mod tests {
         };
         assert_eq!(judge(&d, &ev(5.0, Some(3.0))).as_str(), "stuck");
         assert_eq!(judge(&d, &ev(5.0, Some(0.0))), Verdict::Ok);
+    }
+
+    #[test]
+    fn the_live_view_swaps_a_dead_psys_for_the_model_once_the_evidence_holds() {
+        let domains = vec![
+            dom("psys", DomainKind::Psys, Method::Counter, true),
+            dom("cpu-model", DomainKind::CpuModel, Method::Model, true),
+            dom("memory-model", DomainKind::MemoryModel, Method::Model, true),
+        ];
+        let standby = [false, true, true];
+        // Too early to tell: the counter counts.
+        assert_eq!(
+            live_counted(&domains, &standby, &[0.0, 0.5, 0.4], 0.05),
+            vec![true, false, false]
+        );
+        // 1 s without a joule: dead, the model counts instead.
+        assert_eq!(
+            live_counted(&domains, &standby, &[0.0, 8.0, 10.0], 1.0),
+            vec![false, true, true]
+        );
+        // A live counter keeps counting.
+        assert_eq!(
+            live_counted(&domains, &standby, &[25.0, 8.0, 10.0], 1.0),
+            vec![true, false, false]
+        );
     }
 }

@@ -479,24 +479,26 @@ fn spawn_failed(e: SpawnError) -> u8 {
 /// `stopped`'s sender is dropped.
 fn progress(session: &Session, interval_s: f64, stopped: &mpsc::Receiver<()>) {
     let domains = session.domains();
-    let counted: Vec<usize> = (0..domains.len())
-        .filter(|&k| domains[k].counted_in_total)
-        .collect();
-    let estimate = counted
-        .iter()
-        .any(|&k| domains[k].method == wattprint_core::Method::Model);
+    let standby = session.standby();
     let base = session.meter().snapshot();
     let tick = Duration::from_secs_f64(interval_s.max(0.1));
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
         let snap = session.meter().sample_now();
-        let joules: f64 = counted
-            .iter()
-            .map(|&k| snap.cumulative[k].0 - base.cumulative[k].0)
-            .sum();
+        let delta: Vec<f64> = (0..domains.len())
+            .map(|k| snap.cumulative[k].0 - base.cumulative[k].0)
+            .collect();
+        // The trust step's judgement so far: a dead counter's standby counts here too.
+        let counted =
+            wattprint_core::trust::live_counted(domains, standby, &delta, snap.t_s - base.t_s);
+        let counted: Vec<usize> = (0..domains.len()).filter(|&k| counted[k]).collect();
+        let joules: f64 = counted.iter().map(|&k| delta[k]).sum();
         let watts: f64 = counted
             .iter()
             .filter_map(|&k| snap.power[k].map(|w| w.0))
             .sum();
+        let estimate = counted
+            .iter()
+            .any(|&k| domains[k].method == wattprint_core::Method::Model);
         eprint!(
             "\r\x1b[2K{:>8.1} s  {:>9}  {:>10}{}",
             snap.t_s - base.t_s,
