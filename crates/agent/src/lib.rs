@@ -82,6 +82,13 @@ pub enum AgentError {
     NeedsToken(SocketAddr),
     #[error("the token is empty: put a secret of at least 16 characters in the token file")]
     WeakToken,
+    #[error("{what} {value} is out of range: give {min} to {max}")]
+    CountOutOfRange {
+        what: &'static str,
+        value: usize,
+        min: usize,
+        max: usize,
+    },
     #[error("{what} {value} s is out of range: give {min} s to {max} s")]
     OutOfRange {
         what: &'static str,
@@ -117,7 +124,14 @@ pub enum AgentError {
 /// Largest `--max-connections`: the usual soft limit of descriptors per process.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1024;
 
-/// Check one duration against its range (`what` names the option).
+/// Largest `max_pending_spans`: 10^7 spans waiting (about 1 GB of buffer) is beyond any
+/// settle lag's traffic.
+pub const MAX_PENDING_SPANS_LIMIT: usize = 10_000_000;
+/// Largest `max_label_sets` and `max_window_names`: 10^5 series per family is where
+/// Prometheus's own guidance on cardinality ends.
+pub const MAX_SERIES_LIMIT: usize = 100_000;
+
+/// Check one number against its range (`what` names the option or config key).
 pub fn check_range_s(what: &'static str, value: f64, min: f64, max: f64) -> Result<(), AgentError> {
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(())
@@ -146,6 +160,25 @@ pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
     }
     if !(1..=MAX_CONNECTIONS_LIMIT).contains(&config.max_connections) {
         return Err(AgentError::BadMaxConnections(config.max_connections));
+    }
+    let l = &config.limits;
+    for (what, value, max) in [
+        (
+            "max_pending_spans",
+            l.max_pending_spans,
+            MAX_PENDING_SPANS_LIMIT,
+        ),
+        ("max_label_sets", l.max_label_sets, MAX_SERIES_LIMIT),
+        ("max_window_names", l.max_window_names, MAX_SERIES_LIMIT),
+    ] {
+        if !(1..=max).contains(&value) {
+            return Err(AgentError::CountOutOfRange {
+                what,
+                value,
+                min: 1,
+                max,
+            });
+        }
     }
     if let Some(t) = &config.token {
         if t.trim().len() < 16 {
@@ -307,5 +340,40 @@ impl Agent {
             sampler.abort();
             res
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AgentConfig {
+        AgentConfig::new(
+            CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+                intensity_g_per_kwh: Some(100.0),
+                pue: Some(1.0),
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn every_configured_count_has_a_physical_range() {
+        assert!(check(&config()).is_ok());
+        for (key, set) in [
+            ("max_pending_spans", 0usize),
+            ("max_label_sets", MAX_SERIES_LIMIT + 1),
+            ("max_window_names", usize::MAX),
+        ] {
+            let mut c = config();
+            match key {
+                "max_pending_spans" => c.limits.max_pending_spans = set,
+                "max_label_sets" => c.limits.max_label_sets = set,
+                _ => c.limits.max_window_names = set,
+            }
+            let e = check(&c).unwrap_err().to_string();
+            assert!(e.starts_with(key) && e.contains("out of range"), "{e}");
+        }
     }
 }
