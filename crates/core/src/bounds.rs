@@ -197,7 +197,17 @@ pub fn fill_report_ranges(r: &mut crate::report::RunReport) {
     let facility = e.scale(r.energy.pue);
     r.energy.facility_j_low = Some(facility.low);
     r.energy.facility_j_high = Some(facility.high);
+    if let Some(a) = r.energy.attribution.as_mut() {
+        let b = Bounds::new(a.job_j * lo_k, a.job_j, a.job_j * hi_k);
+        a.job_j_low = Some(b.low);
+        a.job_j_high = Some(b.high);
+    }
     let c = &mut r.carbon;
+    if let Some(mg) = c.market_operational_g {
+        let b = Bounds::new(mg * lo_k, mg, mg * hi_k);
+        c.market_operational_g_low = Some(b.low);
+        c.market_operational_g_high = Some(b.high);
+    }
     let op = Bounds::new(
         c.operational_g * lo_k,
         c.operational_g,
@@ -359,7 +369,23 @@ mod tests {
         r.metrics.energy_to_solution_j = 80.0;
         r.metrics.joules_per_token = Some(0.8);
         r.metrics.sci_g_per_unit = Some(0.1);
+        r.carbon.market_operational_g = Some(4.0);
+        r.energy.attribution = Some(crate::report::Attribution {
+            share: 0.25,
+            machine_j: 80.0,
+            job_j: 20.0,
+            rest_j: 60.0,
+            ..Default::default()
+        });
         fill_report_ranges(&mut r);
+        // The job's share and the market-based grams carry the total's range.
+        let a = r.energy.attribution.as_ref().unwrap();
+        assert_eq!((a.job_j_low, a.job_j_high), (Some(14.75), Some(30.25)));
+        let (ml, mh) = (
+            r.carbon.market_operational_g_low.unwrap(),
+            r.carbon.market_operational_g_high.unwrap(),
+        );
+        assert!((ml - 4.0 * 59.0 / 80.0).abs() < 1e-12 && (mh - 4.0 * 121.0 / 80.0).abs() < 1e-12);
         assert_eq!(
             (r.energy.total_j_low, r.energy.total_j_high),
             (Some(59.0), Some(121.0))

@@ -120,6 +120,7 @@ pub fn attribute_gpu_energy(
             job_j,
             rest_j: machine_j - job_j,
             idle_j: Some(idle_j),
+            ..Default::default()
         },
         per_gpu,
     ))

@@ -226,6 +226,11 @@ pub struct Attribution {
     /// Idle part of the machine energy when the sensor can tell it, J.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_j: Option<f64>,
+    /// Bounds of `job_j`: the total's range at the same share, J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_j_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_j_high: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -291,6 +296,11 @@ pub struct CarbonReport {
     /// Market-based operational grams when a market factor was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market_operational_g: Option<f64>,
+    /// Bounds of `market_operational_g`: the energy's range at the market factor, g.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_operational_g_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_operational_g_high: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market_factor_g_per_kwh: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

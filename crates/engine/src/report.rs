@@ -432,6 +432,7 @@ pub fn attribution(r: &mut RunReport, i: &ReportInputs, ctx: &ReportContext) {
         job_j: split.job_j,
         rest_j: split.rest_j,
         idle_j: split.idle_j,
+        ..Default::default()
     });
 }
 
