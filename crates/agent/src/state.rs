@@ -565,8 +565,7 @@ impl AgentState {
             .meter
             .end(WindowId(id))
             .map_err(|_| StateError::NoWindow(id))?;
-        let report =
-            self.window_report(id, &open, &e.per_domain_j(), e.end_t_s, inferences, tokens);
+        let report = self.window_report(id, &open, &e, inferences, tokens);
         let name = if self.window_totals.contains_key(&open.name)
             || self.window_totals.len() < self.limits.max_window_names
         {
@@ -588,19 +587,19 @@ impl AgentState {
         &self,
         id: u64,
         open: &OpenWindow,
-        per_domain_j: &[f64],
-        end_t_s: f64,
+        e: &wattprint_core::window::WindowEnergy,
         inferences: Option<f64>,
         tokens: Option<f64>,
     ) -> RunReport {
         let inputs = ReportInputs {
             id: format!("window-{id}"),
             started_at: rfc3339_utc_ms(open.begin_unix_s),
-            duration_s: (end_t_s - open.begin_t_s).max(0.0),
+            duration_s: (e.end_t_s - open.begin_t_s).max(0.0),
             domains: self.domains.clone(),
-            joules: per_domain_j.to_vec(),
+            joules: e.per_domain_j(),
+            integration_err_j: e.integration_err_j.clone(),
             idle_w: vec![None; self.domains.len()],
-            gaps: clip_gaps(&self.meter.gaps(), open.begin_t_s, end_t_s),
+            gaps: clip_gaps(&self.meter.gaps(), open.begin_t_s, e.end_t_s),
             meter_cpu_s: (self.meter.cpu_s() - open.begin_meter_cpu_s).max(0.0),
             peak_rss_bytes: crate::overhead::peak_rss_bytes(),
             reads: self.meter.reads(),

@@ -17,14 +17,24 @@ impl Trapezoid {
     /// Add a sample; returns the energy since the previous one (zero for the first, for a
     /// non-increasing time, or for a non-finite power, which restarts the integration).
     pub fn sample(&mut self, t_s: f64, power: Watts) -> Joules {
+        self.sample_bounded(t_s, power).0
+    }
+
+    /// [`Trapezoid::sample`], with the bound of its integration error: whatever the power
+    /// did between the two samples, if it stayed between them the true energy is within
+    /// |p1 - p0| x (t1 - t0) / 2 of the trapezoid's, J.
+    pub fn sample_bounded(&mut self, t_s: f64, power: Watts) -> (Joules, Joules) {
         if !power.0.is_finite() || !t_s.is_finite() {
             self.last = None;
-            return Joules::ZERO;
+            return (Joules::ZERO, Joules::ZERO);
         }
         let prev = self.last.replace((t_s, power.0));
         match prev {
-            Some((t0, p0)) if t_s > t0 => Joules((p0 + power.0) / 2.0 * (t_s - t0)),
-            _ => Joules::ZERO,
+            Some((t0, p0)) if t_s > t0 => (
+                Joules((p0 + power.0) / 2.0 * (t_s - t0)),
+                Joules((power.0 - p0).abs() / 2.0 * (t_s - t0)),
+            ),
+            _ => (Joules::ZERO, Joules::ZERO),
         }
     }
 
@@ -58,6 +68,23 @@ mod tests {
             .map(|i| (i as f64, Watts(i as f64 * 10.0)))
             .collect();
         assert!((trapezoid_energy(&s).0 - 500.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_integration_bound_is_half_the_step_times_the_interval() {
+        let mut t = Trapezoid::new();
+        t.sample_bounded(0.0, Watts(100.0));
+        // 100 W then 300 W 0.5 s later: 100 J by the trapezoid, within 50 J whatever
+        // happened in between.
+        assert_eq!(
+            t.sample_bounded(0.5, Watts(300.0)),
+            (Joules(100.0), Joules(50.0))
+        );
+        // Steady power: no integration error.
+        assert_eq!(
+            t.sample_bounded(1.0, Watts(300.0)),
+            (Joules(150.0), Joules(0.0))
+        );
     }
 
     #[test]

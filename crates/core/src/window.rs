@@ -19,6 +19,9 @@ pub struct WindowEnergy {
     pub begin_t_s: f64,
     pub end_t_s: f64,
     pub per_domain: Vec<Joules>,
+    /// Per domain, the bound of the integration error of sampled power over the window
+    /// (Σ |p1 - p0| x dt / 2 over its polls), J; zeros for counters, empty when unknown.
+    pub integration_err_j: Vec<f64>,
 }
 
 impl WindowEnergy {
@@ -92,6 +95,7 @@ impl WindowSet {
             begin_t_s: open.begin_t_s,
             end_t_s: t_s,
             per_domain,
+            integration_err_j: Vec::new(),
         })
     }
 
@@ -119,6 +123,7 @@ impl WindowSet {
                         .unwrap_or(Joules::ZERO)
                 })
                 .collect(),
+            integration_err_j: Vec::new(),
         })
     }
 

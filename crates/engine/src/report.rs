@@ -71,6 +71,9 @@ pub struct ReportInputs {
     /// The (low, high) power a sensor vouches for per domain, W (meter order; the model's
     /// span), for the energy's bounds.
     pub power_bounds_w: Vec<Option<(f64, f64)>>,
+    /// Per domain (meter order): the bound of the trapezoid's integration error over the
+    /// window, J (sampled power; zeros or missing for counters and the model).
+    pub integration_err_j: Vec<f64>,
     /// Per domain (meter order): read by a standby sensor (not counted unless swapped in for
     /// a rejected domain). Missing entries: not standby.
     pub standby: Vec<bool>,
@@ -166,6 +169,16 @@ fn domain_energy(i: &ReportInputs, k: usize, counted: bool) -> DomainEnergy {
     let j = i.joules.get(k).copied().unwrap_or(0.0);
     let pb = i.power_bounds_w.get(k).copied().flatten();
     let (b, basis) = bounds::domain_bounds(d.method, &d.source, j, i.duration_s, pb);
+    // Sampled power: the integration error between polls widens the sensor's own accuracy.
+    let err = i.integration_err_j.get(k).copied().unwrap_or(0.0);
+    let (b, basis) = if err > 0.0 && err.is_finite() {
+        (
+            bounds::Bounds::new((b.low - err).max(0.0), b.value, b.high + err),
+            format!("{basis}; + trapezoid bound between polls {err:.3} J"),
+        )
+    } else {
+        (b, basis.to_string())
+    };
     DomainEnergy {
         name: d.name.clone(),
         kind: d.kind,
@@ -177,7 +190,7 @@ fn domain_energy(i: &ReportInputs, k: usize, counted: bool) -> DomainEnergy {
         avg_power_w: (i.duration_s > 0.0).then(|| j / i.duration_s),
         joules_low: Some(b.low),
         joules_high: Some(b.high),
-        range_basis: Some(basis.to_string()),
+        range_basis: Some(basis),
     }
 }
 
@@ -1128,5 +1141,38 @@ mod tests {
             );
         }
         assert!(r.carbon.zone.is_empty());
+    }
+
+    #[test]
+    fn sampled_power_widens_its_range_by_the_integration_bound() {
+        let mut i = inputs();
+        i.domains.push(DomainDesc {
+            name: "gpu-0".into(),
+            kind: DomainKind::Gpu,
+            source: "nvml".into(),
+            method: Method::Power,
+            counted_in_total: true,
+            device: None,
+        });
+        i.joules.push(200.0);
+        i.idle_w.push(None);
+        i.integration_err_j = vec![0.0, 0.0, 0.0, 4.0];
+        let r = assemble(&i, &ReportContext::default());
+        let g = r.energy.domains.iter().find(|d| d.name == "gpu-0").unwrap();
+        // NVML: +/- max(5 W x 2 s, 5 %) = 10 J, plus 4 J between polls.
+        assert_eq!((g.joules_low, g.joules_high), (Some(186.0), Some(214.0)));
+        assert!(g
+            .range_basis
+            .as_deref()
+            .unwrap()
+            .contains("trapezoid bound between polls 4.000 J"));
+        // A counter with no integration error keeps its own range only.
+        let p = r
+            .energy
+            .domains
+            .iter()
+            .find(|d| d.name == "package-0")
+            .unwrap();
+        assert_eq!((p.joules_low, p.joules_high), (Some(100.0), Some(100.0)));
     }
 }

@@ -311,6 +311,7 @@ impl Session {
                 .collect(),
             gap_s,
             power_bounds_w: self.power_bounds_w.clone(),
+            integration_err_j: w.integration_err_j.clone(),
             machine_busy_cpu_s,
             meter_cpu_s: self.meter.cpu_s(),
             peak_rss_bytes: usage.peak_rss_bytes,

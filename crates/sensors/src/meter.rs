@@ -72,6 +72,8 @@ struct State {
     slots: Vec<Slot>,
     domains: Vec<DomainDesc>,
     cumulative: Vec<Joules>,
+    /// Per domain, the cumulative bound of the trapezoid's integration error (power sensors).
+    integration_err: Vec<Joules>,
     power: Vec<Option<Watts>>,
     last_read_t_s: f64,
     windows: WindowSet,
@@ -138,6 +140,7 @@ impl Meter {
             slots,
             domains,
             cumulative: vec![Joules::ZERO; n],
+            integration_err: vec![Joules::ZERO; n],
             power: vec![None; n],
             last_read_t_s: 0.0,
             windows: WindowSet::new(),
@@ -209,7 +212,7 @@ impl Meter {
     pub fn begin(&self, name: &str) -> WindowId {
         let mut st = lock(&self.shared);
         sample(&mut st);
-        let (t, c) = (st.last_read_t_s, st.cumulative.clone());
+        let (t, c) = (st.last_read_t_s, with_err(&st));
         st.windows.begin(name, t, &c)
     }
 
@@ -217,16 +220,16 @@ impl Meter {
     pub fn end(&self, id: WindowId) -> Result<WindowEnergy, WindowError> {
         let mut st = lock(&self.shared);
         sample(&mut st);
-        let (t, c) = (st.last_read_t_s, st.cumulative.clone());
-        st.windows.end(id, t, &c)
+        let (t, c) = (st.last_read_t_s, with_err(&st));
+        st.windows.end(id, t, &c).map(split_err)
     }
 
     /// The energy of an open window so far (reads the sensors first), leaving it open.
     pub fn peek(&self, id: WindowId) -> Result<WindowEnergy, WindowError> {
         let mut st = lock(&self.shared);
         sample(&mut st);
-        let (t, c) = (st.last_read_t_s, st.cumulative.clone());
-        st.windows.peek(id, t, &c)
+        let (t, c) = (st.last_read_t_s, with_err(&st));
+        st.windows.peek(id, t, &c).map(split_err)
     }
 
     /// Gaps recorded so far (closed ones, plus open ones up to now).
@@ -371,6 +374,21 @@ fn sample(st: &mut State) {
     st.cpu_s += (thread_cpu_s() - cpu0).max(0.0);
 }
 
+/// The cumulative energies followed by the cumulative integration-error bounds: windows
+/// subtract both at their boundaries ([`split_err`] takes them apart again).
+fn with_err(st: &State) -> Vec<Joules> {
+    let mut c = st.cumulative.clone();
+    c.extend_from_slice(&st.integration_err);
+    c
+}
+
+/// A window over [`with_err`]'s vector: its energies, and its integration-error bounds.
+fn split_err(mut w: WindowEnergy) -> WindowEnergy {
+    let n = w.per_domain.len() / 2;
+    w.integration_err_j = w.per_domain.split_off(n).iter().map(|j| j.0).collect();
+    w
+}
+
 /// Read every sensor once and fold the readings into the cumulative energies.
 fn read_all(st: &mut State) {
     let t_s = st.epoch.elapsed().as_secs_f64();
@@ -379,6 +397,7 @@ fn read_all(st: &mut State) {
         slots,
         domains,
         cumulative,
+        integration_err,
         power,
         gaps,
         reads,
@@ -399,7 +418,7 @@ fn read_all(st: &mut State) {
             // The delta runs from the counter's last value, maybe several reads ago (a
             // missing read in between steps nothing).
             let since = slot.counter_t_s[k].unwrap_or(t_s - dt);
-            if let (Fold::Energy(j), Ok(RawReading::EnergyCounter { range_j, .. })) =
+            if let (Fold::Energy(j, _), Ok(RawReading::EnergyCounter { range_j, .. })) =
                 (&outcome, reading)
             {
                 let max = slot.max_w[k].or(range_j.map(|_| DEFAULT_MAX_POWER_W));
@@ -410,7 +429,7 @@ fn read_all(st: &mut State) {
             if matches!(reading, Ok(RawReading::EnergyCounter { .. }))
                 && matches!(
                     outcome,
-                    Fold::Energy(_) | Fold::Baseline | Fold::Discarded(_)
+                    Fold::Energy(..) | Fold::Baseline | Fold::Discarded(_)
                 )
             {
                 slot.counter_t_s[k] = Some(t_s);
@@ -421,8 +440,9 @@ fn read_all(st: &mut State) {
                 }
             }
             match outcome {
-                Fold::Energy(j) => {
+                Fold::Energy(j, err) => {
                     cumulative[i] += j;
+                    integration_err[i] += err;
                     power[i] = (dt > 0.0).then(|| Watts(j.0 / dt));
                     if let Some((from, reason)) = slot.gap[k].take() {
                         gaps.push((
@@ -470,7 +490,8 @@ fn st_last(t_s: f64, dt: f64) -> f64 {
 }
 
 enum Fold {
-    Energy(Joules),
+    /// Energy over the interval, and the bound of its integration error (0 for counters).
+    Energy(Joules, Joules),
     /// The interval since the previous read is known bad (its energy dropped): a closed gap.
     Discarded(String),
     PowerOnly(Watts),
@@ -511,7 +532,7 @@ fn fold(tr: &mut Tracker, reading: Result<RawReading, &SensorError>, t_s: f64) -
             };
             match c.step(joules) {
                 CounterStep::Baseline => Fold::Baseline,
-                CounterStep::Delta { joules, .. } => Fold::Energy(joules),
+                CounterStep::Delta { joules, .. } => Fold::Energy(joules, Joules::ZERO),
                 CounterStep::Reset => Fold::Gap("counter went backwards (reset)".into()),
             }
         }
@@ -532,11 +553,11 @@ fn fold(tr: &mut Tracker, reading: Result<RawReading, &SensorError>, t_s: f64) -
                     p
                 }
             };
-            let j = p.sample(t_s, Watts(watts));
+            let (j, err) = p.sample_bounded(t_s, Watts(watts));
             if j == Joules::ZERO {
                 Fold::PowerOnly(Watts(watts))
             } else {
-                Fold::Energy(j)
+                Fold::Energy(j, err)
             }
         }
     }
