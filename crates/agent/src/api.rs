@@ -423,9 +423,19 @@ pub fn summary_json(st: &crate::AgentState) -> Value {
             })
         })
         .collect();
+    let summary = st.summary();
+    let (lo_k, hi_k) = st.energy_range_factors();
     json!({
         "schema": "wattprint.requests/v1",
-        "summary": st.summary(),
+        "ranges": {
+            "low_factor": lo_k, "high_factor": hi_k,
+            "attributed_j_low": summary.attributed_j * lo_k,
+            "attributed_j_high": summary.attributed_j * hi_k,
+            "attributed_g_low": summary.attributed_g * lo_k,
+            "attributed_g_high": summary.attributed_g * hi_k,
+            "basis": "each counted domain's range since the agent started (the model's span, RAPL's and NVML's accuracy); every per-request figure scales by low_factor and high_factor",
+        },
+        "summary": summary,
         "by_labels": labels,
         "idle_j": st.idle_j(),
         "pending_spans": st.pending_spans(),

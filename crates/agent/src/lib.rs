@@ -222,15 +222,21 @@ impl Agent {
     /// Unix socket when configured).
     pub fn bind(config: AgentConfig, sensors: Vec<Box<dyn Sensor>>) -> Result<Agent, AgentError> {
         check(&config)?;
+        let power_bounds_w: Vec<Option<(f64, f64)>> = sensors
+            .iter()
+            .flat_map(|s| (0..s.info().domains.len()).map(|k| s.power_bounds_w(k)))
+            .collect();
         let meter = Meter::start(sensors, MeterOptions::default());
         let (unix, mono) = (unix_now_s(), meter.now_s());
-        let shared = Arc::new(Mutex::new(AgentState::new(
+        let mut state = AgentState::new(
             meter,
             unix,
             mono,
             config.carbon.clone(),
             config.limits.clone(),
-        )));
+        );
+        state.set_power_bounds(power_bounds_w);
+        let shared = Arc::new(Mutex::new(state));
         let listener = match config.listen {
             Some(addr) => {
                 let bind = |source| AgentError::Bind { addr, source };

@@ -235,6 +235,8 @@ pub struct AgentState {
     domains: Vec<DomainDesc>,
     /// GPUs measured (their domains are among `domains`), for the window reports' FLOPs/W.
     gpus: Vec<GpuDevice>,
+    /// The (low, high) power each domain's sensor vouches for, W (the model's span).
+    power_bounds_w: Vec<Option<(f64, f64)>>,
     /// Unix time of the meter's t = 0, s.
     unix_at_epoch_s: f64,
     limits: Limits,
@@ -271,6 +273,7 @@ impl AgentState {
             meter,
             domains,
             gpus: Vec::new(),
+            power_bounds_w: Vec::new(),
             unix_at_epoch_s: unix_now_s - meter_now_s,
             limits,
             pue: carbon.pue,
@@ -298,6 +301,36 @@ impl AgentState {
     /// FLOPs/W against their peaks.
     pub fn set_gpus(&mut self, gpus: Vec<GpuDevice>) {
         self.gpus = gpus;
+    }
+
+    /// The (low, high) power each domain's sensor vouches for, W, in meter order (the
+    /// model's span), for the ranges of windows and requests.
+    pub fn set_power_bounds(&mut self, power_bounds_w: Vec<Option<(f64, f64)>>) {
+        self.power_bounds_w = power_bounds_w;
+    }
+
+    /// The relative range of the energy the agent attributes, (low / value, high / value):
+    /// each counted domain's range over everything measured since start
+    /// ([`wattprint_core::bounds::domain_bounds`]: the model's span, RAPL's and NVML's
+    /// accuracy), summed. Every per-request figure scales by it; (1, 1) before any energy.
+    pub fn energy_range_factors(&self) -> (f64, f64) {
+        let uptime_s = self.samples.back().map_or(0.0, |s| s.t_s);
+        let (mut lo, mut v, mut hi) = (0.0, 0.0, 0.0);
+        for (k, d) in self.domains.iter().enumerate() {
+            if !d.counted_in_total {
+                continue;
+            }
+            let j = self.cumulative_j.get(k).copied().unwrap_or(0.0);
+            let pb = self.power_bounds_w.get(k).copied().flatten();
+            let (b, _) =
+                wattprint_core::bounds::domain_bounds(d.method, &d.source, j, uptime_s, pb);
+            (lo, v, hi) = (lo + b.low, v + j, hi + b.high);
+        }
+        if v > 0.0 {
+            (lo / v, hi / v)
+        } else {
+            (1.0, 1.0)
+        }
     }
 
     pub fn carbon(&self) -> &CarbonFactor {
@@ -1043,5 +1076,48 @@ mod tests {
             .filter(|l| l.starts_with("wattprint_windows_ended_total{"))
             .count();
         assert_eq!(series, 4, "{text}");
+    }
+
+    #[test]
+    fn request_figures_carry_the_counted_domains_relative_range() {
+        use wattprint_sensors::{RawReading, ReadCadence, SensorInfo};
+        let rapl = FakeSensor::new(
+            SensorInfo {
+                source: "rapl-powercap".into(),
+                domains: vec![DomainDesc {
+                    name: "package-0".into(),
+                    kind: wattprint_core::DomainKind::CpuPackage,
+                    source: "rapl-powercap".into(),
+                    method: wattprint_core::Method::Counter,
+                    counted_in_total: true,
+                    device: None,
+                }],
+                cadence: ReadCadence::Boundaries { guard_s: None },
+                setup: "none".into(),
+            },
+            // 100 J more at every read: energy whatever the clock did.
+            {
+                let mut j = 0.0;
+                move |_t, out| {
+                    j += 100.0;
+                    out[0] = RawReading::EnergyCounter {
+                        joules: j,
+                        range_j: None,
+                    };
+                    Ok(())
+                }
+            },
+        );
+        let meter = Meter::start(vec![Box::new(rapl)], MeterOptions::default());
+        let mut st = AgentState::new(meter, 1000.0, 0.0, factor(), Limits::default());
+        assert_eq!(st.energy_range_factors(), (1.0, 1.0));
+        st.tick();
+        st.tick();
+        let (lo, hi) = st.energy_range_factors();
+        // RAPL counters: +/- 5 %.
+        assert!(
+            (lo - 0.95).abs() < 1e-12 && (hi - 1.05).abs() < 1e-12,
+            "{lo} {hi}"
+        );
     }
 }
