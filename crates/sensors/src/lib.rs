@@ -8,6 +8,10 @@
 //! through perf_event's `power` PMU), [`model::UtilisationModel`] (the utilisation power model).
 
 pub mod agent_socket;
+#[cfg(feature = "amd")]
+pub mod amd;
+#[cfg(not(feature = "amd"))]
+#[path = "amd_off.rs"]
 pub mod amd;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
@@ -17,6 +21,10 @@ pub mod gpu;
 pub mod hwmon;
 pub mod meter;
 pub mod model;
+#[cfg(feature = "nvml")]
+pub mod nvml;
+#[cfg(not(feature = "nvml"))]
+#[path = "nvml_off.rs"]
 pub mod nvml;
 pub mod perf_rapl;
 pub mod powercap;
