@@ -74,6 +74,44 @@ pub fn timeval_s(tv: libc::timeval) -> f64 {
 }
 
 /// This process's own CPU time and peak RSS.
+///
+/// The peak RSS is this program image's own (`VmHWM` of `/proc/self/status`, which `execve`
+/// resets), not `ru_maxrss`, which `execve` keeps: under `cargo run`, which replaces itself
+/// with wattprint, that would be cargo's. CPU time is kept across `execve` too: callers that
+/// need their own share subtract a reading taken at their start.
 pub fn self_usage() -> Usage {
-    rusage(libc::RUSAGE_SELF)
+    let mut u = rusage(libc::RUSAGE_SELF);
+    if let Some(hwm) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| vm_hwm_bytes(&s))
+    {
+        u.peak_rss_bytes = hwm;
+    }
+    u
+}
+
+/// `VmHWM` of a `/proc/PID/status` text, bytes.
+pub fn vm_hwm_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
+#[cfg(test)]
+mod hwm_tests {
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_read_in_bytes() {
+        let status =
+            "Name:\twattprint\nVmPeak:\t  20000 kB\nVmHWM:\t    6144 kB\nVmRSS:\t 5000 kB\n";
+        assert_eq!(vm_hwm_bytes(status), Some(6144 * 1024));
+        assert_eq!(vm_hwm_bytes("Name: x\n"), None);
+    }
 }

@@ -98,6 +98,8 @@ struct Prepared {
     live: bool,
     /// The live view's and the timeline's period, s.
     interval_s: f64,
+    /// This process's CPU time when `run` started, s (what was spent before is not ours).
+    cpu_at_start_s: f64,
 }
 
 /// The measured command: its session (window ended), energy, exit and CPU time, cgroup.
@@ -111,7 +113,11 @@ struct Measured {
 /// `wattprint run`: prepare (check every option), measure (the command in its session),
 /// finish (the engine's report, the summary, the outputs, the history).
 pub fn main(args: Args) -> anyhow::Result<u8> {
+    // CPU time is kept across execve: under `cargo run` (which replaces itself with wattprint)
+    // the process has cargo's already. The overhead score counts wattprint's own from here.
+    let cpu_at_start_s = wattprint_engine::procinfo::self_usage().cpu_s;
     let mut p = prepare(args)?;
+    p.cpu_at_start_s = cpu_at_start_s;
     match measure(&mut p)? {
         Ok(m) => Ok(finish(p, m)),
         Err(not_started) => Ok(not_started),
@@ -185,6 +191,7 @@ fn prepare(args: Args) -> anyhow::Result<Prepared> {
         work_file,
         live,
         interval_s,
+        cpu_at_start_s: 0.0,
     })
 }
 
@@ -330,6 +337,7 @@ fn finish(p: Prepared, m: Measured) -> u8 {
         mut warnings,
         work_file,
         live,
+        cpu_at_start_s,
         ..
     } = p;
     let Measured {
@@ -356,7 +364,7 @@ fn finish(p: Prepared, m: Measured) -> u8 {
         labels,
         job_cpu_s: Some(job_cpu_s),
         job_cpu_source: Some(job_cpu_source),
-        meter_cpu_s: Some(usage.cpu_s),
+        meter_cpu_s: Some((usage.cpu_s - cpu_at_start_s).max(0.0)),
         peak_rss_bytes: Some(usage.peak_rss_bytes),
         ..Default::default()
     };
