@@ -2,10 +2,11 @@
 //! boundaries and the sampler read sensors in tokio's blocking pool, so a slow sensor (NVML
 //! can take milliseconds) never stalls the requests being served.
 
+mod common;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
-use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
+use wattprint_agent::Agent;
 use wattprint_core::{DomainDesc, DomainKind, Method};
 use wattprint_sensors::fake::FakeSensor;
 use wattprint_sensors::{RawReading, ReadCadence, SensorInfo};
@@ -48,15 +49,7 @@ fn windows_and_the_sampler_read_sensors_off_the_runtime_thread() {
         };
         Ok(())
     });
-    let carbon = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
-        intensity_g_per_kwh: Some(100.0),
-        pue: Some(1.0),
-        ..Default::default()
-    })
-    .unwrap();
-    let mut cfg = AgentConfig::new(carbon);
-    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.interval_s = 0.02;
+    let cfg = common::loopback_config(0.02);
     let agent = Agent::bind(cfg, vec![Box::new(sensor)]).unwrap();
     let addr = agent.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,11 +1,12 @@
 //! OTLP/HTTP push (feature `otlp`) to a mock receiver on 127.0.0.1.
 #![cfg(feature = "otlp")]
 
+mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 use wattprint_agent::otlp::OtlpConfig;
-use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
+use wattprint_agent::Agent;
 use wattprint_sensors::fake::FakeSensor;
 
 /// Accept one POST and return (path, JSON body), answering 200.
@@ -45,15 +46,7 @@ fn receive(l: &TcpListener) -> (String, serde_json::Value) {
 fn the_agent_pushes_otlp_json_metrics_to_the_collector() {
     let collector = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = collector.local_addr().unwrap().port();
-    let carbon = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
-        intensity_g_per_kwh: Some(100.0),
-        pue: Some(1.0),
-        ..Default::default()
-    })
-    .unwrap();
-    let mut cfg = AgentConfig::new(carbon);
-    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.interval_s = 0.05;
+    let mut cfg = common::loopback_config(0.05);
     cfg.otlp = Some(OtlpConfig {
         endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
         interval_s: 0.2,
@@ -118,15 +111,7 @@ fn a_failed_push_is_counted_in_the_metrics() {
     // A collector that answers every push with 503.
     let collector = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = collector.local_addr().unwrap().port();
-    let carbon = CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
-        intensity_g_per_kwh: Some(100.0),
-        pue: Some(1.0),
-        ..Default::default()
-    })
-    .unwrap();
-    let mut cfg = AgentConfig::new(carbon);
-    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.interval_s = 0.05;
+    let mut cfg = common::loopback_config(0.05);
     cfg.otlp = Some(OtlpConfig {
         endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
         interval_s: 0.1,

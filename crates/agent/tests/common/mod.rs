@@ -131,3 +131,18 @@ impl Conn {
         }
     }
 }
+
+/// An agent configuration on 127.0.0.1 (any port), carbon at a fixed 100 g/kWh and PUE 1,
+/// sampling every `interval_s`.
+pub fn loopback_config(interval_s: f64) -> wattprint_agent::AgentConfig {
+    let carbon = wattprint_agent::CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+        intensity_g_per_kwh: Some(100.0),
+        pue: Some(1.0),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut cfg = wattprint_agent::AgentConfig::new(carbon);
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.interval_s = interval_s;
+    cfg
+}
