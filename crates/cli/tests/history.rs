@@ -564,6 +564,37 @@ fn a_locked_history_keeps_the_run_in_a_spool_stored_by_the_next_run() {
 }
 
 #[test]
+fn a_locked_history_keeps_imported_runs_in_the_spool_stored_by_the_next_import() {
+    let d = setup();
+    wp(d.path()).args(["run", "--", "true"]).assert().success();
+    let db = rusqlite::Connection::open(d.path().join("history.sqlite")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let t = trace(d.path(), "locked.csv", 100.0, "2026-03-02");
+    let a = wp(d.path())
+        .env("WATTPRINT_DB_TIMEOUT_MS", "200")
+        .arg("import")
+        .arg(&t)
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let spool = d.path().join("history.sqlite.spool");
+    assert!(
+        err.contains("locked")
+            && err.contains("stored by the next run")
+            && err.contains(&spool.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1, "{err}");
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+    // The next import (of another file) stores itself and the spooled run.
+    let t2 = trace(d.path(), "next.csv", 50.0, "2026-03-03");
+    wp(d.path()).arg("import").arg(&t2).assert().success();
+    assert_eq!(count_runs(d.path()), 3);
+    assert!(!spool.exists());
+}
+
+#[test]
 fn an_unwritable_output_is_refused_before_the_command_runs() {
     let d = setup();
     let marker = d.path().join("ran");

@@ -1,7 +1,7 @@
 //! `wattprint import FILE`: scores a trace or another tool's output (nvidia-smi CSV,
 //! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it.
 
-use crate::common::{carbon_error, CarbonArgs, WorkArgs};
+use crate::common::{carbon_error, escape, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::io::Write;
 use std::path::PathBuf;
@@ -149,7 +149,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for r in &runs {
         eprintln!(
             "wattprint: imported {} ({}): {} over {:.1} s{}",
-            r.id,
+            escape(&r.id),
             format.name(),
             wattprint_report::render::fmt_j(r.energy.total_j),
             r.duration_s,
@@ -161,25 +161,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         );
     }
     if !args.no_store {
-        let mut store = match crate::cmd::runs::open_store() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("wattprint: warning: imported runs not stored in the history: {e}");
-                return Ok(0);
+        // Like `run`: a locked history that outlasts the wait keeps the runs in the spool
+        // beside the database (the warning says where); the next run or import stores them.
+        crate::cmd::runs::store_all_or_warn(&runs, |r, how| {
+            if how == wattprint_store::Inserted::AlreadyStored {
+                eprintln!(
+                    "wattprint: {} was already in the history (same file imported before)",
+                    escape(&r.id)
+                );
             }
-        };
-        for r in &runs {
-            match store.insert(r) {
-                Ok(wattprint_store::Inserted::New) => {}
-                Ok(wattprint_store::Inserted::AlreadyStored) => {
-                    eprintln!(
-                        "wattprint: {} was already in the history (same file imported before)",
-                        r.id
-                    )
-                }
-                Err(e) => eprintln!("wattprint: warning: {} not stored: {e}", r.id),
-            }
-        }
+        });
     }
     Ok(0)
 }
