@@ -203,7 +203,12 @@ pub fn store_all_or_warn(runs: &[RunReport], mut stored: impl FnMut(&RunReport, 
 fn not_stored(r: &RunReport, e: &wattprint_store::StoreError, spool: &Path) {
     use crate::common::escape;
     let id = escape(&r.id);
-    if !matches!(e, wattprint_store::StoreError::Locked { .. }) {
+    // A locked history, or one whose disk is full (a small spool file may still fit where
+    // SQLite's pages do not), keeps the run in the spool; other failures only warn.
+    if !matches!(
+        e,
+        wattprint_store::StoreError::Locked { .. } | wattprint_store::StoreError::Full { .. }
+    ) {
         eprintln!(
             "wattprint: warning: run {id} not stored in the history: {}",
             escape(&e.to_string())
