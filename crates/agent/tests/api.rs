@@ -553,3 +553,56 @@ fn every_refusal_is_a_json_error() {
         assert!(r.json()["error"].is_string(), "{}", r.body);
     }
 }
+
+/// Requests hyper cannot parse are answered below every handler; the answer is still the
+/// documented JSON error (`conn::JsonErrors`), with hyper's status.
+#[test]
+fn a_request_hyper_cannot_parse_gets_a_json_error_too() {
+    use std::io::{Read, Write};
+    let a = start_with(config(), counter(10.0));
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let cases: [(&[u8], u16); 5] = [
+        (b"\x01\x1b[2J garbage\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nHost localhost\r\n\r\n", 400),
+        (b"GET /healthz HTTP/9.9\r\nHost: localhost\r\n\r\n", 400),
+        (long_header.as_bytes(), 431),
+        (many_headers.as_bytes(), 431),
+    ];
+    for (raw, status) in cases {
+        let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // hyper may answer (and close) before the whole head is sent: a failed write of the
+        // rest is fine, the answer is what is checked.
+        let _ = s.write_all(raw);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{:?}: {text}",
+            String::from_utf8_lossy(&raw[..raw.len().min(40)])
+        );
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{text}"
+        );
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(v["error"].as_str().unwrap().len() > 20, "{body}");
+    }
+    // The agent keeps serving.
+    let mut c = Conn::open(a.addr);
+    assert_eq!(c.request("GET", "/healthz", None).status, 200);
+}
