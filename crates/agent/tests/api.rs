@@ -606,3 +606,39 @@ fn a_request_hyper_cannot_parse_gets_a_json_error_too() {
     let mut c = Conn::open(a.addr);
     assert_eq!(c.request("GET", "/healthz", None).status, 200);
 }
+
+/// Control characters (an ANSI sequence here) in names never come back raw: a window name
+/// or label with one is refused by name, a span label is kept escaped, so neither /metrics
+/// nor any answer can rewrite the terminal of whoever reads it.
+#[test]
+fn control_characters_in_names_are_refused_or_escaped() {
+    let a = start_with(config(), counter(100.0));
+    let mut c = Conn::open(a.addr);
+    for body in [
+        json!({"name": "job\u{1b}[2J\u{7}"}),
+        json!({"name": "job", "labels": {"model\u{1b}[31m": "a"}}),
+        json!({"name": "job", "labels": {"model": "a\r\u{9b}31m"}}),
+    ] {
+        let r = c.request("POST", "/v1/windows", Some(&body.to_string()));
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(e.contains("control characters"), "{e}");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t = now();
+    let spans = json!([{"start_unix_s": t - 0.15, "end_unix_s": t - 0.05, "tokens": 3,
+        "labels": {"model": "\u{1b}[31mred\u{1b}[0m", "k\u{1b}]0;title\u{7}": "v"}}]);
+    let r = c.request("POST", "/v1/spans", Some(&spans.to_string()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["accepted"], 1, "{}", r.body);
+    wait_for(|| {
+        let s = c.request("GET", "/v1/requests/summary", None).json();
+        (s["summary"]["requests"] == 1).then_some(())
+    });
+    let m = c.request("GET", "/metrics", None).body;
+    assert!(!m.contains('\u{1b}') && !m.contains('\u{7}'), "{m}");
+    assert!(m.contains("model=\"\\\\u{1b}[31mred\\\\u{1b}[0m\""), "{m}");
+    let s = c.request("GET", "/v1/requests/summary", None).body;
+    assert!(s.contains("\\\\u{1b}[31mred"), "{s}");
+}

@@ -183,6 +183,12 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     wattprint_core::text::printable(s)
 }
 
+/// Multi-line text that quotes input (a report, a summary, a table) made safe for a
+/// terminal: line feeds and tabs kept, every other control character escaped.
+pub fn escape_text(s: &str) -> std::borrow::Cow<'_, str> {
+    wattprint_core::text::printable_text(s)
+}
+
 /// Read a small text file, refusing more than `max_bytes` (so `/dev/zero` or a huge file is
 /// an error, not an endless read).
 pub fn read_bounded(path: &std::path::Path, max_bytes: u64) -> std::io::Result<String> {

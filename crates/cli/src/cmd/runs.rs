@@ -135,12 +135,13 @@ fn drain_spool(s: &mut Store, dir: &Path) {
                 let _ = std::fs::remove_file(&p);
             }
             Ok(Err(e)) => eprintln!(
-                "wattprint: warning: spooled run {} not stored yet: {e}",
-                p.display()
+                "wattprint: warning: spooled run {} not stored yet: {}",
+                crate::common::escape(&p.display().to_string()),
+                crate::common::escape(&e.to_string())
             ),
             Err(e) => eprintln!(
                 "wattprint: warning: spooled run {} cannot be read ({e}): move it aside",
-                p.display()
+                crate::common::escape(&p.display().to_string())
             ),
         }
     }
@@ -449,7 +450,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     } else if runs.is_empty() {
         eprintln!(
             "no runs stored in {} (yet): `wattprint run -- CMD` stores one",
-            store.path().display()
+            crate::common::escape(&store.path().display().to_string())
         );
     } else {
         write!(out, "{}", wattprint_report::render::runs_table(&runs))?;
