@@ -50,24 +50,22 @@ pub struct Args {
 }
 
 /// Largest file imported, bytes: a day of nvidia-smi logs of 8 GPUs every 100 ms is about
-/// 500 MB, so 1 GiB; a larger file (or `/dev/zero`) is refused before it fills memory.
-const MAX_IMPORT_BYTES: u64 = 1 << 30;
+/// 500 MB, so 1 GiB; a larger file is refused.
+pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
+
+/// Longest line of an imported file, bytes: a CodeCarbon row with every column is about
+/// 2 KB; a file without line breaks (`/dev/zero`, a binary) is refused after this much.
+pub const MAX_IMPORT_LINE_BYTES: usize = 1 << 20;
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    use std::io::Read;
-    let mut text = Vec::new();
-    std::fs::File::open(&args.file)
-        .and_then(|f| f.take(MAX_IMPORT_BYTES + 1).read_to_end(&mut text))
-        .map_err(|e| BadInput(format!("{}: cannot read: {e}", args.file.display())))?;
-    if text.len() as u64 > MAX_IMPORT_BYTES {
-        return Err(BadInput(format!(
-            "{}: larger than {} MiB: split the log and import the parts",
-            args.file.display(),
-            MAX_IMPORT_BYTES >> 20
-        ))
-        .into());
-    }
-    let text = String::from_utf8_lossy(&text);
+    let text =
+        crate::common::read_lines_bounded(&args.file, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
+            .map_err(|e| {
+                BadInput(format!(
+                    "{}: cannot read: {e} (split a larger log and import the parts)",
+                    args.file.display()
+                ))
+            })?;
     let format = match args.format {
         Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
         Some(Format::Codecarbon) => ImportFormat::CodeCarbon,

@@ -337,7 +337,8 @@ pub fn filter(a: &SelectArgs, limit: Option<usize>) -> anyhow::Result<(Filter, S
 /// Reads run reports from a JSON file (one report or an array: `run -o`, `import --json`), or
 /// from a file `wattprint import` reads.
 pub fn load_file(p: &Path) -> anyhow::Result<Vec<RunReport>> {
-    let text = std::fs::read_to_string(p)
+    // JSON needs the whole text; an import file is read as `import` reads it.
+    let text = crate::common::read_bounded(p, crate::cmd::import::MAX_IMPORT_BYTES)
         .map_err(|e| BadInput(format!("{}: cannot read: {e}", p.display())))?;
     let t = text.trim_start();
     if !(t.starts_with('{') || t.starts_with('[')) {
