@@ -642,3 +642,27 @@ fn control_characters_in_names_are_refused_or_escaped() {
     let s = c.request("GET", "/v1/requests/summary", None).body;
     assert!(s.contains("\\\\u{1b}[31mred"), "{s}");
 }
+
+/// A chunked body that never ends (no length declared) is cut at the body cap with a JSON
+/// 413, read frame by frame: the agent never buffers past the cap.
+#[test]
+fn an_endless_chunked_body_is_refused_at_the_cap() {
+    use std::io::{Read, Write};
+    let mut cfg = config();
+    cfg.max_body_bytes = 100;
+    let a = start_with(cfg, counter(10.0));
+    let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // One 1,000-byte chunk and no final chunk: for the agent, a body still coming.
+    write!(
+        s,
+        "POST /v1/windows HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n{}\r\n",
+        "x".repeat(1000)
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(text.contains("\"error\""), "{text}");
+}
