@@ -11,7 +11,9 @@ mod common;
 /// input read whole would take hundreds of MB to GB.
 const MAX_RSS_KIB: i64 = 96 * 1024;
 
-/// Runs `cmd`, returning (exit code, stderr, peak RSS in KiB) of that child alone.
+/// Runs `cmd`, returning (exit code, stderr, peak RSS in KiB) of that child alone. The child
+/// is reaped by `wait4` (for its own rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut cmd: Command) -> (i32, String, i64) {
     let child = cmd
         .stdin(Stdio::null())
