@@ -1,9 +1,10 @@
 //! `--intensity-file`: a CSV of `timestamp,intensity_g_per_kwh` rows, hourly or finer.
 //!
 //! The timestamp is RFC 3339 (`2025-01-15T10:00:00Z`; read by `wattprint_core::wallclock`,
-//! without an offset as UTC) or Unix seconds. Read with the `csv` crate (quoted fields
-//! allowed); an optional header row, blank lines and `#` comment lines are skipped. Each row holds until the
-//! next one; the last holds for the file's median step. Errors name the line and field.
+//! without an offset as UTC) or Unix seconds. Read row by row, never whole (see [`read`]):
+//! fields split at commas, double-quoted fields allowed on one line; an optional header
+//! row, blank lines and `#` comment lines are skipped. Each row holds until the next one;
+//! the last holds for the file's median step. Errors name the line and field.
 
 use std::path::Path;
 use wattprint_core::carbon::{IntensitySeries, MAX_INTENSITY_G_PER_KWH};

@@ -398,7 +398,8 @@ fn another_user_outside_the_socket_group_is_refused_and_no_http_listener_exists(
         assert!(ready, "the agent did not start:\n{log}");
         // The detector finds a listener where there is one (this test process's own).
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        assert_eq!(tcp_listeners_of(std::process::id()), 1);
+        // (>= 1: another test of this binary may hold a listener of its own meanwhile.)
+        assert!(tcp_listeners_of(std::process::id()) >= 1);
         drop(probe);
         assert_eq!(
             tcp_listeners_of(pid),
