@@ -5,7 +5,7 @@
 //! in as arguments, so tests drive it with synthetic figures and exact expected values.
 
 use super::{Limits, Sample};
-use crate::labels::{LabelSet, LabelTable};
+use crate::labels::{Interned, LabelSet, LabelTable};
 use std::collections::{BTreeMap, VecDeque};
 use wattprint_core::requests::{self, RequestEnergy, RequestSummary, Slice, Span};
 
@@ -26,6 +26,15 @@ pub struct SpanRefusal {
     /// The field at fault.
     pub field: &'static str,
     pub error: String,
+}
+
+/// What became of one batch of reported spans.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanBatch {
+    /// Spans queued for attribution (a late one counts if part of it still was).
+    pub accepted: usize,
+    /// Why refused spans were, the first [`MAX_SPAN_REFUSALS`] of them.
+    pub refusals: Vec<SpanRefusal>,
 }
 
 /// One request span as reported (Unix seconds).
@@ -201,77 +210,77 @@ impl RequestLedger {
         }
     }
 
-    /// Why `r` cannot be attributed: the field and the reason (ranges relative to the agent's
+    /// Why `r`, at `index` in its batch, cannot be attributed: the field and the reason (ranges
+    /// relative to the agent's
     /// start and its newest sample at meter time `newest_s`; see [`MAX_SPAN_S`],
     /// [`MAX_SPAN_PAST_S`], [`MAX_SPAN_TOKENS`]).
-    fn span_problem(&self, r: &SpanReport, newest_s: f64) -> Option<(&'static str, String)> {
+    fn span_problem(&self, index: usize, r: &SpanReport, newest_s: f64) -> Option<SpanRefusal> {
+        let refuse = |field, error| {
+            Some(SpanRefusal {
+                index,
+                field,
+                error,
+            })
+        };
         let start_s = r.start_unix_s - self.unix_at_epoch_s;
         let end_s = r.end_unix_s - self.unix_at_epoch_s;
         if !r.start_unix_s.is_finite() || start_s < -MAX_SPAN_PAST_S {
-            return Some((
+            return refuse(
                 "start_unix_s",
                 format!(
                     "{} is not a time within {MAX_SPAN_PAST_S} s before the agent started ({})",
                     r.start_unix_s, self.unix_at_epoch_s
                 ),
-            ));
+            );
         }
         if !r.end_unix_s.is_finite() || end_s < start_s {
-            return Some((
+            return refuse(
                 "end_unix_s",
                 format!("{} is before start_unix_s or not a number", r.end_unix_s),
-            ));
+            );
         }
         if end_s > newest_s + self.limits.max_future_s {
-            return Some((
+            return refuse(
                 "end_unix_s",
                 format!(
                     "{} is more than {} s after the agent's newest sample: is the client's clock right?",
                     r.end_unix_s, self.limits.max_future_s
                 ),
-            ));
+            );
         }
         if end_s - start_s > MAX_SPAN_S {
-            return Some((
+            return refuse(
                 "end_unix_s",
                 format!(
                     "the span lasts {} s, more than {MAX_SPAN_S} s",
                     end_s - start_s
                 ),
-            ));
+            );
         }
         if r.tokens.is_some_and(|t| t > MAX_SPAN_TOKENS) {
-            return Some((
+            return refuse(
                 "tokens",
                 format!(
                     "{} tokens in one request: at most {MAX_SPAN_TOKENS}",
                     r.tokens.unwrap_or_default()
                 ),
-            ));
+            );
         }
         None
     }
 
     /// Queue reported spans for attribution: how many were accepted, and why the first
-    /// [`MAX_SPAN_REFUSALS`] refused ones were (index in `reports`, field, reason).
+    /// [`MAX_SPAN_REFUSALS`] refused ones were.
     /// `newest_s` is the meter time of the newest sample, s (0 before any).
-    pub fn add_spans_checked(
-        &mut self,
-        reports: Vec<SpanReport>,
-        newest_s: f64,
-    ) -> (usize, Vec<SpanRefusal>) {
+    pub fn add_spans_checked(&mut self, reports: Vec<SpanReport>, newest_s: f64) -> SpanBatch {
         let mut accepted = 0;
         let mut refusals = Vec::new();
         for (index, r) in reports.into_iter().enumerate() {
             self.spans_received += 1;
-            if let Some((field, error)) = self.span_problem(&r, newest_s) {
+            if let Some(refusal) = self.span_problem(index, &r, newest_s) {
                 self.losses.spans_invalid += 1;
                 if refusals.len() < MAX_SPAN_REFUSALS {
-                    refusals.push(SpanRefusal {
-                        index,
-                        field,
-                        error,
-                    });
+                    refusals.push(refusal);
                 }
                 continue;
             }
@@ -294,7 +303,10 @@ impl RequestLedger {
                 span.tokens = span.tokens.map(|t| (t as f64 * kept / full).round() as u64);
                 span.start_s = self.settled_until_s;
             }
-            let (label, overflowed) = self.labels.intern(&r.labels);
+            let Interned {
+                set: label,
+                overflowed,
+            } = self.labels.intern(&r.labels);
             if overflowed {
                 self.losses.label_sets_overflowed += 1;
             }
@@ -309,7 +321,7 @@ impl RequestLedger {
             self.pending.pop_front();
             self.losses.spans_dropped += 1;
         }
-        (accepted, refusals)
+        SpanBatch { accepted, refusals }
     }
 
     /// Summary of the attributed requests still in the recent list, and idle energy.
@@ -378,7 +390,7 @@ mod tests {
     /// Queue `reports` with the newest of `samples` as the present; how many were accepted.
     fn add(st: &mut RequestLedger, samples: &[Sample], reports: Vec<SpanReport>) -> usize {
         let newest_s = samples.last().map_or(0.0, |s| s.t_s);
-        st.add_spans_checked(reports, newest_s).0
+        st.add_spans_checked(reports, newest_s).accepted
     }
 
     #[test]

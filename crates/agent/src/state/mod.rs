@@ -14,8 +14,8 @@ mod ledger;
 mod windows;
 
 pub use ledger::{
-    LabelTotals, RequestLedger, Settled, SpanLosses, SpanRefusal, SpanReport, MAX_SPAN_PAST_S,
-    MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
+    LabelTotals, RequestLedger, Settled, SpanBatch, SpanLosses, SpanRefusal, SpanReport,
+    MAX_SPAN_PAST_S, MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
 };
 pub use windows::{
     OpenWindow, OpenWindowEnergy, WindowTable, WindowTotals, MAX_WINDOW_COUNT, OVERFLOW_WINDOW,
@@ -117,6 +117,14 @@ pub struct Sample {
     pub total_j: f64,
     /// Per domain power over the interval ending here, W.
     pub power_w: Vec<Option<f64>>,
+}
+
+/// A figure's relative range: its low and high ends divided by the figure (1 and 1 when it is
+/// exact).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RangeFactors {
+    pub low: f64,
+    pub high: f64,
 }
 
 /// What was lost or refused, for `/metrics`, the summary and the logs.
@@ -222,11 +230,11 @@ impl AgentState {
         self.power_bounds_w = power_bounds_w;
     }
 
-    /// The relative range of the energy the agent attributes, (low / value, high / value):
+    /// The relative range of the energy the agent attributes (low / value, high / value):
     /// each counted domain's range over everything measured since start
     /// ([`wattprint_core::bounds::domain_bounds`]: the model's span, RAPL's and NVML's
     /// accuracy), summed. Every per-request figure scales by it; (1, 1) before any energy.
-    pub fn energy_range_factors(&self) -> (f64, f64) {
+    pub fn energy_range_factors(&self) -> RangeFactors {
         let uptime_s = self.samples.back().map_or(0.0, |s| s.t_s);
         let (mut lo, mut v, mut hi) = (0.0, 0.0, 0.0);
         for (k, d) in self.domains.iter().enumerate() {
@@ -240,9 +248,15 @@ impl AgentState {
             (lo, v, hi) = (lo + b.low, v + j, hi + b.high);
         }
         if v > 0.0 {
-            (lo / v, hi / v)
+            RangeFactors {
+                low: lo / v,
+                high: hi / v,
+            }
         } else {
-            (1.0, 1.0)
+            RangeFactors {
+                low: 1.0,
+                high: 1.0,
+            }
         }
     }
 
@@ -301,12 +315,12 @@ impl AgentState {
 
     /// Queue reported spans for attribution. Returns how many were accepted.
     pub fn add_spans(&mut self, reports: Vec<SpanReport>) -> usize {
-        self.add_spans_checked(reports).0
+        self.add_spans_checked(reports).accepted
     }
 
     /// Queue reported spans for attribution: how many were accepted, and why the first
     /// [`MAX_SPAN_REFUSALS`] refused ones were (see [`RequestLedger::add_spans_checked`]).
-    pub fn add_spans_checked(&mut self, reports: Vec<SpanReport>) -> (usize, Vec<SpanRefusal>) {
+    pub fn add_spans_checked(&mut self, reports: Vec<SpanReport>) -> SpanBatch {
         let newest_s = self.newest_s();
         self.ledger.add_spans_checked(reports, newest_s)
     }
@@ -561,10 +575,16 @@ mod tests {
         );
         let meter = Meter::start(vec![Box::new(rapl)], MeterOptions::default());
         let mut st = AgentState::new(meter, 1000.0, 0.0, factor(), Limits::default());
-        assert_eq!(st.energy_range_factors(), (1.0, 1.0));
+        assert_eq!(
+            st.energy_range_factors(),
+            RangeFactors {
+                low: 1.0,
+                high: 1.0
+            }
+        );
         st.tick();
         st.tick();
-        let (lo, hi) = st.energy_range_factors();
+        let RangeFactors { low: lo, high: hi } = st.energy_range_factors();
         // RAPL counters: +/- 5 %.
         assert!(
             (lo - 0.95).abs() < 1e-12 && (hi - 1.05).abs() < 1e-12,
