@@ -565,4 +565,175 @@ mod tests {
         assert_eq!(n, 1);
         assert_eq!(st.losses().spans_invalid, 3);
     }
+
+    fn span(start_unix_s: f64, end_unix_s: f64, tokens: Option<u64>) -> SpanReport {
+        SpanReport {
+            start_unix_s,
+            end_unix_s,
+            tokens,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// 100 W for 4 s, then 200 W for 4 s.
+    fn two_steps() -> Vec<Sample> {
+        vec![sample(0.0, 0.0), sample(4.0, 400.0), sample(8.0, 1200.0)]
+    }
+
+    #[test]
+    fn settling_gives_exact_shares_idle_and_grams() {
+        // Intensity 360 g/kWh at PUE 1.5; spans at t = 0..4 and 2..6 (Unix 1000 is t = 0).
+        let mut st = RequestLedger::new(1000.0, 360.0, 1.5, Limits::default());
+        let samples = two_steps();
+        assert_eq!(
+            add(
+                &mut st,
+                &samples,
+                vec![span(1000.0, 1004.0, None), span(1002.0, 1006.0, None)]
+            ),
+            2
+        );
+        st.settle(&samples, 8.0);
+        // 0..2: A alone, 200 J; 2..4: both, 100 J each; 4..6: B alone at 200 W, 400 J;
+        // 6..8: no request, 400 J idle.
+        let recent: Vec<&Settled> = st.recent(usize::MAX).collect();
+        assert_eq!(recent.len(), 2);
+        let (b, a) = (recent[0], recent[1]);
+        assert_eq!(
+            (a.start_unix_s, a.end_unix_s, a.energy_j),
+            (1000.0, 1004.0, 300.0)
+        );
+        assert_eq!(
+            (b.start_unix_s, b.end_unix_s, b.energy_j),
+            (1002.0, 1006.0, 500.0)
+        );
+        // Grams of the facility energy (x PUE) at the intensity.
+        assert_eq!(a.carbon_g, 300.0 * 1.5 / 3.6e6 * 360.0);
+        assert_eq!(b.carbon_g, 500.0 * 1.5 / 3.6e6 * 360.0);
+        assert_eq!(st.idle_j(), 400.0);
+        let s = st.summary();
+        assert_eq!((s.requests, s.tokens), (2, 0));
+        assert_eq!((s.attributed_j, s.idle_j), (800.0, 400.0));
+        assert_eq!(s.intensity_g_per_kwh, 540.0);
+        assert_eq!(s.attributed_g, 800.0 / 3.6e6 * 540.0);
+        assert_eq!(s.idle_g, 400.0 / 3.6e6 * 540.0);
+        let (labels, t) = st.label_totals().next().unwrap();
+        assert!(labels.is_empty());
+        assert_eq!(
+            t,
+            &LabelTotals {
+                requests: 2,
+                tokens: 0,
+                energy_j: 800.0,
+                carbon_g: a.carbon_g + b.carbon_g,
+            }
+        );
+        assert_eq!(st.losses(), &SpanLosses::default());
+        assert_eq!(
+            (
+                st.pending_spans(),
+                st.spans_received(),
+                st.settled_until_s()
+            ),
+            (0, 2, 8.0)
+        );
+    }
+
+    #[test]
+    fn a_span_open_at_the_horizon_waits_and_ends_with_the_same_share() {
+        let mut st = ledger(Limits::default());
+        let samples = two_steps();
+        add(
+            &mut st,
+            &samples,
+            vec![span(1000.0, 1004.0, None), span(1002.0, 1006.0, None)],
+        );
+        st.settle(&samples, 3.0);
+        assert_eq!((st.pending_spans(), st.summary().requests), (2, 0));
+        assert_eq!(st.idle_j(), 0.0);
+        // A horizon that does not move settles nothing more.
+        st.settle(&samples, 3.0);
+        st.settle(&samples, 8.0);
+        let j: Vec<f64> = st.recent(usize::MAX).map(|s| s.energy_j).collect();
+        assert_eq!(j, vec![500.0, 300.0]);
+        assert_eq!(st.idle_j(), 400.0);
+    }
+
+    #[test]
+    fn declared_tokens_weight_the_shares_by_token_rate() {
+        let mut st = ledger(Limits::default());
+        let samples = vec![sample(0.0, 0.0), sample(4.0, 400.0)];
+        add(
+            &mut st,
+            &samples,
+            vec![
+                span(1000.0, 1004.0, Some(30)),
+                span(1000.0, 1004.0, Some(10)),
+            ],
+        );
+        st.settle(&samples, 4.0);
+        let j: Vec<f64> = st.recent(usize::MAX).map(|s| s.energy_j).collect();
+        assert_eq!(j, vec![100.0, 300.0]);
+        let s = st.summary();
+        assert_eq!(s.tokens, 40);
+        assert_eq!(s.overall_joules_per_token, Some(10.0));
+    }
+
+    #[test]
+    fn every_loss_is_counted_exactly() {
+        let mut st = ledger(Limits {
+            max_pending_spans: 1,
+            max_label_sets: 1,
+            ..Limits::default()
+        });
+        let samples: Vec<Sample> = (0..=10)
+            .map(|k| sample(k as f64, k as f64 * 100.0))
+            .collect();
+        st.settle(&samples, 5.0);
+        let lab =
+            |v: &str| -> BTreeMap<String, String> { [("m".to_string(), v.to_string())].into() };
+        let batch = st.add_spans_checked(
+            vec![
+                // Late: 2 s of it were settled already.
+                SpanReport {
+                    labels: lab("a"),
+                    ..span(1003.0, 1007.0, None)
+                },
+                // A second label set beyond max_label_sets: folded into the overflow set.
+                SpanReport {
+                    labels: lab("b"),
+                    ..span(1006.0, 1009.0, None)
+                },
+                // Ends before it starts.
+                span(1009.0, 1008.0, None),
+            ],
+            10.0,
+        );
+        assert_eq!(batch.accepted, 2);
+        assert_eq!(batch.refusals.len(), 1);
+        assert_eq!(
+            (batch.refusals[0].index, batch.refusals[0].field),
+            (2, "end_unix_s")
+        );
+        // Only one pending span is kept: the oldest is dropped.
+        assert_eq!(
+            st.losses(),
+            &SpanLosses {
+                spans_dropped: 1,
+                spans_invalid: 1,
+                spans_late: 1,
+                late_span_s: 2.0,
+                recent_rotated: 0,
+                label_sets_overflowed: 1,
+            }
+        );
+        assert_eq!(st.pending_spans(), 1);
+        st.settle(&samples, 10.0);
+        let (labels, t) = st.label_totals().next().unwrap();
+        assert_eq!(labels, &lab("a"));
+        assert_eq!(t.requests, 0);
+        let (labels, t) = st.label_totals().nth(1).unwrap();
+        assert_eq!(labels.get("overflow").map(String::as_str), Some("true"));
+        assert_eq!((t.requests, t.energy_j), (1, 300.0));
+    }
 }

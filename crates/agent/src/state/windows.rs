@@ -160,3 +160,116 @@ impl WindowTable {
         self.names_overflowed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattprint_core::{DomainKind, Method};
+
+    fn window(name: &str, begin_cum_j: Vec<f64>) -> OpenWindow {
+        OpenWindow {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            begin_unix_s: 1000.0,
+            begin_t_s: 0.0,
+            begin_cum_j,
+            begin_meter_cpu_s: 0.0,
+        }
+    }
+
+    fn domain(name: &str, counted_in_total: bool) -> DomainDesc {
+        DomainDesc {
+            name: name.into(),
+            kind: DomainKind::CpuPackage,
+            source: "fake".into(),
+            method: Method::Counter,
+            counted_in_total,
+            device: None,
+        }
+    }
+
+    #[test]
+    fn open_windows_are_bounded_and_taken_once() {
+        let mut t = WindowTable::new(1, 8);
+        assert_eq!(t.ensure_room(), Ok(()));
+        t.insert(7, window("a", vec![]));
+        assert_eq!(t.ensure_room(), Err(StateError::TooManyWindows(1)));
+        assert_eq!(t.take(7).map(|w| w.name), Ok("a".to_string()));
+        assert_eq!(t.take(7), Err(StateError::NoWindow(7)));
+        assert_eq!(t.ensure_room(), Ok(()));
+    }
+
+    #[test]
+    fn ended_names_beyond_the_bound_add_to_other() {
+        let mut t = WindowTable::new(8, 2);
+        t.record_ended("a".into(), 1.0, 0.5);
+        t.record_ended("b".into(), 2.0, 1.0);
+        t.record_ended("c".into(), 4.0, 2.0);
+        t.record_ended("a".into(), 8.0, 4.0);
+        t.record_ended("d".into(), 16.0, 8.0);
+        let totals = t.totals();
+        let names: Vec<&str> = totals.keys().map(String::as_str).collect();
+        assert_eq!(names, vec!["a", "b", OVERFLOW_WINDOW]);
+        assert_eq!(
+            totals["a"],
+            WindowTotals {
+                ended: 2,
+                energy_j: 9.0,
+                carbon_g: 4.5
+            }
+        );
+        assert_eq!(
+            totals[OVERFLOW_WINDOW],
+            WindowTotals {
+                ended: 2,
+                energy_j: 20.0,
+                carbon_g: 10.0
+            }
+        );
+        assert_eq!(t.names_overflowed(), 2);
+    }
+
+    #[test]
+    fn open_energy_counts_only_counted_domains_since_the_start() {
+        let mut t = WindowTable::new(8, 8);
+        t.insert(2, window("late", vec![50.0, 1000.0]));
+        t.insert(1, window("early", vec![10.0, 0.0]));
+        let domains = [domain("package-0", true), domain("psys", false)];
+        let v = t.open_energy(&domains, &[110.0, 5000.0], |j| j / 100.0);
+        assert_eq!(
+            v,
+            vec![
+                OpenWindowEnergy {
+                    id: 1,
+                    name: "early".into(),
+                    begin_unix_s: 1000.0,
+                    energy_j: 100.0,
+                    carbon_g: 1.0,
+                },
+                OpenWindowEnergy {
+                    id: 2,
+                    name: "late".into(),
+                    begin_unix_s: 1000.0,
+                    energy_j: 60.0,
+                    carbon_g: 0.6,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn work_counts_are_checked_with_the_field_named() {
+        assert_eq!(check_work(None, Some(0.0)), Ok(()));
+        assert_eq!(check_work(Some(MAX_WINDOW_COUNT), None), Ok(()));
+        for (i, t, field) in [
+            (Some(-1.0), None, "inferences"),
+            (None, Some(f64::NAN), "tokens"),
+            (Some(2e18), None, "inferences"),
+        ] {
+            match check_work(i, t) {
+                Err(StateError::BadInput(m)) => assert!(m.starts_with(field), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
