@@ -15,6 +15,7 @@ pub mod estimate;
 pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
+mod open_enum;
 pub mod powermodel;
 pub mod rating;
 pub mod report;

@@ -336,7 +336,7 @@ pub fn csv(runs: &[RunReport]) -> String {
                 .map(|y| y.to_string())
                 .unwrap_or_default(),
             r.carbon.method.to_string(),
-            r.carbon.basis.clone(),
+            r.carbon.basis.to_string(),
             o(r.carbon.market_operational_g),
             o(r.work.flops),
             o(r.work.inferences),
@@ -362,7 +362,7 @@ pub fn json(runs: &[RunReport]) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use wattprint_core::report::{DomainEnergy, PowerSeries, TimelineReport};
+    use wattprint_core::report::{CarbonBasis, DomainEnergy, PowerSeries, TimelineReport};
     use wattprint_core::{DomainKind, Method};
 
     pub fn sample(id: &str, j: f64) -> RunReport {
@@ -405,7 +405,7 @@ pub(crate) mod tests {
         r.carbon.intensity_g_per_kwh = 56.0;
         r.carbon.intensity_source = "Ember/OWID".into();
         r.carbon.intensity_year = Some(2024);
-        r.carbon.basis = "lifecycle".into();
+        r.carbon.basis = CarbonBasis::Lifecycle;
         r.carbon.method = wattprint_core::report::CarbonMethod::Location;
         r.carbon.operational_g = j * 1.2 / 3.6e6 * 56.0;
         r.carbon.total_g = r.carbon.operational_g;
