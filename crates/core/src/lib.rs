@@ -30,5 +30,5 @@ pub mod wallclock;
 pub mod window;
 pub mod work;
 
-pub use domain::{DomainDesc, DomainKind, Method};
+pub use domain::{DomainDesc, DomainKind, Method, SensorSource};
 pub use units::{Joules, Watts};

@@ -89,6 +89,7 @@ pub(crate) use open_enum;
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::SensorSource;
     use crate::report::CarbonBasis;
 
     /// Serialise, compare with the JSON string, parse back: the same value.
@@ -122,5 +123,31 @@ mod tests {
         );
         round_trip(&other, "as computed by CodeCarbon");
         assert_eq!(CarbonBasis::default(), CarbonBasis::Unset);
+    }
+
+    #[test]
+    fn every_sensor_source_keeps_its_json_string() {
+        for (s, text) in [
+            (SensorSource::RaplPowercap, "rapl-powercap"),
+            (SensorSource::RaplPerf, "rapl-perf"),
+            (SensorSource::Nvml, "nvml"),
+            (SensorSource::Amdsmi, "amdsmi"),
+            (SensorSource::Hwmon, "hwmon"),
+            (SensorSource::UtilisationModel, "utilisation-model"),
+            (SensorSource::AgentSocket, "wattprint-agent"),
+        ] {
+            round_trip(&s, text);
+            assert_eq!(SensorSource::from(text.to_string()), s);
+            assert_eq!(s.as_str(), text);
+        }
+        assert_eq!(SensorSource::KNOWN.len(), 7);
+        let other = SensorSource::from("fake");
+        assert_eq!(other, SensorSource::Other("fake".into()));
+        round_trip(&other, "fake");
+        // Case matters, as it did for the strings.
+        assert_eq!(
+            SensorSource::from("NVML"),
+            SensorSource::Other("NVML".into())
+        );
     }
 }

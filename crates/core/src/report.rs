@@ -129,7 +129,7 @@ pub struct GpuHost {
     #[serde(default)]
     pub mig_enabled: bool,
     /// `nvml`, `amdsmi` or `hwmon`.
-    pub source: String,
+    pub source: crate::SensorSource,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -175,7 +175,7 @@ pub struct EnergyReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rejected {
     /// The sensor that read it, e.g. `rapl-perf`.
-    pub source: String,
+    pub source: crate::SensorSource,
     /// Its domain name, e.g. `psys`.
     pub domain: String,
     /// `stuck` or `implausible`.
@@ -192,7 +192,7 @@ pub struct DomainEnergy {
     pub name: String,
     pub kind: crate::DomainKind,
     pub joules: f64,
-    pub source: String,
+    pub source: crate::SensorSource,
     pub method: crate::Method,
     pub counted_in_total: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -324,7 +324,7 @@ pub fn html(runs: &[RunReport]) -> String {
                     "{}{basis}",
                     range(d.joules_low, d.joules_high, fmt_j).trim()
                 )),
-                esc(&d.source),
+                esc(d.source.as_str()),
                 d.method,
                 if d.counted_in_total { "yes" } else { "no" }
             ));

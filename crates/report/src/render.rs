@@ -210,7 +210,7 @@ pub fn markdown(runs: &[RunReport]) -> String {
                 d.kind,
                 fmt_j(d.joules),
                 fmt_opt(d.avg_power_w, "W"),
-                md_escape(&d.source),
+                md_escape(d.source.as_str()),
                 d.method,
                 match rejected {
                     Some(x) => format!("no (REJECTED: {})", x.verdict),
@@ -363,7 +363,7 @@ pub fn json(runs: &[RunReport]) -> String {
 pub(crate) mod tests {
     use super::*;
     use wattprint_core::report::{CarbonBasis, DomainEnergy, PowerSeries, TimelineReport};
-    use wattprint_core::{DomainKind, Method};
+    use wattprint_core::{DomainKind, Method, SensorSource};
 
     pub fn sample(id: &str, j: f64) -> RunReport {
         let mut r = RunReport::new(id.into());
@@ -375,7 +375,7 @@ pub(crate) mod tests {
                 name: "package-0".into(),
                 kind: DomainKind::CpuPackage,
                 joules: j * 0.25,
-                source: "rapl-powercap".into(),
+                source: SensorSource::RaplPowercap,
                 method: Method::Counter,
                 counted_in_total: true,
                 device: None,
@@ -388,7 +388,7 @@ pub(crate) mod tests {
                 name: "gpu-0".into(),
                 kind: DomainKind::Gpu,
                 joules: j * 0.75,
-                source: "nvml".into(),
+                source: SensorSource::Nvml,
                 method: Method::Counter,
                 counted_in_total: true,
                 device: Some("NVIDIA H100".into()),

@@ -495,6 +495,7 @@ impl PerDomain for wattprint_core::window::WindowEnergy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wattprint_core::SensorSource;
     use wattprint_sensors::fake::FakeSensor;
     use wattprint_sensors::gpu::GpuDevice;
     use wattprint_sensors::MeterOptions;
@@ -548,11 +549,11 @@ mod tests {
         use wattprint_sensors::{RawReading, ReadCadence, SensorInfo};
         let rapl = FakeSensor::new(
             SensorInfo {
-                source: "rapl-powercap".into(),
+                source: SensorSource::RaplPowercap,
                 domains: vec![DomainDesc {
                     name: "package-0".into(),
                     kind: wattprint_core::DomainKind::CpuPackage,
-                    source: "rapl-powercap".into(),
+                    source: SensorSource::RaplPowercap,
                     method: wattprint_core::Method::Counter,
                     counted_in_total: true,
                     device: None,
@@ -654,7 +655,7 @@ mod tests {
             mig_enabled: false,
             method: wattprint_core::Method::Counter,
             power_source: None,
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             pci_bus_id: None,
             mig_uuids: Vec::new(),
         }]);
