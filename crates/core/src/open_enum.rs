@@ -91,11 +91,12 @@ pub(crate) use open_enum;
 mod tests {
     use crate::domain::SensorSource;
     use crate::report::CarbonBasis;
+    use std::fmt::Debug;
 
     /// Serialise, compare with the JSON string, parse back: the same value.
     fn round_trip<T>(v: &T, text: &str)
     where
-        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + Debug,
     {
         let json = serde_json::to_string(v).unwrap();
         assert_eq!(json, serde_json::to_string(text).unwrap());
@@ -103,51 +104,84 @@ mod tests {
         assert_eq!(&back, v);
     }
 
+    /// `spellings` covers every known variant (`all`, in order), each keeps its string both
+    /// ways, and `other` is kept as given.
+    fn keeps_its_strings<T>(all: &[T], spellings: &[(T, &str)], other: &str, wrap: fn(String) -> T)
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + Debug + Clone,
+        T: for<'a> From<&'a str> + From<String> + std::fmt::Display,
+    {
+        let named: Vec<T> = spellings.iter().map(|(v, _)| v.clone()).collect();
+        assert_eq!(named, all);
+        for (v, text) in spellings {
+            round_trip(v, text);
+            assert_eq!(&T::from(*text), v);
+            assert_eq!(&T::from(text.to_string()), v);
+            assert_eq!(v.to_string(), *text);
+        }
+        let o = T::from(other);
+        assert_eq!(o, wrap(other.to_string()));
+        round_trip(&o, other);
+    }
+
     #[test]
     fn every_carbon_basis_keeps_its_json_string() {
-        for (b, text) in [
-            (CarbonBasis::Unset, ""),
-            (CarbonBasis::Lifecycle, "lifecycle"),
-            (CarbonBasis::Direct, "direct"),
-            (CarbonBasis::Unspecified, "unspecified"),
-        ] {
-            round_trip(&b, text);
-            assert_eq!(CarbonBasis::from(text), b);
-            assert_eq!(b.to_string(), text);
-        }
-        assert_eq!(CarbonBasis::KNOWN.len(), 4);
-        let other = CarbonBasis::from("as computed by CodeCarbon");
-        assert_eq!(
-            other,
-            CarbonBasis::Other("as computed by CodeCarbon".into())
+        keeps_its_strings(
+            CarbonBasis::KNOWN,
+            &[
+                (CarbonBasis::Unset, ""),
+                (CarbonBasis::Lifecycle, "lifecycle"),
+                (CarbonBasis::Direct, "direct"),
+                (CarbonBasis::Unspecified, "unspecified"),
+            ],
+            "as computed by CodeCarbon",
+            CarbonBasis::Other,
         );
-        round_trip(&other, "as computed by CodeCarbon");
         assert_eq!(CarbonBasis::default(), CarbonBasis::Unset);
     }
 
     #[test]
     fn every_sensor_source_keeps_its_json_string() {
-        for (s, text) in [
-            (SensorSource::RaplPowercap, "rapl-powercap"),
-            (SensorSource::RaplPerf, "rapl-perf"),
-            (SensorSource::Nvml, "nvml"),
-            (SensorSource::Amdsmi, "amdsmi"),
-            (SensorSource::Hwmon, "hwmon"),
-            (SensorSource::UtilisationModel, "utilisation-model"),
-            (SensorSource::AgentSocket, "wattprint-agent"),
-        ] {
-            round_trip(&s, text);
-            assert_eq!(SensorSource::from(text.to_string()), s);
-            assert_eq!(s.as_str(), text);
-        }
-        assert_eq!(SensorSource::KNOWN.len(), 7);
-        let other = SensorSource::from("fake");
-        assert_eq!(other, SensorSource::Other("fake".into()));
-        round_trip(&other, "fake");
+        keeps_its_strings(
+            SensorSource::KNOWN,
+            &[
+                (SensorSource::RaplPowercap, "rapl-powercap"),
+                (SensorSource::RaplPerf, "rapl-perf"),
+                (SensorSource::Nvml, "nvml"),
+                (SensorSource::Amdsmi, "amdsmi"),
+                (SensorSource::Hwmon, "hwmon"),
+                (SensorSource::UtilisationModel, "utilisation-model"),
+                (SensorSource::AgentSocket, "wattprint-agent"),
+            ],
+            "fake",
+            SensorSource::Other,
+        );
         // Case matters, as it did for the strings.
         assert_eq!(
             SensorSource::from("NVML"),
             SensorSource::Other("NVML".into())
+        );
+        assert_eq!(SensorSource::default().as_str(), "");
+    }
+
+    #[test]
+    fn open_enums_sort_by_their_spelling() {
+        let mut v = [
+            CarbonBasis::Unspecified,
+            CarbonBasis::Lifecycle,
+            CarbonBasis::from("as computed by CodeCarbon"),
+            CarbonBasis::Direct,
+        ];
+        v.sort();
+        let s: Vec<&str> = v.iter().map(CarbonBasis::as_str).collect();
+        assert_eq!(
+            s,
+            vec![
+                "as computed by CodeCarbon",
+                "direct",
+                "lifecycle",
+                "unspecified"
+            ]
         );
     }
 }

@@ -14,8 +14,8 @@ mod ledger;
 mod windows;
 
 pub use ledger::{
-    LabelTotals, RequestLedger, Settled, SpanBatch, SpanLosses, SpanRefusal, SpanReport,
-    MAX_SPAN_PAST_S, MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
+    LabelTotals, RequestLedger, Settled, SpanBatch, SpanRefusal, SpanReport, MAX_SPAN_PAST_S,
+    MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
 };
 pub use windows::{
     OpenWindow, OpenWindowEnergy, WindowTable, WindowTotals, MAX_WINDOW_COUNT, OVERFLOW_WINDOW,
@@ -374,16 +374,10 @@ impl AgentState {
 
     /// Everything lost or refused so far: the ledger's, the windows table's and OTLP's.
     pub fn losses(&self) -> Losses {
-        let l = self.ledger.losses();
         Losses {
-            spans_dropped: l.spans_dropped,
-            spans_invalid: l.spans_invalid,
-            spans_late: l.spans_late,
-            late_span_s: l.late_span_s,
-            recent_rotated: l.recent_rotated,
-            label_sets_overflowed: l.label_sets_overflowed,
             otlp_push_failures: self.otlp_push_failures,
             window_names_overflowed: self.windows.names_overflowed(),
+            ..self.ledger.losses().clone()
         }
     }
 
