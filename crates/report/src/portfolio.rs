@@ -239,6 +239,19 @@ fn covers_measured(m: &PortfolioRecord, r: &PortfolioRecord) -> bool {
             || !m.account.is_empty() && r.account == m.account)
 }
 
+/// The provider-reported or estimated figure that a measured run is detail of, described,
+/// or `None` when the run counts on its own.
+pub fn run_detail_of(run: &RunReport, records: &[PortfolioRecord]) -> Option<String> {
+    if records.is_empty() {
+        return None;
+    }
+    let (measured, _) = measured_records(std::slice::from_ref(run));
+    measured
+        .iter()
+        .find_map(|m| records.iter().find(|r| covers_measured(m, r)))
+        .map(describe)
+}
+
 fn supersedes_estimate(e: &PortfolioRecord, r: &PortfolioRecord) -> bool {
     r.tier == Tier::ProviderReported
         && r.provider == e.provider

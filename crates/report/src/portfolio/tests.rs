@@ -74,8 +74,8 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * b.abs().max(1.0)
 }
 
-#[test]
-fn a_year_of_mixed_data_totals_equal_the_hand_computation() {
+/// Three measured runs, five provider files, two estimates (see the test below).
+fn mixed_year() -> (Vec<RunReport>, Vec<PortfolioRecord>) {
     // Run A: inside GCP project ml-prod in February (the export covers it): detail.
     let mut a = run(
         "a",
@@ -102,10 +102,7 @@ fn a_year_of_mixed_data_totals_equal_the_hand_computation() {
         3_000.0,
         &[("project", "other"), ("team", "research")],
     );
-    let (measured, warnings) = measured_records(&[a, b, c]);
-    assert!(warnings.is_empty());
     let mut records = provider_records();
-    records.extend(measured);
     // An estimate of GCP ml-prod in January: the provider reports it, so it is superseded.
     let mut superseded = estimate(
         "01A2B3-C4D5E6-F7A8B9",
@@ -117,7 +114,15 @@ fn a_year_of_mixed_data_totals_equal_the_hand_computation() {
     records.push(superseded);
     // An estimate of OCI (no provider carbon): counted, 10 kg in 5 .. 20 kg.
     records.push(estimate("oci-tenancy", Provider::Oci, None, 10.0));
+    (vec![a, b, c], records)
+}
 
+#[test]
+fn a_year_of_mixed_data_totals_equal_the_hand_computation() {
+    let (runs, mut records) = mixed_year();
+    let (measured, warnings) = measured_records(&runs);
+    assert!(warnings.is_empty());
+    records.extend(measured);
     let p = build("2026", records, &DEFAULT_LABEL_KEYS);
 
     // Hand computation, kg CO2e.
@@ -244,4 +249,38 @@ fn a_run_without_the_project_label_is_not_matched_to_a_provider_figure() {
         .find(|l| l.record.tier == Tier::Measured)
         .unwrap();
     assert!(line.counted);
+}
+
+#[test]
+fn the_esrs_statement_of_the_same_year_merges_tiers_without_double_counting() {
+    let (runs, records) = mixed_year();
+    let s = crate::esrs::statement_with_portfolio("2026", &runs, &records);
+    // E1-5: the measured runs' facility energy, run A included: 3 x 1.2 MWh.
+    assert!(close(s.energy_consumption_mwh, 3.6));
+    // Scope 2: run B on premises, 2 kg.
+    assert!(close(s.scope2_location_based_tco2e, 0.002));
+    // Scope 3 category 1, location-based: providers 1376.5 + 652 + 173.75 kg, the OCI
+    // estimate 10 kg, run C 3 kg; run A is detail and the GCP estimate superseded.
+    assert!(close(s.scope3_category1_tco2e, 2.21525));
+    // Market-based: providers 660 + 265 + 173.75 kg; the estimate has none; run C has none.
+    assert!(close(
+        s.scope3_category1_market_based_tco2e.unwrap(),
+        1.09875
+    ));
+    let detail: Vec<&crate::esrs::EsrsLine> = s.lines.iter().filter(|l| !l.counted).collect();
+    assert_eq!(detail.len(), 1);
+    assert_eq!(detail[0].zone, "gcp:europe-west1");
+    assert_eq!(detail[0].runs, 1);
+    let tiers: Vec<&str> = s.lines.iter().map(|l| l.tier.as_str()).collect();
+    for t in ["measured", "provider-reported", "estimate (CCF method)"] {
+        assert!(tiers.contains(&t), "{tiers:?}");
+    }
+    let shares: f64 = s.tier_shares.iter().map(|(_, f)| f).sum();
+    assert!(close(shares, 1.0));
+    let md = crate::esrs::markdown(&s);
+    assert!(
+        md.contains("| Share provider-reported (location-based) |"),
+        "{md}"
+    );
+    assert!(md.contains("gcp-carbon export, model 11, 12"), "{md}");
 }
