@@ -367,7 +367,13 @@ pub fn build(period: &str, records: Vec<PortfolioRecord>, label_keys: &[&str]) -
         .iter()
         .map(|t| {
             let g = by_tier.iter().find(|g| g.name == t.label());
-            let frac = |part: f64, whole: f64| if whole > 0.0 { part / whole } else { 0.0 };
+            let frac = |part: f64, whole: f64| {
+                if whole > 0.0 {
+                    part / whole + 0.0
+                } else {
+                    0.0
+                }
+            };
             TierShare {
                 tier: *t,
                 label: t.label(),
@@ -476,7 +482,8 @@ fn t(g: f64) -> String {
 }
 
 fn pct(f: f64) -> String {
-    format!("{:.1} %", f * 100.0)
+    // `+ 0.0`: an empty sum is -0.0, printed "-0.0 %".
+    format!("{:.1} %", f * 100.0 + 0.0)
 }
 
 fn cell(s: &str) -> String {
