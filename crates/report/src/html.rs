@@ -404,6 +404,15 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
             format!("{:.1} % of location-based", s.location_share * 100.0),
         );
     }
+    o.push_str("</table>\n<h2>Largest contributors (location-based)</h2>\n<table data-table=\"largest\"><tr><th>provider, account, project, service</th><th>location-based</th><th>market-based</th></tr>");
+    for g in &p.largest {
+        o.push_str(&format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&g.name),
+            esc(&t(g.location_g)),
+            esc(&t(g.market_g))
+        ));
+    }
     o.push_str("</table>\n");
     let chart = |kind: &str, title: &str, gs: &[crate::portfolio::GroupTotal]| {
         let bars: Vec<(String, f64, bool)> = gs

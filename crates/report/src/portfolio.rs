@@ -30,6 +30,9 @@ const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
 /// The labels totals are grouped by unless told otherwise.
 pub const DEFAULT_LABEL_KEYS: [&str; 3] = ["team", "project", "model"];
 
+/// Most contributors listed in [`PortfolioReport::largest`].
+pub const LARGEST: usize = 5;
+
 /// The service name of measured records.
 pub const MEASURED_SERVICE: &str = "measured runs";
 
@@ -222,6 +225,9 @@ pub struct PortfolioReport {
     pub by_month: Vec<GroupTotal>,
     pub by_scope: Vec<GroupTotal>,
     pub by_label: Vec<LabelTotals>,
+    /// The largest contributors (provider, account, project, service), location-based,
+    /// at most [`LARGEST`], largest first.
+    pub largest: Vec<GroupTotal>,
     pub shares: Vec<TierShare>,
     pub breaks: Vec<SeriesBreak>,
     pub lines: Vec<PortfolioLine>,
@@ -443,8 +449,31 @@ pub fn build(period: &str, records: Vec<PortfolioRecord>, label_keys: &[&str]) -
                 .into(),
         );
     }
+    let mut largest = group(&|r| {
+        format!(
+            "{} {}{}{}",
+            r.provider,
+            if r.account.is_empty() {
+                "-"
+            } else {
+                &r.account
+            },
+            r.project
+                .as_deref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default(),
+            if r.service.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", r.service)
+            }
+        )
+    });
+    largest.sort_by(|a, b| b.location_g.total_cmp(&a.location_g));
+    largest.truncate(LARGEST);
     PortfolioReport {
         schema: SCHEMA,
+        largest,
         period: period.to_string(),
         location_g,
         market_g,
@@ -530,6 +559,7 @@ pub fn markdown(p: &PortfolioReport) -> String {
             pct(s.market_share)
         ));
     }
+    group_table(&mut o, "largest contributor", &p.largest);
     group_table(&mut o, "tier", &p.by_tier);
     group_table(&mut o, "provider", &p.by_provider);
     group_table(&mut o, "month", &p.by_month);
