@@ -398,6 +398,11 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
         );
     }
     row("Market-based", t(p.market_g));
+    if let Some(line) = crate::portfolio::change_line(p) {
+        if let Some((period, change)) = line.split_once(" | ") {
+            row(&format!("Change against {period}"), change.to_string());
+        }
+    }
     row(
         "Measured energy (facility)",
         format!("{} MWh", sig(p.measured_energy_mwh)),

@@ -205,11 +205,30 @@ pub struct TierShare {
     pub market_share: f64,
 }
 
+/// The totals of the period before, for the change against it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PreviousPeriod {
+    pub period: String,
+    /// Location-based total, g CO2e.
+    pub location_g: f64,
+    /// Market-based total, g CO2e.
+    pub market_g: f64,
+}
+
+impl PreviousPeriod {
+    /// The relative change of `now_g` against `then_g`, `None` when `then_g` is 0.
+    pub fn change(now_g: f64, then_g: f64) -> Option<f64> {
+        (then_g > 0.0).then(|| (now_g - then_g) / then_g)
+    }
+}
+
 /// The portfolio report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PortfolioReport {
     pub schema: &'static str,
     pub period: String,
+    /// The period before (set by the caller, which reads the history), for the change.
+    pub previous: Option<PreviousPeriod>,
     /// Location-based total, g CO2e.
     pub location_g: f64,
     /// Market-based total, g CO2e.
@@ -473,6 +492,7 @@ pub fn build(period: &str, records: Vec<PortfolioRecord>, label_keys: &[&str]) -
     largest.truncate(LARGEST);
     PortfolioReport {
         schema: SCHEMA,
+        previous: None,
         largest,
         period: period.to_string(),
         location_g,
@@ -504,6 +524,23 @@ fn label_value(r: &PortfolioRecord, key: &str) -> String {
         _ => None,
     }
     .unwrap_or_else(|| "(none)".into())
+}
+
+/// `2025 | location-based +12.5 %, market-based -3.0 %` (the change against the previous
+/// period), `None` without one.
+pub fn change_line(p: &PortfolioReport) -> Option<String> {
+    let prev = p.previous.as_ref()?;
+    let f = |now: f64, then: f64| {
+        PreviousPeriod::change(now, then)
+            .map(|c| format!("{:+.1} %", c * 100.0 + 0.0))
+            .unwrap_or_else(|| "n/a (none before)".into())
+    };
+    Some(format!(
+        "{} | location-based {}, market-based {}",
+        prev.period,
+        f(p.location_g, prev.location_g),
+        f(p.market_g, prev.market_g)
+    ))
 }
 
 fn t(g: f64) -> String {
@@ -547,6 +584,13 @@ pub fn markdown(p: &PortfolioReport) -> String {
         ));
     }
     o.push_str(&format!("| Market-based | {}CO2e |\n", t(p.market_g)));
+    if let Some((period, change)) = change_line(p).as_deref().and_then(|l| l.split_once(" | ")) {
+        o.push_str(&format!(
+            "| Change against {} | {} |\n",
+            cell(period),
+            cell(change)
+        ));
+    }
     o.push_str(&format!(
         "| Measured energy (facility) | {} MWh |\n",
         sig(p.measured_energy_mwh)

@@ -99,7 +99,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         runs
     };
     let records = if matches!(fmt, Format::Esrs | Format::Portfolio) {
-        portfolio_records(&args)?
+        portfolio_records(&args.select)?
     } else {
         Vec::new()
     };
@@ -133,7 +133,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             } else {
                 args.group_by.iter().map(String::as_str).collect()
             };
-            let p = portfolio::build(&period_label, all, &keys);
+            let mut p = portfolio::build(&period_label, all, &keys);
+            if args.runs.is_empty() {
+                p.previous = previous_period(&args.select, &keys)?;
+            }
             let ext = args
                 .output
                 .as_ref()
@@ -180,14 +183,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
 
 /// The first and last month of the selection (`--period`, `--since`, `--until`), either
 /// open when not given.
-fn months(args: &Args) -> anyhow::Result<(Option<Month>, Option<Month>)> {
+fn months(select: &SelectArgs) -> anyhow::Result<(Option<Month>, Option<Month>)> {
     let bad = |what: &str, v: &str| {
         anyhow::Error::from(BadInput(format!(
             "{what} `{v}`: write a year (2026), a month (2026-03) or a date"
         )))
     };
     let (mut from, mut to) = (None, None);
-    if let Some(p) = &args.select.period {
+    if let Some(p) = &select.period {
         let p = p.trim();
         if p.len() == 4 {
             let y: i32 = p.parse().map_err(|_| bad("--period", p))?;
@@ -201,10 +204,10 @@ fn months(args: &Args) -> anyhow::Result<(Option<Month>, Option<Month>)> {
             (from, to) = (Some(m), Some(m));
         }
     }
-    if let Some(s) = &args.select.since {
+    if let Some(s) = &select.since {
         from = Some(Month::parse(s).ok_or_else(|| bad("--since", s))?);
     }
-    if let Some(u) = &args.select.until {
+    if let Some(u) = &select.until {
         // --until is exclusive: a date on the first of a month ends the month before.
         let m = Month::parse(u).ok_or_else(|| bad("--until", u))?;
         let first_day = u.get(8..10).is_none_or(|d| d == "01")
@@ -230,8 +233,8 @@ fn months(args: &Args) -> anyhow::Result<(Option<Month>, Option<Month>)> {
 
 /// The imported portfolio records of the selection's months and labels (none when the
 /// history cannot be opened: the report says so on stderr).
-fn portfolio_records(args: &Args) -> anyhow::Result<Vec<PortfolioRecord>> {
-    let (from, to) = months(args)?;
+fn portfolio_records(select: &SelectArgs) -> anyhow::Result<Vec<PortfolioRecord>> {
+    let (from, to) = months(select)?;
     let store = match crate::cmd::runs::open_store_for_reading() {
         Ok(s) => s,
         Err(e) => {
@@ -241,11 +244,52 @@ fn portfolio_records(args: &Args) -> anyhow::Result<Vec<PortfolioRecord>> {
     };
     let mut rs = store.portfolio(from, to)?;
     rs.retain(|r| {
-        args.select.labels.iter().all(|(k, v)| {
+        select.labels.iter().all(|(k, v)| {
             r.labels.get(k) == Some(v)
                 || (k == "project" && r.project.as_deref() == Some(v))
                 || (k == "account" && r.account == *v)
         })
     });
     Ok(rs)
+}
+
+/// The totals of the period before `--period` (the year or month before), for the change
+/// against it; `None` without `--period` or when that period holds nothing.
+fn previous_period(
+    select: &SelectArgs,
+    keys: &[&str],
+) -> anyhow::Result<Option<portfolio::PreviousPeriod>> {
+    let Some(period) = select.period.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    let prev = if period.len() == 4 {
+        match period.parse::<i32>() {
+            Ok(y) if y > 1 => format!("{}", y - 1),
+            _ => return Ok(None),
+        }
+    } else {
+        match Month::parse(period) {
+            Some(m) if m.month > 1 => format!("{:04}-{:02}", m.year, m.month - 1),
+            Some(m) if m.year > 1 => format!("{:04}-12", m.year - 1),
+            _ => return Ok(None),
+        }
+    };
+    let mut sel = select.clone();
+    sel.period = Some(prev.clone());
+    let (f, _) = filter(&sel, None)?;
+    let runs = match crate::cmd::runs::open_store_for_reading() {
+        Ok(s) => crate::cmd::runs::list_or_skip(&s, &f)?,
+        Err(_) => Vec::new(),
+    };
+    let (mut all, _) = portfolio::measured_records(&runs);
+    all.extend(portfolio_records(&sel)?);
+    if all.is_empty() {
+        return Ok(None);
+    }
+    let p = portfolio::build(&prev, all, keys);
+    Ok(Some(portfolio::PreviousPeriod {
+        period: prev,
+        location_g: p.location_g,
+        market_g: p.market_g,
+    }))
 }
