@@ -98,7 +98,11 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         runs.reverse(); // oldest first reads better in a report
         runs
     };
-    let records = if matches!(fmt, Format::Esrs | Format::Portfolio) {
+    // Imported figures join the period's runs; runs named one by one (ids, files) are
+    // reported alone unless a period is given too.
+    let records = if matches!(fmt, Format::Esrs | Format::Portfolio)
+        && (args.runs.is_empty() || args.select.period.is_some())
+    {
         portfolio_records(&args.select)?
     } else {
         Vec::new()
@@ -235,6 +239,10 @@ fn months(select: &SelectArgs) -> anyhow::Result<(Option<Month>, Option<Month>)>
 /// history cannot be opened: the report says so on stderr).
 fn portfolio_records(select: &SelectArgs) -> anyhow::Result<Vec<PortfolioRecord>> {
     let (from, to) = months(select)?;
+    // No history yet: nothing imported (and no database created by reading).
+    if !crate::cmd::runs::db_path().is_ok_and(|p| p.exists()) {
+        return Ok(Vec::new());
+    }
     let store = match crate::cmd::runs::open_store_for_reading() {
         Ok(s) => s,
         Err(e) => {
@@ -277,9 +285,13 @@ fn previous_period(
     let mut sel = select.clone();
     sel.period = Some(prev.clone());
     let (f, _) = filter(&sel, None)?;
-    let runs = match crate::cmd::runs::open_store_for_reading() {
-        Ok(s) => crate::cmd::runs::list_or_skip(&s, &f)?,
-        Err(_) => Vec::new(),
+    let runs = if crate::cmd::runs::db_path().is_ok_and(|p| p.exists()) {
+        match crate::cmd::runs::open_store_for_reading() {
+            Ok(s) => crate::cmd::runs::list_or_skip(&s, &f)?,
+            Err(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
     };
     let (mut all, _) = portfolio::measured_records(&runs);
     all.extend(portfolio_records(&sel)?);
