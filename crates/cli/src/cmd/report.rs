@@ -169,18 +169,22 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Some(p) => {
             crate::common::write_atomic(p, text.as_bytes())
                 .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
+            let shown = crate::common::escape(&p.display().to_string()).into_owned();
             if records.is_empty() {
-                eprintln!("wattprint: wrote {} ({} run(s))", p.display(), runs.len());
+                eprintln!("wattprint: wrote {shown} ({} run(s))", runs.len());
             } else {
                 eprintln!(
-                    "wattprint: wrote {} ({} run(s), {} imported provider or estimated figure(s))",
-                    p.display(),
+                    "wattprint: wrote {shown} ({} run(s), {} imported provider or estimated figure(s))",
                     runs.len(),
                     records.len()
                 );
             }
         }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        // Commands, labels and ids are written as they are in the file formats; on stdout
+        // (a terminal, often) their control characters are escaped. JSON escapes its own.
+        None => std::io::stdout()
+            .lock()
+            .write_all(crate::common::escape_text(&text).as_bytes())?,
     }
     Ok(0)
 }
