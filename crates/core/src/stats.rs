@@ -130,8 +130,7 @@ pub fn bootstrap_ratio(
 ) -> Option<Interval> {
     let a: Vec<f64> = a.iter().copied().filter(|x| !x.is_nan()).collect();
     let b: Vec<f64> = b.iter().copied().filter(|x| !x.is_nan()).collect();
-    if a.len() < 2 || b.len() < 2 || !(confidence > 0.0 && confidence < 1.0) || resamples == 0
-    {
+    if a.len() < 2 || b.len() < 2 || !(confidence > 0.0 && confidence < 1.0) || resamples == 0 {
         return None;
     }
     let mut rng = XorShiftRng::seed_from_u64(seed);
@@ -225,8 +224,7 @@ mod tests {
             let v: Vec<f64> = (0..runs)
                 .map(|_| true_mean_j + sigma_j * normal(&mut noise))
                 .collect();
-            let ci = bootstrap(&v, |x| mean(x.iter().copied()).unwrap(), 0.95, 1000, seed)
-                .unwrap();
+            let ci = bootstrap(&v, |x| mean(x.iter().copied()).unwrap(), 0.95, 1000, seed).unwrap();
             assert!(ci.low < ci.high);
             covered += usize::from(ci.contains(true_mean_j));
         }
@@ -263,7 +261,10 @@ mod tests {
         assert_eq!(bootstrap(&[1.0], m, 0.95, 100, 1), None);
         assert_eq!(bootstrap(&[1.0, 2.0], m, 1.0, 100, 1), None);
         assert_eq!(bootstrap(&[1.0, 2.0], m, 0.95, 0, 1), None);
-        assert_eq!(bootstrap_ratio(&[0.0, 0.0], &[1.0, 2.0], m, 0.95, 100, 1), None);
+        assert_eq!(
+            bootstrap_ratio(&[0.0, 0.0], &[1.0, 2.0], m, 0.95, 100, 1),
+            None
+        );
         let same = bootstrap(&[4.0, 4.0, 4.0], m, 0.95, 100, 1).unwrap();
         assert_eq!((same.low, same.high), (4.0, 4.0));
     }
@@ -275,7 +276,11 @@ mod tests {
             outliers(&v),
             vec![false, false, false, false, false, false, true]
         );
-        assert_eq!(outliers(&[1.0, 100.0]), vec![false, false], "too few to say");
+        assert_eq!(
+            outliers(&[1.0, 100.0]),
+            vec![false, false],
+            "too few to say"
+        );
         assert_eq!(outliers(&[5.0, 5.0, 5.0, 9.0]), vec![false; 4], "MAD of 0");
         assert_eq!(outliers(&[1.0, f64::NAN, 1.1, 0.9]).len(), 4);
     }
