@@ -7,6 +7,10 @@
 
 use crate::stats::{self, Interval};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The schema name of a bench's JSON export (`--export-json`).
+pub const BENCH_SCHEMA: &str = "wattprint.bench/v1";
 
 /// Most values one parameter may take (a scan from 1 to 1e9 is a typo, not a benchmark).
 pub const MAX_VALUES: usize = 1000;
@@ -312,6 +316,254 @@ pub fn recommend(candidates: &[Candidate], limits: &Limits) -> Result<usize, Rec
         .ok_or(RecommendError::NoneMeets { fastest_s })
 }
 
+/// One measured run of a group, as the engine reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunFigures {
+    /// The run's id in the history.
+    pub run_id: String,
+    /// The command's exit status (`None`: it did not start).
+    pub exit_code: Option<i32>,
+    /// Energy-to-Solution, J.
+    pub energy_j: f64,
+    /// Wall time, s.
+    pub time_s: f64,
+    /// Declared units of work (inferences or tokens) the run did; `None` when undeclared.
+    pub units: Option<f64>,
+}
+
+/// The runs of one group: one command in one configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupRuns {
+    /// The command after substitution (a shell string).
+    pub command: String,
+    /// The parameters' values in this configuration.
+    pub parameters: BTreeMap<String, String>,
+    /// Every measured run (warm-ups excluded), failed ones too.
+    pub runs: Vec<RunFigures>,
+}
+
+/// A run that failed: reported, not averaged in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailedRun {
+    pub run_id: String,
+    /// Exit status; `None` when the command did not start.
+    pub exit_code: Option<i32>,
+}
+
+/// One group's figures over its successful runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupResult {
+    /// 1-based, as in `bench:ID/N` and the `bench.group` label.
+    pub group: usize,
+    pub command: String,
+    pub parameters: BTreeMap<String, String>,
+    /// The successful runs averaged in.
+    pub run_ids: Vec<String>,
+    /// Runs with a non-zero exit status: left out of every figure.
+    pub failed: Vec<FailedRun>,
+    /// Energy-to-Solution per run, J.
+    pub energy_j: Option<Estimate>,
+    /// Wall time per run, s.
+    pub time_s: Option<Estimate>,
+    /// Average power per run (energy / time), W.
+    pub power_w: Option<Estimate>,
+    /// Energy per declared unit, J; `None` unless every successful run declared units.
+    pub j_per_unit: Option<Estimate>,
+    /// Time per declared unit (latency), s; `None` as `j_per_unit`.
+    pub s_per_unit: Option<Estimate>,
+    /// Runs whose energy or time is an outlier ([`stats::outliers`]); still averaged in.
+    pub outlier_run_ids: Vec<String>,
+}
+
+/// "group uses `ratio` x the energy of baseline": ratio of mean energies (or J per unit).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnergyRatio {
+    pub group: usize,
+    pub baseline: usize,
+    pub ratio: f64,
+    /// Bootstrap interval of the ratio ([`stats::bootstrap_ratio`]).
+    pub ci: Option<Interval>,
+}
+
+/// A bench's result (`wattprint.bench/v1`): the groups, how they compare, the front and the
+/// recommendation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub schema: String,
+    /// The id every run of this bench carries as its `bench` label.
+    pub bench_id: String,
+    /// Measured runs per group (warm-ups not counted).
+    pub runs: usize,
+    /// Warm-up runs per group, discarded.
+    pub warmup: usize,
+    /// Confidence of every interval, percent.
+    pub confidence_pct: f64,
+    /// The declared unit (`inference`, `token`) when every group declared one.
+    pub unit: Option<String>,
+    pub groups: Vec<GroupResult>,
+    /// Each other group against the lowest-energy one (empty with one group).
+    pub ratios: Vec<EnergyRatio>,
+    /// Groups on the energy / time Pareto front (J and s, or per unit), fastest first.
+    pub front: Vec<usize>,
+    pub limits: Limits,
+    /// The lowest-energy group meeting the limits.
+    pub recommended: Option<usize>,
+    /// Why nothing is recommended, when nothing is.
+    pub no_recommendation: Option<String>,
+}
+
+/// Summarises measured groups: estimates at `confidence_pct`, ratios against the
+/// lowest-energy group, the front (per unit when `unit` is set and every group has units)
+/// and the recommendation under `limits`.
+pub fn summarize(
+    bench_id: &str,
+    groups: &[GroupRuns],
+    runs: usize,
+    warmup: usize,
+    confidence_pct: f64,
+    unit: Option<&str>,
+    limits: Limits,
+) -> BenchReport {
+    let conf = confidence_pct / 100.0;
+    let mut results = Vec::new();
+    // Each group's energy values, whole runs and per unit (when every run declared units).
+    let mut whole: Vec<Vec<f64>> = Vec::new();
+    let mut per_unit_values: Vec<Option<Vec<f64>>> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        let ok: Vec<&RunFigures> = g.runs.iter().filter(|r| r.exit_code == Some(0)).collect();
+        let e: Vec<f64> = ok.iter().map(|r| r.energy_j).collect();
+        let t: Vec<f64> = ok.iter().map(|r| r.time_s).collect();
+        let w: Vec<f64> = ok
+            .iter()
+            .map(|r| {
+                if r.time_s > 0.0 {
+                    r.energy_j / r.time_s
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let units: Option<Vec<f64>> = ok
+            .iter()
+            .map(|r| r.units.filter(|u| *u > 0.0))
+            .collect::<Option<Vec<f64>>>()
+            .filter(|u| !u.is_empty());
+        let per = |x: &[f64]| {
+            units
+                .as_ref()
+                .map(|u| x.iter().zip(u).map(|(x, u)| x / u).collect::<Vec<f64>>())
+        };
+        let (jpu, spu) = (per(&e), per(&t));
+        let (oe, ot) = (stats::outliers(&e), stats::outliers(&t));
+        results.push(GroupResult {
+            group: i + 1,
+            command: g.command.clone(),
+            parameters: g.parameters.clone(),
+            run_ids: ok.iter().map(|r| r.run_id.clone()).collect(),
+            failed: g
+                .runs
+                .iter()
+                .filter(|r| r.exit_code != Some(0))
+                .map(|r| FailedRun {
+                    run_id: r.run_id.clone(),
+                    exit_code: r.exit_code,
+                })
+                .collect(),
+            energy_j: estimate(&e, conf),
+            time_s: estimate(&t, conf),
+            power_w: estimate(&w, conf),
+            j_per_unit: jpu.as_deref().and_then(|x| estimate(x, conf)),
+            s_per_unit: spu.as_deref().and_then(|x| estimate(x, conf)),
+            outlier_run_ids: ok
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| oe[*k] || ot[*k])
+                .map(|(_, r)| r.run_id.clone())
+                .collect(),
+        });
+        whole.push(e);
+        per_unit_values.push(jpu);
+    }
+    let per_unit = unit.is_some() && results.iter().all(|g| g.j_per_unit.is_some());
+    let energy_of = |g: &GroupResult| {
+        if per_unit {
+            g.j_per_unit.map(|e| e.mean)
+        } else {
+            g.energy_j.map(|e| e.mean)
+        }
+    };
+    let points: Vec<Point> = results
+        .iter()
+        .map(|g| Point {
+            energy: energy_of(g).unwrap_or(f64::NAN),
+            time_s: if per_unit {
+                g.s_per_unit.map_or(f64::NAN, |t| t.mean)
+            } else {
+                g.time_s.map_or(f64::NAN, |t| t.mean)
+            },
+        })
+        .collect();
+    let baseline = (0..results.len())
+        .filter(|&i| points[i].energy.is_finite())
+        .min_by(|&a, &b| points[a].energy.total_cmp(&points[b].energy));
+    let mut ratios = Vec::new();
+    if let Some(b) = baseline.filter(|_| results.len() > 1) {
+        for (i, g) in results.iter().enumerate() {
+            if i == b || !points[i].energy.is_finite() || points[b].energy == 0.0 {
+                continue;
+            }
+            let ratio = points[i].energy / points[b].energy;
+            // Like with like: per unit on both sides, or whole runs on both.
+            let values = |k: usize| match (&per_unit_values[k], per_unit) {
+                (Some(v), true) => v.as_slice(),
+                _ => whole[k].as_slice(),
+            };
+            let ci = stats::bootstrap_ratio(
+                values(b),
+                values(i),
+                |x| stats::mean(x.iter().copied()).unwrap_or(f64::NAN),
+                conf,
+                stats::RESAMPLES,
+                stats::DEFAULT_SEED,
+            );
+            ratios.push(EnergyRatio {
+                group: g.group,
+                baseline: b + 1,
+                ratio,
+                ci,
+            });
+        }
+    }
+    let front = pareto_front(&points).into_iter().map(|i| i + 1).collect();
+    let candidates: Vec<Candidate> = results
+        .iter()
+        .zip(&points)
+        .map(|(g, p)| Candidate {
+            energy: p.energy,
+            time_s: g.time_s.map_or(f64::NAN, |t| t.mean),
+            latency_s: g.s_per_unit.map(|t| t.mean),
+        })
+        .collect();
+    let (recommended, no_recommendation) = match recommend(&candidates, &limits) {
+        Ok(i) => (Some(i + 1), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    BenchReport {
+        schema: BENCH_SCHEMA.into(),
+        bench_id: bench_id.into(),
+        runs,
+        warmup,
+        confidence_pct,
+        unit: per_unit.then(|| unit.unwrap_or_default().to_string()),
+        groups: results,
+        ratios,
+        front,
+        limits,
+        recommended,
+        no_recommendation,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +690,107 @@ mod tests {
             recommend(&[], &Limits::default()),
             Err(RecommendError::NoRuns)
         );
+    }
+
+    /// A sweep on a scripted sensor: `batch` 1, 8, 32, 128 of 1000 inferences; energy falls
+    /// and time per run grows with the batch, except batch 128, which is slower *and* uses
+    /// more energy than 32 (memory-bound): off the front. Noise 1 %, seeded.
+    fn scripted_sweep() -> Vec<GroupRuns> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut noise = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.02
+        };
+        let truth = [
+            ("1", 100.0, 1.0),
+            ("8", 60.0, 1.2),
+            ("32", 40.0, 2.0),
+            ("128", 45.0, 3.0),
+        ];
+        truth
+            .iter()
+            .map(|(batch, energy_j, time_s)| GroupRuns {
+                command: format!("python digits.py --batch {batch}"),
+                parameters: [("batch".to_string(), batch.to_string())].into(),
+                runs: (0..10)
+                    .map(|k| RunFigures {
+                        run_id: format!("b{batch}-{k}"),
+                        // Run 3 of batch 8 fails after burning little energy.
+                        exit_code: Some(if *batch == "8" && k == 3 { 1 } else { 0 }),
+                        energy_j: if *batch == "8" && k == 3 {
+                            1.0
+                        } else {
+                            energy_j * (1.0 + noise())
+                        },
+                        time_s: time_s * (1.0 + noise()),
+                        units: Some(1000.0),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sweep_gives_its_known_front_and_recommendation() {
+        let groups = scripted_sweep();
+        let r = summarize(
+            "b1",
+            &groups,
+            10,
+            1,
+            95.0,
+            Some("inference"),
+            Limits::default(),
+        );
+        assert_eq!(r.schema, BENCH_SCHEMA);
+        assert_eq!(r.unit.as_deref(), Some("inference"));
+        assert_eq!(r.front, vec![1, 2, 3], "batch 128 is dominated by batch 32");
+        assert_eq!(r.recommended, Some(3), "batch 32 uses least energy");
+        let g8 = &r.groups[1];
+        assert_eq!(
+            g8.failed,
+            vec![FailedRun {
+                run_id: "b8-3".into(),
+                exit_code: Some(1)
+            }]
+        );
+        assert_eq!(g8.run_ids.len(), 9);
+        let e = g8.energy_j.unwrap();
+        assert!(
+            (e.mean - 60.0).abs() < 0.6,
+            "the failed run is not averaged in: {e:?}"
+        );
+        assert!(e.ci.unwrap().contains(60.0));
+        let jpu = g8.j_per_unit.unwrap();
+        assert!((jpu.mean - 0.06).abs() < 0.0006, "{jpu:?}");
+        // Batch 1 against the baseline (batch 32): 100 / 40 = 2.5.
+        let r1 = r.ratios.iter().find(|x| x.group == 1).unwrap();
+        assert_eq!(r1.baseline, 3);
+        let ci = r1.ci.unwrap();
+        assert!(
+            (r1.ratio - 2.5).abs() < 0.03 && ci.contains(r1.ratio),
+            "{r1:?}"
+        );
+        assert!(ci.half_width() < 0.03, "1 % noise over 9-10 runs: {ci:?}");
+        // Within 50 % of the fastest (batch 1: 1 s a run): batch 8.
+        let limits = Limits {
+            max_slowdown_pct: Some(50.0),
+            ..Default::default()
+        };
+        let r = summarize("b1", &groups, 10, 1, 95.0, Some("inference"), limits);
+        assert_eq!(r.recommended, Some(2));
+        let limits = Limits {
+            deadline_s: Some(0.5),
+            ..Default::default()
+        };
+        let r = summarize("b1", &groups, 10, 1, 95.0, Some("inference"), limits);
+        assert_eq!(r.recommended, None);
+        assert!(r
+            .no_recommendation
+            .unwrap()
+            .contains("no configuration meets"));
     }
 
     #[test]
