@@ -316,6 +316,11 @@ pub fn recommend(candidates: &[Candidate], limits: &Limits) -> Result<usize, Rec
         .ok_or(RecommendError::NoneMeets { fastest_s })
 }
 
+/// An outlier must be at least this far from the median, as a fraction (5 %): closer, it
+/// moves no decision a bench informs (our judgement; the statistical test is
+/// [`stats::outliers`]'s modified z-score).
+pub const OUTLIER_MIN_REL: f64 = 0.05;
+
 /// One measured run of a group, as the engine reported it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunFigures {
@@ -454,7 +459,10 @@ pub fn summarize(
                 .map(|u| x.iter().zip(u).map(|(x, u)| x / u).collect::<Vec<f64>>())
         };
         let (jpu, spu) = (per(&e), per(&t));
-        let (oe, ot) = (stats::outliers(&e), stats::outliers(&t));
+        let (oe, ot) = (
+            stats::outliers(&e, OUTLIER_MIN_REL),
+            stats::outliers(&t, OUTLIER_MIN_REL),
+        );
         results.push(GroupResult {
             group: i + 1,
             command: g.command.clone(),

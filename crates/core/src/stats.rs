@@ -171,14 +171,17 @@ fn quantile_interval(stats: Vec<f64>, confidence: f64) -> Option<Interval> {
 pub const OUTLIER_Z: f64 = 3.5;
 
 /// Which values are outliers: modified z-score `0.6745 (x - median) / MAD` beyond
-/// [`OUTLIER_Z`] in absolute value (0.6745 makes the MAD of normal data estimate σ). Robust:
+/// [`OUTLIER_Z`] in absolute value (0.6745 makes the MAD of normal data estimate σ), and at
+/// least `min_rel` (a fraction) away from the median: very repeatable runs have a MAD so
+/// small that a millisecond of jitter would score as an outlier and matter to no one. Robust:
 /// the outlier itself hardly moves the median and the MAD. With a MAD of 0 (half the values
-/// equal) or fewer than 3 values nothing is flagged. NaN is never an outlier (it is not a
+/// equal) or fewer than 5 values nothing is flagged (with 3 or 4 the MAD is the gap to one
+/// neighbour, and any spread would be flagged). NaN is never an outlier (it is not a
 /// value); the result has one entry per input.
-pub fn outliers(values: &[f64]) -> Vec<bool> {
+pub fn outliers(values: &[f64], min_rel: f64) -> Vec<bool> {
     let none = vec![false; values.len()];
     let s = sorted(values.iter().copied());
-    if s.len() < 3 {
+    if s.len() < 5 {
         return none;
     }
     let Some(med) = median_of_sorted(&s) else {
@@ -192,7 +195,11 @@ pub fn outliers(values: &[f64]) -> Vec<bool> {
     }
     values
         .iter()
-        .map(|x| !x.is_nan() && (0.6745 * (x - med) / mad).abs() > OUTLIER_Z)
+        .map(|x| {
+            !x.is_nan()
+                && (0.6745 * (x - med) / mad).abs() > OUTLIER_Z
+                && (x - med).abs() >= min_rel * med.abs()
+        })
         .collect()
 }
 
@@ -273,16 +280,21 @@ mod tests {
     fn a_value_far_from_the_others_is_an_outlier() {
         let v = [10.0, 10.2, 9.9, 10.1, 9.8, 10.0, 14.0];
         assert_eq!(
-            outliers(&v),
+            outliers(&v, 0.0),
             vec![false, false, false, false, false, false, true]
         );
+        assert_eq!(outliers(&v, 0.5), vec![false; 7], "40 % off is not 50 %");
         assert_eq!(
-            outliers(&[1.0, 100.0]),
-            vec![false, false],
+            outliers(&[1.0, 1.1, 100.0], 0.0),
+            vec![false; 3],
             "too few to say"
         );
-        assert_eq!(outliers(&[5.0, 5.0, 5.0, 9.0]), vec![false; 4], "MAD of 0");
-        assert_eq!(outliers(&[1.0, f64::NAN, 1.1, 0.9]).len(), 4);
+        assert_eq!(
+            outliers(&[5.0, 5.0, 5.0, 5.0, 9.0], 0.0),
+            vec![false; 5],
+            "MAD of 0"
+        );
+        assert_eq!(outliers(&[1.0, f64::NAN, 1.1, 0.9, 1.0, 1.2], 0.0).len(), 6);
     }
 
     #[test]

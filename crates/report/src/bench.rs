@@ -4,10 +4,19 @@ use crate::render::{fmt_j, sig, text_table};
 use wattprint_core::bench::{BenchReport, Estimate, GroupResult};
 use wattprint_core::text::printable;
 
-/// `mean ± half-width`, or the mean alone without an interval.
+/// `mean ± half-width`, or the mean alone without an interval; a width below a millionth
+/// of the mean (rounding in a constant quantity) is written 0.
 fn pm(e: &Estimate, fmt: impl Fn(f64) -> String) -> String {
     match e.ci {
-        Some(ci) => format!("{} ± {}", fmt(e.mean), fmt(ci.half_width())),
+        Some(ci) => {
+            let hw = ci.half_width();
+            let hw = if hw.abs() < 1e-6 * e.mean.abs() {
+                0.0
+            } else {
+                hw
+            };
+            format!("{} ± {}", fmt(e.mean), fmt(hw))
+        }
         None => fmt(e.mean),
     }
 }
@@ -40,11 +49,10 @@ pub fn text(r: &BenchReport) -> String {
     let mut s = String::new();
     let unit = r.unit.as_deref().unwrap_or("unit");
     for g in &r.groups {
-        s.push_str(&format!(
-            "{}\n  command: {}\n",
-            printable(&group_name(g)),
-            printable(&g.command)
-        ));
+        s.push_str(&format!("{}\n", printable(&group_name(g))));
+        if !g.parameters.is_empty() {
+            s.push_str(&format!("  command: {}\n", printable(&g.command)));
+        }
         let mut rows: Vec<Vec<String>> = Vec::new();
         let mut row = |what: String, e: &Option<Estimate>, f: &dyn Fn(f64) -> String| {
             if let Some(e) = e {
@@ -144,9 +152,10 @@ pub fn text(r: &BenchReport) -> String {
     s
 }
 
-/// Two decimals for ratios near 1 (`1.32`), significant digits otherwise.
+/// Two decimals for ratios and their widths (`1.32 ± 0.05`); significant digits below
+/// 0.01 and from 100 up.
 fn sig2(x: f64) -> String {
-    if x.abs() >= 0.1 && x.abs() < 100.0 {
+    if x.abs() >= 0.01 && x.abs() < 100.0 {
         format!("{x:.2}")
     } else {
         sig(x)

@@ -46,7 +46,7 @@ pub struct Args {
 }
 
 /// Parses `--confidence`: 95 or 95%, from 50 to 99.9.
-fn parse_confidence(text: &str) -> Result<f64, String> {
+pub fn parse_confidence(text: &str) -> Result<f64, String> {
     match parse_pct(text) {
         Ok(p) if (50.0..=99.9).contains(&p) => Ok(p),
         _ => Err(format!(
