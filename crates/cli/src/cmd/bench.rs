@@ -10,11 +10,15 @@ use crate::common::{CarbonArgs, SensorArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wattprint_core::bench::{self, GroupRuns, Limits, Parameter, RunFigures};
 use wattprint_core::duration::parse_duration_s;
 use wattprint_core::report::RunReport;
+use wattprint_engine::config::GpuScope;
 use wattprint_engine::Session;
+use wattprint_sensors::nvml::PowerLimiter;
 
 /// Options of `wattprint bench`.
 #[derive(clap::Args, Debug)]
@@ -49,6 +53,14 @@ pub struct Args {
     /// written `{NAME}` in the commands: `--parameter-list batch 1,8,32,128`.
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUES"], action = clap::ArgAction::Append)]
     pub parameter_list: Vec<String>,
+    /// Sweep the power limit of the job's NVIDIA GPUs over these watts (`300,400,500`),
+    /// through NVML; root only. Every command runs under every limit; each GPU's previous
+    /// limit is restored at the end, on an error, a panic and on SIGINT/SIGTERM/SIGHUP.
+    #[arg(long, value_name = "W,W,...", value_parser = parse_watts)]
+    pub gpu_power_limit: Option<Watts>,
+    /// The job's GPUs, as `run --gpus` (measured; and limited by --gpu-power-limit).
+    #[arg(long, value_name = "all|0,2|UUID", value_parser = run::parse_gpus)]
+    pub gpus: Option<wattprint_core::gpu_select::GpuRequest>,
     /// Recommend the lowest-energy configuration at most PCT percent slower than the fastest.
     #[arg(long, value_name = "PCT", value_parser = parse_pct)]
     pub max_slowdown: Option<f64>,
@@ -133,6 +145,27 @@ fn parse_positive_duration(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The label (and parameter name) a group's GPU power limit is stored under, W.
+const GPU_LIMIT_LABEL: &str = "gpu_power_limit_w";
+
+/// The limits of `--gpu-power-limit`, W, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Watts(pub Vec<f64>);
+
+/// Parses `--gpu-power-limit`: comma-separated watts, each above 0.
+fn parse_watts(text: &str) -> Result<Watts, String> {
+    let bad = || format!("`{text}`: give GPU power limits in watts, like 300,400,500");
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().trim_end_matches('W').trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    if values.is_empty() || values.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+        return Err(bad());
+    }
+    Ok(Watts(values))
+}
+
 fn parse_cooldown(text: &str) -> Result<Cooldown, String> {
     if text == "auto" {
         return Ok(Cooldown::Auto);
@@ -145,6 +178,8 @@ fn parse_cooldown(text: &str) -> Result<Cooldown, String> {
 /// One command in one configuration, with its runs so far.
 struct Group {
     command: String,
+    /// The GPU power limit its runs are under, W (`--gpu-power-limit`).
+    gpu_limit_w: Option<f64>,
     parameters: Vec<(String, String)>,
     runs: Vec<RunFigures>,
 }
@@ -209,8 +244,20 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     let params = parameters(&args)?;
     bench::configurations(&params).map_err(|e| BadInput(e.to_string()))?;
+    // The GPU power limit is the outermost loop: each limit is set once.
+    let gpu_limits: Vec<Option<f64>> = match &args.gpu_power_limit {
+        Some(w) => w.0.iter().copied().map(Some).collect(),
+        None => vec![None],
+    };
+    let mut limiter = match &args.gpu_power_limit {
+        Some(watts) => Some(open_limiter(&args, &watts.0)?),
+        None => None,
+    };
     let mut groups: Vec<Group> = Vec::new();
-    for c in &args.commands {
+    for (gpu_limit, c) in gpu_limits
+        .iter()
+        .flat_map(|l| args.commands.iter().map(move |c| (*l, c)))
+    {
         // A command varies only with the parameters it uses: `'sleep 1'` beside
         // `'infer --batch {batch}'` is one group, not one per batch size.
         let used: Vec<Parameter> = params
@@ -220,9 +267,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             .collect();
         let configs = bench::configurations(&used).map_err(|e| BadInput(e.to_string()))?;
         for config in &configs {
+            let mut parameters = config.clone();
+            if let Some(w) = gpu_limit {
+                parameters.push((GPU_LIMIT_LABEL.into(), w.to_string()));
+            }
             groups.push(Group {
                 command: bench::substitute(c, config),
-                parameters: config.clone(),
+                parameters,
+                gpu_limit_w: gpu_limit,
                 runs: Vec::new(),
             });
         }
@@ -243,13 +295,37 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     let total = groups.len();
     let mut unit: Option<&'static str> = None;
-    for (gi, g) in groups.iter_mut().enumerate() {
+    // SIGINT, SIGTERM and SIGHUP end the bench after the run in progress (whose command they
+    // reach through `run`'s forwarding), so the power limits are restored on the way out.
+    let signalled = Arc::new(AtomicUsize::new(0));
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        signal_hook::flag::register_usize(sig, Arc::clone(&signalled), sig as usize)?;
+    }
+    let mut current_limit: Option<f64> = None;
+    let mut interrupted: Option<i32> = None;
+    'groups: for (gi, g) in groups.iter_mut().enumerate() {
+        if let (Some(l), Some(w)) = (limiter.as_mut(), g.gpu_limit_w) {
+            if current_limit != Some(w) {
+                l.set_w(w).map_err(|e| {
+                    restore_limits(l);
+                    anyhow::anyhow!("--gpu-power-limit: {e}")
+                })?;
+                current_limit = Some(w);
+                if !live {
+                    eprintln!("wattprint: GPU power limit {w} W");
+                }
+            }
+        }
         let mut labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
         labels.extend(g.parameters.iter().cloned());
         labels.insert("bench".into(), id.clone());
         labels.insert("bench.group".into(), (gi + 1).to_string());
         for k in 0..args.warmup + args.runs {
             let warm = k < args.warmup;
+            if let sig @ 1.. = signalled.load(Ordering::SeqCst) {
+                interrupted = Some(sig as i32);
+                break 'groups;
+            }
             if live {
                 eprint!(
                     "\r\x1b[2K[{}/{total}] {}  {}",
@@ -284,6 +360,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                 carbon: args.carbon.clone(),
                 work: args.work.clone(),
                 sensors: args.sensors.clone(),
+                gpus: args.gpus.clone(),
                 no_store: warm || args.no_store,
                 no_cgroup: args.no_cgroup,
                 labels: labels.clone().into_iter().collect(),
@@ -295,6 +372,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                 // `sh` itself did not start: nothing else will.
                 Err(code) => return Ok(code),
             };
+            // The command ended by SIGINT/SIGTERM/SIGHUP (forwarded to it, or Ctrl-C): the
+            // bench ends here too.
+            if let Some(sig) = report
+                .exit_code
+                .map(|c| c - 128)
+                .filter(|s| [libc::SIGINT, libc::SIGTERM, libc::SIGHUP].contains(s))
+            {
+                interrupted = Some(sig);
+                break 'groups;
+            }
             if warm {
                 continue;
             }
@@ -325,6 +412,20 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     if let Some((mut session, _)) = idle {
         session.stop();
+    }
+    if let Some(l) = limiter.as_mut() {
+        restore_limits(l);
+    }
+    if let Some(sig) = interrupted {
+        eprintln!(
+            "wattprint: bench interrupted by signal {sig}{}; the runs so far are stored",
+            if limiter.is_some() {
+                ", GPU power limits restored"
+            } else {
+                ""
+            }
+        );
+        return Ok(u8::try_from(128 + sig).unwrap_or(1));
     }
     let groups: Vec<GroupRuns> = groups
         .into_iter()
@@ -358,6 +459,50 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     export(&args, &report)?;
     let failed = report.groups.iter().any(|g| !g.failed.is_empty());
     Ok(u8::from(failed))
+}
+
+/// Opens the job's NVIDIA GPUs for `--gpu-power-limit` and checks every limit against each
+/// GPU's range before anything runs.
+fn open_limiter(args: &Args, watts: &[f64]) -> anyhow::Result<PowerLimiter> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(BadInput(
+            "--gpu-power-limit changes the GPUs' power limits, which NVML allows root only: \
+             run wattprint bench as root (sudo), or leave the option out"
+                .into(),
+        )
+        .into());
+    }
+    let mut config = args.sensors.config()?;
+    config.gpu_scope = GpuScope::job_from_env(args.gpus.clone());
+    // The job's GPUs as `run` chooses them: those the discovery did not exclude.
+    let session = Session::start(config.clone());
+    let excluded: Vec<u32> = session
+        .gpu_choice()
+        .map(|c| {
+            c.excluded
+                .iter()
+                .filter(|(d, _)| d.source == "nvml")
+                .map(|(d, _)| d.index)
+                .collect()
+        })
+        .unwrap_or_default();
+    drop(session);
+    let limiter = PowerLimiter::open(config.nvml_lib.as_deref(), |i| !excluded.contains(&i))
+        .map_err(|e| BadInput(format!("--gpu-power-limit: {e}")))?;
+    for w in watts {
+        limiter
+            .check_w(*w)
+            .map_err(|e| BadInput(format!("--gpu-power-limit: {e}")))?;
+    }
+    Ok(limiter)
+}
+
+/// Puts the GPUs' previous power limits back, saying on stderr which could not be.
+fn restore_limits(l: &mut PowerLimiter) {
+    for e in l.restore() {
+        eprintln!("wattprint: error: {e}; set it back by hand (nvidia-smi -i INDEX -pl WATTS)");
+    }
 }
 
 /// The declared units of a run and their name: inferences, else tokens.

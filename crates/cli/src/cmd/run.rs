@@ -58,7 +58,7 @@ pub struct Args {
 }
 
 /// Parse `--gpus`.
-fn parse_gpus(text: &str) -> Result<GpuRequest, String> {
+pub fn parse_gpus(text: &str) -> Result<GpuRequest, String> {
     text.parse().map_err(|e: GpuRequestError| e.to_string())
 }
 
