@@ -31,6 +31,8 @@ fn a_sweep_measures_each_configuration_and_stores_each_run_with_its_bench_labels
         .arg(d.path().join("b.csv"))
         .arg("--export-markdown")
         .arg(d.path().join("b.md"))
+        .arg("--export-html")
+        .arg(d.path().join("b.html"))
         .args(["--label", "team=search", "--", "sleep {t}", "true"])
         .assert()
         .success()
@@ -72,6 +74,8 @@ fn a_sweep_measures_each_configuration_and_stores_each_run_with_its_bench_labels
     assert_eq!(csv.lines().count(), 4, "{csv}");
     let md = std::fs::read_to_string(d.path().join("b.md")).unwrap();
     assert!(md.contains("| [2] t=0.3 |"), "{md}");
+    let html = std::fs::read_to_string(d.path().join("b.html")).unwrap();
+    assert!(html.contains(r#"data-recommended="3""#), "{html}");
     // Every measured run is in the history with the bench's labels (warm-ups are not).
     let id = b["bench_id"].as_str().unwrap();
     let runs = wattprint_assert(d.path())

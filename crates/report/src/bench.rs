@@ -333,6 +333,19 @@ mod tests {
     }
 
     #[test]
+    fn the_html_export_draws_the_front_and_rings_the_recommendation() {
+        let b = bench();
+        let h = crate::html::bench_html(&b);
+        assert!(h.contains(r#"data-chart="front""#), "{h}");
+        assert_eq!(h.matches("<circle data-group=").count(), 2);
+        assert!(h.contains(r#"data-recommended="2""#), "{h}");
+        assert!(h.contains("energy per inference (J)"), "{h}");
+        // Both groups are on the front ([1] faster, [2] frugal): one dashed line joins them.
+        assert!(h.contains(r#"data-front="true""#), "{h}");
+        assert!(!h.contains("<script"), "self-contained, no script");
+    }
+
+    #[test]
     fn markdown_and_csv_have_a_row_per_group() {
         let b = bench();
         let m = markdown(&b);

@@ -83,6 +83,9 @@ pub struct Args {
     /// Write a Markdown table (for pull requests).
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,
+    /// Write one self-contained HTML file: the energy / time front as a chart, and the table.
+    #[arg(long, value_name = "FILE")]
+    pub export_html: Option<PathBuf>,
     /// Do not store the runs in the local history.
     #[arg(long)]
     pub no_store: bool,
@@ -236,9 +239,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if let Some(i) = args.commands.iter().position(|c| c.trim().is_empty()) {
         return Err(BadInput(format!("command {} is an empty string", i + 1)).into());
     }
-    for p in [&args.export_json, &args.export_csv, &args.export_markdown]
-        .into_iter()
-        .flatten()
+    for p in [
+        &args.export_json,
+        &args.export_csv,
+        &args.export_markdown,
+        &args.export_html,
+    ]
+    .into_iter()
+    .flatten()
     {
         crate::common::check_writable(p)?;
     }
@@ -583,6 +591,9 @@ fn export(args: &Args, r: &bench::BenchReport) -> anyhow::Result<()> {
     }
     if let Some(p) = &args.export_markdown {
         write(p, wattprint_report::bench::markdown(r))?;
+    }
+    if let Some(p) = &args.export_html {
+        write(p, wattprint_report::html::bench_html(r))?;
     }
     Ok(())
 }
