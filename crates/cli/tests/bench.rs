@@ -249,6 +249,10 @@ fn a_gpu_power_limit_sweep_sets_each_limit_and_restores_the_previous_one() {
         seen, "set 0 300000\nset 0 400000\nset 0 700000\n",
         "{stderr}"
     );
+    assert!(
+        stderr.contains("GPU power limits before the sweep: gpu-0 700 W"),
+        "{stderr}"
+    );
     let b = export_json(d.path(), "b.json");
     assert_eq!(b["groups"][1]["parameters"]["gpu_power_limit_w"], "400");
     // Out of the driver's range (175 .. 700 W): refused before anything is set or run.

@@ -619,7 +619,11 @@ mod tests {
             Err(BenchInputError::TooMany { .. })
         ));
         let p = parse_list("batch", "1,2").unwrap();
-        let e = check_used(&["python infer.py --batch 4".into()], &[p.clone()]).unwrap_err();
+        let e = check_used(
+            &["python infer.py --batch 4".into()],
+            std::slice::from_ref(&p),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("write `{batch}`"), "{e}");
         assert!(configurations(&[p.clone(), p]).is_err());
     }

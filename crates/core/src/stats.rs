@@ -83,7 +83,7 @@ impl Interval {
 pub const RESAMPLES: usize = 2000;
 
 /// The seed every caller uses unless it has a reason to vary it (tests over many seeds).
-pub const DEFAULT_SEED: u64 = 0x5eed_0f_ba77_e4e5;
+pub const DEFAULT_SEED: u64 = 0x005e_ed0f_ba77_e4e5;
 
 /// Percentile-bootstrap interval of `stat` over `values` (NaN dropped) at `confidence`
 /// (a fraction, e.g. 0.95): `resamples` resamples with replacement, drawn from a generator

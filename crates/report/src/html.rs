@@ -366,127 +366,6 @@ fn range(low: Option<f64>, high: Option<f64>, fmt: fn(f64) -> String) -> String 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::render::tests::sample;
-
-    /// The `<svg ...>...</svg>` blocks of a document.
-    fn svgs(doc: &str) -> Vec<&str> {
-        let mut out = vec![];
-        let mut rest = doc;
-        while let Some(a) = rest.find("<svg") {
-            let b = rest[a..].find("</svg>").unwrap() + a + 6;
-            out.push(&rest[a..b]);
-            rest = &rest[b..];
-        }
-        out
-    }
-
-    #[test]
-    fn totals_and_domains_show_their_ranges_with_the_basis() {
-        let mut r = sample("run-1", 2000.0);
-        r.energy.total_j_low = Some(1800.0);
-        r.energy.total_j_high = Some(2200.0);
-        r.energy.domains[0].joules_low = Some(1400.0);
-        r.energy.domains[0].joules_high = Some(1600.0);
-        r.energy.domains[0].range_basis = Some("NVML +/- 5 W or 5 % (NVIDIA)".into());
-        let doc = html(&[r]);
-        assert!(
-            doc.contains(&format!(
-                "({}-{})",
-                fmt_j(1800.0).rsplit_once(' ').unwrap().0,
-                fmt_j(2200.0)
-            )),
-            "{doc}"
-        );
-        assert!(doc.contains("NVML +/- 5 W or 5 % (NVIDIA)"));
-    }
-
-    #[test]
-    fn the_document_holds_power_energy_and_carbon_charts_with_data() {
-        let doc = html(&[sample("run-1", 2000.0)]);
-        assert!(doc.starts_with("<!DOCTYPE html>"));
-        assert!(
-            !doc.contains("<script") && !doc.contains("http://")
-                || doc.matches("http://").count()
-                    == doc.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
-        );
-        let charts = svgs(&doc);
-        let kinds: Vec<_> = charts
-            .iter()
-            .map(|c| {
-                c.split("data-chart=\"")
-                    .nth(1)
-                    .unwrap()
-                    .split('"')
-                    .next()
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(kinds, vec!["power", "energy", "carbon"]);
-        // The power chart: one polyline per domain, one point per timeline sample.
-        let power = charts[0];
-        assert_eq!(power.matches("<polyline").count(), 2);
-        let pts = power
-            .split("points=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        assert_eq!(pts.split(' ').count(), 4);
-        // The peak, 300 W on gpu-0, sits at the top of a 500 W axis: y = 16 + 244 * (1 - 0.6).
-        assert!(power.contains(",113.6"), "{power}");
-        // The energy chart carries the domain energies.
-        assert!(charts[1].contains("data-value=\"1500\""));
-        assert!(charts[1].contains("data-value=\"500\""));
-        // Tags balance inside each chart (well-formed enough for a browser and an XML parser).
-        for c in &charts {
-            assert_eq!(c.matches("<text").count(), c.matches("</text>").count());
-        }
-        assert!(doc.contains("Methodology"));
-        assert!(doc.contains("Ember/OWID (2024), lifecycle basis"));
-    }
-
-    #[test]
-    fn text_is_escaped_and_several_runs_get_summary_charts() {
-        let mut r = sample("<b>x</b>", 10.0);
-        r.warnings.push("a & b < c".into());
-        let doc = html(&[r, sample("y", 20.0)]);
-        assert!(doc.contains("&lt;b&gt;x&lt;/b&gt;"));
-        assert!(doc.contains("a &amp; b &lt; c"));
-        assert!(doc.contains("data-chart=\"runs-energy\""));
-        assert!(!doc.contains("<b>x</b>"));
-    }
-
-    #[test]
-    fn the_nodes_other_gpus_are_named_only_when_there_are_some() {
-        let r = sample("run-1", 10.0);
-        assert!(!html(std::slice::from_ref(&r)).contains("GPUs not the job's"));
-        let mut r = r;
-        r.host.other_gpus = vec![wattprint_core::report::OtherGpu {
-            domain: "gpu-0".into(),
-            name: "NVIDIA H100 80GB HBM3".into(),
-            uuid: None,
-            reason: "not in CUDA_VISIBLE_DEVICES=1".into(),
-        }];
-        assert!(html(&[r]).contains(
-            "<tr><th>GPUs not the job's</th><td>gpu-0 (NVIDIA H100 80GB HBM3): not in \
-             CUDA_VISIBLE_DEVICES=1</td></tr>"
-        ));
-    }
-
-    #[test]
-    fn nice_axis_maxima() {
-        assert_eq!(nice_max(300.0), 500.0);
-        assert_eq!(nice_max(3.5), 5.0);
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(f64::NAN), 1.0);
-        assert_eq!(nice_max(200.0), 200.0);
-    }
-}
-
 /// The energy / time plane of a bench: one point per group at its mean time and energy (per
 /// declared unit when the bench has one), whiskers over both intervals, the Pareto front as a
 /// line, the recommended group ringed. `None` when no group has figures.
@@ -623,4 +502,125 @@ pub fn bench_html(b: &wattprint_core::bench::BenchReport) -> String {
     s.push_str(&esc(&crate::bench::text(b)));
     s.push_str("</pre>\n</body></html>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::sample;
+
+    /// The `<svg ...>...</svg>` blocks of a document.
+    fn svgs(doc: &str) -> Vec<&str> {
+        let mut out = vec![];
+        let mut rest = doc;
+        while let Some(a) = rest.find("<svg") {
+            let b = rest[a..].find("</svg>").unwrap() + a + 6;
+            out.push(&rest[a..b]);
+            rest = &rest[b..];
+        }
+        out
+    }
+
+    #[test]
+    fn totals_and_domains_show_their_ranges_with_the_basis() {
+        let mut r = sample("run-1", 2000.0);
+        r.energy.total_j_low = Some(1800.0);
+        r.energy.total_j_high = Some(2200.0);
+        r.energy.domains[0].joules_low = Some(1400.0);
+        r.energy.domains[0].joules_high = Some(1600.0);
+        r.energy.domains[0].range_basis = Some("NVML +/- 5 W or 5 % (NVIDIA)".into());
+        let doc = html(&[r]);
+        assert!(
+            doc.contains(&format!(
+                "({}-{})",
+                fmt_j(1800.0).rsplit_once(' ').unwrap().0,
+                fmt_j(2200.0)
+            )),
+            "{doc}"
+        );
+        assert!(doc.contains("NVML +/- 5 W or 5 % (NVIDIA)"));
+    }
+
+    #[test]
+    fn the_document_holds_power_energy_and_carbon_charts_with_data() {
+        let doc = html(&[sample("run-1", 2000.0)]);
+        assert!(doc.starts_with("<!DOCTYPE html>"));
+        assert!(
+            !doc.contains("<script") && !doc.contains("http://")
+                || doc.matches("http://").count()
+                    == doc.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+        );
+        let charts = svgs(&doc);
+        let kinds: Vec<_> = charts
+            .iter()
+            .map(|c| {
+                c.split("data-chart=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(kinds, vec!["power", "energy", "carbon"]);
+        // The power chart: one polyline per domain, one point per timeline sample.
+        let power = charts[0];
+        assert_eq!(power.matches("<polyline").count(), 2);
+        let pts = power
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(pts.split(' ').count(), 4);
+        // The peak, 300 W on gpu-0, sits at the top of a 500 W axis: y = 16 + 244 * (1 - 0.6).
+        assert!(power.contains(",113.6"), "{power}");
+        // The energy chart carries the domain energies.
+        assert!(charts[1].contains("data-value=\"1500\""));
+        assert!(charts[1].contains("data-value=\"500\""));
+        // Tags balance inside each chart (well-formed enough for a browser and an XML parser).
+        for c in &charts {
+            assert_eq!(c.matches("<text").count(), c.matches("</text>").count());
+        }
+        assert!(doc.contains("Methodology"));
+        assert!(doc.contains("Ember/OWID (2024), lifecycle basis"));
+    }
+
+    #[test]
+    fn text_is_escaped_and_several_runs_get_summary_charts() {
+        let mut r = sample("<b>x</b>", 10.0);
+        r.warnings.push("a & b < c".into());
+        let doc = html(&[r, sample("y", 20.0)]);
+        assert!(doc.contains("&lt;b&gt;x&lt;/b&gt;"));
+        assert!(doc.contains("a &amp; b &lt; c"));
+        assert!(doc.contains("data-chart=\"runs-energy\""));
+        assert!(!doc.contains("<b>x</b>"));
+    }
+
+    #[test]
+    fn the_nodes_other_gpus_are_named_only_when_there_are_some() {
+        let r = sample("run-1", 10.0);
+        assert!(!html(std::slice::from_ref(&r)).contains("GPUs not the job's"));
+        let mut r = r;
+        r.host.other_gpus = vec![wattprint_core::report::OtherGpu {
+            domain: "gpu-0".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: None,
+            reason: "not in CUDA_VISIBLE_DEVICES=1".into(),
+        }];
+        assert!(html(&[r]).contains(
+            "<tr><th>GPUs not the job's</th><td>gpu-0 (NVIDIA H100 80GB HBM3): not in \
+             CUDA_VISIBLE_DEVICES=1</td></tr>"
+        ));
+    }
+
+    #[test]
+    fn nice_axis_maxima() {
+        assert_eq!(nice_max(300.0), 500.0);
+        assert_eq!(nice_max(3.5), 5.0);
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(f64::NAN), 1.0);
+        assert_eq!(nice_max(200.0), 200.0);
+    }
 }

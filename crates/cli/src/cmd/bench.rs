@@ -258,7 +258,20 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         None => vec![None],
     };
     let mut limiter = match &args.gpu_power_limit {
-        Some(watts) => Some(open_limiter(&args, &watts.0)?),
+        Some(watts) => {
+            let l = open_limiter(&args, &watts.0)?;
+            // Printed first, so even a SIGKILLed bench leaves what to put back.
+            let before: Vec<String> = l
+                .limits()
+                .iter()
+                .map(|g| format!("gpu-{} {} W", g.index, g.previous_w))
+                .collect();
+            eprintln!(
+                "wattprint: GPU power limits before the sweep: {}",
+                before.join(", ")
+            );
+            Some(l)
+        }
         None => None,
     };
     let mut groups: Vec<Group> = Vec::new();
