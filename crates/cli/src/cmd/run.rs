@@ -262,7 +262,10 @@ fn measure(p: &mut Prepared) -> anyhow::Result<Result<Measured, u8>> {
         command,
         &child_env,
         &fwd,
-        cgroup.as_ref().ok().map(JobCgroup::procs_fd),
+        cgroup.as_ref().ok().map(|cg| child::CgroupFds {
+            dir: cg.dir_fd(),
+            procs: cg.procs_fd(),
+        }),
     ) {
         Ok((pid, None)) => (pid, cgroup),
         Ok((pid, Some(join_error))) => {
