@@ -58,24 +58,42 @@ fn a_sweep_measures_each_configuration_and_stores_each_run_with_its_bench_labels
         assert!(e["ci"]["low"].as_f64().unwrap() <= e["mean"].as_f64().unwrap());
         assert!(g["j_per_unit"]["mean"].as_f64().unwrap() > 0.0, "{g}");
     }
-    // 0.3 s of sleep takes more energy than 0.05 s at the same power: sleep 0.05 is
-    // fastest, `true` uses least energy and is fastest, so it alone is the front.
-    let e = |k: usize| groups[k]["energy_j"]["mean"].as_f64().unwrap();
-    let t = |k: usize| groups[k]["time_s"]["mean"].as_f64().unwrap();
-    // 0.25 s more of sleep, less what the start-up of a loaded machine blurs.
-    assert!(t(1) - t(0) > 0.15 && e(1) > e(0), "{stderr}");
-    assert_eq!(b["recommended"], 3, "{stderr}");
+    // The fake machine's power is constant, so each run's energy is that power times its
+    // time (timing itself depends on the load of the machine running the tests).
+    let mean = |k: usize, q: &str| groups[k][q]["mean"].as_f64().unwrap();
+    for k in 0..3 {
+        let want = mean(k, "power_w") * mean(k, "time_s");
+        assert!((mean(k, "energy_j") - want).abs() < 0.01 * want, "{stderr}");
+    }
     assert!(
-        stderr.contains("x the energy per inference of [3]"),
+        mean(1, "time_s") >= 0.3 && mean(0, "time_s") >= 0.05,
         "{stderr}"
     );
-    assert!(stderr.contains("recommended: [3] true"), "{stderr}");
+    // The recommendation is the lowest energy per inference; never the 0.3 s sleep, which
+    // takes 0.25 s more than the 0.05 s one at the same power.
+    let rec = b["recommended"].as_u64().unwrap() as usize;
+    let lowest = (0..3)
+        .min_by(|&i, &j| mean(i, "j_per_unit").total_cmp(&mean(j, "j_per_unit")))
+        .unwrap();
+    assert_eq!(rec, lowest + 1, "{stderr}");
+    assert_ne!(rec, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("x the energy per inference of [{rec}]")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("recommended: [{rec}] ")),
+        "{stderr}"
+    );
     let csv = std::fs::read_to_string(d.path().join("b.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
     let md = std::fs::read_to_string(d.path().join("b.md")).unwrap();
     assert!(md.contains("| [2] t=0.3 |"), "{md}");
     let html = std::fs::read_to_string(d.path().join("b.html")).unwrap();
-    assert!(html.contains(r#"data-recommended="3""#), "{html}");
+    assert!(
+        html.contains(&format!(r#"data-recommended="{rec}""#)),
+        "{html}"
+    );
     // Every measured run is in the history with the bench's labels (warm-ups are not).
     let id = b["bench_id"].as_str().unwrap();
     let runs = wattprint_assert(d.path())
@@ -312,4 +330,41 @@ fn sigterm_in_the_middle_of_a_sweep_restores_the_gpu_power_limit() {
         seen, "set 0 300000\nset 0 700000\n",
         "never 400 W, and 700 W back"
     );
+}
+
+#[test]
+fn cooldown_auto_measures_the_idle_baseline_and_waits_for_it() {
+    // The fake machine's power is constant: every wait ends at its first check, and the
+    // baseline it measured is the model's idle power.
+    let d = tempfile::tempdir().unwrap();
+    let out = wattprint_assert(d.path())
+        .args([
+            "bench",
+            "--no-store",
+            "--runs",
+            "2",
+            "--cooldown",
+            "auto",
+            "true",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let baseline = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("wattprint: idle baseline "))
+        .unwrap_or_else(|| panic!("no baseline line: {stderr}"));
+    assert!(
+        baseline.ends_with(" W") && !baseline.starts_with("0 "),
+        "{baseline}"
+    );
+    assert!(!stderr.contains("after 60 s of cool-down"), "{stderr}");
+    let bad = wattprint(d.path())
+        .args(["bench", "--cooldown", "soon", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("or `auto`"));
 }
