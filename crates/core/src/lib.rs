@@ -6,6 +6,7 @@
 
 pub mod advise;
 pub mod attribution;
+pub mod bench;
 pub mod bounds;
 pub mod carbon;
 pub mod counter;

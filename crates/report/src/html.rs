@@ -493,6 +493,144 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
     o
 }
 
+/// The energy / time plane of a bench: one point per group at its mean time and energy (per
+/// declared unit when the bench has one), whiskers over both intervals, the Pareto front as a
+/// line, the recommended group ringed. `None` when no group has figures.
+pub fn bench_front_chart(b: &wattprint_core::bench::BenchReport) -> Option<String> {
+    use wattprint_core::bench::Estimate;
+    let per_unit = b.unit.is_some();
+    let pick = |g: &wattprint_core::bench::GroupResult| -> Option<(Estimate, Estimate)> {
+        if per_unit {
+            Some((g.s_per_unit?, g.j_per_unit?))
+        } else {
+            Some((g.time_s?, g.energy_j?))
+        }
+    };
+    let pts: Vec<(usize, Estimate, Estimate)> = b
+        .groups
+        .iter()
+        .filter_map(|g| pick(g).map(|(t, e)| (g.group, t, e)))
+        .filter(|(_, t, e)| t.mean.is_finite() && e.mean.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let hi = |e: &Estimate| e.ci.map_or(e.mean, |c| c.high.max(e.mean));
+    let x_max = nice_max(pts.iter().map(|(_, t, _)| hi(t)).fold(0.0, f64::max));
+    let y_max = nice_max(pts.iter().map(|(_, _, e)| hi(e)).fold(0.0, f64::max));
+    let x = |v: f64| L + (W - L - R) * (v.max(0.0) / x_max);
+    let y = |v: f64| T + (H - T - B) * (1.0 - v.max(0.0) / y_max);
+    let unit = b.unit.as_deref().unwrap_or("");
+    let (xl, yl) = if per_unit {
+        (
+            format!("time per {unit} (s)"),
+            format!("energy per {unit} (J)"),
+        )
+    } else {
+        (
+            "time per run (s)".to_string(),
+            "energy per run (J)".to_string(),
+        )
+    };
+    let mut s = format!(
+        r#"<svg class="chart" data-chart="front" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="Energy against time per configuration, with the Pareto front">"#
+    );
+    s.push_str(&axes(x_max, y_max, &xl, &yl));
+    let front: Vec<String> = b
+        .front
+        .iter()
+        .filter_map(|k| pts.iter().find(|(g, _, _)| g == k))
+        .map(|(_, t, e)| format!("{:.1},{:.1}", x(t.mean), y(e.mean)))
+        .collect();
+    if front.len() > 1 {
+        s.push_str(&format!(
+            r##"<polyline data-front="true" fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="4 3" points="{}"/>"##,
+            front.join(" ")
+        ));
+    }
+    for (g, t, e) in &pts {
+        let (cx, cy) = (x(t.mean), y(e.mean));
+        if let Some(c) = t.ci {
+            s.push_str(&format!(
+                r##"<line x1="{:.1}" y1="{cy:.1}" x2="{:.1}" y2="{cy:.1}" stroke="#888"/>"##,
+                x(c.low),
+                x(c.high)
+            ));
+        }
+        if let Some(c) = e.ci {
+            s.push_str(&format!(
+                r##"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="#888"/>"##,
+                y(c.low),
+                y(c.high)
+            ));
+        }
+        let on_front = b.front.contains(g);
+        s.push_str(&format!(
+            r#"<circle data-group="{g}" cx="{cx:.1}" cy="{cy:.1}" r="4" fill="{}"/>"#,
+            if on_front { "#2ca02c" } else { "#1f77b4" }
+        ));
+        if b.recommended == Some(*g) {
+            s.push_str(&format!(
+                r##"<circle data-recommended="{g}" cx="{cx:.1}" cy="{cy:.1}" r="8" fill="none" stroke="#d62728" stroke-width="2"/>"##
+            ));
+        }
+        s.push_str(&format!(
+            r#"<text x="{:.1}" y="{:.1}" font-size="11">[{g}]</text>"#,
+            cx + 7.0,
+            cy - 6.0
+        ));
+    }
+    s.push_str("</svg>");
+    Some(s)
+}
+
+/// A bench as one self-contained HTML file: the front chart, then one table row per group.
+pub fn bench_html(b: &wattprint_core::bench::BenchReport) -> String {
+    use wattprint_core::bench::Estimate;
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wattprint bench {}</title><style>{STYLE}</style></head><body>\n<h1>wattprint bench <code>{}</code></h1>\n",
+        esc(&b.bench_id),
+        esc(&b.bench_id)
+    );
+    if let Some(chart) = bench_front_chart(b) {
+        s.push_str("<h2>Energy and time</h2>\n");
+        s.push_str(&chart);
+        s.push_str(&format!(
+            "<p>Points: means; whiskers: {}% bootstrap intervals; dashed green: the Pareto front; red ring: the recommendation.</p>\n",
+            b.confidence_pct
+        ));
+    }
+    let cell = |e: &Option<Estimate>| match e {
+        Some(e) => match e.ci {
+            Some(c) => format!("{} ± {}", sig(e.mean), sig(c.half_width())),
+            None => sig(e.mean),
+        },
+        None => "-".into(),
+    };
+    let unit = b.unit.as_deref().unwrap_or("unit");
+    s.push_str(&format!(
+        "<table><tr><th>group</th><th>command</th><th>energy (J)</th><th>time (s)</th><th>power (W)</th><th>J/{}</th><th>runs</th><th>failed</th></tr>\n",
+        esc(unit)
+    ));
+    for g in &b.groups {
+        s.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&crate::bench::group_name(g)),
+            esc(&g.command),
+            cell(&g.energy_j),
+            cell(&g.time_s),
+            cell(&g.power_w),
+            cell(&g.j_per_unit),
+            g.run_ids.len(),
+            g.failed.len()
+        ));
+    }
+    s.push_str("</table>\n<pre>");
+    s.push_str(&esc(&crate::bench::text(b)));
+    s.push_str("</pre>\n</body></html>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

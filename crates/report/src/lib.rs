@@ -4,6 +4,7 @@
 //! Pure: strings and `RunReport`s in, strings and values out. Reading files, the database and
 //! the clock belongs to the CLI.
 
+pub mod bench;
 pub mod compare;
 pub mod esrs;
 pub mod html;

@@ -2,6 +2,7 @@
 
 pub mod advise;
 pub mod agent;
+pub mod bench;
 pub mod compare;
 pub mod estimate;
 pub mod import;
