@@ -402,7 +402,12 @@ fn subnational_tables() {
         let name = field(&rec, 1, &path, "subregion_name");
         let year = num(field(&rec, 2, &path, "data_year"), &path, &rec, "data_year") as i32;
         let edition = field(&rec, 3, &path, "edition");
-        let g = num(field(&rec, 8, &path, "co2e_g_per_kwh"), &path, &rec, "co2e_g_per_kwh");
+        let g = num(
+            field(&rec, 8, &path, "co2e_g_per_kwh"),
+            &path,
+            &rec,
+            "co2e_g_per_kwh",
+        );
         writeln!(out, "    ({code:?}, {name:?}, {g:?}, {year}, {edition:?}),").unwrap();
     }
     out.push_str("];\n\n");
@@ -415,7 +420,12 @@ fn subnational_tables() {
         let code = field(&rec, 0, &path, "state");
         let year = num(field(&rec, 1, &path, "data_year"), &path, &rec, "data_year") as i32;
         let edition = field(&rec, 2, &path, "edition");
-        let g = num(field(&rec, 7, &path, "co2e_g_per_kwh"), &path, &rec, "co2e_g_per_kwh");
+        let g = num(
+            field(&rec, 7, &path, "co2e_g_per_kwh"),
+            &path,
+            &rec,
+            "co2e_g_per_kwh",
+        );
         writeln!(out, "    ({code:?}, {g:?}, {year}, {edition:?}),").unwrap();
     }
     out.push_str("];\n\n");
@@ -435,7 +445,9 @@ fn subnational_tables() {
             s => Some(num(s, &path, &rec, "consumption_intensity_gco2e_per_kwh")),
         };
         let note = field(&rec, 6, &path, "note").to_string();
-        let e = ca.entry(code).or_insert((name.clone(), year, prelim, cons, note.clone()));
+        let e = ca
+            .entry(code)
+            .or_insert((name.clone(), year, prelim, cons, note.clone()));
         if year > e.1 {
             *e = (name, year, prelim, cons, note);
         }
@@ -446,13 +458,23 @@ fn subnational_tables() {
             Some(g) => (*g, String::new()),
             None if code == "CA-PE" => {
                 let nb = ca.get("CA-NB").and_then(|r| r.3).unwrap_or_else(|| {
-                    panic!("{}: CA-PE needs New Brunswick's consumption value", path.display())
+                    panic!(
+                        "{}: CA-PE needs New Brunswick's consumption value",
+                        path.display()
+                    )
                 });
                 (nb, "New Brunswick's consumption intensity, as the source directs for Prince Edward Island (high imports from NB)".to_string())
             }
-            None => panic!("{}: {code} {year}: no consumption intensity ({note})", path.display()),
+            None => panic!(
+                "{}: {code} {year}: no consumption intensity ({note})",
+                path.display()
+            ),
         };
-        writeln!(out, "    ({code:?}, {name:?}, {g:?}, {year}, {prelim}, {note:?}),").unwrap();
+        writeln!(
+            out,
+            "    ({code:?}, {name:?}, {g:?}, {year}, {prelim}, {note:?}),"
+        )
+        .unwrap();
     }
     out.push_str("];\n\n");
 
@@ -473,10 +495,19 @@ fn subnational_tables() {
         let label = field(&rec, 3, &path, "region_label_in_source").to_string();
         let iso = field(&rec, 4, &path, "iso_3166_2").to_string();
         let grid = field(&rec, 5, &path, "grid").to_string();
-        let kg = num(field(&rec, 6, &path, "scope2_kgco2e_per_kwh"), &path, &rec, "scope2_kgco2e_per_kwh");
+        let kg = num(
+            field(&rec, 6, &path, "scope2_kgco2e_per_kwh"),
+            &path,
+            &rec,
+            "scope2_kgco2e_per_kwh",
+        );
         au.push((year, label, iso, grid, kg * 1000.0));
     }
-    let latest_au = au.iter().map(|r| r.0).max().unwrap_or_else(|| panic!("{}: no location-based rows", path.display()));
+    let latest_au = au
+        .iter()
+        .map(|r| r.0)
+        .max()
+        .unwrap_or_else(|| panic!("{}: no location-based rows", path.display()));
     out.push_str("/// Australia, latest NGA edition: (ISO 3166-2 codes `;`-separated, label, grid, gCO2e/kWh scope 2, edition year).\npub static AU_STATES: &[(&str, &str, &str, f64, i32)] = &[\n");
     for (year, label, iso, grid, g) in au.iter().filter(|r| r.0 == latest_au) {
         writeln!(out, "    ({iso:?}, {label:?}, {grid:?}, {g:?}, {year}),").unwrap();
@@ -515,7 +546,12 @@ fn subnational_tables() {
         let iso = field(&rec, 0, &path, "iso_3166_2");
         let name = field(&rec, 1, &path, "province");
         let year = num(field(&rec, 2, &path, "year"), &path, &rec, "year") as i32;
-        let g = num(field(&rec, 3, &path, "co2_g_per_kwh"), &path, &rec, "co2_g_per_kwh");
+        let g = num(
+            field(&rec, 3, &path, "co2_g_per_kwh"),
+            &path,
+            &rec,
+            "co2_g_per_kwh",
+        );
         writeln!(out, "    ({iso:?}, {name:?}, {g:?}, {year}),").unwrap();
     }
     out.push_str("];\n\n");
@@ -530,10 +566,15 @@ fn subnational_tables() {
         let location = field(&rec, 3, &path, "location_in_ccf_docs");
         let em = field(&rec, 4, &path, "electricity_maps_zone");
         let nerc = field(&rec, 6, &path, "ccf_us_nerc_region");
-        writeln!(out, "    ({provider:?}, {region:?}, {location:?}, {em:?}, {nerc:?}),").unwrap();
+        writeln!(
+            out,
+            "    ({provider:?}, {region:?}, {location:?}, {em:?}, {nerc:?}),"
+        )
+        .unwrap();
     }
     out.push_str("];\n");
 
-    let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("subnational_tables.rs");
+    let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("subnational_tables.rs");
     fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
 }

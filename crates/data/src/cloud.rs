@@ -128,10 +128,7 @@ pub fn region(provider: Provider, region: &str) -> Option<IntensityFactor> {
                 return Some(IntensityFactor {
                     zone,
                     name: format!("{location}: grid {}", f.name),
-                    note: Some(format!(
-                        "{}{versus}",
-                        subnational::SUBREGION_OVER_STATE
-                    )),
+                    note: Some(format!("{}{versus}", subnational::SUBREGION_OVER_STATE)),
                     ..f
                 });
             }
@@ -190,19 +187,28 @@ mod tests {
         let note = f.note.unwrap();
         assert!(note.contains("US-VA 244.8 g/kWh"), "{note}");
         // Azure's Virginia regions draw from the same grid.
-        assert_eq!(region(Provider::Azure, "eastus2").unwrap().g_per_kwh, 270.489);
+        assert_eq!(
+            region(Provider::Azure, "eastus2").unwrap().g_per_kwh,
+            270.489
+        );
     }
 
     #[test]
     fn regions_take_their_province_or_state() {
         let f = region(Provider::Aws, "ca-central-1").unwrap();
-        assert_eq!(f.g_per_kwh, subnational::subdivision("CA-QC").unwrap().g_per_kwh);
+        assert_eq!(
+            f.g_per_kwh,
+            subnational::subdivision("CA-QC").unwrap().g_per_kwh
+        );
         let f = region(Provider::Azure, "australiaeast").unwrap();
         assert_eq!(f.g_per_kwh, 640.0);
         let f = region(Provider::Aws, "ap-south-1").unwrap();
         assert_eq!(f.zone, "aws:ap-south-1");
         assert_eq!(f.basis, Basis::Lifecycle);
-        assert_eq!(f.g_per_kwh, subnational::subdivision("IN-MH").unwrap().g_per_kwh);
+        assert_eq!(
+            f.g_per_kwh,
+            subnational::subdivision("IN-MH").unwrap().g_per_kwh
+        );
         // Wyoming splits between two eGRID subregions: the state rate stands.
         let f = region(Provider::Azure, "westcentralus").unwrap();
         assert_eq!(f.source, subnational::EGRID_STATE_SOURCE);

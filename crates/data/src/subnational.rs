@@ -186,18 +186,13 @@ pub fn subdivision_codes() -> Vec<String> {
             }
         }
     }
-    v.extend(
-        tables::IN_STATES
+    v.extend(tables::IN_STATES.iter().filter(|r| r.0 != "IN").map(|r| {
+        let iso = INDIA_ALIASES
             .iter()
-            .filter(|r| r.0 != "IN")
-            .map(|r| {
-                let iso = INDIA_ALIASES
-                    .iter()
-                    .find(|a| a.1 == r.0)
-                    .map_or(r.0, |a| a.0);
-                format!("IN-{iso}")
-            }),
-    );
+            .find(|a| a.1 == r.0)
+            .map_or(r.0, |a| a.0);
+        format!("IN-{iso}")
+    }));
     v.extend(tables::CN_PROVINCES.iter().map(|r| r.0.to_string()));
     v
 }
@@ -361,7 +356,10 @@ mod tests {
     fn csv_rows(file: &str) -> usize {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/");
         let text = std::fs::read_to_string(format!("{path}{file}")).unwrap();
-        text.lines().skip(1).filter(|l| !l.trim().is_empty()).count()
+        text.lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count()
     }
 
     #[test]
@@ -437,10 +435,16 @@ mod tests {
         assert_eq!(subdivision("IN-OR").unwrap().g_per_kwh, 742.64);
         // 36 states/UTs (India Total and Others are not subdivisions).
         assert_eq!(
-            subdivision_codes().iter().filter(|c| c.starts_with("IN-")).count(),
+            subdivision_codes()
+                .iter()
+                .filter(|c| c.starts_with("IN-"))
+                .count(),
             36
         );
-        assert_eq!(tables::CN_PROVINCES.len(), csv_rows("grid-cn-provinces.csv"));
+        assert_eq!(
+            tables::CN_PROVINCES.len(),
+            csv_rows("grid-cn-provinces.csv")
+        );
         let bj = subdivision("cn-bj").unwrap();
         assert_eq!((bj.g_per_kwh, bj.year), (555.4, 2023));
     }
@@ -458,7 +462,10 @@ mod tests {
 
     #[test]
     fn ccf_table_loads_every_row() {
-        assert_eq!(tables::CCF_REGIONS.len(), csv_rows("cloud-regions-grid.csv"));
+        assert_eq!(
+            tables::CCF_REGIONS.len(),
+            csv_rows("cloud-regions-grid.csv")
+        );
         assert!(ccf_electricity_maps_zones().any(|z| z == "US-MIDA-PJM"));
     }
 
