@@ -21,6 +21,7 @@ fn main() {
     gpu_table();
     ccf_tables();
     subnational_tables();
+    ccf_instance_tables();
 }
 
 fn data_dir() -> PathBuf {
@@ -576,5 +577,82 @@ fn subnational_tables() {
 
     let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("subnational_tables.rs");
+    fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+}
+
+fn arch_variant(name: &str, path: &Path, line: u64) -> &'static str {
+    match name {
+        "Graviton" => "Graviton",
+        "Graviton2" => "Graviton2",
+        "Sandy Bridge" => "SandyBridge",
+        "Ivy Bridge" => "IvyBridge",
+        "Haswell" => "Haswell",
+        "Broadwell" => "Broadwell",
+        "Skylake" | "Sky Lake" => "Skylake",
+        "Cascade Lake" => "CascadeLake",
+        "Coffee Lake" => "CoffeeLake",
+        "EPYC 1st Gen" => "Epyc1",
+        "EPYC 2nd Gen" => "Epyc2",
+        "EPYC 3rd Gen" => "Epyc3",
+        other => panic!(
+            "{}:{line}: architecture {other:?} is not known to build.rs",
+            path.display()
+        ),
+    }
+}
+
+/// CCF's embodied kgCO2e per instance type (AWS; Google Cloud mean), as sorted tables with
+/// their file line (for citations), and our AWS instance families -> CCF architectures.
+fn ccf_instance_tables() {
+    let dir = data_dir();
+    let mut out = String::new();
+    for (name, file, col) in [
+        ("AWS_EMBODIED", "ccf-coefficients-aws-embodied.csv", 6),
+        ("GCP_EMBODIED", "ccf-coefficients-gcp-embodied-mean.csv", 2),
+    ] {
+        let path = dir.join(file);
+        let mut rows: Vec<(String, f64, u64)> = Vec::new();
+        for rec in reader(&path).records() {
+            let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let ty = field(&rec, 1, &path, "type").trim().to_string();
+            let kg = num(field(&rec, col, &path, "total"), &path, &rec, "total");
+            assert!(
+                kg > 0.0,
+                "{}:{line}: total {kg} must be positive",
+                path.display()
+            );
+            rows.push((ty, kg, line));
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.dedup_by(|b, a| a.0 == b.0);
+        writeln!(out, "/// `{file}`: (instance type, total embodied kgCO2e, file line), sorted.\npub(crate) static {name}: &[(&str, f64, u64)] = &[").unwrap();
+        for (ty, kg, line) in rows {
+            writeln!(out, "    ({ty:?}, {kg:?}, {line}),").unwrap();
+        }
+        out.push_str("];\n\n");
+    }
+    let path = dir.join("ccf-aws-instance-families.csv");
+    out.push_str("/// AWS instance families: (family, architectures, accelerator, note).\npub(crate) static AWS_FAMILIES: &[(&str, &[Architecture], &str, &str)] = &[\n");
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let fam = field(&rec, 0, &path, "family");
+        let archs: Vec<String> = field(&rec, 1, &path, "architectures")
+            .split(';')
+            .map(|a| format!("Architecture::{}", arch_variant(a.trim(), &path, line)))
+            .collect();
+        let acc = field(&rec, 2, &path, "accelerator");
+        let note = field(&rec, 3, &path, "note");
+        writeln!(
+            out,
+            "    ({fam:?}, &[{}], {acc:?}, {note:?}),",
+            archs.join(", ")
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+    let dest =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("ccf_instances.rs");
     fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
 }
