@@ -15,6 +15,7 @@ pub mod estimate;
 pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
+pub mod overhead_score;
 pub mod portfolio;
 pub mod powermodel;
 pub mod rating;

@@ -1,5 +1,6 @@
 //! `wattprint import FILE`: scores a trace or another tool's output (nvidia-smi CSV,
-//! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it.
+//! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it; a FOCUS
+//! billing export becomes usage-based estimates (`cmd/import_focus.rs`).
 
 use crate::common::{carbon_error, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
@@ -14,6 +15,8 @@ pub enum Format {
     NvidiaSmi,
     Codecarbon,
     Csv,
+    /// A FinOps FOCUS billing export: usage-based estimates (CCF method).
+    Focus,
 }
 
 /// Options of `wattprint import`.
@@ -35,6 +38,10 @@ pub struct Args {
     /// report's warnings) instead of refusing the file.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// FOCUS only: the average vCPU utilisation the estimate assumes, 0..=1 (Cloud Carbon
+    /// Footprint's default 0.5); the range printed is idle to full load whatever this is.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
+    pub utilisation: f64,
     /// Label the imported runs (repeatable).
     #[arg(long = "label", value_name = "K=V", value_parser = crate::cmd::run::parse_label)]
     pub labels: Vec<(String, String)>,
@@ -55,6 +62,21 @@ const MAX_IMPORT_BYTES: u64 = 1 << 30;
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
     use std::io::Read;
+    // FOCUS files are streamed (1 M rows and more), never read whole.
+    let focus = match args.format {
+        Some(Format::Focus) => true,
+        Some(_) => false,
+        None => crate::cmd::import_focus::looks_like_focus(&args.file)?,
+    };
+    if focus {
+        return crate::cmd::import_focus::main(
+            &args.file,
+            args.utilisation,
+            args.json,
+            args.no_store,
+            &args.labels,
+        );
+    }
     let mut text = Vec::new();
     std::fs::File::open(&args.file)
         .and_then(|f| f.take(MAX_IMPORT_BYTES + 1).read_to_end(&mut text))
@@ -72,7 +94,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
         Some(Format::Codecarbon) => ImportFormat::CodeCarbon,
         Some(Format::Csv) => ImportFormat::Trace,
-        None => detect_format(&text).ok_or_else(|| {
+        // FOCUS files were imported above.
+        Some(Format::Focus) | None => detect_format(&text).ok_or_else(|| {
             BadInput(format!(
                 "{}: cannot tell the format from the header; give --format nvidia-smi, codecarbon or csv",
                 args.file.display()

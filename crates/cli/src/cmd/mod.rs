@@ -5,6 +5,7 @@ pub mod agent;
 pub mod compare;
 pub mod estimate;
 pub mod import;
+pub mod import_focus;
 pub mod intensity;
 pub mod rate;
 pub mod report;
