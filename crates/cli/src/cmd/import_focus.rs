@@ -25,12 +25,14 @@ fn kg(g: f64) -> String {
     fmt_g(g)
 }
 
-/// Imports `path`; stores its records unless `no_store`.
+/// Imports `path`; stores its records unless `no_store` (figures that differ from stored ones
+/// refuse the whole file, or replace them with `replace`).
 pub fn main(
     path: &Path,
     utilisation: f64,
     json: bool,
     no_store: bool,
+    replace: bool,
     labels: &[(String, String)],
 ) -> anyhow::Result<u8> {
     if !(utilisation.is_finite() && (0.0..=1.0).contains(&utilisation)) {
@@ -71,7 +73,14 @@ pub fn main(
             }
         };
         let done = store
-            .insert_portfolio(&est.records, wattprint_store::OnRestated::Refuse)
+            .insert_portfolio(
+                &est.records,
+                if replace {
+                    wattprint_store::OnRestated::Replace
+                } else {
+                    wattprint_store::OnRestated::Refuse
+                },
+            )
             .map_err(|e| anyhow::anyhow!("storing the estimates: {e}"))?;
         if done.committed {
             eprintln!(
@@ -90,7 +99,7 @@ pub fn main(
                 );
             }
             return Err(BadInput(format!(
-                "{}: {} record(s) differ from the stored ones: nothing stored",
+                "{}: {} record(s) differ from the stored ones: nothing stored (--replace replaces them)",
                 path.display(),
                 done.restated.len()
             ))
