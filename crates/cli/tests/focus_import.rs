@@ -90,3 +90,51 @@ fn a_bad_focus_row_names_file_line_and_field_and_stores_nothing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn advise_scores_the_overhead_of_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = common::wattprint(dir.path())
+        .args([
+            "advise",
+            "--goal",
+            "compliance",
+            "--data",
+            "cloud",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = common::json_of(&o.stdout);
+    let by = v["operational_overhead_by_source"].as_array().unwrap();
+    let ids: Vec<&str> = by.iter().map(|s| s["route"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "provider-export",
+            "usage-estimate",
+            "run",
+            "python",
+            "agent"
+        ]
+    );
+    assert_eq!(by[0]["tier"], "provider-reported");
+    assert_eq!(by[0]["latency_level"], "high");
+    assert_eq!(by[0]["compute"]["kind"], "none");
+    // An empty history: the typical figure, said to be typical.
+    assert_eq!(by[2]["compute"]["kind"], "typical");
+    // Beside each recommendation.
+    assert_eq!(
+        v["sources"][0]["operational_overhead"]["route"],
+        "provider-export"
+    );
+    for m in v["metrics"].as_array().unwrap() {
+        assert!(m["operational_overhead"]["score"].is_string(), "{m}");
+    }
+}

@@ -213,6 +213,18 @@ fn overhead_scores() -> Vec<RouteScore> {
     overhead_score::score(&overhead_score::Measured::from_runs(&runs))
 }
 
+/// The route of a data source of the plan (`provider-export`, `usage-estimate`,
+/// `measured-runs`, `agent`).
+fn route_of_source(id: &str) -> Option<Route> {
+    match id {
+        "provider-export" => Some(Route::ProviderExport),
+        "usage-estimate" => Some(Route::UsageEstimate),
+        "measured-runs" => Some(Route::Run),
+        "agent" => Some(Route::Agent),
+        _ => None,
+    }
+}
+
 /// The route a metric of the plan is obtained by, for the data the team has.
 fn route_of(id: &str, data: DataSource) -> Route {
     match (id, data) {
@@ -268,6 +280,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                 }
             }
         }
+        if let Some(ss) = v.get_mut("sources").and_then(|x| x.as_array_mut()) {
+            for x in ss.iter_mut() {
+                let route = route_of_source(x["id"].as_str().unwrap_or_default());
+                if let Some(sc) = route.and_then(|r| scores.iter().find(|s| s.route == r)) {
+                    x["operational_overhead"] = serde_json::to_value(sc)?;
+                }
+            }
+        }
         v["operational_overhead_by_source"] = serde_json::to_value(&scores)?;
         v["machine"] = serde_json::json!({
             "sensors": m.sensors,
@@ -294,6 +314,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             }
             if let Some(w) = &s.add_when {
                 writeln!(out, "   next: {w}")?;
+            }
+            let route = route_of_source(s.id);
+            if let Some(sc) = route.and_then(|r| scores.iter().find(|x| x.route == r)) {
+                writeln!(out, "   operational overhead: {}", score_line(sc))?;
             }
         }
         writeln!(out)?;
