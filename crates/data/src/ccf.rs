@@ -294,6 +294,16 @@ fn gcp_architectures(family: &str) -> &'static [Architecture] {
     }
 }
 
+/// An instance's family, vCPUs, architectures, accelerator, embodied table and its file.
+type Parts = (
+    String,
+    u32,
+    Vec<Architecture>,
+    &'static str,
+    &'static [(&'static str, f64, u64)],
+    &'static str,
+);
+
 fn averaged(provider: Provider, archs: &[Architecture]) -> Option<VcpuWatts> {
     let rows: Vec<VcpuWatts> = archs
         .iter()
@@ -309,14 +319,7 @@ fn averaged(provider: Provider, archs: &[Architecture]) -> Option<VcpuWatts> {
 /// an empty [`Instance::architectures`].
 pub fn instance(provider: Provider, instance_type: &str) -> Option<Instance> {
     let ty = instance_type.trim().to_ascii_lowercase();
-    let (family, vcpus, archs, accelerator, table, file): (
-        String,
-        u32,
-        Vec<Architecture>,
-        &'static str,
-        &[(&str, f64, u64)],
-        &'static str,
-    ) = match provider {
+    let (family, vcpus, archs, accelerator, table, file): Parts = match provider {
         Provider::Aws => {
             let (fam, size) = aws_parts(&ty)?;
             let vcpus = aws_vcpus(fam, size)?;
