@@ -152,6 +152,36 @@ fn provider_exports_and_runs_make_one_portfolio_with_runs_inside_projects_as_det
     assert!(close(s3, (2_202_250.0 + outside_op_g) / 1e6), "{s3}");
     assert_eq!(s["records"], 49);
 
+    // A month against the one before: March (GCP 195, AWS 175, Azure 58 kg) against February
+    // (GCP 182.5 + 311, AWS 150, Azure 60.25 kg; the run inside ml-prod is detail).
+    let o = wp(dir)
+        .args([
+            "report",
+            "--format",
+            "portfolio",
+            "--period",
+            "2026-03",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let m = json(&o.stdout);
+    assert_eq!(m["previous"]["period"], "2026-02");
+    assert!(close(
+        m["previous"]["location_g"].as_f64().unwrap(),
+        703_750.0
+    ));
+    assert!(close(m["location_g"].as_f64().unwrap(), 428_000.0));
+    let o = wp(dir)
+        .args(["report", "--format", "portfolio", "--period", "2026-03"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("| Change against 2026-02 | location-based -39.2 %"),
+        "{md}"
+    );
+
     // HTML and CSV forms from -o's extension.
     for ext in ["html", "csv", "md"] {
         let out = dir.join(format!("p.{ext}"));

@@ -366,6 +366,10 @@ fn range(low: Option<f64>, high: Option<f64>, fmt: fn(f64) -> String) -> String 
     }
 }
 
+/// Printing (`--print-to-pdf`, a browser's print): charts and table rows are never cut
+/// across pages, headings stay with what follows, the lines table repeats its header.
+const PRINT_STYLE: &str = "@media print{body{max-width:none;margin:0}svg.chart,tr{break-inside:avoid}h2{break-after:avoid}thead{display:table-header-group}}";
+
 /// The portfolio statement as one self-contained HTML page: the headline figures first
 /// (location- and market-based tCO2e, measured MWh, shares per tier), then bar charts by
 /// month, provider and tier (location-based, with units), then the tables and every line with
@@ -374,7 +378,7 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
     use crate::render::sig;
     let t = |g: f64| format!("{} tCO2e", sig(g / 1e6));
     let mut o = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Portfolio carbon statement {}</title><style>{STYLE}</style></head><body>\n<h1>Portfolio carbon statement — {}</h1>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Portfolio carbon statement {}</title><style>{STYLE}{PRINT_STYLE}</style></head><body>\n<h1>Portfolio carbon statement — {}</h1>\n",
         esc(&p.period),
         esc(&p.period)
     );
@@ -394,6 +398,11 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
         );
     }
     row("Market-based", t(p.market_g));
+    if let Some(line) = crate::portfolio::change_line(p) {
+        if let Some((period, change)) = line.split_once(" | ") {
+            row(&format!("Change against {period}"), change.to_string());
+        }
+    }
     row(
         "Measured energy (facility)",
         format!("{} MWh", sig(p.measured_energy_mwh)),
@@ -403,6 +412,15 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
             &format!("Share {}", s.label),
             format!("{:.1} % of location-based", s.location_share * 100.0),
         );
+    }
+    o.push_str("</table>\n<h2>Largest contributors (location-based)</h2>\n<table data-table=\"largest\"><tr><th>provider, account, project, service</th><th>location-based</th><th>market-based</th></tr>");
+    for g in &p.largest {
+        o.push_str(&format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&g.name),
+            esc(&t(g.location_g)),
+            esc(&t(g.market_g))
+        ));
     }
     o.push_str("</table>\n");
     let chart = |kind: &str, title: &str, gs: &[crate::portfolio::GroupTotal]| {
@@ -417,7 +435,7 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
                 kind,
                 &format!("Location-based tCO2e by {title}"),
                 &bars,
-                &|v| { format!("{} tCO2e", sig(v)) }
+                &|v| fmt_g(v * 1e6),
             )
         )
     };

@@ -30,6 +30,9 @@ const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
 /// The labels totals are grouped by unless told otherwise.
 pub const DEFAULT_LABEL_KEYS: [&str; 3] = ["team", "project", "model"];
 
+/// Most contributors listed in [`PortfolioReport::largest`].
+pub const LARGEST: usize = 5;
+
 /// The service name of measured records.
 pub const MEASURED_SERVICE: &str = "measured runs";
 
@@ -202,11 +205,30 @@ pub struct TierShare {
     pub market_share: f64,
 }
 
+/// The totals of the period before, for the change against it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PreviousPeriod {
+    pub period: String,
+    /// Location-based total, g CO2e.
+    pub location_g: f64,
+    /// Market-based total, g CO2e.
+    pub market_g: f64,
+}
+
+impl PreviousPeriod {
+    /// The relative change of `now_g` against `then_g`, `None` when `then_g` is 0.
+    pub fn change(now_g: f64, then_g: f64) -> Option<f64> {
+        (then_g > 0.0).then(|| (now_g - then_g) / then_g)
+    }
+}
+
 /// The portfolio report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PortfolioReport {
     pub schema: &'static str,
     pub period: String,
+    /// The period before (set by the caller, which reads the history), for the change.
+    pub previous: Option<PreviousPeriod>,
     /// Location-based total, g CO2e.
     pub location_g: f64,
     /// Market-based total, g CO2e.
@@ -222,6 +244,9 @@ pub struct PortfolioReport {
     pub by_month: Vec<GroupTotal>,
     pub by_scope: Vec<GroupTotal>,
     pub by_label: Vec<LabelTotals>,
+    /// The largest contributors (provider, account, project, service), location-based,
+    /// at most [`LARGEST`], largest first.
+    pub largest: Vec<GroupTotal>,
     pub shares: Vec<TierShare>,
     pub breaks: Vec<SeriesBreak>,
     pub lines: Vec<PortfolioLine>,
@@ -443,8 +468,32 @@ pub fn build(period: &str, records: Vec<PortfolioRecord>, label_keys: &[&str]) -
                 .into(),
         );
     }
+    let mut largest = group(&|r| {
+        format!(
+            "{} {}{}{}",
+            r.provider,
+            if r.account.is_empty() {
+                "-"
+            } else {
+                &r.account
+            },
+            r.project
+                .as_deref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default(),
+            if r.service.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", r.service)
+            }
+        )
+    });
+    largest.sort_by(|a, b| b.location_g.total_cmp(&a.location_g));
+    largest.truncate(LARGEST);
     PortfolioReport {
         schema: SCHEMA,
+        previous: None,
+        largest,
         period: period.to_string(),
         location_g,
         market_g,
@@ -475,6 +524,23 @@ fn label_value(r: &PortfolioRecord, key: &str) -> String {
         _ => None,
     }
     .unwrap_or_else(|| "(none)".into())
+}
+
+/// `2025 | location-based +12.5 %, market-based -3.0 %` (the change against the previous
+/// period), `None` without one.
+pub fn change_line(p: &PortfolioReport) -> Option<String> {
+    let prev = p.previous.as_ref()?;
+    let f = |now: f64, then: f64| {
+        PreviousPeriod::change(now, then)
+            .map(|c| format!("{:+.1} %", c * 100.0 + 0.0))
+            .unwrap_or_else(|| "n/a (none before)".into())
+    };
+    Some(format!(
+        "{} | location-based {}, market-based {}",
+        prev.period,
+        f(p.location_g, prev.location_g),
+        f(p.market_g, prev.market_g)
+    ))
 }
 
 fn t(g: f64) -> String {
@@ -518,6 +584,13 @@ pub fn markdown(p: &PortfolioReport) -> String {
         ));
     }
     o.push_str(&format!("| Market-based | {}CO2e |\n", t(p.market_g)));
+    if let Some((period, change)) = change_line(p).as_deref().and_then(|l| l.split_once(" | ")) {
+        o.push_str(&format!(
+            "| Change against {} | {} |\n",
+            cell(period),
+            cell(change)
+        ));
+    }
     o.push_str(&format!(
         "| Measured energy (facility) | {} MWh |\n",
         sig(p.measured_energy_mwh)
@@ -530,6 +603,7 @@ pub fn markdown(p: &PortfolioReport) -> String {
             pct(s.market_share)
         ));
     }
+    group_table(&mut o, "largest contributor", &p.largest);
     group_table(&mut o, "tier", &p.by_tier);
     group_table(&mut o, "provider", &p.by_provider);
     group_table(&mut o, "month", &p.by_month);

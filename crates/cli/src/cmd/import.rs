@@ -3,7 +3,7 @@
 //! reads a cloud provider's carbon export (GCP, AWS, Azure) into the portfolio; a FOCUS billing
 //! export becomes usage-based estimates (`cmd/import_focus.rs`).
 
-use crate::common::{carbon_error, CarbonArgs, WorkArgs};
+use crate::common::{carbon_error, escape, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::io::Write;
 use std::path::PathBuf;
@@ -87,11 +87,14 @@ pub struct Args {
 }
 
 /// Largest file imported, bytes: a day of nvidia-smi logs of 8 GPUs every 100 ms is about
-/// 500 MB, so 1 GiB; a larger file (or `/dev/zero`) is refused before it fills memory.
-const MAX_IMPORT_BYTES: u64 = 1 << 30;
+/// 500 MB, so 1 GiB; a larger file is refused.
+pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
+
+/// Longest line of an imported file, bytes: a CodeCarbon row with every column is about
+/// 2 KB; a file without line breaks (`/dev/zero`, a binary) is refused after this much.
+pub const MAX_IMPORT_LINE_BYTES: usize = 1 << 20;
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    use std::io::Read;
     // FOCUS files are streamed (1 M rows and more), never read whole.
     let focus = match args.format {
         Some(Format::Focus) => true,
@@ -115,19 +118,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             &args.labels,
         );
     }
-    let mut text = Vec::new();
-    std::fs::File::open(&args.file)
-        .and_then(|f| f.take(MAX_IMPORT_BYTES + 1).read_to_end(&mut text))
-        .map_err(|e| BadInput(format!("{}: cannot read: {e}", args.file.display())))?;
-    if text.len() as u64 > MAX_IMPORT_BYTES {
-        return Err(BadInput(format!(
-            "{}: larger than {} MiB: split the log and import the parts",
-            args.file.display(),
-            MAX_IMPORT_BYTES >> 20
-        ))
-        .into());
-    }
-    let text = String::from_utf8_lossy(&text);
+    let text =
+        crate::common::read_lines_bounded(&args.file, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
+            .map_err(|e| {
+                BadInput(format!(
+                    "{}: cannot read: {e} (split a larger log and import the parts)",
+                    args.file.display()
+                ))
+            })?;
     let format = match args.format {
         Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
         Some(Format::Codecarbon) => ImportFormat::CodeCarbon,
@@ -229,7 +227,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for r in &runs {
         eprintln!(
             "wattprint: imported {} ({}): {} over {:.1} s{}",
-            r.id,
+            escape(&r.id),
             format.name(),
             wattprint_report::render::fmt_j(r.energy.total_j),
             r.duration_s,
@@ -241,25 +239,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         );
     }
     if !args.no_store {
-        let mut store = match crate::cmd::runs::open_store() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("wattprint: warning: imported runs not stored in the history: {e}");
-                return Ok(0);
+        // Like `run`: a locked history that outlasts the wait keeps the runs in the spool
+        // beside the database (the warning says where); the next run or import stores them.
+        crate::cmd::runs::store_all_or_warn(&runs, |r, how| {
+            if how == wattprint_store::Inserted::AlreadyStored {
+                eprintln!(
+                    "wattprint: {} was already in the history (same file imported before)",
+                    escape(&r.id)
+                );
             }
-        };
-        for r in &runs {
-            match store.insert(r) {
-                Ok(wattprint_store::Inserted::New) => {}
-                Ok(wattprint_store::Inserted::AlreadyStored) => {
-                    eprintln!(
-                        "wattprint: {} was already in the history (same file imported before)",
-                        r.id
-                    )
-                }
-                Err(e) => eprintln!("wattprint: warning: {} not stored: {e}", r.id),
-            }
-        }
+        });
     }
     Ok(0)
 }
@@ -300,7 +289,7 @@ fn portfolio(args: &Args, text: &str, format: PortfolioFormat) -> anyhow::Result
         }
     }
     for w in &out.warnings {
-        eprintln!("wattprint: warning: {file}: {w}");
+        say(format!("wattprint: warning: {file}: {w}"));
     }
     if args.json {
         writeln!(
@@ -315,7 +304,9 @@ fn portfolio(args: &Args, text: &str, format: PortfolioFormat) -> anyhow::Result
         let mut store = match crate::cmd::runs::open_store() {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("wattprint: warning: provider figures not stored in the history: {e}");
+                say(format!(
+                    "wattprint: warning: provider figures not stored in the history: {e}"
+                ));
                 None
             }
         };
@@ -372,15 +363,15 @@ fn portfolio(args: &Args, text: &str, format: PortfolioFormat) -> anyhow::Result
             }
             already = done.already;
             if !done.restated.is_empty() {
-                eprintln!(
+                say(format!(
                     "wattprint: {file}: {} stored figure(s) replaced by this file's (--replace)",
                     done.restated.len()
-                );
+                ));
             }
         }
     }
     for b in &breaks {
-        eprintln!(
+        say(format!(
             "wattprint: series break: {} account {:?}: carbon model {} from {} (was {}); \
              figures before and after are not comparable",
             b.provider,
@@ -392,7 +383,7 @@ fn portfolio(args: &Args, text: &str, format: PortfolioFormat) -> anyhow::Result
             } else {
                 &b.from_version
             }
-        );
+        ));
     }
     let months: Vec<Month> = out.records.iter().map(|r| r.month).collect();
     let (first, last) = (months.iter().min().copied(), months.iter().max().copied());
@@ -406,7 +397,7 @@ fn portfolio(args: &Args, text: &str, format: PortfolioFormat) -> anyhow::Result
     let mut accounts: Vec<&str> = out.records.iter().map(|r| r.account.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    eprintln!(
+    say(format!(
         "wattprint: imported {} provider-reported figure(s) from {file} ({}, {}): {}..{}, {} \
          account(s); location-based {}, market-based {}; carbon without energy{}",
         out.records.len(),
@@ -422,6 +413,11 @@ fn portfolio(args: &Args, text: &str, format: PortfolioFormat) -> anyhow::Result
         } else {
             String::new()
         }
-    );
+    ));
     Ok(0)
+}
+
+/// Prints a line on stderr with its control characters escaped (it quotes file contents).
+fn say(line: String) {
+    eprintln!("{}", escape(&line));
 }

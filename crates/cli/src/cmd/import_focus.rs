@@ -151,7 +151,7 @@ fn print_summary(path: &Path, est: &FocusEstimate, elapsed_s: f64) {
     };
     eprintln!(
         "wattprint: {}: FOCUS billing export, {} rows read{rate}: {} usage rows estimated, {} not estimated, {} not usage",
-        path.display(),
+        crate::common::escape(&path.display().to_string()),
         est.rows,
         est.estimated_rows,
         est.not_estimated_rows(),

@@ -98,8 +98,12 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         runs.reverse(); // oldest first reads better in a report
         runs
     };
-    let records = if matches!(fmt, Format::Esrs | Format::Portfolio) {
-        portfolio_records(&args)?
+    // Imported figures join the period's runs; runs named one by one (ids, files) are
+    // reported alone unless a period is given too.
+    let records = if matches!(fmt, Format::Esrs | Format::Portfolio)
+        && (args.runs.is_empty() || args.select.period.is_some())
+    {
+        portfolio_records(&args.select)?
     } else {
         Vec::new()
     };
@@ -133,7 +137,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             } else {
                 args.group_by.iter().map(String::as_str).collect()
             };
-            let p = portfolio::build(&period_label, all, &keys);
+            let mut p = portfolio::build(&period_label, all, &keys);
+            if args.runs.is_empty() {
+                p.previous = previous_period(&args.select, &keys)?;
+            }
             let ext = args
                 .output
                 .as_ref()
@@ -162,32 +169,36 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Some(p) => {
             crate::common::write_atomic(p, text.as_bytes())
                 .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
+            let shown = crate::common::escape(&p.display().to_string()).into_owned();
             if records.is_empty() {
-                eprintln!("wattprint: wrote {} ({} run(s))", p.display(), runs.len());
+                eprintln!("wattprint: wrote {shown} ({} run(s))", runs.len());
             } else {
                 eprintln!(
-                    "wattprint: wrote {} ({} run(s), {} imported provider or estimated figure(s))",
-                    p.display(),
+                    "wattprint: wrote {shown} ({} run(s), {} imported provider or estimated figure(s))",
                     runs.len(),
                     records.len()
                 );
             }
         }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        // Commands, labels and ids are written as they are in the file formats; on stdout
+        // (a terminal, often) their control characters are escaped. JSON escapes its own.
+        None => std::io::stdout()
+            .lock()
+            .write_all(crate::common::escape_text(&text).as_bytes())?,
     }
     Ok(0)
 }
 
 /// The first and last month of the selection (`--period`, `--since`, `--until`), either
 /// open when not given.
-fn months(args: &Args) -> anyhow::Result<(Option<Month>, Option<Month>)> {
+fn months(select: &SelectArgs) -> anyhow::Result<(Option<Month>, Option<Month>)> {
     let bad = |what: &str, v: &str| {
         anyhow::Error::from(BadInput(format!(
             "{what} `{v}`: write a year (2026), a month (2026-03) or a date"
         )))
     };
     let (mut from, mut to) = (None, None);
-    if let Some(p) = &args.select.period {
+    if let Some(p) = &select.period {
         let p = p.trim();
         if p.len() == 4 {
             let y: i32 = p.parse().map_err(|_| bad("--period", p))?;
@@ -201,10 +212,10 @@ fn months(args: &Args) -> anyhow::Result<(Option<Month>, Option<Month>)> {
             (from, to) = (Some(m), Some(m));
         }
     }
-    if let Some(s) = &args.select.since {
+    if let Some(s) = &select.since {
         from = Some(Month::parse(s).ok_or_else(|| bad("--since", s))?);
     }
-    if let Some(u) = &args.select.until {
+    if let Some(u) = &select.until {
         // --until is exclusive: a date on the first of a month ends the month before.
         let m = Month::parse(u).ok_or_else(|| bad("--until", u))?;
         let first_day = u.get(8..10).is_none_or(|d| d == "01")
@@ -230,8 +241,12 @@ fn months(args: &Args) -> anyhow::Result<(Option<Month>, Option<Month>)> {
 
 /// The imported portfolio records of the selection's months and labels (none when the
 /// history cannot be opened: the report says so on stderr).
-fn portfolio_records(args: &Args) -> anyhow::Result<Vec<PortfolioRecord>> {
-    let (from, to) = months(args)?;
+fn portfolio_records(select: &SelectArgs) -> anyhow::Result<Vec<PortfolioRecord>> {
+    let (from, to) = months(select)?;
+    // No history yet: nothing imported (and no database created by reading).
+    if !crate::cmd::runs::db_path().is_ok_and(|p| p.exists()) {
+        return Ok(Vec::new());
+    }
     let store = match crate::cmd::runs::open_store_for_reading() {
         Ok(s) => s,
         Err(e) => {
@@ -241,11 +256,56 @@ fn portfolio_records(args: &Args) -> anyhow::Result<Vec<PortfolioRecord>> {
     };
     let mut rs = store.portfolio(from, to)?;
     rs.retain(|r| {
-        args.select.labels.iter().all(|(k, v)| {
+        select.labels.iter().all(|(k, v)| {
             r.labels.get(k) == Some(v)
                 || (k == "project" && r.project.as_deref() == Some(v))
                 || (k == "account" && r.account == *v)
         })
     });
     Ok(rs)
+}
+
+/// The totals of the period before `--period` (the year or month before), for the change
+/// against it; `None` without `--period` or when that period holds nothing.
+fn previous_period(
+    select: &SelectArgs,
+    keys: &[&str],
+) -> anyhow::Result<Option<portfolio::PreviousPeriod>> {
+    let Some(period) = select.period.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    let prev = if period.len() == 4 {
+        match period.parse::<i32>() {
+            Ok(y) if y > 1 => format!("{}", y - 1),
+            _ => return Ok(None),
+        }
+    } else {
+        match Month::parse(period) {
+            Some(m) if m.month > 1 => format!("{:04}-{:02}", m.year, m.month - 1),
+            Some(m) if m.year > 1 => format!("{:04}-12", m.year - 1),
+            _ => return Ok(None),
+        }
+    };
+    let mut sel = select.clone();
+    sel.period = Some(prev.clone());
+    let (f, _) = filter(&sel, None)?;
+    let runs = if crate::cmd::runs::db_path().is_ok_and(|p| p.exists()) {
+        match crate::cmd::runs::open_store_for_reading() {
+            Ok(s) => crate::cmd::runs::list_or_skip(&s, &f)?,
+            Err(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    let (mut all, _) = portfolio::measured_records(&runs);
+    all.extend(portfolio_records(&sel)?);
+    if all.is_empty() {
+        return Ok(None);
+    }
+    let p = portfolio::build(&prev, all, keys);
+    Ok(Some(portfolio::PreviousPeriod {
+        period: prev,
+        location_g: p.location_g,
+        market_g: p.market_g,
+    }))
 }

@@ -175,6 +175,14 @@ fn a_year_of_mixed_data_totals_equal_the_hand_computation() {
     // ml-prod: GCP 170 + 182.5 + 195 + 205 (the run and the estimate are not added).
     assert!(close(by(project, "ml-prod"), 752.5));
 
+    // The largest contributor: GCP ml-prod's Compute Engine, 170 + 182.5 + 195 + 205 kg.
+    assert_eq!(
+        p.largest[0].name,
+        "gcp 01A2B3-C4D5E6-F7A8B9 ml-prod Compute Engine"
+    );
+    assert!(close(p.largest[0].location_g, 752_500.0));
+    assert_eq!(p.largest.len(), LARGEST);
+
     // Shares of the location-based total.
     let share = |t: Tier| {
         p.shares

@@ -90,9 +90,48 @@ pub struct FocusRow<'a> {
     pub billed_cost: &'a str,
 }
 
+/// Longest line of a FOCUS file, bytes (a FOCUS 1.2 row with every column and long tags is a
+/// few KB): a file without line breaks (`/dev/zero`, a binary) is refused after this much,
+/// never buffered whole.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// A reader that fails once a line runs past [`MAX_LINE_BYTES`] or a NUL byte appears (a
+/// binary file), so the CSV parser's record buffer stays bounded.
+struct LineBound<R> {
+    inner: R,
+    line_len: usize,
+}
+
+impl<R: Read> Read for LineBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line_len = 0;
+            } else {
+                self.line_len += 1;
+                if b == 0 || self.line_len > MAX_LINE_BYTES {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        if b == 0 {
+                            "a NUL byte: not a text file".to_string()
+                        } else {
+                            format!(
+                                "a line longer than {} MiB: not a FOCUS CSV",
+                                MAX_LINE_BYTES >> 20
+                            )
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// A streaming FOCUS reader: one row at a time, one record buffer.
 pub struct FocusReader<R: Read> {
-    rdr: csv::Reader<BufReader<R>>,
+    rdr: csv::Reader<BufReader<LineBound<R>>>,
     cols: Cols,
     rec: csv::StringRecord,
     rows: u64,
@@ -112,9 +151,16 @@ impl<R: Read> FocusReader<R> {
     /// `ChargePeriodStart`, `ProviderName`, and `ConsumedQuantity` or `PricingQuantity`),
     /// named with line 1.
     pub fn new(input: R) -> Result<Self, ParseError> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(false)
-            .from_reader(BufReader::with_capacity(1 << 16, input));
+        let mut rdr =
+            csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(BufReader::with_capacity(
+                    1 << 16,
+                    LineBound {
+                        inner: input,
+                        line_len: 0,
+                    },
+                ));
         let header = rdr
             .headers()
             .map_err(|e| ParseError::new(1, "header", format!("not a CSV header: {e}")))?
@@ -195,6 +241,7 @@ impl<R: Read> FocusReader<R> {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
                     } => format!("{len} fields where the header has {expected_len}"),
+                    csv::ErrorKind::Io(io) => format!("cannot read: {io}"),
                     _ => format!("not valid CSV: {e}"),
                 };
                 return Some(Err(ParseError::new(line, "row", msg)));

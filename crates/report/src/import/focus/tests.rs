@@ -1,5 +1,6 @@
 use super::estimate::*;
 use super::*;
+use std::io::Read as _;
 use wattprint_core::portfolio::{Basis, Provider, Scope, Tier};
 use wattprint_data::ccf;
 
@@ -250,4 +251,15 @@ fn rows_are_streamed_in_one_buffer() {
     let e = estimate_reader(text.as_bytes(), EstimateOptions::default()).unwrap();
     assert_eq!(e.estimated_rows, 50_000);
     assert_eq!(e.records.len(), 2);
+}
+
+#[test]
+fn a_file_without_line_breaks_is_refused_not_buffered() {
+    let junk = std::io::repeat(b'x').take(8 << 20);
+    let e = estimate_reader(junk, EstimateOptions::default()).unwrap_err();
+    assert!(e.message.contains("longer than 1 MiB"), "{e}");
+    let mut text = format!("{HEADER}\n").into_bytes();
+    text.extend(std::iter::repeat_n(0u8, 100));
+    let e = estimate_reader(&text[..], EstimateOptions::default()).unwrap_err();
+    assert!(e.message.contains("NUL"), "{e}");
 }

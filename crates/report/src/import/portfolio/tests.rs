@@ -307,3 +307,26 @@ fn json_element_lines_follow_nesting_and_strings() {
     assert_eq!(array_element_lines(t, "value"), vec![3, 5]);
     assert!(array_element_lines(t, "nope").is_empty());
 }
+
+#[test]
+fn mcfs_as_csv_and_a_bad_ndjson_line_name_their_lines() {
+    let csv = "dateKey,enrollmentId,subscriptionId,azureServiceName,subService,azureRegionName,scope,scopeId,totalEmissions\n\
+               20260201,E-1,sub-a,Storage,,North Europe,Scope 3,3,0.5\n\
+               20260201,E-1,sub-a,Storage,,North Europe,Scope 4,4,0.5\n";
+    assert_eq!(
+        detect_portfolio_format(csv),
+        Some(PortfolioFormat::AzureCarbon)
+    );
+    let e = imp(csv, PortfolioFormat::AzureCarbon).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (3, "scopeId"));
+    let one = csv.lines().take(2).collect::<Vec<_>>().join("\n");
+    let rs = imp(&one, PortfolioFormat::AzureCarbon).unwrap().records;
+    assert_eq!((rs[0].scope, rs[0].grams), (Scope::Scope3, 500_000.0));
+    assert_eq!(rs[0].zone().as_deref(), Some("azure:northeurope"));
+    let bad = format!(
+        "{}\n{{\"usage_month\": \n",
+        GCP_NDJSON.lines().next().unwrap()
+    );
+    let e = imp(&bad, PortfolioFormat::GcpCarbon).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (2, "json"));
+}
