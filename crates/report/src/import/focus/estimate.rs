@@ -89,7 +89,8 @@ pub struct NotEstimated {
 /// What a FOCUS file gave.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FocusEstimate {
-    /// Estimated records: per provider x account x sub-account x service x region x month,
+    /// Estimated records: per provider x account x project x service x region x month (AWS and
+    /// Azure: the FOCUS sub-account is the account; Google: billing account and project),
     /// one scope-2 (location-based, with a range and energy) and one scope-3 (embodied, when
     /// any) record.
     pub records: Vec<PortfolioRecord>,
@@ -127,6 +128,9 @@ struct Part {
 
 #[derive(Clone, Debug)]
 struct Acc {
+    /// The FOCUS billing account when the record's account is the sub-account (AWS payer,
+    /// Azure billing account), for the `billing_account` label.
+    billing_account: String,
     part: Part,
     rows: u64,
     first_line: u64,
@@ -538,10 +542,20 @@ impl Estimator {
             }
         };
         self.estimated += 1;
+        // Accounts as the providers' carbon exports name them, so that the provider's own
+        // figure supersedes the estimate (`report::portfolio`): AWS by usage account and Azure
+        // by subscription (FOCUS `SubAccountId`; the billing account kept as a label), Google
+        // by billing account and project (`BillingAccountId`, `SubAccountId`).
+        let (account, project, billing_label) = match provider {
+            Provider::Aws | Provider::Azure if !row.sub_account.is_empty() => {
+                (row.sub_account, "", row.billing_account)
+            }
+            _ => (row.billing_account, row.sub_account, ""),
+        };
         let key: Key = (
             provider,
-            row.billing_account.to_string(),
-            row.sub_account.to_string(),
+            account.to_string(),
+            project.to_string(),
             row.service.to_string(),
             grid.zone
                 .split_once(':')
@@ -551,6 +565,7 @@ impl Estimator {
         );
         let pue = cloud::pue_default(dp);
         let a = self.acc.entry(key).or_insert_with(|| Acc {
+            billing_account: billing_label.to_string(),
             part: Part::default(),
             rows: 0,
             first_line: row.line,
@@ -597,7 +612,11 @@ impl Estimator {
                 tier: Tier::Estimate,
                 energy_j: Some(a.part.kwh * a.pue * 3.6e6),
                 model_version: METHOD_VERSION.into(),
-                labels: BTreeMap::new(),
+                labels: if a.billing_account.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    BTreeMap::from([("billing_account".to_string(), a.billing_account.clone())])
+                },
                 source: RecordSource {
                     file: self.opts.file.clone(),
                     line: a.first_line,

@@ -58,10 +58,9 @@ fn ten_c5_2xlarge_hours_in_us_east_1_equal_the_hand_computation() {
     assert_eq!(s2.tier.label(), "estimate (CCF method)");
     assert_eq!(s2.basis, Basis::Location);
     assert_eq!(s2.provider, Provider::Aws);
-    assert_eq!(
-        (s2.account.as_str(), s2.project.as_deref()),
-        ("A", Some("S1"))
-    );
+    // AWS: the usage account (FOCUS SubAccountId) is the account, as in AWS's carbon export.
+    assert_eq!((s2.account.as_str(), s2.project.as_deref()), ("S1", None));
+    assert_eq!(s2.labels["billing_account"], "A");
     assert_eq!(s2.region, "us-east-1");
     assert_eq!(s2.month.to_string(), "2024-09");
     assert_eq!(s2.source.line, 2);
@@ -262,4 +261,26 @@ fn a_file_without_line_breaks_is_refused_not_buffered() {
     text.extend(std::iter::repeat_n(0u8, 100));
     let e = estimate_reader(&text[..], EstimateOptions::default()).unwrap_err();
     assert!(e.message.contains("NUL"), "{e}");
+}
+
+#[test]
+fn the_providers_own_figure_supersedes_the_estimate_of_its_account_and_month() {
+    let e = run("A,Usage,$0.34 per On Demand Linux c5.2xlarge Instance Hour,2024-09-26 00:00:00,10,Hours,AWS,us-east-1,Compute,Amazon Elastic Compute Cloud,S1,3.4\n");
+    let mut provider = e.records[0].clone();
+    provider.tier = Tier::ProviderReported;
+    provider.scope = Scope::Unsplit;
+    provider.basis = Basis::Both;
+    provider.grams = 1000.0;
+    provider.low_g = None;
+    provider.high_g = None;
+    provider.energy_j = None;
+    let mut all = e.records.clone();
+    all.push(provider);
+    let p = crate::portfolio::build("2024", all, &[]);
+    // Only the provider's 1,000 g counts; the estimate is shown as superseded.
+    assert!((p.location_g - 1000.0).abs() < 1e-9, "{}", p.location_g);
+    assert_eq!(
+        p.lines.iter().filter(|l| !l.counted).count(),
+        e.records.len()
+    );
 }
