@@ -15,6 +15,7 @@ pub mod estimate;
 pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
+mod open_enum;
 pub mod overhead_score;
 pub mod portfolio;
 pub mod powermodel;
@@ -31,5 +32,5 @@ pub mod wallclock;
 pub mod window;
 pub mod work;
 
-pub use domain::{DomainDesc, DomainKind, Method};
+pub use domain::{DomainDesc, DomainKind, Method, SensorSource};
 pub use units::{Joules, Watts};

@@ -7,9 +7,10 @@
 //!   to its province or state; other regions to their country's Ember factor (the providers
 //!   publish no per-region grid factor).
 
-use crate::grid::{self, Basis, IntensityFactor, INTENSITY_UNIT};
+use crate::grid::{self, IntensityFactor, INTENSITY_UNIT};
 use crate::subnational;
 use crate::tables;
+use wattprint_core::report::CarbonBasis;
 
 pub const GCP_SOURCE: &str =
     "Google Cloud region carbon data 2024 (GoogleCloudPlatform/region-carbon-info)";
@@ -104,7 +105,7 @@ pub fn region(provider: Provider, region: &str) -> Option<IntensityFactor> {
                 name: format!("{location} (gcp {name})"),
                 g_per_kwh,
                 unit: INTENSITY_UNIT,
-                basis: Basis::Direct,
+                basis: CarbonBasis::Direct,
                 year: GCP_YEAR,
                 source: GCP_SOURCE,
                 licence: GCP_LICENCE,
@@ -171,7 +172,7 @@ mod tests {
         assert_eq!(f.zone, "gcp:europe-west1");
         assert_eq!(f.g_per_kwh, 103.37);
         assert_eq!(f.year, 2024);
-        assert_eq!(f.basis, Basis::Direct);
+        assert_eq!(f.basis, CarbonBasis::Direct);
         assert_eq!(gcp_cfe_share("europe-west1"), Some(0.84));
     }
 
@@ -181,7 +182,7 @@ mod tests {
         assert_eq!(f.zone, "aws:us-east-1");
         assert_eq!(f.g_per_kwh, 270.489);
         assert_eq!(f.year, 2023);
-        assert_eq!(f.basis, Basis::Direct);
+        assert_eq!(f.basis, CarbonBasis::Direct);
         assert_eq!(f.source, subnational::EGRID_SUBREGION_SOURCE);
         assert!(f.name.contains("SRVC"), "{}", f.name);
         let note = f.note.unwrap();
@@ -204,7 +205,7 @@ mod tests {
         assert_eq!(f.g_per_kwh, 640.0);
         let f = region(Provider::Aws, "ap-south-1").unwrap();
         assert_eq!(f.zone, "aws:ap-south-1");
-        assert_eq!(f.basis, Basis::Lifecycle);
+        assert_eq!(f.basis, CarbonBasis::Lifecycle);
         assert_eq!(
             f.g_per_kwh,
             subnational::subdivision("IN-MH").unwrap().g_per_kwh

@@ -18,7 +18,8 @@
 //! `data/cloud-regions-grid.csv`, whose Electricity Maps zones are kept for mapping only: its
 //! factors are old and of mixed basis, and are never used as values).
 
-use crate::grid::{Basis, IntensityFactor, INTENSITY_UNIT};
+use crate::grid::{IntensityFactor, INTENSITY_UNIT};
+use wattprint_core::report::CarbonBasis;
 
 mod tables {
     include!(concat!(env!("OUT_DIR"), "/subnational_tables.rs"));
@@ -57,7 +58,7 @@ pub fn egrid_subregion(code: &str) -> Option<IntensityFactor> {
             name: format!("{name} (eGRID subregion {code}, {edition})"),
             g_per_kwh,
             unit: INTENSITY_UNIT,
-            basis: Basis::Direct,
+            basis: CarbonBasis::Direct,
             year,
             source: EGRID_SUBREGION_SOURCE,
             licence: EGRID_LICENCE,
@@ -89,7 +90,7 @@ pub fn subdivision(code: &str) -> Option<IntensityFactor> {
                 name: format!("{} (eGRID state rate, {edition})", us_state_name(st)),
                 g_per_kwh,
                 unit: INTENSITY_UNIT,
-                basis: Basis::Direct,
+                basis: CarbonBasis::Direct,
                 year,
                 source: EGRID_STATE_SOURCE,
                 licence: EGRID_LICENCE,
@@ -106,7 +107,7 @@ pub fn subdivision(code: &str) -> Option<IntensityFactor> {
                 ),
                 g_per_kwh,
                 unit: INTENSITY_UNIT,
-                basis: Basis::Direct,
+                basis: CarbonBasis::Direct,
                 year,
                 source: ECCC_SOURCE,
                 licence: ECCC_LICENCE,
@@ -120,7 +121,7 @@ pub fn subdivision(code: &str) -> Option<IntensityFactor> {
                 name: format!("{label} ({grid} grid, NGA Factors {edition} edition)"),
                 g_per_kwh,
                 unit: INTENSITY_UNIT,
-                basis: Basis::Direct,
+                basis: CarbonBasis::Direct,
                 year: edition,
                 source: NGA_SOURCE,
                 licence: NGA_LICENCE,
@@ -141,7 +142,7 @@ pub fn subdivision(code: &str) -> Option<IntensityFactor> {
                     name: format!("{name} (India state power sector)"),
                     g_per_kwh,
                     unit: INTENSITY_UNIT,
-                    basis: Basis::Lifecycle,
+                    basis: CarbonBasis::Lifecycle,
                     year,
                     source: EMBER_INDIA_SOURCE,
                     licence: EMBER_INDIA_LICENCE,
@@ -156,7 +157,7 @@ pub fn subdivision(code: &str) -> Option<IntensityFactor> {
                 name: format!("{name} (provincial average, CO2 only)"),
                 g_per_kwh,
                 unit: INTENSITY_UNIT,
-                basis: Basis::Direct,
+                basis: CarbonBasis::Direct,
                 year,
                 source: CHINA_SOURCE,
                 licence: CHINA_LICENCE,
@@ -372,7 +373,7 @@ mod tests {
         for code in egrid_subregions() {
             let f = egrid_subregion(code).unwrap();
             assert_eq!(f.year, 2023);
-            assert_eq!(f.basis, Basis::Direct);
+            assert_eq!(f.basis, CarbonBasis::Direct);
             assert!(f.g_per_kwh > 50.0 && f.g_per_kwh < 1000.0, "{f:?}");
         }
         let srvc = egrid_subregion("srvc").unwrap();
@@ -430,7 +431,7 @@ mod tests {
     fn india_and_china_load_every_state() {
         let f = subdivision("IN-KA").unwrap();
         assert_eq!((f.g_per_kwh, f.year), (405.66, 2023));
-        assert_eq!(f.basis, Basis::Lifecycle);
+        assert_eq!(f.basis, CarbonBasis::Lifecycle);
         assert_eq!(subdivision("IN-OD").unwrap().g_per_kwh, 742.64);
         assert_eq!(subdivision("IN-OR").unwrap().g_per_kwh, 742.64);
         // 36 states/UTs (India Total and Others are not subdivisions).

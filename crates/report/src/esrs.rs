@@ -7,7 +7,7 @@ use crate::render::sig;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use wattprint_core::portfolio::{PortfolioRecord, Tier};
-use wattprint_core::report::{CarbonMethod, RunReport, RunStatus};
+use wattprint_core::report::{CarbonBasis, CarbonMethod, RunReport, RunStatus};
 use wattprint_core::units::{GRAMS_PER_TONNE, JOULES_PER_KWH, KWH_PER_MWH};
 
 const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
@@ -37,7 +37,7 @@ pub struct EsrsLine {
     pub factor_source: String,
     pub factor_vintage: Option<i32>,
     /// `lifecycle` or `direct` (as the factor's dataset states).
-    pub basis: String,
+    pub basis: CarbonBasis,
     /// True when a fallback factor was used because the zone was unknown.
     pub fallback: bool,
     /// Data-quality tier: `measured`, `provider-reported`, `estimate (CCF method)`.
@@ -105,7 +105,7 @@ pub fn statement_with_portfolio(
         String,
         String,
         Option<i32>,
-        String,
+        CarbonBasis,
         bool,
         Option<String>,
     );
@@ -228,7 +228,7 @@ pub fn statement_with_portfolio(
     ];
     if lines
         .iter()
-        .any(|l| l.basis == "lifecycle" && l.scope == EsrsScope::Scope2)
+        .any(|l| l.basis == CarbonBasis::Lifecycle && l.scope == EsrsScope::Scope2)
     {
         notes.push("Some Scope 2 lines use LIFECYCLE emission factors (upstream included): they overstate combustion-only Scope 2; replace them with direct factors for a filing, or disclose the basis.".into());
     }
@@ -424,7 +424,11 @@ pub fn markdown(s: &EsrsStatement) -> String {
             l.factor_vintage
                 .map(|y| y.to_string())
                 .unwrap_or_else(|| "n/a".into()),
-            if l.basis.is_empty() { "n/a" } else { &l.basis },
+            if l.basis == CarbonBasis::Unset {
+                "n/a"
+            } else {
+                l.basis.as_str()
+            },
             l.tier,
             match &l.detail_of {
                 None => "yes".to_string(),
