@@ -146,6 +146,17 @@ pub(crate) fn live_region(spec: &LiveSpec, zone: Option<&Zone>) -> Option<String
     match (spec.provider, zone) {
         (LiveProvider::UkCarbonIntensity, _) => Some("GB".into()),
         (LiveProvider::ElectricityMaps, Some(Zone::Country(c))) => Some(c.clone()),
+        // Canadian and Australian ISO 3166-2 codes are also Electricity Maps zone names.
+        (LiveProvider::ElectricityMaps, Some(Zone::Grid(g)))
+            if g.starts_with("CA-") || g.starts_with("AU-") =>
+        {
+            Some(g.clone())
+        }
+        (LiveProvider::ElectricityMaps, Some(Zone::Cloud { provider, region })) => {
+            wattprint_data::subnational::cloud_grid(provider.as_str(), region)
+                .and_then(|g| g.electricity_maps_zone)
+                .map(str::to_string)
+        }
         (LiveProvider::CarbonAwareSdk, Some(Zone::Cloud { region, .. })) => Some(region.clone()),
         (LiveProvider::CarbonAwareSdk, Some(Zone::Country(c))) => Some(c.clone()),
         _ => None,

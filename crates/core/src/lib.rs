@@ -17,6 +17,7 @@ pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
 mod open_enum;
+pub mod overhead_score;
 pub mod portfolio;
 pub mod powermodel;
 pub mod rating;

@@ -29,6 +29,9 @@ pub struct IntensityFactor {
     pub year: i32,
     pub source: &'static str,
     pub licence: &'static str,
+    /// What a reader must know to use the factor well (a choice made, a caveat of the
+    /// dataset), printed with it; `None` when there is nothing to add.
+    pub note: Option<String>,
 }
 
 /// One country of the ISO 3166-1 list.
@@ -67,6 +70,7 @@ fn country_factor(row: &(&str, &str, &str, f64, i32)) -> IntensityFactor {
         year,
         source: EMBER_SOURCE,
         licence: EMBER_LICENCE,
+        note: None,
     }
 }
 
@@ -96,6 +100,7 @@ pub fn world() -> IntensityFactor {
         year,
         source: EMBER_SOURCE,
         licence: EMBER_LICENCE,
+        note: None,
     }
 }
 
@@ -111,6 +116,7 @@ pub fn eu27() -> IntensityFactor {
         year,
         source: EMBER_SOURCE,
         licence: EMBER_LICENCE,
+        note: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `wattprint import FILE`: scores a trace or another tool's output (nvidia-smi CSV,
 //! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it; or
-//! reads a cloud provider's carbon export (GCP, AWS, Azure) into the portfolio.
+//! reads a cloud provider's carbon export (GCP, AWS, Azure) into the portfolio; a FOCUS billing
+//! export becomes usage-based estimates (`cmd/import_focus.rs`).
 
 use crate::common::{carbon_error, escape, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
@@ -19,6 +20,8 @@ pub enum Format {
     NvidiaSmi,
     Codecarbon,
     Csv,
+    /// A FinOps FOCUS billing export: usage-based estimates (CCF method).
+    Focus,
     /// Google Cloud Carbon Footprint export (CSV or newline-delimited JSON).
     GcpCarbon,
     /// AWS CARBON_EMISSIONS export (CSV) or Sustainability API response (JSON).
@@ -33,7 +36,7 @@ impl Format {
             Format::GcpCarbon => Some(PortfolioFormat::GcpCarbon),
             Format::AwsCarbon => Some(PortfolioFormat::AwsCarbon),
             Format::AzureCarbon => Some(PortfolioFormat::AzureCarbon),
-            Format::NvidiaSmi | Format::Codecarbon | Format::Csv => None,
+            Format::NvidiaSmi | Format::Codecarbon | Format::Csv | Format::Focus => None,
         }
     }
 }
@@ -57,6 +60,10 @@ pub struct Args {
     /// report's warnings) instead of refusing the file.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// FOCUS only: the average vCPU utilisation the estimate assumes, 0..=1 (Cloud Carbon
+    /// Footprint's default 0.5); the range printed is idle to full load whatever this is.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
+    pub utilisation: f64,
     /// The month of a provider report that does not carry one (Azure `ItemDetailsReport`,
     /// `OverallSummaryReport`): the last month of the request's date range, `YYYY-MM`.
     #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
@@ -88,6 +95,29 @@ pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
 pub const MAX_IMPORT_LINE_BYTES: usize = 1 << 20;
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
+    // FOCUS files are streamed (1 M rows and more), never read whole.
+    let focus = match args.format {
+        Some(Format::Focus) => true,
+        Some(_) => false,
+        None => crate::cmd::import_focus::looks_like_focus(&args.file)?,
+    };
+    if focus {
+        if args.month.is_some() || args.export_trace.is_some() || args.skip_bad_rows {
+            return Err(BadInput(
+                "--month, --export-trace and --skip-bad-rows do not apply to a FOCUS billing export"
+                    .into(),
+            )
+            .into());
+        }
+        return crate::cmd::import_focus::main(
+            &args.file,
+            args.utilisation,
+            args.json,
+            args.no_store,
+            args.replace,
+            &args.labels,
+        );
+    }
     let text =
         crate::common::read_lines_bounded(&args.file, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
             .map_err(|e| {
@@ -111,7 +141,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                 None => {
                     return Err(BadInput(format!(
                         "{}: cannot tell the format from the header or shape; give --format \
-                         nvidia-smi, codecarbon, csv, gcp-carbon, aws-carbon or azure-carbon",
+                         nvidia-smi, codecarbon, csv, gcp-carbon, aws-carbon, azure-carbon or focus",
                         args.file.display()
                     ))
                     .into())

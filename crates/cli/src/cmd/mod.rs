@@ -6,6 +6,7 @@ pub mod bench;
 pub mod compare;
 pub mod estimate;
 pub mod import;
+pub mod import_focus;
 pub mod intensity;
 pub mod rate;
 pub mod report;
