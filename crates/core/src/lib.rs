@@ -28,6 +28,7 @@ pub mod units;
 pub mod wallclock;
 pub mod window;
 pub mod work;
+pub mod workloads;
 
 pub use domain::{DomainDesc, DomainKind, Method};
 pub use units::{Joules, Watts};
