@@ -17,6 +17,7 @@ pub mod otlp;
 pub mod overhead;
 pub mod socket;
 pub mod state;
+pub mod workloads;
 
 pub use state::{AgentState, CarbonFactor, Limits, SpanReport};
 

@@ -368,6 +368,9 @@ pub fn render(st: &AgentState) -> String {
         "Sensor reads performed by the meter.",
     );
     o.sample("wattprint_meter_reads_total", "", st.meter().reads() as f64);
+    if let Some(w) = st.workloads() {
+        w.render(&mut o.0);
+    }
     o.0.push_str("# EOF\n");
     o.0
 }

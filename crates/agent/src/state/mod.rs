@@ -171,6 +171,8 @@ pub struct AgentState {
     window_totals: BTreeMap<String, WindowTotals>,
     losses: Losses,
     spans_received: u64,
+    /// Per-workload attribution (`--workloads`), fed at every tick.
+    workloads: Option<crate::workloads::Workloads>,
 }
 
 impl AgentState {
@@ -206,6 +208,7 @@ impl AgentState {
             window_totals: BTreeMap::new(),
             losses: Losses::default(),
             spans_received: 0,
+            workloads: None,
         }
     }
 
@@ -273,7 +276,12 @@ impl AgentState {
     /// Read the sensors, record the sample, and settle attribution up to the new horizon.
     pub fn tick(&mut self) {
         let snap = self.meter.sample_now();
-        self.cumulative_j = snap.cumulative.iter().map(|j| j.0).collect();
+        let before = std::mem::replace(
+            &mut self.cumulative_j,
+            snap.cumulative.iter().map(|j| j.0).collect(),
+        );
+        let dt_s = self.samples.back().map_or(0.0, |s| snap.t_s - s.t_s);
+        self.feed_workloads(&before, dt_s);
         let total_j = self
             .domains
             .iter()
@@ -290,6 +298,42 @@ impl AgentState {
             self.samples.pop_front();
         }
         self.settle(snap.t_s - self.limits.settle_lag_s);
+    }
+
+    /// Attribute the energy since the previous tick to workloads: the counted domains but
+    /// GPUs by CPU time, GPUs' apart (`kind="gpu"`).
+    fn feed_workloads(&mut self, before_j: &[f64], dt_s: f64) {
+        let g_per_j = self.grams(1.0);
+        let Some(w) = self.workloads.as_mut() else {
+            return;
+        };
+        let (mut cpu_j, mut gpu_j) = (0.0, 0.0);
+        for (k, d) in self.domains.iter().enumerate() {
+            if !d.counted_in_total {
+                continue;
+            }
+            let j = self.cumulative_j.get(k).copied().unwrap_or(0.0)
+                - before_j.get(k).copied().unwrap_or(0.0);
+            if matches!(
+                d.kind,
+                wattprint_core::DomainKind::Gpu | wattprint_core::DomainKind::Accelerator
+            ) {
+                gpu_j += j;
+            } else {
+                cpu_j += j;
+            }
+        }
+        w.on_slice(cpu_j, gpu_j, dt_s, g_per_j);
+    }
+
+    /// Attribute each slice to workloads from now on.
+    pub fn set_workloads(&mut self, w: crate::workloads::Workloads) {
+        self.workloads = Some(w);
+    }
+
+    /// The per-workload counters, when `--workloads` is on.
+    pub fn workloads(&self) -> Option<&crate::workloads::Workloads> {
+        self.workloads.as_ref()
     }
 
     pub fn samples(&self) -> &VecDeque<Sample> {
