@@ -12,6 +12,10 @@
 //!   the rest split by each workload's share of the busy CPU time (all of it to `system`
 //!   when nothing ran).
 //!
+//! Unlike [`crate::attribution`] (one wrapped job's share of a machine whose idle energy is
+//! often unknown), this split always keeps idle apart, so that no workload is charged for
+//! the capacity nobody used.
+//!
 //! Naming ([`name_cgroup`]) reads the layouts of systemd, Docker, containerd, CRI-O and the
 //! kubelet (systemd and cgroupfs drivers).
 
