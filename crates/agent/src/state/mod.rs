@@ -1,6 +1,8 @@
-//! The agent's state: the meter, open windows, request spans waiting for attribution, settled
-//! per-label counters, recent samples for the dashboard. Synchronous and clock-injected (every
-//! method takes the times it needs), so tests drive it without a server.
+//! The agent's state: the meter and its recent samples (for attribution and the dashboard),
+//! coordinating the [`RequestLedger`] (request spans, their attribution and per-label
+//! counters; `ledger.rs`) and the [`WindowTable`] (open windows and totals of ended ones;
+//! `windows.rs`). Both are pure: only this coordinator reads the meter, and it hands them the
+//! samples and times, so tests drive each without a meter or a server.
 //!
 //! Spans are reported in Unix seconds and mapped onto the meter's monotonic timeline with the
 //! offset measured at start. Attribution is *settled* up to a horizon that trails the newest
@@ -12,19 +14,23 @@ mod ledger;
 mod windows;
 
 pub use ledger::{
-    LabelTotals, Settled, SpanRefusal, SpanReport, MAX_SPAN_PAST_S, MAX_SPAN_REFUSALS, MAX_SPAN_S,
-    MAX_SPAN_TOKENS,
+    LabelTotals, RequestLedger, Settled, SpanBatch, SpanLosses, SpanRefusal, SpanReport,
+    MAX_SPAN_PAST_S, MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
 };
-pub use windows::{OpenWindowEnergy, WindowTotals, MAX_WINDOW_COUNT, OVERFLOW_WINDOW};
+pub use windows::{
+    OpenWindow, OpenWindowEnergy, WindowTable, WindowTotals, MAX_WINDOW_COUNT, OVERFLOW_WINDOW,
+};
 
-use crate::labels::LabelTable;
-use ledger::Pending;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use wattprint_core::requests;
+use std::collections::{BTreeMap, VecDeque};
+use wattprint_core::report::{RunReport, Work};
+use wattprint_core::requests::{self, RequestSummary};
+use wattprint_core::wallclock::rfc3339_utc_ms;
+use wattprint_core::window::WindowId;
 use wattprint_core::DomainDesc;
+use wattprint_engine::report::{assemble, ReportContext, ReportInputs};
+use wattprint_engine::session::clip_gaps;
 use wattprint_sensors::gpu::GpuDevice;
 use wattprint_sensors::Meter;
-use windows::OpenWindow;
 
 /// The carbon factor the agent applies to requests, resolved once at start by
 /// `wattprint_carbon::resolve` (zone, `--intensity`, `--pue`, market factor); window reports
@@ -113,6 +119,14 @@ pub struct Sample {
     pub power_w: Vec<Option<f64>>,
 }
 
+/// A figure's relative range: its low and high ends divided by the figure (1 and 1 when it is
+/// exact).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RangeFactors {
+    pub low: f64,
+    pub high: f64,
+}
+
 /// What was lost or refused, for `/metrics`, the summary and the logs.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Losses {
@@ -160,17 +174,10 @@ pub struct AgentState {
     pue: f64,
     samples: VecDeque<Sample>,
     cumulative_j: Vec<f64>,
-    pending: VecDeque<Pending>,
-    settled_until_s: f64,
-    idle_j: f64,
-    recent: VecDeque<Settled>,
-    labels: LabelTable,
-    totals: Vec<LabelTotals>,
-    windows: HashMap<u64, OpenWindow>,
-    /// Ended windows by name (at most `max_window_names` names plus [`OVERFLOW_WINDOW`]).
-    window_totals: BTreeMap<String, WindowTotals>,
-    losses: Losses,
-    spans_received: u64,
+    ledger: RequestLedger,
+    windows: WindowTable,
+    /// OTLP pushes that failed (the one loss neither the ledger nor the table sees).
+    otlp_push_failures: u64,
     /// Per-workload attribution (`--workloads`), fed at every tick.
     workloads: Option<crate::workloads::Workloads>,
 }
@@ -186,28 +193,26 @@ impl AgentState {
     ) -> AgentState {
         let domains = meter.domains();
         let n = domains.len();
-        let max_sets = limits.max_label_sets;
+        let unix_at_epoch_s = unix_now_s - meter_now_s;
         AgentState {
             meter,
             domains,
             gpus: Vec::new(),
             power_bounds_w: Vec::new(),
-            unix_at_epoch_s: unix_now_s - meter_now_s,
+            unix_at_epoch_s,
+            ledger: RequestLedger::new(
+                unix_at_epoch_s,
+                carbon.intensity_g_per_kwh,
+                carbon.pue,
+                limits.clone(),
+            ),
+            windows: WindowTable::new(limits.max_windows, limits.max_window_names),
             limits,
             pue: carbon.pue,
             carbon,
             samples: VecDeque::new(),
             cumulative_j: vec![0.0; n],
-            pending: VecDeque::new(),
-            settled_until_s: 0.0,
-            idle_j: 0.0,
-            recent: VecDeque::new(),
-            labels: LabelTable::new(max_sets),
-            totals: Vec::new(),
-            windows: HashMap::new(),
-            window_totals: BTreeMap::new(),
-            losses: Losses::default(),
-            spans_received: 0,
+            otlp_push_failures: 0,
             workloads: None,
         }
     }
@@ -228,11 +233,11 @@ impl AgentState {
         self.power_bounds_w = power_bounds_w;
     }
 
-    /// The relative range of the energy the agent attributes, (low / value, high / value):
+    /// The relative range of the energy the agent attributes (low / value, high / value):
     /// each counted domain's range over everything measured since start
     /// ([`wattprint_core::bounds::domain_bounds`]: the model's span, RAPL's and NVML's
     /// accuracy), summed. Every per-request figure scales by it; (1, 1) before any energy.
-    pub fn energy_range_factors(&self) -> (f64, f64) {
+    pub fn energy_range_factors(&self) -> RangeFactors {
         let uptime_s = self.samples.back().map_or(0.0, |s| s.t_s);
         let (mut lo, mut v, mut hi) = (0.0, 0.0, 0.0);
         for (k, d) in self.domains.iter().enumerate() {
@@ -246,9 +251,15 @@ impl AgentState {
             (lo, v, hi) = (lo + b.low, v + j, hi + b.high);
         }
         if v > 0.0 {
-            (lo / v, hi / v)
+            RangeFactors {
+                low: lo / v,
+                high: hi / v,
+            }
         } else {
-            (1.0, 1.0)
+            RangeFactors {
+                low: 1.0,
+                high: 1.0,
+            }
         }
     }
 
@@ -336,6 +347,62 @@ impl AgentState {
         self.workloads.as_ref()
     }
 
+    /// Settle the ledger up to `horizon_s` (meter time, s) against the recorded samples.
+    pub fn settle(&mut self, horizon_s: f64) {
+        self.ledger.settle(&self.samples, horizon_s);
+    }
+
+    /// Meter time of the newest sample, s (0 before any).
+    fn newest_s(&self) -> f64 {
+        self.samples.back().map_or(0.0, |s| s.t_s)
+    }
+
+    /// Queue reported spans for attribution. Returns how many were accepted.
+    pub fn add_spans(&mut self, reports: Vec<SpanReport>) -> usize {
+        self.add_spans_checked(reports).accepted
+    }
+
+    /// Queue reported spans for attribution: how many were accepted, and why the first
+    /// [`MAX_SPAN_REFUSALS`] refused ones were (see [`RequestLedger::add_spans_checked`]).
+    pub fn add_spans_checked(&mut self, reports: Vec<SpanReport>) -> SpanBatch {
+        let newest_s = self.newest_s();
+        self.ledger.add_spans_checked(reports, newest_s)
+    }
+
+    /// The request ledger (spans, attribution, per-label counters).
+    pub fn ledger(&self) -> &RequestLedger {
+        &self.ledger
+    }
+
+    /// Summary of the attributed requests still in the recent list, and idle energy.
+    pub fn summary(&self) -> RequestSummary {
+        self.ledger.summary()
+    }
+
+    pub fn recent(&self, n: usize) -> impl Iterator<Item = &Settled> {
+        self.ledger.recent(n)
+    }
+
+    pub fn label_totals(&self) -> impl Iterator<Item = (&BTreeMap<String, String>, &LabelTotals)> {
+        self.ledger.label_totals()
+    }
+
+    pub fn idle_j(&self) -> f64 {
+        self.ledger.idle_j()
+    }
+
+    pub fn pending_spans(&self) -> usize {
+        self.ledger.pending_spans()
+    }
+
+    pub fn spans_received(&self) -> u64 {
+        self.ledger.spans_received()
+    }
+
+    pub fn settled_until_unix_s(&self) -> f64 {
+        self.unix_of(self.ledger.settled_until_s())
+    }
+
     pub fn samples(&self) -> &VecDeque<Sample> {
         &self.samples
     }
@@ -346,18 +413,134 @@ impl AgentState {
 
     /// Count a failed OTLP push (exported as `wattprint_otlp_push_failures_total`).
     pub fn record_otlp_failure(&mut self) {
-        self.losses.otlp_push_failures += 1;
+        self.otlp_push_failures += 1;
     }
 
-    pub fn losses(&self) -> &Losses {
-        &self.losses
+    /// Everything lost or refused so far: the ledger's, the windows table's and OTLP's.
+    pub fn losses(&self) -> Losses {
+        let l = self.ledger.losses();
+        Losses {
+            spans_dropped: l.spans_dropped,
+            spans_invalid: l.spans_invalid,
+            spans_late: l.spans_late,
+            late_span_s: l.late_span_s,
+            recent_rotated: l.recent_rotated,
+            label_sets_overflowed: l.label_sets_overflowed,
+            otlp_push_failures: self.otlp_push_failures,
+            window_names_overflowed: self.windows.names_overflowed(),
+        }
+    }
+
+    /// Open a window.
+    pub fn begin_window(
+        &mut self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<u64, StateError> {
+        self.windows.ensure_room()?;
+        let id: WindowId = self.meter.begin(name);
+        let snap = self.meter.snapshot();
+        self.windows.insert(
+            id.0,
+            OpenWindow {
+                name: name.to_string(),
+                labels,
+                begin_unix_s: self.unix_of(snap.t_s),
+                begin_t_s: snap.t_s,
+                begin_cum_j: snap.cumulative.iter().map(|j| j.0).collect(),
+                begin_meter_cpu_s: self.meter.cpu_s(),
+            },
+        );
+        Ok(id.0)
+    }
+
+    /// Close a window and build its report.
+    pub fn end_window(
+        &mut self,
+        id: u64,
+        inferences: Option<f64>,
+        tokens: Option<f64>,
+    ) -> Result<RunReport, StateError> {
+        windows::check_work(inferences, tokens)?;
+        let open = self.windows.take(id)?;
+        let e = self
+            .meter
+            .end(WindowId(id))
+            .map_err(|_| StateError::NoWindow(id))?;
+        let report = self.window_report(id, &open, &e, inferences, tokens);
+        self.windows
+            .record_ended(open.name, report.energy.total_j, report.carbon.total_g);
+        Ok(report)
+    }
+
+    /// A closed window's `wattprint.run/v1` report, assembled by the engine's steps (carbon
+    /// among them) like every other report.
+    fn window_report(
+        &self,
+        id: u64,
+        open: &OpenWindow,
+        e: &wattprint_core::window::WindowEnergy,
+        inferences: Option<f64>,
+        tokens: Option<f64>,
+    ) -> RunReport {
+        let inputs = ReportInputs {
+            id: format!("window-{id}"),
+            started_at: rfc3339_utc_ms(open.begin_unix_s),
+            duration_s: (e.end_t_s - open.begin_t_s).max(0.0),
+            domains: self.domains.clone(),
+            joules: e.per_domain_j(),
+            integration_err_j: e.integration_err_j.clone(),
+            idle_w: vec![None; self.domains.len()],
+            gaps: clip_gaps(&self.meter.gaps(), open.begin_t_s, e.end_t_s),
+            meter_cpu_s: (self.meter.cpu_s() - open.begin_meter_cpu_s).max(0.0),
+            peak_rss_bytes: crate::overhead::peak_rss_bytes(),
+            reads: self.meter.reads(),
+            gpus: self.gpus.clone(),
+            ..Default::default()
+        };
+        let mut labels = open.labels.clone();
+        labels.insert("window".into(), open.name.clone());
+        let ctx = ReportContext {
+            command: vec![open.name.clone()],
+            labels,
+            work: Work {
+                inferences,
+                tokens,
+                ..Default::default()
+            },
+            pue: Some(self.pue),
+            carbon: Some(self.carbon.resolved.clone()),
+            ..Default::default()
+        };
+        assemble(&inputs, &ctx)
+    }
+
+    /// Energy and carbon so far of each open window, by id.
+    pub fn open_windows(&self) -> Vec<OpenWindowEnergy> {
+        self.windows
+            .open_energy(&self.domains, &self.cumulative_j, |j| self.grams(j))
+    }
+
+    pub fn window_totals(&self) -> &BTreeMap<String, WindowTotals> {
+        self.windows.totals()
+    }
+}
+
+trait PerDomain {
+    fn per_domain_j(&self) -> Vec<f64>;
+}
+
+impl PerDomain for wattprint_core::window::WindowEnergy {
+    fn per_domain_j(&self) -> Vec<f64> {
+        self.per_domain.iter().map(|j| j.0).collect()
     }
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use wattprint_sensors::fake::FakeSensor;
+    use wattprint_sensors::gpu::GpuDevice;
     use wattprint_sensors::MeterOptions;
 
     fn factor() -> CarbonFactor {
@@ -391,7 +574,7 @@ pub(super) mod tests {
         .is_err());
     }
 
-    pub(super) fn state(limits: Limits) -> AgentState {
+    fn state(limits: Limits) -> AgentState {
         let meter = Meter::start(
             vec![Box::new(FakeSensor::constant_counter(
                 "package-0",
@@ -402,15 +585,6 @@ pub(super) mod tests {
             MeterOptions::default(),
         );
         AgentState::new(meter, 1000.0, 0.0, factor(), limits)
-    }
-
-    /// Push a synthetic sample (the meter's real clock is not used by `settle`).
-    pub(super) fn push(st: &mut AgentState, t_s: f64, total_j: f64) {
-        st.samples.push_back(Sample {
-            t_s,
-            total_j,
-            power_w: vec![],
-        });
     }
 
     #[test]
@@ -445,14 +619,125 @@ pub(super) mod tests {
         );
         let meter = Meter::start(vec![Box::new(rapl)], MeterOptions::default());
         let mut st = AgentState::new(meter, 1000.0, 0.0, factor(), Limits::default());
-        assert_eq!(st.energy_range_factors(), (1.0, 1.0));
+        assert_eq!(
+            st.energy_range_factors(),
+            RangeFactors {
+                low: 1.0,
+                high: 1.0
+            }
+        );
         st.tick();
         st.tick();
-        let (lo, hi) = st.energy_range_factors();
+        let RangeFactors { low: lo, high: hi } = st.energy_range_factors();
         // RAPL counters: +/- 5 %.
         assert!(
             (lo - 0.95).abs() < 1e-12 && (hi - 1.05).abs() < 1e-12,
             "{lo} {hi}"
         );
+    }
+
+    #[test]
+    fn window_report_has_run_fields_and_metrics() {
+        let mut st = state(Limits::default());
+        let id = st.begin_window("batch", BTreeMap::new()).unwrap();
+        let r = st.end_window(id, Some(10.0), Some(1000.0)).unwrap();
+        assert_eq!(r.schema, "wattprint.run/v1");
+        assert_eq!(r.energy.domains.len(), 1);
+        assert!(r.energy.total_j >= 0.0);
+        assert_eq!(r.work.tokens, Some(1000.0));
+        assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
+        assert!((r.carbon.operational_g - r.energy.total_j / 3.6e6 * 360.0).abs() < 1e-12);
+        // The window's ranges come from the same engine steps as a run's.
+        let (lo, hi) = (
+            r.energy.total_j_low.unwrap(),
+            r.energy.total_j_high.unwrap(),
+        );
+        assert!(lo <= r.energy.total_j && r.energy.total_j <= hi);
+        let (glo, ghi) = (
+            r.carbon.total_g_low.unwrap(),
+            r.carbon.total_g_high.unwrap(),
+        );
+        assert!(glo <= r.carbon.total_g && r.carbon.total_g <= ghi);
+        assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
+        if r.energy.total_j > 0.0 {
+            assert!(r.metrics.joules_per_token.is_some());
+            assert!(r.metrics.carbon_per_inference_g.is_some());
+        }
+        assert_eq!(st.end_window(id, None, None), Err(StateError::NoWindow(id)));
+        assert_eq!(st.window_totals()["batch"].ended, 1);
+        assert!(matches!(
+            st.end_window(99, Some(-1.0), None),
+            Err(StateError::BadInput(_))
+        ));
+    }
+
+    #[test]
+    fn open_windows_are_bounded() {
+        let mut st = state(Limits {
+            max_windows: 2,
+            ..Limits::default()
+        });
+        st.begin_window("a", BTreeMap::new()).unwrap();
+        st.begin_window("b", BTreeMap::new()).unwrap();
+        assert_eq!(
+            st.begin_window("c", BTreeMap::new()),
+            Err(StateError::TooManyWindows(2))
+        );
+        assert_eq!(st.open_windows().len(), 2);
+    }
+
+    #[test]
+    fn a_window_on_a_gpu_host_has_the_gpus_peak_and_no_why_null_note_for_carbon() {
+        let mut st = state(Limits::default());
+        st.set_gpus(vec![GpuDevice {
+            domain: "gpu-0".into(),
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: None,
+            power_limit_w: Some(700.0),
+            mig_enabled: false,
+            method: wattprint_core::Method::Counter,
+            power_source: None,
+            source: "nvml".into(),
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
+        }]);
+        let id = st.begin_window("batch", BTreeMap::new()).unwrap();
+        let r = st.end_window(id, Some(4.0), None).unwrap();
+        assert!(
+            r.metrics.peak_flops_per_watt.is_some(),
+            "{:?}",
+            r.metrics.notes.get("peak_flops_per_watt")
+        );
+        assert!(r.metrics.carbon_per_inference_g.is_some());
+        assert!(!r.metrics.notes.contains_key("carbon_per_inference_g"));
+        assert_eq!(r.carbon.intensity_g_per_kwh, 360.0);
+        assert_eq!(r.labels.get("window").map(String::as_str), Some("batch"));
+    }
+
+    #[test]
+    fn ended_window_names_are_bounded_and_the_rest_is_counted_in_other() {
+        let mut st = state(Limits {
+            max_window_names: 3,
+            ..Limits::default()
+        });
+        for k in 0..10 {
+            let id = st.begin_window(&format!("w{k}"), BTreeMap::new()).unwrap();
+            st.end_window(id, None, None).unwrap();
+        }
+        // A name already kept stays its own series.
+        let id = st.begin_window("w1", BTreeMap::new()).unwrap();
+        st.end_window(id, None, None).unwrap();
+        let names: Vec<&str> = st.window_totals().keys().map(String::as_str).collect();
+        assert_eq!(names, vec![OVERFLOW_WINDOW, "w0", "w1", "w2"]);
+        assert_eq!(st.window_totals()[OVERFLOW_WINDOW].ended, 7);
+        assert_eq!(st.window_totals()["w1"].ended, 2);
+        assert_eq!(st.losses().window_names_overflowed, 7);
+        let text = crate::metrics::render(&st);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("wattprint_windows_ended_total{"))
+            .count();
+        assert_eq!(series, 4, "{text}");
     }
 }
