@@ -13,6 +13,7 @@
 //! `interrupted`, with the energy of its last checkpoint.
 
 pub mod git;
+pub mod spool;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::ffi::OsString;
