@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod overhead;
 pub mod socket;
+pub mod spool;
 pub mod state;
 pub mod workloads;
 

@@ -507,6 +507,90 @@ impl Workloads {
         );
     }
 
+    /// The counters, for the spool.
+    pub fn snapshot(&self) -> crate::spool::WorkloadsSnapshot {
+        use crate::spool::SpooledWorkload;
+        crate::spool::WorkloadsSnapshot {
+            workloads: self
+                .entries
+                .iter()
+                .map(|(k, e)| SpooledWorkload {
+                    kind: k.kind,
+                    pod_uid: k.pod_uid.clone(),
+                    id: k.id.clone(),
+                    namespace: e.labels.namespace.clone(),
+                    pod: e.labels.pod.clone(),
+                    container: e.labels.container.clone(),
+                    qos: e.qos,
+                    cgroup: e.cgroup.clone(),
+                    energy_j: e.totals.energy_j,
+                    carbon_g: e.totals.carbon_g,
+                    cpu_s: e.totals.cpu_s,
+                })
+                .collect(),
+            fixed: [
+                ("system", &self.system),
+                ("idle", &self.idle),
+                ("other", &self.other),
+                ("gpu", &self.gpu),
+            ]
+            .into_iter()
+            .map(|(k, t)| (k.to_string(), (t.energy_j, t.carbon_g)))
+            .collect(),
+            workloads_seen: self.workloads_seen,
+        }
+    }
+
+    /// Continue a previous process's counters (on a fresh tracker). Restored workloads count
+    /// as ended until the first walk sees them again, so one that stopped while the agent was
+    /// down leaves after `keep_scrapes` scrapes. Its energy during the downtime is not
+    /// known: the first slice after a restart only records the cgroups' usage.
+    pub fn restore(&mut self, s: &crate::spool::WorkloadsSnapshot) {
+        for w in s.workloads.iter().take(self.opts.max_series) {
+            let kind = w.kind.as_str();
+            self.entries.insert(
+                Key {
+                    kind: w.kind,
+                    pod_uid: w.pod_uid.clone(),
+                    id: w.id.clone(),
+                },
+                Entry {
+                    labels: WorkloadLabels {
+                        kind,
+                        namespace: w.namespace.clone(),
+                        pod: w.pod.clone(),
+                        container: w.container.clone(),
+                    },
+                    qos: w.qos,
+                    cgroup: w.cgroup.clone(),
+                    totals: WorkloadTotals {
+                        energy_j: w.energy_j,
+                        carbon_g: w.carbon_g,
+                        cpu_s: w.cpu_s,
+                    },
+                    ended_at_scrape: Some(0),
+                },
+            );
+        }
+        // Beyond the series limit (a smaller --max-workloads than before): into `other`.
+        for w in s.workloads.iter().skip(self.opts.max_series) {
+            self.other.add(w.energy_j, 0.0, w.cpu_s);
+            self.other.carbon_g += w.carbon_g;
+        }
+        for (k, (j, g)) in &s.fixed {
+            let t = match k.as_str() {
+                "system" => &mut self.system,
+                "idle" => &mut self.idle,
+                "other" => &mut self.other,
+                "gpu" => &mut self.gpu,
+                _ => continue,
+            };
+            t.energy_j += j;
+            t.carbon_g += g;
+        }
+        self.workloads_seen += s.workloads_seen;
+    }
+
     /// `GET /v1/workloads`.
     pub fn json(&self) -> serde_json::Value {
         let workloads: Vec<serde_json::Value> = self
@@ -717,6 +801,34 @@ mod tests {
             .map(|x| x["container"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(names, vec!["bbbbbbbbbbbb", "nginx.service"]);
+    }
+
+    #[test]
+    fn a_restored_tracker_continues_its_counters_and_the_first_slice_only_records() {
+        let (t, mut w) = node(WorkloadOptions::new(1.0));
+        w.on_slice(0.0, 0.0, 1.0, 0.0);
+        t.0.lock().unwrap().set("", S);
+        t.0.lock().unwrap().set("system.slice/nginx.service", S / 2);
+        w.on_slice(10.0, 0.0, 1.0, 0.1);
+        let snap = w.snapshot();
+        let (t2, mut w2) = node(WorkloadOptions::new(1.0));
+        w2.restore(&snap);
+        assert_eq!(totals(&w2, "service", "nginx.service").energy_j, 5.0);
+        assert_eq!(totals(&w2, "system", "").carbon_g, 0.5);
+        // Usage moved while the agent was down: not attributed.
+        t2.0.lock().unwrap().set("", 3 * S);
+        t2.0.lock()
+            .unwrap()
+            .set("system.slice/nginx.service", 2 * S);
+        w2.on_slice(10.0, 0.0, 1.0, 0.1);
+        assert_eq!(totals(&w2, "service", "nginx.service").energy_j, 5.0);
+        t2.0.lock().unwrap().set("", 4 * S);
+        t2.0.lock()
+            .unwrap()
+            .set("system.slice/nginx.service", 3 * S);
+        w2.on_slice(10.0, 0.0, 1.0, 0.1);
+        assert_eq!(totals(&w2, "service", "nginx.service").energy_j, 15.0);
+        assert_eq!(w2.json()["workloads_seen"], 3);
     }
 
     #[test]

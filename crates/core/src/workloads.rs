@@ -113,7 +113,9 @@ pub fn split_by_cpu(slice: &CpuSlice, model: IdleModel) -> CpuSplit {
 }
 
 /// What a cgroup holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkloadKind {
     /// A Kubernetes pod's container (or the pod's own cgroup: its sandbox and overhead).
@@ -139,7 +141,9 @@ impl WorkloadKind {
 }
 
 /// Kubernetes quality-of-service class of a pod, from its cgroup's parent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum QosClass {
     Guaranteed,

@@ -28,7 +28,9 @@ const SPOOL_BUSY_MS: u64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    #[error("spool {path}: {message} (give --spool another file, or remove this one to start afresh)")]
+    #[error(
+        "spool {path}: {message} (give --spool another file, or remove this one to start afresh)"
+    )]
     Sql { path: PathBuf, message: String },
     #[error("spool {path} has schema version {found}, newer than this wattprint knows ({known}): upgrade wattprint or give --spool another file")]
     TooNew {
