@@ -271,6 +271,7 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
         "domains": st.domains().len(),
         "interval_s": ctx.interval_s,
         "open_connections": ctx.connections.open(),
+        "resumed": st.last_resume(),
     }))
     .into_response()
 }

@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub workload_keep_scrapes: Option<u64>,
     /// The node's idle power, W (`--idle-power`).
     pub idle_power_w: Option<f64>,
+    /// The spool file (`--spool`).
+    pub spool: Option<PathBuf>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

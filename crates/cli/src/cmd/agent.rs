@@ -79,6 +79,10 @@ pub struct Args {
     /// the CPUs' time).
     #[arg(long = "idle-power", value_name = "WATTS")]
     pub idle_power_w: Option<f64>,
+    /// Keep open windows, pending spans and counters in this SQLite file; a restart (or
+    /// crash) resumes them and reports the downtime as a gap.
+    #[arg(long, value_name = "FILE")]
+    pub spool: Option<PathBuf>,
     /// Push metrics over OTLP/HTTP (JSON) to this endpoint, e.g.
     /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector).
     #[cfg(feature = "otlp")]
@@ -266,6 +270,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         cfg.limits.max_label_sets = n;
     }
     cfg.socket = socket;
+    cfg.spool = args.spool.or(file.spool);
     #[cfg(feature = "otlp")]
     if let Some(endpoint) = args.otlp_endpoint {
         wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
@@ -348,6 +353,24 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let agent = Agent::bind(cfg, d.sensors)?.with_gpus(d.gpus);
     if let Some(w) = workloads {
         wattprint_agent::lock(&agent.shared()).set_workloads(w);
+    }
+    if let Some(r) = agent.resume()? {
+        eprintln!(
+            "wattprint agent: resumed from the spool: {} open window(s), {} pending span(s); down {:.1} s (a gap, not guessed){}{}",
+            r.windows,
+            r.pending_spans,
+            r.downtime_s,
+            if r.spans_lost + r.windows_dropped as u64 > 0 {
+                format!("; lost {} span(s) and {} window(s) beyond the limits", r.spans_lost, r.windows_dropped)
+            } else {
+                String::new()
+            },
+            if r.domains_missing.is_empty() {
+                String::new()
+            } else {
+                format!("; domains no longer measured: {}", r.domains_missing.join(", "))
+            }
+        );
     }
     match (agent.local_addr().or(listen), socket_shown) {
         (Some(addr), _) => eprintln!(

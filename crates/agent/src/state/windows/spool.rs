@@ -1,7 +1,7 @@
 //! The windows table's part of the agent's spool: the open windows and the ended windows'
 //! totals, restored by a restarted agent.
 
-use super::{OpenWindow, WindowTable, WindowTotals};
+use super::{OpenWindow, WindowTable};
 use crate::spool::SpooledWindowTotals;
 
 impl WindowTable {
@@ -29,10 +29,7 @@ impl WindowTable {
     /// Continue from a previous process's totals (on a fresh table).
     pub fn restore_totals(&mut self, totals: &[SpooledWindowTotals], names_overflowed: u64) {
         for t in totals {
-            let x = self
-                .totals
-                .entry(t.name.clone())
-                .or_insert(WindowTotals::default());
+            let x = self.totals.entry(t.name.clone()).or_default();
             x.ended += t.ended;
             x.energy_j += t.energy_j;
             x.carbon_g += t.carbon_g;
