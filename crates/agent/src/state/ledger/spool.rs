@@ -2,7 +2,7 @@
 //! attribution with the energy settled to them so far, per-label totals, idle energy, what
 //! was lost), in Unix time so that it maps onto the next process's meter clock.
 
-use super::{LabelTotals, Pending, RequestLedger, SpanLosses};
+use super::{LabelTotals, Pending, RequestLedger};
 use crate::spool::{LedgerSnapshot, SpooledLabelTotals, SpooledSpan};
 use wattprint_core::requests::Span;
 
@@ -81,13 +81,12 @@ impl RequestLedger {
         }
         self.idle_j += s.idle_j;
         self.spans_received += s.spans_received;
-        self.losses = SpanLosses {
-            spans_dropped: self.losses.spans_dropped + s.spans_dropped,
-            spans_invalid: self.losses.spans_invalid + s.spans_invalid,
-            spans_late: self.losses.spans_late + s.spans_late,
-            late_span_s: self.losses.late_span_s + s.late_span_s,
-            recent_rotated: self.losses.recent_rotated + s.recent_rotated,
-            label_sets_overflowed: self.losses.label_sets_overflowed + s.label_sets_overflowed,
-        };
+        let l = &mut self.losses;
+        l.spans_dropped += s.spans_dropped;
+        l.spans_invalid += s.spans_invalid;
+        l.spans_late += s.spans_late;
+        l.late_span_s += s.late_span_s;
+        l.recent_rotated += s.recent_rotated;
+        l.label_sets_overflowed += s.label_sets_overflowed;
     }
 }
