@@ -16,6 +16,7 @@ pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
 mod open_enum;
+pub mod portfolio;
 pub mod powermodel;
 pub mod rating;
 pub mod report;

@@ -366,6 +366,133 @@ fn range(low: Option<f64>, high: Option<f64>, fmt: fn(f64) -> String) -> String 
     }
 }
 
+/// Printing (`--print-to-pdf`, a browser's print): charts and table rows are never cut
+/// across pages, headings stay with what follows, the lines table repeats its header.
+const PRINT_STYLE: &str = "@media print{body{max-width:none;margin:0}svg.chart,tr{break-inside:avoid}h2{break-after:avoid}thead{display:table-header-group}}";
+
+/// The portfolio statement as one self-contained HTML page: the headline figures first
+/// (location- and market-based tCO2e, measured MWh, shares per tier), then bar charts by
+/// month, provider and tier (location-based, with units), then the tables and every line with
+/// its tier and provenance.
+pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
+    use crate::render::sig;
+    let t = |g: f64| format!("{} tCO2e", sig(g / 1e6));
+    let mut o = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Portfolio carbon statement {}</title><style>{STYLE}{PRINT_STYLE}</style></head><body>\n<h1>Portfolio carbon statement — {}</h1>\n",
+        esc(&p.period),
+        esc(&p.period)
+    );
+    o.push_str("<table data-table=\"headline\"><tr><th>figure</th><th>value</th></tr>");
+    let mut row = |k: &str, v: String| {
+        o.push_str(&format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+            esc(k),
+            esc(&v)
+        ))
+    };
+    row("Location-based", t(p.location_g));
+    if p.location_high_g > p.location_low_g {
+        row(
+            "Location-based range (estimates)",
+            format!("{} .. {}", t(p.location_low_g), t(p.location_high_g)),
+        );
+    }
+    row("Market-based", t(p.market_g));
+    if let Some(line) = crate::portfolio::change_line(p) {
+        if let Some((period, change)) = line.split_once(" | ") {
+            row(&format!("Change against {period}"), change.to_string());
+        }
+    }
+    row(
+        "Measured energy (facility)",
+        format!("{} MWh", sig(p.measured_energy_mwh)),
+    );
+    for s in &p.shares {
+        row(
+            &format!("Share {}", s.label),
+            format!("{:.1} % of location-based", s.location_share * 100.0),
+        );
+    }
+    o.push_str("</table>\n<h2>Largest contributors (location-based)</h2>\n<table data-table=\"largest\"><tr><th>provider, account, project, service</th><th>location-based</th><th>market-based</th></tr>");
+    for g in &p.largest {
+        o.push_str(&format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&g.name),
+            esc(&t(g.location_g)),
+            esc(&t(g.market_g))
+        ));
+    }
+    o.push_str("</table>\n");
+    let chart = |kind: &str, title: &str, gs: &[crate::portfolio::GroupTotal]| {
+        let bars: Vec<(String, f64, bool)> = gs
+            .iter()
+            .map(|g| (g.name.clone(), g.location_g / 1e6, true))
+            .collect();
+        format!(
+            "<h2>Location-based tCO2e by {}</h2>\n{}\n",
+            esc(title),
+            bar_chart(
+                kind,
+                &format!("Location-based tCO2e by {title}"),
+                &bars,
+                &|v| fmt_g(v * 1e6),
+            )
+        )
+    };
+    o.push_str(&chart("month", "month", &p.by_month));
+    o.push_str(&chart("provider", "provider", &p.by_provider));
+    o.push_str(&chart("tier", "data-quality tier", &p.by_tier));
+    for l in &p.by_label {
+        o.push_str(&chart(
+            &format!("label-{}", l.key),
+            &format!("label {}", l.key),
+            &l.groups,
+        ));
+    }
+    if !p.breaks.is_empty() {
+        o.push_str("<h2>Series breaks</h2><div class=\"warn\"><ul>");
+        for b in &p.breaks {
+            o.push_str(&format!(
+                "<li>{} account {}: model {} from {} (was {}): not comparable across</li>",
+                b.provider,
+                esc(&b.account),
+                esc(&b.to_version),
+                b.month,
+                esc(&b.from_version)
+            ));
+        }
+        o.push_str("</ul></div>\n");
+    }
+    o.push_str("<h2>Lines</h2>\n<table data-table=\"lines\"><tr><th>tier</th><th>provider</th><th>account</th><th>project</th><th>service</th><th>region</th><th>month</th><th>scope</th><th>basis</th><th>kgCO2e</th><th>counted</th><th>source</th></tr>");
+    for l in &p.lines {
+        let r = &l.record;
+        o.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(l.tier_label),
+            r.provider,
+            esc(&r.account),
+            esc(r.project.as_deref().unwrap_or("")),
+            esc(&r.service),
+            esc(&r.region),
+            r.month,
+            r.scope.as_str(),
+            r.basis.as_str(),
+            sig(r.grams / 1e3),
+            match &l.detail_of {
+                None => "yes".to_string(),
+                Some(d) => format!("no: detail of {}", esc(d)),
+            },
+            esc(&format!("{} line {}", r.source.file, r.source.line))
+        ));
+    }
+    o.push_str("</table>\n<h2>Notes</h2><ul>");
+    for n in &p.notes {
+        o.push_str(&format!("<li>{}</li>", esc(n)));
+    }
+    o.push_str("</ul>\n</body></html>\n");
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

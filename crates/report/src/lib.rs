@@ -8,6 +8,7 @@ pub mod compare;
 pub mod esrs;
 pub mod html;
 pub mod import;
+pub mod portfolio;
 pub mod ratefile;
 pub mod render;
 

@@ -217,6 +217,32 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
     }
+    if !plan.sources.is_empty() {
+        writeln!(out, "Data sources, in the order to set them up")?;
+        for s in &plan.sources {
+            writeln!(
+                out,
+                "\n{}. {} [{}] (tier: {})",
+                s.rank, s.name, s.id, s.tier
+            )?;
+            writeln!(out, "   why: {}", s.why)?;
+            writeln!(out, "   how: {}", s.how)?;
+            for c in &s.cannot_decide {
+                writeln!(out, "   cannot decide: {c}")?;
+            }
+            if let Some(w) = &s.add_when {
+                writeln!(out, "   next: {w}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    if !plan.merge.is_empty() {
+        writeln!(out, "Portfolio merge plan")?;
+        for (i, m) in plan.merge.iter().enumerate() {
+            writeln!(out, "  {}. {m}", i + 1)?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "Metric plan")?;
     for p in &plan.metrics {
         writeln!(out, "\n{}. {} [{}]", p.rank, p.name, p.id)?;

@@ -23,6 +23,7 @@ use wattprint_core::{DomainKind, Method, Watts};
 mod codecarbon;
 mod export;
 mod nvidia_smi;
+pub mod portfolio;
 #[cfg(test)]
 mod tests;
 mod trace;
