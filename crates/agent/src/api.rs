@@ -47,6 +47,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/spans", post(spans))
         .route("/v1/requests/summary", get(summary))
         .route("/v1/live", get(live))
+        .route("/v1/workloads", get(workloads))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -270,6 +271,7 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
         "domains": st.domains().len(),
         "interval_s": ctx.interval_s,
         "open_connections": ctx.connections.open(),
+        "resumed": st.last_resume(),
     }))
     .into_response()
 }
@@ -477,6 +479,17 @@ pub fn summary_json(st: &crate::AgentState) -> Value {
 
 async fn summary(State(ctx): State<Ctx>) -> Response {
     Json(summary_json(&lock(&ctx.shared))).into_response()
+}
+
+/// `GET /v1/workloads`: per-workload energy and carbon (404 when `--workloads` is off).
+async fn workloads(State(ctx): State<Ctx>) -> Response {
+    match lock(&ctx.shared).workloads() {
+        Some(w) => Json(w.json()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "per-workload attribution is off: start the agent with --workloads",
+        ),
+    }
 }
 
 async fn live(State(ctx): State<Ctx>) -> Response {

@@ -16,7 +16,9 @@ pub mod metrics;
 pub mod otlp;
 pub mod overhead;
 pub mod socket;
+pub mod spool;
 pub mod state;
+pub mod workloads;
 
 pub use state::{AgentState, CarbonFactor, Limits, SpanReport};
 
@@ -53,6 +55,9 @@ pub struct AgentConfig {
     /// Push metrics over OTLP/HTTP (feature `otlp`).
     #[cfg(feature = "otlp")]
     pub otlp: Option<otlp::OtlpConfig>,
+    /// Keep open windows, pending spans and counters in this SQLite file, resumed at the
+    /// next start (see [`spool`]).
+    pub spool: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -71,6 +76,7 @@ impl AgentConfig {
             socket: None,
             #[cfg(feature = "otlp")]
             otlp: None,
+            spool: None,
         }
     }
 }
@@ -117,6 +123,10 @@ pub enum AgentError {
     #[cfg(feature = "otlp")]
     #[error("OTLP: {0}")]
     Otlp(String),
+    #[error(transparent)]
+    Spool(#[from] wattprint_store::spool::SpoolError),
+    #[error(transparent)]
+    Resume(#[from] spool::ResumeError),
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -208,6 +218,28 @@ fn unix_now_s() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Write the state's snapshot to the spool: built under the state's lock, written after it
+/// is released. A failure is logged and counted; the next tick retries.
+fn write_spool(sh: &Shared, sp: &Mutex<wattprint_store::spool::Spool>) {
+    let now = unix_now_s();
+    let body = match serde_json::to_string(&lock(sh).snapshot(now)) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("spool snapshot not encoded: {e}");
+            lock(sh).record_spool_failure();
+            return;
+        }
+    };
+    let r = sp
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .write(now, &body);
+    if let Err(e) = r {
+        tracing::warn!("{e}");
+        lock(sh).record_spool_failure();
+    }
+}
+
 /// A bound, not yet serving agent.
 pub struct Agent {
     config: AgentConfig,
@@ -215,6 +247,7 @@ pub struct Agent {
     listener: Option<std::net::TcpListener>,
     _socket: Option<socket::SocketServer>,
     started_unix_s: f64,
+    spool: Option<Arc<Mutex<wattprint_store::spool::Spool>>>,
 }
 
 impl Agent {
@@ -236,6 +269,10 @@ impl Agent {
             config.limits.clone(),
         );
         state.set_power_bounds(power_bounds_w);
+        let spool = match &config.spool {
+            Some(path) => Some(wattprint_store::spool::Spool::open(path)?),
+            None => None,
+        };
         let shared = Arc::new(Mutex::new(state));
         let listener = match config.listen {
             Some(addr) => {
@@ -256,6 +293,7 @@ impl Agent {
             listener,
             _socket: sock,
             started_unix_s: unix,
+            spool: spool.map(|s| Arc::new(Mutex::new(s))),
         })
     }
 
@@ -264,6 +302,22 @@ impl Agent {
     pub fn with_gpus(self, gpus: Vec<wattprint_sensors::gpu::GpuDevice>) -> Self {
         lock(&self.shared).set_gpus(gpus);
         self
+    }
+
+    /// Take over the spool's snapshot, if it has one (call after the state is configured:
+    /// [`Agent::with_gpus`], workloads). `None` when there is no spool or it is new.
+    pub fn resume(&self) -> Result<Option<spool::Resumed>, AgentError> {
+        let Some(sp) = &self.spool else {
+            return Ok(None);
+        };
+        let sp = sp.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(found) = sp.read()? else {
+            return Ok(None);
+        };
+        let snap = spool::parse(&sp.path().display().to_string(), &found.body)?;
+        let r = lock(&self.shared).resume(&snap, unix_now_s());
+        tracing::info!(?r, "resumed from the spool");
+        Ok(Some(r))
     }
 
     /// The HTTP address bound, `None` without HTTP.
@@ -301,18 +355,28 @@ impl Agent {
             ),
             None => None,
         };
-        rt.block_on(async move {
+        let final_spool = self.spool.clone();
+        let final_shared = Arc::clone(&self.shared);
+        let served = rt.block_on(async move {
             let sh = Arc::clone(&self.shared);
             let period = Duration::from_secs_f64(self.config.interval_s);
+            let spool = self.spool.clone();
             let sampler = tokio::spawn(async move {
                 let mut iv = tokio::time::interval(period);
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     iv.tick().await;
                     // The sampler reads every sensor: in the blocking pool, not on the
-                    // runtime's thread.
+                    // runtime's thread. The spool is written right after, once per tick.
                     let sh = Arc::clone(&sh);
-                    let _ = tokio::task::spawn_blocking(move || lock(&sh).tick()).await;
+                    let spool = spool.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        lock(&sh).tick();
+                        if let Some(sp) = &spool {
+                            write_spool(&sh, sp);
+                        }
+                    })
+                    .await;
                 }
             });
             let res = match self.listener {
@@ -345,7 +409,12 @@ impl Agent {
             };
             sampler.abort();
             res
-        })
+        });
+        // A clean stop leaves the newest snapshot: the next start resumes from here.
+        if let Some(sp) = &final_spool {
+            write_spool(&final_shared, sp);
+        }
+        served
     }
 }
 

@@ -32,6 +32,7 @@ pub mod units;
 pub mod wallclock;
 pub mod window;
 pub mod work;
+pub mod workloads;
 
 pub use domain::{DomainDesc, DomainKind, Method, SensorSource};
 pub use units::{Joules, Watts};

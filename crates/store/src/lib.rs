@@ -14,6 +14,7 @@
 
 pub mod git;
 mod portfolio;
+pub mod spool;
 
 pub use portfolio::{OnRestated, PortfolioInsert, Restated};
 

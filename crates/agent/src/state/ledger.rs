@@ -4,6 +4,8 @@
 //! Pure: no I/O, no clock, no lock. The samples, the horizon and the newest sample's time come
 //! in as arguments, so tests drive it with synthetic figures and exact expected values.
 
+mod spool;
+
 use super::{Limits, Losses, Sample};
 use crate::labels::{Interned, LabelSet, LabelTable};
 use std::collections::{BTreeMap, VecDeque};

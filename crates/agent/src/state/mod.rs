@@ -11,6 +11,7 @@
 //! and only the unsettled part of it is attributed (counted, never silent).
 
 mod ledger;
+mod resume;
 mod windows;
 
 pub use ledger::{
@@ -178,6 +179,10 @@ pub struct AgentState {
     windows: WindowTable,
     /// OTLP pushes that failed (the one loss neither the ledger nor the table sees).
     otlp_push_failures: u64,
+    /// Per-workload attribution (`--workloads`), fed at every tick.
+    workloads: Option<crate::workloads::Workloads>,
+    /// Continuity across restarts (`--spool`): counters carried, window ids, downtimes.
+    carry: resume::Carry,
 }
 
 impl AgentState {
@@ -211,6 +216,8 @@ impl AgentState {
             samples: VecDeque::new(),
             cumulative_j: vec![0.0; n],
             otlp_push_failures: 0,
+            workloads: None,
+            carry: resume::Carry::new(n),
         }
     }
 
@@ -284,7 +291,10 @@ impl AgentState {
     /// Read the sensors, record the sample, and settle attribution up to the new horizon.
     pub fn tick(&mut self) {
         let snap = self.meter.sample_now();
-        self.cumulative_j = snap.cumulative.iter().map(|j| j.0).collect();
+        let now_j = self.carry.continuous(&snap.cumulative);
+        let before = std::mem::replace(&mut self.cumulative_j, now_j);
+        let dt_s = self.samples.back().map_or(0.0, |s| snap.t_s - s.t_s);
+        self.feed_workloads(&before, dt_s);
         let total_j = self
             .domains
             .iter()
@@ -301,6 +311,42 @@ impl AgentState {
             self.samples.pop_front();
         }
         self.settle(snap.t_s - self.limits.settle_lag_s);
+    }
+
+    /// Attribute the energy since the previous tick to workloads: the counted domains but
+    /// GPUs by CPU time, GPUs' apart (`kind="gpu"`).
+    fn feed_workloads(&mut self, before_j: &[f64], dt_s: f64) {
+        let g_per_j = self.grams(1.0);
+        let Some(w) = self.workloads.as_mut() else {
+            return;
+        };
+        let (mut cpu_j, mut gpu_j) = (0.0, 0.0);
+        for (k, d) in self.domains.iter().enumerate() {
+            if !d.counted_in_total {
+                continue;
+            }
+            let j = self.cumulative_j.get(k).copied().unwrap_or(0.0)
+                - before_j.get(k).copied().unwrap_or(0.0);
+            if matches!(
+                d.kind,
+                wattprint_core::DomainKind::Gpu | wattprint_core::DomainKind::Accelerator
+            ) {
+                gpu_j += j;
+            } else {
+                cpu_j += j;
+            }
+        }
+        w.on_slice(cpu_j, gpu_j, dt_s, g_per_j);
+    }
+
+    /// Attribute each slice to workloads from now on.
+    pub fn set_workloads(&mut self, w: crate::workloads::Workloads) {
+        self.workloads = Some(w);
+    }
+
+    /// The per-workload counters, when `--workloads` is on.
+    pub fn workloads(&self) -> Option<&crate::workloads::Workloads> {
+        self.workloads.as_ref()
     }
 
     /// Settle the ledger up to `horizon_s` (meter time, s) against the recorded samples.
@@ -388,20 +434,21 @@ impl AgentState {
         labels: BTreeMap<String, String>,
     ) -> Result<u64, StateError> {
         self.windows.ensure_room()?;
-        let id: WindowId = self.meter.begin(name);
+        let meter_id: WindowId = self.meter.begin(name);
+        let id = self.carry.public_id(meter_id);
         let snap = self.meter.snapshot();
         self.windows.insert(
-            id.0,
+            id,
             OpenWindow {
                 name: name.to_string(),
                 labels,
                 begin_unix_s: self.unix_of(snap.t_s),
                 begin_t_s: snap.t_s,
-                begin_cum_j: snap.cumulative.iter().map(|j| j.0).collect(),
+                begin_cum_j: self.carry.continuous(&snap.cumulative),
                 begin_meter_cpu_s: self.meter.cpu_s(),
             },
         );
-        Ok(id.0)
+        Ok(id)
     }
 
     /// Close a window and build its report.
@@ -413,11 +460,23 @@ impl AgentState {
     ) -> Result<RunReport, StateError> {
         windows::check_work(inferences, tokens)?;
         let open = self.windows.take(id)?;
-        let e = self
+        let resumed = self.carry.take_resumed(id);
+        let meter_id = resumed
+            .as_ref()
+            .map_or_else(|| self.carry.meter_id(id), |r| r.meter_id);
+        let mut e = self
             .meter
-            .end(WindowId(id))
+            .end(meter_id)
             .map_err(|_| StateError::NoWindow(id))?;
-        let report = self.window_report(id, &open, &e, inferences, tokens);
+        let mut gaps = Vec::new();
+        if let Some(r) = &resumed {
+            // The energy before the restart, and the downtimes as gaps: never guessed.
+            for (j, c) in e.per_domain.iter_mut().zip(&r.carried_j) {
+                j.0 += c;
+            }
+            gaps = r.gaps(&self.domains, open.begin_unix_s);
+        }
+        let report = self.window_report(id, &open, &e, inferences, tokens, gaps);
         self.windows
             .record_ended(open.name, report.energy.total_j, report.carbon.total_g);
         Ok(report)
@@ -432,6 +491,7 @@ impl AgentState {
         e: &wattprint_core::window::WindowEnergy,
         inferences: Option<f64>,
         tokens: Option<f64>,
+        downtime_gaps: Vec<wattprint_core::report::Gap>,
     ) -> RunReport {
         let inputs = ReportInputs {
             id: format!("window-{id}"),
@@ -441,7 +501,11 @@ impl AgentState {
             joules: e.per_domain_j(),
             integration_err_j: e.integration_err_j.clone(),
             idle_w: vec![None; self.domains.len()],
-            gaps: clip_gaps(&self.meter.gaps(), open.begin_t_s, e.end_t_s),
+            gaps: {
+                let mut g = clip_gaps(&self.meter.gaps(), open.begin_t_s, e.end_t_s);
+                g.extend(downtime_gaps);
+                g
+            },
             meter_cpu_s: (self.meter.cpu_s() - open.begin_meter_cpu_s).max(0.0),
             peak_rss_bytes: crate::overhead::peak_rss_bytes(),
             reads: self.meter.reads(),

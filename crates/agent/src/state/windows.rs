@@ -4,6 +4,8 @@
 //! Pure: no meter, no clock, no lock. The coordinator ([`super::AgentState`]) reads the meter
 //! when a window begins and ends and hands the figures in.
 
+mod spool;
+
 use super::StateError;
 use std::collections::{BTreeMap, HashMap};
 use wattprint_core::DomainDesc;
