@@ -33,6 +33,8 @@ pub struct Ctx {
     pub listen: SocketAddr,
     /// Open connections (reported by `/healthz`).
     pub connections: crate::conn::Registry,
+    /// Scraped engines (`--scrape`).
+    pub engines: crate::scrape::Engines,
 }
 
 pub fn router(ctx: Ctx) -> Router {
@@ -47,6 +49,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/spans", post(spans))
         .route("/v1/requests/summary", get(summary))
         .route("/v1/live", get(live))
+        .route("/v1/engines", get(engines))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -275,7 +278,17 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> Response {
-    let body = crate::metrics::render(&lock(&ctx.shared));
+    let (mut body, g_per_j) = {
+        let st = lock(&ctx.shared);
+        (crate::metrics::render(&st), grams_per_joule(&st))
+    };
+    let engines = crate::scrape::lock(&ctx.engines);
+    if !engines.is_empty() {
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        body.truncate(eof);
+        crate::scrape::render(&mut body, &engines, g_per_j);
+        body.push_str("# EOF\n");
+    }
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
@@ -448,6 +461,25 @@ pub fn summary_json(st: &crate::AgentState) -> Value {
         },
         "note": "summary covers the most recent attributed requests (see losses.recent_rotated); by_labels and /metrics counters cover every request since the agent started",
     })
+}
+
+/// Operational carbon per joule at the agent's factor (intensity x PUE), g/J.
+fn grams_per_joule(st: &crate::AgentState) -> f64 {
+    wattprint_core::requests::grams(st.pue(), st.carbon().intensity_g_per_kwh)
+}
+
+async fn engines(State(ctx): State<Ctx>) -> Response {
+    let g_per_j = grams_per_joule(&lock(&ctx.shared));
+    let list: Vec<Value> = crate::scrape::lock(&ctx.engines)
+        .iter()
+        .map(|e| e.json(g_per_j))
+        .collect();
+    Json(json!({
+        "schema": "wattprint.engines/v1",
+        "engines": list,
+        "basis": "energy of each interval between two scrapes, measured by the agent's sensors, split among the engine's models by tokens processed (prompt + output); intervals where no model moved are idle",
+    }))
+    .into_response()
 }
 
 async fn summary(State(ctx): State<Ctx>) -> Response {

@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub body_timeout: Option<String>,
     /// Distinct names of ended windows exported as their own series (default 256).
     pub max_window_names: Option<usize>,
+    /// Engines whose Prometheus metrics are read every interval, each `NAME=URL`.
+    pub scrape: Option<Vec<String>>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

@@ -7,6 +7,7 @@
 //! read or append. See `docs/agent-api.md`.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod dashboard;
@@ -15,6 +16,7 @@ pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod overhead;
+pub mod scrape;
 pub mod socket;
 pub mod state;
 
@@ -50,6 +52,8 @@ pub struct AgentConfig {
     pub body_timeout_s: f64,
     /// Serve counters over this Unix socket (privilege separation).
     pub socket: Option<socket::SocketConfig>,
+    /// Inference engines whose Prometheus metrics are read every interval (`--scrape`).
+    pub scrape: Vec<scrape::Target>,
     /// Push metrics over OTLP/HTTP (feature `otlp`).
     #[cfg(feature = "otlp")]
     pub otlp: Option<otlp::OtlpConfig>,
@@ -69,6 +73,7 @@ impl AgentConfig {
             idle_timeout_s: 10.0,
             body_timeout_s: 10.0,
             socket: None,
+            scrape: Vec::new(),
             #[cfg(feature = "otlp")]
             otlp: None,
         }
@@ -98,6 +103,10 @@ pub enum AgentError {
     },
     #[error("--max-connections {0}: give 1 to {max}", max = MAX_CONNECTIONS_LIMIT)]
     BadMaxConnections(usize),
+    #[error("{0} --scrape targets: give at most {max}", max = scrape::MAX_TARGETS)]
+    TooManyTargets(usize),
+    #[error("--scrape {0} is given twice: give each target a distinct NAME")]
+    DuplicateTarget(String),
     #[error("nothing to serve: with --listen none, give --socket PATH")]
     NothingToServe,
     #[error("in socket mode the HTTP API on {0} would let any local user outside the socket group read the energy counters: add --token-file, or drop --listen (HTTP is off by default in socket mode)")]
@@ -180,6 +189,14 @@ pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
             });
         }
     }
+    if config.scrape.len() > scrape::MAX_TARGETS {
+        return Err(AgentError::TooManyTargets(config.scrape.len()));
+    }
+    for (i, t) in config.scrape.iter().enumerate() {
+        if config.scrape[..i].iter().any(|o| o.name == t.name) {
+            return Err(AgentError::DuplicateTarget(t.name.clone()));
+        }
+    }
     if let Some(t) = &config.token {
         if t.trim().len() < 16 {
             return Err(AgentError::WeakToken);
@@ -201,7 +218,7 @@ pub fn lock(sh: &Shared) -> MutexGuard<'_, AgentState> {
     sh.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn unix_now_s() -> f64 {
+pub(crate) fn unix_now_s() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -212,6 +229,7 @@ fn unix_now_s() -> f64 {
 pub struct Agent {
     config: AgentConfig,
     shared: Shared,
+    engines: scrape::Engines,
     listener: Option<std::net::TcpListener>,
     _socket: Option<socket::SocketServer>,
     started_unix_s: f64,
@@ -250,9 +268,22 @@ impl Agent {
             Some(sc) => Some(socket::SocketServer::start(sc, Arc::clone(&shared))?),
             None => None,
         };
+        let gpus = lock(&shared)
+            .domains()
+            .iter()
+            .filter(|d| d.counted_in_total && d.kind == wattprint_core::DomainKind::Gpu)
+            .count();
+        let engines = Arc::new(Mutex::new(
+            config
+                .scrape
+                .iter()
+                .map(|t| scrape::EngineLedger::new(&t.name, &t.url.to_string(), gpus))
+                .collect(),
+        ));
         Ok(Agent {
             config,
             shared,
+            engines,
             listener,
             _socket: sock,
             started_unix_s: unix,
@@ -273,6 +304,11 @@ impl Agent {
 
     pub fn shared(&self) -> Shared {
         Arc::clone(&self.shared)
+    }
+
+    /// The scraped engines' accounting.
+    pub fn engines(&self) -> scrape::Engines {
+        Arc::clone(&self.engines)
     }
 
     /// Serve until `shutdown` resolves (on a current-thread runtime built here).
@@ -315,6 +351,21 @@ impl Agent {
                     let _ = tokio::task::spawn_blocking(move || lock(&sh).tick()).await;
                 }
             });
+            let scrapers: Vec<_> = self
+                .config
+                .scrape
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    tokio::spawn(scrape::run(
+                        i,
+                        t.clone(),
+                        period,
+                        Arc::clone(&self.shared),
+                        Arc::clone(&self.engines),
+                    ))
+                })
+                .collect();
             let res = match self.listener {
                 None => {
                     shutdown.await;
@@ -334,6 +385,7 @@ impl Agent {
                         interval_s: self.config.interval_s,
                         listen: addr,
                         connections: registry.clone(),
+                        engines: Arc::clone(&self.engines),
                     });
                     let limits = conn::ConnLimits {
                         max_connections: self.config.max_connections,
@@ -344,6 +396,9 @@ impl Agent {
                 }
             };
             sampler.abort();
+            for s in scrapers {
+                s.abort();
+            }
             res
         })
     }

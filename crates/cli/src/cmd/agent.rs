@@ -58,6 +58,12 @@ pub struct Args {
     /// Refuse a request body not received within this long (408). Default 10s.
     #[arg(long = "body-timeout", value_name = "DURATION")]
     pub body_timeout: Option<String>,
+    /// Read an inference engine's Prometheus metrics every interval (repeatable), e.g.
+    /// vllm=http://127.0.0.1:8000/metrics: per model J per output token, J per request,
+    /// gCO2e per 1k tokens and FLOPs/W at /v1/engines and /metrics. Replaces the config
+    /// file's `scrape` list.
+    #[arg(long = "scrape", value_name = "NAME=URL")]
+    pub scrape: Vec<String>,
     /// Push metrics over OTLP/HTTP (JSON) to this endpoint, e.g.
     /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector).
     #[cfg(feature = "otlp")]
@@ -245,6 +251,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         cfg.limits.max_label_sets = n;
     }
     cfg.socket = socket;
+    let scrape = if args.scrape.is_empty() {
+        file.scrape.unwrap_or_default()
+    } else {
+        args.scrape
+    };
+    cfg.scrape = scrape
+        .iter()
+        .map(|s| wattprint_agent::scrape::parse_target(s))
+        .collect::<Result<_, _>>()
+        .map_err(BadInput)?;
     #[cfg(feature = "otlp")]
     if let Some(endpoint) = args.otlp_endpoint {
         wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
