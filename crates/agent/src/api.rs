@@ -411,12 +411,12 @@ async fn spans(State(ctx): State<Ctx>, body: Bytes) -> Response {
     }
     let n = list.len();
     let mut st = lock(&ctx.shared);
-    let before = st.losses().clone();
-    let (accepted, refusals) = st.add_spans_checked(list);
+    let before = st.losses();
+    let batch = st.add_spans_checked(list);
     let after = st.losses();
     Json(json!({
-        "accepted": accepted,
-        "errors": refusals,
+        "accepted": batch.accepted,
+        "errors": batch.refusals,
         "refused_invalid": after.spans_invalid - before.spans_invalid,
         "late": after.spans_late - before.spans_late,
         "dropped_oldest": after.spans_dropped - before.spans_dropped,
@@ -437,7 +437,10 @@ pub fn summary_json(st: &crate::AgentState) -> Value {
         })
         .collect();
     let summary = st.summary();
-    let (lo_k, hi_k) = st.energy_range_factors();
+    let crate::state::RangeFactors {
+        low: lo_k,
+        high: hi_k,
+    } = st.energy_range_factors();
     json!({
         "schema": "wattprint.requests/v1",
         "ranges": {
