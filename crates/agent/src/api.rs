@@ -35,6 +35,8 @@ pub struct Ctx {
     pub connections: crate::conn::Registry,
     /// Scraped engines (`--scrape`).
     pub engines: crate::scrape::Engines,
+    /// The metering proxy's counts, when it runs (`--proxy`).
+    pub proxy: Option<std::sync::Arc<crate::proxy::ProxyStats>>,
 }
 
 pub fn router(ctx: Ctx) -> Router {
@@ -48,6 +50,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/windows/{id}/end", post(end_window))
         .route("/v1/spans", post(spans))
         .route("/v1/requests/summary", get(summary))
+        .route("/v1/requests/{id}", get(request_by_id))
         .route("/v1/live", get(live))
         .route("/v1/engines", get(engines))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
@@ -289,6 +292,12 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         crate::scrape::render(&mut body, &engines, g_per_j);
         body.push_str("# EOF\n");
     }
+    if let Some(p) = &ctx.proxy {
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        body.truncate(eof);
+        p.render(&mut body);
+        body.push_str("# EOF\n");
+    }
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
@@ -486,7 +495,59 @@ async fn engines(State(ctx): State<Ctx>) -> Response {
 }
 
 async fn summary(State(ctx): State<Ctx>) -> Response {
-    Json(summary_json(&lock(&ctx.shared))).into_response()
+    let mut doc = summary_json(&lock(&ctx.shared));
+    if let Some(p) = &ctx.proxy {
+        doc["proxy"] = p.json();
+    }
+    Json(doc).into_response()
+}
+
+/// `GET /v1/requests/{id}`: a request the metering proxy measured.
+async fn request_by_id(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "request id {:?} is not a number: use the proxy's x-wattprint-request-id header",
+                printable(&id)
+            ),
+        );
+    };
+    let st = lock(&ctx.shared);
+    let k = st.energy_range_factors();
+    let (lo_k, hi_k) = (k.low, k.high);
+    match st.request(id) {
+        Some(crate::state::RequestStatus::Settled(s)) => Json(json!({
+            "id": id,
+            "status": "settled",
+            "start_unix_s": s.start_unix_s,
+            "end_unix_s": s.end_unix_s,
+            "tokens": s.tokens,
+            "energy_j": s.energy_j,
+            "energy_j_low": s.energy_j * lo_k,
+            "energy_j_high": s.energy_j * hi_k,
+            "carbon_g": s.carbon_g,
+            "joules_per_token": s.tokens.filter(|t| *t > 0).map(|t| s.energy_j / t as f64),
+            "labels": s.labels,
+        }))
+        .into_response(),
+        Some(crate::state::RequestStatus::Pending {
+            start_unix_s,
+            end_unix_s,
+        }) => Json(json!({
+            "id": id,
+            "status": "pending",
+            "start_unix_s": start_unix_s,
+            "end_unix_s": end_unix_s,
+            "settled_until_unix_s": st.settled_until_unix_s(),
+            "note": "the energy is settled once the agent's horizon (newest sample minus --settle-lag) passes the request's end: ask again then",
+        }))
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("request {id} is unknown: still in flight (asked before its answer ended), never proxied, or rotated out of the most recent requests kept"),
+        ),
+    }
 }
 
 async fn live(State(ctx): State<Ctx>) -> Response {

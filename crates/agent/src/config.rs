@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub max_window_names: Option<usize>,
     /// Engines whose Prometheus metrics are read every interval, each `NAME=URL`.
     pub scrape: Option<Vec<String>>,
+    /// The metering proxy, `LISTEN=UPSTREAM`.
+    pub proxy: Option<String>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

@@ -16,6 +16,7 @@ pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod overhead;
+pub mod proxy;
 pub mod scrape;
 pub mod socket;
 pub mod state;
@@ -54,6 +55,8 @@ pub struct AgentConfig {
     pub socket: Option<socket::SocketConfig>,
     /// Inference engines whose Prometheus metrics are read every interval (`--scrape`).
     pub scrape: Vec<scrape::Target>,
+    /// The OpenAI-compatible metering proxy (`--proxy LISTEN=UPSTREAM`).
+    pub proxy: Option<proxy::ProxyConfig>,
     /// Push metrics over OTLP/HTTP (feature `otlp`).
     #[cfg(feature = "otlp")]
     pub otlp: Option<otlp::OtlpConfig>,
@@ -74,6 +77,7 @@ impl AgentConfig {
             body_timeout_s: 10.0,
             socket: None,
             scrape: Vec::new(),
+            proxy: None,
             #[cfg(feature = "otlp")]
             otlp: None,
         }
@@ -107,6 +111,8 @@ pub enum AgentError {
     TooManyTargets(usize),
     #[error("--scrape {0} is given twice: give each target a distinct NAME")]
     DuplicateTarget(String),
+    #[error("--proxy needs the HTTP API (the settled energy of each request is at GET /v1/requests/{{id}}): drop --listen none")]
+    ProxyNeedsApi,
     #[error("nothing to serve: with --listen none, give --socket PATH")]
     NothingToServe,
     #[error("in socket mode the HTTP API on {0} would let any local user outside the socket group read the energy counters: add --token-file, or drop --listen (HTTP is off by default in socket mode)")]
@@ -189,6 +195,9 @@ pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
             });
         }
     }
+    if config.proxy.is_some() && config.listen.is_none() {
+        return Err(AgentError::ProxyNeedsApi);
+    }
     if config.scrape.len() > scrape::MAX_TARGETS {
         return Err(AgentError::TooManyTargets(config.scrape.len()));
     }
@@ -230,7 +239,9 @@ pub struct Agent {
     config: AgentConfig,
     shared: Shared,
     engines: scrape::Engines,
+    proxy_stats: Arc<proxy::ProxyStats>,
     listener: Option<std::net::TcpListener>,
+    proxy_listener: Option<std::net::TcpListener>,
     _socket: Option<socket::SocketServer>,
     started_unix_s: f64,
 }
@@ -264,6 +275,16 @@ impl Agent {
             }
             None => None,
         };
+        let proxy_listener = match &config.proxy {
+            Some(p) => {
+                let addr = p.listen;
+                let bind = |source| AgentError::Bind { addr, source };
+                let l = std::net::TcpListener::bind(addr).map_err(bind)?;
+                l.set_nonblocking(true).map_err(bind)?;
+                Some(l)
+            }
+            None => None,
+        };
         let sock = match &config.socket {
             Some(sc) => Some(socket::SocketServer::start(sc, Arc::clone(&shared))?),
             None => None,
@@ -284,7 +305,9 @@ impl Agent {
             config,
             shared,
             engines,
+            proxy_stats: Arc::new(proxy::ProxyStats::default()),
             listener,
+            proxy_listener,
             _socket: sock,
             started_unix_s: unix,
         })
@@ -304,6 +327,13 @@ impl Agent {
 
     pub fn shared(&self) -> Shared {
         Arc::clone(&self.shared)
+    }
+
+    /// The metering proxy's address, `None` without `--proxy`.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The scraped engines' accounting.
@@ -366,6 +396,36 @@ impl Agent {
                     ))
                 })
                 .collect();
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let proxy_task = match (self.proxy_listener, &self.config.proxy) {
+                (Some(l), Some(pc)) => {
+                    let addr = l.local_addr().map_err(AgentError::Runtime)?;
+                    let listener = tokio::net::TcpListener::from_std(l)
+                        .map_err(|source| AgentError::Bind { addr, source })?;
+                    let app = proxy::router(proxy::ProxyCtx {
+                        shared: Arc::clone(&self.shared),
+                        upstream: pc.upstream.clone(),
+                        listen: addr,
+                        body_timeout: Duration::from_secs_f64(self.config.body_timeout_s),
+                        stats: Arc::clone(&self.proxy_stats),
+                    });
+                    let limits = conn::ConnLimits {
+                        max_connections: self.config.max_connections,
+                        idle_timeout: Duration::from_secs_f64(self.config.idle_timeout_s),
+                    };
+                    let mut rx = stop_rx.clone();
+                    Some(tokio::spawn(conn::serve(
+                        listener,
+                        app,
+                        limits,
+                        conn::Registry::default(),
+                        async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        },
+                    )))
+                }
+                _ => None,
+            };
             let res = match self.listener {
                 None => {
                     shutdown.await;
@@ -386,6 +446,11 @@ impl Agent {
                         listen: addr,
                         connections: registry.clone(),
                         engines: Arc::clone(&self.engines),
+                        proxy: self
+                            .config
+                            .proxy
+                            .as_ref()
+                            .map(|_| Arc::clone(&self.proxy_stats)),
                     });
                     let limits = conn::ConnLimits {
                         max_connections: self.config.max_connections,
@@ -395,6 +460,10 @@ impl Agent {
                     Ok(())
                 }
             };
+            let _ = stop_tx.send(true);
+            if let Some(t) = proxy_task {
+                let _ = t.await;
+            }
             sampler.abort();
             for s in scrapers {
                 s.abort();
