@@ -37,6 +37,8 @@ pub struct Ctx {
     pub engines: crate::scrape::Engines,
     /// The metering proxy's counts, when it runs (`--proxy`).
     pub proxy: Option<std::sync::Arc<crate::proxy::ProxyStats>>,
+    /// Traces received at `POST /v1/traces`.
+    pub traces: std::sync::Arc<std::sync::Mutex<crate::traces::TraceTable>>,
 }
 
 pub fn router(ctx: Ctx) -> Router {
@@ -53,6 +55,8 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/requests/{id}", get(request_by_id))
         .route("/v1/live", get(live))
         .route("/v1/engines", get(engines))
+        .route("/v1/traces", post(post_traces))
+        .route("/v1/traces/{trace_id}", get(get_trace))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -167,15 +171,20 @@ async fn browser_guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Resp
         }
     }
     if req.method() == axum::http::Method::POST {
-        let json = text(header::CONTENT_TYPE).is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        // Neither type may be sent cross-origin without a CORS preflight, which the agent
+        // never grants; protobuf only where OTLP sends it.
+        let mime = text(header::CONTENT_TYPE)
+            .and_then(|ct| ct.split(';').next())
+            .map(str::trim);
+        let ok = mime.is_some_and(|m| {
+            m.eq_ignore_ascii_case("application/json")
+                || (m.eq_ignore_ascii_case("application/x-protobuf")
+                    && req.uri().path() == "/v1/traces")
         });
-        if !json {
+        if !ok {
             return error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "POST needs `Content-Type: application/json` (even with an empty body)",
+                "POST needs `Content-Type: application/json` (even with an empty body; OTLP traces may also be application/x-protobuf)",
             );
         }
     }
@@ -473,6 +482,82 @@ pub fn summary_json(st: &crate::AgentState) -> Value {
         },
         "note": "summary covers the most recent attributed requests (see losses.recent_rotated); by_labels and /metrics counters cover every request since the agent started",
     })
+}
+
+fn lock_traces(
+    t: &std::sync::Mutex<crate::traces::TraceTable>,
+) -> std::sync::MutexGuard<'_, crate::traces::TraceTable> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `POST /v1/traces`: an OTLP/HTTP export (protobuf or JSON); GenAI spans become
+/// attribution spans.
+async fn post_traces(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+    {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "compressed OTLP bodies are not read: configure the exporter without compression",
+        );
+    }
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/x-protobuf"));
+    let decoded = if protobuf {
+        crate::traces::decode_protobuf(&body)
+    } else {
+        crate::traces::decode_json(&body)
+    };
+    let spans = match decoded {
+        Ok(s) => s,
+        Err(e) => {
+            lock_traces(&ctx.traces).losses.exports_refused += 1;
+            let status = match e {
+                crate::traces::DecodeError::TooManySpans(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                crate::traces::DecodeError::Malformed(_) => StatusCode::BAD_REQUEST,
+            };
+            return error(status, e.to_string());
+        }
+    };
+    let mut table = lock_traces(&ctx.traces);
+    let r = table.ingest(spans, |report| {
+        let mut st = lock(&ctx.shared);
+        let id = st.next_request_id();
+        st.add_identified_span(id, report).ok().map(|()| id)
+    });
+    // OTLP/HTTP: a JSON answer is what OTLP/JSON clients expect; protobuf clients read the
+    // status only.
+    Json(json!({ "partialSuccess": {
+        "rejectedSpans": r.refused + r.attribution_refused,
+        "errorMessage": r.errors.join("; "),
+    }, "wattprint": r }))
+    .into_response()
+}
+
+/// `GET /v1/traces/{trace_id}`: energy and carbon per span and for the trace.
+async fn get_trace(State(ctx): State<Ctx>, Path(trace_id): Path<String>) -> Response {
+    let id = trace_id.to_ascii_lowercase();
+    let table = lock_traces(&ctx.traces);
+    let st = lock(&ctx.shared);
+    let doc = table.report(&id, |l| match st.request(l) {
+        Some(crate::state::RequestStatus::Settled(s)) => Some((s.energy_j, s.carbon_g)),
+        _ => None,
+    });
+    match doc {
+        Some(d) => Json(d).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "trace {:?} is unknown: never received, or forgotten (the agent keeps the {} most recent traces)",
+                printable(&trace_id),
+                crate::traces::MAX_TRACES
+            ),
+        ),
+    }
 }
 
 /// Operational carbon per joule at the agent's factor (intensity x PUE), g/J.

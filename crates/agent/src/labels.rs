@@ -28,7 +28,8 @@ pub struct LabelTable {
     overflow: Option<usize>,
 }
 
-fn cut(s: &str) -> String {
+/// `s` cut to [`MAX_LABEL_LEN`] bytes at a char boundary.
+pub fn cut(s: &str) -> String {
     let mut end = s.len().min(MAX_LABEL_LEN);
     while !s.is_char_boundary(end) {
         end -= 1;

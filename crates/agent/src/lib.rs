@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod scrape;
 pub mod socket;
 pub mod state;
+pub mod traces;
 
 pub use state::{AgentState, CarbonFactor, Limits, SpanReport};
 
@@ -446,6 +447,7 @@ impl Agent {
                         listen: addr,
                         connections: registry.clone(),
                         engines: Arc::clone(&self.engines),
+                        traces: Default::default(),
                         proxy: self
                             .config
                             .proxy
