@@ -7,6 +7,8 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
+mod clone_into;
+
 /// How the child ended.
 #[derive(Clone, Copy, Debug)]
 pub struct Outcome {
@@ -133,15 +135,24 @@ pub enum SpawnError {
     Other(String, io::Error),
 }
 
-/// Start `argv` with inherited stdio. With `cgroup_procs` (an open `cgroup.procs`), the
-/// command joins that cgroup between fork and exec, before it can start anything; when
-/// joining fails the command is started outside it, and the error says why (nothing ran
-/// twice: the failed attempt stopped before exec).
+/// The command's cgroup, open: its directory (for `clone3`'s `CLONE_INTO_CGROUP`) and its
+/// `cgroup.procs` (for the write between fork and exec, where `clone3` is refused).
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupFds {
+    pub dir: RawFd,
+    pub procs: RawFd,
+}
+
+/// Start `argv` with inherited stdio. With `cgroup` the command starts inside it: born there
+/// by `clone3(CLONE_INTO_CGROUP)` (Linux 5.7+, no migration), or, where the kernel refuses
+/// that, moved there between fork and exec by writing `0` to `cgroup.procs`; when both fail
+/// the command is started outside it, and the error says why (nothing ran twice: a failed
+/// attempt stopped before exec).
 pub fn spawn(
     argv: &[String],
     envs: &[(&str, &std::ffi::OsStr)],
     fwd: &Forwarder,
-    cgroup_procs: Option<RawFd>,
+    cgroup: Option<CgroupFds>,
 ) -> Result<(i32, Option<io::Error>), SpawnError> {
     let (prog, args) = argv
         .split_first()
@@ -152,7 +163,17 @@ pub fn spawn(
         c
     };
     let mut join_error = None;
-    if let Some(fd) = cgroup_procs {
+    if let Some(cg) = cgroup {
+        // Any failure here (an old kernel, a refused cgroup, an exec error) falls through to
+        // std's spawn below, which gives the exec error its usual words.
+        match clone_into::spawn(argv, envs, cg.dir) {
+            Ok(pid) => {
+                fwd.set_child(pid);
+                return Ok((pid, None));
+            }
+            Err(e) => tracing::debug!("{e}; joining through cgroup.procs instead"),
+        }
+        let fd = cg.procs;
         let mut joining = command();
         // SAFETY: the closure runs in the forked child before exec and only calls write(2)
         // and reads errno, both async-signal-safe; it allocates nothing.
@@ -244,9 +265,17 @@ mod tests {
         let argv = vec!["true".to_string()];
 
         // Joined: the pre-exec hook wrote `0` (the joining process) to cgroup.procs.
+        // A plain directory: clone3 refuses it (EBADF), and the write to cgroup.procs is next.
         let dir = tempfile::tempdir().unwrap();
+        let dir_fd = std::fs::File::open(dir.path()).unwrap();
         let procs = std::fs::File::create(dir.path().join("cgroup.procs")).unwrap();
-        let (pid, join_error) = spawn(&argv, &[], &fwd, Some(procs.as_raw_fd())).unwrap();
+        let fds = |procs: &std::fs::File| {
+            Some(CgroupFds {
+                dir: dir_fd.as_raw_fd(),
+                procs: procs.as_raw_fd(),
+            })
+        };
+        let (pid, join_error) = spawn(&argv, &[], &fwd, fds(&procs)).unwrap();
         assert!(join_error.is_none());
         assert_eq!(wait(pid).unwrap().exit_code, 0);
         assert_eq!(
@@ -259,14 +288,14 @@ mod tests {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let (pid, join_error) = spawn(&argv, &[], &fwd, Some(full.as_raw_fd())).unwrap();
+        let (pid, join_error) = spawn(&argv, &[], &fwd, fds(&full)).unwrap();
         let e = join_error.expect("the join failed");
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
         assert_eq!(wait(pid).unwrap().exit_code, 0);
 
         // A missing command is the command's error, not the cgroup's.
         let missing = vec!["wattprint-no-such-command-xyz".to_string()];
-        let e = spawn(&missing, &[], &fwd, Some(procs.as_raw_fd())).unwrap_err();
+        let e = spawn(&missing, &[], &fwd, fds(&procs)).unwrap_err();
         assert!(matches!(e, SpawnError::NotFound(_)), "{e:?}");
         fwd.child_gone();
     }

@@ -536,6 +536,65 @@ fn a_cgroup_of_its_own_counts_processes_that_left_the_tree() {
     }
 }
 
+/// Where a cgroup v2 hierarchy can be had (as root: mounted in a private mount namespace,
+/// so the host's mounts are untouched), the command is started inside its own cgroup (born
+/// there by clone3(CLONE_INTO_CGROUP) on Linux 5.7+, else moved before exec), and the
+/// cgroup is removed after the run. Not root: no namespace can be made, and the fallback is
+/// what `a_cgroup_of_its_own_counts_processes_that_left_the_tree` checks.
+#[test]
+fn the_command_starts_inside_a_cgroup_v2_of_its_own() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "NOT CHECKED here: mounting a cgroup v2 hierarchy needs root; \
+             the fallback is checked by a_cgroup_of_its_own_counts_processes_that_left_the_tree"
+        );
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    common::fake_machine(d.path());
+    // The job cgroup is made under wattprint's own, read from <procfs>/self/cgroup: the
+    // hierarchy's root in the fresh mount.
+    std::fs::create_dir_all(d.path().join("proc/self")).unwrap();
+    std::fs::write(d.path().join("proc/self/cgroup"), "0::/\n").unwrap();
+    let mount = d.path().join("sys/fs/cgroup");
+    std::fs::create_dir_all(&mount).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(
+            // After the run, no job cgroup may be left in the hierarchy.
+            "mount --make-rprivate / && mount -t cgroup2 none \"$1\" || exit 90; m=$1; shift; \
+             \"$@\"; rc=$?; ls \"$m\" | grep wattprint- >&2 && exit 91; exit $rc",
+        )
+        .arg("sh")
+        .arg(&mount)
+        .arg(env!("CARGO_BIN_EXE_wattprint"))
+        .args([
+            "run",
+            "--no-store",
+            "--json",
+            "--",
+            "cat",
+            "/proc/self/cgroup",
+        ])
+        .env("WATTPRINT_SYSFS_ROOT", d.path().join("sys"))
+        .env("WATTPRINT_PROCFS_ROOT", d.path().join("proc"))
+        .env("WATTPRINT_DB", test_db())
+        .env_remove("WATTPRINT_SENSORS")
+        .output()
+        .expect("unshare (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The command's own view of its cgroup, printed before the report.
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .unwrap_or_else(|| panic!("no cgroup v2 line from the command: {stdout}"));
+    assert!(line.starts_with("0::/wattprint-"), "{line}");
+    assert!(!stderr.contains("could not join"), "{stderr}");
+}
+
 #[test]
 fn the_tests_machine_is_the_fake_one_whatever_the_host_has() {
     // The host's variables are set on purpose: isolation must remove them.
