@@ -116,7 +116,7 @@ pub fn render(st: &AgentState) -> String {
             ("domain", &d.name),
             ("device", d.device.as_deref().unwrap_or("")),
             ("kind", d.kind.as_str()),
-            ("source", &d.source),
+            ("source", d.source.as_str()),
             ("counted", if d.counted_in_total { "true" } else { "false" }),
         ]);
         o.sample("wattprint_energy_joules_total", &l, *j);

@@ -11,7 +11,7 @@ pub(crate) struct Used {
     pub(crate) g_per_kwh: f64,
     pub(crate) source: String,
     pub(crate) year: Option<i32>,
-    pub(crate) basis: String,
+    pub(crate) basis: CarbonBasis,
     pub(crate) licence: Option<String>,
     pub(crate) fallback: bool,
 }
@@ -23,7 +23,7 @@ impl Used {
             g_per_kwh: f.g_per_kwh,
             source: format!("{} ({})", f.source, f.name),
             year: Some(f.year),
-            basis: f.basis.as_str().into(),
+            basis: f.basis.clone(),
             licence: Some(f.licence.into()),
             fallback: false,
         }
@@ -120,8 +120,8 @@ impl ResolvedCarbon {
         self.used.year
     }
 
-    /// The factor's basis: `lifecycle`, `direct`, or what the provider says.
-    pub fn basis(&self) -> &str {
+    /// The factor's basis: `lifecycle`, `direct`, `unspecified`, or what the provider says.
+    pub fn basis(&self) -> &CarbonBasis {
         &self.used.basis
     }
 
@@ -185,7 +185,7 @@ pub fn resolve(opts: &CarbonOptions, when: RunTime) -> Result<ResolvedCarbon, Ca
             g_per_kwh: g,
             source: "given with --intensity".into(),
             year: None,
-            basis: "unspecified".into(),
+            basis: CarbonBasis::Unspecified,
             licence: None,
             fallback: false,
         },

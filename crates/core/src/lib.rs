@@ -15,6 +15,7 @@ pub mod estimate;
 pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
+mod open_enum;
 pub mod powermodel;
 pub mod rating;
 pub mod report;
@@ -29,5 +30,5 @@ pub mod wallclock;
 pub mod window;
 pub mod work;
 
-pub use domain::{DomainDesc, DomainKind, Method};
+pub use domain::{DomainDesc, DomainKind, Method, SensorSource};
 pub use units::{Joules, Watts};

@@ -5,8 +5,9 @@
 //! - AWS and Azure: each region mapped to its country's Ember factor (the providers publish no
 //!   per-region grid factor; a country is coarser than the grid region in the US and elsewhere).
 
-use crate::grid::{self, Basis, IntensityFactor, INTENSITY_UNIT};
+use crate::grid::{self, IntensityFactor, INTENSITY_UNIT};
 use crate::tables;
+use wattprint_core::report::CarbonBasis;
 
 pub const GCP_SOURCE: &str =
     "Google Cloud region carbon data 2024 (GoogleCloudPlatform/region-carbon-info)";
@@ -101,7 +102,7 @@ pub fn region(provider: Provider, region: &str) -> Option<IntensityFactor> {
                 name: format!("{location} (gcp {name})"),
                 g_per_kwh,
                 unit: INTENSITY_UNIT,
-                basis: Basis::Direct,
+                basis: CarbonBasis::Direct,
                 year: GCP_YEAR,
                 source: GCP_SOURCE,
                 licence: GCP_LICENCE,
@@ -138,7 +139,7 @@ mod tests {
         assert_eq!(f.zone, "gcp:europe-west1");
         assert_eq!(f.g_per_kwh, 103.37);
         assert_eq!(f.year, 2024);
-        assert_eq!(f.basis, Basis::Direct);
+        assert_eq!(f.basis, CarbonBasis::Direct);
         assert_eq!(gcp_cfe_share("europe-west1"), Some(0.84));
     }
 

@@ -6,7 +6,7 @@
 use crate::render::sig;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use wattprint_core::report::{CarbonMethod, RunReport, RunStatus};
+use wattprint_core::report::{CarbonBasis, CarbonMethod, RunReport, RunStatus};
 use wattprint_core::units::{GRAMS_PER_TONNE, JOULES_PER_KWH, KWH_PER_MWH};
 
 const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
@@ -36,7 +36,7 @@ pub struct EsrsLine {
     pub factor_source: String,
     pub factor_vintage: Option<i32>,
     /// `lifecycle` or `direct` (as the factor's dataset states).
-    pub basis: String,
+    pub basis: CarbonBasis,
     /// True when a fallback factor was used because the zone was unknown.
     pub fallback: bool,
 }
@@ -71,7 +71,7 @@ fn is_cloud(zone: &str) -> bool {
 
 /// Builds the statement for `runs` (already selected for the period named `period`).
 pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
-    type Key = (EsrsScope, String, String, Option<i32>, String, bool);
+    type Key = (EsrsScope, String, String, Option<i32>, CarbonBasis, bool);
     let mut lines: BTreeMap<Key, EsrsLine> = BTreeMap::new();
     let mut embodied_g = 0.0;
     let mut any_market = false;
@@ -154,7 +154,7 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
     ];
     if lines
         .iter()
-        .any(|l| l.basis == "lifecycle" && l.scope == EsrsScope::Scope2)
+        .any(|l| l.basis == CarbonBasis::Lifecycle && l.scope == EsrsScope::Scope2)
     {
         notes.push("Some Scope 2 lines use LIFECYCLE emission factors (upstream included): they overstate combustion-only Scope 2; replace them with direct factors for a filing, or disclose the basis.".into());
     }
@@ -250,7 +250,11 @@ pub fn markdown(s: &EsrsStatement) -> String {
             l.factor_vintage
                 .map(|y| y.to_string())
                 .unwrap_or_else(|| "n/a".into()),
-            if l.basis.is_empty() { "n/a" } else { &l.basis },
+            if l.basis == CarbonBasis::Unset {
+                "n/a"
+            } else {
+                l.basis.as_str()
+            },
         ));
     }
     o.push_str("\nNotes:\n");

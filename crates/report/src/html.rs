@@ -324,7 +324,7 @@ pub fn html(runs: &[RunReport]) -> String {
                     "{}{basis}",
                     range(d.joules_low, d.joules_high, fmt_j).trim()
                 )),
-                esc(&d.source),
+                esc(d.source.as_str()),
                 d.method,
                 if d.counted_in_total { "yes" } else { "no" }
             ));
@@ -337,7 +337,7 @@ pub fn html(runs: &[RunReport]) -> String {
                 esc(&r.carbon.zone),
                 esc(&r.carbon.intensity_source),
                 r.carbon.intensity_year.map(|y| format!(" ({y})")).unwrap_or_default(),
-                esc(&r.carbon.basis),
+                esc(r.carbon.basis.as_str()),
                 esc(r.carbon.method.as_str()),
                 if r.carbon.fallback { ", <strong>fallback factor</strong>" } else { "" }
             ));

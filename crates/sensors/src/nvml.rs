@@ -30,7 +30,7 @@ use nvml_wrapper::{Device, Nvml};
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::OnceLock;
-use wattprint_core::{DomainDesc, Method};
+use wattprint_core::{DomainDesc, Method, SensorSource};
 
 /// Environment variable naming the NVML library to load (test seam, SPEC).
 pub const NVML_LIB_ENV: &str = "WATTPRINT_NVML_LIB";
@@ -54,7 +54,7 @@ static NVML: OnceLock<Loaded> = OnceLock::new();
 
 fn absent(reason: String, fix: &str) -> AbsentSensor {
     AbsentSensor {
-        source: "nvml".into(),
+        source: SensorSource::Nvml,
         reason,
         fix: Some(fix.to_string()),
     }
@@ -124,7 +124,7 @@ struct Probed<'n> {
 
 fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSensor> {
     let dev = nvml.device_by_index(index).map_err(|e| AbsentSensor {
-        source: "nvml".into(),
+        source: SensorSource::Nvml,
         reason: format!("GPU {index}: NVML cannot open it: {e}"),
         fix: Some("check the GPU with nvidia-smi".into()),
     })?;
@@ -146,7 +146,7 @@ fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSenso
         mig_enabled,
         method: Method::Counter,
         power_source: None,
-        source: "nvml".into(),
+        source: SensorSource::Nvml,
         pci_bus_id: dev.pci_info().ok().map(|p| p.bus_id),
         mig_uuids: if mig_enabled {
             mig_uuids(&dev)
@@ -164,7 +164,7 @@ fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSenso
         info.power_source = Some(PowerSource::Average);
     } else {
         return Err(AbsentSensor {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             reason: format!(
                 "gpu-{index} ({}): neither the energy counter nor power is readable",
                 info.name
@@ -275,7 +275,7 @@ pub struct NvmlCounterSensor {
 impl NvmlCounterSensor {
     fn new(gpus: Vec<(Device<'static>, GpuDevice)>) -> Self {
         let info = SensorInfo {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             domains: gpus.iter().map(|(_, g)| gpu_domain(g)).collect(),
             cadence: ReadCadence::Boundaries {
                 guard_s: Some(COUNTER_GUARD_S),
@@ -340,7 +340,7 @@ pub struct NvmlPowerSensor {
 impl NvmlPowerSensor {
     fn new(gpus: Vec<(Device<'static>, GpuDevice, PowerSource)>) -> Self {
         let info = SensorInfo {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             domains: gpus.iter().map(|(_, g, _)| gpu_domain(g)).collect(),
             cadence: ReadCadence::Poll {
                 preferred_s: POWER_POLL_S,

@@ -2,6 +2,7 @@
 //! `nvml` module, and discovery reports NVML as an absent sensor that says so.
 
 use std::path::Path;
+use wattprint_core::SensorSource;
 
 pub use crate::gpu::{AbsentSensor, GpuDevice, GpuDiscovery, PowerSource};
 
@@ -48,7 +49,7 @@ pub fn library_path() -> Option<(String, bool)> {
 pub fn discover(_lib: Option<&Path>) -> GpuDiscovery {
     GpuDiscovery {
         absent: vec![AbsentSensor {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             reason: "this wattprint was built without the `nvml` feature".into(),
             fix: Some(
                 "build with the default features (`cargo install --path crates/cli --locked`)"

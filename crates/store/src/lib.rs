@@ -842,7 +842,7 @@ mod tests {
             name: "package-0".into(),
             kind: DomainKind::CpuPackage,
             joules: j,
-            source: "rapl-powercap".into(),
+            source: wattprint_core::SensorSource::RaplPowercap,
             method: Method::Counter,
             counted_in_total: true,
             device: None,

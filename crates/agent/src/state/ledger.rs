@@ -4,7 +4,7 @@
 //! Pure: no I/O, no clock, no lock. The samples, the horizon and the newest sample's time come
 //! in as arguments, so tests drive it with synthetic figures and exact expected values.
 
-use super::{Limits, Sample};
+use super::{Limits, Losses, Sample};
 use crate::labels::{Interned, LabelSet, LabelTable};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use wattprint_core::requests::{self, RequestEnergy, RequestSummary, Slice, Span};
@@ -92,23 +92,6 @@ pub struct LabelTotals {
     pub carbon_g: f64,
 }
 
-/// What the ledger lost or refused (part of the agent's [`super::Losses`]).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SpanLosses {
-    /// Pending spans dropped because the buffer was full.
-    pub spans_dropped: u64,
-    /// Spans refused as invalid (end before start, non-finite times).
-    pub spans_invalid: u64,
-    /// Spans reported after part of their time was already settled.
-    pub spans_late: u64,
-    /// Seconds of late spans that could not be attributed any more.
-    pub late_span_s: f64,
-    /// Attributed requests rotated out of the recent list (still in the counters).
-    pub recent_rotated: u64,
-    /// Label sets folded into the overflow set.
-    pub label_sets_overflowed: u64,
-}
-
 /// The request ledger. See the module docs.
 pub struct RequestLedger {
     /// Unix time of the meter's t = 0, s: spans are reported in Unix seconds.
@@ -125,7 +108,8 @@ pub struct RequestLedger {
     recent: VecDeque<Settled>,
     labels: LabelTable,
     totals: Vec<LabelTotals>,
-    losses: SpanLosses,
+    /// The span losses (the fields of OTLP and windows stay 0: the coordinator adds them).
+    losses: Losses,
     spans_received: u64,
     /// Settled identified requests, by id, the oldest rotated out past
     /// `limits.max_recent_requests`.
@@ -153,7 +137,7 @@ impl RequestLedger {
             idle_j: 0.0,
             recent: VecDeque::new(),
             totals: Vec::new(),
-            losses: SpanLosses::default(),
+            losses: Losses::default(),
             spans_received: 0,
             by_id: HashMap::new(),
             id_order: VecDeque::new(),
@@ -450,7 +434,9 @@ impl RequestLedger {
         self.settled_until_s
     }
 
-    pub fn losses(&self) -> &SpanLosses {
+    /// What the ledger lost or refused: the span fields of [`Losses`] (the OTLP and window
+    /// fields are the coordinator's and stay 0 here).
+    pub fn losses(&self) -> &Losses {
         &self.losses
     }
 }
@@ -748,7 +734,7 @@ mod tests {
                 carbon_g: a.carbon_g + b.carbon_g,
             }
         );
-        assert_eq!(st.losses(), &SpanLosses::default());
+        assert_eq!(st.losses(), &Losses::default());
         assert_eq!(
             (
                 st.pending_spans(),
@@ -838,13 +824,14 @@ mod tests {
         // Only one pending span is kept: the oldest is dropped.
         assert_eq!(
             st.losses(),
-            &SpanLosses {
+            &Losses {
                 spans_dropped: 1,
                 spans_invalid: 1,
                 spans_late: 1,
                 late_span_s: 2.0,
                 recent_rotated: 0,
                 label_sets_overflowed: 1,
+                ..Losses::default()
             }
         );
         assert_eq!(st.pending_spans(), 1);

@@ -14,8 +14,8 @@ mod ledger;
 mod windows;
 
 pub use ledger::{
-    LabelTotals, RequestLedger, RequestStatus, Settled, SpanBatch, SpanLosses, SpanRefusal,
-    SpanReport, MAX_SPAN_PAST_S, MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
+    LabelTotals, RequestLedger, RequestStatus, Settled, SpanBatch, SpanRefusal, SpanReport,
+    MAX_SPAN_PAST_S, MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
 };
 pub use windows::{
     OpenWindow, OpenWindowEnergy, WindowTable, WindowTotals, MAX_WINDOW_COUNT, OVERFLOW_WINDOW,
@@ -427,16 +427,10 @@ impl AgentState {
 
     /// Everything lost or refused so far: the ledger's, the windows table's and OTLP's.
     pub fn losses(&self) -> Losses {
-        let l = self.ledger.losses();
         Losses {
-            spans_dropped: l.spans_dropped,
-            spans_invalid: l.spans_invalid,
-            spans_late: l.spans_late,
-            late_span_s: l.late_span_s,
-            recent_rotated: l.recent_rotated,
-            label_sets_overflowed: l.label_sets_overflowed,
             otlp_push_failures: self.otlp_push_failures,
             window_names_overflowed: self.windows.names_overflowed(),
+            ..self.ledger.losses().clone()
         }
     }
 
@@ -548,6 +542,7 @@ impl PerDomain for wattprint_core::window::WindowEnergy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wattprint_core::SensorSource;
     use wattprint_sensors::fake::FakeSensor;
     use wattprint_sensors::gpu::GpuDevice;
     use wattprint_sensors::MeterOptions;
@@ -636,11 +631,11 @@ mod tests {
         use wattprint_sensors::{RawReading, ReadCadence, SensorInfo};
         let rapl = FakeSensor::new(
             SensorInfo {
-                source: "rapl-powercap".into(),
+                source: SensorSource::RaplPowercap,
                 domains: vec![DomainDesc {
                     name: "package-0".into(),
                     kind: wattprint_core::DomainKind::CpuPackage,
-                    source: "rapl-powercap".into(),
+                    source: SensorSource::RaplPowercap,
                     method: wattprint_core::Method::Counter,
                     counted_in_total: true,
                     device: None,
@@ -742,7 +737,7 @@ mod tests {
             mig_enabled: false,
             method: wattprint_core::Method::Counter,
             power_source: None,
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             pci_bus_id: None,
             mig_uuids: Vec::new(),
         }]);

@@ -48,7 +48,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         } => cloud::gcp_cfe_share(region),
         _ => None,
     };
-    let scope2 = f.basis == wattprint_data::grid::Basis::Direct;
+    let scope2 = f.basis == wattprint_core::report::CarbonBasis::Direct;
     if args.json {
         let v = json!({
             "zone": f.zone,
