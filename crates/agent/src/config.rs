@@ -47,6 +47,10 @@ pub struct FileConfig {
     pub idle_power_w: Option<f64>,
     /// The spool file (`--spool`).
     pub spool: Option<PathBuf>,
+    /// Engines whose Prometheus metrics are read every interval, each `NAME=URL`.
+    pub scrape: Option<Vec<String>>,
+    /// The metering proxy, `LISTEN=UPSTREAM`.
+    pub proxy: Option<String>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

@@ -30,7 +30,7 @@ pub struct LabelTable {
 
 /// A label key or value as kept: control characters escaped (`\u{1b}`: labels reach
 /// /metrics, logs and terminals), then cut to [`MAX_LABEL_LEN`].
-fn cut(s: &str) -> String {
+pub fn cut(s: &str) -> String {
     let s = wattprint_core::text::printable(s);
     let s = s.as_ref();
     let mut end = s.len().min(MAX_LABEL_LEN);

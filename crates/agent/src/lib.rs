@@ -7,6 +7,7 @@
 //! read or append. See `docs/agent-api.md`.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod dashboard;
@@ -15,9 +16,12 @@ pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod overhead;
+pub mod proxy;
+pub mod scrape;
 pub mod socket;
 pub mod spool;
 pub mod state;
+pub mod traces;
 pub mod workloads;
 
 pub use state::{AgentState, CarbonFactor, Limits, SpanReport};
@@ -52,6 +56,10 @@ pub struct AgentConfig {
     pub body_timeout_s: f64,
     /// Serve counters over this Unix socket (privilege separation).
     pub socket: Option<socket::SocketConfig>,
+    /// Inference engines whose Prometheus metrics are read every interval (`--scrape`).
+    pub scrape: Vec<scrape::Target>,
+    /// The OpenAI-compatible metering proxy (`--proxy LISTEN=UPSTREAM`).
+    pub proxy: Option<proxy::ProxyConfig>,
     /// Push metrics over OTLP/HTTP (feature `otlp`).
     #[cfg(feature = "otlp")]
     pub otlp: Option<otlp::OtlpConfig>,
@@ -74,6 +82,8 @@ impl AgentConfig {
             idle_timeout_s: 10.0,
             body_timeout_s: 10.0,
             socket: None,
+            scrape: Vec::new(),
+            proxy: None,
             #[cfg(feature = "otlp")]
             otlp: None,
             spool: None,
@@ -104,6 +114,12 @@ pub enum AgentError {
     },
     #[error("--max-connections {0}: give 1 to {max}", max = MAX_CONNECTIONS_LIMIT)]
     BadMaxConnections(usize),
+    #[error("{0} --scrape targets: give at most {max}", max = scrape::MAX_TARGETS)]
+    TooManyTargets(usize),
+    #[error("--scrape {0} is given twice: give each target a distinct NAME")]
+    DuplicateTarget(String),
+    #[error("--proxy needs the HTTP API (the settled energy of each request is at GET /v1/requests/{{id}}): drop --listen none")]
+    ProxyNeedsApi,
     #[error("nothing to serve: with --listen none, give --socket PATH")]
     NothingToServe,
     #[error("in socket mode the HTTP API on {0} would let any local user outside the socket group read the energy counters: add --token-file, or drop --listen (HTTP is off by default in socket mode)")]
@@ -190,6 +206,17 @@ pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
             });
         }
     }
+    if config.proxy.is_some() && config.listen.is_none() {
+        return Err(AgentError::ProxyNeedsApi);
+    }
+    if config.scrape.len() > scrape::MAX_TARGETS {
+        return Err(AgentError::TooManyTargets(config.scrape.len()));
+    }
+    for (i, t) in config.scrape.iter().enumerate() {
+        if config.scrape[..i].iter().any(|o| o.name == t.name) {
+            return Err(AgentError::DuplicateTarget(t.name.clone()));
+        }
+    }
     if let Some(t) = &config.token {
         if t.trim().len() < 16 {
             return Err(AgentError::WeakToken);
@@ -211,7 +238,7 @@ pub fn lock(sh: &Shared) -> MutexGuard<'_, AgentState> {
     sh.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn unix_now_s() -> f64 {
+pub(crate) fn unix_now_s() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -244,7 +271,10 @@ fn write_spool(sh: &Shared, sp: &Mutex<wattprint_store::spool::Spool>) {
 pub struct Agent {
     config: AgentConfig,
     shared: Shared,
+    engines: scrape::Engines,
+    proxy_stats: Arc<proxy::ProxyStats>,
     listener: Option<std::net::TcpListener>,
+    proxy_listener: Option<std::net::TcpListener>,
     _socket: Option<socket::SocketServer>,
     started_unix_s: f64,
     spool: Option<Arc<Mutex<wattprint_store::spool::Spool>>>,
@@ -283,14 +313,39 @@ impl Agent {
             }
             None => None,
         };
+        let proxy_listener = match &config.proxy {
+            Some(p) => {
+                let addr = p.listen;
+                let bind = |source| AgentError::Bind { addr, source };
+                let l = std::net::TcpListener::bind(addr).map_err(bind)?;
+                l.set_nonblocking(true).map_err(bind)?;
+                Some(l)
+            }
+            None => None,
+        };
         let sock = match &config.socket {
             Some(sc) => Some(socket::SocketServer::start(sc, Arc::clone(&shared))?),
             None => None,
         };
+        let gpus = lock(&shared)
+            .domains()
+            .iter()
+            .filter(|d| d.counted_in_total && d.kind == wattprint_core::DomainKind::Gpu)
+            .count();
+        let engines = Arc::new(Mutex::new(
+            config
+                .scrape
+                .iter()
+                .map(|t| scrape::EngineLedger::new(&t.name, &t.url.to_string(), gpus))
+                .collect(),
+        ));
         Ok(Agent {
             config,
             shared,
+            engines,
+            proxy_stats: Arc::new(proxy::ProxyStats::default()),
             listener,
+            proxy_listener,
             _socket: sock,
             started_unix_s: unix,
             spool: spool.map(|s| Arc::new(Mutex::new(s))),
@@ -327,6 +382,18 @@ impl Agent {
 
     pub fn shared(&self) -> Shared {
         Arc::clone(&self.shared)
+    }
+
+    /// The metering proxy's address, `None` without `--proxy`.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The scraped engines' accounting.
+    pub fn engines(&self) -> scrape::Engines {
+        Arc::clone(&self.engines)
     }
 
     /// Serve until `shutdown` resolves (on a current-thread runtime built here).
@@ -379,6 +446,51 @@ impl Agent {
                     .await;
                 }
             });
+            let scrapers: Vec<_> = self
+                .config
+                .scrape
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    tokio::spawn(scrape::run(
+                        i,
+                        t.clone(),
+                        period,
+                        Arc::clone(&self.shared),
+                        Arc::clone(&self.engines),
+                    ))
+                })
+                .collect();
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let proxy_task = match (self.proxy_listener, &self.config.proxy) {
+                (Some(l), Some(pc)) => {
+                    let addr = l.local_addr().map_err(AgentError::Runtime)?;
+                    let listener = tokio::net::TcpListener::from_std(l)
+                        .map_err(|source| AgentError::Bind { addr, source })?;
+                    let app = proxy::router(proxy::ProxyCtx {
+                        shared: Arc::clone(&self.shared),
+                        upstream: pc.upstream.clone(),
+                        listen: addr,
+                        body_timeout: Duration::from_secs_f64(self.config.body_timeout_s),
+                        stats: Arc::clone(&self.proxy_stats),
+                    });
+                    let limits = conn::ConnLimits {
+                        max_connections: self.config.max_connections,
+                        idle_timeout: Duration::from_secs_f64(self.config.idle_timeout_s),
+                    };
+                    let mut rx = stop_rx.clone();
+                    Some(tokio::spawn(conn::serve(
+                        listener,
+                        app,
+                        limits,
+                        conn::Registry::default(),
+                        async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        },
+                    )))
+                }
+                _ => None,
+            };
             let res = match self.listener {
                 None => {
                     shutdown.await;
@@ -398,6 +510,13 @@ impl Agent {
                         interval_s: self.config.interval_s,
                         listen: addr,
                         connections: registry.clone(),
+                        engines: Arc::clone(&self.engines),
+                        traces: Default::default(),
+                        proxy: self
+                            .config
+                            .proxy
+                            .as_ref()
+                            .map(|_| Arc::clone(&self.proxy_stats)),
                     });
                     let limits = conn::ConnLimits {
                         max_connections: self.config.max_connections,
@@ -407,7 +526,14 @@ impl Agent {
                     Ok(())
                 }
             };
+            let _ = stop_tx.send(true);
+            if let Some(t) = proxy_task {
+                let _ = t.await;
+            }
             sampler.abort();
+            for s in scrapers {
+                s.abort();
+            }
             res
         });
         // A clean stop leaves the newest snapshot: the next start resumes from here.

@@ -35,6 +35,9 @@ pub struct SpooledSpan {
     pub labels: BTreeMap<String, String>,
     /// Energy settled to it so far, J.
     pub energy_j: f64,
+    /// The metering proxy's request id (`GET /v1/requests/{id}`), for requests it measured.
+    #[serde(default)]
+    pub id: Option<u64>,
 }
 
 /// Settled totals of one label set.
@@ -129,6 +132,10 @@ pub struct Snapshot {
     pub cumulative_j: Vec<f64>,
     /// The next window id to hand out (ids are never reused across restarts).
     pub next_window_id: u64,
+    /// The last request id the metering proxy handed out (ids are never reused across
+    /// restarts either); 0 in snapshots written before the proxy existed.
+    #[serde(default)]
+    pub last_request_id: u64,
     pub windows: Vec<SpooledWindow>,
     pub window_totals: Vec<SpooledWindowTotals>,
     pub window_names_overflowed: u64,

@@ -8,7 +8,7 @@ mod spool;
 
 use super::{Limits, Losses, Sample};
 use crate::labels::{Interned, LabelSet, LabelTable};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use wattprint_core::requests::{self, RequestEnergy, RequestSummary, Slice, Span};
 
 /// A span at most this long is attributed, s (a day: longer is a clock or unit error).
@@ -56,10 +56,23 @@ struct Pending {
     span: Span,
     label: LabelSet,
     energy_j: f64,
+    /// Set for spans the agent opened itself (the metering proxy), looked up by id.
+    id: Option<u64>,
+}
+
+/// Where an identified request stands (`GET /v1/requests/{id}`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RequestStatus<'a> {
+    /// Ended, waiting for its energy to be settled.
+    Pending {
+        start_unix_s: f64,
+        end_unix_s: f64,
+    },
+    Settled(&'a Settled),
 }
 
 /// A request whose attribution is final.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Settled {
     pub start_unix_s: f64,
     pub end_unix_s: f64,
@@ -67,6 +80,9 @@ pub struct Settled {
     pub energy_j: f64,
     pub carbon_g: f64,
     pub labels: BTreeMap<String, String>,
+    /// The request id of spans the agent opened itself (the metering proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
 }
 
 /// Settled totals of one label set (monotonic counters).
@@ -97,6 +113,10 @@ pub struct RequestLedger {
     /// The span losses (the fields of OTLP and windows stay 0: the coordinator adds them).
     losses: Losses,
     spans_received: u64,
+    /// Settled identified requests, by id, the oldest rotated out past
+    /// `limits.max_recent_requests`.
+    by_id: HashMap<u64, Settled>,
+    id_order: VecDeque<u64>,
 }
 
 impl RequestLedger {
@@ -121,6 +141,8 @@ impl RequestLedger {
             totals: Vec::new(),
             losses: Losses::default(),
             spans_received: 0,
+            by_id: HashMap::new(),
+            id_order: VecDeque::new(),
         }
     }
 
@@ -182,14 +204,25 @@ impl RequestLedger {
         t.tokens += p.span.tokens.unwrap_or(0);
         t.energy_j += p.energy_j;
         t.carbon_g += carbon_g;
-        self.recent.push_back(Settled {
+        let settled = Settled {
             start_unix_s: self.unix_of(p.span.start_s),
             end_unix_s: self.unix_of(p.span.end_s),
             tokens: p.span.tokens,
             energy_j: p.energy_j,
             carbon_g,
             labels: self.labels.get(p.label).clone(),
-        });
+            id: p.id,
+        };
+        if let Some(id) = p.id {
+            self.by_id.insert(id, settled.clone());
+            self.id_order.push_back(id);
+            while self.id_order.len() > self.limits.max_recent_requests {
+                if let Some(old) = self.id_order.pop_front() {
+                    self.by_id.remove(&old);
+                }
+            }
+        }
+        self.recent.push_back(settled);
         while self.recent.len() > self.limits.max_recent_requests {
             self.recent.pop_front();
             self.losses.recent_rotated += 1;
@@ -262,52 +295,104 @@ impl RequestLedger {
         let mut accepted = 0;
         let mut refusals = Vec::new();
         for (index, r) in reports.into_iter().enumerate() {
-            self.spans_received += 1;
-            if let Some(refusal) = self.span_problem(index, &r, newest_s) {
-                self.losses.spans_invalid += 1;
-                if refusals.len() < MAX_SPAN_REFUSALS {
-                    refusals.push(refusal);
-                }
-                continue;
+            match self.add_one(index, r, None, newest_s) {
+                Ok(()) => accepted += 1,
+                Err(Some(refusal)) if refusals.len() < MAX_SPAN_REFUSALS => refusals.push(refusal),
+                Err(_) => {}
             }
-            let span = Span {
-                start_s: r.start_unix_s - self.unix_at_epoch_s,
-                end_s: r.end_unix_s - self.unix_at_epoch_s,
-                tokens: r.tokens,
-            };
-            let mut span = span;
-            if span.start_s < self.settled_until_s {
-                self.losses.spans_late += 1;
-                let lost = self.settled_until_s.min(span.end_s) - span.start_s;
-                self.losses.late_span_s += lost;
-                if span.end_s <= self.settled_until_s {
-                    continue;
-                }
-                // Keep the token rate: scale the tokens to the part still attributable.
-                let full = span.end_s - span.start_s;
-                let kept = span.end_s - self.settled_until_s;
-                span.tokens = span.tokens.map(|t| (t as f64 * kept / full).round() as u64);
-                span.start_s = self.settled_until_s;
-            }
-            let Interned {
-                set: label,
-                overflowed,
-            } = self.labels.intern(&r.labels);
-            if overflowed {
-                self.losses.label_sets_overflowed += 1;
-            }
-            self.pending.push_back(Pending {
-                span,
-                label,
-                energy_j: 0.0,
-            });
-            accepted += 1;
         }
+        self.bound_pending();
+        SpanBatch { accepted, refusals }
+    }
+
+    /// Queue one span the agent opened itself under `id` (looked up by [`request`](Self::request)
+    /// once settled); refused like a reported span.
+    pub fn add_identified(
+        &mut self,
+        id: u64,
+        report: SpanReport,
+        newest_s: f64,
+    ) -> Result<(), SpanRefusal> {
+        let r = self.add_one(0, report, Some(id), newest_s);
+        self.bound_pending();
+        match r {
+            Ok(()) => Ok(()),
+            Err(Some(refusal)) => Err(refusal),
+            Err(None) => Err(SpanRefusal {
+                index: 0,
+                field: "start_unix_s",
+                error: "the span ended before the settled horizon: too late to attribute".into(),
+            }),
+        }
+    }
+
+    /// Where the identified request `id` stands; `None` when unknown (never opened, still in
+    /// flight, or rotated out).
+    pub fn request(&self, id: u64) -> Option<RequestStatus<'_>> {
+        if let Some(s) = self.by_id.get(&id) {
+            return Some(RequestStatus::Settled(s));
+        }
+        self.pending
+            .iter()
+            .find(|p| p.id == Some(id))
+            .map(|p| RequestStatus::Pending {
+                start_unix_s: self.unix_of(p.span.start_s),
+                end_unix_s: self.unix_of(p.span.end_s),
+            })
+    }
+
+    /// Queue one span: `Err(Some)` when refused as invalid, `Err(None)` when wholly late.
+    fn add_one(
+        &mut self,
+        index: usize,
+        r: SpanReport,
+        id: Option<u64>,
+        newest_s: f64,
+    ) -> Result<(), Option<SpanRefusal>> {
+        self.spans_received += 1;
+        if let Some(refusal) = self.span_problem(index, &r, newest_s) {
+            self.losses.spans_invalid += 1;
+            return Err(Some(refusal));
+        }
+        let mut span = Span {
+            start_s: r.start_unix_s - self.unix_at_epoch_s,
+            end_s: r.end_unix_s - self.unix_at_epoch_s,
+            tokens: r.tokens,
+        };
+        if span.start_s < self.settled_until_s {
+            self.losses.spans_late += 1;
+            let lost = self.settled_until_s.min(span.end_s) - span.start_s;
+            self.losses.late_span_s += lost;
+            if span.end_s <= self.settled_until_s {
+                return Err(None);
+            }
+            // Keep the token rate: scale the tokens to the part still attributable.
+            let full = span.end_s - span.start_s;
+            let kept = span.end_s - self.settled_until_s;
+            span.tokens = span.tokens.map(|t| (t as f64 * kept / full).round() as u64);
+            span.start_s = self.settled_until_s;
+        }
+        let Interned {
+            set: label,
+            overflowed,
+        } = self.labels.intern(&r.labels);
+        if overflowed {
+            self.losses.label_sets_overflowed += 1;
+        }
+        self.pending.push_back(Pending {
+            span,
+            label,
+            energy_j: 0.0,
+            id,
+        });
+        Ok(())
+    }
+
+    fn bound_pending(&mut self) {
         while self.pending.len() > self.limits.max_pending_spans {
             self.pending.pop_front();
             self.losses.spans_dropped += 1;
         }
-        SpanBatch { accepted, refusals }
     }
 
     /// Summary of the attributed requests still in the recent list, and idle energy.
@@ -379,6 +464,41 @@ mod tests {
     fn add(st: &mut RequestLedger, samples: &[Sample], reports: Vec<SpanReport>) -> usize {
         let newest_s = samples.last().map_or(0.0, |s| s.t_s);
         st.add_spans_checked(reports, newest_s).accepted
+    }
+
+    #[test]
+    fn identified_spans_are_found_pending_then_settled_and_rotate_out() {
+        let mut st = ledger(Limits {
+            max_recent_requests: 2,
+            ..Limits::default()
+        });
+        let samples = vec![sample(0.0, 0.0), sample(10.0, 1000.0)];
+        for id in [7, 8, 9] {
+            st.add_identified(id, span(1001.0, 1003.0, Some(10)), 10.0)
+                .unwrap();
+        }
+        assert_eq!(
+            st.request(7),
+            Some(RequestStatus::Pending {
+                start_unix_s: 1001.0,
+                end_unix_s: 1003.0
+            })
+        );
+        st.settle(&samples, 10.0);
+        // Three spans share 2 s of 100 W: 200 J / 3 each.
+        let Some(RequestStatus::Settled(s)) = st.request(9) else {
+            panic!("9 not settled")
+        };
+        assert!((s.energy_j - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!((s.id, s.tokens), (Some(9), Some(10)));
+        // Only the 2 most recent are kept by id.
+        assert_eq!(st.request(7), None);
+        assert!(st.request(8).is_some());
+        // A span wholly behind the settled horizon is refused, not silently dropped.
+        assert!(st
+            .add_identified(10, span(1001.0, 1002.0, None), 10.0)
+            .is_err());
+        assert_eq!(st.request(10), None);
     }
 
     #[test]

@@ -15,8 +15,8 @@ mod resume;
 mod windows;
 
 pub use ledger::{
-    LabelTotals, RequestLedger, Settled, SpanBatch, SpanRefusal, SpanReport, MAX_SPAN_PAST_S,
-    MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
+    LabelTotals, RequestLedger, RequestStatus, Settled, SpanBatch, SpanRefusal, SpanReport,
+    MAX_SPAN_PAST_S, MAX_SPAN_REFUSALS, MAX_SPAN_S, MAX_SPAN_TOKENS,
 };
 pub use windows::{
     OpenWindow, OpenWindowEnergy, WindowTable, WindowTotals, MAX_WINDOW_COUNT, OVERFLOW_WINDOW,
@@ -183,7 +183,18 @@ pub struct AgentState {
     workloads: Option<crate::workloads::Workloads>,
     /// Continuity across restarts (`--spool`): counters carried, window ids, downtimes.
     carry: resume::Carry,
+    /// The last request id handed out by [`AgentState::next_request_id`].
+    request_ids: u64,
+    /// Requests the agent is measuring itself that have not ended (the metering proxy's),
+    /// by id: their start, meter time, s. Settlement waits for the oldest (up to
+    /// [`MAX_OPEN_HOLD_S`]) so that their energy is attributed when they end.
+    open_requests: BTreeMap<u64, f64>,
 }
+
+/// How long an open request holds settlement back at most, s: a stream longer than this
+/// loses its early part (counted as late) rather than delaying every other request's
+/// figures further. Ten minutes covers the longest generations.
+pub const MAX_OPEN_HOLD_S: f64 = 600.0;
 
 impl AgentState {
     /// Wrap a started meter. `unix_now_s` and `meter_now_s` are read at the same instant.
@@ -218,6 +229,8 @@ impl AgentState {
             otlp_push_failures: 0,
             workloads: None,
             carry: resume::Carry::new(n),
+            request_ids: 0,
+            open_requests: BTreeMap::new(),
         }
     }
 
@@ -310,7 +323,11 @@ impl AgentState {
         while self.samples.len() > self.limits.max_samples.max(2) {
             self.samples.pop_front();
         }
-        self.settle(snap.t_s - self.limits.settle_lag_s);
+        let mut horizon = snap.t_s - self.limits.settle_lag_s;
+        if let Some(oldest) = self.open_requests.values().copied().reduce(f64::min) {
+            horizon = horizon.min(oldest.max(snap.t_s - MAX_OPEN_HOLD_S));
+        }
+        self.settle(horizon);
     }
 
     /// Attribute the energy since the previous tick to workloads: the counted domains but
@@ -369,6 +386,42 @@ impl AgentState {
     pub fn add_spans_checked(&mut self, reports: Vec<SpanReport>) -> SpanBatch {
         let newest_s = self.newest_s();
         self.ledger.add_spans_checked(reports, newest_s)
+    }
+
+    /// A fresh request id for a span the agent opens itself (the metering proxy's
+    /// `x-wattprint-request-id`), unique while the agent runs.
+    pub fn next_request_id(&mut self) -> u64 {
+        self.request_ids += 1;
+        self.request_ids
+    }
+
+    /// A request the agent measures itself began at `start_unix_s` (Unix s): settlement
+    /// waits for it (see [`MAX_OPEN_HOLD_S`]) until [`add_identified_span`]
+    /// (Self::add_identified_span) or [`abandon_request`](Self::abandon_request). Open
+    /// requests are bounded by `max_pending_spans` (the oldest stops holding).
+    pub fn begin_request(&mut self, id: u64, start_unix_s: f64) {
+        self.open_requests
+            .insert(id, start_unix_s - self.unix_at_epoch_s);
+        while self.open_requests.len() > self.limits.max_pending_spans {
+            self.open_requests.pop_first();
+        }
+    }
+
+    /// An open request ended without a span (its engine could not be reached).
+    pub fn abandon_request(&mut self, id: u64) {
+        self.open_requests.remove(&id);
+    }
+
+    /// Queue a span the agent measured itself under `id` (see [`RequestLedger::add_identified`]).
+    pub fn add_identified_span(&mut self, id: u64, report: SpanReport) -> Result<(), SpanRefusal> {
+        self.open_requests.remove(&id);
+        let newest_s = self.newest_s();
+        self.ledger.add_identified(id, report, newest_s)
+    }
+
+    /// Where the identified request `id` stands (`GET /v1/requests/{id}`).
+    pub fn request(&self, id: u64) -> Option<RequestStatus<'_>> {
+        self.ledger.request(id)
     }
 
     /// The request ledger (spans, attribution, per-label counters).
@@ -600,6 +653,41 @@ mod tests {
             MeterOptions::default(),
         );
         AgentState::new(meter, 1000.0, 0.0, factor(), limits)
+    }
+
+    #[test]
+    fn an_open_request_holds_settlement_until_its_span_arrives() {
+        let mut st = state(Limits {
+            settle_lag_s: 0.0,
+            ..Limits::default()
+        });
+        let id = st.next_request_id();
+        // Began at meter time 0 (Unix 1000).
+        st.begin_request(id, 1000.0);
+        st.tick();
+        st.tick();
+        assert_eq!(st.settled_until_unix_s(), 1000.0);
+        let end = st.unix_of(st.samples().back().unwrap().t_s);
+        st.add_identified_span(
+            id,
+            SpanReport {
+                start_unix_s: 1000.0,
+                end_unix_s: end,
+                tokens: Some(3),
+                labels: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        assert_eq!(st.losses().spans_late, 0);
+        st.tick();
+        assert!(matches!(st.request(id), Some(RequestStatus::Settled(_))));
+        // Abandoned requests stop holding.
+        let other = st.next_request_id();
+        assert_ne!(other, id);
+        st.begin_request(other, 1000.0);
+        st.abandon_request(other);
+        st.tick();
+        assert!(st.settled_until_unix_s() > 1000.0);
     }
 
     #[test]

@@ -124,6 +124,7 @@ impl AgentState {
             domains: self.domains.iter().map(|d| d.name.clone()).collect(),
             cumulative_j: self.cumulative_j.clone(),
             next_window_id: self.carry.last_id.max(self.carry.id_offset) + 1,
+            last_request_id: self.request_ids,
             windows,
             window_totals,
             window_names_overflowed,
@@ -187,6 +188,7 @@ impl AgentState {
         self.carry.base_j = base.clone();
         self.carry.id_offset = snap.next_window_id.max(1) - 1;
         self.carry.last_id = self.carry.id_offset;
+        self.request_ids = self.request_ids.max(snap.last_request_id);
         self.ledger.restore(&snap.ledger);
         self.windows
             .restore_totals(&snap.window_totals, snap.window_names_overflowed);

@@ -78,6 +78,21 @@ impl Conn {
         self.read_response()
     }
 
+    /// POST a binary body with this content type.
+    pub fn send_bytes(&mut self, path: &str, content_type: &str, body: &[u8]) -> Resp {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(t) = &self.token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        self.w.write_all(req.as_bytes()).unwrap();
+        self.w.write_all(body).unwrap();
+        self.read_response()
+    }
+
     pub fn read_response(&mut self) -> Resp {
         let mut line = String::new();
         self.r.read_line(&mut line).unwrap();

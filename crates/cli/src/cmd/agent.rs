@@ -84,6 +84,18 @@ pub struct Args {
     /// crash) resumes them and reports the downtime as a gap.
     #[arg(long, value_name = "FILE")]
     pub spool: Option<PathBuf>,
+    /// Read an inference engine's Prometheus metrics every interval (repeatable), e.g.
+    /// vllm=http://127.0.0.1:8000/metrics: per model J per output token, J per request,
+    /// gCO2e per 1k tokens and FLOPs/W at /v1/engines and /metrics. Replaces the config
+    /// file's `scrape` list.
+    #[arg(long = "scrape", value_name = "NAME=URL")]
+    pub scrape: Vec<String>,
+    /// Run the OpenAI-compatible metering proxy: listen on LISTEN and forward
+    /// /v1/chat/completions, /v1/completions and /v1/embeddings to the engine at UPSTREAM,
+    /// e.g. 127.0.0.1:8080=http://127.0.0.1:8000. Each request's energy is at
+    /// GET /v1/requests/{id} (id in the answer's x-wattprint-request-id header).
+    #[arg(long = "proxy", value_name = "LISTEN=UPSTREAM")]
+    pub proxy: Option<String>,
     /// Push metrics over OTLP/HTTP (JSON) to this endpoint, e.g.
     /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector).
     #[cfg(feature = "otlp")]
@@ -272,6 +284,22 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     cfg.socket = socket;
     cfg.spool = args.spool.or(file.spool);
+    let scrape = if args.scrape.is_empty() {
+        file.scrape.unwrap_or_default()
+    } else {
+        args.scrape
+    };
+    cfg.scrape = scrape
+        .iter()
+        .map(|s| wattprint_agent::scrape::parse_target(s))
+        .collect::<Result<_, _>>()
+        .map_err(BadInput)?;
+    cfg.proxy = args
+        .proxy
+        .or(file.proxy)
+        .map(|p| wattprint_agent::proxy::parse_spec(&p))
+        .transpose()
+        .map_err(BadInput)?;
     #[cfg(feature = "otlp")]
     if let Some(endpoint) = args.otlp_endpoint {
         wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;

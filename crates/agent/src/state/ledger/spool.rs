@@ -21,6 +21,7 @@ impl RequestLedger {
                 tokens: p.span.tokens,
                 labels: self.labels.get(p.label).clone(),
                 energy_j: p.energy_j,
+                id: p.id,
             })
             .collect();
         let totals = self
@@ -77,6 +78,7 @@ impl RequestLedger {
                 },
                 label: set,
                 energy_j: p.energy_j,
+                id: p.id,
             });
         }
         self.idle_j += s.idle_j;
