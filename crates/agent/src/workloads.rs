@@ -20,6 +20,11 @@ use wattprint_core::workloads::{
 };
 use wattprint_sensors::cgroups::CgroupTree;
 
+/// Slices over which a workload's power (`power_w` in `/v1/workloads`, the dashboard's
+/// column) is averaged: 30 s at the default 5 s `--interval`, enough to smooth a bursty
+/// container and short enough to follow one that starts or ends.
+pub const POWER_SLICES: usize = 6;
+
 /// Settings of the per-workload attribution.
 #[derive(Clone, Debug)]
 pub struct WorkloadOptions {
@@ -156,6 +161,9 @@ pub struct WorkloadTotals {
     pub energy_j: f64,
     pub carbon_g: f64,
     pub cpu_s: f64,
+    /// Energy of each of the last [`POWER_SLICES`] slices, J (a ring indexed by slice).
+    #[serde(skip)]
+    recent_j: [f64; POWER_SLICES],
 }
 
 impl WorkloadTotals {
@@ -163,6 +171,28 @@ impl WorkloadTotals {
         self.energy_j += j;
         self.carbon_g += j * g_per_j;
         self.cpu_s += cpu_s;
+    }
+
+    /// Count `j` in slice `slot` of the power ring too.
+    fn add_in_slice(&mut self, slot: usize, j: f64, g_per_j: f64, cpu_s: f64) {
+        self.add(j, g_per_j, cpu_s);
+        self.recent_j[slot] += j;
+    }
+
+    /// Mean power over the ring's slices, W (`recent_s`: their durations, s); `None` before
+    /// a slice was attributed.
+    fn power_w(&self, recent_s: &[f64; POWER_SLICES]) -> Option<f64> {
+        let s: f64 = recent_s.iter().sum();
+        (s > 0.0).then(|| self.recent_j.iter().sum::<f64>() / s)
+    }
+
+    fn json(&self, recent_s: &[f64; POWER_SLICES]) -> serde_json::Value {
+        serde_json::json!({
+            "energy_j": self.energy_j,
+            "carbon_g": self.carbon_g,
+            "cpu_s": self.cpu_s,
+            "power_w": self.power_w(recent_s),
+        })
     }
 }
 
@@ -180,8 +210,15 @@ struct Entry {
 pub struct Workloads {
     tree: Box<dyn CgroupTree>,
     opts: WorkloadOptions,
-    /// Usage of each cgroup walked in the last slice (workloads and pods), ns.
-    prev: HashMap<String, u64>,
+    /// Usage of each cgroup walked in the last slice (workloads and pods), ns, with the
+    /// number of the walk that read it (entries of cgroups gone are dropped after each walk,
+    /// the others updated in place: no allocation per cgroup and slice).
+    prev: HashMap<String, (u64, u64)>,
+    walks: u64,
+    /// Durations of the last [`POWER_SLICES`] slices, s (the power ring's denominators).
+    recent_s: [f64; POWER_SLICES],
+    /// Slices attributed (the ring's position).
+    slices: usize,
     prev_root_ns: Option<u64>,
     pod_list_mtime: Option<std::time::SystemTime>,
     entries: BTreeMap<Key, Entry>,
@@ -210,6 +247,9 @@ impl Workloads {
             tree,
             opts,
             prev: HashMap::new(),
+            walks: 0,
+            recent_s: [0.0; POWER_SLICES],
+            slices: 0,
             prev_root_ns: None,
             pod_list_mtime: None,
             entries: BTreeMap::new(),
@@ -225,12 +265,13 @@ impl Workloads {
         }
     }
 
-    /// The cgroups recognised as workloads, with the pods (which keep their residual).
-    fn walk(&mut self) -> Vec<(String, CgroupWorkload)> {
+    /// The cgroups recognised as workloads, with the pods (which keep their residual), each
+    /// with the index in the list of the workload whose cgroup holds it (a container's pod).
+    fn walk(&mut self) -> Vec<(String, CgroupWorkload, Option<usize>)> {
         let mut out = Vec::new();
-        let mut stack = vec![(String::new(), 0usize)];
+        let mut stack = vec![(String::new(), 0usize, None)];
         let mut read = 0usize;
-        while let Some((path, depth)) = stack.pop() {
+        while let Some((path, depth, owner)) = stack.pop() {
             // Children are visited in name order: pushed in reverse onto the stack.
             let mut deeper = Vec::new();
             for child in self.tree.children(&path) {
@@ -247,11 +288,11 @@ impl Workloads {
                 match name_cgroup(&p) {
                     Some(w) => {
                         if w.has_children {
-                            deeper.push((p.clone(), depth + 1));
+                            deeper.push((p.clone(), depth + 1, Some(out.len())));
                         }
-                        out.push((p, w));
+                        out.push((p, w, owner));
                     }
-                    None if depth + 1 < self.opts.max_depth => deeper.push((p, depth + 1)),
+                    None if depth + 1 < self.opts.max_depth => deeper.push((p, depth + 1, owner)),
                     None => {}
                 }
             }
@@ -333,40 +374,46 @@ impl Workloads {
         self.refresh_pod_list();
         let found = self.walk();
         let root = self.tree.usage_ns("");
-        let mut usage: HashMap<String, u64> = HashMap::with_capacity(found.len());
-        for (p, _) in &found {
-            if let Some(u) = self.tree.usage_ns(p) {
-                usage.insert(p.clone(), u);
+        let walk = self.walks;
+        self.walks += 1;
+        // A cgroup new since the last slice ran all its time in it (its usage starts at 0
+        // when created); one unreadable now counts nothing. Counters only grow.
+        let mut cpu_s: Vec<f64> = Vec::with_capacity(found.len());
+        for (p, _, _) in &found {
+            let Some(now) = self.tree.usage_ns(p) else {
+                cpu_s.push(0.0);
+                continue;
+            };
+            let before = match self.prev.get_mut(p.as_str()) {
+                Some(e) => std::mem::replace(e, (now, walk)).0,
+                None => {
+                    self.prev.insert(p.clone(), (now, walk));
+                    0
+                }
+            };
+            // A usage below the last one is another cgroup under a reused name: new.
+            let ns = if now >= before { now - before } else { now };
+            cpu_s.push(ns as f64 * 1e-9);
+        }
+        self.prev.retain(|_, e| e.1 == walk);
+        self.tree.end_pass();
+        let first = self.prev_root_ns.is_none();
+        // A pod keeps the time its containers did not account for (sandbox, overhead).
+        let mut inner = vec![0.0; found.len()];
+        for (i, (_, _, owner)) in found.iter().enumerate() {
+            if let Some(o) = owner {
+                inner[*o] += cpu_s[i];
             }
         }
-        let first = self.prev_root_ns.is_none();
-        let delta_s = |path: &str, prev: &HashMap<String, u64>| -> f64 {
-            let Some(&now) = usage.get(path) else {
-                return 0.0;
-            };
-            // A cgroup new since the last slice ran all its time in it (its usage starts at
-            // 0 when created).
-            now.saturating_sub(prev.get(path).copied().unwrap_or(0)) as f64 * 1e-9
-        };
-        let mut cpu_s: Vec<f64> = found.iter().map(|(p, _)| delta_s(p, &self.prev)).collect();
-        // A pod keeps the time its containers did not account for (sandbox, overhead).
-        for (i, (p, w)) in found.iter().enumerate() {
+        for (i, (_, w, _)) in found.iter().enumerate() {
             if w.has_children {
-                let prefix = format!("{p}/");
-                let children: f64 = found
-                    .iter()
-                    .zip(&cpu_s)
-                    .filter(|((c, _), _)| c.starts_with(&prefix))
-                    .map(|(_, s)| s)
-                    .sum();
-                cpu_s[i] = (cpu_s[i] - children).max(0.0);
+                cpu_s[i] = (cpu_s[i] - inner[i]).max(0.0);
             }
         }
         let busy_s = match (root, self.prev_root_ns) {
             (Some(now), Some(before)) => now.saturating_sub(before) as f64 * 1e-9,
             _ => 0.0,
         };
-        self.prev = usage;
         self.prev_root_ns = root.or(self.prev_root_ns);
         if root.is_none() {
             self.last_problem = Some(format!(
@@ -387,13 +434,27 @@ impl Workloads {
             },
             self.opts.idle,
         );
-        self.system.add(split.system_j, g_per_j, 0.0);
-        self.gpu.add(gpu_j.max(0.0), g_per_j, 0.0);
-        self.idle.add(split.idle_j, g_per_j, 0.0);
+        let slot = self.slices % POWER_SLICES;
+        self.slices += 1;
+        self.recent_s[slot] = duration_s.max(0.0);
+        for t in [
+            &mut self.system,
+            &mut self.gpu,
+            &mut self.idle,
+            &mut self.other,
+        ] {
+            t.recent_j[slot] = 0.0;
+        }
+        for e in self.entries.values_mut() {
+            e.totals.recent_j[slot] = 0.0;
+        }
+        self.system.add_in_slice(slot, split.system_j, g_per_j, 0.0);
+        self.gpu.add_in_slice(slot, gpu_j.max(0.0), g_per_j, 0.0);
+        self.idle.add_in_slice(slot, split.idle_j, g_per_j, 0.0);
         let scrapes = self.scrapes.load(Ordering::Relaxed);
         let mut alive = std::collections::HashSet::with_capacity(found.len());
         let mut untracked = 0;
-        for (((p, w), j), c) in found.iter().zip(&split.workload_j).zip(&cpu_s) {
+        for (((p, w, _), j), c) in found.iter().zip(&split.workload_j).zip(&cpu_s) {
             let key = Key {
                 kind: w.kind,
                 pod_uid: w.pod_uid.clone().unwrap_or_default(),
@@ -406,7 +467,7 @@ impl Workloads {
             let labels = self.labels(w);
             if !self.entries.contains_key(&key) {
                 if self.entries.len() >= self.opts.max_series {
-                    self.other.add(*j, g_per_j, *c);
+                    self.other.add_in_slice(slot, *j, g_per_j, *c);
                     untracked += 1;
                     continue;
                 }
@@ -425,7 +486,7 @@ impl Workloads {
             if let Some(e) = self.entries.get_mut(&key) {
                 e.labels = labels;
                 e.ended_at_scrape = None;
-                e.totals.add(*j, g_per_j, *c);
+                e.totals.add_in_slice(slot, *j, g_per_j, *c);
             }
             alive.insert(key);
         }
@@ -567,6 +628,7 @@ impl Workloads {
                         energy_j: w.energy_j,
                         carbon_g: w.carbon_g,
                         cpu_s: w.cpu_s,
+                        ..Default::default()
                     },
                     ended_at_scrape: Some(0),
                 },
@@ -608,6 +670,7 @@ impl Workloads {
                     "energy_j": e.totals.energy_j,
                     "carbon_g": e.totals.carbon_g,
                     "cpu_s": e.totals.cpu_s,
+                    "power_w": e.totals.power_w(&self.recent_s),
                 })
             })
             .collect();
@@ -619,10 +682,11 @@ impl Workloads {
             },
             "cpus": self.opts.cpus,
             "workloads": workloads,
-            "system": self.system,
-            "idle": self.idle,
-            "other": self.other,
-            "gpu": self.gpu,
+            "system": self.system.json(&self.recent_s),
+            "idle": self.idle.json(&self.recent_s),
+            "other": self.other.json(&self.recent_s),
+            "gpu": self.gpu.json(&self.recent_s),
+            "power_slices": POWER_SLICES,
             "untracked_now": self.untracked_now,
             "max_series": self.opts.max_series,
             "workloads_seen": self.workloads_seen,
