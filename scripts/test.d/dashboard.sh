@@ -3,7 +3,9 @@
 # counter advances, reports request spans, then loads `/` in headless Chromium (Debian
 # `chromium`, installed if missing) and checks the DOM after the page's scripts ran: uPlot drew
 # the power chart with data points (the page writes their count into `data-points` from
-# uPlot's draw hook), and the totals and recent requests show the attributed requests.
+# uPlot's draw hook), the totals and recent requests show the attributed requests, and the
+# top-workloads table (`--workloads` on a fake cgroup v2 tree whose counters advance) shows
+# the busy service with its energy and power.
 # Usage: bash scripts/test.d/dashboard.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,9 +28,31 @@ trap cleanup EXIT
 fake_rapl_tree "$TMP/sys" 5000000
 advance_rapl "$TMP/sys" 1500000 &
 PIDS+=($!)
+
+# A fake cgroup v2 tree: every 0.1 s the node is busy 0.1 CPU-s, nginx.service 0.05, a pod
+# 0.033 and its container 0.025 (written in place at a fixed width: the agent keeps the files open).
+CG="$TMP/cgroup"
+POD="$CG/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod11111111_2222_3333_4444_555555555555.slice"
+CTR="$POD/cri-containerd-$(printf 'c%.0s' {1..64}).scope"
+mkdir -p "$CG/system.slice/nginx.service" "$CTR"
+advance_cgroups() {
+  local t=0
+  while true; do
+    for f in "$CG:1" "$CG/system.slice/nginx.service:2" "$POD:3" "$CTR:4"; do
+      # usage = t x 100000 µs / divisor.
+      local d="${f%:*}" div="${f##*:}"
+      printf 'usage_usec %015d\n' $((t * 100000 / div)) | dd of="$d/cpu.stat" conv=notrunc status=none
+    done
+    t=$((t + 1))
+    sleep 0.1
+  done
+}
+advance_cgroups &
+PIDS+=($!)
+sleep 0.3
 PORT=$(free_port)
 WATTPRINT_SYSFS_ROOT="$TMP/sys" timeout 300 "$WATTPRINT" agent --listen "127.0.0.1:$PORT" \
-  --interval 200ms --settle-lag 3s --zone FR 2>"$TMP/agent.log" &
+  --interval 200ms --settle-lag 3s --zone FR --workloads --cgroup-root "$CG" 2>"$TMP/agent.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$PORT/healthz" 30
 
@@ -85,8 +109,19 @@ assert "<canvas" in dom, "uPlot did not create its canvas"
 assert "package-0" in dom, "the legend does not name the domain"
 assert "dash-test-model" in dom, "recent requests are not shown"
 assert "dash-window" in dom, "the active window is not shown"
+# The top-workloads table: shown (not hidden), nginx.service with energy and power.
+sec = re.search(r'<div id="workloads-section"([^>]*)>', dom)
+assert sec and "hidden" not in sec.group(1), f"the workloads table is hidden: {sec and sec.group(0)!r}"
+row = re.search(r'<tr class="workload"><td>service</td><td></td><td></td><td>nginx\.service</td>'
+                r'<td class="num">([0-9.]+)</td><td class="num">([0-9.]+)</td><td class="num">([0-9.]+)</td></tr>', dom)
+assert row, "nginx.service is not in the workloads table"
+j, g, w = (float(x) for x in row.groups())
+assert j > 0 and g > 0 and w > 0, (j, g, w)
+assert re.search(r'<tr class="workload"><td>pod</td><td></td><td>11111111-2222-3333-4444-555555555555</td><td>cccccccccccc</td>', dom), \
+    "the pod's container is not in the workloads table"
+assert '<tr class="workload"><td>idle</td>' in dom, "idle is not in the workloads table"
 status = re.search(r'id="status">([^<]*)<', dom)
 assert status and status.group(1).startswith("updated"), f"the page could not poll the agent: {status and status.group(1)!r}"
-print(f"  chart drew {points} data points; recent requests and the active window are shown")
+print(f"  chart drew {points} data points; recent requests, the active window and workloads are shown (nginx.service {j:.3f} J, {w:.2f} W)")
 PY
 echo "dashboard.sh: the dashboard rendered with data in headless Chromium"

@@ -896,6 +896,47 @@ mod tests {
     }
 
     #[test]
+    fn power_is_averaged_over_the_last_slices_and_a_reused_cgroup_name_counts_as_new() {
+        let (t, mut w) = node(WorkloadOptions::new(1.0));
+        let nginx = "system.slice/nginx.service";
+        let power = |w: &Workloads| {
+            let j = w.json();
+            let n = j["workloads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["container"] == "nginx.service")
+                .unwrap()["power_w"]
+                .as_f64()
+                .unwrap();
+            (n, j["system"]["power_w"].as_f64().unwrap())
+        };
+        w.on_slice(0.0, 0.0, 1.0, 0.0);
+        assert!(w.json()["system"]["power_w"].is_null());
+        // 1 CPU busy all of each 1 s slice of 100 J, nginx half of it: 50 J, 50 W each.
+        for k in 1..=2u64 {
+            t.0.lock().unwrap().set("", k * S);
+            t.0.lock().unwrap().set(nginx, k * S / 2);
+            w.on_slice(100.0, 0.0, 1.0, 0.0);
+        }
+        assert_eq!(power(&w), (50.0, 50.0));
+        // nginx restarted as another cgroup under the same name: its usage began at 0, so
+        // all 0.25 s are its own (not a negative delta clamped to nothing).
+        t.0.lock().unwrap().set("", 3 * S);
+        t.0.lock().unwrap().set(nginx, S / 4);
+        w.on_slice(100.0, 0.0, 1.0, 0.0);
+        assert_eq!(totals(&w, "service", "nginx.service").energy_j, 125.0);
+        let (n, sys) = power(&w);
+        assert!((n - 125.0 / 3.0).abs() < 1e-9 && (sys - 175.0 / 3.0).abs() < 1e-9);
+        // Six idle slices later the three busy ones have left the average.
+        for _ in 0..POWER_SLICES {
+            w.on_slice(0.0, 0.0, 1.0, 0.0);
+        }
+        assert_eq!(power(&w), (0.0, 0.0));
+        assert_eq!(w.json()["power_slices"], POWER_SLICES);
+    }
+
+    #[test]
     fn the_exposition_has_both_families_with_bounded_labels() {
         let (t, mut w) = node(WorkloadOptions::new(2.0));
         w.on_slice(0.0, 0.0, 1.0, 0.0);
