@@ -13,6 +13,9 @@ shape (`vllm:prompt_tokens_total`, `vllm:generation_tokens_total`,
 `vllm:request_success_total`, `vllm:num_requests_running`, label `model_name`, the names of
 crates/agent/tests/fixtures/engines/vllm.prom), whose counters are exactly the tokens served.
 
+Models: `--model NAME` (repeatable, default `standin`); their counters are exported at zero
+from the start, as vLLM does, so a scraper's first read is a clean baseline.
+
 Deterministic: the same request body gets the same answer bytes (ids are a hash of the body,
 `created` is fixed), so an answer through the proxy can be compared with one read directly.
 Tokens are whitespace-separated words. The prompt counts the words of every message (or of
@@ -79,13 +82,18 @@ class Counters:
 
 COUNTERS = Counters()
 MS_PER_TOKEN = 2.0
+SLEEP_MS_PER_TOKEN = 0.0
+SERVED = ["standin"]
 
 
 def burn(ms):
+    """Busy-loop the CPU for `ms` ms, then sleep `SLEEP_MS_PER_TOKEN` ms (a token's latency)."""
     end = time.perf_counter() + ms / 1000.0
     x = 0
     while time.perf_counter() < end:
         x += 1
+    if SLEEP_MS_PER_TOKEN > 0:
+        time.sleep(SLEEP_MS_PER_TOKEN / 1000.0)
     return x
 
 
@@ -130,7 +138,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         elif self.path == "/v1/models":
-            self.send_json(200, {"object": "list", "data": [{"id": "standin", "object": "model"}]})
+            self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in SERVED]})
         else:
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -143,7 +151,11 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, AssertionError):
             self.send_json(400, {"error": {"message": "the body is not a JSON object"}})
             return
-        model = str(body.get("model") or "standin")
+        model = str(body.get("model") or SERVED[0])
+        if model not in SERVED:
+            self.send_json(404, {"error": {"message": f"The model `{model}` does not exist.",
+                                           "type": "NotFoundError", "code": 404}})
+            return
         rid = hashlib.sha256(raw).hexdigest()[:24]
         if self.path == "/v1/embeddings":
             inp = body.get("input", "")
@@ -221,12 +233,20 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global MS_PER_TOKEN
+    global MS_PER_TOKEN, SLEEP_MS_PER_TOKEN, SERVED
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("port", type=int, help="TCP port on 127.0.0.1")
     ap.add_argument("--ms-per-token", type=float, default=2.0, help="CPU busy time per output token, ms")
+    ap.add_argument("--sleep-ms-per-token", type=float, default=0.0,
+                    help="wall time per output token besides the busy time, ms (a slower engine without the CPU cost)")
+    ap.add_argument("--model", action="append",
+                    help="a served model name (repeatable; default: standin); others get 404, as from vLLM")
     a = ap.parse_args()
+    SERVED = a.model or ["standin"]
+    for m in SERVED:  # exported at zero from the start, as vLLM does for its served model
+        COUNTERS.add(m, "prompt", 0)
     MS_PER_TOKEN = a.ms_per_token
+    SLEEP_MS_PER_TOKEN = a.sleep_ms_per_token
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     print(f"engine stand-in on http://127.0.0.1:{srv.server_address[1]}", flush=True)
