@@ -149,6 +149,8 @@ proxy_tokens = sum(b["tokens"] for b in by)
 want_tokens = sum(16 + i % 17 for i in range(N))
 close = lambda a, b, rel=1e-9: abs(a - b) <= rel * max(1.0, abs(b))
 assert proxy_tokens == want_tokens, (proxy_tokens, want_tokens)
+outcomes = sorted({b["labels"].get("outcome") for b in by})
+assert outcomes == ["complete"], [(b["labels"], b["requests"]) for b in by]  # every client read its whole answer
 assert metric("wattprint_requests_total") == N, metric("wattprint_requests_total")
 assert close(metric("wattprint_request_energy_joules_total"), proxy_j), (metric("wattprint_request_energy_joules_total"), proxy_j)
 assert close(metric("wattprint_request_carbon_grams_total"), sum(b["carbon_g"] for b in by))
