@@ -6,8 +6,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 use wattprint_agent::otlp::OtlpConfig;
-use wattprint_agent::Agent;
-use wattprint_sensors::fake::FakeSensor;
 
 /// Accept one POST and return (path, JSON body), answering 200.
 fn receive(l: &TcpListener) -> (String, serde_json::Value) {
@@ -53,28 +51,10 @@ fn the_agent_pushes_otlp_json_metrics_to_the_collector() {
         headers: vec![],
         gzip: false,
     });
-    let agent = Agent::bind(
-        cfg,
-        vec![Box::new(FakeSensor::constant_counter(
-            "package-0",
-            100.0,
-            0.0,
-            1e12,
-        ))],
-    )
-    .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        agent
-            .serve(async {
-                let _ = rx.await;
-            })
-            .unwrap()
-    });
+    let running = common::serve_100w(cfg);
     let (path, first) = receive(&collector);
     let (_, second) = receive(&collector);
-    let _ = tx.send(());
-    server.join().unwrap();
+    running.stop();
     assert_eq!(path, "/v1/metrics");
     let energy = |v: &serde_json::Value| -> f64 {
         let m = v["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
@@ -120,25 +100,8 @@ fn a_failed_push_is_counted_in_the_metrics() {
         headers: vec![],
         gzip: false,
     });
-    let agent = Agent::bind(
-        cfg,
-        vec![Box::new(FakeSensor::constant_counter(
-            "package-0",
-            100.0,
-            0.0,
-            1e12,
-        ))],
-    )
-    .unwrap();
-    let shared = agent.shared();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        agent
-            .serve(async {
-                let _ = rx.await;
-            })
-            .unwrap()
-    });
+    let running = common::serve_100w(cfg);
+    let shared = running.shared.clone();
     for _ in 0..2 {
         let (s, _) = collector.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -153,8 +116,7 @@ fn a_failed_push_is_counted_in_the_metrics() {
     }
     // The second push was answered: the first failure is recorded by now.
     let failures = wattprint_agent::lock(&shared).losses().otlp_push_failures;
-    let _ = tx.send(());
-    server.join().unwrap();
+    running.stop();
     assert!(failures >= 1, "{failures}");
     let text = wattprint_agent::metrics::render(&wattprint_agent::lock(&shared));
     assert!(
@@ -211,25 +173,8 @@ fn a_retryable_answer_is_retried_with_the_same_gzip_snapshot_and_headers() {
         headers: wattprint_agent::otlp::parse_headers("authorization=Bearer%20s3cret").unwrap(),
         gzip: true,
     });
-    let agent = Agent::bind(
-        cfg,
-        vec![Box::new(FakeSensor::constant_counter(
-            "package-0",
-            100.0,
-            0.0,
-            1e12,
-        ))],
-    )
-    .unwrap();
-    let shared = agent.shared();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        agent
-            .serve(async {
-                let _ = rx.await;
-            })
-            .unwrap()
-    });
+    let running = common::serve_100w(cfg);
+    let shared = running.shared.clone();
     // The first snapshot is taken one interval after the start.
     let t0 = std::time::Instant::now();
     let (h1, b1) = receive_raw(
@@ -240,8 +185,7 @@ fn a_retryable_answer_is_retried_with_the_same_gzip_snapshot_and_headers() {
     let (h2, b2) = receive_raw(&collector, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     let waited = t1.elapsed();
     let losses = wattprint_agent::lock(&shared).losses();
-    let _ = tx.send(());
-    server.join().unwrap();
+    running.stop();
     assert!(
         t1 - t0 < Duration::from_secs(20),
         "first push after {:?}",
