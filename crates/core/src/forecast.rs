@@ -74,70 +74,104 @@ pub enum NotYet {
     TooEarly { progress: f64 },
 }
 
-/// The forecast from `samples` (in the order they were seen). Samples whose progress is not
-/// above every earlier one (a repeated or reset report), outside 0 to 1, or with a
-/// non-finite value are passed over; energy or time going backwards is clamped to flat.
-/// `Err` says why it is too early.
+/// The forecast from `samples` (in the order they were seen): [`Forecaster`] fed them all.
 pub fn predict(samples: &[ProgressSample]) -> Result<Prediction, NotYet> {
-    let kept = increasing(samples);
-    if kept.len() < MIN_SAMPLES {
-        return Err(NotYet::TooFewSamples { got: kept.len() });
+    let mut f = Forecaster::default();
+    for s in samples {
+        f.push(*s);
     }
-    let (first, last) = (kept[0], kept[kept.len() - 1]);
-    if last.progress < MIN_PROGRESS {
-        return Err(NotYet::TooEarly {
-            progress: last.progress,
-        });
-    }
-    let span = last.progress - first.progress;
-    let rate_j = (last.energy_j - first.energy_j) / span;
-    let m = kept.len() - 1;
-    let ss: f64 = kept
-        .windows(2)
-        .map(|w| {
-            let dp = w[1].progress - w[0].progress;
-            let de = w[1].energy_j - w[0].energy_j;
-            (de - rate_j * dp).powi(2) / dp
-        })
-        .sum();
-    let s2 = ss / (m - 1) as f64;
-    let rest = 1.0 - last.progress;
-    let var_j2 = s2 * rest * rest / span + s2 * rest;
-    let half_j = t_975(m - 1) * var_j2.sqrt();
-    let energy_j = last.energy_j + rate_j * rest;
-    let duration_s = last.t_s + (last.t_s - first.t_s) / span * rest;
-    Ok(Prediction {
-        at_progress: last.progress,
-        samples: kept.len(),
-        energy_j,
-        energy_j_low: (energy_j - half_j).max(last.energy_j),
-        energy_j_high: energy_j + half_j,
-        duration_s,
-    })
+    f.predict()
 }
 
-/// The valid samples with strictly increasing progress, energy and time made monotone.
-fn increasing(samples: &[ProgressSample]) -> Vec<ProgressSample> {
-    let mut kept: Vec<ProgressSample> = Vec::with_capacity(samples.len());
-    for s in samples {
+/// The forecast's state, fed one progress report at a time, in constant memory (a run may
+/// report every step for weeks): the first and last reports, the segment count and
+/// `Σ ΔE² / Δp`, from which `s² = (Σ ΔE²/Δp - b² (p_last - p_first)) / (m - 1)`.
+///
+/// A report whose progress is not above every earlier one (a repeated or reset report),
+/// outside 0 to 1, or with a non-finite value is passed over; energy or time going
+/// backwards is clamped to flat.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Forecaster {
+    first: Option<ProgressSample>,
+    last: Option<ProgressSample>,
+    segments: usize,
+    sum_de2_over_dp: f64,
+}
+
+impl Forecaster {
+    /// Add a report; `true` when it was kept (its progress is above the last one's).
+    pub fn push(&mut self, s: ProgressSample) -> bool {
         let valid = [s.progress, s.energy_j, s.t_s]
             .iter()
             .all(|v| v.is_finite())
             && (0.0..=1.0).contains(&s.progress);
         if !valid {
-            continue;
+            return false;
         }
-        match kept.last() {
-            Some(prev) if s.progress <= prev.progress => {}
-            Some(prev) => kept.push(ProgressSample {
-                progress: s.progress,
-                energy_j: s.energy_j.max(prev.energy_j),
-                t_s: s.t_s.max(prev.t_s),
-            }),
-            None => kept.push(*s),
+        let Some(prev) = self.last else {
+            self.first = Some(s);
+            self.last = Some(s);
+            return true;
+        };
+        if s.progress <= prev.progress {
+            return false;
         }
+        let s = ProgressSample {
+            progress: s.progress,
+            energy_j: s.energy_j.max(prev.energy_j),
+            t_s: s.t_s.max(prev.t_s),
+        };
+        let (dp, de) = (s.progress - prev.progress, s.energy_j - prev.energy_j);
+        self.sum_de2_over_dp += de * de / dp;
+        self.segments += 1;
+        self.last = Some(s);
+        true
     }
-    kept
+
+    /// Reports kept so far.
+    pub fn samples(&self) -> usize {
+        self.last.map_or(0, |_| self.segments + 1)
+    }
+
+    /// The last report kept.
+    pub fn last(&self) -> Option<ProgressSample> {
+        self.last
+    }
+
+    /// The forecast now; `Err` says why it is too early.
+    pub fn predict(&self) -> Result<Prediction, NotYet> {
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return Err(NotYet::TooFewSamples { got: 0 });
+        };
+        if self.samples() < MIN_SAMPLES {
+            return Err(NotYet::TooFewSamples {
+                got: self.samples(),
+            });
+        }
+        if last.progress < MIN_PROGRESS {
+            return Err(NotYet::TooEarly {
+                progress: last.progress,
+            });
+        }
+        let span = last.progress - first.progress;
+        let rate_j = (last.energy_j - first.energy_j) / span;
+        let m = self.segments;
+        // Rounding can leave a noiseless run a hair below zero.
+        let s2 = ((self.sum_de2_over_dp - rate_j * rate_j * span) / (m - 1) as f64).max(0.0);
+        let rest = 1.0 - last.progress;
+        let var_j2 = s2 * rest * rest / span + s2 * rest;
+        let half_j = t_975(m - 1) * var_j2.sqrt();
+        let energy_j = last.energy_j + rate_j * rest;
+        let duration_s = last.t_s + (last.t_s - first.t_s) / span * rest;
+        Ok(Prediction {
+            at_progress: last.progress,
+            samples: m + 1,
+            energy_j,
+            energy_j_low: (energy_j - half_j).max(last.energy_j),
+            energy_j_high: energy_j + half_j,
+            duration_s,
+        })
+    }
 }
 
 /// The 97.5 % quantile of Student's t with `df` degrees of freedom (two-sided 95 %).
@@ -248,17 +282,15 @@ pub struct ForecastReport {
 pub const JOULES_PER_KWH: f64 = 3.6e6;
 
 impl ForecastReport {
-    /// The section for `samples` (the last forecast the run saw) and the budget, in kWh.
-    pub fn from_samples(samples: &[ProgressSample], budget_kwh: Option<f64>) -> ForecastReport {
-        let kept = increasing(samples);
-        let progress = kept.last().map_or(0.0, |s| s.progress);
+    /// The section for the reports `f` was fed and the budget, in kWh.
+    pub fn from_forecaster(f: &Forecaster, budget_kwh: Option<f64>) -> ForecastReport {
         let mut r = ForecastReport {
-            progress,
-            samples: kept.len(),
+            progress: f.last().map_or(0.0, |s| s.progress),
+            samples: f.samples(),
             budget_kwh,
             ..Default::default()
         };
-        match predict(samples) {
+        match f.predict() {
             Ok(p) => {
                 r.energy_to_solution_j = Some(p.energy_j);
                 r.energy_to_solution_j_low = Some(p.energy_j_low);
@@ -496,14 +528,13 @@ mod tests {
 
     #[test]
     fn the_report_section_says_why_there_is_no_forecast_and_flags_the_budget() {
-        let early = ForecastReport::from_samples(
-            &[ProgressSample {
-                progress: 0.01,
-                energy_j: 5.0,
-                t_s: 1.0,
-            }],
-            None,
-        );
+        let mut one = Forecaster::default();
+        one.push(ProgressSample {
+            progress: 0.01,
+            energy_j: 5.0,
+            t_s: 1.0,
+        });
+        let early = ForecastReport::from_forecaster(&one, None);
         assert_eq!(early.energy_to_solution_j, None);
         assert_eq!(early.samples, 1);
         assert!(
@@ -519,9 +550,11 @@ mod tests {
             })
             .collect();
         // 3600 J = 0.001 kWh at completion.
-        let under = ForecastReport::from_samples(&s, Some(0.0011));
+        let mut f = Forecaster::default();
+        s.iter().for_each(|x| assert!(f.push(*x)));
+        let under = ForecastReport::from_forecaster(&f, Some(0.0011));
         assert!(!under.over_budget);
-        let over = ForecastReport::from_samples(&s, Some(0.0009));
+        let over = ForecastReport::from_forecaster(&f, Some(0.0009));
         assert!(over.over_budget);
         assert!((over.energy_to_solution_j.unwrap() - 3600.0).abs() < 1e-9);
         assert_eq!(over.budget_kwh, Some(0.0009));
