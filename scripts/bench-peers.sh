@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# wattprint against its peers (issue 17), run by hand, not part of .ci/run: installs the peers
+# into a scratch directory, runs each and wattprint on the same workloads, interleaved in one
+# sitting, and prints, as ratios to wattprint:
+#   - start-up added: median wall time of `TOOL -- true` minus bare `true`;
+#   - CPU per second of measuring, at each tool's default sampling and at 1 s: the tool's CPU
+#     (user + system, its whole process tree, from wait4) wrapping `sleep LONG_S` minus
+#     wrapping `true`, divided by LONG_S;
+#   - peak RSS (wait4's ru_maxrss: the largest process of the tree);
+#   - error against a known energy: a synthetic powercap tree (one package zone) whose counter
+#     the workload itself advances by exactly POWER_W x SIM_S joules; as root, the tree is
+#     bind-mounted over /sys/class/powercap in a private mount namespace, since peers read the
+#     real path (wattprint is pinned to it with --sensor rapl-powercap).
+# Peers: CodeCarbon (PyPI, pinned, in a scratch virtualenv; wrapped the way its docs show, an
+# OfflineEmissionsTracker around the command) and joule-profiler (crates.io, pinned, built
+# with cargo install when it builds within BUILD_LIMIT_S). Tried and left out: scaphandre
+# (crates.io 1.0.0: no command wrapper, an agent that prints power per period; it refuses to
+# start without the intel_rapl kernel modules listed in /proc/modules, which no bind mount
+# can fake) and Alumet (its agent is not published on crates.io as a binary crate: built from
+# its git repository only).
+# Usage: bash scripts/bench-peers.sh
+#   env: SCRATCH=/tmp/wattprint-peers ROUNDS=3 LONG_S=20 STARTS=10 POWER_W=25 SIM_S=10
+#        BUILD_LIMIT_S=900
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SCRATCH=${SCRATCH:-/tmp/wattprint-peers}
+ROUNDS=${ROUNDS:-3}
+LONG_S=${LONG_S:-20}
+STARTS=${STARTS:-10}
+POWER_W=${POWER_W:-25}
+SIM_S=${SIM_S:-10}
+BUILD_LIMIT_S=${BUILD_LIMIT_S:-900}
+CODECARBON=codecarbon==3.3.2
+JOULE_PROFILER=joule-profiler-cli@3.0.1
+mkdir -p "$SCRATCH"
+SCRATCH=$(cd "$SCRATCH" && pwd)
+
+echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%FT%TZ)"
+cargo build --release --locked -p wattprint-cli 2>&1 | tail -1
+WP="$ROOT/${CARGO_TARGET_DIR:-target}/release/wattprint"
+export WATTPRINT_DB="$SCRATCH/history.sqlite"
+
+# --- peers --------------------------------------------------------------------------------
+tools=(wattprint)
+if [ ! -x "$SCRATCH/venv/bin/python" ]; then python3 -m venv "$SCRATCH/venv"; fi
+if "$SCRATCH/venv/bin/pip" install --quiet --disable-pip-version-check "$CODECARBON"; then
+  tools+=(codecarbon)
+else
+  echo "-- CodeCarbon did not install: left out"
+fi
+JP="$SCRATCH/cargo/bin/joule-profiler"
+if [ ! -x "$JP" ]; then
+  echo "-- building $JOULE_PROFILER (at most $BUILD_LIMIT_S s)"
+  start=$(date +%s)
+  if timeout "$BUILD_LIMIT_S" cargo install --quiet --locked --root "$SCRATCH/cargo" \
+    "$JOULE_PROFILER" >"$SCRATCH/joule-profiler-build.log" 2>&1; then
+    echo "-- built in $(($(date +%s) - start)) s"
+  else
+    echo "-- joule-profiler did not build within $BUILD_LIMIT_S s: left out (see $SCRATCH/joule-profiler-build.log)"
+  fi
+fi
+[ -x "$JP" ] && tools+=(joule-profiler)
+echo "== tools: ${tools[*]}"
+
+# CodeCarbon around a command, as its docs show it (an offline tracker around the work);
+# prints its CPU energy (RAPL) and total, J, as JSON on the last line of stderr.
+cat >"$SCRATCH/cc_wrap.py" <<'PY'
+import json, subprocess, sys
+from codecarbon import OfflineEmissionsTracker
+args = sys.argv[1:]
+kw = {}
+if args[0] != "--":
+    kw["measure_power_secs"] = float(args[0])
+    args = args[1:]
+args = args[1:]
+t = OfflineEmissionsTracker(country_iso_code="FRA", log_level="error", save_to_file=False, **kw)
+t.start()
+rc = subprocess.call(args)
+t.stop()
+d = t.final_emissions_data
+print(json.dumps({"cpu_j": d.cpu_energy * 3.6e6, "total_j": d.energy_consumed * 3.6e6}), file=sys.stderr)
+sys.exit(rc)
+PY
+
+# How each tool wraps a command: wrap TOOL SAMPLING CMD...; SAMPLING is `default` or `1s`.
+wrap() {
+  local tool=$1 sampling=$2; shift 2
+  case "$tool/$sampling" in
+    wattprint/default) echo "$WP" run -o "$SCRATCH/wp.json" -- "$@" ;;
+    wattprint/1s) echo "$WP" run --interval 1s -o "$SCRATCH/wp.json" -- "$@" ;;
+    codecarbon/default) echo "$SCRATCH/venv/bin/python" "$SCRATCH/cc_wrap.py" -- "$@" ;;
+    codecarbon/1s) echo "$SCRATCH/venv/bin/python" "$SCRATCH/cc_wrap.py" 1 -- "$@" ;;
+    # joule-profiler reads its counters at the command's start and end (and its phases):
+    # it has no sampling period, so its default is also its 1 s figure.
+    joule-profiler/*) echo "$JP" --output-format json profile -- "$@" ;;
+  esac
+}
+
+# One measured process: wall s, CPU s (user + system of the whole waited-for tree), peak RSS
+# KiB, from wait4; the tool's stderr kept in $SCRATCH/last.err.
+cat >"$SCRATCH/measure.py" <<'PY'
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
+                  "rss_kib": ru.ru_maxrss, "status": status}))
+PY
+measure() { python3 "$SCRATCH/measure.py" "$SCRATCH/last.err" "$@"; }
+
+results="$SCRATCH/results.jsonl"
+: >"$results"
+record() { # kind tool sampling json
+  python3 -c 'import json,sys; d=json.loads(sys.argv[4]); d.update(kind=sys.argv[1], tool=sys.argv[2], sampling=sys.argv[3]); print(json.dumps(d))' "$@" >>"$results"
+}
+
+# --- 1. start-up, interleaved ---------------------------------------------------------------
+echo "== 1. start-up: $STARTS x each, interleaved"
+for i in $(seq "$STARTS"); do
+  record startup bare - "$(measure true)"
+  for t in "${tools[@]}"; do
+    # shellcheck disable=SC2046
+    record startup "$t" default "$(measure $(wrap "$t" default true))"
+  done
+done
+
+# --- 2. CPU per second and peak RSS, interleaved --------------------------------------------
+echo "== 2. CPU per second of measuring: $ROUNDS rounds of (true, sleep $LONG_S) per tool and sampling"
+for r in $(seq "$ROUNDS"); do
+  for t in "${tools[@]}"; do
+    for s in default 1s; do
+      [ "$t" = joule-profiler ] && [ "$s" = 1s ] && continue
+      # shellcheck disable=SC2046
+      record short "$t" "$s" "$(measure $(wrap "$t" "$s" true))"
+      # shellcheck disable=SC2046
+      record long "$t" "$s" "$(measure $(wrap "$t" "$s" sleep "$LONG_S"))"
+    done
+  done
+done
+
+# --- 3. accuracy on a synthetic powercap tree with known energy -----------------------------
+fake="$SCRATCH/sys"
+rm -rf "$fake"
+dev="$fake/devices/virtual/powercap/intel-rapl"
+mkdir -p "$dev/intel-rapl:0" "$fake/class/powercap"
+ln -s "$dev" "$fake/class/powercap/intel-rapl"
+ln -s "$dev/intel-rapl:0" "$fake/class/powercap/intel-rapl:0"
+echo 1 >"$dev/enabled"
+echo package-0 >"$dev/intel-rapl:0/name"
+echo 262143328850 >"$dev/intel-rapl:0/max_energy_range_uj"
+echo 125000000 >"$dev/intel-rapl:0/constraint_0_max_power_uw"
+echo long_term >"$dev/intel-rapl:0/constraint_0_name"
+printf '%020d\n' 1000000 >"$dev/intel-rapl:0/energy_uj"
+counter="$dev/intel-rapl:0/energy_uj"
+# The workload plays the hardware: POWER_W for SIM_S, the counter advanced every 10 ms and
+# exactly POWER_W x SIM_S J in all; still before and after, so any window around it counts
+# exactly that.
+cat >"$SCRATCH/sim.py" <<'PY'
+import os, sys, time
+path, watts, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+fd = os.open(path, os.O_RDWR)
+start_uj = int(os.pread(fd, 32, 0))
+t0 = time.monotonic()
+while True:
+    el = min(time.monotonic() - t0, secs)
+    os.pwrite(fd, b"%020d\n" % (start_uj + round(watts * el * 1e6)), 0)
+    if el >= secs:
+        break
+    time.sleep(0.01)
+PY
+known_j=$(python3 -c "print($POWER_W * $SIM_S)")
+accuracy() { # tool sampling: one run on the fake tree, the tool's CPU energy on the last line
+  local t=$1 s=$2 cmd
+  # shellcheck disable=SC2046
+  set -- $(wrap "$t" "$s" python3 "$SCRATCH/sim.py" "$counter" "$POWER_W" "$SIM_S")
+  [ "$t" = wattprint ] && set -- "$1" run --sensor rapl-powercap "${@:3}"
+  "$@" 2>"$SCRATCH/acc.err" >"$SCRATCH/acc.out" || true
+  case "$t" in
+    wattprint) python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(d["joules"] for d in r["energy"]["domains"] if d["name"]=="package-0"))' "$SCRATCH/wp.json" ;;
+    codecarbon) tail -1 "$SCRATCH/acc.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_j"])' ;;
+    joule-profiler) python3 "$SCRATCH/jp_energy.py" "$SCRATCH/acc.out" ;;
+  esac
+}
+# joule-profiler's JSON: the package domain's energy, J (its unit is µJ).
+cat >"$SCRATCH/jp_energy.py" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
+doc = json.loads(text[text.index("{"):])
+found = []
+def walk(x, key=""):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            walk(v, k)
+    elif isinstance(x, list):
+        for v in x:
+            walk(v, key)
+    elif isinstance(x, (int, float)) and re.search(r"pkg|package", key, re.I) and not re.search(r"power|_w$", key, re.I):
+        found.append((key, x))
+key, v = found[0]
+print(v / 1e6 if re.search(r"uj|µj|micro", key, re.I) or v > 1e5 else v)
+PY
+
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  echo "== 3. accuracy: $ROUNDS rounds of $POWER_W W for $SIM_S s ($known_j J) on the fake tree over /sys/class/powercap"
+  export -f accuracy wrap record measure
+  export SCRATCH WP JP POWER_W SIM_S counter results known_j ROUNDS
+  tools_list="${tools[*]}"
+  export tools_list
+  # A private mount namespace: /sys/class rebuilt on a tmpfs from the real entries, plus the
+  # fake powercap (this VM has none, so there is no directory to mount over).
+  unshare -m --propagation private bash -c '
+    set -euo pipefail
+    mkdir -p "$SCRATCH/real-class"
+    mount --bind /sys/class "$SCRATCH/real-class"
+    mount -t tmpfs tmpfs /sys/class
+    for e in "$SCRATCH"/real-class/*; do
+      n=$(basename "$e"); mkdir "/sys/class/$n"; mount --bind "$e" "/sys/class/$n"
+    done
+    mkdir -p /sys/class/powercap
+    mount --bind "$SCRATCH/sys/class/powercap" /sys/class/powercap
+    for r in $(seq "$ROUNDS"); do
+      for t in $tools_list; do
+        for s in default 1s; do
+          [ "$t" = joule-profiler ] && [ "$s" = 1s ] && continue
+          j=$(accuracy "$t" "$s" 2>/dev/null || echo null)
+          echo "{\"kind\": \"accuracy\", \"tool\": \"$t\", \"sampling\": \"$s\", \"energy_j\": ${j:-null}, \"known_j\": $known_j}" >>"$results"
+        done
+      done
+    done
+  '
+else
+  echo "== 3. accuracy: skipped (needs root and unshare for the private mount namespace)"
+fi
+
+# --- table --------------------------------------------------------------------------------
+echo "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$results" "$LONG_S" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+long_s = float(sys.argv[2])
+med = lambda xs: statistics.median(xs) if xs else None
+bare = med([r["wall_s"] for r in rows if r["kind"] == "startup" and r["tool"] == "bare"])
+tools = []
+for r in rows:
+    if r["tool"] != "bare" and r["tool"] not in tools:
+        tools.append(r["tool"])
+def sel(kind, tool, sampling=None):
+    return [r for r in rows if r["kind"] == kind and r["tool"] == tool and (sampling is None or r["sampling"] == sampling)]
+fig = {}
+for t in tools:
+    f = fig[t] = {}
+    f["startup_ms"] = (med([r["wall_s"] for r in sel("startup", t)]) - bare) * 1e3
+    for s in ("default", "1s"):
+        short = med([r["cpu_s"] for r in sel("short", t, s)])
+        long = med([r["cpu_s"] for r in sel("long", t, s)])
+        f[f"cpu_{s}"] = None if short is None or long is None else (long - short) / long_s * 1e3
+    f["rss_mib"] = max([r["rss_kib"] for r in rows if r["tool"] == t and "rss_kib" in r], default=0) / 1024
+    acc = [r for r in sel("accuracy", t) if r.get("energy_j") is not None]
+    errs = [abs(r["energy_j"] - r["known_j"]) / r["known_j"] * 100 for r in acc]
+    f["err_pct"] = max(errs) if errs else None
+    f["acc_n"] = len(acc)
+def cell(t, k, fmt):
+    v, w = fig[t][k], fig["wattprint"][k]
+    if v is None:
+        return "n/a"
+    if t == "wattprint" or not w:
+        return fmt.format(v)
+    return fmt.format(v) + f" ({v / w:.0f} x)" if abs(v / w) >= 10 else fmt.format(v) + f" ({v / w:.1f} x)"
+print()
+print("| tool | start-up added, ms | CPU ms per s, default | CPU ms per s, 1 s sampling | peak RSS, MiB | worst error vs known energy, % |")
+print("|---|---|---|---|---|---|")
+for t in tools:
+    print(f"| {t} | {cell(t, 'startup_ms', '{:.1f}')} | {cell(t, 'cpu_default', '{:.3f}')} | "
+          f"{cell(t, 'cpu_1s', '{:.3f}')} | {cell(t, 'rss_mib', '{:.1f}')} | "
+          f"{cell(t, 'err_pct', '{:.3f}')} (of {fig[t]['acc_n']}) |")
+print()
+print(f"bare `true`: {bare * 1e3:.2f} ms (median). Ratios in brackets are to wattprint's figure.")
+PY
