@@ -150,6 +150,8 @@ rm -rf "$fake"
 dev="$fake/devices/virtual/powercap/intel-rapl"
 mkdir -p "$dev/intel-rapl:0" "$fake/class/powercap"
 ln -s "$dev" "$fake/class/powercap/intel-rapl"
+# As the kernel has it; CodeCarbon looks for RAPL at /sys/class/powercap/intel-rapl/subsystem.
+ln -s ../../../../class/powercap "$dev/subsystem"
 ln -s "$dev/intel-rapl:0" "$fake/class/powercap/intel-rapl:0"
 echo 1 >"$dev/enabled"
 echo package-0 >"$dev/intel-rapl:0/name"

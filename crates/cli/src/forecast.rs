@@ -159,6 +159,7 @@ pub fn watch(
 ) {
     let base = session.meter().snapshot();
     let mut tail = ProgressTail::new(path);
+    let mut resolved = false;
     let tick = Duration::from_secs_f64(interval_s.clamp(0.01, MAX_POLL_S));
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
         let Some(progress) = tail.poll() else {
@@ -175,11 +176,17 @@ pub fn watch(
         let Some(p) = st.prediction else {
             continue;
         };
-        if live && st.g_per_j.is_none() {
-            // Resolved once, when there is something to show (a live provider is a request).
-            st.g_per_j = wattprint_carbon::resolve(carbon, wattprint_carbon::RunTime::new("", 0.0))
-                .ok()
-                .map(|c| c.pue * c.intensity_g_per_kwh() / JOULES_PER_KWH);
+        if live && !resolved {
+            // Resolved once, when there is something to show (a live provider is a request:
+            // made without holding the lock the live view takes).
+            resolved = true;
+            drop(st);
+            let g_per_j =
+                wattprint_carbon::resolve(carbon, wattprint_carbon::RunTime::new("", 0.0))
+                    .ok()
+                    .map(|c| c.pue * c.intensity_g_per_kwh() / JOULES_PER_KWH);
+            st = watch.lock();
+            st.g_per_j = g_per_j;
         }
         let Some(budget_kwh) = budget.kwh else {
             continue;
@@ -188,22 +195,25 @@ pub fn watch(
             continue;
         }
         st.over_budget = true;
-        let forecast_kwh = p.energy_j / JOULES_PER_KWH;
         let at = p.at_progress * 100.0;
+        let (point, low, high) = (
+            wattprint_core::Joules(p.energy_j),
+            wattprint_core::Joules(p.energy_j_low),
+            wattprint_core::Joules(p.energy_j_high),
+        );
+        let budget_j = wattprint_core::Joules(budget_kwh * JOULES_PER_KWH);
+        let over = format!(
+            "at {at:.0} % the forecast at completion is {point} ({low} to {high}), over the \
+             budget of {budget_kwh} kWh ({budget_j})"
+        );
         if !budget.stop {
             eprintln!(
-                "{}wattprint: warning: at {at:.0} % the forecast is {forecast_kwh:.4} kWh, \
-                 over the budget of {budget_kwh} kWh (--budget-kwh)",
+                "{}wattprint: warning: {over} (--budget-kwh)",
                 if live { "\r\x1b[2K" } else { "" }
             );
             continue;
         }
-        let why = format!(
-            "stopped by wattprint (--stop-over-budget): at {at:.0} % the forecast was \
-             {forecast_kwh:.4} kWh ({:.4} to {:.4}), over the budget of {budget_kwh} kWh",
-            p.energy_j_low / JOULES_PER_KWH,
-            p.energy_j_high / JOULES_PER_KWH,
-        );
+        let why = format!("stopped by wattprint (--stop-over-budget): {over}");
         eprintln!(
             "{}wattprint: {why}; sending SIGTERM (SIGKILL in {STOP_GRACE_S} s)",
             if live { "\r\x1b[2K" } else { "" }

@@ -59,7 +59,8 @@ fn a_run_over_its_budget_is_stopped_and_the_report_says_why() {
     let f = &r["forecast"];
     let why = f["stopped"].as_str().expect("the reason it was stopped");
     assert!(
-        why.contains("--stop-over-budget") && why.contains("over the budget of 0.00001 kWh"),
+        why.contains("--stop-over-budget")
+            && why.contains("over the budget of 0.00001 kWh (36"),
         "{why}"
     );
     assert_eq!(f["over_budget"], true);
@@ -122,7 +123,10 @@ fn a_budget_without_stop_warns_and_the_command_finishes() {
         .iter()
         .any(|w| w.as_str().unwrap().contains("passed the budget")));
     let err = String::from_utf8_lossy(&a.get_output().stderr);
-    assert!(err.contains("over the budget of 0.000001 kWh"), "{err}");
+    assert!(
+        err.contains("over the budget of 0.000001 kWh (3.6"),
+        "{err}"
+    );
 }
 
 #[test]
