@@ -8,9 +8,12 @@
 #     wrapping `true`, divided by LONG_S;
 #   - peak RSS (wait4's ru_maxrss: the largest process of the tree);
 #   - error against a known energy: a synthetic powercap tree (one package zone) whose counter
-#     the workload itself advances by exactly POWER_W x SIM_S joules; as root, the tree is
-#     bind-mounted over /sys/class/powercap in a private mount namespace, since peers read the
-#     real path (wattprint is pinned to it with --sensor rapl-powercap).
+#     the workload itself advances by exactly POWER_W x SIM_S joules.
+# As root every measurement runs in a private mount namespace where that tree is bind-mounted
+# over /sys/class/powercap (peers read the real path; wattprint is pinned to it with
+# --sensor rapl-powercap), so each tool starts as on a machine with RAPL; outside the
+# accuracy runs a background process advances the counter at POWER_W. Not root: the host's
+# own sensors, and no accuracy figures.
 # Peers: CodeCarbon (PyPI, pinned, in a scratch virtualenv; wrapped the way its docs show, an
 # OfflineEmissionsTracker around the command) and joule-profiler (crates.io, pinned, built
 # with cargo install when it builds within BUILD_LIMIT_S). Tried and left out: scaphandre
@@ -20,7 +23,9 @@
 # its git repository only).
 # Usage: bash scripts/bench-peers.sh
 #   env: SCRATCH=/tmp/wattprint-peers ROUNDS=3 LONG_S=20 STARTS=10 POWER_W=25 SIM_S=10
-#        BUILD_LIMIT_S=900
+#        BUILD_LIMIT_S=900 (a build cut short resumes on the next run: its target directory is
+#        kept in SCRATCH) PEERS="codecarbon joule-profiler" WATTPRINT_BIN=(default: a release
+#        build of this checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,37 +36,95 @@ STARTS=${STARTS:-10}
 POWER_W=${POWER_W:-25}
 SIM_S=${SIM_S:-10}
 BUILD_LIMIT_S=${BUILD_LIMIT_S:-900}
+PEERS=${PEERS:-codecarbon joule-profiler}
 CODECARBON=codecarbon==3.3.2
 JOULE_PROFILER=joule-profiler-cli@3.0.1
 mkdir -p "$SCRATCH"
 SCRATCH=$(cd "$SCRATCH" && pwd)
+# As root: the whole run in a private mount namespace (the mounts below vanish with it).
+if [ "$(id -u)" = 0 ] && [ -z "${PEERS_NS:-}" ] && command -v unshare >/dev/null; then
+  exec unshare -m --propagation private env PEERS_NS=1 SCRATCH="$SCRATCH" bash "$0" "$@"
+fi
 
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%FT%TZ)"
-cargo build --release --locked -p wattprint-cli 2>&1 | tail -1
-WP="$ROOT/${CARGO_TARGET_DIR:-target}/release/wattprint"
+if [ -n "${WATTPRINT_BIN:-}" ]; then
+  WP=$(realpath "$WATTPRINT_BIN")
+else
+  cargo build --release --locked -p wattprint-cli 2>&1 | tail -1
+  WP="$ROOT/${CARGO_TARGET_DIR:-target}/release/wattprint"
+fi
 export WATTPRINT_DB="$SCRATCH/history.sqlite"
 
 # --- peers --------------------------------------------------------------------------------
 tools=(wattprint)
-if [ ! -x "$SCRATCH/venv/bin/python" ]; then python3 -m venv "$SCRATCH/venv"; fi
-if "$SCRATCH/venv/bin/pip" install --quiet --disable-pip-version-check "$CODECARBON"; then
-  tools+=(codecarbon)
-else
-  echo "-- CodeCarbon did not install: left out"
+wanted() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+if wanted codecarbon; then
+  if [ ! -x "$SCRATCH/venv/bin/python" ]; then python3 -m venv "$SCRATCH/venv"; fi
+  if "$SCRATCH/venv/bin/pip" install --quiet --disable-pip-version-check "$CODECARBON"; then
+    tools+=(codecarbon)
+  else
+    echo "-- CodeCarbon did not install: left out"
+  fi
 fi
 JP="$SCRATCH/cargo/bin/joule-profiler"
-if [ ! -x "$JP" ]; then
+if wanted joule-profiler && [ ! -x "$JP" ]; then
   echo "-- building $JOULE_PROFILER (at most $BUILD_LIMIT_S s)"
   start=$(date +%s)
-  if timeout "$BUILD_LIMIT_S" cargo install --quiet --locked --root "$SCRATCH/cargo" \
+  if CARGO_TARGET_DIR="$SCRATCH/cargo-target" timeout "$BUILD_LIMIT_S" \
+    cargo install --quiet --locked --root "$SCRATCH/cargo" \
     "$JOULE_PROFILER" >"$SCRATCH/joule-profiler-build.log" 2>&1; then
     echo "-- built in $(($(date +%s) - start)) s"
   else
     echo "-- joule-profiler did not build within $BUILD_LIMIT_S s: left out (see $SCRATCH/joule-profiler-build.log)"
   fi
 fi
-[ -x "$JP" ] && tools+=(joule-profiler)
+wanted joule-profiler && [ -x "$JP" ] && tools+=(joule-profiler)
 echo "== tools: ${tools[*]}"
+
+# --- the synthetic powercap tree: one package zone, laid out as the kernel lays it out ------
+fake="$SCRATCH/sys"
+rm -rf "$fake"
+dev="$fake/devices/virtual/powercap/intel-rapl"
+mkdir -p "$dev/intel-rapl:0" "$fake/class/powercap"
+ln -s "$dev" "$fake/class/powercap/intel-rapl"
+# As the kernel has it; CodeCarbon looks for RAPL at /sys/class/powercap/intel-rapl/subsystem.
+ln -s ../../../../class/powercap "$dev/subsystem"
+ln -s "$dev/intel-rapl:0" "$fake/class/powercap/intel-rapl:0"
+echo 1 >"$dev/enabled"
+echo package-0 >"$dev/intel-rapl:0/name"
+echo 262143328850 >"$dev/intel-rapl:0/max_energy_range_uj"
+echo 125000000 >"$dev/intel-rapl:0/constraint_0_max_power_uw"
+echo long_term >"$dev/intel-rapl:0/constraint_0_name"
+printf '%020d\n' 1000000 >"$dev/intel-rapl:0/energy_uj"
+counter="$dev/intel-rapl:0/energy_uj"
+if [ -n "${PEERS_NS:-}" ]; then
+  # /sys/class rebuilt on a tmpfs from the real entries, plus the fake powercap (a machine
+  # without RAPL has no /sys/class/powercap to mount over).
+  mkdir -p "$SCRATCH/real-class"
+  mount --bind /sys/class "$SCRATCH/real-class"
+  mount -t tmpfs tmpfs /sys/class
+  for e in "$SCRATCH"/real-class/*; do
+    n=$(basename "$e")
+    mkdir "/sys/class/$n"
+    mount --bind "$e" "/sys/class/$n"
+  done
+  mkdir -p /sys/class/powercap
+  mount --bind "$fake/class/powercap" /sys/class/powercap
+  echo "== /sys/class/powercap is the synthetic tree (private mount namespace)"
+  # The hardware at rest: the counter advances at POWER_W (every 10 ms) until phase 3.
+  python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR); w = float(sys.argv[2])
+e0 = int(os.pread(fd, 32, 0)); t0 = time.monotonic()
+while True:
+    os.pwrite(fd, b"%020d\n" % (e0 + round(w * (time.monotonic() - t0) * 1e6)), 0)
+    time.sleep(0.01)
+' "$counter" "$POWER_W" &
+  background=$!
+  trap 'kill $background 2>/dev/null || true' EXIT
+else
+  echo "== not root: the host's own sensors, no accuracy figures"
+fi
 
 # CodeCarbon around a command, as its docs show it (an offline tracker around the work);
 # prints its CPU energy (RAPL) and total, J, as JSON on the last line of stderr.
@@ -144,22 +207,7 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
-# --- 3. accuracy on a synthetic powercap tree with known energy -----------------------------
-fake="$SCRATCH/sys"
-rm -rf "$fake"
-dev="$fake/devices/virtual/powercap/intel-rapl"
-mkdir -p "$dev/intel-rapl:0" "$fake/class/powercap"
-ln -s "$dev" "$fake/class/powercap/intel-rapl"
-# As the kernel has it; CodeCarbon looks for RAPL at /sys/class/powercap/intel-rapl/subsystem.
-ln -s ../../../../class/powercap "$dev/subsystem"
-ln -s "$dev/intel-rapl:0" "$fake/class/powercap/intel-rapl:0"
-echo 1 >"$dev/enabled"
-echo package-0 >"$dev/intel-rapl:0/name"
-echo 262143328850 >"$dev/intel-rapl:0/max_energy_range_uj"
-echo 125000000 >"$dev/intel-rapl:0/constraint_0_max_power_uw"
-echo long_term >"$dev/intel-rapl:0/constraint_0_name"
-printf '%020d\n' 1000000 >"$dev/intel-rapl:0/energy_uj"
-counter="$dev/intel-rapl:0/energy_uj"
+# --- 3. accuracy on the synthetic powercap tree with known energy ------------------------
 # The workload plays the hardware: POWER_W for SIM_S, the counter advanced every 10 ms and
 # exactly POWER_W x SIM_S J in all; still before and after, so any window around it counts
 # exactly that.
@@ -176,20 +224,7 @@ while True:
         break
     time.sleep(0.01)
 PY
-known_j=$(python3 -c "print($POWER_W * $SIM_S)")
-accuracy() { # tool sampling: one run on the fake tree, the tool's CPU energy on the last line
-  local t=$1 s=$2 cmd
-  # shellcheck disable=SC2046
-  set -- $(wrap "$t" "$s" python3 "$SCRATCH/sim.py" "$counter" "$POWER_W" "$SIM_S")
-  [ "$t" = wattprint ] && set -- "$1" run --sensor rapl-powercap "${@:3}"
-  "$@" 2>"$SCRATCH/acc.err" >"$SCRATCH/acc.out" || true
-  case "$t" in
-    wattprint) python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(d["joules"] for d in r["energy"]["domains"] if d["name"]=="package-0"))' "$SCRATCH/wp.json" ;;
-    codecarbon) tail -1 "$SCRATCH/acc.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_j"])' ;;
-    joule-profiler) python3 "$SCRATCH/jp_energy.py" "$SCRATCH/acc.out" ;;
-  esac
-}
-# joule-profiler's JSON: the package domain's energy, J (its unit is µJ).
+# joule-profiler's JSON: the package domain's energy, J.
 cat >"$SCRATCH/jp_energy.py" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read()
@@ -204,38 +239,36 @@ def walk(x, key=""):
             walk(v, key)
     elif isinstance(x, (int, float)) and re.search(r"pkg|package", key, re.I) and not re.search(r"power|_w$", key, re.I):
         found.append((key, x))
+walk(doc)
 key, v = found[0]
-print(v / 1e6 if re.search(r"uj|µj|micro", key, re.I) or v > 1e5 else v)
+print(v / 1e6 if re.search(r"uj|µj|micro", key, re.I) else v)
 PY
-
-if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
-  echo "== 3. accuracy: $ROUNDS rounds of $POWER_W W for $SIM_S s ($known_j J) on the fake tree over /sys/class/powercap"
-  export -f accuracy wrap record measure
-  export SCRATCH WP JP POWER_W SIM_S counter results known_j ROUNDS
-  tools_list="${tools[*]}"
-  export tools_list
-  # A private mount namespace: /sys/class rebuilt on a tmpfs from the real entries, plus the
-  # fake powercap (this VM has none, so there is no directory to mount over).
-  unshare -m --propagation private bash -c '
-    set -euo pipefail
-    mkdir -p "$SCRATCH/real-class"
-    mount --bind /sys/class "$SCRATCH/real-class"
-    mount -t tmpfs tmpfs /sys/class
-    for e in "$SCRATCH"/real-class/*; do
-      n=$(basename "$e"); mkdir "/sys/class/$n"; mount --bind "$e" "/sys/class/$n"
-    done
-    mkdir -p /sys/class/powercap
-    mount --bind "$SCRATCH/sys/class/powercap" /sys/class/powercap
-    for r in $(seq "$ROUNDS"); do
-      for t in $tools_list; do
-        for s in default 1s; do
-          [ "$t" = joule-profiler ] && [ "$s" = 1s ] && continue
-          j=$(accuracy "$t" "$s" 2>/dev/null || echo null)
-          echo "{\"kind\": \"accuracy\", \"tool\": \"$t\", \"sampling\": \"$s\", \"energy_j\": ${j:-null}, \"known_j\": $known_j}" >>"$results"
-        done
+known_j=$(python3 -c "print($POWER_W * $SIM_S)")
+accuracy() { # tool sampling: one run on the fake tree; prints the package energy it reports, J
+  local t=$1 s=$2
+  # shellcheck disable=SC2046
+  set -- $(wrap "$t" "$s" python3 "$SCRATCH/sim.py" "$counter" "$POWER_W" "$SIM_S")
+  [ "$t" = wattprint ] && set -- "$1" run --sensor rapl-powercap "${@:3}"
+  "$@" 2>"$SCRATCH/acc.err" >"$SCRATCH/acc.out" || true
+  case "$t" in
+    wattprint) python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(d["joules"] for d in r["energy"]["domains"] if d["name"]=="package-0"))' "$SCRATCH/wp.json" ;;
+    codecarbon) tail -1 "$SCRATCH/acc.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_j"])' ;;
+    joule-profiler) python3 "$SCRATCH/jp_energy.py" "$SCRATCH/acc.out" ;;
+  esac
+}
+if [ -n "${PEERS_NS:-}" ]; then
+  kill "$background"; wait "$background" 2>/dev/null || true
+  echo "== 3. accuracy: $ROUNDS rounds of $POWER_W W for $SIM_S s ($known_j J) on the synthetic tree"
+  for r in $(seq "$ROUNDS"); do
+    for t in "${tools[@]}"; do
+      for s in default 1s; do
+        [ "$t" = joule-profiler ] && [ "$s" = 1s ] && continue
+        j=$(accuracy "$t" "$s" 2>/dev/null || true)
+        [ -z "$j" ] && { echo "-- $t ($s): no energy read (see $SCRATCH/acc.err)"; j=null; }
+        echo "{\"kind\": \"accuracy\", \"tool\": \"$t\", \"sampling\": \"$s\", \"energy_j\": $j, \"known_j\": $known_j}" >>"$results"
       done
     done
-  '
+  done
 else
   echo "== 3. accuracy: skipped (needs root and unshare for the private mount namespace)"
 fi
