@@ -13,7 +13,8 @@ use wattprint_core::forecast::{
 use wattprint_engine::workfile::ProgressTail;
 use wattprint_engine::Session;
 
-/// Time the command has to exit after SIGTERM before it gets SIGKILL: 10 s (systemd's
+/// Default time the command has to exit after SIGTERM before it gets SIGKILL
+/// (`--stop-grace`): 10 s (systemd's
 /// `TimeoutStopSec` is 90 s and Kubernetes' grace period 30 s; a training loop that saves a
 /// checkpoint on SIGTERM needs seconds, and the budget is already being overrun).
 pub const STOP_GRACE_S: f64 = 10.0;
@@ -29,6 +30,8 @@ pub struct Budget {
     pub kwh: Option<f64>,
     /// Stop the command when the forecast passes the budget.
     pub stop: bool,
+    /// Time between SIGTERM and SIGKILL when stopping, s.
+    pub grace_s: f64,
 }
 
 /// What the watcher has seen, read by the live view and at the end.
@@ -144,7 +147,7 @@ pub fn so_far(session: &Session, base: &wattprint_sensors::meter::MeterSnapshot)
 /// Watch the work file at `path` until `stopped`'s sender is dropped (the command was
 /// reaped): each new progress report is a sample of the energy counted so far; a forecast
 /// over `budget` warns once on stderr and, with `--stop-over-budget`, stops the command
-/// (SIGTERM through the forwarder, SIGKILL after [`STOP_GRACE_S`]).
+/// (SIGTERM through the forwarder, SIGKILL `budget.grace_s` later).
 #[allow(clippy::too_many_arguments)]
 pub fn watch(
     session: &Session,
@@ -215,16 +218,20 @@ pub fn watch(
         }
         let why = format!("stopped by wattprint (--stop-over-budget): {over}");
         eprintln!(
-            "{}wattprint: {why}; sending SIGTERM (SIGKILL in {STOP_GRACE_S} s)",
-            if live { "\r\x1b[2K" } else { "" }
+            "{}wattprint: {why}; sending SIGTERM (SIGKILL in {} s)",
+            if live { "\r\x1b[2K" } else { "" },
+            budget.grace_s
         );
         st.stopped = Some(why);
         drop(st);
         fwd.signal_child(libc::SIGTERM);
         if let Err(mpsc::RecvTimeoutError::Timeout) =
-            stopped.recv_timeout(Duration::from_secs_f64(STOP_GRACE_S))
+            stopped.recv_timeout(Duration::from_secs_f64(budget.grace_s))
         {
-            eprintln!("wattprint: the command outlived SIGTERM by {STOP_GRACE_S} s: SIGKILL");
+            eprintln!(
+                "wattprint: the command outlived SIGTERM by {} s: SIGKILL",
+                budget.grace_s
+            );
             fwd.signal_child(libc::SIGKILL);
         }
         return;

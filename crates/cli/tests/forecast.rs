@@ -59,8 +59,7 @@ fn a_run_over_its_budget_is_stopped_and_the_report_says_why() {
     let f = &r["forecast"];
     let why = f["stopped"].as_str().expect("the reason it was stopped");
     assert!(
-        why.contains("--stop-over-budget")
-            && why.contains("over the budget of 0.00001 kWh (36"),
+        why.contains("--stop-over-budget") && why.contains("over the budget of 0.00001 kWh (36"),
         "{why}"
     );
     assert_eq!(f["over_budget"], true);
@@ -80,6 +79,42 @@ fn a_run_over_its_budget_is_stopped_and_the_report_says_why() {
         .any(|w| w.as_str().unwrap().contains("stopped by wattprint")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sending SIGTERM"), "{err}");
+}
+
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let d = tempfile::tempdir().unwrap();
+    let counter = rapl(d.path());
+    let script = steady_script(&counter, 100, "0.05", "exec sleep 60");
+    let script = format!("trap '' TERM; {script}");
+    let a = common::wattprint_assert(d.path())
+        .args([
+            "run",
+            "--json",
+            "--no-store",
+            "--interval",
+            "10ms",
+            "--budget-kwh",
+            "0.00001",
+            "--stop-over-budget",
+            "--stop-grace",
+            "200ms",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .assert()
+        .code(128 + libc::SIGKILL);
+    let out = a.get_output();
+    let r = common::json_of(&out.stdout);
+    assert_eq!(r["exit_code"], 128 + libc::SIGKILL);
+    assert!(r["forecast"]["stopped"].as_str().is_some(), "{r:#}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SIGKILL in 0.2 s") && err.contains("outlived SIGTERM"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -169,6 +204,14 @@ fn a_bad_budget_is_refused_before_anything_runs() {
         &["--budget-kwh", "-1"],
         &["--budget-kwh", "lots"],
         &["--stop-over-budget"],
+        &["--budget-kwh", "1", "--stop-grace", "1s"],
+        &[
+            "--budget-kwh",
+            "1",
+            "--stop-over-budget",
+            "--stop-grace",
+            "0s",
+        ],
     ] {
         let a = common::wattprint_assert(d.path())
             .arg("run")

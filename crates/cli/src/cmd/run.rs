@@ -58,6 +58,10 @@ pub struct Args {
     /// `--budget-kwh`; the report says why.
     #[arg(long, requires = "budget_kwh")]
     pub stop_over_budget: bool,
+    /// With --stop-over-budget: how long the command has to exit after SIGTERM before
+    /// SIGKILL (e.g. `30s`, `2m`; default 10s).
+    #[arg(long, value_name = "D", value_parser = parse_interval_s, requires = "stop_over_budget")]
+    pub stop_grace: Option<f64>,
     /// Label the run (repeatable): `--label team=search --label model=7b`.
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -215,6 +219,7 @@ fn prepare(args: Args) -> anyhow::Result<Prepared> {
         budget: Budget {
             kwh: args.budget_kwh,
             stop: args.stop_over_budget,
+            grace_s: args.stop_grace.unwrap_or(crate::forecast::STOP_GRACE_S),
         },
         watch: Watch::default(),
         live,
