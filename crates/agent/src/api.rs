@@ -301,6 +301,28 @@ async fn begin_window(State(ctx): State<Ctx>, body: Bytes) -> Response {
             ),
         );
     }
+    // Names and labels end up in /metrics, logs, reports and terminals: no control
+    // character (ESC and so every ANSI sequence) enters.
+    let control = |s: &str| s.chars().any(char::is_control);
+    let bad = if control(&b.name) {
+        Some(format!(
+            "window name {:?} holds control characters: use printable text",
+            wattprint_core::text::printable(&b.name)
+        ))
+    } else {
+        b.labels
+            .iter()
+            .find(|(k, v)| control(k) || control(v))
+            .map(|(k, _)| {
+                format!(
+                    "window label {:?} holds control characters: use printable text",
+                    wattprint_core::text::printable(k)
+                )
+            })
+    };
+    if let Some(m) = bad {
+        return error(StatusCode::BAD_REQUEST, m);
+    }
     // Beginning a window reads every sensor: off the runtime's thread (see `off_runtime`).
     match off_runtime(&ctx, move |st| st.begin_window(&b.name, b.labels)).await {
         Ok(Ok(id)) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),

@@ -10,6 +10,9 @@
 //!   body-read timeout (`api::read_body`).
 //! - Headers are bounded in size (`MAX_BUF_BYTES`), so each connection's memory is bounded
 //!   and a flood's memory goes back when its connections close.
+//! - A request hyper cannot parse (garbage request line, bad header, too many headers, head
+//!   too large, URI too long) is answered by hyper itself, below every handler, with an
+//!   empty body; [`JsonErrors`] rewrites that answer into the documented `{"error": ...}`.
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -155,7 +158,7 @@ pub async fn serve<F>(
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.idle_timeout)
                 .max_buf_size(MAX_BUF_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(JsonErrors::new(TokioIo::new(stream)), service);
             let idle = async {
                 loop {
                     if in_flight.load(Ordering::SeqCst) > 0 {
@@ -178,4 +181,158 @@ pub async fn serve<F>(
         });
     }
     registry.close_all();
+}
+
+/// The status lines hyper writes for its own answers to a request it could not parse
+/// (`hyper::proto::h1::role::Server::on_error`: 400, 414, 431), with the JSON error of each.
+const PARSE_ERRORS: [(&[u8], &str); 3] = [
+    (
+        b"HTTP/1.1 400 ",
+        "malformed HTTP request: the request line or a header could not be parsed; send HTTP/1.1 (METHOD /path HTTP/1.1, then Name: value headers)",
+    ),
+    (
+        b"HTTP/1.1 431 ",
+        "request head too large (at most 64 KiB and 100 headers): send fewer or shorter headers",
+    ),
+    (
+        b"HTTP/1.1 414 ",
+        "request URI too long: shorten the path and query",
+    ),
+];
+
+/// A connection's I/O that turns hyper's own empty-bodied parse-error answers into JSON.
+///
+/// hyper answers a request it cannot parse before any service sees it, with a bare status
+/// head and no body, then closes the connection; it has no hook to change that answer. The
+/// answer is recognised on its way out: a write that is exactly a head starting with one of
+/// [`PARSE_ERRORS`]' status lines and saying `content-length: 0` (every answer of the API's
+/// own handlers has a JSON body, so none matches). It is replaced by the same status line
+/// with a JSON body and `connection: close`. Vectored writes are declined so that hyper
+/// hands each answer over as one buffer. A parse error right after a pipelined request
+/// whose answer shares the write keeps hyper's bare answer (the head is not at the start).
+pub struct JsonErrors<T> {
+    inner: T,
+    /// A replacement being written: its bytes, how many are written, and the length of the
+    /// buffer hyper asked to write (reported as written once the replacement is).
+    pending: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl<T> JsonErrors<T> {
+    /// Wraps a connection's I/O.
+    pub fn new(inner: T) -> Self {
+        JsonErrors {
+            inner,
+            pending: None,
+        }
+    }
+}
+
+/// The JSON answer replacing hyper's bare answer in `buf`, if `buf` is one.
+fn json_answer(buf: &[u8]) -> Option<Vec<u8>> {
+    let (_, message) = PARSE_ERRORS.iter().find(|(p, _)| buf.starts_with(p))?;
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    if buf.len() != head_end + 4 {
+        return None;
+    }
+    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+    let empty = head
+        .lines()
+        .skip(1)
+        .any(|l| l.eq_ignore_ascii_case("content-length: 0"));
+    if !empty {
+        return None;
+    }
+    let status_line = head.lines().next()?;
+    let body = serde_json::json!({ "error": message }).to_string();
+    Some(
+        format!(
+            "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for JsonErrors<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for JsonErrors<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.pending.is_none() {
+            match json_answer(buf) {
+                Some(answer) => this.pending = Some((answer, 0, buf.len())),
+                None => return std::pin::Pin::new(&mut this.inner).poll_write(cx, buf),
+            }
+        }
+        while let Some((answer, done, asked)) = this.pending.as_mut() {
+            if *done == answer.len() {
+                let asked = *asked;
+                this.pending = None;
+                return Poll::Ready(Ok(asked));
+            }
+            match std::pin::Pin::new(&mut this.inner).poll_write(cx, &answer[*done..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => *done += n,
+                other => return other,
+            }
+        }
+        Poll::Ready(Ok(0))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_hypers_bare_parse_error_answers_are_rewritten() {
+        let bare = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let a = String::from_utf8(super::json_answer(bare).unwrap()).unwrap();
+        assert!(
+            a.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"),
+            "{a}"
+        );
+        assert!(a.ends_with("\"}"), "{a}");
+        // An answer of our own handlers (a body), another status, a head with a body after.
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 12\r\n\r\n{\"error\":\"\"}";
+        assert!(super::json_answer(ours).is_none());
+        assert!(
+            super::json_answer(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").is_none()
+        );
+        assert!(super::json_answer(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\nHTTP/1.1 200 OK"
+        )
+        .is_none());
+    }
 }

@@ -19,7 +19,11 @@ pub struct LabelTable {
     overflow: Option<usize>,
 }
 
+/// A label key or value as kept: control characters escaped (`\u{1b}`: labels reach
+/// /metrics, logs and terminals), then cut to [`MAX_LABEL_LEN`].
 fn cut(s: &str) -> String {
+    let s = wattprint_core::text::printable(s);
+    let s = s.as_ref();
     let mut end = s.len().min(MAX_LABEL_LEN);
     while !s.is_char_boundary(end) {
         end -= 1;

@@ -553,3 +553,116 @@ fn every_refusal_is_a_json_error() {
         assert!(r.json()["error"].is_string(), "{}", r.body);
     }
 }
+
+/// Requests hyper cannot parse are answered below every handler; the answer is still the
+/// documented JSON error (`conn::JsonErrors`), with hyper's status.
+#[test]
+fn a_request_hyper_cannot_parse_gets_a_json_error_too() {
+    use std::io::{Read, Write};
+    let a = start_with(config(), counter(10.0));
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let cases: [(&[u8], u16); 5] = [
+        (b"\x01\x1b[2J garbage\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nHost localhost\r\n\r\n", 400),
+        (b"GET /healthz HTTP/9.9\r\nHost: localhost\r\n\r\n", 400),
+        (long_header.as_bytes(), 431),
+        (many_headers.as_bytes(), 431),
+    ];
+    for (raw, status) in cases {
+        let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // hyper may answer (and close) before the whole head is sent: a failed write of the
+        // rest is fine, the answer is what is checked.
+        let _ = s.write_all(raw);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{:?}: {text}",
+            String::from_utf8_lossy(&raw[..raw.len().min(40)])
+        );
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{text}"
+        );
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(v["error"].as_str().unwrap().len() > 20, "{body}");
+    }
+    // The agent keeps serving.
+    let mut c = Conn::open(a.addr);
+    assert_eq!(c.request("GET", "/healthz", None).status, 200);
+}
+
+/// Control characters (an ANSI sequence here) in names never come back raw: a window name
+/// or label with one is refused by name, a span label is kept escaped, so neither /metrics
+/// nor any answer can rewrite the terminal of whoever reads it.
+#[test]
+fn control_characters_in_names_are_refused_or_escaped() {
+    let a = start_with(config(), counter(100.0));
+    let mut c = Conn::open(a.addr);
+    for body in [
+        json!({"name": "job\u{1b}[2J\u{7}"}),
+        json!({"name": "job", "labels": {"model\u{1b}[31m": "a"}}),
+        json!({"name": "job", "labels": {"model": "a\r\u{9b}31m"}}),
+    ] {
+        let r = c.request("POST", "/v1/windows", Some(&body.to_string()));
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(e.contains("control characters"), "{e}");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t = now();
+    let spans = json!([{"start_unix_s": t - 0.15, "end_unix_s": t - 0.05, "tokens": 3,
+        "labels": {"model": "\u{1b}[31mred\u{1b}[0m", "k\u{1b}]0;title\u{7}": "v"}}]);
+    let r = c.request("POST", "/v1/spans", Some(&spans.to_string()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["accepted"], 1, "{}", r.body);
+    wait_for(|| {
+        let s = c.request("GET", "/v1/requests/summary", None).json();
+        (s["summary"]["requests"] == 1).then_some(())
+    });
+    let m = c.request("GET", "/metrics", None).body;
+    assert!(!m.contains('\u{1b}') && !m.contains('\u{7}'), "{m}");
+    assert!(m.contains("model=\"\\\\u{1b}[31mred\\\\u{1b}[0m\""), "{m}");
+    let s = c.request("GET", "/v1/requests/summary", None).body;
+    assert!(s.contains("\\\\u{1b}[31mred"), "{s}");
+}
+
+/// A chunked body that never ends (no length declared) is cut at the body cap with a JSON
+/// 413, read frame by frame: the agent never buffers past the cap.
+#[test]
+fn an_endless_chunked_body_is_refused_at_the_cap() {
+    use std::io::{Read, Write};
+    let mut cfg = config();
+    cfg.max_body_bytes = 100;
+    let a = start_with(cfg, counter(10.0));
+    let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // One 1,000-byte chunk and no final chunk: for the agent, a body still coming.
+    write!(
+        s,
+        "POST /v1/windows HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n{}\r\n",
+        "x".repeat(1000)
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(text.contains("\"error\""), "{text}");
+}

@@ -1,13 +1,14 @@
 //! `--intensity-file`: a CSV of `timestamp,intensity_g_per_kwh` rows, hourly or finer.
 //!
 //! The timestamp is RFC 3339 (`2025-01-15T10:00:00Z`; read by `wattprint_core::wallclock`,
-//! without an offset as UTC) or Unix seconds. Read with the `csv` crate (quoted fields
-//! allowed); an optional header row, blank lines and `#` comment lines are skipped. Each row holds until the
-//! next one; the last holds for the file's median step. Errors name the line and field.
+//! without an offset as UTC) or Unix seconds. Read row by row, never whole (see [`read`]):
+//! fields split at commas, double-quoted fields allowed on one line; an optional header
+//! row, blank lines and `#` comment lines are skipped. Each row holds until the next one;
+//! the last holds for the file's median step. Errors name the line and field.
 
 use std::path::Path;
 use wattprint_core::carbon::{IntensitySeries, MAX_INTENSITY_G_PER_KWH};
-use wattprint_core::textpos::record_line;
+use wattprint_core::textpos::{BoundedLines, LineError};
 use wattprint_core::{stats, wallclock};
 
 /// A parsed intensity file: points in Unix seconds.
@@ -34,8 +35,8 @@ pub enum FileError {
     },
     #[error("{path}: no data rows; expected `timestamp,intensity_g_per_kwh` lines")]
     Empty { path: String },
-    #[error("{path}: not readable as CSV: {source}")]
-    Csv { path: String, source: csv::Error },
+    #[error("{path}: {source}: give a CSV of `timestamp,g_per_kwh` rows")]
+    Lines { path: String, source: LineError },
 }
 
 fn parse_time(s: &str) -> Option<f64> {
@@ -48,23 +49,68 @@ fn parse_time(s: &str) -> Option<f64> {
         .filter(|&v| wallclock::year_utc(v).is_some())
 }
 
+/// Longest row, bytes: a row is a timestamp and a number (about 40 bytes); anything longer
+/// (a binary file, `/dev/zero`) is refused after reading this much, never read whole.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Largest intensity file read, bytes: ten years of hourly rows are about 3 MB, a year of
+/// one row a minute about 17 MB. The file is read row by row (memory holds the parsed
+/// points, 16 bytes a row, never the text), so this bounds the points kept.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// The fields of one CSV row: split at commas outside double quotes, each trimmed and
+/// unquoted (`""` inside quotes is a quote). A quoted field cannot span lines.
+fn fields_of(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter().map(|f| f.trim().to_string()).collect()
+}
+
 /// Parses the text of an intensity file (`path` is used in messages only).
 pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
+    parse_lines(
+        path,
+        BoundedLines::new(text.as_bytes(), MAX_LINE_BYTES, MAX_FILE_BYTES),
+    )
+}
+
+/// Parses an intensity file row by row.
+fn parse_lines(
+    path: &str,
+    lines: impl Iterator<Item = Result<(usize, String), LineError>>,
+) -> Result<IntensityFile, FileError> {
     let mut points: Vec<(f64, f64)> = Vec::new();
     let mut first_row = true;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    for rec in rdr.records() {
-        let rec = rec.map_err(|source| FileError::Csv {
-            path: path.to_string(),
-            source,
+    for l in lines {
+        let (line, text) = l.map_err(|e| match e {
+            LineError::Io(source) => FileError::Io {
+                path: path.to_string(),
+                source,
+            },
+            e => FileError::Lines {
+                path: path.to_string(),
+                source: e,
+            },
         })?;
-        let line = rec.position().map_or(0, |p| record_line(text, p.byte()));
-        let fields: Vec<&str> = rec.iter().collect();
-        // `#` comments by hand: the reader's own comment option loses the line count.
+        let trimmed = text.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let fields = fields_of(&text);
         if fields.iter().all(|f| f.is_empty()) || fields[0].starts_with('#') {
             continue;
         }
@@ -74,7 +120,7 @@ pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
             field,
             msg,
         };
-        let t = match parse_time(fields[0]) {
+        let t = match parse_time(&fields[0]) {
             Some(t) => t,
             None if first_row => {
                 first_row = false;
@@ -127,35 +173,18 @@ pub fn parse(path: &str, text: &str) -> Result<IntensityFile, FileError> {
     Ok(IntensityFile { points })
 }
 
-/// Largest intensity file read, bytes: ten years of hourly rows are about 3 MB, a year of
-/// one row a minute about 17 MB; a larger file (or `/dev/zero`) is refused, not read whole.
-pub const MAX_FILE_BYTES: u64 = 32 << 20;
-
-/// Reads and parses an intensity file (at most [`MAX_FILE_BYTES`]).
+/// Reads and parses an intensity file, streamed row by row (at most [`MAX_FILE_BYTES`],
+/// rows of at most [`MAX_LINE_BYTES`]).
 pub fn read(path: &Path) -> Result<IntensityFile, FileError> {
-    use std::io::Read;
     let p = path.display().to_string();
-    let io = |source| FileError::Io {
+    let f = std::fs::File::open(path).map_err(|source| FileError::Io {
         path: p.clone(),
         source,
-    };
-    let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf))
-        .map_err(io)?;
-    if buf.len() as u64 > MAX_FILE_BYTES {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {} MiB: an intensity file is hourly or finer rows, give one that covers the run", MAX_FILE_BYTES >> 20),
-        )));
-    }
-    let text = String::from_utf8(buf).map_err(|_| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not UTF-8 text: give a CSV of `timestamp,g_per_kwh` rows",
-        ))
     })?;
-    parse(&p, &text)
+    parse_lines(
+        &p,
+        BoundedLines::new(std::io::BufReader::new(f), MAX_LINE_BYTES, MAX_FILE_BYTES),
+    )
 }
 
 impl IntensityFile {
@@ -258,10 +287,42 @@ mod tests {
     }
 
     #[test]
+    fn an_endless_stream_of_rows_is_read_row_by_row_up_to_the_cap() {
+        use std::io::Read;
+        /// Endless comment rows of 1,000 bytes, counting what is read from it.
+        struct Endless(std::rc::Rc<std::cell::Cell<u64>>);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let mut row = [b'#'; 1000];
+                row[999] = b'\n';
+                let at = (self.0.get() % 1000) as usize;
+                let n = buf.len().min(1000 - at);
+                buf[..n].copy_from_slice(&row[at..at + n]);
+                self.0.set(self.0.get() + n as u64);
+                Ok(n)
+            }
+        }
+        let read_bytes = std::rc::Rc::new(std::cell::Cell::new(0));
+        let lines = BoundedLines::new(
+            std::io::BufReader::new(Endless(std::rc::Rc::clone(&read_bytes))),
+            MAX_LINE_BYTES,
+            MAX_FILE_BYTES,
+        );
+        let e = parse_lines("pipe", lines).unwrap_err().to_string();
+        assert!(e.starts_with("pipe: more than 33554432 bytes"), "{e}");
+        // Stopped at the cap (plus the reader's buffer), not at the end of the input.
+        assert!(
+            read_bytes.get() <= MAX_FILE_BYTES + 16 * 1024,
+            "{}",
+            read_bytes.get()
+        );
+    }
+
+    #[test]
     fn dev_zero_and_absurd_values_are_clear_errors() {
         let e = read(Path::new("/dev/zero")).unwrap_err().to_string();
         assert!(
-            e.starts_with("/dev/zero: cannot read: larger than 32 MiB"),
+            e.starts_with("/dev/zero: line 1: longer than 4096 bytes"),
             "{e}"
         );
         let e = parse("f.csv", "2025-01-15T10:00:00Z,1e308\n")

@@ -506,7 +506,14 @@ fn cache_path(cfg: &LiveConfig, p: LiveProvider, region: &str) -> Option<PathBuf
 }
 
 fn read_cache(path: &PathBuf, now_unix_s: f64) -> Option<LiveReading> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    // A cache entry is a few hundred bytes: a larger file is not ours (or damaged).
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(path).ok()?, 64 * 1024),
+        &mut text,
+    )
+    .ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
     let at = v.get("fetched_unix_s")?.as_f64()?;
     let age = now_unix_s - at;
     if !(0.0..CACHE_TTL_S).contains(&age) {

@@ -183,22 +183,81 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     wattprint_core::text::printable(s)
 }
 
-/// Read a small text file, refusing more than `max_bytes` (so `/dev/zero` or a huge file is
-/// an error, not an endless read).
+/// Multi-line text that quotes input (a report, a summary, a table) made safe for a
+/// terminal: line feeds and tabs kept, every other control character escaped.
+pub fn escape_text(s: &str) -> std::borrow::Cow<'_, str> {
+    wattprint_core::text::printable_text(s)
+}
+
+/// Read a text file whose format needs it whole (JSON, TOML, a token), refusing more than
+/// `max_bytes`, and stopping at the first NUL byte (a binary file, `/dev/zero`): read in
+/// 64 KiB pieces, so junk is refused after one piece, never read up to the cap.
 pub fn read_bounded(path: &std::path::Path, max_bytes: u64) -> std::io::Result<String> {
     use std::io::Read;
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut f = std::fs::File::open(path)?.take(max_bytes + 1);
     let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(max_bytes + 1)
-        .read_to_end(&mut buf)?;
-    if buf.len() as u64 > max_bytes {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {max_bytes} bytes"),
-        ));
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        let n = match f.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = piece[..n].iter().position(|&b| b == 0) {
+            return Err(bad(format!(
+                "binary data (a NUL byte at offset {}), not text",
+                buf.len() + i
+            )));
+        }
+        buf.extend_from_slice(&piece[..n]);
+        if buf.len() as u64 > max_bytes {
+            return Err(bad(format!("larger than {max_bytes} bytes")));
+        }
     }
-    String::from_utf8(buf)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    String::from_utf8(buf).map_err(|_| bad("not UTF-8 text".into()))
+}
+
+/// Read a line-oriented text file (CSV) line by line: each line at most `max_line_bytes`,
+/// all at most `max_bytes`. A file without line breaks (`/dev/zero`, a binary) is refused
+/// after one line's worth, not read up to the cap. The text is kept byte for byte (bytes
+/// that are not UTF-8 become U+FFFD), so an import's content id does not change.
+pub fn read_lines_bounded(
+    path: &std::path::Path,
+    max_line_bytes: usize,
+    max_bytes: u64,
+) -> std::io::Result<String> {
+    use std::io::{BufRead, Read};
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut r = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut buf = Vec::new();
+    for line in 1.. {
+        let start = buf.len();
+        // The line and its `\r\n`.
+        let n = (&mut r)
+            .take(max_line_bytes as u64 + 2)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let body = buf[start..]
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .unwrap_or(&buf[start..]);
+        if body.len() > max_line_bytes {
+            return Err(bad(format!(
+                "line {line}: longer than {max_line_bytes} bytes (a binary file, or no line breaks?)"
+            )));
+        }
+        if buf.len() as u64 > max_bytes {
+            return Err(bad(format!("larger than {max_bytes} bytes")));
+        }
+    }
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 /// Write `contents` to `path` without ever leaving a partial file there: write a temporary

@@ -564,6 +564,37 @@ fn a_locked_history_keeps_the_run_in_a_spool_stored_by_the_next_run() {
 }
 
 #[test]
+fn a_locked_history_keeps_imported_runs_in_the_spool_stored_by_the_next_import() {
+    let d = setup();
+    wp(d.path()).args(["run", "--", "true"]).assert().success();
+    let db = rusqlite::Connection::open(d.path().join("history.sqlite")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let t = trace(d.path(), "locked.csv", 100.0, "2026-03-02");
+    let a = wp(d.path())
+        .env("WATTPRINT_DB_TIMEOUT_MS", "200")
+        .arg("import")
+        .arg(&t)
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let spool = d.path().join("history.sqlite.spool");
+    assert!(
+        err.contains("locked")
+            && err.contains("stored by the next run")
+            && err.contains(&spool.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1, "{err}");
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+    // The next import (of another file) stores itself and the spooled run.
+    let t2 = trace(d.path(), "next.csv", 50.0, "2026-03-03");
+    wp(d.path()).arg("import").arg(&t2).assert().success();
+    assert_eq!(count_runs(d.path()), 3);
+    assert!(!spool.exists());
+}
+
+#[test]
 fn an_unwritable_output_is_refused_before_the_command_runs() {
     let d = setup();
     let marker = d.path().join("ran");
@@ -575,4 +606,111 @@ fn an_unwritable_output_is_refused_before_the_command_runs() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write in"));
     assert!(!marker.exists(), "the command must not run");
+}
+
+/// Control bytes and ANSI sequences in every kind of name (a label, a command argument, an
+/// imported file's id and cells, a zone, an intensity file's cell) reach the terminal
+/// escaped, on stdout and stderr, in every command that prints them.
+#[test]
+fn control_bytes_in_names_reach_the_terminal_escaped() {
+    let d = setup();
+    let esc = "\u{1b}[2J\u{1b}[31m";
+    let raw = |o: &std::process::Output| -> Option<String> {
+        let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+        let text = String::from_utf8_lossy(&all).to_string();
+        text.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+            .then_some(text)
+    };
+    let check = |o: std::process::Output, want: &str| {
+        if let Some(t) = raw(&o) {
+            panic!("raw control character on the terminal:\n{t:?}");
+        }
+        let text = String::from_utf8_lossy(&[o.stdout, o.stderr].concat()).to_string();
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    };
+    let escaped = "\\u{1b}[2J\\u{1b}[31m";
+    // A label and a command argument: the run's summary, `runs`, `report` (markdown and CSV
+    // on stdout) and `compare`.
+    let o = wp(d.path())
+        .arg("run")
+        .arg("--label")
+        .arg(format!("team={esc}red\u{7}"))
+        .args(["--", "echo"])
+        .arg(format!("{esc}arg\r"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    // (echo's own output is the child's, not wattprint's: only stderr is checked here.)
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains('\u{1b}'),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{escaped}arg\\r")));
+    check(wp(d.path()).arg("runs").output().unwrap(), escaped);
+    check(wp(d.path()).arg("report").output().unwrap(), escaped);
+    check(
+        wp(d.path())
+            .args(["report", "--format", "csv"])
+            .output()
+            .unwrap(),
+        &format!("team={escaped}red\\u{{7}}"),
+    );
+    // An imported trace whose id and cells hold escapes: the import line, and the error
+    // naming a bad cell.
+    let t = d.path().join("t.csv");
+    std::fs::write(
+        &t,
+        format!("# wattprint trace v1\n# id: {esc}evil\nt_s,domain,kind,unit,value\n0,gpu-0,gpu,W,100\n10,gpu-0,gpu,W,100\n"),
+    )
+    .unwrap();
+    check(
+        wp(d.path()).arg("import").arg(&t).output().unwrap(),
+        &format!("{escaped}evil"),
+    );
+    std::fs::write(
+        &t,
+        format!("# wattprint trace v1\nt_s,domain,kind,unit,value\n0,gpu-0,gpu,W,{esc}100\n"),
+    )
+    .unwrap();
+    check(
+        wp(d.path()).arg("import").arg(&t).output().unwrap(),
+        escaped,
+    );
+    // A zone, and an intensity file's cell.
+    check(
+        wp(d.path())
+            .args(["estimate", "--power-w", "100", "--hours", "1", "--zone"])
+            .arg(format!("{esc}FR"))
+            .output()
+            .unwrap(),
+        &format!("{escaped}FR"),
+    );
+    let f = d.path().join("intensity.csv");
+    std::fs::write(&f, format!("2026-01-01T00:00:00Z,{esc}100\n")).unwrap();
+    check(
+        wp(d.path())
+            .args([
+                "estimate",
+                "--power-w",
+                "100",
+                "--hours",
+                "1",
+                "--intensity-file",
+            ])
+            .arg(&f)
+            .output()
+            .unwrap(),
+        escaped,
+    );
+    // A command that does not exist, named with escapes.
+    check(
+        wp(d.path())
+            .args(["run", "--no-store", "--"])
+            .arg(format!("/no/such/{esc}cmd"))
+            .output()
+            .unwrap(),
+        &format!("{escaped}cmd"),
+    );
 }

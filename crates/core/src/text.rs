@@ -22,9 +22,28 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Multi-line text (a report, a summary, a table) with every control character but the line
+/// feed and the tab escaped as in [`printable`]: the layout stays, and no input it quotes
+/// can move the cursor, recolour or clear the screen. Borrowed unchanged when clean.
+pub fn printable_text(s: &str) -> Cow<'_, str> {
+    let keep = |c: char| c == '\n' || c == '\t';
+    if !s.chars().any(|c| c.is_control() && !keep(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() && !keep(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{printable, printable_text};
     use proptest::prelude::*;
 
     #[test]
@@ -43,11 +62,22 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn text_keeps_its_lines_and_tabs_only() {
+        assert_eq!(
+            printable_text("a\tb\n\u{1b}[2Jc\r\n"),
+            "a\tb\n\\u{1b}[2Jc\\r\n"
+        );
+    }
+
     proptest! {
         #[test]
         fn no_control_character_survives(s in any::<String>()) {
             let p = printable(&s);
             prop_assert!(!p.chars().any(char::is_control), "{:?}", p);
+            let t = printable_text(&s);
+            prop_assert!(!t.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{:?}", t);
+            prop_assert_eq!(t.matches('\n').count(), s.matches('\n').count());
         }
     }
 }

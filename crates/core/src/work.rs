@@ -308,66 +308,102 @@ fn add(slot: &mut Option<f64>, v: f64) {
     *slot = Some(slot.unwrap_or(0.0) + v);
 }
 
+/// Bad lines of a work file named at most; past this the last entry of
+/// [`WorkFileTally::errors`] counts the rest, so a runaway workload cannot grow the report.
+pub const MAX_WORK_FILE_ERRORS: usize = 20;
+
 /// Parse the work file: one `key=value` per line, key `flops`, `inferences` or `tokens`,
 /// value a non-negative finite number (`1e9` allowed). Blank lines and `#` comments are
 /// ignored. Values of the same key are summed. Bad lines are skipped and reported by number
 /// (`label` names the file in messages).
 pub fn parse_work_file(label: &str, text: &str) -> WorkFileTally {
     let mut t = WorkFileTally::default();
+    let mut bad = 0;
     for (i, raw) in text.lines().enumerate() {
+        t.add_line(label, i + 1, raw, &mut bad);
+    }
+    t
+}
+
+impl WorkFileTally {
+    /// Adds line `n` (1-based) of a work file, read one line at a time; `bad` counts the
+    /// rejected lines so far (start at 0). At most [`MAX_WORK_FILE_ERRORS`] are named.
+    pub fn add_line(&mut self, label: &str, n: usize, raw: &str, bad: &mut usize) {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
-            continue;
+            return;
         }
-        let n = i + 1;
+        let mut reject = |t: &mut WorkFileTally, msg: String| {
+            *bad += 1;
+            if *bad < MAX_WORK_FILE_ERRORS {
+                t.errors.push(msg);
+            } else {
+                let more = *bad - (MAX_WORK_FILE_ERRORS - 1);
+                let summary = format!("{label}: {more} more bad line(s) after these (not named)");
+                if t.errors.len() < MAX_WORK_FILE_ERRORS {
+                    t.errors.push(summary);
+                } else if let Some(last) = t.errors.last_mut() {
+                    *last = summary;
+                }
+            }
+        };
         // Progress lines are the forecast's (`crate::forecast`): checked, not summed.
         match crate::forecast::parse_progress_line(line) {
             Some(Ok(_)) => {
-                t.lines += 1;
-                continue;
+                self.lines += 1;
+                return;
             }
             Some(Err(e)) => {
-                t.errors.push(format!("{label} line {n}: {e}"));
-                continue;
+                reject(self, format!("{label} line {n}: {e}"));
+                return;
             }
             None => {}
         }
         let Some((key, value)) = line.split_once('=') else {
-            t.errors.push(format!(
-                "{label} line {n}: `{line}` is not key=value (use flops=N, inferences=N, tokens=N, progress=F or step=N total=M)"
-            ));
-            continue;
+            reject(
+                self,
+                format!(
+                    "{label} line {n}: `{line}` is not key=value (use flops=N, inferences=N, tokens=N, progress=F or step=N total=M)"
+                ),
+            );
+            return;
         };
         let (key, value) = (key.trim(), value.trim());
         let v = match value.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => v,
             Ok(v) => {
-                t.errors.push(format!(
-                    "{label} line {n}: {key}={value}: {v} is not a count (must be finite and 0 or more)"
-                ));
-                continue;
+                reject(
+                    self,
+                    format!(
+                        "{label} line {n}: {key}={value}: {v} is not a count (must be finite and 0 or more)"
+                    ),
+                );
+                return;
             }
             Err(_) => {
-                t.errors.push(format!(
-                    "{label} line {n}: {key}={value}: `{value}` is not a number"
-                ));
-                continue;
+                reject(
+                    self,
+                    format!("{label} line {n}: {key}={value}: `{value}` is not a number"),
+                );
+                return;
             }
         };
         match key {
-            "flops" => add(&mut t.flops, v),
-            "inferences" => add(&mut t.inferences, v),
-            "tokens" => add(&mut t.tokens, v),
+            "flops" => add(&mut self.flops, v),
+            "inferences" => add(&mut self.inferences, v),
+            "tokens" => add(&mut self.tokens, v),
             _ => {
-                t.errors.push(format!(
-                    "{label} line {n}: unknown key `{key}` (use flops, inferences, tokens, progress or step)"
-                ));
-                continue;
+                reject(
+                    self,
+                    format!(
+                        "{label} line {n}: unknown key `{key}` (use flops, inferences, tokens, progress or step)"
+                    ),
+                );
+                return;
             }
         }
-        t.lines += 1;
+        self.lines += 1;
     }
-    t
 }
 
 fn sum_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {

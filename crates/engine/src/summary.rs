@@ -208,7 +208,9 @@ pub fn render_with(r: &RunReport, carbon_lines: &[String]) -> String {
     for w in &r.warnings {
         let _ = writeln!(s, "  warning: {w}");
     }
-    s
+    // Domain names, zones, labels and warnings quote input (sensor names, files, flags):
+    // nothing in them may reach the terminal as a control sequence.
+    wattprint_core::text::printable_text(&s).into_owned()
 }
 
 /// The declared work and performance-per-watt lines; empty when no work was declared.

@@ -8,7 +8,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use wattprint_core::forecast::parse_progress_line;
-use wattprint_core::work::{parse_work_file, WorkFileTally};
+use wattprint_core::work::WorkFileTally;
 
 /// Environment variable carrying the work file's path to the child.
 pub const WORK_FILE_ENV: &str = "WATTPRINT_WORK_FILE";
@@ -43,27 +43,44 @@ impl WorkFile {
     }
 }
 
-/// Read and parse a work file at `path` (bad lines are reported in the tally, by number).
+/// Longest line of a work file read, bytes (a line is `tokens=N`; a longer one is a
+/// runaway or binary write, and reading stops there).
+pub const MAX_WORK_LINE_BYTES: usize = 4096;
+
+/// Read and parse a work file at `path`, line by line (bad lines are reported in the tally,
+/// by number): memory stays at one line and the first bad lines, whatever the workload
+/// wrote. More than [`MAX_WORK_FILE_BYTES`], a line over [`MAX_WORK_LINE_BYTES`] or bytes
+/// that are not UTF-8 stop the read with an error naming the file (and line).
 pub fn read_work_file(path: &Path) -> Result<WorkFileTally, String> {
+    use wattprint_core::textpos::BoundedLines;
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| format!("work file {shown}: {e}"))?;
-    if meta.len() > MAX_WORK_FILE_BYTES {
-        return Err(format!(
-            "work file {shown} is {} bytes, more than the {MAX_WORK_FILE_BYTES} read: \
-             append one line per batch, not per operation",
-            meta.len()
-        ));
+    let f = std::fs::File::open(path).map_err(|e| format!("work file {shown}: {e}"))?;
+    let mut t = WorkFileTally::default();
+    let mut bad = 0;
+    let lines = BoundedLines::new(
+        std::io::BufReader::new(f),
+        MAX_WORK_LINE_BYTES,
+        MAX_WORK_FILE_BYTES,
+    );
+    for l in lines {
+        let (n, line) = l.map_err(|e| {
+            format!(
+                "work file {shown}: {e}; append one short line (`tokens=N`) per batch, not per operation"
+            )
+        })?;
+        t.add_line(&shown, n, &line, &mut bad);
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("work file {shown}: {e}"))?;
-    Ok(parse_work_file(&shown, &String::from_utf8_lossy(&bytes)))
+    Ok(t)
 }
 
-/// Longest line kept while waiting for its end, bytes (longer ones are skipped).
-const MAX_LINE_BYTES: usize = 4096;
+/// Most bytes one look at the file reads, bytes (the rest waits for the next look): memory
+/// stays small whatever the workload appends at once.
+const MAX_POLL_BYTES: u64 = 64 << 10;
 
 /// Reads the progress lines (`progress=F`, `step=N total=M`) a workload appends to its work
 /// file, as they come: each call reads only what was appended since the last one (one
-/// `stat` when nothing was), up to [`MAX_WORK_FILE_BYTES`] in all.
+/// `stat` when nothing was; at most 64 KiB a call), up to [`MAX_WORK_FILE_BYTES`] in all; a
+/// line longer than [`MAX_WORK_LINE_BYTES`] is skipped.
 pub struct ProgressTail {
     path: PathBuf,
     offset: u64,
@@ -92,7 +109,7 @@ impl ProgressTail {
         if len == self.offset {
             return None;
         }
-        let mut buf = vec![0u8; (len - self.offset) as usize];
+        let mut buf = vec![0u8; (len - self.offset).min(MAX_POLL_BYTES) as usize];
         let n = f.read_at(&mut buf, self.offset).ok()?;
         buf.truncate(n);
         self.offset += n as u64;
@@ -111,7 +128,7 @@ impl ProgressTail {
             self.partial.clear();
             rest = &rest[end + 1..];
         }
-        if self.partial.len() + rest.len() <= MAX_LINE_BYTES {
+        if self.partial.len() + rest.len() <= MAX_WORK_LINE_BYTES {
             self.partial.extend_from_slice(rest);
         } else {
             self.partial.clear();
@@ -180,5 +197,40 @@ mod tests {
         assert!(!p.exists());
         let e = read_work_file(&p).unwrap_err();
         assert!(e.starts_with("work file "), "{e}");
+    }
+
+    #[test]
+    fn dev_zero_endless_lines_and_floods_of_bad_lines_stay_bounded() {
+        // /dev/zero: one endless line, refused after a line's worth, naming it.
+        let e = read_work_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("line 1: longer than 4096 bytes"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        // A file past the cap: refused by size, read no further.
+        let p = d.path().join("big.txt");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(MAX_WORK_FILE_BYTES + 1).unwrap(); // sparse zeros, no line breaks
+        let e = read_work_file(&p).unwrap_err();
+        assert!(e.contains("longer than 4096"), "{e}");
+        let row = format!("#{}\n", "x".repeat(4000)); // comment rows: only the size counts
+        let mut f = std::fs::File::create(&p).unwrap();
+        for _ in 0..(MAX_WORK_FILE_BYTES / row.len() as u64 + 1) {
+            f.write_all(row.as_bytes()).unwrap();
+        }
+        drop(f);
+        let e = read_work_file(&p).unwrap_err();
+        assert!(e.contains("more than 16777216 bytes"), "{e}");
+        // 10,000 bad lines: 20 entries, the last counting the rest; good lines still summed.
+        let mut text = String::from("tokens=5\n");
+        text.push_str(&"oops\n".repeat(10_000));
+        std::fs::write(&p, text).unwrap();
+        let t = read_work_file(&p).unwrap();
+        assert_eq!(t.tokens, Some(5.0));
+        assert_eq!(t.errors.len(), wattprint_core::work::MAX_WORK_FILE_ERRORS);
+        assert!(t.errors[0].contains("line 2"), "{}", t.errors[0]);
+        assert!(
+            t.errors.last().unwrap().contains("9981 more bad line(s)"),
+            "{:?}",
+            t.errors.last()
+        );
     }
 }

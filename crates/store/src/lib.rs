@@ -83,6 +83,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("the history database {path} cannot grow: no space left on its disk ({message}); free some space, or set WATTPRINT_DB to a file on another disk")]
+    Full { path: PathBuf, message: String },
     #[error("history database {path}: {message}")]
     Sql { path: PathBuf, message: String },
     #[error("stored run {id} cannot be read back: {message}")]
@@ -771,6 +773,10 @@ fn to_err(path: &Path, busy_ms: u64, e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
             path: path.to_path_buf(),
             waited_ms: busy_ms,
+        },
+        Some(ErrorCode::DiskFull) => StoreError::Full {
+            path: path.to_path_buf(),
+            message: e.to_string(),
         },
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
             path: path.to_path_buf(),

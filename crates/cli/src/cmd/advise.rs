@@ -236,7 +236,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if !plan.warnings.is_empty() {
         writeln!(out, "\nWarnings")?;
         for w in &plan.warnings {
-            writeln!(out, "  - {w}")?;
+            writeln!(out, "  - {}", crate::common::escape(w))?;
         }
     }
     Ok(0)

@@ -2,6 +2,7 @@
 //! dashboard and (optionally) a Unix socket serving counters to unprivileged processes.
 //! Parses flags and the config file, discovers sensors, and hands over to `wattprint_agent`.
 
+use crate::common::escape;
 use crate::exit::BadInput;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -212,7 +213,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     })
     .map_err(crate::common::carbon_error)?;
     for w in &carbon.warnings {
-        eprintln!("wattprint agent: {w}");
+        eprintln!("wattprint agent: {}", escape(w));
     }
     let socket = match socket_path {
         Some(path) => Some(SocketConfig {
@@ -276,15 +277,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         eprintln!(
             "wattprint agent: {} not used: {}{}",
             a.source,
-            a.reason,
+            escape(&a.reason),
             a.fix
                 .as_deref()
-                .map(|f| format!(" (fix: {f})"))
+                .map(|f| format!(" (fix: {})", escape(f)))
                 .unwrap_or_default()
         );
     }
     for n in &d.notes {
-        eprintln!("wattprint agent: {n}");
+        eprintln!("wattprint agent: {}", escape(n));
     }
     if d.sensors.is_empty() {
         return Err(BadInput(
@@ -305,7 +306,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             "wattprint agent: listening on http://{addr} (dashboard at /, metrics at /metrics)"
         ),
         (None, Some(path)) => {
-            eprintln!("wattprint agent: serving counters on {path} (no HTTP: --listen none)")
+            eprintln!(
+                "wattprint agent: serving counters on {} (no HTTP: --listen none)",
+                escape(&path)
+            )
         }
         (None, None) => {}
     }

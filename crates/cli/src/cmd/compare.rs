@@ -54,7 +54,11 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
     } else {
-        write!(out, "{}", render(&c, args.markdown))?;
+        write!(
+            out,
+            "{}",
+            crate::common::escape_text(&render(&c, args.markdown))
+        )?;
     }
     Ok(if c.failed { 1 } else { 0 })
 }

@@ -261,13 +261,17 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         println!("           {} CO2e per 1k tokens", Grams(v));
     }
     if let (Some(v), Some(u)) = (m.sci_g_per_unit, &m.sci_unit) {
-        println!("SCI        {} CO2e per {u}", Grams(v));
+        println!(
+            "SCI        {} CO2e per {}",
+            Grams(v),
+            crate::common::escape(u)
+        );
     }
     if let (Some(a), Some(p)) = (m.flops_per_watt, m.peak_flops_per_watt) {
         println!("FLOPs/W    {a:.3e} achieved, {p:.3e} peak at {precision}");
     }
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::common::escape(w));
     }
     Ok(0)
 }

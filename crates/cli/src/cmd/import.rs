@@ -1,7 +1,7 @@
 //! `wattprint import FILE`: scores a trace or another tool's output (nvidia-smi CSV,
 //! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it.
 
-use crate::common::{carbon_error, CarbonArgs, WorkArgs};
+use crate::common::{carbon_error, escape, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::io::Write;
 use std::path::PathBuf;
@@ -50,24 +50,22 @@ pub struct Args {
 }
 
 /// Largest file imported, bytes: a day of nvidia-smi logs of 8 GPUs every 100 ms is about
-/// 500 MB, so 1 GiB; a larger file (or `/dev/zero`) is refused before it fills memory.
-const MAX_IMPORT_BYTES: u64 = 1 << 30;
+/// 500 MB, so 1 GiB; a larger file is refused.
+pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
+
+/// Longest line of an imported file, bytes: a CodeCarbon row with every column is about
+/// 2 KB; a file without line breaks (`/dev/zero`, a binary) is refused after this much.
+pub const MAX_IMPORT_LINE_BYTES: usize = 1 << 20;
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    use std::io::Read;
-    let mut text = Vec::new();
-    std::fs::File::open(&args.file)
-        .and_then(|f| f.take(MAX_IMPORT_BYTES + 1).read_to_end(&mut text))
-        .map_err(|e| BadInput(format!("{}: cannot read: {e}", args.file.display())))?;
-    if text.len() as u64 > MAX_IMPORT_BYTES {
-        return Err(BadInput(format!(
-            "{}: larger than {} MiB: split the log and import the parts",
-            args.file.display(),
-            MAX_IMPORT_BYTES >> 20
-        ))
-        .into());
-    }
-    let text = String::from_utf8_lossy(&text);
+    let text =
+        crate::common::read_lines_bounded(&args.file, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
+            .map_err(|e| {
+                BadInput(format!(
+                    "{}: cannot read: {e} (split a larger log and import the parts)",
+                    args.file.display()
+                ))
+            })?;
     let format = match args.format {
         Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
         Some(Format::Codecarbon) => ImportFormat::CodeCarbon,
@@ -149,7 +147,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for r in &runs {
         eprintln!(
             "wattprint: imported {} ({}): {} over {:.1} s{}",
-            r.id,
+            escape(&r.id),
             format.name(),
             wattprint_report::render::fmt_j(r.energy.total_j),
             r.duration_s,
@@ -161,25 +159,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         );
     }
     if !args.no_store {
-        let mut store = match crate::cmd::runs::open_store() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("wattprint: warning: imported runs not stored in the history: {e}");
-                return Ok(0);
+        // Like `run`: a locked history that outlasts the wait keeps the runs in the spool
+        // beside the database (the warning says where); the next run or import stores them.
+        crate::cmd::runs::store_all_or_warn(&runs, |r, how| {
+            if how == wattprint_store::Inserted::AlreadyStored {
+                eprintln!(
+                    "wattprint: {} was already in the history (same file imported before)",
+                    escape(&r.id)
+                );
             }
-        };
-        for r in &runs {
-            match store.insert(r) {
-                Ok(wattprint_store::Inserted::New) => {}
-                Ok(wattprint_store::Inserted::AlreadyStored) => {
-                    eprintln!(
-                        "wattprint: {} was already in the history (same file imported before)",
-                        r.id
-                    )
-                }
-                Err(e) => eprintln!("wattprint: warning: {} not stored: {e}", r.id),
-            }
-        }
+        });
     }
     Ok(0)
 }

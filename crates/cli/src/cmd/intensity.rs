@@ -123,15 +123,16 @@ fn live_main(zone: &str, live: &str, json_out: bool) -> anyhow::Result<u8> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        // The zone is the user's, the source and warnings may quote a provider's answer.
         println!(
             "{}  {:.1} gCO2e/kWh, {} basis: {}",
-            c.zone(),
+            crate::common::escape(c.zone()),
             c.intensity_g_per_kwh(),
             c.basis(),
-            c.intensity_source()
+            crate::common::escape(c.intensity_source())
         );
         for w in warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::common::escape(w));
         }
     }
     Ok(0)

@@ -31,8 +31,11 @@ pub struct Args {
     pub json: bool,
 }
 
-fn read(p: &PathBuf) -> anyhow::Result<String> {
-    std::fs::read_to_string(p)
+/// Largest ratings or thresholds file, bytes (a row per model and task: a few KB).
+const MAX_RATE_FILE_BYTES: u64 = 64 << 20;
+
+fn read(p: &std::path::Path) -> anyhow::Result<String> {
+    crate::common::read_lines_bounded(p, 64 * 1024, MAX_RATE_FILE_BYTES)
         .map_err(|e| BadInput(format!("{}: cannot read: {e}", p.display())).into())
 }
 

@@ -113,9 +113,17 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Some(p) => {
             crate::common::write_atomic(p, text.as_bytes())
                 .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", p.display()))?;
-            eprintln!("wattprint: wrote {} ({} run(s))", p.display(), runs.len());
+            eprintln!(
+                "wattprint: wrote {} ({} run(s))",
+                crate::common::escape(&p.display().to_string()),
+                runs.len()
+            );
         }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        // Commands, labels and ids are written as they are in the file formats; on stdout
+        // (a terminal, often) their control characters are escaped. JSON escapes its own.
+        None => std::io::stdout()
+            .lock()
+            .write_all(crate::common::escape_text(&text).as_bytes())?,
     }
     Ok(0)
 }

@@ -2,7 +2,7 @@
 
 use crate::checkpoint;
 use crate::child::{self, Forwarder, SpawnError};
-use crate::common::{carbon_error, CarbonArgs, OutputArgs, SensorArgs, WorkArgs};
+use crate::common::{carbon_error, escape, CarbonArgs, OutputArgs, SensorArgs, WorkArgs};
 use crate::exit::BadInput;
 use crate::forecast::{Budget, Watch};
 use std::collections::BTreeMap;
@@ -532,15 +532,18 @@ fn check_output_path(p: &Path) -> anyhow::Result<()> {
 fn spawn_failed(e: SpawnError) -> u8 {
     match e {
         SpawnError::NotFound(p) => {
-            eprintln!("wattprint: command not found: `{p}` (not in PATH, or no such file)");
+            eprintln!(
+                "wattprint: command not found: `{}` (not in PATH, or no such file)",
+                escape(&p)
+            );
             127
         }
         SpawnError::NotExecutable(p, err) => {
-            eprintln!("wattprint: cannot execute `{p}`: {err}");
+            eprintln!("wattprint: cannot execute `{}`: {err}", escape(&p));
             126
         }
         SpawnError::Other(p, err) => {
-            eprintln!("wattprint: cannot start `{p}`: {err}");
+            eprintln!("wattprint: cannot start `{}`: {err}", escape(&p));
             126
         }
     }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use wattprint_core::report::RunReport;
 use wattprint_core::wallclock::parse_rfc3339_s;
-use wattprint_store::{Filter, Store};
+use wattprint_store::{Filter, Inserted, Store};
 
 /// Run selection shared by `runs`, `report` and `compare`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -135,12 +135,13 @@ fn drain_spool(s: &mut Store, dir: &Path) {
                 let _ = std::fs::remove_file(&p);
             }
             Ok(Err(e)) => eprintln!(
-                "wattprint: warning: spooled run {} not stored yet: {e}",
-                p.display()
+                "wattprint: warning: spooled run {} not stored yet: {}",
+                crate::common::escape(&p.display().to_string()),
+                crate::common::escape(&e.to_string())
             ),
             Err(e) => eprintln!(
                 "wattprint: warning: spooled run {} cannot be read ({e}): move it aside",
-                p.display()
+                crate::common::escape(&p.display().to_string())
             ),
         }
     }
@@ -152,54 +153,113 @@ fn drain_spool(s: &mut Store, dir: &Path) {
 /// history stays locked past the wait, the run is kept in a spool directory beside the
 /// database and stored by the next run; the warning says where.
 pub fn store_or_warn(r: &RunReport) {
+    store_all_or_warn(std::slice::from_ref(r), |_, _| {});
+}
+
+/// [`store_or_warn`] for several runs (`import`) in one opening of the history:
+/// `stored(run, how)` is called for each run the history took. When the history stays
+/// locked past the wait, every run is kept in the spool beside the database.
+pub fn store_all_or_warn(runs: &[RunReport], mut stored: impl FnMut(&RunReport, Inserted)) {
+    use crate::common::escape;
     let db = match db_path() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!(
-                "wattprint: warning: run {} not stored in the history: {e}",
-                r.id
-            );
+            for r in runs {
+                eprintln!(
+                    "wattprint: warning: run {} not stored in the history: {e}",
+                    escape(&r.id)
+                );
+            }
             return;
         }
     };
     let spool = spool_dir(&db);
     let procfs = wattprint_engine::SensorConfig::seams_from_env().procfs_root;
-    let result = Store::open_with_timeout(&db, busy_ms()).and_then(|mut s| {
-        crate::checkpoint::settle(&mut s, &procfs);
-        let inserted = s.finish(r);
-        if inserted.is_ok() {
-            drain_spool(&mut s, &spool);
-        }
-        inserted
-    });
-    match result {
-        Ok(_) => {}
-        Err(e @ wattprint_store::StoreError::Locked { .. }) => {
-            let kept = std::fs::create_dir_all(&spool)
-                .map_err(anyhow::Error::from)
-                .and_then(|()| {
-                    let p = spool.join(format!("{}.json", r.id));
-                    crate::common::write_atomic(&p, serde_json::to_string(r)?.as_bytes())?;
-                    Ok(p)
-                });
-            match kept {
-                Ok(p) => eprintln!(
-                    "wattprint: warning: run {} not stored yet: {e}; kept in {} and stored by the next run",
-                    r.id,
-                    p.display()
-                ),
-                Err(k) => eprintln!(
-                    "wattprint: warning: run {} not stored in the history: {e} (and not kept in {}: {k})",
-                    r.id,
-                    spool.display()
-                ),
+    let mut s = match Store::open_with_timeout(&db, busy_ms()) {
+        Ok(s) => s,
+        Err(e) => {
+            for r in runs {
+                not_stored(r, &e, &spool);
             }
+            return;
         }
-        Err(e) => eprintln!(
-            "wattprint: warning: run {} not stored in the history: {e}",
-            r.id
+    };
+    crate::checkpoint::settle(&mut s, &procfs);
+    let mut any = false;
+    for r in runs {
+        match s.finish(r) {
+            Ok(how) => {
+                any = true;
+                stored(r, how);
+            }
+            Err(e) => not_stored(r, &e, &spool),
+        }
+    }
+    if any {
+        drain_spool(&mut s, &spool);
+    }
+}
+
+/// Warns that `r` is not in the history; a locked history keeps it in the spool.
+fn not_stored(r: &RunReport, e: &wattprint_store::StoreError, spool: &Path) {
+    use crate::common::escape;
+    let id = escape(&r.id);
+    // A locked history, or one whose disk is full (a small spool file may still fit where
+    // SQLite's pages do not), keeps the run in the spool; other failures only warn.
+    if !matches!(
+        e,
+        wattprint_store::StoreError::Locked { .. } | wattprint_store::StoreError::Full { .. }
+    ) {
+        eprintln!(
+            "wattprint: warning: run {id} not stored in the history: {}",
+            escape(&e.to_string())
+        );
+        return;
+    }
+    let kept = std::fs::create_dir_all(spool)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            let p = spool.join(format!("{}.json", spool_name(&r.id)));
+            crate::common::write_atomic(&p, serde_json::to_string(r)?.as_bytes())?;
+            Ok(p)
+        });
+    match kept {
+        Ok(p) => eprintln!(
+            "wattprint: warning: run {id} not stored yet: {}; kept in {} and stored by the next run",
+            escape(&e.to_string()),
+            escape(&p.display().to_string())
+        ),
+        Err(k) => eprintln!(
+            "wattprint: warning: run {id} not stored in the history: {} (and not kept in {}: {})",
+            escape(&e.to_string()),
+            escape(&spool.display().to_string()),
+            escape(&k.to_string())
         ),
     }
+}
+
+/// A run id as a file name: imported ids come from file names and may hold `/` or control
+/// characters; anything but `[A-Za-z0-9._-]` becomes `_`, and a changed id gets its hash.
+fn spool_name(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let t: String = s.trim_start_matches('.').chars().take(120).collect();
+    if t == id {
+        return t;
+    }
+    // Changed: a hash of the id keeps two ids that map to the same name apart (FNV-1a).
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{t}-{h:016x}")
 }
 
 /// `[since, until)` in Unix seconds from --period/--since/--until.
@@ -277,7 +337,8 @@ pub fn filter(a: &SelectArgs, limit: Option<usize>) -> anyhow::Result<(Filter, S
 /// Reads run reports from a JSON file (one report or an array: `run -o`, `import --json`), or
 /// from a file `wattprint import` reads.
 pub fn load_file(p: &Path) -> anyhow::Result<Vec<RunReport>> {
-    let text = std::fs::read_to_string(p)
+    // JSON needs the whole text; an import file is read as `import` reads it.
+    let text = crate::common::read_bounded(p, crate::cmd::import::MAX_IMPORT_BYTES)
         .map_err(|e| BadInput(format!("{}: cannot read: {e}", p.display())))?;
     let t = text.trim_start();
     if !(t.starts_with('{') || t.starts_with('[')) {
@@ -390,7 +451,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     } else if runs.is_empty() {
         eprintln!(
             "no runs stored in {} (yet): `wattprint run -- CMD` stores one",
-            store.path().display()
+            crate::common::escape(&store.path().display().to_string())
         );
     } else {
         write!(out, "{}", wattprint_report::render::runs_table(&runs))?;

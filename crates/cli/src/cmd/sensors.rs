@@ -40,7 +40,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
         } else {
-            write!(out, "{}", check::render(&c))?;
+            write!(out, "{}", crate::common::escape_text(&check::render(&c)))?;
         }
         return Ok(0);
     }
@@ -51,7 +51,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&inv)?)?;
     } else {
-        write!(out, "{}", render(&inv))?;
+        // Sensor and device names come from sysfs and drivers: escaped like any input.
+        write!(out, "{}", crate::common::escape_text(&render(&inv)))?;
     }
     Ok(0)
 }
