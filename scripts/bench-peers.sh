@@ -47,6 +47,7 @@ if [ "$(id -u)" = 0 ] && [ -z "${PEERS_NS:-}" ] && command -v unshare >/dev/null
 fi
 
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%FT%TZ)"
+[ -x /usr/bin/time ] || { echo "bench-peers.sh: needs GNU time (/usr/bin/time: apt-get install time)" >&2; exit 1; }
 if [ -n "${WATTPRINT_BIN:-}" ]; then
   WP=$(realpath "$WATTPRINT_BIN")
 else
@@ -110,6 +111,17 @@ if [ -n "${PEERS_NS:-}" ]; then
   done
   mkdir -p /sys/class/powercap
   mount --bind "$fake/class/powercap" /sys/class/powercap
+  # joule-profiler reads /sys/devices/virtual/powercap itself: the same for /sys/devices/virtual.
+  mkdir -p "$SCRATCH/real-virtual"
+  mount --bind /sys/devices/virtual "$SCRATCH/real-virtual"
+  mount -t tmpfs tmpfs /sys/devices/virtual
+  for e in "$SCRATCH"/real-virtual/*; do
+    n=$(basename "$e")
+    mkdir "/sys/devices/virtual/$n"
+    mount --bind "$e" "/sys/devices/virtual/$n"
+  done
+  mkdir -p /sys/devices/virtual/powercap
+  mount --bind "$fake/devices/virtual/powercap" /sys/devices/virtual/powercap
   echo "== /sys/class/powercap is the synthetic tree (private mount namespace)"
   # The hardware at rest: the counter advances at POWER_W (every 10 ms) until phase 3.
   python3 -c '
@@ -156,24 +168,29 @@ wrap() {
     codecarbon/1s) echo "$SCRATCH/venv/bin/python" "$SCRATCH/cc_wrap.py" 1 -- "$@" ;;
     # joule-profiler reads its counters at the command's start and end (and its phases):
     # it has no sampling period, so its default is also its 1 s figure.
-    joule-profiler/*) echo "$JP" --output-format json profile -- "$@" ;;
+    # As root it needs --use-root to run the command; pinned to powercap as wattprint is.
+    joule-profiler/*) echo "$JP" --output-format json -o "$SCRATCH/jp.json" -D profiler.rapl_backend=powercap profile --use-root -- "$@" ;;
   esac
 }
 
-# One measured process: wall s, CPU s (user + system of the whole waited-for tree), peak RSS
-# KiB, from wait4; the tool's stderr kept in $SCRATCH/last.err.
+# One measured process: wall s, CPU s (user + system of the whole waited-for tree), from
+# wait4; peak RSS KiB from GNU time's %M around it (a process forked from this Python script
+# would carry the script's own high-water mark, ~10 MiB, into ru_maxrss); the tool's stderr
+# kept in $SCRATCH/last.err.
 cat >"$SCRATCH/measure.py" <<'PY'
 import json, os, sys, time
+rss_file = sys.argv[1] + ".rss"
 t0 = time.perf_counter()
 pid = os.fork()
 if pid == 0:
     fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 2)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    os.execvp(sys.argv[2], sys.argv[2:])
+    os.execvp("/usr/bin/time", ["/usr/bin/time", "-f", "%M", "-o", rss_file] + sys.argv[2:])
 _, status, ru = os.wait4(pid, 0)
-print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
-                  "rss_kib": ru.ru_maxrss, "status": status}))
+wall = time.perf_counter() - t0
+print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
+                  "rss_kib": int(open(rss_file).read().split()[-1]), "status": status}))
 PY
 measure() { python3 "$SCRATCH/measure.py" "$SCRATCH/last.err" "$@"; }
 
@@ -224,24 +241,14 @@ while True:
         break
     time.sleep(0.01)
 PY
-# joule-profiler's JSON: the package domain's energy, J.
+# joule-profiler's JSON: the package domain's energy over its global phase, J.
 cat >"$SCRATCH/jp_energy.py" <<'PY'
-import json, re, sys
-text = open(sys.argv[1]).read()
-doc = json.loads(text[text.index("{"):])
-found = []
-def walk(x, key=""):
-    if isinstance(x, dict):
-        for k, v in x.items():
-            walk(v, k)
-    elif isinstance(x, list):
-        for v in x:
-            walk(v, key)
-    elif isinstance(x, (int, float)) and re.search(r"pkg|package", key, re.I) and not re.search(r"power|_w$", key, re.I):
-        found.append((key, x))
-walk(doc)
-key, v = found[0]
-print(v / 1e6 if re.search(r"uj|µj|micro", key, re.I) else v)
+import json, sys
+doc = json.load(open(sys.argv[1]))
+phase = next(p for p in doc["phases"] if p["start_token"] == "START" and p["end_token"] == "END")
+scale = {"µJ": 1e-6, "uJ": 1e-6, "mJ": 1e-3, "J": 1.0}
+m = next(m for m in phase["metrics"] if "PACKAGE" in m["name"].upper() or "PKG" in m["name"].upper())
+print(m["value"] * scale[m["unit"]])
 PY
 known_j=$(python3 -c "print($POWER_W * $SIM_S)")
 accuracy() { # tool sampling: one run on the fake tree; prints the package energy it reports, J
@@ -253,7 +260,7 @@ accuracy() { # tool sampling: one run on the fake tree; prints the package energ
   case "$t" in
     wattprint) python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(d["joules"] for d in r["energy"]["domains"] if d["name"]=="package-0"))' "$SCRATCH/wp.json" ;;
     codecarbon) tail -1 "$SCRATCH/acc.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_j"])' ;;
-    joule-profiler) python3 "$SCRATCH/jp_energy.py" "$SCRATCH/acc.out" ;;
+    joule-profiler) python3 "$SCRATCH/jp_energy.py" "$SCRATCH/jp.json" ;;
   esac
 }
 if [ -n "${PEERS_NS:-}" ]; then
@@ -304,7 +311,7 @@ def cell(t, k, fmt):
     v, w = fig[t][k], fig["wattprint"][k]
     if v is None:
         return "n/a"
-    if t == "wattprint" or not w:
+    if t == "wattprint" or abs(w) < 1e-6 or v / w < 0:
         return fmt.format(v)
     return fmt.format(v) + f" ({v / w:.0f} x)" if abs(v / w) >= 10 else fmt.format(v) + f" ({v / w:.1f} x)"
 print()
