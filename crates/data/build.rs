@@ -20,6 +20,8 @@ fn main() {
     cpu_table();
     gpu_table();
     ccf_tables();
+    subnational_tables();
+    ccf_instance_tables();
 }
 
 fn data_dir() -> PathBuf {
@@ -162,13 +164,16 @@ fn carbon_tables() {
 
     // AWS and Azure regions -> country.
     let cloud_path = dir.join("cloud-regions.csv");
-    out.push_str("/// AWS and Azure regions: (provider, region, location, country alpha-2).\npub static CLOUD_REGIONS: &[(&str, &str, &str, &str)] = &[\n");
+    out.push_str("/// AWS and Azure regions: (provider, region, location, country alpha-2, ISO 3166-2 subdivision or \"\", eGRID subregion or \"\").\npub static CLOUD_REGIONS: &[(&str, &str, &str, &str, &str, &str)] = &[\n");
     for rec in reader(&cloud_path).records() {
         let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", cloud_path.display()));
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
         let provider = field(&rec, 0, &cloud_path, "provider");
         let region = field(&rec, 1, &cloud_path, "region");
         let location = field(&rec, 2, &cloud_path, "location");
         let a2 = field(&rec, 3, &cloud_path, "country_alpha2");
+        let sub = field(&rec, 4, &cloud_path, "subdivision");
+        let egrid = field(&rec, 5, &cloud_path, "egrid_subregion");
         let has_data = iso
             .iter()
             .any(|(i2, i3, _)| i2 == a2 && latest.contains_key(i3));
@@ -177,7 +182,21 @@ fn carbon_tables() {
             "{}: {provider}:{region} maps to {a2}, which has no intensity",
             cloud_path.display()
         );
-        writeln!(out, "    ({provider:?}, {region:?}, {location:?}, {a2:?}),").unwrap();
+        assert!(
+            sub.is_empty() || sub.starts_with(&format!("{a2}-")),
+            "{}:{line}: subdivision {sub:?} is not in country {a2}",
+            cloud_path.display()
+        );
+        assert!(
+            egrid.is_empty() || a2 == "US",
+            "{}:{line}: eGRID subregion {egrid:?} outside the US",
+            cloud_path.display()
+        );
+        writeln!(
+            out,
+            "    ({provider:?}, {region:?}, {location:?}, {a2:?}, {sub:?}, {egrid:?}),"
+        )
+        .unwrap();
     }
     out.push_str("];\n");
 
@@ -364,5 +383,276 @@ fn ccf_tables() {
     out.push_str("];\n");
     let dest =
         PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("ccf_tables.rs");
+    fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+}
+
+/// Subnational grid factors (see `src/subnational.rs`): eGRID2023 subregions and states, ECCC
+/// provinces, NGA states, Ember India states, MEE/NBS China provinces, and the cloud-region
+/// table of Cloud Carbon Footprint (Electricity Maps zone, NERC region: for mapping only).
+/// Each file's latest vintage per area is kept; every row is checked (numbers finite and >= 0).
+fn subnational_tables() {
+    let dir = data_dir();
+    let mut out = String::new();
+
+    // eGRID2023 subregions: (code, name, g/kWh, data year, edition).
+    let path = dir.join("grid-us-egrid2023-subregions.csv");
+    out.push_str("/// eGRID subregions: (code, name, gCO2e/kWh, data year, edition).\npub static EGRID_SUBREGIONS: &[(&str, &str, f64, i32, &str)] = &[\n");
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let code = field(&rec, 0, &path, "subregion");
+        let name = field(&rec, 1, &path, "subregion_name");
+        let year = num(field(&rec, 2, &path, "data_year"), &path, &rec, "data_year") as i32;
+        let edition = field(&rec, 3, &path, "edition");
+        let g = num(
+            field(&rec, 8, &path, "co2e_g_per_kwh"),
+            &path,
+            &rec,
+            "co2e_g_per_kwh",
+        );
+        writeln!(out, "    ({code:?}, {name:?}, {g:?}, {year}, {edition:?}),").unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // eGRID2023 states.
+    let path = dir.join("grid-us-states.csv");
+    out.push_str("/// eGRID states: (postal code, gCO2e/kWh, data year, edition).\npub static EGRID_STATES: &[(&str, f64, i32, &str)] = &[\n");
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let code = field(&rec, 0, &path, "state");
+        let year = num(field(&rec, 1, &path, "data_year"), &path, &rec, "data_year") as i32;
+        let edition = field(&rec, 2, &path, "edition");
+        let g = num(
+            field(&rec, 7, &path, "co2e_g_per_kwh"),
+            &path,
+            &rec,
+            "co2e_g_per_kwh",
+        );
+        writeln!(out, "    ({code:?}, {g:?}, {year}, {edition:?}),").unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // Canada: latest year per province with a consumption intensity; Prince Edward Island's
+    // consumption is marked "use New Brunswick" in the source and takes NB's value.
+    let path = dir.join("grid-ca-provinces.csv");
+    let mut ca: BTreeMap<String, (String, i32, bool, Option<f64>, String)> = BTreeMap::new();
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let code = field(&rec, 0, &path, "region_code").to_string();
+        let name = field(&rec, 1, &path, "region_name").to_string();
+        let year = num(field(&rec, 2, &path, "year"), &path, &rec, "year") as i32;
+        let prelim = field(&rec, 3, &path, "preliminary") == "yes";
+        let cons = match field(&rec, 5, &path, "consumption_intensity_gco2e_per_kwh").trim() {
+            "" => None,
+            s => Some(num(s, &path, &rec, "consumption_intensity_gco2e_per_kwh")),
+        };
+        let note = field(&rec, 6, &path, "note").to_string();
+        let e = ca
+            .entry(code)
+            .or_insert((name.clone(), year, prelim, cons, note.clone()));
+        if year > e.1 {
+            *e = (name, year, prelim, cons, note);
+        }
+    }
+    out.push_str("/// Canada: (code, name, gCO2e/kWh consumption intensity, year, preliminary, note).\npub static CA_PROVINCES: &[(&str, &str, f64, i32, bool, &str)] = &[\n");
+    for (code, (name, year, prelim, cons, note)) in &ca {
+        let (g, note) = match cons {
+            Some(g) => (*g, String::new()),
+            None if code == "CA-PE" => {
+                let nb = ca.get("CA-NB").and_then(|r| r.3).unwrap_or_else(|| {
+                    panic!(
+                        "{}: CA-PE needs New Brunswick's consumption value",
+                        path.display()
+                    )
+                });
+                (nb, "New Brunswick's consumption intensity, as the source directs for Prince Edward Island (high imports from NB)".to_string())
+            }
+            None => panic!(
+                "{}: {code} {year}: no consumption intensity ({note})",
+                path.display()
+            ),
+        };
+        writeln!(
+            out,
+            "    ({code:?}, {name:?}, {g:?}, {year}, {prelim}, {note:?}),"
+        )
+        .unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // Australia: the latest NGA edition, Table 1 location-based rows per state/grid.
+    let path = dir.join("grid-au-states.csv");
+    let mut au: Vec<(i32, String, String, String, f64)> = Vec::new();
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let edition = field(&rec, 0, &path, "edition");
+        let year: i32 = edition
+            .trim_start_matches("NGA Factors ")
+            .parse()
+            .unwrap_or_else(|e| panic!("{}:{line}: edition {edition:?}: {e}", path.display()));
+        if !field(&rec, 2, &path, "factor_type").starts_with("location-based") {
+            continue;
+        }
+        let label = field(&rec, 3, &path, "region_label_in_source").to_string();
+        let iso = field(&rec, 4, &path, "iso_3166_2").to_string();
+        let grid = field(&rec, 5, &path, "grid").to_string();
+        let kg = num(
+            field(&rec, 6, &path, "scope2_kgco2e_per_kwh"),
+            &path,
+            &rec,
+            "scope2_kgco2e_per_kwh",
+        );
+        au.push((year, label, iso, grid, kg * 1000.0));
+    }
+    let latest_au = au
+        .iter()
+        .map(|r| r.0)
+        .max()
+        .unwrap_or_else(|| panic!("{}: no location-based rows", path.display()));
+    out.push_str("/// Australia, latest NGA edition: (ISO 3166-2 codes `;`-separated, label, grid, gCO2e/kWh scope 2, edition year).\npub static AU_STATES: &[(&str, &str, &str, f64, i32)] = &[\n");
+    for (year, label, iso, grid, g) in au.iter().filter(|r| r.0 == latest_au) {
+        writeln!(out, "    ({iso:?}, {label:?}, {grid:?}, {g:?}, {year}),").unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // India: latest year per state.
+    let path = dir.join("grid-in-states.csv");
+    let mut ind: BTreeMap<String, (String, i32, f64)> = BTreeMap::new();
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = field(&rec, 0, &path, "state").to_string();
+        let code = field(&rec, 1, &path, "state_code").to_string();
+        let year = num(field(&rec, 3, &path, "year"), &path, &rec, "year") as i32;
+        let g = field(&rec, 4, &path, "co2_intensity_gco2_per_kwh");
+        if code == "OT" && g.trim().is_empty() {
+            continue; // "Others": no state, no value in the source
+        }
+        let g = num(g, &path, &rec, "co2_intensity_gco2_per_kwh");
+        let e = ind.entry(code).or_insert((name.clone(), year, g));
+        if year > e.1 {
+            *e = (name, year, g);
+        }
+    }
+    out.push_str("/// India: (Ember state code, name, gCO2/kWh, year).\npub static IN_STATES: &[(&str, &str, f64, i32)] = &[\n");
+    for (code, (name, year, g)) in &ind {
+        writeln!(out, "    ({code:?}, {name:?}, {g:?}, {year}),").unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // China.
+    let path = dir.join("grid-cn-provinces.csv");
+    out.push_str("/// China: (ISO 3166-2, province, gCO2/kWh, year).\npub static CN_PROVINCES: &[(&str, &str, f64, i32)] = &[\n");
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let iso = field(&rec, 0, &path, "iso_3166_2");
+        let name = field(&rec, 1, &path, "province");
+        let year = num(field(&rec, 2, &path, "year"), &path, &rec, "year") as i32;
+        let g = num(
+            field(&rec, 3, &path, "co2_g_per_kwh"),
+            &path,
+            &rec,
+            "co2_g_per_kwh",
+        );
+        writeln!(out, "    ({iso:?}, {name:?}, {g:?}, {year}),").unwrap();
+    }
+    out.push_str("];\n\n");
+
+    // Cloud Carbon Footprint's region table: mapping only (its factors are old, not used).
+    let path = dir.join("cloud-regions-grid.csv");
+    out.push_str("/// CCF regions: (provider, region, location in CCF docs, Electricity Maps zone, NERC region).\npub static CCF_REGIONS: &[(&str, &str, &str, &str, &str)] = &[\n");
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let provider = field(&rec, 0, &path, "provider");
+        let region = field(&rec, 1, &path, "region");
+        let location = field(&rec, 3, &path, "location_in_ccf_docs");
+        let em = field(&rec, 4, &path, "electricity_maps_zone");
+        let nerc = field(&rec, 6, &path, "ccf_us_nerc_region");
+        writeln!(
+            out,
+            "    ({provider:?}, {region:?}, {location:?}, {em:?}, {nerc:?}),"
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+
+    let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("subnational_tables.rs");
+    fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+}
+
+fn arch_variant(name: &str, path: &Path, line: u64) -> &'static str {
+    match name {
+        "Graviton" => "Graviton",
+        "Graviton2" => "Graviton2",
+        "Sandy Bridge" => "SandyBridge",
+        "Ivy Bridge" => "IvyBridge",
+        "Haswell" => "Haswell",
+        "Broadwell" => "Broadwell",
+        "Skylake" | "Sky Lake" => "Skylake",
+        "Cascade Lake" => "CascadeLake",
+        "Coffee Lake" => "CoffeeLake",
+        "EPYC 1st Gen" => "Epyc1",
+        "EPYC 2nd Gen" => "Epyc2",
+        "EPYC 3rd Gen" => "Epyc3",
+        other => panic!(
+            "{}:{line}: architecture {other:?} is not known to build.rs",
+            path.display()
+        ),
+    }
+}
+
+/// CCF's embodied kgCO2e per instance type (AWS; Google Cloud mean), as sorted tables with
+/// their file line (for citations), and our AWS instance families -> CCF architectures.
+fn ccf_instance_tables() {
+    let dir = data_dir();
+    let mut out = String::new();
+    for (name, file, col) in [
+        ("AWS_EMBODIED", "ccf-coefficients-aws-embodied.csv", 6),
+        ("GCP_EMBODIED", "ccf-coefficients-gcp-embodied-mean.csv", 2),
+    ] {
+        let path = dir.join(file);
+        let mut rows: Vec<(String, f64, u64)> = Vec::new();
+        for rec in reader(&path).records() {
+            let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let ty = field(&rec, 1, &path, "type").trim().to_string();
+            let kg = num(field(&rec, col, &path, "total"), &path, &rec, "total");
+            assert!(
+                kg > 0.0,
+                "{}:{line}: total {kg} must be positive",
+                path.display()
+            );
+            rows.push((ty, kg, line));
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.dedup_by(|b, a| a.0 == b.0);
+        writeln!(out, "/// `{file}`: (instance type, total embodied kgCO2e, file line), sorted.\npub(crate) static {name}: &[(&str, f64, u64)] = &[").unwrap();
+        for (ty, kg, line) in rows {
+            writeln!(out, "    ({ty:?}, {kg:?}, {line}),").unwrap();
+        }
+        out.push_str("];\n\n");
+    }
+    let path = dir.join("ccf-aws-instance-families.csv");
+    out.push_str("/// AWS instance families: (family, architectures, accelerator, note).\npub(crate) static AWS_FAMILIES: &[(&str, &[Architecture], &str, &str)] = &[\n");
+    for rec in reader(&path).records() {
+        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let fam = field(&rec, 0, &path, "family");
+        let archs: Vec<String> = field(&rec, 1, &path, "architectures")
+            .split(';')
+            .map(|a| format!("Architecture::{}", arch_variant(a.trim(), &path, line)))
+            .collect();
+        let acc = field(&rec, 2, &path, "accelerator");
+        let note = field(&rec, 3, &path, "note");
+        writeln!(
+            out,
+            "    ({fam:?}, &[{}], {acc:?}, {note:?}),",
+            archs.join(", ")
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+    let dest =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("ccf_instances.rs");
     fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
 }

@@ -14,6 +14,8 @@ MATURIN=maturin==1.16.0
 PYTEST=pytest==9.2.0
 # The MLflow server the integration test talks to (a large install: about 1 minute here).
 MLFLOW=mlflow==3.17.2
+# examples/digits.py (its dataset ships inside the package; MLflow depends on it anyway).
+SKLEARN=scikit-learn==1.9.1
 
 command -v "$PY" >/dev/null || { echo "python.sh: $PY not found (install Python >= 3.9)" >&2; exit 1; }
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
@@ -25,7 +27,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 STAMP=$VENV/.wattprint-tools
-WANT="$MATURIN $PYTEST $MLFLOW"
+WANT="$MATURIN $PYTEST $MLFLOW $SKLEARN"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "-- installing $WANT"
   start=$(date +%s)
@@ -50,6 +52,20 @@ export WATTPRINT_CLI=${CARGO_TARGET_DIR:-$ROOT/target}/debug/wattprint
 echo "-- pytest"
 # Exit 5 (no tests collected) is a failure like any other non-zero status.
 (cd crates/py && "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests)
+
+echo "-- examples/digits.py under wattprint bench (the README's tour, shortened)"
+"$VENV/bin/python" examples/digits.py train --out "$WHEELS/digits.pkl" --epochs 20
+"$WATTPRINT_CLI" bench --no-store --runs 2 --parameter-list batch 1,128 \
+  --export-json "$WHEELS/bench.json" -- \
+  "$VENV/bin/python examples/digits.py infer --model $WHEELS/digits.pkl --batch {batch} --count 500"
+"$VENV/bin/python" - "$WHEELS/bench.json" <<'EOF'
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert b["schema"] == "wattprint.bench/v1" and b["unit"] == "inference", b
+assert len(b["groups"]) == 2 and b["recommended"] in (1, 2), b
+assert all(g["j_per_unit"]["n"] == 2 and not g["failed"] for g in b["groups"]), b
+print("bench of the digits example: ok, recommended group", b["recommended"])
+EOF
 
 echo "-- the wheel in a fresh virtualenv, and the README's five lines"
 "$PY" -m venv "$FRESH/venv"

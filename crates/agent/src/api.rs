@@ -33,6 +33,12 @@ pub struct Ctx {
     pub listen: SocketAddr,
     /// Open connections (reported by `/healthz`).
     pub connections: crate::conn::Registry,
+    /// Scraped engines (`--scrape`).
+    pub engines: crate::scrape::Engines,
+    /// The metering proxy's counts, when it runs (`--proxy`).
+    pub proxy: Option<std::sync::Arc<crate::proxy::ProxyStats>>,
+    /// Traces received at `POST /v1/traces`.
+    pub traces: std::sync::Arc<std::sync::Mutex<crate::traces::TraceTable>>,
 }
 
 pub fn router(ctx: Ctx) -> Router {
@@ -46,7 +52,12 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/windows/{id}/end", post(end_window))
         .route("/v1/spans", post(spans))
         .route("/v1/requests/summary", get(summary))
+        .route("/v1/requests/{id}", get(request_by_id))
         .route("/v1/live", get(live))
+        .route("/v1/workloads", get(workloads))
+        .route("/v1/engines", get(engines))
+        .route("/v1/traces", post(post_traces))
+        .route("/v1/traces/{trace_id}", get(get_trace))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -161,15 +172,20 @@ async fn browser_guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Resp
         }
     }
     if req.method() == axum::http::Method::POST {
-        let json = text(header::CONTENT_TYPE).is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        // Neither type may be sent cross-origin without a CORS preflight, which the agent
+        // never grants; protobuf only where OTLP sends it.
+        let mime = text(header::CONTENT_TYPE)
+            .and_then(|ct| ct.split(';').next())
+            .map(str::trim);
+        let ok = mime.is_some_and(|m| {
+            m.eq_ignore_ascii_case("application/json")
+                || (m.eq_ignore_ascii_case("application/x-protobuf")
+                    && req.uri().path() == "/v1/traces")
         });
-        if !json {
+        if !ok {
             return error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "POST needs `Content-Type: application/json` (even with an empty body)",
+                "POST needs `Content-Type: application/json` (even with an empty body; OTLP traces may also be application/x-protobuf)",
             );
         }
     }
@@ -270,12 +286,29 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
         "domains": st.domains().len(),
         "interval_s": ctx.interval_s,
         "open_connections": ctx.connections.open(),
+        "resumed": st.last_resume(),
     }))
     .into_response()
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> Response {
-    let body = crate::metrics::render(&lock(&ctx.shared));
+    let (mut body, g_per_j) = {
+        let st = lock(&ctx.shared);
+        (crate::metrics::render(&st), grams_per_joule(&st))
+    };
+    let engines = crate::scrape::lock(&ctx.engines);
+    if !engines.is_empty() {
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        body.truncate(eof);
+        crate::scrape::render(&mut body, &engines, g_per_j);
+        body.push_str("# EOF\n");
+    }
+    if let Some(p) = &ctx.proxy {
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        body.truncate(eof);
+        p.render(&mut body);
+        body.push_str("# EOF\n");
+    }
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
@@ -420,12 +453,12 @@ async fn spans(State(ctx): State<Ctx>, body: Bytes) -> Response {
     }
     let n = list.len();
     let mut st = lock(&ctx.shared);
-    let before = st.losses().clone();
-    let (accepted, refusals) = st.add_spans_checked(list);
+    let before = st.losses();
+    let batch = st.add_spans_checked(list);
     let after = st.losses();
     Json(json!({
-        "accepted": accepted,
-        "errors": refusals,
+        "accepted": batch.accepted,
+        "errors": batch.refusals,
         "refused_invalid": after.spans_invalid - before.spans_invalid,
         "late": after.spans_late - before.spans_late,
         "dropped_oldest": after.spans_dropped - before.spans_dropped,
@@ -446,7 +479,10 @@ pub fn summary_json(st: &crate::AgentState) -> Value {
         })
         .collect();
     let summary = st.summary();
-    let (lo_k, hi_k) = st.energy_range_factors();
+    let crate::state::RangeFactors {
+        low: lo_k,
+        high: hi_k,
+    } = st.energy_range_factors();
     json!({
         "schema": "wattprint.requests/v1",
         "ranges": {
@@ -472,8 +508,166 @@ pub fn summary_json(st: &crate::AgentState) -> Value {
     })
 }
 
+fn lock_traces(
+    t: &std::sync::Mutex<crate::traces::TraceTable>,
+) -> std::sync::MutexGuard<'_, crate::traces::TraceTable> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `POST /v1/traces`: an OTLP/HTTP export (protobuf or JSON); GenAI spans become
+/// attribution spans.
+async fn post_traces(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+    {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "compressed OTLP bodies are not read: configure the exporter without compression",
+        );
+    }
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/x-protobuf"));
+    let decoded = if protobuf {
+        crate::traces::decode_protobuf(&body)
+    } else {
+        crate::traces::decode_json(&body)
+    };
+    let spans = match decoded {
+        Ok(s) => s,
+        Err(e) => {
+            lock_traces(&ctx.traces).losses.exports_refused += 1;
+            let status = match e {
+                crate::traces::DecodeError::TooManySpans(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                crate::traces::DecodeError::Malformed(_) => StatusCode::BAD_REQUEST,
+            };
+            return error(status, e.to_string());
+        }
+    };
+    let mut table = lock_traces(&ctx.traces);
+    let r = table.ingest(spans, |report| {
+        let mut st = lock(&ctx.shared);
+        let id = st.next_request_id();
+        st.add_identified_span(id, report).ok().map(|()| id)
+    });
+    // OTLP/HTTP: a JSON answer is what OTLP/JSON clients expect; protobuf clients read the
+    // status only.
+    Json(json!({ "partialSuccess": {
+        "rejectedSpans": r.refused + r.attribution_refused,
+        "errorMessage": r.errors.join("; "),
+    }, "wattprint": r }))
+    .into_response()
+}
+
+/// `GET /v1/traces/{trace_id}`: energy and carbon per span and for the trace.
+async fn get_trace(State(ctx): State<Ctx>, Path(trace_id): Path<String>) -> Response {
+    let id = trace_id.to_ascii_lowercase();
+    let table = lock_traces(&ctx.traces);
+    let st = lock(&ctx.shared);
+    let doc = table.report(&id, |l| match st.request(l) {
+        Some(crate::state::RequestStatus::Settled(s)) => Some((s.energy_j, s.carbon_g)),
+        _ => None,
+    });
+    match doc {
+        Some(d) => Json(d).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "trace {:?} is unknown: never received, or forgotten (the agent keeps the {} most recent traces)",
+                printable(&trace_id),
+                crate::traces::MAX_TRACES
+            ),
+        ),
+    }
+}
+
+/// Operational carbon per joule at the agent's factor (intensity x PUE), g/J.
+fn grams_per_joule(st: &crate::AgentState) -> f64 {
+    wattprint_core::requests::grams(st.pue(), st.carbon().intensity_g_per_kwh)
+}
+
+async fn engines(State(ctx): State<Ctx>) -> Response {
+    let g_per_j = grams_per_joule(&lock(&ctx.shared));
+    let list: Vec<Value> = crate::scrape::lock(&ctx.engines)
+        .iter()
+        .map(|e| e.json(g_per_j))
+        .collect();
+    Json(json!({
+        "schema": "wattprint.engines/v1",
+        "engines": list,
+        "basis": "energy of each interval between two scrapes, measured by the agent's sensors, split among the engine's models by tokens processed (prompt + output); intervals where no model moved are idle",
+    }))
+    .into_response()
+}
+
 async fn summary(State(ctx): State<Ctx>) -> Response {
-    Json(summary_json(&lock(&ctx.shared))).into_response()
+    let mut doc = summary_json(&lock(&ctx.shared));
+    if let Some(p) = &ctx.proxy {
+        doc["proxy"] = p.json();
+    }
+    Json(doc).into_response()
+}
+
+/// `GET /v1/requests/{id}`: a request the metering proxy measured.
+async fn request_by_id(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "request id {:?} is not a number: use the proxy's x-wattprint-request-id header",
+                printable(&id)
+            ),
+        );
+    };
+    let st = lock(&ctx.shared);
+    let k = st.energy_range_factors();
+    let (lo_k, hi_k) = (k.low, k.high);
+    match st.request(id) {
+        Some(crate::state::RequestStatus::Settled(s)) => Json(json!({
+            "id": id,
+            "status": "settled",
+            "start_unix_s": s.start_unix_s,
+            "end_unix_s": s.end_unix_s,
+            "tokens": s.tokens,
+            "energy_j": s.energy_j,
+            "energy_j_low": s.energy_j * lo_k,
+            "energy_j_high": s.energy_j * hi_k,
+            "carbon_g": s.carbon_g,
+            "joules_per_token": s.tokens.filter(|t| *t > 0).map(|t| s.energy_j / t as f64),
+            "labels": s.labels,
+        }))
+        .into_response(),
+        Some(crate::state::RequestStatus::Pending {
+            start_unix_s,
+            end_unix_s,
+        }) => Json(json!({
+            "id": id,
+            "status": "pending",
+            "start_unix_s": start_unix_s,
+            "end_unix_s": end_unix_s,
+            "settled_until_unix_s": st.settled_until_unix_s(),
+            "note": "the energy is settled once the agent's horizon (newest sample minus --settle-lag) passes the request's end: ask again then",
+        }))
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("request {id} is unknown: still in flight (asked before its answer ended), never proxied, or rotated out of the most recent requests kept"),
+        ),
+    }
+}
+
+/// `GET /v1/workloads`: per-workload energy and carbon (404 when `--workloads` is off).
+async fn workloads(State(ctx): State<Ctx>) -> Response {
+    match lock(&ctx.shared).workloads() {
+        Some(w) => Json(w.json()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "per-workload attribution is off: start the agent with --workloads",
+        ),
+    }
 }
 
 async fn live(State(ctx): State<Ctx>) -> Response {

@@ -33,6 +33,24 @@ pub struct FileConfig {
     pub body_timeout: Option<String>,
     /// Distinct names of ended windows exported as their own series (default 256).
     pub max_window_names: Option<usize>,
+    /// Per-workload attribution (`--workloads`).
+    pub workloads: Option<bool>,
+    /// The cgroup directory walked (`--cgroup-root`).
+    pub cgroup_root: Option<PathBuf>,
+    /// A kubelet `/pods` JSON file (`--pod-list`).
+    pub pod_list: Option<PathBuf>,
+    /// Workloads exported as their own series at most (`--max-workloads`).
+    pub max_workloads: Option<usize>,
+    /// Scrapes an ended workload is kept for (`--workload-keep-scrapes`).
+    pub workload_keep_scrapes: Option<u64>,
+    /// The node's idle power, W (`--idle-power`).
+    pub idle_power_w: Option<f64>,
+    /// The spool file (`--spool`).
+    pub spool: Option<PathBuf>,
+    /// Engines whose Prometheus metrics are read every interval, each `NAME=URL`.
+    pub scrape: Option<Vec<String>>,
+    /// The metering proxy, `LISTEN=UPSTREAM`.
+    pub proxy: Option<String>,
 }
 
 /// Parse the file's text; errors name the file, line and key.

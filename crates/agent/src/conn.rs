@@ -5,9 +5,13 @@
 //!   the cap, the connection idle the longest (no request in flight) is closed to make room;
 //!   when every connection is busy, the new one is closed at once.
 //! - A connection with no request in flight for [`ConnLimits::idle_timeout`] is closed: this
-//!   bounds a partial request line or header (slowloris), a keep-alive connection left idle,
-//!   and a client that stops reading its answer. Bodies are bounded in time by the API's
-//!   body-read timeout (`api::read_body`).
+//!   bounds a partial request line or header (slowloris) and a keep-alive connection left
+//!   idle. A request stays in flight until its answer's body is fully written (a proxied
+//!   stream may last minutes). Request bodies are bounded in time by the API's body-read
+//!   timeout (`api::read_body`).
+//! - A write the client does not take for [`ConnLimits::idle_timeout`] (it stopped
+//!   reading, its window is full) closes the connection ([`StallWrites`]): a client that
+//!   never reads holds at most the socket buffers and one body frame, never a stream.
 //! - Headers are bounded in size (`MAX_BUF_BYTES`), so each connection's memory is bounded
 //!   and a flood's memory goes back when its connections close.
 //! - A request hyper cannot parse (garbage request line, bad header, too many headers, head
@@ -145,20 +149,32 @@ pub async fn serve<F>(
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 use hyper::service::Service;
                 f.fetch_add(1, Ordering::SeqCst);
+                // Dropped when the answer's body ends (or the connection goes).
+                let guard = InFlight {
+                    in_flight: Arc::clone(&f),
+                    last: Arc::clone(&l),
+                };
                 let fut = svc.call(req);
-                let (f, l) = (Arc::clone(&f), Arc::clone(&l));
                 async move {
                     let r = fut.await;
-                    *l.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                    f.fetch_sub(1, Ordering::SeqCst);
-                    r
+                    r.map(|res| {
+                        res.map(|body| {
+                            axum::body::Body::new(Tracked {
+                                inner: body,
+                                guard: Some(guard),
+                            })
+                        })
+                    })
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.idle_timeout)
                 .max_buf_size(MAX_BUF_BYTES)
-                .serve_connection(JsonErrors::new(TokioIo::new(stream)), service);
+                .serve_connection(
+                    JsonErrors::new(TokioIo::new(StallWrites::new(stream, limits.idle_timeout))),
+                    service,
+                );
             let idle = async {
                 loop {
                     if in_flight.load(Ordering::SeqCst) > 0 {
@@ -310,6 +326,144 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for JsonErrors<T> {
 
     fn is_write_vectored(&self) -> bool {
         false
+    }
+}
+
+/// A request in flight on a connection: dropped when its answer is fully written.
+struct InFlight {
+    in_flight: Arc<AtomicUsize>,
+    last: Arc<Mutex<Instant>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An answer's body that keeps its request in flight until it ends.
+struct Tracked {
+    inner: axum::body::Body,
+    guard: Option<InFlight>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(r, std::task::Poll::Ready(None)) {
+            self.guard = None;
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A connection whose writes fail once one has waited `timeout` for the peer to take it
+/// (the peer stopped reading): hyper then closes the connection and drops the answer.
+pub struct StallWrites<T> {
+    inner: T,
+    timeout: Duration,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> StallWrites<T> {
+    pub fn new(inner: T, timeout: Duration) -> Self {
+        StallWrites {
+            inner,
+            timeout,
+            timer: None,
+        }
+    }
+
+    fn stalled<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        use std::future::Future;
+        use std::task::Poll;
+        match r {
+            Poll::Ready(v) => {
+                self.timer = None;
+                Poll::Ready(v)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let t = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match t.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for StallWrites<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for StallWrites<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.stalled(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.stalled(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.stalled(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -12,6 +12,15 @@ pub const MAX_LABEL_LEN: usize = 128;
 /// Labels per span kept at most (by key order).
 pub const MAX_LABELS: usize = 16;
 
+/// The outcome of interning one label set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interned {
+    /// The set the labels were filed under.
+    pub set: LabelSet,
+    /// True when they were folded into the overflow set (the table was full).
+    pub overflowed: bool,
+}
+
 pub struct LabelTable {
     max_sets: usize,
     sets: Vec<BTreeMap<String, String>>,
@@ -21,7 +30,7 @@ pub struct LabelTable {
 
 /// A label key or value as kept: control characters escaped (`\u{1b}`: labels reach
 /// /metrics, logs and terminals), then cut to [`MAX_LABEL_LEN`].
-fn cut(s: &str) -> String {
+pub fn cut(s: &str) -> String {
     let s = wattprint_core::text::printable(s);
     let s = s.as_ref();
     let mut end = s.len().min(MAX_LABEL_LEN);
@@ -42,14 +51,17 @@ impl LabelTable {
     }
 
     /// The set's index, and whether it was folded into the overflow set.
-    pub fn intern(&mut self, labels: &BTreeMap<String, String>) -> (LabelSet, bool) {
+    pub fn intern(&mut self, labels: &BTreeMap<String, String>) -> Interned {
         let clean: BTreeMap<String, String> = labels
             .iter()
             .take(MAX_LABELS)
             .map(|(k, v)| (cut(k), cut(v)))
             .collect();
         if let Some(&i) = self.index.get(&clean) {
-            return (LabelSet(i), false);
+            return Interned {
+                set: LabelSet(i),
+                overflowed: false,
+            };
         }
         if self.sets.len() >= self.max_sets {
             let i = match self.overflow {
@@ -62,12 +74,18 @@ impl LabelTable {
                     i
                 }
             };
-            return (LabelSet(i), true);
+            return Interned {
+                set: LabelSet(i),
+                overflowed: true,
+            };
         }
         let i = self.sets.len();
         self.sets.push(clean.clone());
         self.index.insert(clean, i);
-        (LabelSet(i), false)
+        Interned {
+            set: LabelSet(i),
+            overflowed: false,
+        }
     }
 
     pub fn get(&self, set: LabelSet) -> &BTreeMap<String, String> {
@@ -87,13 +105,26 @@ mod tests {
     #[test]
     fn same_labels_same_set_and_overflow_is_bounded() {
         let mut t = LabelTable::new(2);
-        let (a, _) = t.intern(&l("m", "a"));
-        assert_eq!(t.intern(&l("m", "a")), (a, false));
-        let (b, o) = t.intern(&l("m", "b"));
-        assert!(!o && b != a);
-        let (c, o) = t.intern(&l("m", "c"));
-        assert!(o);
-        assert_eq!(t.intern(&l("m", "d")), (c, true));
+        let a = t.intern(&l("m", "a")).set;
+        assert_eq!(
+            t.intern(&l("m", "a")),
+            Interned {
+                set: a,
+                overflowed: false
+            }
+        );
+        let b = t.intern(&l("m", "b"));
+        assert!(!b.overflowed && b.set != a);
+        let c = t.intern(&l("m", "c"));
+        assert!(c.overflowed);
+        let c = c.set;
+        assert_eq!(
+            t.intern(&l("m", "d")),
+            Interned {
+                set: c,
+                overflowed: true
+            }
+        );
         assert_eq!(t.get(c), &l("overflow", "true"));
         assert_eq!(t.get(a), &l("m", "a"));
     }
@@ -102,7 +133,7 @@ mod tests {
     fn long_labels_are_cut_at_a_char_boundary() {
         let mut t = LabelTable::new(4);
         let long = "é".repeat(100);
-        let (s, _) = t.intern(&l("k", &long));
+        let s = t.intern(&l("k", &long)).set;
         let v = &t.get(s)["k"];
         assert!(v.len() <= MAX_LABEL_LEN && v.chars().all(|c| c == 'é'));
     }

@@ -7,6 +7,7 @@
 //! read or append. See `docs/agent-api.md`.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod dashboard;
@@ -15,8 +16,13 @@ pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod overhead;
+pub mod proxy;
+pub mod scrape;
 pub mod socket;
+pub mod spool;
 pub mod state;
+pub mod traces;
+pub mod workloads;
 
 pub use state::{AgentState, CarbonFactor, Limits, SpanReport};
 
@@ -50,9 +56,16 @@ pub struct AgentConfig {
     pub body_timeout_s: f64,
     /// Serve counters over this Unix socket (privilege separation).
     pub socket: Option<socket::SocketConfig>,
+    /// Inference engines whose Prometheus metrics are read every interval (`--scrape`).
+    pub scrape: Vec<scrape::Target>,
+    /// The OpenAI-compatible metering proxy (`--proxy LISTEN=UPSTREAM`).
+    pub proxy: Option<proxy::ProxyConfig>,
     /// Push metrics over OTLP/HTTP (feature `otlp`).
     #[cfg(feature = "otlp")]
     pub otlp: Option<otlp::OtlpConfig>,
+    /// Keep open windows, pending spans and counters in this SQLite file, resumed at the
+    /// next start (see [`spool`]).
+    pub spool: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -69,8 +82,11 @@ impl AgentConfig {
             idle_timeout_s: 10.0,
             body_timeout_s: 10.0,
             socket: None,
+            scrape: Vec::new(),
+            proxy: None,
             #[cfg(feature = "otlp")]
             otlp: None,
+            spool: None,
         }
     }
 }
@@ -98,6 +114,12 @@ pub enum AgentError {
     },
     #[error("--max-connections {0}: give 1 to {max}", max = MAX_CONNECTIONS_LIMIT)]
     BadMaxConnections(usize),
+    #[error("{0} --scrape targets: give at most {max}", max = scrape::MAX_TARGETS)]
+    TooManyTargets(usize),
+    #[error("--scrape {0} is given twice: give each target a distinct NAME")]
+    DuplicateTarget(String),
+    #[error("--proxy needs the HTTP API (the settled energy of each request is at GET /v1/requests/{{id}}): drop --listen none")]
+    ProxyNeedsApi,
     #[error("nothing to serve: with --listen none, give --socket PATH")]
     NothingToServe,
     #[error("in socket mode the HTTP API on {0} would let any local user outside the socket group read the energy counters: add --token-file, or drop --listen (HTTP is off by default in socket mode)")]
@@ -117,6 +139,10 @@ pub enum AgentError {
     #[cfg(feature = "otlp")]
     #[error("OTLP: {0}")]
     Otlp(String),
+    #[error(transparent)]
+    Spool(#[from] wattprint_store::spool::SpoolError),
+    #[error(transparent)]
+    Resume(#[from] spool::ResumeError),
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -180,6 +206,17 @@ pub fn check(config: &AgentConfig) -> Result<(), AgentError> {
             });
         }
     }
+    if config.proxy.is_some() && config.listen.is_none() {
+        return Err(AgentError::ProxyNeedsApi);
+    }
+    if config.scrape.len() > scrape::MAX_TARGETS {
+        return Err(AgentError::TooManyTargets(config.scrape.len()));
+    }
+    for (i, t) in config.scrape.iter().enumerate() {
+        if config.scrape[..i].iter().any(|o| o.name == t.name) {
+            return Err(AgentError::DuplicateTarget(t.name.clone()));
+        }
+    }
     if let Some(t) = &config.token {
         if t.trim().len() < 16 {
             return Err(AgentError::WeakToken);
@@ -201,20 +238,46 @@ pub fn lock(sh: &Shared) -> MutexGuard<'_, AgentState> {
     sh.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn unix_now_s() -> f64 {
+pub(crate) fn unix_now_s() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
 
+/// Write the state's snapshot to the spool: built under the state's lock, written after it
+/// is released. A failure is logged and counted; the next tick retries.
+fn write_spool(sh: &Shared, sp: &Mutex<wattprint_store::spool::Spool>) {
+    let now = unix_now_s();
+    let body = match serde_json::to_string(&lock(sh).snapshot(now)) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("spool snapshot not encoded: {e}");
+            lock(sh).record_spool_failure();
+            return;
+        }
+    };
+    let r = sp
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .write(now, &body);
+    if let Err(e) = r {
+        tracing::warn!("{e}");
+        lock(sh).record_spool_failure();
+    }
+}
+
 /// A bound, not yet serving agent.
 pub struct Agent {
     config: AgentConfig,
     shared: Shared,
+    engines: scrape::Engines,
+    proxy_stats: Arc<proxy::ProxyStats>,
     listener: Option<std::net::TcpListener>,
+    proxy_listener: Option<std::net::TcpListener>,
     _socket: Option<socket::SocketServer>,
     started_unix_s: f64,
+    spool: Option<Arc<Mutex<wattprint_store::spool::Spool>>>,
 }
 
 impl Agent {
@@ -236,9 +299,23 @@ impl Agent {
             config.limits.clone(),
         );
         state.set_power_bounds(power_bounds_w);
+        let spool = match &config.spool {
+            Some(path) => Some(wattprint_store::spool::Spool::open(path)?),
+            None => None,
+        };
         let shared = Arc::new(Mutex::new(state));
         let listener = match config.listen {
             Some(addr) => {
+                let bind = |source| AgentError::Bind { addr, source };
+                let l = std::net::TcpListener::bind(addr).map_err(bind)?;
+                l.set_nonblocking(true).map_err(bind)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let proxy_listener = match &config.proxy {
+            Some(p) => {
+                let addr = p.listen;
                 let bind = |source| AgentError::Bind { addr, source };
                 let l = std::net::TcpListener::bind(addr).map_err(bind)?;
                 l.set_nonblocking(true).map_err(bind)?;
@@ -250,12 +327,28 @@ impl Agent {
             Some(sc) => Some(socket::SocketServer::start(sc, Arc::clone(&shared))?),
             None => None,
         };
+        let gpus = lock(&shared)
+            .domains()
+            .iter()
+            .filter(|d| d.counted_in_total && d.kind == wattprint_core::DomainKind::Gpu)
+            .count();
+        let engines = Arc::new(Mutex::new(
+            config
+                .scrape
+                .iter()
+                .map(|t| scrape::EngineLedger::new(&t.name, &t.url.to_string(), gpus))
+                .collect(),
+        ));
         Ok(Agent {
             config,
             shared,
+            engines,
+            proxy_stats: Arc::new(proxy::ProxyStats::default()),
             listener,
+            proxy_listener,
             _socket: sock,
             started_unix_s: unix,
+            spool: spool.map(|s| Arc::new(Mutex::new(s))),
         })
     }
 
@@ -266,6 +359,22 @@ impl Agent {
         self
     }
 
+    /// Take over the spool's snapshot, if it has one (call after the state is configured:
+    /// [`Agent::with_gpus`], workloads). `None` when there is no spool or it is new.
+    pub fn resume(&self) -> Result<Option<spool::Resumed>, AgentError> {
+        let Some(sp) = &self.spool else {
+            return Ok(None);
+        };
+        let sp = sp.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(found) = sp.read()? else {
+            return Ok(None);
+        };
+        let snap = spool::parse(&sp.path().display().to_string(), &found.body)?;
+        let r = lock(&self.shared).resume(&snap, unix_now_s());
+        tracing::info!(?r, "resumed from the spool");
+        Ok(Some(r))
+    }
+
     /// The HTTP address bound, `None` without HTTP.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
@@ -273,6 +382,18 @@ impl Agent {
 
     pub fn shared(&self) -> Shared {
         Arc::clone(&self.shared)
+    }
+
+    /// The metering proxy's address, `None` without `--proxy`.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The scraped engines' accounting.
+    pub fn engines(&self) -> scrape::Engines {
+        Arc::clone(&self.engines)
     }
 
     /// Serve until `shutdown` resolves (on a current-thread runtime built here).
@@ -301,20 +422,75 @@ impl Agent {
             ),
             None => None,
         };
-        rt.block_on(async move {
+        let final_spool = self.spool.clone();
+        let final_shared = Arc::clone(&self.shared);
+        let served = rt.block_on(async move {
             let sh = Arc::clone(&self.shared);
             let period = Duration::from_secs_f64(self.config.interval_s);
+            let spool = self.spool.clone();
             let sampler = tokio::spawn(async move {
                 let mut iv = tokio::time::interval(period);
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     iv.tick().await;
                     // The sampler reads every sensor: in the blocking pool, not on the
-                    // runtime's thread.
+                    // runtime's thread. The spool is written right after, once per tick.
                     let sh = Arc::clone(&sh);
-                    let _ = tokio::task::spawn_blocking(move || lock(&sh).tick()).await;
+                    let spool = spool.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        lock(&sh).tick();
+                        if let Some(sp) = &spool {
+                            write_spool(&sh, sp);
+                        }
+                    })
+                    .await;
                 }
             });
+            let scrapers: Vec<_> = self
+                .config
+                .scrape
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    tokio::spawn(scrape::run(
+                        i,
+                        t.clone(),
+                        period,
+                        Arc::clone(&self.shared),
+                        Arc::clone(&self.engines),
+                    ))
+                })
+                .collect();
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let proxy_task = match (self.proxy_listener, &self.config.proxy) {
+                (Some(l), Some(pc)) => {
+                    let addr = l.local_addr().map_err(AgentError::Runtime)?;
+                    let listener = tokio::net::TcpListener::from_std(l)
+                        .map_err(|source| AgentError::Bind { addr, source })?;
+                    let app = proxy::router(proxy::ProxyCtx {
+                        shared: Arc::clone(&self.shared),
+                        upstream: pc.upstream.clone(),
+                        listen: addr,
+                        body_timeout: Duration::from_secs_f64(self.config.body_timeout_s),
+                        stats: Arc::clone(&self.proxy_stats),
+                    });
+                    let limits = conn::ConnLimits {
+                        max_connections: self.config.max_connections,
+                        idle_timeout: Duration::from_secs_f64(self.config.idle_timeout_s),
+                    };
+                    let mut rx = stop_rx.clone();
+                    Some(tokio::spawn(conn::serve(
+                        listener,
+                        app,
+                        limits,
+                        conn::Registry::default(),
+                        async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        },
+                    )))
+                }
+                _ => None,
+            };
             let res = match self.listener {
                 None => {
                     shutdown.await;
@@ -334,6 +510,13 @@ impl Agent {
                         interval_s: self.config.interval_s,
                         listen: addr,
                         connections: registry.clone(),
+                        engines: Arc::clone(&self.engines),
+                        traces: Default::default(),
+                        proxy: self
+                            .config
+                            .proxy
+                            .as_ref()
+                            .map(|_| Arc::clone(&self.proxy_stats)),
                     });
                     let limits = conn::ConnLimits {
                         max_connections: self.config.max_connections,
@@ -343,9 +526,21 @@ impl Agent {
                     Ok(())
                 }
             };
+            let _ = stop_tx.send(true);
+            if let Some(t) = proxy_task {
+                let _ = t.await;
+            }
             sampler.abort();
+            for s in scrapers {
+                s.abort();
+            }
             res
-        })
+        });
+        // A clean stop leaves the newest snapshot: the next start resumes from here.
+        if let Some(sp) = &final_spool {
+            write_spool(&final_shared, sp);
+        }
+        served
     }
 }
 

@@ -116,7 +116,7 @@ pub fn render(st: &AgentState) -> String {
             ("domain", &d.name),
             ("device", d.device.as_deref().unwrap_or("")),
             ("kind", d.kind.as_str()),
-            ("source", &d.source),
+            ("source", d.source.as_str()),
             ("counted", if d.counted_in_total { "true" } else { "false" }),
         ]);
         o.sample("wattprint_energy_joules_total", &l, *j);
@@ -332,6 +332,17 @@ pub fn render(st: &AgentState) -> String {
         l.otlp_push_failures as f64,
     );
     o.family(
+        "wattprint_otlp_batches_dropped",
+        "counter",
+        None,
+        "OTLP snapshots dropped: the send queue was full, or the answer was not retryable.",
+    );
+    o.sample(
+        "wattprint_otlp_batches_dropped_total",
+        "",
+        l.otlp_batches_dropped as f64,
+    );
+    o.family(
         "wattprint_spans_pending",
         "gauge",
         None,
@@ -368,6 +379,35 @@ pub fn render(st: &AgentState) -> String {
         "Sensor reads performed by the meter.",
     );
     o.sample("wattprint_meter_reads_total", "", st.meter().reads() as f64);
+    let (restarts, downtime_s) = st.restarts();
+    o.family(
+        "wattprint_agent_restarts",
+        "counter",
+        None,
+        "Starts that resumed from the spool (--spool): the counters continued across them.",
+    );
+    o.sample("wattprint_agent_restarts_total", "", restarts as f64);
+    o.family(
+        "wattprint_agent_downtime_seconds",
+        "counter",
+        Some("seconds"),
+        "Time between the spool's last snapshot and each restart: energy in it is not measured.",
+    );
+    o.sample("wattprint_agent_downtime_seconds_total", "", downtime_s);
+    o.family(
+        "wattprint_spool_write_failures",
+        "counter",
+        None,
+        "Spool writes that failed (each logged; the next sampling interval retries).",
+    );
+    o.sample(
+        "wattprint_spool_write_failures_total",
+        "",
+        st.spool_write_failures() as f64,
+    );
+    if let Some(w) = st.workloads() {
+        w.render(&mut o.0);
+    }
     o.0.push_str("# EOF\n");
     o.0
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 use wattprint_agent::socket::SocketConfig;
 use wattprint_agent::{Agent, AgentConfig, CarbonFactor};
+use wattprint_core::SensorSource;
 use wattprint_sensors::agent_socket::AgentSocketSensor;
 use wattprint_sensors::fake::FakeSensor;
 use wattprint_sensors::{Meter, MeterOptions, RawReading, Sensor};
@@ -60,10 +61,10 @@ fn the_socket_has_group_permissions_and_serves_increasing_counters() {
     assert_eq!(meta.gid(), unsafe { libc::getgid() });
 
     let mut s = AgentSocketSensor::connect(&path).unwrap();
-    assert_eq!(s.info().source, "wattprint-agent");
+    assert_eq!(s.info().source, SensorSource::AgentSocket);
     assert_eq!(s.info().domains.len(), 1);
     assert_eq!(s.info().domains[0].name, "package-0");
-    assert_eq!(s.info().domains[0].source, "fake");
+    assert_eq!(s.info().domains[0].source, SensorSource::from("fake"));
     let mut out = [RawReading::Missing];
     s.read(0.0, &mut out).unwrap();
     let RawReading::EnergyCounter { joules: j0, .. } = out[0] else {
@@ -177,7 +178,7 @@ fn discovery_uses_the_agent_socket_when_wattprint_agent_socket_is_set() {
     .unwrap();
     let d = wattprint_engine::discover(&config);
     assert_eq!(d.sensors.len(), 1);
-    assert_eq!(d.sensors[0].info().source, "wattprint-agent");
+    assert_eq!(d.sensors[0].info().source, SensorSource::AgentSocket);
     assert!(d.notes.iter().any(|n| n.contains("privilege separation")));
     // Unreachable socket: local discovery goes on and the reason is listed.
     let config = wattprint_engine::SensorConfig {
@@ -189,7 +190,10 @@ fn discovery_uses_the_agent_socket_when_wattprint_agent_socket_is_set() {
         ..Default::default()
     };
     let d = wattprint_engine::discover(&config);
-    assert!(d.absent.iter().any(|a| a.source == "wattprint-agent"));
+    assert!(d
+        .absent
+        .iter()
+        .any(|a| a.source == SensorSource::AgentSocket));
 }
 
 #[test]

@@ -90,7 +90,7 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
                 f.step_s()
             ),
             year: wallclock::year_utc(origin),
-            basis: "unspecified".into(),
+            basis: CarbonBasis::Unspecified,
             licence: None,
             fallback: used.fallback,
         };

@@ -11,7 +11,7 @@ pub(crate) struct Used {
     pub(crate) g_per_kwh: f64,
     pub(crate) source: String,
     pub(crate) year: Option<i32>,
-    pub(crate) basis: String,
+    pub(crate) basis: CarbonBasis,
     pub(crate) licence: Option<String>,
     pub(crate) fallback: bool,
 }
@@ -23,7 +23,7 @@ impl Used {
             g_per_kwh: f.g_per_kwh,
             source: format!("{} ({})", f.source, f.name),
             year: Some(f.year),
-            basis: f.basis.as_str().into(),
+            basis: f.basis.clone(),
             licence: Some(f.licence.into()),
             fallback: false,
         }
@@ -120,8 +120,8 @@ impl ResolvedCarbon {
         self.used.year
     }
 
-    /// The factor's basis: `lifecycle`, `direct`, or what the provider says.
-    pub fn basis(&self) -> &str {
+    /// The factor's basis: `lifecycle`, `direct`, `unspecified`, or what the provider says.
+    pub fn basis(&self) -> &CarbonBasis {
         &self.used.basis
     }
 
@@ -146,6 +146,17 @@ pub(crate) fn live_region(spec: &LiveSpec, zone: Option<&Zone>) -> Option<String
     match (spec.provider, zone) {
         (LiveProvider::UkCarbonIntensity, _) => Some("GB".into()),
         (LiveProvider::ElectricityMaps, Some(Zone::Country(c))) => Some(c.clone()),
+        // Canadian and Australian ISO 3166-2 codes are also Electricity Maps zone names.
+        (LiveProvider::ElectricityMaps, Some(Zone::Grid(g)))
+            if g.starts_with("CA-") || g.starts_with("AU-") =>
+        {
+            Some(g.clone())
+        }
+        (LiveProvider::ElectricityMaps, Some(Zone::Cloud { provider, region })) => {
+            wattprint_data::subnational::cloud_grid(provider.as_str(), region)
+                .and_then(|g| g.electricity_maps_zone)
+                .map(str::to_string)
+        }
         (LiveProvider::CarbonAwareSdk, Some(Zone::Cloud { region, .. })) => Some(region.clone()),
         (LiveProvider::CarbonAwareSdk, Some(Zone::Country(c))) => Some(c.clone()),
         _ => None,
@@ -185,7 +196,7 @@ pub fn resolve(opts: &CarbonOptions, when: RunTime) -> Result<ResolvedCarbon, Ca
             g_per_kwh: g,
             source: "given with --intensity".into(),
             year: None,
-            basis: "unspecified".into(),
+            basis: CarbonBasis::Unspecified,
             licence: None,
             fallback: false,
         },

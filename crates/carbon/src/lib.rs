@@ -17,7 +17,7 @@ pub mod zone;
 
 use std::path::PathBuf;
 use wattprint_core::carbon::{self as math, CarbonMathError, SECONDS_PER_YEAR};
-use wattprint_core::report::RunReport;
+use wattprint_core::report::{CarbonBasis, RunReport};
 use wattprint_core::units::{Grams, GRAMS_PER_KG, JOULES_PER_KWH};
 use wattprint_core::wallclock;
 use wattprint_data::cloud;

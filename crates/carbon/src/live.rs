@@ -12,6 +12,7 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
+use wattprint_core::report::CarbonBasis;
 
 /// lbs/MWh -> g/kWh (WattTime).
 pub const G_PER_KWH_PER_LBS_PER_MWH: f64 = 0.4536;
@@ -159,7 +160,7 @@ impl LiveConfig {
 pub struct LiveReading {
     pub g_per_kwh: f64,
     /// `lifecycle`, `direct` or `unspecified`.
-    pub basis: String,
+    pub basis: CarbonBasis,
     /// E.g. `Electricity Maps v3 latest (zone DE, 2025-01-15T10:00:00.000Z, estimated)`.
     pub source: String,
     /// The year of the reading's timestamp, when known.
@@ -227,8 +228,8 @@ pub fn parse_electricitymaps_latest(body: &str) -> Result<LiveReading, LiveError
     let zone = v.get("zone").and_then(Value::as_str).unwrap_or("?");
     let dt = v.get("datetime").and_then(Value::as_str);
     let basis = match v.get("emissionFactorType").and_then(Value::as_str) {
-        Some("direct") => "direct",
-        _ => "lifecycle",
+        Some("direct") => CarbonBasis::Direct,
+        _ => CarbonBasis::Lifecycle,
     };
     let est = if v.get("isEstimated").and_then(Value::as_bool) == Some(true) {
         ", estimated"
@@ -237,7 +238,7 @@ pub fn parse_electricitymaps_latest(body: &str) -> Result<LiveReading, LiveError
     };
     Ok(LiveReading {
         g_per_kwh: g,
-        basis: basis.into(),
+        basis,
         source: format!(
             "Electricity Maps v3 latest (zone {zone}, {}{est})",
             dt.unwrap_or("time not given")
@@ -274,7 +275,7 @@ pub fn parse_watttime(body: &str) -> Result<LiveReading, LiveError> {
     let t = first.get("point_time").and_then(Value::as_str);
     Ok(LiveReading {
         g_per_kwh: lbs * G_PER_KWH_PER_LBS_PER_MWH,
-        basis: "direct".into(),
+        basis: CarbonBasis::Direct,
         source: format!(
             "WattTime v3 marginal MOER (region {region}, {}; {lbs} lbs/MWh x 0.4536)",
             t.unwrap_or("time not given")
@@ -306,7 +307,7 @@ pub fn parse_ukci(body: &str) -> Result<LiveReading, LiveError> {
     let from = first.get("from").and_then(Value::as_str);
     Ok(LiveReading {
         g_per_kwh: g,
-        basis: "direct".into(),
+        basis: CarbonBasis::Direct,
         source: format!(
             "UK Carbon Intensity API, GB national {kind} ({})",
             from.unwrap_or("time not given")
@@ -326,7 +327,7 @@ pub fn parse_carbon_aware_sdk(body: &str) -> Result<LiveReading, LiveError> {
     let end = v.get("endTime").and_then(Value::as_str).unwrap_or("?");
     Ok(LiveReading {
         g_per_kwh: g,
-        basis: "unspecified".into(),
+        basis: CarbonBasis::Unspecified,
         source: format!(
             "GSF Carbon Aware SDK average (location {loc}, {} to {end})",
             start.unwrap_or("?")
@@ -525,7 +526,7 @@ fn read_cache(path: &PathBuf, now_unix_s: f64) -> Option<LiveReading> {
         .filter(|g| g.is_finite() && *g >= 0.0)?;
     Some(LiveReading {
         g_per_kwh: g,
-        basis: v.get("basis")?.as_str()?.to_string(),
+        basis: v.get("basis")?.as_str()?.into(),
         source: format!("{} (cached {age:.0} s ago)", v.get("source")?.as_str()?),
         year: v
             .get("year")

@@ -6,9 +6,9 @@ use crate::*;
 /// factor's source and vintage, the basis and the method.
 pub fn summary_lines(report: &RunReport) -> Vec<String> {
     let c = &report.carbon;
-    let basis = match c.basis.as_str() {
-        "lifecycle" => "lifecycle basis, not a Scope 2 factor".to_string(),
-        "direct" => "direct basis".to_string(),
+    let basis = match &c.basis {
+        CarbonBasis::Lifecycle => "lifecycle basis, not a Scope 2 factor".to_string(),
+        CarbonBasis::Direct => "direct basis".to_string(),
         other => format!("{other} basis"),
     };
     let year = c

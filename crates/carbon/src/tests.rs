@@ -36,7 +36,7 @@ fn cloud_zone_takes_provider_pue_and_region_factor() {
     assert_eq!(r.energy.facility_j, 3.6e6 * 1.09);
     assert_eq!(r.metrics.facility_energy_to_solution_j, 3.6e6 * 1.09);
     assert!((r.carbon.operational_g - 103.37 * 1.09).abs() < 1e-9);
-    assert_eq!(r.carbon.basis, "direct");
+    assert_eq!(r.carbon.basis, CarbonBasis::Direct);
     assert!(!r.carbon.fallback);
     assert!(!r.warnings.iter().any(|w| w.contains("PUE")));
 }
@@ -50,7 +50,7 @@ fn lifecycle_factor_is_never_called_scope_2() {
         ..Default::default()
     };
     apply(&mut r, &o).unwrap();
-    assert_eq!(r.carbon.basis, "lifecycle");
+    assert_eq!(r.carbon.basis, CarbonBasis::Lifecycle);
     let s = summary_lines(&r).join("\n");
     assert!(s.contains("not a Scope 2 factor"), "{s}");
     assert!(s.contains("Ember"), "{s}");

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wattprint_carbon::live::{self, LiveConfig, LiveError, LiveProvider, LiveSpec};
 use wattprint_carbon::{apply, CarbonOptions};
-use wattprint_core::report::RunReport;
+use wattprint_core::report::{CarbonBasis, RunReport};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -104,7 +104,7 @@ fn electricitymaps_latest_with_key() {
     };
     let r = live::fetch(&spec("electricitymaps"), "DE", (0.0, 1.0), 0.0, &c).unwrap();
     assert_eq!(r.g_per_kwh, 302.0);
-    assert_eq!(r.basis, "lifecycle");
+    assert_eq!(r.basis, CarbonBasis::Lifecycle);
     assert_eq!(r.year, Some(2025));
     assert!(r.source.contains("estimated"), "{}", r.source);
     let seen = m.handle.join().unwrap();
@@ -168,7 +168,7 @@ fn watttime_logs_in_then_converts_lbs_per_mwh() {
         "{}",
         r.g_per_kwh
     );
-    assert_eq!(r.basis, "direct");
+    assert_eq!(r.basis, CarbonBasis::Direct);
     let seen = m.handle.join().unwrap();
     assert!(
         seen[0].contains("authorization: basic dxnlcjpwyxnz"),
@@ -274,7 +274,7 @@ fn carbon_aware_sdk_average_over_the_window() {
     )
     .unwrap();
     assert_eq!(r.g_per_kwh, 345.434);
-    assert_eq!(r.basis, "unspecified");
+    assert_eq!(r.basis, CarbonBasis::Unspecified);
     m.handle.join().unwrap();
 }
 

@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run a command, measure its energy and carbon, print a summary, store the run.
     Run(cmd::run::Args),
+    /// Benchmark commands' energy (hyperfine's habits): repeated runs, intervals, sweeps, the
+    /// energy / time front and the lowest-energy configuration.
+    Bench(cmd::bench::Args),
     /// What can be measured on this machine, and why an absent sensor is absent.
     Sensors(cmd::sensors::Args),
     /// What-if and paper recomputation without measuring.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(a) => cmd::run::main(a),
+        Command::Bench(a) => cmd::bench::main(a),
         Command::Sensors(a) => cmd::sensors::main(a),
         Command::Estimate(a) => cmd::estimate::main(a),
         Command::Intensity(a) => cmd::intensity::main(a),

@@ -47,6 +47,46 @@ fn intensity_prints_embedded_values_with_provenance() {
 }
 
 #[test]
+fn aws_us_east_1_gives_egrid2023_srvc_with_the_reason() {
+    let v = json_of(&["intensity", "aws:us-east-1", "--json"]);
+    assert_eq!(v["zone"], "aws:us-east-1");
+    assert_eq!(v["intensity_g_per_kwh"], 270.489);
+    assert_eq!(v["year"], 2023);
+    assert_eq!(v["basis"], "direct");
+    assert_eq!(v["scope2_basis"], true);
+    assert!(v["source"].as_str().unwrap().contains("eGRID2023 rev2"));
+    assert!(v["licence"].as_str().unwrap().contains("public domain"));
+    assert!(v["name"].as_str().unwrap().contains("SRVC"));
+    let note = v["note"].as_str().unwrap();
+    assert!(
+        note.contains("subregion chosen over the state rate") && note.contains("US-VA"),
+        "{note}"
+    );
+    let text = wattprint(&["intensity", "aws:us-east-1"]);
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        t.contains("270.5 gCO2e/kWh (2023)") && t.contains("note: eGRID subregion"),
+        "{t}"
+    );
+    for (zone, g) in [
+        ("US-VA", 244.758),
+        ("us-egrid:SRVC", 270.489),
+        ("CA-ON", 38.0),
+        ("AU-NSW", 640.0),
+        ("IN-KA", 405.66),
+        ("US-CAL-CISO", 195.037),
+    ] {
+        let v = json_of(&["intensity", zone, "--json"]);
+        assert_eq!(v["intensity_g_per_kwh"], g, "{zone}");
+        assert!(v["year"].as_i64().unwrap() >= 2022, "{zone}");
+    }
+    let o = wattprint(&["intensity", "US-MIDA-PJM"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("spans eGRID subregions RFCE, RFCW, SRVC"), "{e}");
+}
+
+#[test]
 fn unknown_zone_exits_2_with_suggestions() {
     let o = wattprint(&["intensity", "gcp:europe-wst1"]);
     assert_eq!(o.status.code(), Some(2));

@@ -235,6 +235,172 @@ pub struct PlannedMetric {
 pub struct Plan {
     pub metrics: Vec<PlannedMetric>,
     pub warnings: Vec<String>,
+    /// Where the figures come from, in the order to set them up (for cloud data or a
+    /// portfolio scope; empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceStep>,
+    /// How measured runs, provider figures and estimates are merged (portfolio scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merge: Vec<String>,
+}
+
+/// One way of obtaining figures, ranked: what it gives, its data-quality tier, what it
+/// cannot decide and when to add the next.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SourceStep {
+    /// 1 is the first to set up.
+    pub rank: usize,
+    /// `provider-export`, `usage-estimate`, `measured-runs`, `agent`.
+    pub id: &'static str,
+    pub name: &'static str,
+    /// The tier its figures carry: `provider-reported`, `estimate (CCF method)`, `measured`.
+    pub tier: &'static str,
+    pub why: String,
+    pub how: String,
+    /// What its figures cannot decide.
+    pub cannot_decide: Vec<String>,
+    /// When to add the next source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_when: Option<String>,
+}
+
+/// The data-source plan: for cloud data, the provider's own export first (no
+/// instrumentation, no overhead), then estimates where it gives nothing, then measurement
+/// where a decision needs it; for a portfolio, all three. Empty for other situations.
+pub fn data_sources(input: &AdviseInput) -> Vec<SourceStep> {
+    let cloud = input.data == DataSource::Cloud;
+    let portfolio = input.scope == Scope::Portfolio;
+    if !cloud && !portfolio {
+        return Vec::new();
+    }
+    let inference = matches!(input.workload, Workload::Inference | Workload::Both);
+    let mut steps = Vec::new();
+    steps.push(SourceStep {
+        rank: 0,
+        id: "provider-export",
+        name: "The cloud provider's carbon export",
+        tier: "provider-reported",
+        why: "the highest impact for the lowest overhead: no instrumentation, no compute \
+              overhead, every service and scopes 1, 2 and 3 of the whole account, in the \
+              provider's own accounting"
+            .into(),
+        how: "export it (GCP Carbon Footprint to BigQuery, AWS Data Exports CARBON_EMISSIONS or \
+              the Sustainability API, Azure Carbon Optimization or Cloud for Sustainability), \
+              then `wattprint import FILE` (gcp-carbon, aws-carbon, azure-carbon) and \
+              `wattprint report --format portfolio --period YYYY`"
+            .into(),
+        cannot_decide: vec![
+            "anything finer than a month: no figure per job, per day or per deployment".into(),
+            "energy: the exports give carbon without kWh, so no energy-to-solution and no \
+             ESRS E1-5 energy from them"
+                .into(),
+            "per-inference or per-token figures, or which model or team caused a change \
+             inside a project"
+                .into(),
+            "comparisons across a change of the provider's carbon model (a series break) or \
+             across providers, whose methods differ"
+                .into(),
+            "recent changes: a month's figure exists only after the provider publishes it, \
+             weeks after the month ends"
+                .into(),
+        ],
+        add_when: Some(
+            "add measurement when a decision needs per-job or per-request figures, energy in \
+             MWh, or an effect visible before the next monthly export"
+                .into(),
+        ),
+    });
+    steps.push(SourceStep {
+        rank: 0,
+        id: "usage-estimate",
+        name: "Usage-based estimate from the billing export (FOCUS)",
+        tier: "estimate (CCF method)",
+        why: "covers what no provider export covers (another cloud, a missing month) from \
+              usage the bill already records; labelled as an estimate with a range"
+            .into(),
+        how: "instance-hours x vCPUs x the Cloud Carbon Footprint coefficients, the provider's \
+              PUE and the region's grid factor; the provider's own figure supersedes it \
+              wherever both exist"
+            .into(),
+        cannot_decide: vec![
+            "anything the coefficients average away: the actual utilisation, the hardware \
+             generation, the GPU's real power"
+                .into(),
+            "SaaS, support and tax lines: counted, never guessed".into(),
+        ],
+        add_when: None,
+    });
+    steps.push(SourceStep {
+        rank: 0,
+        id: "measured-runs",
+        name: "Measured runs (`wattprint run`, Python `track()`)",
+        tier: "measured",
+        why: "energy and carbon per job, comparable across recipes and hardware; inside a \
+              cloud project it is detail of the provider's figure, never added to it"
+            .into(),
+        how: "`wattprint run --zone gcp:REGION --label project=ID -- CMD` on the jobs whose \
+              decisions need it"
+            .into(),
+        cannot_decide: vec![
+            "the rest of the account: storage, networking and idle machines nobody ran \
+             through wattprint"
+                .into(),
+        ],
+        add_when: inference.then(|| {
+            "add the agent with request spans when serving decisions need per-query figures"
+                .to_string()
+        }),
+    });
+    if inference {
+        steps.push(SourceStep {
+            rank: 0,
+            id: "agent",
+            name: "The agent on serving hosts (`wattprint agent`)",
+            tier: "measured",
+            why: "per-request energy and carbon of a self-hosted model, idle power apart".into(),
+            how: "`wattprint agent` with request spans from the serving process".into(),
+            cannot_decide: vec![
+                "managed model APIs: their hosts cannot be instrumented; only the provider's \
+                 export covers them"
+                    .into(),
+            ],
+            add_when: None,
+        });
+    }
+    // On premises with a portfolio scope the measured runs come first.
+    if !cloud {
+        steps.rotate_left(2);
+    }
+    for (i, s) in steps.iter_mut().enumerate() {
+        s.rank = i + 1;
+    }
+    steps
+}
+
+/// How the portfolio is merged (portfolio scope), in order; empty for other scopes.
+pub fn merge_plan(input: &AdviseInput) -> Vec<String> {
+    if input.scope != Scope::Portfolio {
+        return Vec::new();
+    }
+    vec![
+        "import each provider's monthly export into the history (`wattprint import FILE`): a \
+         month already stored is recognised, a restated one refused until `--replace`"
+            .into(),
+        "label every measured run with the cloud zone and the project or account it ran in \
+         (`--zone gcp:REGION --label project=ID`, or `--label account=ID`): such runs are \
+         detail of the provider's figure for that month, shown and never added"
+            .into(),
+        "fill the gaps with usage-based estimates (tier `estimate (CCF method)`, with a range); \
+         an estimate the provider also reports is superseded, never added"
+            .into(),
+        "report with `wattprint report --format portfolio --period YYYY` (totals by label, \
+         provider and month; the shares measured / provider-reported / estimated) and \
+         `--format esrs` (provider figures as Scope 3 category 1)"
+            .into(),
+        "watch the series breaks: a change of a provider's carbon model makes months on either \
+         side incomparable; say so beside any trend"
+            .into(),
+    ]
 }
 
 fn profile(id: &str) -> &'static MetricProfile {
@@ -446,7 +612,19 @@ pub fn advise(input: &AdviseInput) -> Plan {
             }
         })
         .collect();
-    Plan { metrics, warnings }
+    if input.data == DataSource::Cloud {
+        warnings.push(
+            "cloud data only: the provider exports give carbon without energy, monthly; \
+             energy in MWh (ESRS E1-5) and per-job or per-query figures need measurement"
+                .into(),
+        );
+    }
+    Plan {
+        metrics,
+        warnings,
+        sources: data_sources(input),
+        merge: merge_plan(input),
+    }
 }
 
 #[cfg(test)]
@@ -462,6 +640,46 @@ mod tests {
             data: DataSource::OnPrem,
             overhead_budget_pct: None,
         }
+    }
+
+    #[test]
+    fn cloud_data_puts_the_provider_export_first_and_says_what_it_cannot_decide() {
+        let mut i = input(&[Goal::Esg], Workload::Inference);
+        i.data = DataSource::Cloud;
+        let p = advise(&i);
+        let ids: Vec<&str> = p.sources.iter().map(|s| s.id).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "provider-export",
+                "usage-estimate",
+                "measured-runs",
+                "agent"
+            ]
+        );
+        let first = &p.sources[0];
+        assert_eq!((first.rank, first.tier), (1, "provider-reported"));
+        let cannot = first.cannot_decide.join(" ");
+        for what in ["month", "energy", "per-inference"] {
+            assert!(cannot.contains(what), "{cannot}");
+        }
+        assert!(first.add_when.as_deref().unwrap().contains("measurement"));
+        assert!(p.merge.is_empty());
+        // On premises, workload scope: no source plan.
+        assert!(advise(&input(&[Goal::Esg], Workload::Training))
+            .sources
+            .is_empty());
+    }
+
+    #[test]
+    fn portfolio_scope_plans_the_merge_with_measured_runs_first_on_premises() {
+        let mut i = input(&[Goal::Compliance], Workload::Training);
+        i.scope = Scope::Portfolio;
+        let p = advise(&i);
+        assert_eq!(p.sources[0].id, "measured-runs");
+        assert_eq!(p.merge.len(), 5);
+        assert!(p.merge[1].contains("detail"));
+        assert!(p.merge[3].contains("--format portfolio"));
     }
 
     fn ids(p: &Plan) -> Vec<&str> {

@@ -120,30 +120,30 @@ pub const NVML_RELATIVE: f64 = 0.05;
 /// class, and `power_bounds_w` the (low, high) power the sensor vouches for (the model's span).
 pub fn domain_bounds(
     method: crate::Method,
-    source: &str,
+    source: &crate::SensorSource,
     joules: f64,
     duration_s: f64,
     power_bounds_w: Option<(f64, f64)>,
 ) -> (Bounds, &'static str) {
-    use crate::Method;
+    use crate::{Method, SensorSource};
     let dur = duration_s.max(0.0);
     match (method, power_bounds_w) {
         (Method::Model, Some((lo_w, hi_w))) => (
             Bounds::new(lo_w * dur, joules, hi_w * dur),
             "the model's span (idle to full load)",
         ),
-        (_, _) if source.starts_with("rapl") => (
+        (_, _) if source.is_rapl() => (
             Bounds::relative(joules, RAPL_RELATIVE),
             "RAPL +/- 5 % (assumed; Khan et al. 2018)",
         ),
-        (_, _) if source == "nvml" => {
+        (_, _) if *source == SensorSource::Nvml => {
             let d = (NVML_ABSOLUTE_W * dur).max(joules.abs() * NVML_RELATIVE);
             (
                 Bounds::new((joules - d).max(0.0), joules, joules + d),
                 "NVML +/- 5 W or 5 % (NVIDIA)",
             )
         }
-        (_, _) if source == "amdsmi" || source == "hwmon" => (
+        (_, _) if matches!(source, SensorSource::Amdsmi | SensorSource::Hwmon) => (
             Bounds::relative(joules, NVML_RELATIVE),
             "+/- 5 % (no published accuracy: NVML's assumed)",
         ),
@@ -266,7 +266,7 @@ pub fn fill_report_ranges(r: &mut crate::report::RunReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Method;
+    use crate::{Method, SensorSource};
     use proptest::prelude::*;
 
     fn ordered(b: Bounds) -> bool {
@@ -278,7 +278,7 @@ mod tests {
         // 2 vCPUs, 0.64-3.86 W each, 10 s: 12.8-77.2 J around 30 J.
         let (b, basis) = domain_bounds(
             Method::Model,
-            "utilisation-model",
+            &SensorSource::UtilisationModel,
             30.0,
             10.0,
             Some((1.28, 7.72)),
@@ -291,21 +291,27 @@ mod tests {
     #[test]
     fn nvml_takes_the_larger_of_5_w_and_5_percent() {
         // 10 s at 50 W = 500 J: 5 W x 10 s = 50 J beats 5 % = 25 J.
-        let (b, _) = domain_bounds(Method::Counter, "nvml", 500.0, 10.0, None);
+        let (b, _) = domain_bounds(Method::Counter, &SensorSource::Nvml, 500.0, 10.0, None);
         assert_eq!((b.low, b.high), (450.0, 550.0));
         // 10 s at 400 W = 4000 J: 5 % = 200 J beats 50 J.
-        let (b, _) = domain_bounds(Method::Power, "nvml", 4000.0, 10.0, None);
+        let (b, _) = domain_bounds(Method::Power, &SensorSource::Nvml, 4000.0, 10.0, None);
         assert_eq!((b.low, b.high), (3800.0, 4200.0));
         // Never below zero.
-        let (b, _) = domain_bounds(Method::Power, "nvml", 10.0, 10.0, None);
+        let (b, _) = domain_bounds(Method::Power, &SensorSource::Nvml, 10.0, 10.0, None);
         assert_eq!(b.low, 0.0);
     }
 
     #[test]
     fn rapl_is_5_percent_and_the_unknown_is_exact() {
-        let (b, _) = domain_bounds(Method::Counter, "rapl-powercap", 200.0, 1.0, None);
+        let (b, _) = domain_bounds(
+            Method::Counter,
+            &SensorSource::RaplPowercap,
+            200.0,
+            1.0,
+            None,
+        );
         assert_eq!((b.low, b.high), (190.0, 210.0));
-        let (b, basis) = domain_bounds(Method::Counter, "agent-socket", 200.0, 1.0, None);
+        let (b, basis) = domain_bounds(Method::Counter, &"agent-socket".into(), 200.0, 1.0, None);
         assert!(b.is_exact());
         assert_eq!(basis, "no published accuracy");
     }
@@ -347,7 +353,7 @@ mod tests {
             name: name.into(),
             kind: crate::DomainKind::CpuModel,
             joules: j,
-            source: "utilisation-model".into(),
+            source: SensorSource::UtilisationModel,
             method: Method::Model,
             counted_in_total: counted,
             device: None,
@@ -435,12 +441,12 @@ mod tests {
             j in 0.0f64..1e7, dur in 0.0f64..1e5, lo in 0.0f64..1e3, hi in 0.0f64..1e3,
         ) {
             for (m, s, pb) in [
-                (Method::Model, "utilisation-model", Some((lo, hi))),
-                (Method::Counter, "rapl-perf", None),
-                (Method::Power, "nvml", None),
-                (Method::Power, "hwmon", None),
+                (Method::Model, SensorSource::UtilisationModel, Some((lo, hi))),
+                (Method::Counter, SensorSource::RaplPerf, None),
+                (Method::Power, SensorSource::Nvml, None),
+                (Method::Power, SensorSource::Hwmon, None),
             ] {
-                let (b, _) = domain_bounds(m, s, j, dur, pb);
+                let (b, _) = domain_bounds(m, &s, j, dur, pb);
                 prop_assert!(ordered(b), "{m:?} {b:?}");
             }
         }

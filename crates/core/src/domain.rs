@@ -70,6 +70,41 @@ impl fmt::Display for Method {
     }
 }
 
+crate::open_enum::open_enum! {
+    /// The sensor a reading comes from. Serialised as [`SensorSource::as_str`]; an open set:
+    /// fakes, imported reports and estimates name their own.
+    pub enum SensorSource {
+        /// Intel/AMD RAPL counters through the powercap sysfs tree.
+        RaplPowercap => "rapl-powercap",
+        /// RAPL counters through the perf `power` PMU.
+        RaplPerf => "rapl-perf",
+        /// NVIDIA GPUs through NVML.
+        Nvml => "nvml",
+        /// AMD GPUs through amdsmi.
+        Amdsmi => "amdsmi",
+        /// hwmon power or energy channels.
+        Hwmon => "hwmon",
+        /// The utilisation power model (no hardware sensor).
+        UtilisationModel => "utilisation-model",
+        /// Counters served by a wattprint agent over its Unix socket.
+        AgentSocket => "wattprint-agent",
+    }
+}
+
+/// No source named: the empty string (what a defaulted report field held).
+impl Default for SensorSource {
+    fn default() -> Self {
+        SensorSource::Other(String::new())
+    }
+}
+
+impl SensorSource {
+    /// True for the RAPL sources (powercap or perf).
+    pub fn is_rapl(&self) -> bool {
+        matches!(self, SensorSource::RaplPowercap | SensorSource::RaplPerf)
+    }
+}
+
 /// One measured domain, as declared by its sensor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DomainDesc {
@@ -77,7 +112,7 @@ pub struct DomainDesc {
     pub name: String,
     pub kind: DomainKind,
     /// The sensor that reads it, e.g. `rapl-powercap`, `nvml`, `utilisation-model`.
-    pub source: String,
+    pub source: SensorSource,
     pub method: Method,
     /// Whether its joules enter the total (each joule counted once: core/uncore sit inside
     /// the package, psys contains the packages).

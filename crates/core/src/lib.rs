@@ -6,6 +6,7 @@
 
 pub mod advise;
 pub mod attribution;
+pub mod bench;
 pub mod bounds;
 pub mod carbon;
 pub mod counter;
@@ -16,6 +17,9 @@ pub mod forecast;
 pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;
+mod open_enum;
+pub mod overhead_score;
+pub mod portfolio;
 pub mod powermodel;
 pub mod rating;
 pub mod report;
@@ -29,6 +33,7 @@ pub mod units;
 pub mod wallclock;
 pub mod window;
 pub mod work;
+pub mod workloads;
 
-pub use domain::{DomainDesc, DomainKind, Method};
+pub use domain::{DomainDesc, DomainKind, Method, SensorSource};
 pub use units::{Joules, Watts};

@@ -134,7 +134,7 @@ pub struct GpuHost {
     #[serde(default)]
     pub mig_enabled: bool,
     /// `nvml`, `amdsmi` or `hwmon`.
-    pub source: String,
+    pub source: crate::SensorSource,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -180,7 +180,7 @@ pub struct EnergyReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rejected {
     /// The sensor that read it, e.g. `rapl-perf`.
-    pub source: String,
+    pub source: crate::SensorSource,
     /// Its domain name, e.g. `psys`.
     pub domain: String,
     /// `stuck` or `implausible`.
@@ -197,7 +197,7 @@ pub struct DomainEnergy {
     pub name: String,
     pub kind: crate::DomainKind,
     pub joules: f64,
-    pub source: String,
+    pub source: crate::SensorSource,
     pub method: crate::Method,
     pub counted_in_total: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +246,23 @@ pub struct Gap {
     pub reason: String,
 }
 
+crate::open_enum::open_enum! {
+    /// What emissions a carbon factor counts. Serialised as [`CarbonBasis::as_str`]; an open
+    /// set: a live provider or an imported report may name another basis.
+    #[derive(Default)]
+    pub enum CarbonBasis {
+        /// No carbon was computed (a report built without the carbon step): `""`.
+        #[default]
+        Unset => "",
+        /// Lifecycle emissions (construction, fuel supply, combustion): not a Scope 2 factor.
+        Lifecycle => "lifecycle",
+        /// Direct (combustion) emissions only: the Scope 2 basis.
+        Direct => "direct",
+        /// The factor's source does not say (`--intensity`, intensity files).
+        Unspecified => "unspecified",
+    }
+}
+
 /// The GHG Protocol Scope 2 method of a carbon figure. Serialised as [`CarbonMethod::as_str`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -283,8 +300,8 @@ pub struct CarbonReport {
     pub intensity_g_per_kwh: f64,
     pub intensity_source: String,
     pub intensity_year: Option<i32>,
-    /// `lifecycle` or `direct`.
-    pub basis: String,
+    /// `lifecycle`, `direct`, `unspecified`, or what the provider says.
+    pub basis: CarbonBasis,
     /// `location` or `market` (empty when no carbon was computed).
     pub method: CarbonMethod,
     /// True when the zone was not given and a fallback factor was used.

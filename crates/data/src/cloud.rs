@@ -2,11 +2,15 @@
 //!
 //! - Google Cloud: the region's grid intensity for 2024 from GoogleCloudPlatform/region-carbon-info
 //!   (Apache-2.0): average operational (direct) gross emissions of the local grid, location-based.
-//! - AWS and Azure: each region mapped to its country's Ember factor (the providers publish no
-//!   per-region grid factor; a country is coarser than the grid region in the US and elsewhere).
+//! - AWS and Azure: each region mapped to the grid it draws from ([`crate::subnational`]): a US
+//!   region to its eGRID2023 subregion (or state), a Canadian, Australian, Indian or Chinese one
+//!   to its province or state; other regions to their country's Ember factor (the providers
+//!   publish no per-region grid factor).
 
-use crate::grid::{self, Basis, IntensityFactor, INTENSITY_UNIT};
+use crate::grid::{self, IntensityFactor, INTENSITY_UNIT};
+use crate::subnational;
 use crate::tables;
+use wattprint_core::report::CarbonBasis;
 
 pub const GCP_SOURCE: &str =
     "Google Cloud region carbon data 2024 (GoogleCloudPlatform/region-carbon-info)";
@@ -101,18 +105,48 @@ pub fn region(provider: Provider, region: &str) -> Option<IntensityFactor> {
                 name: format!("{location} (gcp {name})"),
                 g_per_kwh,
                 unit: INTENSITY_UNIT,
-                basis: Basis::Direct,
+                basis: CarbonBasis::Direct,
                 year: GCP_YEAR,
                 source: GCP_SOURCE,
                 licence: GCP_LICENCE,
+                note: None,
             }),
         p => {
-            let &(_, name, location, alpha2) = tables::CLOUD_REGIONS
+            let &(_, name, location, alpha2, _, _) = tables::CLOUD_REGIONS
                 .iter()
                 .find(|r| r.0 == p.as_str() && r.1.eq_ignore_ascii_case(region))?;
+            let zone = format!("{}:{name}", p.as_str());
+            let grid_of = subnational::cloud_grid(p.as_str(), name);
+            if let Some(sub) = grid_of.as_ref().and_then(|g| g.egrid_subregion) {
+                let f = subnational::egrid_subregion(sub)?;
+                let state = grid_of
+                    .as_ref()
+                    .and_then(|g| g.subdivision)
+                    .and_then(subnational::subdivision);
+                let versus = state.map_or(String::new(), |s| {
+                    format!(" ({} {:.1} g/kWh)", s.zone, s.g_per_kwh)
+                });
+                return Some(IntensityFactor {
+                    zone,
+                    name: format!("{location}: grid {}", f.name),
+                    note: Some(format!("{}{versus}", subnational::SUBREGION_OVER_STATE)),
+                    ..f
+                });
+            }
+            if let Some(f) = grid_of
+                .as_ref()
+                .and_then(|g| g.subdivision)
+                .and_then(subnational::subdivision)
+            {
+                return Some(IntensityFactor {
+                    zone,
+                    name: format!("{location}: grid {} {}", f.zone, f.name),
+                    ..f
+                });
+            }
             let country = grid::country(alpha2)?;
             Some(IntensityFactor {
-                zone: format!("{}:{name}", p.as_str()),
+                zone,
                 name: format!("{location} (country grid: {})", country.name),
                 ..country
             })
@@ -138,8 +172,47 @@ mod tests {
         assert_eq!(f.zone, "gcp:europe-west1");
         assert_eq!(f.g_per_kwh, 103.37);
         assert_eq!(f.year, 2024);
-        assert_eq!(f.basis, Basis::Direct);
+        assert_eq!(f.basis, CarbonBasis::Direct);
         assert_eq!(gcp_cfe_share("europe-west1"), Some(0.84));
+    }
+
+    #[test]
+    fn aws_us_east_1_is_the_srvc_subregion_of_egrid2023() {
+        let f = region(Provider::Aws, "us-east-1").unwrap();
+        assert_eq!(f.zone, "aws:us-east-1");
+        assert_eq!(f.g_per_kwh, 270.489);
+        assert_eq!(f.year, 2023);
+        assert_eq!(f.basis, CarbonBasis::Direct);
+        assert_eq!(f.source, subnational::EGRID_SUBREGION_SOURCE);
+        assert!(f.name.contains("SRVC"), "{}", f.name);
+        let note = f.note.unwrap();
+        assert!(note.contains("US-VA 244.8 g/kWh"), "{note}");
+        // Azure's Virginia regions draw from the same grid.
+        assert_eq!(
+            region(Provider::Azure, "eastus2").unwrap().g_per_kwh,
+            270.489
+        );
+    }
+
+    #[test]
+    fn regions_take_their_province_or_state() {
+        let f = region(Provider::Aws, "ca-central-1").unwrap();
+        assert_eq!(
+            f.g_per_kwh,
+            subnational::subdivision("CA-QC").unwrap().g_per_kwh
+        );
+        let f = region(Provider::Azure, "australiaeast").unwrap();
+        assert_eq!(f.g_per_kwh, 640.0);
+        let f = region(Provider::Aws, "ap-south-1").unwrap();
+        assert_eq!(f.zone, "aws:ap-south-1");
+        assert_eq!(f.basis, CarbonBasis::Lifecycle);
+        assert_eq!(
+            f.g_per_kwh,
+            subnational::subdivision("IN-MH").unwrap().g_per_kwh
+        );
+        // Wyoming splits between two eGRID subregions: the state rate stands.
+        let f = region(Provider::Azure, "westcentralus").unwrap();
+        assert_eq!(f.source, subnational::EGRID_STATE_SOURCE);
     }
 
     #[test]

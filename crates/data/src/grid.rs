@@ -5,7 +5,7 @@
 //! emissions of the production mix: fit for SCI and footprints, NOT a Scope 2 (direct) factor.
 
 use crate::tables;
-use std::fmt;
+use wattprint_core::report::CarbonBasis;
 
 /// Unit of every intensity factor here.
 pub const INTENSITY_UNIT: &str = "gCO2e/kWh";
@@ -13,30 +13,6 @@ pub const INTENSITY_UNIT: &str = "gCO2e/kWh";
 pub const EMBER_SOURCE: &str =
     "Ember (2025), Yearly Electricity Data; processed by Our World in Data";
 pub const EMBER_LICENCE: &str = "CC BY 4.0";
-
-/// What emissions a factor counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Basis {
-    /// Lifecycle emissions (construction, fuel supply, combustion): not a Scope 2 factor.
-    Lifecycle,
-    /// Direct (combustion) emissions only: the Scope 2 basis.
-    Direct,
-}
-
-impl Basis {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Basis::Lifecycle => "lifecycle",
-            Basis::Direct => "direct",
-        }
-    }
-}
-
-impl fmt::Display for Basis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// An embedded carbon-intensity factor with its provenance.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,11 +24,14 @@ pub struct IntensityFactor {
     pub g_per_kwh: f64,
     /// Always [`INTENSITY_UNIT`].
     pub unit: &'static str,
-    pub basis: Basis,
+    pub basis: CarbonBasis,
     /// Vintage: the year the factor describes.
     pub year: i32,
     pub source: &'static str,
     pub licence: &'static str,
+    /// What a reader must know to use the factor well (a choice made, a caveat of the
+    /// dataset), printed with it; `None` when there is nothing to add.
+    pub note: Option<String>,
 }
 
 /// One country of the ISO 3166-1 list.
@@ -87,10 +66,11 @@ fn country_factor(row: &(&str, &str, &str, f64, i32)) -> IntensityFactor {
         name: name.to_string(),
         g_per_kwh,
         unit: INTENSITY_UNIT,
-        basis: Basis::Lifecycle,
+        basis: CarbonBasis::Lifecycle,
         year,
         source: EMBER_SOURCE,
         licence: EMBER_LICENCE,
+        note: None,
     }
 }
 
@@ -116,10 +96,11 @@ pub fn world() -> IntensityFactor {
         name: "World".into(),
         g_per_kwh,
         unit: INTENSITY_UNIT,
-        basis: Basis::Lifecycle,
+        basis: CarbonBasis::Lifecycle,
         year,
         source: EMBER_SOURCE,
         licence: EMBER_LICENCE,
+        note: None,
     }
 }
 
@@ -131,10 +112,11 @@ pub fn eu27() -> IntensityFactor {
         name: "European Union (27)".into(),
         g_per_kwh,
         unit: INTENSITY_UNIT,
-        basis: Basis::Lifecycle,
+        basis: CarbonBasis::Lifecycle,
         year,
         source: EMBER_SOURCE,
         licence: EMBER_LICENCE,
+        note: None,
     }
 }
 
@@ -148,7 +130,7 @@ mod tests {
         assert_eq!(fr.zone, "FR");
         assert_eq!(fr.year, 2024);
         assert_eq!(fr.g_per_kwh, 44.179085);
-        assert_eq!(fr.basis, Basis::Lifecycle);
+        assert_eq!(fr.basis, CarbonBasis::Lifecycle);
         let de = country("deu").unwrap();
         assert_eq!(de.zone, "DE");
         assert!(

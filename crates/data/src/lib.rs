@@ -10,4 +10,5 @@ pub mod cpu;
 pub mod gpu;
 pub mod grid;
 pub mod microarch;
+pub mod subnational;
 mod tables;

@@ -11,12 +11,12 @@
 //! tests drive fake sysfs/procfs trees instead, so no test sleeps and hopes.
 
 use crate::config::SensorConfig;
-use crate::discover::{probe_gpus, AbsentSensor, Discovery};
+use crate::discover::{absent, probe_gpus, Discovery};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use wattprint_core::counter::{CounterDiff, CounterStep};
 use wattprint_core::trust::{judge, DomainWindow, Evidence, Verdict};
-use wattprint_core::DomainKind;
+use wattprint_core::{DomainKind, SensorSource};
 use wattprint_sensors::model::{self, UtilisationModel};
 use wattprint_sensors::perf_rapl::{self, PerfRapl};
 use wattprint_sensors::powercap::{self, Powercap};
@@ -107,7 +107,7 @@ impl CheckVerdict {
 /// One domain's result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DomainCheck {
-    pub source: String,
+    pub source: SensorSource,
     pub domain: String,
     pub kind: DomainKind,
     /// Average power over the idle phase (counters) or at its end (power sensors), W.
@@ -139,20 +139,11 @@ pub struct CheckReport {
 fn open_all(config: &SensorConfig) -> Discovery {
     let mut d = Discovery::default();
     let sel = &config.selection;
-    let mut add = |source: &str, probe: Result<Box<dyn Sensor>, SensorError>| {
-        if sel.allows(source) {
+    let mut add = |source: SensorSource, probe: Result<Box<dyn Sensor>, SensorError>| {
+        if sel.allows(&source) {
             match probe {
                 Ok(s) => d.sensors.push(s),
-                Err(SensorError::Unavailable { reason, fix }) => d.absent.push(AbsentSensor {
-                    source: source.into(),
-                    reason,
-                    fix,
-                }),
-                Err(SensorError::Read(reason)) => d.absent.push(AbsentSensor {
-                    source: source.into(),
-                    reason,
-                    fix: None,
-                }),
+                Err(e) => d.absent.push(absent(&source, e)),
             }
         }
     };
@@ -240,20 +231,13 @@ pub fn check(
         idle_busy_cpu_s: idle_busy,
         load_busy_cpu_s: load_busy,
         domains,
-        absent: std::mem::take(&mut d.absent)
-            .into_iter()
-            .map(|a| crate::inventory::AbsentEntry {
-                source: a.source,
-                reason: a.reason,
-                fix: a.fix,
-            })
-            .collect(),
+        absent: std::mem::take(&mut d.absent),
     }
 }
 
 /// One domain's three readings and what they need for judging.
 pub struct DomainInput<'a> {
-    pub source: &'a str,
+    pub source: &'a SensorSource,
     pub domain: &'a wattprint_core::DomainDesc,
     pub max_power_w: Option<f64>,
     /// At the start, after idle, after load (`None`: unreadable then).
@@ -265,7 +249,7 @@ pub struct DomainInput<'a> {
 /// Judge one domain from its three readings and the phases' busy CPU time (pure).
 pub fn judge_domain(x: DomainInput<'_>, busy: [Option<f64>; 2]) -> DomainCheck {
     let mut out = DomainCheck {
-        source: x.source.to_string(),
+        source: x.source.clone(),
         domain: x.domain.name.clone(),
         kind: x.domain.kind,
         idle_w: None,
@@ -484,7 +468,7 @@ mod tests {
         (config, phases)
     }
 
-    fn find<'a>(c: &'a CheckReport, source: &str, domain: &str) -> &'a DomainCheck {
+    fn find<'a>(c: &'a CheckReport, source: SensorSource, domain: &str) -> &'a DomainCheck {
         c.domains
             .iter()
             .find(|d| d.source == source && d.domain == domain)
@@ -499,17 +483,17 @@ mod tests {
         assert_eq!((c.idle_s, c.load_s), (2.0, 3.0));
         assert_eq!(c.idle_busy_cpu_s, Some(0.0));
         assert_eq!(c.load_busy_cpu_s, Some(6.0));
-        let pkg = find(&c, "rapl-powercap", "package-0");
+        let pkg = find(&c, SensorSource::RaplPowercap, "package-0");
         assert_eq!(pkg.verdict, CheckVerdict::Ok);
         assert!((pkg.idle_w.unwrap() - 10.0).abs() < 1e-6);
         assert!((pkg.loaded_w.unwrap() - 60.0).abs() < 1e-6);
         assert_eq!(pkg.responds_to_load, Some(true));
         // dram never moves: stuck on physics alone.
-        let dram = find(&c, "rapl-powercap", "dram-0");
+        let dram = find(&c, SensorSource::RaplPowercap, "dram-0");
         assert_eq!(dram.verdict, CheckVerdict::Stuck);
         assert_eq!(dram.responds_to_load, Some(false));
         // The dead perf psys of this project's VMs.
-        let psys = find(&c, "rapl-perf", "psys");
+        let psys = find(&c, SensorSource::RaplPerf, "psys");
         assert_eq!(psys.verdict, CheckVerdict::Stuck);
         assert_eq!((psys.idle_w, psys.loaded_w), (Some(0.0), Some(0.0)));
         assert!(psys
@@ -518,7 +502,7 @@ mod tests {
             .unwrap()
             .contains("always draws power"));
         // The model follows /proc/stat: idle curve, then full load.
-        let m = find(&c, "utilisation-model", "cpu-model");
+        let m = find(&c, SensorSource::UtilisationModel, "cpu-model");
         assert_eq!(m.verdict, CheckVerdict::Ok);
         assert_eq!(m.responds_to_load, Some(true));
         let text = render(&c);
@@ -533,7 +517,7 @@ mod tests {
         // 5 kW under load from a 125 W zone.
         let (config, mut phases) = machine(d.path(), 5000.0);
         let c = check(&config, &mut phases, 1.0, 1.0);
-        let pkg = find(&c, "rapl-powercap", "package-0");
+        let pkg = find(&c, SensorSource::RaplPowercap, "package-0");
         assert_eq!(pkg.verdict, CheckVerdict::Implausible);
         assert!(pkg.reason.as_deref().unwrap().contains("125.0 W"));
     }
@@ -545,8 +529,8 @@ mod tests {
         phases.vanish_dram = true;
         config.selection = crate::config::SensorSelection::parse_list("-rapl-perf", "t").unwrap();
         let c = check(&config, &mut phases, 1.0, 1.0);
-        assert!(c.domains.iter().all(|d| d.source != "rapl-perf"));
-        let dram = find(&c, "rapl-powercap", "dram-0");
+        assert!(c.domains.iter().all(|d| d.source != SensorSource::RaplPerf));
+        let dram = find(&c, SensorSource::RaplPowercap, "dram-0");
         assert_eq!(dram.verdict, CheckVerdict::Unreadable);
         assert_eq!(
             dram.reason.as_deref(),
@@ -567,7 +551,7 @@ mod tests {
         let c = |j: [f64; 3]| {
             judge_domain(
                 DomainInput {
-                    source: "t",
+                    source: &"t".into(),
                     domain: &core,
                     max_power_w: None,
                     readings: j.map(|joules| {

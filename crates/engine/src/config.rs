@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use wattprint_core::gpu_select::{GpuRequest, VISIBILITY_VARS};
+use wattprint_core::SensorSource;
 
 /// Which GPUs a session measures.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43,11 +44,11 @@ impl GpuScope {
 
 /// The sensor names a user may choose, with the source label each stands for (the label in
 /// reports and `wattprint sensors`).
-pub const SENSOR_NAMES: &[(&str, &str)] = &[
+pub const SENSOR_NAMES: &[(&str, SensorSource)] = &[
     ("model", wattprint_sensors::model::SOURCE),
     ("rapl-perf", wattprint_sensors::perf_rapl::SOURCE),
     ("rapl-powercap", wattprint_sensors::powercap::SOURCE),
-    ("nvml", "nvml"),
+    ("nvml", SensorSource::Nvml),
     ("amdsmi", wattprint_sensors::amd::SOURCE),
     ("hwmon", wattprint_sensors::hwmon::SOURCE),
     ("agent-socket", wattprint_sensors::agent_socket::SOURCE),
@@ -117,13 +118,13 @@ impl SensorSelection {
     }
 
     /// Whether the sensor with source label `source` (e.g. `utilisation-model`) may be used.
-    pub fn allows(&self, source: &str) -> bool {
+    pub fn allows(&self, source: &SensorSource) -> bool {
         let name = user_name(source);
         !self.excluded.contains(name) && self.only.as_ref().is_none_or(|o| o.contains(name))
     }
 
     /// Why `source` is not used, when the selection is the reason.
-    pub fn refusal(&self, source: &str) -> Option<String> {
+    pub fn refusal(&self, source: &SensorSource) -> Option<String> {
         if self.allows(source) {
             return None;
         }
@@ -138,11 +139,11 @@ impl SensorSelection {
 }
 
 /// The user name of a source label (`utilisation-model` -> `model`).
-fn user_name(source: &str) -> &str {
+fn user_name(source: &SensorSource) -> &str {
     SENSOR_NAMES
         .iter()
-        .find(|(_, label)| *label == source)
-        .map_or(source, |(n, _)| *n)
+        .find(|(_, label)| label == source)
+        .map_or(source.as_str(), |(n, _)| *n)
 }
 
 fn checked(name: &str, origin: &str) -> Result<String, UnknownSensor> {
@@ -307,13 +308,16 @@ mod tests {
     #[test]
     fn the_environment_list_includes_and_excludes() {
         let s = SensorSelection::parse_list("-rapl-perf, -nvml", "X").unwrap();
-        assert!(!s.allows("rapl-perf") && !s.allows("nvml"));
-        assert!(s.allows("rapl-powercap") && s.allows("utilisation-model"));
+        assert!(!s.allows(&SensorSource::RaplPerf) && !s.allows(&SensorSource::Nvml));
+        assert!(s.allows(&SensorSource::RaplPowercap) && s.allows(&SensorSource::UtilisationModel));
         let s = SensorSelection::parse_list("model", "X").unwrap();
-        assert!(s.allows("utilisation-model"));
-        assert!(!s.allows("rapl-perf") && !s.allows("hwmon"));
-        assert!(s.refusal("rapl-perf").unwrap().contains("only model"));
-        assert_eq!(s.refusal("utilisation-model"), None);
+        assert!(s.allows(&SensorSource::UtilisationModel));
+        assert!(!s.allows(&SensorSource::RaplPerf) && !s.allows(&SensorSource::Hwmon));
+        assert!(s
+            .refusal(&SensorSource::RaplPerf)
+            .unwrap()
+            .contains("only model"));
+        assert_eq!(s.refusal(&SensorSource::UtilisationModel), None);
     }
 
     #[test]
@@ -341,10 +345,13 @@ mod tests {
         let mut c =
             SensorConfig::from_lookup(|k| (k == SENSORS_ENV).then(|| "model".into())).unwrap();
         c.select(&[], &["nvml".into()]).unwrap();
-        assert!(c.selection.allows("rapl-perf"));
-        assert!(!c.selection.allows("nvml"));
+        assert!(c.selection.allows(&SensorSource::RaplPerf));
+        assert!(!c.selection.allows(&SensorSource::Nvml));
         c.select(&[], &[]).unwrap();
-        assert!(!c.selection.allows("nvml"), "no flags: the selection stays");
+        assert!(
+            !c.selection.allows(&SensorSource::Nvml),
+            "no flags: the selection stays"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use crate::config::{GpuScope, SensorConfig};
 use std::collections::BTreeSet;
 use wattprint_core::gpu_select::{self, GpuIdentity, GpuVendor};
+use wattprint_core::SensorSource;
 use wattprint_sensors::agent_socket::{self, AgentSocketSensor};
 use wattprint_sensors::amd;
 use wattprint_sensors::gpu::GpuDevice;
@@ -16,15 +17,9 @@ use wattprint_sensors::perf_rapl::{self, PerfRapl};
 use wattprint_sensors::powercap::{self, Powercap};
 use wattprint_sensors::{Sensor, SensorError};
 
-/// A sensor that is not used here, with why and what would make it usable.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AbsentSensor {
-    /// Source label, e.g. `rapl-powercap`.
-    pub source: String,
-    pub reason: String,
-    /// What would make it usable, when something would.
-    pub fix: Option<String>,
-}
+/// A sensor that is not used here, with why and what would make it usable (one type for the
+/// CPU and GPU probes).
+pub use wattprint_sensors::gpu::AbsentSensor;
 
 /// The outcome of [`discover`].
 #[derive(Default)]
@@ -65,7 +60,7 @@ impl Discovery {
     /// Returns whether a sensor was added.
     pub fn add<S: Sensor + 'static>(
         &mut self,
-        source: &str,
+        source: &SensorSource,
         probe: Result<S, SensorError>,
     ) -> bool {
         match probe {
@@ -81,18 +76,18 @@ impl Discovery {
     }
 
     /// Whether any sensor with this source label was found.
-    pub fn has_source(&self, source: &str) -> bool {
-        self.sensors.iter().any(|s| s.info().source == source)
+    pub fn has_source(&self, source: &SensorSource) -> bool {
+        self.sensors.iter().any(|s| s.info().source == *source)
     }
 }
 
-fn absent(source: &str, e: SensorError) -> AbsentSensor {
+pub(crate) fn absent(source: &SensorSource, e: SensorError) -> AbsentSensor {
     let (reason, fix) = match e {
         SensorError::Unavailable { reason, fix } => (reason, fix),
         SensorError::Read(r) => (r, None),
     };
     AbsentSensor {
-        source: source.into(),
+        source: source.clone(),
         reason,
         fix,
     }
@@ -103,9 +98,9 @@ fn absent(source: &str, e: SensorError) -> AbsentSensor {
 pub fn discover(config: &SensorConfig) -> Discovery {
     let mut d = Discovery::default();
     if let Some(path) = &config.agent_socket {
-        if let Some(why) = config.selection.refusal(agent_socket::SOURCE) {
-            d.absent.push(not_selected(agent_socket::SOURCE, why));
-        } else if d.add(agent_socket::SOURCE, AgentSocketSensor::connect(path)) {
+        if let Some(why) = config.selection.refusal(&agent_socket::SOURCE) {
+            d.absent.push(not_selected(&agent_socket::SOURCE, why));
+        } else if d.add(&agent_socket::SOURCE, AgentSocketSensor::connect(path)) {
             d.notes.push(format!(
                 "energy read through the wattprint agent at {} (privilege separation): the \
                  domains are the agent's, local sensors are not probed",
@@ -141,21 +136,21 @@ pub fn discover(config: &SensorConfig) -> Discovery {
 pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     let mut g = nvml::GpuDiscovery::default();
     let sel = &config.selection;
-    if let Some(why) = sel.refusal("nvml") {
-        d.absent.push(not_selected("nvml", why));
+    if let Some(why) = sel.refusal(&SensorSource::Nvml) {
+        d.absent.push(not_selected(&SensorSource::Nvml, why));
     } else if config.nvml_lib.is_some() || nvidia_driver_present(config) {
         g.extend(nvml::discover(config.nvml_lib.as_deref()));
     } else {
         g.absent.push(not_loaded(
             config,
-            ("nvml", nvml::NVML_LIB_ENV),
+            (&SensorSource::Nvml, nvml::NVML_LIB_ENV),
             "NVIDIA",
             "nvidia",
             "/dev/nvidiactl",
         ));
     }
-    if let Some(why) = sel.refusal(amd::SOURCE) {
-        d.absent.push(not_selected(amd::SOURCE, why));
+    if let Some(why) = sel.refusal(&amd::SOURCE) {
+        d.absent.push(not_selected(&amd::SOURCE, why));
     } else if config.amdsmi_lib.is_some() || amdgpu_driver_present(config) {
         g.extend(amd::discover(
             config.amdsmi_lib.as_deref(),
@@ -164,17 +159,17 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     } else {
         g.absent.push(not_loaded(
             config,
-            (amd::SOURCE, "WATTPRINT_AMDSMI_LIB"),
+            (&amd::SOURCE, "WATTPRINT_AMDSMI_LIB"),
             "AMD",
             "amdgpu",
             "/dev/kfd",
         ));
     }
-    if let Some(why) = sel.refusal(wattprint_sensors::hwmon::SOURCE) {
+    if let Some(why) = sel.refusal(&wattprint_sensors::hwmon::SOURCE) {
         d.absent
-            .push(not_selected(wattprint_sensors::hwmon::SOURCE, why));
+            .push(not_selected(&wattprint_sensors::hwmon::SOURCE, why));
     } else if !(config.amdsmi_lib.is_some() || amdgpu_driver_present(config))
-        || sel.refusal(amd::SOURCE).is_some()
+        || sel.refusal(&amd::SOURCE).is_some()
     {
         // hwmon is a directory listing, not a library search: always cheap enough.
         g.extend(wattprint_sensors::hwmon::discover(&config.sysfs_root, 0));
@@ -191,11 +186,7 @@ pub fn probe_gpus(config: &SensorConfig, d: &mut Discovery) {
     }
     d.gpus
         .extend(g.devices.into_iter().filter(|g| sel.allows(&g.source)));
-    d.absent.extend(g.absent.into_iter().map(|a| AbsentSensor {
-        source: a.source,
-        reason: a.reason,
-        fix: a.fix,
-    }));
+    d.absent.extend(g.absent);
     if d.gpu_sampler.is_none() {
         d.gpu_sampler = g.process_sampler;
     }
@@ -210,9 +201,9 @@ pub fn gpu_identity(g: &GpuDevice) -> GpuIdentity {
     };
     GpuIdentity {
         domain: g.domain.clone(),
-        vendor: match g.source.as_str() {
-            "nvml" => Some(GpuVendor::Nvidia),
-            "amdsmi" | "hwmon" => Some(GpuVendor::Amd),
+        vendor: match g.source {
+            SensorSource::Nvml => Some(GpuVendor::Nvidia),
+            SensorSource::Amdsmi | SensorSource::Hwmon => Some(GpuVendor::Amd),
             _ => None,
         },
         index: g.index,
@@ -248,7 +239,7 @@ fn keep_the_jobs_gpus(
     let nvml_mine: BTreeSet<u32> = g
         .devices
         .iter()
-        .filter(|dev| dev.source == "nvml" && mine.contains(dev.domain.as_str()))
+        .filter(|dev| dev.source == SensorSource::Nvml && mine.contains(dev.domain.as_str()))
         .map(|dev| dev.index)
         .collect();
     if let Some(s) = g.process_sampler.as_mut() {
@@ -288,13 +279,13 @@ fn keep_the_jobs_gpus(
 /// sensor and the seam that loads its library regardless.
 fn not_loaded(
     config: &SensorConfig,
-    (source, env): (&str, &str),
+    (source, env): (&SensorSource, &str),
     vendor: &str,
     module: &str,
     node: &str,
 ) -> nvml::AbsentSensor {
     nvml::AbsentSensor {
-        source: source.into(),
+        source: source.clone(),
         reason: format!(
             "no {module} driver here ({} and {node} absent): {source} not loaded",
             config.sysfs_root.join("module").join(module).display()
@@ -329,9 +320,9 @@ pub const DISCOVERY_CHECK_S: f64 = 2.0 * wattprint_core::trust::STUCK_MIN_WINDOW
 /// whose counted domain stands still is passed over ([`stuck_at_discovery`]).
 pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
     let sel = &config.selection;
-    let mut chosen: Option<&str> = None;
-    if let Some(why) = sel.refusal(perf_rapl::SOURCE) {
-        d.absent.push(not_selected(perf_rapl::SOURCE, why));
+    let mut chosen: Option<SensorSource> = None;
+    if let Some(why) = sel.refusal(&perf_rapl::SOURCE) {
+        d.absent.push(not_selected(&perf_rapl::SOURCE, why));
     } else {
         let probe = match &config.perf_counters_dir {
             Some(dir) => PerfRapl::open_with(
@@ -340,26 +331,26 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
             ),
             None => PerfRapl::open(&config.sysfs_root),
         };
-        if choose(config, d, perf_rapl::SOURCE, probe) {
+        if choose(config, d, &perf_rapl::SOURCE, probe) {
             chosen = Some(perf_rapl::SOURCE);
         }
     }
-    if let Some(why) = sel.refusal(powercap::SOURCE) {
-        d.absent.push(not_selected(powercap::SOURCE, why));
-    } else if let Some(first) = chosen {
+    if let Some(why) = sel.refusal(&powercap::SOURCE) {
+        d.absent.push(not_selected(&powercap::SOURCE, why));
+    } else if let Some(first) = &chosen {
         let same = format!("not used: {first} reads the same RAPL counters, extended to 64 bits");
         match config.standby.then(|| Powercap::open(&config.sysfs_root)) {
             Some(Ok(p)) => {
                 d.standby.push(Box::new(p));
                 d.absent.push(AbsentSensor {
-                    source: powercap::SOURCE.into(),
+                    source: powercap::SOURCE,
                     reason: format!("{same}; kept on standby for a domain {first} gets wrong"),
                     fix: None,
                 });
             }
-            Some(Err(e)) => d.absent.push(absent(powercap::SOURCE, e)),
+            Some(Err(e)) => d.absent.push(absent(&powercap::SOURCE, e)),
             None => d.absent.push(AbsentSensor {
-                source: powercap::SOURCE.into(),
+                source: powercap::SOURCE,
                 reason: same,
                 fix: None,
             }),
@@ -370,14 +361,14 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
             .as_ref()
             .map(|p| p.notes().to_vec())
             .unwrap_or_default();
-        if choose(config, d, powercap::SOURCE, probe) {
+        if choose(config, d, &powercap::SOURCE, probe) {
             chosen = Some(powercap::SOURCE);
             d.notes.extend(notes);
         }
     }
-    if let Some(why) = sel.refusal(model::SOURCE) {
+    if let Some(why) = sel.refusal(&model::SOURCE) {
         if chosen.is_none() {
-            d.absent.push(not_selected(model::SOURCE, why));
+            d.absent.push(not_selected(&model::SOURCE, why));
         }
         return;
     }
@@ -404,7 +395,7 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
         .collect::<Vec<_>>()
         .join("; ");
     if d.add(
-        model::SOURCE,
+        &model::SOURCE,
         UtilisationModel::open(
             &config.procfs_root,
             &config.sysfs_root,
@@ -426,9 +417,9 @@ pub fn probe_cpu(config: &SensorConfig, d: &mut Discovery) {
     }
 }
 
-fn not_selected(source: &str, why: String) -> AbsentSensor {
+fn not_selected(source: &SensorSource, why: String) -> AbsentSensor {
     AbsentSensor {
-        source: source.into(),
+        source: source.clone(),
         reason: why,
         fix: Some(format!(
             "drop the --sensor/--no-sensor choice (or {}) to use it",
@@ -442,7 +433,7 @@ fn not_selected(source: &str, why: String) -> AbsentSensor {
 fn choose<S: Sensor + 'static>(
     config: &SensorConfig,
     d: &mut Discovery,
-    source: &str,
+    source: &SensorSource,
     probe: Result<S, SensorError>,
 ) -> bool {
     let mut s = match probe {
@@ -457,7 +448,7 @@ fn choose<S: Sensor + 'static>(
             std::thread::sleep(std::time::Duration::from_secs_f64(w))
         }) {
             d.absent.push(AbsentSensor {
-                source: source.into(),
+                source: source.clone(),
                 reason: why,
                 fix: Some(
                     "none on this machine (a counter that reads but never advances: common in \
@@ -545,8 +536,11 @@ mod tests {
             .unwrap();
         let disc = discover(&config(t.root(), &d.path().join("proc")));
         assert_eq!(disc.sensors.len(), 1);
-        assert_eq!(disc.sensors[0].info().source, "rapl-powercap");
-        assert!(disc.absent.iter().any(|a| a.source == "rapl-perf"));
+        assert_eq!(disc.sensors[0].info().source, SensorSource::RaplPowercap);
+        assert!(disc
+            .absent
+            .iter()
+            .any(|a| a.source == SensorSource::RaplPerf));
         assert!(disc.notes.is_empty());
     }
 
@@ -557,14 +551,20 @@ mod tests {
         write_fake_procfs(&proc, "AMD EPYC", 2, 1_000_000, 10, 100).unwrap();
         let disc = discover(&config(&d.path().join("sys"), &proc));
         assert_eq!(disc.sensors.len(), 1);
-        assert_eq!(disc.sensors[0].info().source, "utilisation-model");
+        assert_eq!(
+            disc.sensors[0].info().source,
+            SensorSource::UtilisationModel
+        );
         let sources: Vec<_> = disc
             .absent
             .iter()
-            .map(|a| a.source.as_str())
-            .filter(|s| s.starts_with("rapl"))
+            .map(|a| &a.source)
+            .filter(|s| s.is_rapl())
             .collect();
-        assert_eq!(sources, vec!["rapl-perf", "rapl-powercap"]);
+        assert_eq!(
+            sources,
+            vec![&SensorSource::RaplPerf, &SensorSource::RaplPowercap]
+        );
         assert!(disc.notes[0].contains("ESTIMATES"), "{:?}", disc.notes);
     }
 
@@ -585,10 +585,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let disc = discover(&dead_psys(d.path()));
         assert_eq!(disc.sensors.len(), 1);
-        assert_eq!(disc.sensors[0].info().source, "rapl-perf");
+        assert_eq!(disc.sensors[0].info().source, SensorSource::RaplPerf);
         assert_eq!(disc.standby.len(), 1);
         let sb = disc.standby[0].info();
-        assert_eq!(sb.source, "utilisation-model");
+        assert_eq!(sb.source, SensorSource::UtilisationModel);
         assert!(sb.domains.iter().all(|d| !d.counted_in_total));
         assert_eq!(sb.cadence, ReadCadence::Boundaries { guard_s: None });
         // Without standby (the agent), nothing is kept.
@@ -631,19 +631,22 @@ mod tests {
         c.selection = crate::config::SensorSelection::parse_list("model", "t").unwrap();
         let disc = discover(&c);
         assert_eq!(disc.sensors.len(), 1);
-        assert_eq!(disc.sensors[0].info().source, "utilisation-model");
+        assert_eq!(
+            disc.sensors[0].info().source,
+            SensorSource::UtilisationModel
+        );
         assert!(disc.standby.is_empty());
         let perf = disc
             .absent
             .iter()
-            .find(|a| a.source == "rapl-perf")
+            .find(|a| a.source == SensorSource::RaplPerf)
             .unwrap();
         assert!(perf.reason.contains("only model"), "{}", perf.reason);
         assert!(disc.notes[0].contains("was chosen"), "{:?}", disc.notes);
         // Only rapl-perf: no model, neither chosen nor on standby.
         c.selection = crate::config::SensorSelection::parse_list("rapl-perf", "t").unwrap();
         let disc = discover(&c);
-        assert_eq!(disc.sensors[0].info().source, "rapl-perf");
+        assert_eq!(disc.sensors[0].info().source, SensorSource::RaplPerf);
         assert!(disc.standby.is_empty());
     }
 
@@ -663,18 +666,18 @@ mod tests {
         let reasons: Vec<_> = disc
             .absent
             .iter()
-            .map(|a| (a.source.as_str(), a.reason.as_str()))
+            .map(|a| (&a.source, a.reason.as_str()))
             .collect();
         assert!(
             reasons
                 .iter()
-                .any(|(s, r)| *s == "nvml" && r.contains("nvml not loaded")),
+                .any(|(s, r)| **s == SensorSource::Nvml && r.contains("nvml not loaded")),
             "{reasons:?}"
         );
         assert!(
             reasons
                 .iter()
-                .any(|(s, r)| *s == "amdsmi" && r.contains("amdsmi not loaded")),
+                .any(|(s, r)| **s == SensorSource::Amdsmi && r.contains("amdsmi not loaded")),
             "{reasons:?}"
         );
     }

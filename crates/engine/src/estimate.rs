@@ -44,7 +44,7 @@ pub fn report(
             } else {
                 DomainKind::Node
             },
-            source: e.power_source.clone(),
+            source: e.power_source.as_str().into(),
             method: Method::Model,
             counted_in_total: true,
             device: gpu_model.map(str::to_string),

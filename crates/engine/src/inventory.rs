@@ -5,7 +5,7 @@ use crate::config::SensorConfig;
 use crate::discover::discover;
 use serde::Serialize;
 use std::time::Instant;
-use wattprint_core::{stats, DomainKind, Method};
+use wattprint_core::{stats, DomainKind, Method, SensorSource};
 use wattprint_sensors::{RawReading, ReadCadence};
 
 /// Reads timed per sensor to measure its read cost.
@@ -24,7 +24,7 @@ pub struct Inventory {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SensorEntry {
-    pub source: String,
+    pub source: SensorSource,
     /// Accuracy class of its domains (`counter`, `power`, `model`).
     pub methods: Vec<Method>,
     pub domains: Vec<DomainEntry>,
@@ -47,12 +47,8 @@ pub struct DomainEntry {
     pub readable: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct AbsentEntry {
-    pub source: String,
-    pub reason: String,
-    pub fix: Option<String>,
-}
+/// A sensor not used here, as `wattprint sensors` lists it.
+pub type AbsentEntry = crate::discover::AbsentSensor;
 
 /// Discover and time every sensor.
 pub fn inventory(config: &SensorConfig) -> Inventory {
@@ -107,15 +103,7 @@ pub fn inventory(config: &SensorConfig) -> Inventory {
     }
     Inventory {
         sensors,
-        absent: d
-            .absent
-            .into_iter()
-            .map(|a| AbsentEntry {
-                source: a.source,
-                reason: a.reason,
-                fix: a.fix,
-            })
-            .collect(),
+        absent: d.absent,
         notes: d.notes,
         gpus,
     }
@@ -197,7 +185,7 @@ mod tests {
         });
         assert_eq!(inv.sensors.len(), 1);
         let e = &inv.sensors[0];
-        assert_eq!(e.source, "rapl-powercap");
+        assert_eq!(e.source, SensorSource::RaplPowercap);
         assert_eq!(e.methods, vec![Method::Counter]);
         assert!(e.read_cost_us > 0.0);
         assert!(e.domains.iter().all(|d| d.readable && d.counted_in_total));

@@ -18,7 +18,7 @@ use wattprint_core::timeline::Timeline;
 use wattprint_core::trust::{self as evidence, DomainWindow, Evidence, Verdict};
 use wattprint_core::work::{self, MetricEnergy, Precision};
 use wattprint_core::DomainKind;
-use wattprint_core::{DomainDesc, Method};
+use wattprint_core::{DomainDesc, Method, SensorSource};
 use wattprint_sensors::gpu::GpuDevice;
 
 /// What the caller knows about the run, beyond what the meter measured.
@@ -462,7 +462,7 @@ pub fn gpu_attribution(r: &mut RunReport, i: &ReportInputs, _ctx: &ReportContext
     let energies: Vec<GpuEnergy> = i
         .gpus
         .iter()
-        .filter(|g| g.source == "nvml")
+        .filter(|g| g.source == SensorSource::Nvml)
         .filter_map(|g| {
             let k = i.domains.iter().position(|d| d.name == g.domain)?;
             Some(GpuEnergy {
@@ -786,7 +786,7 @@ mod tests {
             mig_enabled: false,
             method: Method::Counter,
             power_source: None,
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             pci_bus_id: None,
             mig_uuids: Vec::new(),
         }];
@@ -965,8 +965,8 @@ mod tests {
         assert_eq!(r.energy.model_filled_j, Some(19.0));
         let rej = &r.energy.rejected[0];
         assert_eq!(
-            (rej.source.as_str(), rej.domain.as_str()),
-            ("rapl-perf", "psys")
+            (&rej.source, rej.domain.as_str()),
+            (&SensorSource::RaplPerf, "psys")
         );
         assert_eq!(rej.verdict, "stuck");
         assert_eq!(rej.replaced_by, vec!["cpu-model", "memory-model"]);
@@ -1074,8 +1074,8 @@ mod tests {
         assert_eq!(r.energy.model_filled_j, None);
         let last = r.energy.domains.last().unwrap();
         assert_eq!(
-            (last.source.as_str(), last.counted_in_total),
-            ("rapl-powercap", true)
+            (&last.source, last.counted_in_total),
+            (&SensorSource::RaplPowercap, true)
         );
     }
 
@@ -1158,7 +1158,7 @@ mod tests {
         i.domains.push(DomainDesc {
             name: "gpu-0".into(),
             kind: DomainKind::Gpu,
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             method: Method::Power,
             counted_in_total: true,
             device: None,

@@ -295,7 +295,7 @@ mod tests {
             name: "cpu-model".into(),
             kind: DomainKind::CpuModel,
             joules: 2.5,
-            source: "utilisation-model".into(),
+            source: wattprint_core::SensorSource::UtilisationModel,
             method: Method::Model,
             counted_in_total: true,
             device: None,

@@ -1,10 +1,15 @@
 //! Comparison of two runs, or two groups of repeated runs (medians and spread), with a CI gate:
 //! B fails when it is worse than A by more than a threshold. Lower is better for every metric.
+//!
+//! Groups (two runs or more on each side) are judged by a confidence interval of the change
+//! of B's median against A's (a seeded bootstrap, `stats::bootstrap_ratio`): the gate fails
+//! only when the whole interval lies above the threshold, so noise between identical runs
+//! does not trip it. Single runs have no interval and are judged by their values.
 
 use crate::render::{fmt_j, sig};
 use serde::Serialize;
 use wattprint_core::report::{RunReport, RunStatus};
-use wattprint_core::stats;
+use wattprint_core::stats::{self, Interval};
 
 /// What is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -95,7 +100,13 @@ pub struct Comparison {
     /// Change of B against A, percent; `None` when A's median is 0.
     pub delta_pct: Option<f64>,
     pub fail_over_pct: Option<f64>,
-    /// True when B is worse than A beyond the threshold.
+    /// Confidence of `delta_ci_pct`, percent (`--confidence`, default 95).
+    pub confidence_pct: f64,
+    /// Bootstrap interval of the change of B's median against A's, percent; `None` unless
+    /// both sides have two runs or more (and A's median is not always 0).
+    pub delta_ci_pct: Option<Interval>,
+    /// True when B is worse than A beyond the threshold: with an interval, when all of it
+    /// lies above the threshold (significant at `confidence_pct`); else by the values.
     pub failed: bool,
     pub domains: Vec<DomainDelta>,
 }
@@ -159,14 +170,28 @@ pub fn compare(
     b: &[RunReport],
     metric: CompareMetric,
     fail_over_pct: Option<f64>,
+    confidence_pct: f64,
 ) -> Result<Comparison, CompareError> {
     let sa = side(a_label, a, metric)?;
     let sb = side(b_label, b, metric)?;
     let delta = sb.median - sa.median;
     let delta_pct = (sa.median != 0.0).then(|| delta / sa.median * 100.0);
-    let failed = match fail_over_pct {
-        None => false,
-        Some(th) => match delta_pct {
+    let delta_ci_pct = stats::bootstrap_ratio(
+        &sa.values,
+        &sb.values,
+        |x| stats::median(x.iter().copied()).unwrap_or(f64::NAN),
+        confidence_pct / 100.0,
+        stats::RESAMPLES,
+        stats::DEFAULT_SEED,
+    )
+    .map(|r| Interval {
+        low: (r.low - 1.0) * 100.0,
+        high: (r.high - 1.0) * 100.0,
+    });
+    let failed = match (fail_over_pct, delta_ci_pct) {
+        (None, _) => false,
+        (Some(th), Some(ci)) => ci.low > th,
+        (Some(th), None) => match delta_pct {
             Some(p) => p > th,
             // A is zero: any positive B is an unbounded regression.
             None => sb.median > 0.0,
@@ -213,6 +238,8 @@ pub fn compare(
         delta,
         delta_pct,
         fail_over_pct,
+        confidence_pct,
+        delta_ci_pct,
         failed,
         domains,
     })
@@ -305,9 +332,27 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
             ));
         }
     }
-    if let Some(th) = c.fail_over_pct {
+    if let Some(ci) = c.delta_ci_pct {
         s.push_str(&format!(
-            "\n{}: B is {} A (threshold +{th}%)\n",
+            "\nchange of the median: {:+.2}% .. {:+.2}% ({}% confidence interval, bootstrap)\n",
+            ci.low, ci.high, c.confidence_pct
+        ));
+    }
+    if let Some(th) = c.fail_over_pct {
+        let basis = match c.delta_ci_pct {
+            Some(_) if c.failed => "; significant: all of the interval is above it".into(),
+            Some(ci) if ci.high > th => format!(
+                "; not significant: the interval reaches down to {:+.2}%",
+                ci.low
+            ),
+            Some(_) => String::new(),
+            None if c.a.values.len() > 1 || c.b.values.len() > 1 => {
+                "; one run on a side: no interval, judged on the values".into()
+            }
+            None => String::new(),
+        };
+        s.push_str(&format!(
+            "\n{}: B is {} A (threshold +{th}%{basis})\n",
             if c.failed { "FAIL" } else { "ok" },
             match c.delta_pct {
                 Some(p) if p > 0.0 => format!("{p:.2}% worse than"),
@@ -347,6 +392,7 @@ mod tests {
             &[b],
             CompareMetric::Energy,
             None,
+            95.0,
         )
         .unwrap();
         assert_eq!(c.b.interrupted, vec!["b-cut"]);
@@ -365,12 +411,12 @@ mod tests {
     fn b_worse_beyond_the_threshold_fails() {
         let a = [sample("a", 1000.0)];
         let b = [sample("b", 1060.0)];
-        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0)).unwrap();
+        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0), 95.0).unwrap();
         assert!((c.delta_pct.unwrap() - 6.0).abs() < 1e-9);
         assert!(c.failed);
-        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(6.5)).unwrap();
+        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(6.5), 95.0).unwrap();
         assert!(!c.failed);
-        let c = compare("A", &b, "B", &a, CompareMetric::Energy, Some(0.0)).unwrap();
+        let c = compare("A", &b, "B", &a, CompareMetric::Energy, Some(0.0), 95.0).unwrap();
         assert!(!c.failed, "an improvement never fails");
         assert_eq!(c.domains.len(), 2);
         assert!(render(&c, false).contains("ok: B is 5.66% better than A"));
@@ -386,21 +432,72 @@ mod tests {
             .iter()
             .map(|j| sample("b", *j))
             .collect();
-        let c = compare("base", &a, "new", &b, CompareMetric::Energy, Some(1.0)).unwrap();
+        let c = compare(
+            "base",
+            &a,
+            "new",
+            &b,
+            CompareMetric::Energy,
+            Some(1.0),
+            95.0,
+        )
+        .unwrap();
         assert_eq!(c.a.median, 105.0);
         assert_eq!(c.b.median, 110.0);
         assert!((c.a.spread_pct.unwrap() - (1000.0 - 90.0) / 105.0 * 100.0).abs() < 1e-9);
-        assert!(c.failed);
+        // +4.8 % by the medians, but three or four noisy runs a side cannot tell that from 0.
+        let ci = c.delta_ci_pct.unwrap();
+        assert!(ci.low < 0.0 && ci.high > 1.0, "{ci:?}");
+        assert!(!c.failed, "not significant: the gate holds");
+        assert!(render(&c, false).contains("not significant"));
         assert!(c.domains.is_empty());
         let t = render(&c, true);
         assert!(t.contains("| energy (median) |"), "{t}");
+    }
+
+    /// `runs` reports of a scripted sensor: `mean_j` with 2 % normal noise, seeded.
+    fn noisy(seed: u64, mean_j: f64, runs: usize) -> Vec<RunReport> {
+        // xorshift64 and Box-Muller: enough for scripted noise, no generator to share.
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut u = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        (0..runs)
+            .map(|i| {
+                let z = (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos();
+                sample(&format!("r{seed}-{i}"), mean_j * (1.0 + 0.02 * z))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identical_groups_pass_the_gate_and_a_ten_percent_regression_fails_it() {
+        // 20 pairs of 10 runs a side, all of the same 1000 J workload with 2 % noise: a
+        // point gate at 5 % would be tripped by noise now and then; the interval never is.
+        for pair in 0..20 {
+            let a = noisy(2 * pair, 1000.0, 10);
+            let b = noisy(2 * pair + 1, 1000.0, 10);
+            let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0), 95.0).unwrap();
+            assert!(!c.failed, "pair {pair}: {}", render(&c, false));
+        }
+        let a = noisy(100, 1000.0, 10);
+        let b = noisy(101, 1100.0, 10);
+        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0), 95.0).unwrap();
+        assert!(c.failed, "{}", render(&c, false));
+        let ci = c.delta_ci_pct.unwrap();
+        assert!(ci.low > 5.0 && ci.contains(10.0), "{ci:?}");
+        assert!(render(&c, false).contains("FAIL: B is"));
+        assert!(render(&c, false).contains("95% confidence interval"));
     }
 
     #[test]
     fn a_zero_baseline_never_prints_a_division() {
         let a = [sample("a", 0.0)];
         let b = [sample("b", 5.0)];
-        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0)).unwrap();
+        let c = compare("A", &a, "B", &b, CompareMetric::Energy, Some(5.0), 95.0).unwrap();
         assert_eq!(c.delta_pct, None);
         assert!(c.failed);
         let t = render(&c, false);
@@ -417,6 +514,7 @@ mod tests {
             std::slice::from_ref(&a),
             CompareMetric::JPerToken,
             None,
+            95.0,
         )
         .unwrap_err();
         assert!(
@@ -432,6 +530,7 @@ mod tests {
             std::slice::from_ref(&a),
             CompareMetric::JPerToken,
             None,
+            95.0,
         )
         .unwrap();
         assert_eq!(c.a.median, 2.0);

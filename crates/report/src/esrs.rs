@@ -6,7 +6,8 @@
 use crate::render::sig;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use wattprint_core::report::{CarbonMethod, RunReport, RunStatus};
+use wattprint_core::portfolio::{PortfolioRecord, Tier};
+use wattprint_core::report::{CarbonBasis, CarbonMethod, RunReport, RunStatus};
 use wattprint_core::units::{GRAMS_PER_TONNE, JOULES_PER_KWH, KWH_PER_MWH};
 
 const J_PER_MWH: f64 = JOULES_PER_KWH * KWH_PER_MWH;
@@ -36,9 +37,18 @@ pub struct EsrsLine {
     pub factor_source: String,
     pub factor_vintage: Option<i32>,
     /// `lifecycle` or `direct` (as the factor's dataset states).
-    pub basis: String,
+    pub basis: CarbonBasis,
     /// True when a fallback factor was used because the zone was unknown.
     pub fallback: bool,
+    /// Data-quality tier: `measured`, `provider-reported`, `estimate (CCF method)`.
+    pub tier: String,
+    /// False when the line is detail of a provider figure or an estimate (a measured run
+    /// inside a cloud project and month they cover): shown, not added to the totals.
+    pub counted: bool,
+    /// The figure the line is detail of, when not counted.
+    pub detail_of: Option<String>,
+    /// Imported portfolio records summed in the line (0 for measured runs).
+    pub records: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -57,8 +67,15 @@ pub struct EsrsStatement {
     pub scope2_market_based_tco2e: Option<f64>,
     /// Scope 3 category 1 (cloud), location-based, tCO2e.
     pub scope3_category1_tco2e: f64,
+    /// Scope 3 category 1 (cloud), market-based, tCO2e: lines with a market-based figure.
+    pub scope3_category1_market_based_tco2e: Option<f64>,
     /// Embodied emissions included in the runs' totals, excluded from Scope 2, tCO2e.
     pub embodied_excluded_tco2e: f64,
+    /// Imported portfolio records (provider-reported, estimates) in the statement.
+    pub records: usize,
+    /// Share of the location-based emissions (Scope 2 + Scope 3 category 1) per data-quality
+    /// tier, 0..1, in the order measured, provider-reported, estimate.
+    pub tier_shares: Vec<(String, f64)>,
     pub lines: Vec<EsrsLine>,
     pub notes: Vec<String>,
 }
@@ -71,7 +88,27 @@ fn is_cloud(zone: &str) -> bool {
 
 /// Builds the statement for `runs` (already selected for the period named `period`).
 pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
-    type Key = (EsrsScope, String, String, Option<i32>, String, bool);
+    statement_with_portfolio(period, runs, &[])
+}
+
+/// Builds the statement for `runs` and the imported portfolio `records` of the period:
+/// provider-reported and estimated figures are Scope 3 category 1 (the cloud's emissions are
+/// the customer's purchased services), one line per provider and tier; a measured run inside
+/// a cloud project and month that they cover is detail, shown and not added.
+pub fn statement_with_portfolio(
+    period: &str,
+    runs: &[RunReport],
+    records: &[PortfolioRecord],
+) -> EsrsStatement {
+    type Key = (
+        EsrsScope,
+        String,
+        String,
+        Option<i32>,
+        CarbonBasis,
+        bool,
+        Option<String>,
+    );
     let mut lines: BTreeMap<Key, EsrsLine> = BTreeMap::new();
     let mut embodied_g = 0.0;
     let mut any_market = false;
@@ -85,6 +122,7 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
         } else {
             EsrsScope::Scope2
         };
+        let detail_of = crate::portfolio::run_detail_of(r, records);
         let key = (
             scope,
             c.zone.clone(),
@@ -92,6 +130,7 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
             c.intensity_year,
             c.basis.clone(),
             c.fallback,
+            detail_of.clone(),
         );
         let l = lines.entry(key).or_insert_with(|| EsrsLine {
             scope,
@@ -113,6 +152,10 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
             factor_vintage: c.intensity_year,
             basis: c.basis.clone(),
             fallback: c.fallback,
+            tier: Tier::Measured.label().to_string(),
+            counted: detail_of.is_none(),
+            detail_of: detail_of.clone(),
+            records: 0,
         });
         l.runs += 1;
         let facility_j = if r.energy.facility_j > 0.0 {
@@ -122,7 +165,9 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
         };
         l.energy_mwh += facility_j / J_PER_MWH;
         if has_carbon {
-            embodied_g += c.embodied_g;
+            if detail_of.is_none() {
+                embodied_g += c.embodied_g;
+            }
             let (loc_g, mkt_g) = if c.method == CarbonMethod::Market {
                 (None, Some(c.operational_g))
             } else {
@@ -139,14 +184,43 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
             }
         }
     }
-    let lines: Vec<EsrsLine> = lines.into_values().collect();
+    let mut lines: Vec<EsrsLine> = lines.into_values().collect();
+    lines.extend(portfolio_lines(records));
     let sum = |scope: EsrsScope, f: &dyn Fn(&EsrsLine) -> Option<f64>| -> f64 {
         lines
             .iter()
-            .filter(|l| l.scope == scope)
+            .filter(|l| l.scope == scope && l.counted)
             .filter_map(f)
             .sum()
     };
+    let s3_market: Vec<f64> = lines
+        .iter()
+        .filter(|l| l.scope == EsrsScope::Scope3Category1 && l.counted)
+        .filter_map(|l| l.market_based_tco2e)
+        .collect();
+    let total_loc: f64 = lines
+        .iter()
+        .filter(|l| l.counted)
+        .filter_map(|l| l.location_based_tco2e)
+        .sum();
+    let tier_shares = Tier::ALL
+        .iter()
+        .map(|t| {
+            let part: f64 = lines
+                .iter()
+                .filter(|l| l.counted && l.tier == t.label())
+                .filter_map(|l| l.location_based_tco2e)
+                .sum();
+            (
+                t.label().to_string(),
+                if total_loc > 0.0 {
+                    part / total_loc
+                } else {
+                    0.0
+                },
+            )
+        })
+        .collect();
     let mut notes = vec![
         "Energy consumption is the facility energy of the measured runs (device energy x PUE), in MWh (E1-5).".to_string(),
         "Gross Scope 2 covers on-premises zones only; cloud regions (gcp:, aws:, azure:) are the provider's electricity and are shown as Scope 3 category 1 (purchased services).".to_string(),
@@ -154,7 +228,7 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
     ];
     if lines
         .iter()
-        .any(|l| l.basis == "lifecycle" && l.scope == EsrsScope::Scope2)
+        .any(|l| l.basis == CarbonBasis::Lifecycle && l.scope == EsrsScope::Scope2)
     {
         notes.push("Some Scope 2 lines use LIFECYCLE emission factors (upstream included): they overstate combustion-only Scope 2; replace them with direct factors for a filing, or disclose the basis.".into());
     }
@@ -173,6 +247,15 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
             "{interrupted_runs} INTERRUPTED run(s) (the measuring process was killed or the machine restarted) are included with their energy up to their last checkpoint: the figures understate their real consumption."
         ));
     }
+    if !records.is_empty() {
+        notes.push("Provider-reported figures (the clouds' own carbon exports) and estimates are Scope 3 category 1 lines, one per provider and tier; they carry no energy, so E1-5 energy is the measured runs' only.".into());
+    }
+    let detail_runs: usize = lines.iter().filter(|l| !l.counted).map(|l| l.runs).sum();
+    if detail_runs > 0 {
+        notes.push(format!(
+            "{detail_runs} measured run(s) ran inside a cloud project and month that a provider figure or an estimate covers: they are detail of that figure, listed but not added (their energy is in E1-5)."
+        ));
+    }
     if lines.iter().any(|l| l.scope == EsrsScope::Unassigned) {
         notes.push("Runs without a zone are counted in energy but not in emissions.".into());
     }
@@ -186,10 +269,86 @@ pub fn statement(period: &str, runs: &[RunReport]) -> EsrsStatement {
         scope2_market_based_tco2e: any_market
             .then(|| sum(EsrsScope::Scope2, &|l| l.market_based_tco2e)),
         scope3_category1_tco2e: sum(EsrsScope::Scope3Category1, &|l| l.location_based_tco2e),
+        scope3_category1_market_based_tco2e: (!s3_market.is_empty())
+            .then(|| s3_market.iter().sum()),
         embodied_excluded_tco2e: embodied_g / GRAMS_PER_TONNE,
+        records: records.len(),
+        tier_shares,
         lines,
         notes,
     }
+}
+
+/// One Scope 3 category 1 line per provider x tier x source format of the imported records,
+/// superseded estimates left out (as in the portfolio report).
+fn portfolio_lines(records: &[PortfolioRecord]) -> Vec<EsrsLine> {
+    use wattprint_core::portfolio::Basis;
+    let report = crate::portfolio::build("", records.to_vec(), &[]);
+    let mut by: BTreeMap<(String, Tier, String), (EsrsLine, Vec<String>)> = BTreeMap::new();
+    for pl in &report.lines {
+        let r = &pl.record;
+        if r.tier == Tier::Measured {
+            continue;
+        }
+        let key = (r.provider.to_string(), r.tier, r.source.format.clone());
+        let (l, versions) = by.entry(key).or_insert_with(|| {
+            (
+                EsrsLine {
+                    scope: EsrsScope::Scope3Category1,
+                    zone: r.provider.to_string(),
+                    runs: 0,
+                    energy_mwh: 0.0,
+                    location_based_tco2e: Some(0.0),
+                    market_based_tco2e: Some(0.0),
+                    factor_g_per_kwh: None,
+                    factor_source: String::new(),
+                    factor_vintage: None,
+                    basis: match r.tier {
+                        Tier::Estimate => "CCF coefficients".into(),
+                        _ => "provider's model".into(),
+                    },
+                    fallback: false,
+                    tier: r.tier.label().to_string(),
+                    counted: pl.counted,
+                    detail_of: pl.detail_of.clone(),
+                    records: 0,
+                },
+                Vec::new(),
+            )
+        });
+        if !pl.counted {
+            continue;
+        }
+        l.records += 1;
+        let t = r.grams / GRAMS_PER_TONNE;
+        if r.basis != Basis::Market {
+            *l.location_based_tco2e.get_or_insert(0.0) += t;
+        }
+        if r.basis != Basis::Location {
+            *l.market_based_tco2e.get_or_insert(0.0) += t;
+        }
+        if !versions.contains(&r.model_version) {
+            versions.push(r.model_version.clone());
+        }
+    }
+    by.into_iter()
+        .filter(|(_, (l, _))| l.records > 0)
+        .map(|((_, _, format), (mut l, versions))| {
+            let v: Vec<&str> = versions
+                .iter()
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .collect();
+            l.factor_source = if v.is_empty() {
+                format!("{format} export")
+            } else {
+                format!("{format} export, model {}", v.join(", "))
+            };
+            l.detail_of = None;
+            l.counted = true;
+            l
+        })
+        .collect()
 }
 
 fn t(v: Option<f64>) -> String {
@@ -227,13 +386,28 @@ pub fn markdown(s: &EsrsStatement) -> String {
             .unwrap_or_else(|| "not reported (no market factor)".into())
     ));
     o.push_str(&format!(
-        "| Scope 3 category 1 (cloud electricity) | {}CO2e |\n\n",
+        "| Scope 3 category 1 (cloud), location-based | {}CO2e |\n",
         t(Some(s.scope3_category1_tco2e))
     ));
-    o.push_str("| scope | zone | runs | MWh | location-based tCO2e | market-based tCO2e | factor gCO2e/kWh | source | vintage | basis |\n|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
+    if let Some(m) = s.scope3_category1_market_based_tco2e {
+        o.push_str(&format!(
+            "| Scope 3 category 1 (cloud), market-based | {} tCO2e |\n",
+            sig(m)
+        ));
+    }
+    if s.records > 0 {
+        for (tier, share) in &s.tier_shares {
+            o.push_str(&format!(
+                "| Share {tier} (location-based) | {:.1} % |\n",
+                share * 100.0
+            ));
+        }
+    }
+    o.push('\n');
+    o.push_str("| scope | zone | runs | MWh | location-based tCO2e | market-based tCO2e | factor gCO2e/kWh | source | vintage | basis | tier | counted |\n|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|\n");
     for l in &s.lines {
         o.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} |\n",
             match l.scope {
                 EsrsScope::Scope2 => "Scope 2",
                 EsrsScope::Scope3Category1 => "Scope 3 cat. 1",
@@ -250,7 +424,16 @@ pub fn markdown(s: &EsrsStatement) -> String {
             l.factor_vintage
                 .map(|y| y.to_string())
                 .unwrap_or_else(|| "n/a".into()),
-            if l.basis.is_empty() { "n/a" } else { &l.basis },
+            if l.basis == CarbonBasis::Unset {
+                "n/a"
+            } else {
+                l.basis.as_str()
+            },
+            l.tier,
+            match &l.detail_of {
+                None => "yes".to_string(),
+                Some(d) => format!("no: detail of {}", d.replace('|', "/")),
+            },
         ));
     }
     o.push_str("\nNotes:\n");

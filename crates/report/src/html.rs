@@ -324,7 +324,7 @@ pub fn html(runs: &[RunReport]) -> String {
                     "{}{basis}",
                     range(d.joules_low, d.joules_high, fmt_j).trim()
                 )),
-                esc(&d.source),
+                esc(d.source.as_str()),
                 d.method,
                 if d.counted_in_total { "yes" } else { "no" }
             ));
@@ -337,7 +337,7 @@ pub fn html(runs: &[RunReport]) -> String {
                 esc(&r.carbon.zone),
                 esc(&r.carbon.intensity_source),
                 r.carbon.intensity_year.map(|y| format!(" ({y})")).unwrap_or_default(),
-                esc(&r.carbon.basis),
+                esc(r.carbon.basis.as_str()),
                 esc(r.carbon.method.as_str()),
                 if r.carbon.fallback { ", <strong>fallback factor</strong>" } else { "" }
             ));
@@ -364,6 +364,271 @@ fn range(low: Option<f64>, high: Option<f64>, fmt: fn(f64) -> String) -> String 
         }
         _ => String::new(),
     }
+}
+
+/// Printing (`--print-to-pdf`, a browser's print): charts and table rows are never cut
+/// across pages, headings stay with what follows, the lines table repeats its header.
+const PRINT_STYLE: &str = "@media print{body{max-width:none;margin:0}svg.chart,tr{break-inside:avoid}h2{break-after:avoid}thead{display:table-header-group}}";
+
+/// The portfolio statement as one self-contained HTML page: the headline figures first
+/// (location- and market-based tCO2e, measured MWh, shares per tier), then bar charts by
+/// month, provider and tier (location-based, with units), then the tables and every line with
+/// its tier and provenance.
+pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
+    use crate::render::sig;
+    let t = |g: f64| format!("{} tCO2e", sig(g / 1e6));
+    let mut o = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Portfolio carbon statement {}</title><style>{STYLE}{PRINT_STYLE}</style></head><body>\n<h1>Portfolio carbon statement — {}</h1>\n",
+        esc(&p.period),
+        esc(&p.period)
+    );
+    o.push_str("<table data-table=\"headline\"><tr><th>figure</th><th>value</th></tr>");
+    let mut row = |k: &str, v: String| {
+        o.push_str(&format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+            esc(k),
+            esc(&v)
+        ))
+    };
+    row("Location-based", t(p.location_g));
+    if p.location_high_g > p.location_low_g {
+        row(
+            "Location-based range (estimates)",
+            format!("{} .. {}", t(p.location_low_g), t(p.location_high_g)),
+        );
+    }
+    row("Market-based", t(p.market_g));
+    if let Some(line) = crate::portfolio::change_line(p) {
+        if let Some((period, change)) = line.split_once(" | ") {
+            row(&format!("Change against {period}"), change.to_string());
+        }
+    }
+    row(
+        "Measured energy (facility)",
+        format!("{} MWh", sig(p.measured_energy_mwh)),
+    );
+    for s in &p.shares {
+        row(
+            &format!("Share {}", s.label),
+            format!("{:.1} % of location-based", s.location_share * 100.0),
+        );
+    }
+    o.push_str("</table>\n<h2>Largest contributors (location-based)</h2>\n<table data-table=\"largest\"><tr><th>provider, account, project, service</th><th>location-based</th><th>market-based</th></tr>");
+    for g in &p.largest {
+        o.push_str(&format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&g.name),
+            esc(&t(g.location_g)),
+            esc(&t(g.market_g))
+        ));
+    }
+    o.push_str("</table>\n");
+    let chart = |kind: &str, title: &str, gs: &[crate::portfolio::GroupTotal]| {
+        let bars: Vec<(String, f64, bool)> = gs
+            .iter()
+            .map(|g| (g.name.clone(), g.location_g / 1e6, true))
+            .collect();
+        format!(
+            "<h2>Location-based tCO2e by {}</h2>\n{}\n",
+            esc(title),
+            bar_chart(
+                kind,
+                &format!("Location-based tCO2e by {title}"),
+                &bars,
+                &|v| fmt_g(v * 1e6),
+            )
+        )
+    };
+    o.push_str(&chart("month", "month", &p.by_month));
+    o.push_str(&chart("provider", "provider", &p.by_provider));
+    o.push_str(&chart("tier", "data-quality tier", &p.by_tier));
+    for l in &p.by_label {
+        o.push_str(&chart(
+            &format!("label-{}", l.key),
+            &format!("label {}", l.key),
+            &l.groups,
+        ));
+    }
+    if !p.breaks.is_empty() {
+        o.push_str("<h2>Series breaks</h2><div class=\"warn\"><ul>");
+        for b in &p.breaks {
+            o.push_str(&format!(
+                "<li>{} account {}: model {} from {} (was {}): not comparable across</li>",
+                b.provider,
+                esc(&b.account),
+                esc(&b.to_version),
+                b.month,
+                esc(&b.from_version)
+            ));
+        }
+        o.push_str("</ul></div>\n");
+    }
+    o.push_str("<h2>Lines</h2>\n<table data-table=\"lines\"><tr><th>tier</th><th>provider</th><th>account</th><th>project</th><th>service</th><th>region</th><th>month</th><th>scope</th><th>basis</th><th>kgCO2e</th><th>counted</th><th>source</th></tr>");
+    for l in &p.lines {
+        let r = &l.record;
+        o.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(l.tier_label),
+            r.provider,
+            esc(&r.account),
+            esc(r.project.as_deref().unwrap_or("")),
+            esc(&r.service),
+            esc(&r.region),
+            r.month,
+            r.scope.as_str(),
+            r.basis.as_str(),
+            sig(r.grams / 1e3),
+            match &l.detail_of {
+                None => "yes".to_string(),
+                Some(d) => format!("no: detail of {}", esc(d)),
+            },
+            esc(&format!("{} line {}", r.source.file, r.source.line))
+        ));
+    }
+    o.push_str("</table>\n<h2>Notes</h2><ul>");
+    for n in &p.notes {
+        o.push_str(&format!("<li>{}</li>", esc(n)));
+    }
+    o.push_str("</ul>\n</body></html>\n");
+    o
+}
+
+/// The energy / time plane of a bench: one point per group at its mean time and energy (per
+/// declared unit when the bench has one), whiskers over both intervals, the Pareto front as a
+/// line, the recommended group ringed. `None` when no group has figures.
+pub fn bench_front_chart(b: &wattprint_core::bench::BenchReport) -> Option<String> {
+    use wattprint_core::bench::Estimate;
+    let per_unit = b.unit.is_some();
+    let pick = |g: &wattprint_core::bench::GroupResult| -> Option<(Estimate, Estimate)> {
+        if per_unit {
+            Some((g.s_per_unit?, g.j_per_unit?))
+        } else {
+            Some((g.time_s?, g.energy_j?))
+        }
+    };
+    let pts: Vec<(usize, Estimate, Estimate)> = b
+        .groups
+        .iter()
+        .filter_map(|g| pick(g).map(|(t, e)| (g.group, t, e)))
+        .filter(|(_, t, e)| t.mean.is_finite() && e.mean.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let hi = |e: &Estimate| e.ci.map_or(e.mean, |c| c.high.max(e.mean));
+    let x_max = nice_max(pts.iter().map(|(_, t, _)| hi(t)).fold(0.0, f64::max));
+    let y_max = nice_max(pts.iter().map(|(_, _, e)| hi(e)).fold(0.0, f64::max));
+    let x = |v: f64| L + (W - L - R) * (v.max(0.0) / x_max);
+    let y = |v: f64| T + (H - T - B) * (1.0 - v.max(0.0) / y_max);
+    let unit = b.unit.as_deref().unwrap_or("");
+    let (xl, yl) = if per_unit {
+        (
+            format!("time per {unit} (s)"),
+            format!("energy per {unit} (J)"),
+        )
+    } else {
+        (
+            "time per run (s)".to_string(),
+            "energy per run (J)".to_string(),
+        )
+    };
+    let mut s = format!(
+        r#"<svg class="chart" data-chart="front" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="Energy against time per configuration, with the Pareto front">"#
+    );
+    s.push_str(&axes(x_max, y_max, &xl, &yl));
+    let front: Vec<String> = b
+        .front
+        .iter()
+        .filter_map(|k| pts.iter().find(|(g, _, _)| g == k))
+        .map(|(_, t, e)| format!("{:.1},{:.1}", x(t.mean), y(e.mean)))
+        .collect();
+    if front.len() > 1 {
+        s.push_str(&format!(
+            r##"<polyline data-front="true" fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="4 3" points="{}"/>"##,
+            front.join(" ")
+        ));
+    }
+    for (g, t, e) in &pts {
+        let (cx, cy) = (x(t.mean), y(e.mean));
+        if let Some(c) = t.ci {
+            s.push_str(&format!(
+                r##"<line x1="{:.1}" y1="{cy:.1}" x2="{:.1}" y2="{cy:.1}" stroke="#888"/>"##,
+                x(c.low),
+                x(c.high)
+            ));
+        }
+        if let Some(c) = e.ci {
+            s.push_str(&format!(
+                r##"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="#888"/>"##,
+                y(c.low),
+                y(c.high)
+            ));
+        }
+        let on_front = b.front.contains(g);
+        s.push_str(&format!(
+            r#"<circle data-group="{g}" cx="{cx:.1}" cy="{cy:.1}" r="4" fill="{}"/>"#,
+            if on_front { "#2ca02c" } else { "#1f77b4" }
+        ));
+        if b.recommended == Some(*g) {
+            s.push_str(&format!(
+                r##"<circle data-recommended="{g}" cx="{cx:.1}" cy="{cy:.1}" r="8" fill="none" stroke="#d62728" stroke-width="2"/>"##
+            ));
+        }
+        s.push_str(&format!(
+            r#"<text x="{:.1}" y="{:.1}" font-size="11">[{g}]</text>"#,
+            cx + 7.0,
+            cy - 6.0
+        ));
+    }
+    s.push_str("</svg>");
+    Some(s)
+}
+
+/// A bench as one self-contained HTML file: the front chart, then one table row per group.
+pub fn bench_html(b: &wattprint_core::bench::BenchReport) -> String {
+    use wattprint_core::bench::Estimate;
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wattprint bench {}</title><style>{STYLE}</style></head><body>\n<h1>wattprint bench <code>{}</code></h1>\n",
+        esc(&b.bench_id),
+        esc(&b.bench_id)
+    );
+    if let Some(chart) = bench_front_chart(b) {
+        s.push_str("<h2>Energy and time</h2>\n");
+        s.push_str(&chart);
+        s.push_str(&format!(
+            "<p>Points: means; whiskers: {}% bootstrap intervals; dashed green: the Pareto front; red ring: the recommendation.</p>\n",
+            b.confidence_pct
+        ));
+    }
+    let cell = |e: &Option<Estimate>| match e {
+        Some(e) => match e.ci {
+            Some(c) => format!("{} ± {}", sig(e.mean), sig(c.half_width())),
+            None => sig(e.mean),
+        },
+        None => "-".into(),
+    };
+    let unit = b.unit.as_deref().unwrap_or("unit");
+    s.push_str(&format!(
+        "<table><tr><th>group</th><th>command</th><th>energy (J)</th><th>time (s)</th><th>power (W)</th><th>J/{}</th><th>runs</th><th>failed</th></tr>\n",
+        esc(unit)
+    ));
+    for g in &b.groups {
+        s.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&crate::bench::group_name(g)),
+            esc(&g.command),
+            cell(&g.energy_j),
+            cell(&g.time_s),
+            cell(&g.power_w),
+            cell(&g.j_per_unit),
+            g.run_ids.len(),
+            g.failed.len()
+        ));
+    }
+    s.push_str("</table>\n<pre>");
+    s.push_str(&esc(&crate::bench::text(b)));
+    s.push_str("</pre>\n</body></html>\n");
+    s
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 //! Pure: strings and `RunReport`s in, strings and values out. Reading files, the database and
 //! the clock belongs to the CLI.
 
+pub mod bench;
 pub mod compare;
 pub mod esrs;
 pub mod html;
 pub mod import;
+pub mod portfolio;
 pub mod ratefile;
 pub mod render;
 

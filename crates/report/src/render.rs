@@ -210,7 +210,7 @@ pub fn markdown(runs: &[RunReport]) -> String {
                 d.kind,
                 fmt_j(d.joules),
                 fmt_opt(d.avg_power_w, "W"),
-                md_escape(&d.source),
+                md_escape(d.source.as_str()),
                 d.method,
                 match rejected {
                     Some(x) => format!("no (REJECTED: {})", x.verdict),
@@ -336,7 +336,7 @@ pub fn csv(runs: &[RunReport]) -> String {
                 .map(|y| y.to_string())
                 .unwrap_or_default(),
             r.carbon.method.to_string(),
-            r.carbon.basis.clone(),
+            r.carbon.basis.to_string(),
             o(r.carbon.market_operational_g),
             o(r.work.flops),
             o(r.work.inferences),
@@ -362,8 +362,8 @@ pub fn json(runs: &[RunReport]) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use wattprint_core::report::{DomainEnergy, PowerSeries, TimelineReport};
-    use wattprint_core::{DomainKind, Method};
+    use wattprint_core::report::{CarbonBasis, DomainEnergy, PowerSeries, TimelineReport};
+    use wattprint_core::{DomainKind, Method, SensorSource};
 
     pub fn sample(id: &str, j: f64) -> RunReport {
         let mut r = RunReport::new(id.into());
@@ -375,7 +375,7 @@ pub(crate) mod tests {
                 name: "package-0".into(),
                 kind: DomainKind::CpuPackage,
                 joules: j * 0.25,
-                source: "rapl-powercap".into(),
+                source: SensorSource::RaplPowercap,
                 method: Method::Counter,
                 counted_in_total: true,
                 device: None,
@@ -388,7 +388,7 @@ pub(crate) mod tests {
                 name: "gpu-0".into(),
                 kind: DomainKind::Gpu,
                 joules: j * 0.75,
-                source: "nvml".into(),
+                source: SensorSource::Nvml,
                 method: Method::Counter,
                 counted_in_total: true,
                 device: Some("NVIDIA H100".into()),
@@ -405,7 +405,7 @@ pub(crate) mod tests {
         r.carbon.intensity_g_per_kwh = 56.0;
         r.carbon.intensity_source = "Ember/OWID".into();
         r.carbon.intensity_year = Some(2024);
-        r.carbon.basis = "lifecycle".into();
+        r.carbon.basis = CarbonBasis::Lifecycle;
         r.carbon.method = wattprint_core::report::CarbonMethod::Location;
         r.carbon.operational_g = j * 1.2 / 3.6e6 * 56.0;
         r.carbon.total_g = r.carbon.operational_g;

@@ -11,9 +11,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wattprint_core::SensorSource;
 
 /// Source label of this sensor.
-pub const SOURCE: &str = "wattprint-agent";
+pub const SOURCE: SensorSource = SensorSource::AgentSocket;
 
 /// Answers longer than this are refused, bytes.
 const MAX_ANSWER: u64 = 1 << 20;
@@ -122,7 +123,7 @@ impl AgentSocketSensor {
             path: path.to_path_buf(),
             conn: Some(conn),
             info: SensorInfo {
-                source: SOURCE.into(),
+                source: SOURCE,
                 domains,
                 cadence: ReadCadence::Boundaries { guard_s: None },
                 setup: format!(

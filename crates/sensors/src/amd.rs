@@ -14,9 +14,9 @@ use libloading::Library;
 use std::ffi::{c_char, c_void, OsString};
 use std::path::Path;
 use std::sync::OnceLock;
-use wattprint_core::Method;
+use wattprint_core::{Method, SensorSource};
 
-pub const SOURCE: &str = "amdsmi";
+pub const SOURCE: SensorSource = SensorSource::Amdsmi;
 /// Environment variable naming the amdsmi library (test seam).
 pub const AMDSMI_LIB_ENV: &str = "WATTPRINT_AMDSMI_LIB";
 /// Libraries tried when none is named.
@@ -61,7 +61,7 @@ static AMDSMI: OnceLock<Loaded> = OnceLock::new();
 
 fn absent(reason: String, fix: Option<&str>) -> AbsentSensor {
     AbsentSensor {
-        source: SOURCE.into(),
+        source: SOURCE,
         reason,
         fix: fix.map(str::to_string),
     }
@@ -247,7 +247,7 @@ pub fn discover_amdsmi(lib: Option<&Path>) -> GpuDiscovery {
             mig_enabled: false,
             method: Method::Counter,
             power_source: None,
-            source: SOURCE.into(),
+            source: SOURCE,
             pci_bus_id: None,
             mig_uuids: Vec::new(),
         };
@@ -263,7 +263,7 @@ pub fn discover_amdsmi(lib: Option<&Path>) -> GpuDiscovery {
     out.devices = kept.iter().map(|(_, d)| d.clone()).collect();
     out.sensors.push(Box::new(AmdSmiSensor {
         info: SensorInfo {
-            source: SOURCE.into(),
+            source: SOURCE,
             domains: kept.iter().map(|(_, d)| gpu_domain(d)).collect(),
             cadence: ReadCadence::Boundaries {
                 guard_s: Some(crate::nvml::COUNTER_GUARD_S),
@@ -285,7 +285,7 @@ pub fn discover(lib: Option<&Path>, sysfs_root: &Path) -> GpuDiscovery {
         d.extend(h);
     } else {
         d.absent.push(AbsentSensor {
-            source: crate::hwmon::SOURCE.into(),
+            source: crate::hwmon::SOURCE,
             reason: "not used: amdsmi reads the same GPUs' energy counters".into(),
             fix: None,
         });

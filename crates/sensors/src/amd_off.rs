@@ -3,9 +3,10 @@
 
 use crate::gpu::{AbsentSensor, GpuDiscovery};
 use std::path::Path;
+use wattprint_core::SensorSource;
 
 /// Source label of amdsmi's domains.
-pub const SOURCE: &str = "amdsmi";
+pub const SOURCE: SensorSource = SensorSource::Amdsmi;
 /// Environment variable naming the amdsmi library to load (test seam).
 pub const AMDSMI_LIB_ENV: &str = "WATTPRINT_AMDSMI_LIB";
 
@@ -13,7 +14,7 @@ pub const AMDSMI_LIB_ENV: &str = "WATTPRINT_AMDSMI_LIB";
 pub fn discover(_lib: Option<&Path>, sysfs_root: &Path) -> GpuDiscovery {
     let mut d = GpuDiscovery {
         absent: vec![AbsentSensor {
-            source: SOURCE.into(),
+            source: SOURCE,
             reason: "this wattprint was built without the `amd` feature".into(),
             fix: Some(
                 "build with the default features (`cargo install --path crates/cli --locked`)"

@@ -2,13 +2,13 @@
 //! outcome, absent entries.
 
 use crate::sensor::Sensor;
-use wattprint_core::{DomainDesc, DomainKind, Method};
+use wattprint_core::{DomainDesc, DomainKind, Method, SensorSource};
 
 /// A sensor that could not be set up, with why and how to fix it (for `wattprint sensors`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct AbsentSensor {
     /// Source label, e.g. `nvml`, `amdsmi`, `hwmon`.
-    pub source: String,
+    pub source: SensorSource,
     pub reason: String,
     pub fix: Option<String>,
 }
@@ -40,7 +40,7 @@ pub struct GpuDevice {
     /// For `power` GPUs: where power comes from.
     pub power_source: Option<PowerSource>,
     /// Source label, `nvml`, `amdsmi` or `hwmon`.
-    pub source: String,
+    pub source: SensorSource,
     /// PCI bus id, e.g. `00000000:3B:00.0`, when the driver gives it (CUDA's PCI order).
     pub pci_bus_id: Option<String>,
     /// UUIDs of its MIG instances (`MIG-...`), when MIG is on and NVML lists them: a MIG

@@ -9,9 +9,9 @@
 use crate::gpu::{gpu_domain, AbsentSensor, GpuDevice, GpuDiscovery, PowerSource};
 use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use std::path::{Path, PathBuf};
-use wattprint_core::Method;
+use wattprint_core::{Method, SensorSource};
 
-pub const SOURCE: &str = "hwmon";
+pub const SOURCE: SensorSource = SensorSource::Hwmon;
 /// Poll period of power-only hwmon GPUs, s.
 pub const POWER_POLL_S: f64 = 0.1;
 
@@ -47,7 +47,7 @@ pub fn discover(sysfs_root: &Path, first_index: u32) -> GpuDiscovery {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
             out.absent.push(AbsentSensor {
-                source: SOURCE.into(),
+                source: SOURCE,
                 reason: format!("no hwmon tree ({}: {e})", dir.display()),
                 fix: None,
             });
@@ -99,7 +99,7 @@ pub fn discover(sysfs_root: &Path, first_index: u32) -> GpuDiscovery {
             )
         } else {
             out.absent.push(AbsentSensor {
-                source: SOURCE.into(),
+                source: SOURCE,
                 reason: format!(
                     "{}: amdgpu chip without a readable energy1_input, power1_average or \
                      power1_input",
@@ -119,7 +119,7 @@ pub fn discover(sysfs_root: &Path, first_index: u32) -> GpuDiscovery {
                 mig_enabled: false,
                 method,
                 power_source,
-                source: SOURCE.into(),
+                source: SOURCE,
                 pci_bus_id: None,
                 mig_uuids: Vec::new(),
             },
@@ -128,7 +128,7 @@ pub fn discover(sysfs_root: &Path, first_index: u32) -> GpuDiscovery {
     }
     if chips.is_empty() {
         out.absent.push(AbsentSensor {
-            source: SOURCE.into(),
+            source: SOURCE,
             reason: "no amdgpu hwmon chip".into(),
             fix: None,
         });
@@ -169,7 +169,7 @@ pub struct HwmonGpuSensor {
 impl HwmonGpuSensor {
     fn new(chips: Vec<Chip>, cadence: ReadCadence) -> Self {
         let info = SensorInfo {
-            source: SOURCE.into(),
+            source: SOURCE,
             domains: chips.iter().map(|c| gpu_domain(&c.device)).collect(),
             cadence,
             setup: "none".into(),

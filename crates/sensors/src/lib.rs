@@ -13,6 +13,7 @@ pub mod amd;
 #[cfg(not(feature = "amd"))]
 #[path = "amd_off.rs"]
 pub mod amd;
+pub mod cgroups;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 #[cfg(any(test, feature = "test-util"))]

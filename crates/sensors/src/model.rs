@@ -25,12 +25,12 @@ use crate::procfs::{
 use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use std::path::Path;
 use wattprint_core::powermodel::{self, CpuCurve};
-use wattprint_core::{DomainDesc, DomainKind, Method};
+use wattprint_core::{DomainDesc, DomainKind, Method, SensorSource};
 use wattprint_data::ccf::{self, Provider};
 use wattprint_data::microarch::{self, CpuSignature};
 
 /// Source label of the model's domains.
-pub const SOURCE: &str = "utilisation-model";
+pub const SOURCE: SensorSource = SensorSource::UtilisationModel;
 
 /// The cloud provider named by the DMI strings of `<sysfs>/class/dmi/id` (pure): `Amazon EC2`
 /// (any of the three fields mentioning Amazon, as on Nitro and Xen instances), `Google`
@@ -302,7 +302,7 @@ impl UtilisationModel {
         let mut domains = vec![DomainDesc {
             name: "cpu-model".into(),
             kind: DomainKind::CpuModel,
-            source: SOURCE.into(),
+            source: SOURCE,
             method: Method::Model,
             counted_in_total: true,
             device: Some(cpu.basis.clone()),
@@ -311,7 +311,7 @@ impl UtilisationModel {
             domains.push(DomainDesc {
                 name: "memory-model".into(),
                 kind: DomainKind::MemoryModel,
-                source: SOURCE.into(),
+                source: SOURCE,
                 method: Method::Model,
                 counted_in_total: true,
                 device: Some(format!(
@@ -323,7 +323,7 @@ impl UtilisationModel {
         }
         Ok(UtilisationModel {
             info: SensorInfo {
-                source: SOURCE.into(),
+                source: SOURCE,
                 domains,
                 cadence: ReadCadence::Poll {
                     preferred_s: poll_s,

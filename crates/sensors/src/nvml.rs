@@ -30,7 +30,7 @@ use nvml_wrapper::{Device, Nvml};
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::OnceLock;
-use wattprint_core::{DomainDesc, Method};
+use wattprint_core::{DomainDesc, Method, SensorSource};
 
 /// Environment variable naming the NVML library to load (test seam, SPEC).
 pub const NVML_LIB_ENV: &str = "WATTPRINT_NVML_LIB";
@@ -54,7 +54,7 @@ static NVML: OnceLock<Loaded> = OnceLock::new();
 
 fn absent(reason: String, fix: &str) -> AbsentSensor {
     AbsentSensor {
-        source: "nvml".into(),
+        source: SensorSource::Nvml,
         reason,
         fix: Some(fix.to_string()),
     }
@@ -124,7 +124,7 @@ struct Probed<'n> {
 
 fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSensor> {
     let dev = nvml.device_by_index(index).map_err(|e| AbsentSensor {
-        source: "nvml".into(),
+        source: SensorSource::Nvml,
         reason: format!("GPU {index}: NVML cannot open it: {e}"),
         fix: Some("check the GPU with nvidia-smi".into()),
     })?;
@@ -146,7 +146,7 @@ fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSenso
         mig_enabled,
         method: Method::Counter,
         power_source: None,
-        source: "nvml".into(),
+        source: SensorSource::Nvml,
         pci_bus_id: dev.pci_info().ok().map(|p| p.bus_id),
         mig_uuids: if mig_enabled {
             mig_uuids(&dev)
@@ -164,7 +164,7 @@ fn probe(nvml: &'static Nvml, index: u32) -> Result<Probed<'static>, AbsentSenso
         info.power_source = Some(PowerSource::Average);
     } else {
         return Err(AbsentSensor {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             reason: format!(
                 "gpu-{index} ({}): neither the energy counter nor power is readable",
                 info.name
@@ -265,6 +265,187 @@ pub fn discover(lib: Option<&Path>) -> GpuDiscovery {
     out
 }
 
+/// One GPU's power limit as NVML holds it, W.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerLimit {
+    /// NVML index.
+    pub index: u32,
+    /// The limit in force when the [`PowerLimiter`] opened: what it restores.
+    pub previous_w: f64,
+    /// The lowest and highest limit the driver accepts.
+    pub min_w: f64,
+    pub max_w: f64,
+}
+
+/// Why power limits cannot be set or restored; each names the GPU and the fix.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PowerLimitError {
+    #[error("NVML is not available: {0}")]
+    Unavailable(String),
+    #[error("no NVIDIA GPU of the job (NVML lists none, or none is visible to it): no power limit to set")]
+    NoGpu,
+    #[error(
+        "gpu-{index}: {w} W is outside the limits the driver accepts ({min_w} .. {max_w} W); choose limits in that range"
+    )]
+    OutOfRange {
+        index: u32,
+        w: f64,
+        min_w: f64,
+        max_w: f64,
+    },
+    #[error("gpu-{index}: {what} failed: {error}")]
+    Call {
+        index: u32,
+        what: &'static str,
+        error: String,
+    },
+}
+
+/// Sets the power limit of every NVIDIA GPU, and restores each GPU's previous limit when
+/// [`restore`](PowerLimiter::restore)d or dropped (normal return, `?` and panic unwinding
+/// alike; a signal must end the caller's loop so the drop runs). Setting limits needs root.
+pub struct PowerLimiter {
+    devices: Vec<Device<'static>>,
+    limits: Vec<PowerLimit>,
+    /// A limit other than the previous one may be in force.
+    changed: bool,
+}
+
+fn mw_to_w(mw: u32) -> f64 {
+    f64::from(mw) / 1000.0
+}
+
+impl PowerLimiter {
+    /// Opens the GPUs NVML lists whose index `keep` accepts (the job's: a limit applies to
+    /// whatever runs on the GPU), loading the library from `lib` as [`discover`] does, and
+    /// reads each one's current limit and the driver's range. Nothing is changed yet.
+    ///
+    /// # Errors
+    /// NVML absent, no GPU kept, or a GPU whose limits cannot be read.
+    pub fn open(
+        lib: Option<&Path>,
+        keep: impl Fn(u32) -> bool,
+    ) -> Result<PowerLimiter, PowerLimitError> {
+        let nvml = match &load(lib).nvml {
+            Ok(n) => n,
+            Err(a) => return Err(PowerLimitError::Unavailable(a.reason.clone())),
+        };
+        let count = nvml
+            .device_count()
+            .map_err(|e| PowerLimitError::Unavailable(e.to_string()))?;
+        let call = |index: u32, what: &'static str| {
+            move |e: NvmlError| PowerLimitError::Call {
+                index,
+                what,
+                error: e.to_string(),
+            }
+        };
+        let mut devices = Vec::new();
+        let mut limits = Vec::new();
+        for index in (0..count).filter(|&i| keep(i)) {
+            let dev = nvml
+                .device_by_index(index)
+                .map_err(call(index, "opening the GPU"))?;
+            let previous = dev
+                .power_management_limit()
+                .map_err(call(index, "reading the power limit"))?;
+            let range = dev
+                .power_management_limit_constraints()
+                .map_err(call(index, "reading the power limit range"))?;
+            limits.push(PowerLimit {
+                index,
+                previous_w: mw_to_w(previous),
+                min_w: mw_to_w(range.min_limit),
+                max_w: mw_to_w(range.max_limit),
+            });
+            devices.push(dev);
+        }
+        if devices.is_empty() {
+            return Err(PowerLimitError::NoGpu);
+        }
+        Ok(PowerLimiter {
+            devices,
+            limits,
+            changed: false,
+        })
+    }
+
+    /// Each GPU's limits as read at [`open`](PowerLimiter::open).
+    pub fn limits(&self) -> &[PowerLimit] {
+        &self.limits
+    }
+
+    /// Checks that every GPU accepts `w` watts, without setting anything.
+    ///
+    /// # Errors
+    /// [`PowerLimitError::OutOfRange`] naming the first GPU that does not.
+    pub fn check_w(&self, w: f64) -> Result<(), PowerLimitError> {
+        match self
+            .limits
+            .iter()
+            .find(|l| !(l.min_w..=l.max_w).contains(&w))
+        {
+            Some(l) => Err(PowerLimitError::OutOfRange {
+                index: l.index,
+                w,
+                min_w: l.min_w,
+                max_w: l.max_w,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets every GPU's limit to `w` watts (rounded to the milliwatt NVML takes).
+    ///
+    /// # Errors
+    /// Out of range (nothing set), or the driver refusing (those already set stay set until
+    /// [`restore`](PowerLimiter::restore) or the drop).
+    pub fn set_w(&mut self, w: f64) -> Result<(), PowerLimitError> {
+        self.check_w(w)?;
+        let mw = (w * 1000.0).round() as u32;
+        self.changed = true;
+        for (dev, l) in self.devices.iter_mut().zip(&self.limits) {
+            dev.set_power_management_limit(mw)
+                .map_err(|e| PowerLimitError::Call {
+                    index: l.index,
+                    what: "setting the power limit (root only)",
+                    error: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Puts every GPU's previous limit back; the GPUs that refused, as errors. Idempotent.
+    pub fn restore(&mut self) -> Vec<PowerLimitError> {
+        if !self.changed {
+            return Vec::new();
+        }
+        self.changed = false;
+        let mut errors = Vec::new();
+        for (dev, l) in self.devices.iter_mut().zip(&self.limits) {
+            let mw = (l.previous_w * 1000.0).round() as u32;
+            if let Err(e) = dev.set_power_management_limit(mw) {
+                errors.push(PowerLimitError::Call {
+                    index: l.index,
+                    what: "restoring the previous power limit",
+                    error: e.to_string(),
+                });
+            }
+        }
+        errors
+    }
+}
+
+impl Drop for PowerLimiter {
+    fn drop(&mut self) {
+        for e in self.restore() {
+            // Nothing below the CLI prints, but a limit left changed must not go unseen;
+            // the caller restores explicitly (and reports) on every path it controls.
+            tracing::error!("{e}; set it back with nvidia-smi -pl");
+        }
+    }
+}
+
 /// GPUs with the total-energy counter, read at boundaries.
 pub struct NvmlCounterSensor {
     info: SensorInfo,
@@ -275,7 +456,7 @@ pub struct NvmlCounterSensor {
 impl NvmlCounterSensor {
     fn new(gpus: Vec<(Device<'static>, GpuDevice)>) -> Self {
         let info = SensorInfo {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             domains: gpus.iter().map(|(_, g)| gpu_domain(g)).collect(),
             cadence: ReadCadence::Boundaries {
                 guard_s: Some(COUNTER_GUARD_S),
@@ -340,7 +521,7 @@ pub struct NvmlPowerSensor {
 impl NvmlPowerSensor {
     fn new(gpus: Vec<(Device<'static>, GpuDevice, PowerSource)>) -> Self {
         let info = SensorInfo {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             domains: gpus.iter().map(|(_, g, _)| gpu_domain(g)).collect(),
             cadence: ReadCadence::Poll {
                 preferred_s: POWER_POLL_S,

@@ -2,6 +2,7 @@
 //! `nvml` module, and discovery reports NVML as an absent sensor that says so.
 
 use std::path::Path;
+use wattprint_core::SensorSource;
 
 pub use crate::gpu::{AbsentSensor, GpuDevice, GpuDiscovery, PowerSource};
 
@@ -48,7 +49,7 @@ pub fn library_path() -> Option<(String, bool)> {
 pub fn discover(_lib: Option<&Path>) -> GpuDiscovery {
     GpuDiscovery {
         absent: vec![AbsentSensor {
-            source: "nvml".into(),
+            source: SensorSource::Nvml,
             reason: "this wattprint was built without the `nvml` feature".into(),
             fix: Some(
                 "build with the default features (`cargo install --path crates/cli --locked`)"
@@ -56,5 +57,54 @@ pub fn discover(_lib: Option<&Path>) -> GpuDiscovery {
             ),
         }],
         ..GpuDiscovery::default()
+    }
+}
+
+/// One GPU's power limit (see the `nvml` module); never built without NVML.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerLimit {
+    pub index: u32,
+    pub previous_w: f64,
+    pub min_w: f64,
+    pub max_w: f64,
+}
+
+/// Why power limits cannot be set (see the `nvml` module).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PowerLimitError {
+    #[error("NVML is not available: {0}")]
+    Unavailable(String),
+}
+
+/// Power limits need NVML: no value of it exists in this build.
+pub struct PowerLimiter {
+    never: std::convert::Infallible,
+}
+
+impl PowerLimiter {
+    /// Always [`PowerLimitError::Unavailable`]: this build has no NVML support.
+    pub fn open(
+        _lib: Option<&Path>,
+        _keep: impl Fn(u32) -> bool,
+    ) -> Result<PowerLimiter, PowerLimitError> {
+        Err(PowerLimitError::Unavailable(
+            "this wattprint was built without the `nvml` feature".into(),
+        ))
+    }
+
+    pub fn limits(&self) -> &[PowerLimit] {
+        match self.never {}
+    }
+
+    pub fn check_w(&self, _w: f64) -> Result<(), PowerLimitError> {
+        match self.never {}
+    }
+
+    pub fn set_w(&mut self, _w: f64) -> Result<(), PowerLimitError> {
+        match self.never {}
+    }
+
+    pub fn restore(&mut self) -> Vec<PowerLimitError> {
+        match self.never {}
     }
 }

@@ -15,10 +15,10 @@ use crate::sensor::{RawReading, ReadCadence, Sensor, SensorError, SensorInfo};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use wattprint_core::domain::assign_counted_in_total;
-use wattprint_core::{DomainDesc, DomainKind, Method};
+use wattprint_core::{DomainDesc, DomainKind, Method, SensorSource};
 
 /// Source label of perf_event RAPL domains.
-pub const SOURCE: &str = "rapl-perf";
+pub const SOURCE: SensorSource = SensorSource::RaplPerf;
 
 /// One event the PMU offers.
 #[derive(Clone, Debug, PartialEq)]
@@ -299,7 +299,7 @@ impl PerfRapl {
                 domains.push(DomainDesc {
                     name,
                     kind,
-                    source: SOURCE.into(),
+                    source: SOURCE,
                     method: Method::Counter,
                     counted_in_total: false,
                     device: None,
@@ -309,7 +309,7 @@ impl PerfRapl {
         assign_counted_in_total(&mut domains);
         Ok(PerfRapl {
             info: SensorInfo {
-                source: SOURCE.into(),
+                source: SOURCE,
                 domains,
                 cadence: ReadCadence::Boundaries { guard_s: None },
                 setup: "perf_event access (perf_event_paranoid <= 0 or CAP_PERFMON)".into(),

@@ -17,10 +17,10 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use wattprint_core::counter::wrap_guard_period_s;
 use wattprint_core::domain::assign_counted_in_total;
-use wattprint_core::{DomainDesc, DomainKind, Method};
+use wattprint_core::{DomainDesc, DomainKind, Method, SensorSource};
 
 /// Source label of powercap domains.
-pub const SOURCE: &str = "rapl-powercap";
+pub const SOURCE: SensorSource = SensorSource::RaplPowercap;
 
 /// How often a zone whose counter stands still is checked for having vanished, s.
 const STILL_CHECK_PERIOD_S: f64 = 1.0;
@@ -242,7 +242,7 @@ impl Powercap {
             domains.push(DomainDesc {
                 name: z.name,
                 kind: z.kind,
-                source: SOURCE.into(),
+                source: SOURCE,
                 method: Method::Counter,
                 counted_in_total: false,
                 device: None,
@@ -285,7 +285,7 @@ impl Powercap {
         }
         Ok(Powercap {
             info: SensorInfo {
-                source: SOURCE.into(),
+                source: SOURCE,
                 domains,
                 cadence: ReadCadence::Boundaries { guard_s },
                 setup: "read access to energy_uj".into(),

@@ -1,6 +1,6 @@
 //! The sensor trait.
 
-use wattprint_core::DomainDesc;
+use wattprint_core::{DomainDesc, SensorSource};
 
 /// One raw reading of one domain.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,7 +30,7 @@ pub enum ReadCadence {
 pub struct SensorInfo {
     /// Source label, e.g. `rapl-powercap`, `rapl-perf`, `nvml`, `amdsmi`, `hwmon`,
     /// `utilisation-model`.
-    pub source: String,
+    pub source: SensorSource,
     /// The domains this sensor reads, in the order of [`Sensor::read`]'s output.
     pub domains: Vec<DomainDesc>,
     pub cadence: ReadCadence,

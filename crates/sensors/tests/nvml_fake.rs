@@ -66,6 +66,9 @@ fn child_process_entry_point() {
         return;
     };
     let lib = std::env::var_os(nvml::NVML_LIB_ENV).map(PathBuf::from);
+    if scenario == "limits" {
+        return power_limits(lib.as_deref());
+    }
     let d = nvml::discover(lib.as_deref());
     for a in &d.absent {
         println!(
@@ -125,6 +128,52 @@ fn child_process_entry_point() {
         }
         println!("@@ PROC-AGAIN {}", s.sample().len());
     }
+}
+
+/// The `limits` scenario: GPU 0's limit set to 300 W, then a panic with the limiter alive;
+/// the calls file says what the driver saw.
+fn power_limits(lib: Option<&Path>) {
+    let mut l = nvml::PowerLimiter::open(lib, |i| i == 0).unwrap();
+    let g0 = &l.limits()[0];
+    println!(
+        "@@ LIMIT {} {} {} {}",
+        g0.index, g0.previous_w, g0.min_w, g0.max_w
+    );
+    println!("@@ RANGE {}", l.set_w(100.0).unwrap_err());
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        l.set_w(300.0).unwrap();
+        panic!("the benchmark failed half-way");
+    }));
+    println!("@@ PANICKED {}", unwound.is_err());
+    let everything = nvml::PowerLimiter::open(lib, |_| true).unwrap();
+    println!("@@ GPUS {}", everything.limits().len());
+}
+
+#[test]
+fn a_power_limit_is_restored_when_the_code_that_set_it_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = fake_lib(dir.path());
+    let calls = dir.path().join("calls");
+    let lines = child(
+        "limits",
+        &[(nvml::NVML_LIB_ENV, &lib), ("FAKE_NVML_CALLS_FILE", &calls)],
+        &[],
+    );
+    assert!(
+        lines.contains(&"LIMIT 0 700 175 700".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("RANGE gpu-0: 100 W is outside")
+            && l.contains("(175 .. 700 W)")),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"PANICKED true".to_string()), "{lines:?}");
+    assert!(lines.contains(&"GPUS 5".to_string()), "{lines:?}");
+    // Set to 300 W, then the previous 700 W put back by the drop during unwinding; the
+    // refused 100 W never reached the driver.
+    let seen = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(seen, "set 0 300000\nset 0 700000\n");
 }
 
 fn energy_of<'a>(lines: &'a [String], domain: &str) -> (&'a str, f64, f64) {

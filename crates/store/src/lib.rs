@@ -13,6 +13,10 @@
 //! `interrupted`, with the energy of its last checkpoint.
 
 pub mod git;
+mod portfolio;
+pub mod spool;
+
+pub use portfolio::{OnRestated, PortfolioInsert, Restated};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::ffi::OsString;
@@ -61,6 +65,26 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN checkpoint_unix_s REAL;
     ALTER TABLE runs ADD COLUMN checkpoint_period_s REAL;
     CREATE INDEX runs_status ON runs(status);",
+    // v3: the portfolio: periodic carbon records (provider exports, estimates) beside runs,
+    // one row per record key, so a month imported twice is recognised, not doubled.
+    "CREATE TABLE portfolio (
+        provider TEXT NOT NULL,
+        account TEXT NOT NULL,
+        project TEXT NOT NULL,
+        service TEXT NOT NULL,
+        region TEXT NOT NULL,
+        month TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        basis TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        grams REAL NOT NULL,
+        model_version TEXT NOT NULL,
+        source_file TEXT NOT NULL,
+        source_line INTEGER NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (provider, account, project, service, region, month, scope, basis, tier)
+    );
+    CREATE INDEX portfolio_month ON portfolio(month);",
 ];
 
 /// Most points of a stored power timeline; longer ones are averaged pairwise down to it.
@@ -91,6 +115,8 @@ pub enum StoreError {
     BadRow { id: String, message: String },
     #[error("run {id} not stored: {message} (a number in the report is not finite, NaN or infinite; the history keeps only reports it can read back)")]
     NotFinite { id: String, message: String },
+    #[error("portfolio record {key} not stored: {message} (nothing from this import was stored)")]
+    BadRecord { key: String, message: String },
 }
 
 /// A stored row that cannot be read back; [`Store::list`] skips it, [`Store::check`] lists
@@ -842,7 +868,7 @@ mod tests {
             name: "package-0".into(),
             kind: DomainKind::CpuPackage,
             joules: j,
-            source: "rapl-powercap".into(),
+            source: wattprint_core::SensorSource::RaplPowercap,
             method: Method::Counter,
             counted_in_total: true,
             device: None,
@@ -1067,7 +1093,7 @@ mod tests {
             .unwrap();
         }
         let mut s = Store::open(&p).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let status: String = s
             .conn
             .query_row("SELECT status FROM runs WHERE id = 'old'", [], |r| r.get(0))

@@ -78,6 +78,21 @@ impl Conn {
         self.read_response()
     }
 
+    /// POST a binary body with this content type.
+    pub fn send_bytes(&mut self, path: &str, content_type: &str, body: &[u8]) -> Resp {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(t) = &self.token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        self.w.write_all(req.as_bytes()).unwrap();
+        self.w.write_all(body).unwrap();
+        self.read_response()
+    }
+
     pub fn read_response(&mut self) -> Resp {
         let mut line = String::new();
         self.r.read_line(&mut line).unwrap();
@@ -145,4 +160,78 @@ pub fn loopback_config(interval_s: f64) -> wattprint_agent::AgentConfig {
     cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.interval_s = interval_s;
     cfg
+}
+
+/// An agent serving on its own thread until [`Running::stop`] (or drop).
+pub struct Running {
+    /// Its HTTP address (`None` with no listener).
+    pub addr: Option<std::net::SocketAddr>,
+    pub shared: wattprint_agent::Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// The HTTP address; panics when the agent has no listener.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr.expect("an HTTP listener")
+    }
+
+    /// Stop serving and wait for the agent's thread (which panics through here if it failed).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the agent's thread");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        } else if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Bind `cfg` with `sensors` and serve on a thread.
+pub fn serve(
+    cfg: wattprint_agent::AgentConfig,
+    sensors: Vec<Box<dyn wattprint_sensors::Sensor>>,
+) -> Running {
+    let agent = wattprint_agent::Agent::bind(cfg, sensors).expect("the agent binds");
+    let addr = agent.local_addr();
+    let shared = agent.shared();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        agent
+            .serve(async {
+                let _ = rx.await;
+            })
+            .expect("the agent serves")
+    });
+    Running {
+        addr,
+        shared,
+        stop: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+/// [`serve`] with one fake RAPL counter drawing a constant 100 W (`package-0`).
+pub fn serve_100w(cfg: wattprint_agent::AgentConfig) -> Running {
+    serve(
+        cfg,
+        vec![Box::new(
+            wattprint_sensors::fake::FakeSensor::constant_counter("package-0", 100.0, 0.0, 1e12),
+        )],
+    )
 }

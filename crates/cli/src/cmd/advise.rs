@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use wattprint_core::advise::{advise, AdviseInput, DataSource, Frequency, Goal, Scope, Workload};
+use wattprint_core::overhead_score::{self, ComputeOverhead, Route, RouteScore};
 use wattprint_core::{stats, Method};
 use wattprint_engine::{discover, SensorConfig};
 
@@ -195,9 +196,78 @@ fn on_this_machine(id: &str, m: &Machine) -> String {
     }
 }
 
+/// The Operational Overhead Score of every route, with the compute overhead measured in the
+/// history (the last 200 stored runs).
+fn overhead_scores() -> Vec<RouteScore> {
+    let runs = crate::cmd::runs::open_store_for_reading()
+        .ok()
+        .and_then(|s| {
+            s.list(&wattprint_store::Filter {
+                limit: Some(200),
+                ..Default::default()
+            })
+            .ok()
+            .map(|l| l.runs)
+        })
+        .unwrap_or_default();
+    overhead_score::score(&overhead_score::Measured::from_runs(&runs))
+}
+
+/// The route of a data source of the plan (`provider-export`, `usage-estimate`,
+/// `measured-runs`, `agent`).
+fn route_of_source(id: &str) -> Option<Route> {
+    match id {
+        "provider-export" => Some(Route::ProviderExport),
+        "usage-estimate" => Some(Route::UsageEstimate),
+        "measured-runs" => Some(Route::Run),
+        "agent" => Some(Route::Agent),
+        _ => None,
+    }
+}
+
+/// The route a metric of the plan is obtained by, for the data the team has.
+fn route_of(id: &str, data: DataSource) -> Route {
+    match (id, data) {
+        (_, DataSource::Cloud) => Route::ProviderExport,
+        ("carbon-per-inference", DataSource::SelfHosted) => Route::Agent,
+        _ => Route::Run,
+    }
+}
+
+fn compute_text(c: &ComputeOverhead) -> String {
+    match c {
+        ComputeOverhead::None { note } => format!("none ({note})"),
+        ComputeOverhead::Measured {
+            median_cpu_pct,
+            runs,
+        } => format!("meter CPU {median_cpu_pct:.3} % of the run (median of {runs} stored run(s))"),
+        ComputeOverhead::Typical { cpu_pct, note } => {
+            format!("about {cpu_pct} % of a core ({note})")
+        }
+    }
+}
+
+fn score_line(s: &RouteScore) -> String {
+    format!(
+        "{} [{}]: score {} (latency {}: {}; set-up {}: {} step(s); compute {}: {})",
+        s.route.id(),
+        s.tier,
+        s.score.as_str(),
+        s.latency_level.as_str(),
+        s.latency,
+        s.complexity_level.as_str(),
+        s.setup_steps.len(),
+        s.compute_level.as_str(),
+        compute_text(&s.compute)
+    )
+}
+
 pub fn main(args: Args) -> anyhow::Result<u8> {
     let plan = advise(&input(&args));
     let m = machine();
+    let scores = overhead_scores();
+    let data = input(&args).data;
+    let score_of = |id: &str| scores.iter().find(|s| s.route == route_of(id, data));
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut v = serde_json::to_value(&plan)?;
@@ -205,8 +275,20 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             for x in ms.iter_mut() {
                 let id = x["id"].as_str().unwrap_or_default().to_string();
                 x["on_this_machine"] = serde_json::Value::String(on_this_machine(&id, &m));
+                if let Some(sc) = score_of(&id) {
+                    x["operational_overhead"] = serde_json::to_value(sc)?;
+                }
             }
         }
+        if let Some(ss) = v.get_mut("sources").and_then(|x| x.as_array_mut()) {
+            for x in ss.iter_mut() {
+                let route = route_of_source(x["id"].as_str().unwrap_or_default());
+                if let Some(sc) = route.and_then(|r| scores.iter().find(|s| s.route == r)) {
+                    x["operational_overhead"] = serde_json::to_value(sc)?;
+                }
+            }
+        }
+        v["operational_overhead_by_source"] = serde_json::to_value(&scores)?;
         v["machine"] = serde_json::json!({
             "sensors": m.sensors,
             "absent": m.absent,
@@ -216,6 +298,36 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
+    }
+    if !plan.sources.is_empty() {
+        writeln!(out, "Data sources, in the order to set them up")?;
+        for s in &plan.sources {
+            writeln!(
+                out,
+                "\n{}. {} [{}] (tier: {})",
+                s.rank, s.name, s.id, s.tier
+            )?;
+            writeln!(out, "   why: {}", s.why)?;
+            writeln!(out, "   how: {}", s.how)?;
+            for c in &s.cannot_decide {
+                writeln!(out, "   cannot decide: {c}")?;
+            }
+            if let Some(w) = &s.add_when {
+                writeln!(out, "   next: {w}")?;
+            }
+            let route = route_of_source(s.id);
+            if let Some(sc) = route.and_then(|r| scores.iter().find(|x| x.route == r)) {
+                writeln!(out, "   operational overhead: {}", score_line(sc))?;
+            }
+        }
+        writeln!(out)?;
+    }
+    if !plan.merge.is_empty() {
+        writeln!(out, "Portfolio merge plan")?;
+        for (i, m) in plan.merge.iter().enumerate() {
+            writeln!(out, "  {}. {m}", i + 1)?;
+        }
+        writeln!(out)?;
     }
     writeln!(out, "Metric plan")?;
     for p in &plan.metrics {
@@ -232,6 +344,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             "   typical overhead: {:.1}% of a core",
             p.expected_overhead_pct
         )?;
+        if let Some(sc) = score_of(p.id) {
+            writeln!(out, "   operational overhead: {}", score_line(sc))?;
+        }
+    }
+    writeln!(
+        out,
+        "\nOperational Overhead Score by source (latency until the number exists, set-up steps, compute overhead)"
+    )?;
+    for sc in &scores {
+        writeln!(out, "  - {}", score_line(sc))?;
     }
     if !plan.warnings.is_empty() {
         writeln!(out, "\nWarnings")?;

@@ -59,8 +59,45 @@ pub struct Args {
     /// Refuse a request body not received within this long (408). Default 10s.
     #[arg(long = "body-timeout", value_name = "DURATION")]
     pub body_timeout: Option<String>,
+    /// Attribute energy and carbon per workload (pods' containers, containers, systemd
+    /// units) by cgroup CPU time: /v1/workloads and wattprint_workload_* metrics.
+    #[arg(long)]
+    pub workloads: bool,
+    /// The cgroup directory to walk with --workloads (default: found under
+    /// <sysfs>/fs/cgroup: v2, else v1 cpuacct, else v2 unified).
+    #[arg(long = "cgroup-root", value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+    /// A kubelet /pods JSON file naming pods and containers (re-read when it changes).
+    #[arg(long = "pod-list", value_name = "FILE")]
+    pub pod_list: Option<PathBuf>,
+    /// Workloads exported as their own series at most (the rest in kind="other"; default 200).
+    #[arg(long = "max-workloads", value_name = "N")]
+    pub max_workloads: Option<usize>,
+    /// Scrapes that see an ended workload's final value before it is dropped (default 3).
+    #[arg(long = "workload-keep-scrapes", value_name = "N")]
+    pub workload_keep_scrapes: Option<u64>,
+    /// The node's idle power, W: idle energy is this power (default: the unused share of
+    /// the CPUs' time).
+    #[arg(long = "idle-power", value_name = "WATTS")]
+    pub idle_power_w: Option<f64>,
+    /// Keep open windows, pending spans and counters in this SQLite file; a restart (or
+    /// crash) resumes them and reports the downtime as a gap.
+    #[arg(long, value_name = "FILE")]
+    pub spool: Option<PathBuf>,
+    /// Read an inference engine's Prometheus metrics every interval (repeatable), e.g.
+    /// vllm=http://127.0.0.1:8000/metrics: per model J per output token, J per request,
+    /// gCO2e per 1k tokens and FLOPs/W at /v1/engines and /metrics. Replaces the config
+    /// file's `scrape` list.
+    #[arg(long = "scrape", value_name = "NAME=URL")]
+    pub scrape: Vec<String>,
+    /// Run the OpenAI-compatible metering proxy: listen on LISTEN and forward
+    /// /v1/chat/completions, /v1/completions and /v1/embeddings to the engine at UPSTREAM,
+    /// e.g. 127.0.0.1:8080=http://127.0.0.1:8000. Each request's energy is at
+    /// GET /v1/requests/{id} (id in the answer's x-wattprint-request-id header).
+    #[arg(long = "proxy", value_name = "LISTEN=UPSTREAM")]
+    pub proxy: Option<String>,
     /// Push metrics over OTLP/HTTP (JSON) to this endpoint, e.g.
-    /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector).
+    /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector) or an https:// backend.
     #[cfg(feature = "otlp")]
     #[arg(long = "otlp-endpoint", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
@@ -68,6 +105,15 @@ pub struct Args {
     #[cfg(feature = "otlp")]
     #[arg(long = "otlp-interval", value_name = "DURATION")]
     pub otlp_interval: Option<String>,
+    /// An extra header on every OTLP push, e.g. authorization=Bearer%20TOKEN (repeatable;
+    /// values percent-decoded). Default: OTEL_EXPORTER_OTLP_HEADERS, as the OTel SDKs read it.
+    #[cfg(feature = "otlp")]
+    #[arg(long = "otlp-header", value_name = "NAME=VALUE")]
+    pub otlp_header: Vec<String>,
+    /// Compress OTLP pushes: gzip or none (default none, as OTEL_EXPORTER_OTLP_COMPRESSION).
+    #[cfg(feature = "otlp")]
+    #[arg(long = "otlp-compression", value_name = "gzip|none")]
+    pub otlp_compression: Option<String>,
 }
 
 /// Largest token file read, bytes: a token is a line of at most a few hundred characters.
@@ -246,11 +292,50 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         cfg.limits.max_label_sets = n;
     }
     cfg.socket = socket;
+    cfg.spool = args.spool.or(file.spool);
+    let scrape = if args.scrape.is_empty() {
+        file.scrape.unwrap_or_default()
+    } else {
+        args.scrape
+    };
+    cfg.scrape = scrape
+        .iter()
+        .map(|s| wattprint_agent::scrape::parse_target(s))
+        .collect::<Result<_, _>>()
+        .map_err(BadInput)?;
+    cfg.proxy = args
+        .proxy
+        .or(file.proxy)
+        .map(|p| wattprint_agent::proxy::parse_spec(&p))
+        .transpose()
+        .map_err(BadInput)?;
     #[cfg(feature = "otlp")]
     if let Some(endpoint) = args.otlp_endpoint {
         wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
+        let headers = if args.otlp_header.is_empty() {
+            std::env::var("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()
+        } else {
+            args.otlp_header.join(",")
+        };
+        let compression = args
+            .otlp_compression
+            .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_COMPRESSION").ok())
+            .unwrap_or_else(|| "none".into());
+        let gzip = match compression.as_str() {
+            "gzip" => true,
+            "none" | "" => false,
+            other => {
+                return Err(BadInput(format!(
+                    "--otlp-compression {}: give gzip or none",
+                    wattprint_core::text::printable(other)
+                ))
+                .into())
+            }
+        };
         cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
             endpoint,
+            headers: wattprint_agent::otlp::parse_headers(&headers).map_err(BadInput)?,
+            gzip,
             interval_s: {
                 let v = duration(
                     "--otlp-interval",
@@ -299,8 +384,54 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
     }
+    let workloads = if args.workloads || file.workloads == Some(true) {
+        let cgroup_root = args.cgroup_root.or(file.cgroup_root);
+        let mut opts = workload_options(
+            &sensor_config,
+            args.max_workloads.or(file.max_workloads),
+            args.workload_keep_scrapes.or(file.workload_keep_scrapes),
+            args.idle_power_w.or(file.idle_power_w),
+        )?;
+        opts.pod_list = args.pod_list.or(file.pod_list);
+        let tree = match &cgroup_root {
+            Some(dir) => wattprint_sensors::cgroups::CgroupFs::at(dir),
+            None => wattprint_sensors::cgroups::CgroupFs::discover(&sensor_config.sysfs_root),
+        }
+        .map_err(|e| BadInput(format!("--workloads: {e}")))?;
+        eprintln!(
+            "wattprint agent: per-workload attribution from {}",
+            wattprint_sensors::cgroups::CgroupTree::describe(&tree)
+        );
+        Some(wattprint_agent::workloads::Workloads::new(
+            Box::new(tree),
+            opts,
+        ))
+    } else {
+        None
+    };
     let socket_shown = cfg.socket.as_ref().map(|s| s.path.display().to_string());
     let agent = Agent::bind(cfg, d.sensors)?.with_gpus(d.gpus);
+    if let Some(w) = workloads {
+        wattprint_agent::lock(&agent.shared()).set_workloads(w);
+    }
+    if let Some(r) = agent.resume()? {
+        eprintln!(
+            "wattprint agent: resumed from the spool: {} open window(s), {} pending span(s); down {:.1} s (a gap, not guessed){}{}",
+            r.windows,
+            r.pending_spans,
+            r.downtime_s,
+            if r.spans_lost + r.windows_dropped as u64 > 0 {
+                format!("; lost {} span(s) and {} window(s) beyond the limits", r.spans_lost, r.windows_dropped)
+            } else {
+                String::new()
+            },
+            if r.domains_missing.is_empty() {
+                String::new()
+            } else {
+                format!("; domains no longer measured: {}", r.domains_missing.join(", "))
+            }
+        );
+    }
     match (agent.local_addr().or(listen), socket_shown) {
         (Some(addr), _) => eprintln!(
             "wattprint agent: listening on http://{addr} (dashboard at /, metrics at /metrics)"
@@ -316,6 +447,50 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     agent.serve_until(stop)?;
     eprintln!("wattprint agent: stopped");
     Ok(0)
+}
+
+/// Largest `--max-workloads`: Prometheus's guidance on series per family (as
+/// `wattprint_agent::MAX_SERIES_LIMIT`).
+const MAX_WORKLOADS: usize = wattprint_agent::MAX_SERIES_LIMIT;
+
+/// The per-workload options: CPUs from `<procfs>/stat`, pod names from the downward API's
+/// environment, the limits checked.
+fn workload_options(
+    sensors: &wattprint_engine::SensorConfig,
+    max_workloads: Option<usize>,
+    keep_scrapes: Option<u64>,
+    idle_power_w: Option<f64>,
+) -> anyhow::Result<wattprint_agent::workloads::WorkloadOptions> {
+    let stat = wattprint_sensors::procfs::read_prefix(&sensors.procfs_root.join("stat"), 1 << 20)
+        .ok_or_else(|| {
+        BadInput(format!(
+            "--workloads: cannot read {} (the CPUs online)",
+            sensors.procfs_root.join("stat").display()
+        ))
+    })?;
+    let cpus = f64::from(wattprint_sensors::procfs::count_stat_cpus(&stat));
+    let mut o = wattprint_agent::workloads::WorkloadOptions::new(cpus);
+    if let Some(n) = max_workloads {
+        if !(1..=MAX_WORKLOADS).contains(&n) {
+            return Err(BadInput(format!("--max-workloads {n}: give 1 to {MAX_WORKLOADS}")).into());
+        }
+        o.max_series = n;
+    }
+    if let Some(k) = keep_scrapes {
+        if !(1..=1000).contains(&k) {
+            return Err(BadInput(format!("--workload-keep-scrapes {k}: give 1 to 1000")).into());
+        }
+        o.keep_scrapes = k;
+    }
+    if let Some(w) = idle_power_w {
+        // 100 kW is beyond any single node.
+        if !(w.is_finite() && (0.0..=100_000.0).contains(&w)) {
+            return Err(BadInput(format!("--idle-power {w}: give 0 to 100000 W")).into());
+        }
+        o.idle = wattprint_core::workloads::IdleModel::BaselineW(w);
+    }
+    o.pods = wattprint_agent::workloads::PodNames::from_downward_api(|k| std::env::var(k).ok());
+    Ok(o)
 }
 
 #[cfg(test)]

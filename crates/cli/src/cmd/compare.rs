@@ -1,6 +1,8 @@
 //! `wattprint compare A B`: side by side with deltas; `--fail-over PCT` exits 1 when B is
 //! worse than A by more than PCT percent (a CI gate). A and B are run ids, report JSON files,
-//! or `label:K=V` groups of repeated runs (compared by median, with their spread).
+//! `label:K=V` groups of repeated runs, or `bench:ID/N` (the runs of one command or
+//! configuration of a `wattprint bench`), compared by median with their spread and, for
+//! groups, a confidence interval of the change.
 
 use crate::cmd::runs::resolve;
 use crate::exit::BadInput;
@@ -27,15 +29,30 @@ pub struct Args {
     /// What to compare (lower is better).
     #[arg(long, value_enum, default_value = "energy")]
     pub metric: Metric,
-    /// Exit 1 when B is worse than A by more than this percentage (`5` or `5%`).
+    /// Exit 1 when B is worse than A by more than this percentage (`5` or `5%`). With two
+    /// runs or more on each side, only when the whole confidence interval of the change is
+    /// above it (noise does not trip the gate).
     #[arg(long = "fail-over", value_name = "PCT", value_parser = parse_pct)]
     pub fail_over: Option<f64>,
+    /// Confidence of the interval the gate judges groups by, percent (50 to 99.9).
+    #[arg(long, value_name = "PCT", default_value = "95", value_parser = parse_confidence)]
+    pub confidence: f64,
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
     /// Markdown table (for pull requests).
     #[arg(long)]
     pub markdown: bool,
+}
+
+/// Parses `--confidence`: 95 or 95%, from 50 to 99.9.
+pub fn parse_confidence(text: &str) -> Result<f64, String> {
+    match parse_pct(text) {
+        Ok(p) if (50.0..=99.9).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "`{text}` is not a confidence from 50 to 99.9 percent, like 95"
+        )),
+    }
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
@@ -48,8 +65,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Metric::JPerToken => CompareMetric::JPerToken,
         Metric::JPerInference => CompareMetric::JPerInference,
     };
-    let c = compare(&args.a, &a, &args.b, &b, metric, args.fail_over)
-        .map_err(|e| BadInput(e.to_string()))?;
+    let c = compare(
+        &args.a,
+        &a,
+        &args.b,
+        &b,
+        metric,
+        args.fail_over,
+        args.confidence,
+    )
+    .map_err(|e| BadInput(e.to_string()))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;

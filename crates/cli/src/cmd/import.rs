@@ -1,10 +1,16 @@
 //! `wattprint import FILE`: scores a trace or another tool's output (nvidia-smi CSV,
-//! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it.
+//! CodeCarbon emissions.csv, wattprint CSV trace) like a measured run, and stores it; or
+//! reads a cloud provider's carbon export (GCP, AWS, Azure) into the portfolio; a FOCUS billing
+//! export becomes usage-based estimates (`cmd/import_focus.rs`).
 
 use crate::common::{carbon_error, escape, CarbonArgs, WorkArgs};
 use crate::exit::BadInput;
 use std::io::Write;
 use std::path::PathBuf;
+use wattprint_core::portfolio::{Basis, Month, PortfolioRecord};
+use wattprint_report::import::portfolio::{
+    detect_portfolio_format, import_portfolio, PortfolioFormat, PortfolioOptions,
+};
 use wattprint_report::import::{
     detect_format, export_trace, import_with, BadRows, ImportFormat, ImportOptions,
 };
@@ -14,6 +20,25 @@ pub enum Format {
     NvidiaSmi,
     Codecarbon,
     Csv,
+    /// A FinOps FOCUS billing export: usage-based estimates (CCF method).
+    Focus,
+    /// Google Cloud Carbon Footprint export (CSV or newline-delimited JSON).
+    GcpCarbon,
+    /// AWS CARBON_EMISSIONS export (CSV) or Sustainability API response (JSON).
+    AwsCarbon,
+    /// Azure Carbon Optimization response or Cloud for Sustainability EnrollmentEmission.
+    AzureCarbon,
+}
+
+impl Format {
+    fn portfolio(self) -> Option<PortfolioFormat> {
+        match self {
+            Format::GcpCarbon => Some(PortfolioFormat::GcpCarbon),
+            Format::AwsCarbon => Some(PortfolioFormat::AwsCarbon),
+            Format::AzureCarbon => Some(PortfolioFormat::AzureCarbon),
+            Format::NvidiaSmi | Format::Codecarbon | Format::Csv | Format::Focus => None,
+        }
+    }
 }
 
 /// Options of `wattprint import`.
@@ -35,6 +60,18 @@ pub struct Args {
     /// report's warnings) instead of refusing the file.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// FOCUS only: the average vCPU utilisation the estimate assumes, 0..=1 (Cloud Carbon
+    /// Footprint's default 0.5); the range printed is idle to full load whatever this is.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
+    pub utilisation: f64,
+    /// The month of a provider report that does not carry one (Azure `ItemDetailsReport`,
+    /// `OverallSummaryReport`): the last month of the request's date range, `YYYY-MM`.
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: Option<Month>,
+    /// Provider figures that differ from those already stored for the same month (a
+    /// provider's restatement) replace them; without it such a file is refused whole.
+    #[arg(long)]
+    pub replace: bool,
     /// Label the imported runs (repeatable).
     #[arg(long = "label", value_name = "K=V", value_parser = crate::cmd::run::parse_label)]
     pub labels: Vec<(String, String)>,
@@ -58,6 +95,29 @@ pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
 pub const MAX_IMPORT_LINE_BYTES: usize = 1 << 20;
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
+    // FOCUS files are streamed (1 M rows and more), never read whole.
+    let focus = match args.format {
+        Some(Format::Focus) => true,
+        Some(_) => false,
+        None => crate::cmd::import_focus::looks_like_focus(&args.file)?,
+    };
+    if focus {
+        if args.month.is_some() || args.export_trace.is_some() || args.skip_bad_rows {
+            return Err(BadInput(
+                "--month, --export-trace and --skip-bad-rows do not apply to a FOCUS billing export"
+                    .into(),
+            )
+            .into());
+        }
+        return crate::cmd::import_focus::main(
+            &args.file,
+            args.utilisation,
+            args.json,
+            args.no_store,
+            args.replace,
+            &args.labels,
+        );
+    }
     let text =
         crate::common::read_lines_bounded(&args.file, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
             .map_err(|e| {
@@ -70,13 +130,33 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
         Some(Format::Codecarbon) => ImportFormat::CodeCarbon,
         Some(Format::Csv) => ImportFormat::Trace,
-        None => detect_format(&text).ok_or_else(|| {
-            BadInput(format!(
-                "{}: cannot tell the format from the header; give --format nvidia-smi, codecarbon or csv",
-                args.file.display()
-            ))
-        })?,
+        Some(f) => match f.portfolio() {
+            Some(p) => return portfolio(&args, &text, p),
+            None => unreachable_format(f)?,
+        },
+        None => match detect_format(&text) {
+            Some(f) => f,
+            None => match detect_portfolio_format(&text) {
+                Some(p) => return portfolio(&args, &text, p),
+                None => {
+                    return Err(BadInput(format!(
+                        "{}: cannot tell the format from the header or shape; give --format \
+                         nvidia-smi, codecarbon, csv, gcp-carbon, aws-carbon, azure-carbon or focus",
+                        args.file.display()
+                    ))
+                    .into())
+                }
+            },
+        },
     };
+    if args.month.is_some() || args.replace {
+        return Err(BadInput(
+            "--month and --replace are for provider carbon exports (gcp-carbon, aws-carbon, \
+             azure-carbon)"
+                .into(),
+        )
+        .into());
+    }
     let carbon_opts = args.carbon.to_options()?;
     let work_decl = args.work.to_decl()?;
     let work = wattprint_core::work::resolve_work(&work_decl, None);
@@ -171,4 +251,173 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         });
     }
     Ok(0)
+}
+
+/// A run format reached the portfolio branch: not possible (every run format is matched
+/// first), but an error rather than a panic.
+fn unreachable_format(f: Format) -> anyhow::Result<ImportFormat> {
+    Err(anyhow::anyhow!("internal: format {f:?} has no importer"))
+}
+
+/// Parses `--month`.
+fn parse_month(s: &str) -> Result<Month, String> {
+    Month::parse(s).ok_or_else(|| format!("`{s}` is not a month: write YYYY-MM, e.g. 2026-03"))
+}
+
+/// Imports a provider carbon export into the portfolio: all its records in one transaction,
+/// or none.
+fn portfolio(args: &Args, text: &str, format: PortfolioFormat) -> anyhow::Result<u8> {
+    let file = args.file.display().to_string();
+    if args.export_trace.is_some() || args.skip_bad_rows {
+        return Err(BadInput(format!(
+            "{file}: --export-trace and --skip-bad-rows are for measured traces; a provider \
+             export is read whole or not at all"
+        ))
+        .into());
+    }
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let opts = PortfolioOptions { month: args.month };
+    let mut out = import_portfolio(text, format, &name, &opts)
+        .map_err(|e| BadInput(format!("{file}: {e} (format {})", format.name())))?;
+    for r in &mut out.records {
+        for (k, v) in &args.labels {
+            r.labels.insert(k.clone(), v.clone());
+        }
+    }
+    for w in &out.warnings {
+        say(format!("wattprint: warning: {file}: {w}"));
+    }
+    if args.json {
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&out.records)?
+        )?;
+    }
+    let mut breaks = out.breaks.clone();
+    let mut already = 0;
+    if !args.no_store {
+        let mut store = match crate::cmd::runs::open_store() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                say(format!(
+                    "wattprint: warning: provider figures not stored in the history: {e}"
+                ));
+                None
+            }
+        };
+        if let Some(store) = &mut store {
+            // A break against what is already stored (an earlier file of the same account).
+            let mut all: Vec<PortfolioRecord> = store
+                .portfolio(None, None)?
+                .into_iter()
+                .filter(|s| out.records.iter().any(|r| r.provider == s.provider))
+                .collect();
+            all.extend(out.records.iter().cloned());
+            for b in wattprint_core::portfolio::series_breaks(&all) {
+                // Only the breaks at a month of this file: older ones were reported then.
+                let here = out.records.iter().any(|r| r.month == b.month);
+                if here && !breaks.contains(&b) {
+                    breaks.push(b);
+                }
+            }
+            let on = if args.replace {
+                wattprint_store::OnRestated::Replace
+            } else {
+                wattprint_store::OnRestated::Refuse
+            };
+            let done = store.insert_portfolio(&out.records, on)?;
+            if !done.committed {
+                let named: Vec<String> = done
+                    .restated
+                    .iter()
+                    .take(10)
+                    .map(|r| {
+                        format!(
+                            "  {}: stored {} (from {} line {}), this file {}",
+                            r.key,
+                            wattprint_report::render::fmt_g(r.stored_g),
+                            r.stored_source.file,
+                            r.stored_source.line,
+                            wattprint_report::render::fmt_g(r.new_g)
+                        )
+                    })
+                    .collect();
+                return Err(BadInput(format!(
+                    "{file}: {} figure(s) differ from those already in the history for the \
+                     same month (a provider's restatement?); nothing imported. Re-import with \
+                     --replace to take this file's figures:\n{}{}",
+                    done.restated.len(),
+                    named.join("\n"),
+                    if done.restated.len() > 10 {
+                        format!("\n  and {} more", done.restated.len() - 10)
+                    } else {
+                        String::new()
+                    }
+                ))
+                .into());
+            }
+            already = done.already;
+            if !done.restated.is_empty() {
+                say(format!(
+                    "wattprint: {file}: {} stored figure(s) replaced by this file's (--replace)",
+                    done.restated.len()
+                ));
+            }
+        }
+    }
+    for b in &breaks {
+        say(format!(
+            "wattprint: series break: {} account {:?}: carbon model {} from {} (was {}); \
+             figures before and after are not comparable",
+            b.provider,
+            b.account,
+            b.to_version,
+            b.month,
+            if b.from_version.is_empty() {
+                "none"
+            } else {
+                &b.from_version
+            }
+        ));
+    }
+    let months: Vec<Month> = out.records.iter().map(|r| r.month).collect();
+    let (first, last) = (months.iter().min().copied(), months.iter().max().copied());
+    let sum = |b: Basis| -> f64 {
+        out.records
+            .iter()
+            .filter(|r| r.basis == b || r.basis == Basis::Both)
+            .map(|r| r.grams)
+            .sum()
+    };
+    let mut accounts: Vec<&str> = out.records.iter().map(|r| r.account.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    say(format!(
+        "wattprint: imported {} provider-reported figure(s) from {file} ({}, {}): {}..{}, {} \
+         account(s); location-based {}, market-based {}; carbon without energy{}",
+        out.records.len(),
+        format.name(),
+        out.shape,
+        first.map(|m| m.to_string()).unwrap_or_default(),
+        last.map(|m| m.to_string()).unwrap_or_default(),
+        accounts.len(),
+        wattprint_report::render::fmt_g(sum(Basis::Location)),
+        wattprint_report::render::fmt_g(sum(Basis::Market)),
+        if already > 0 {
+            format!("; {already} already in the history (same month imported before), not counted twice")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(0)
+}
+
+/// Prints a line on stderr with its control characters escaped (it quotes file contents).
+fn say(line: String) {
+    eprintln!("{}", escape(&line));
 }

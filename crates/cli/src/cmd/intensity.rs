@@ -7,7 +7,9 @@ use wattprint_data::cloud;
 /// Options of `wattprint intensity`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// ISO 3166 alpha-2/alpha-3 (FR, FRA), gcp:REGION, aws:REGION, azure:REGION, WORLD, EU27.
+    /// ISO 3166 alpha-2/alpha-3 (FR, FRA), a subdivision (US-VA, CA-ON, AU-NSW, IN-KA, CN-BJ),
+    /// an eGRID subregion (us-egrid:SRVC), an Electricity Maps zone (US-CAL-CISO),
+    /// gcp:REGION, aws:REGION, azure:REGION, WORLD, EU27.
     #[arg(value_name = "ZONE", required_unless_present = "list")]
     pub zone: Option<String>,
     /// Print the machine-readable result on stdout.
@@ -48,7 +50,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         } => cloud::gcp_cfe_share(region),
         _ => None,
     };
-    let scope2 = f.basis == wattprint_data::grid::Basis::Direct;
+    let scope2 = f.basis == wattprint_core::report::CarbonBasis::Direct;
     if args.json {
         let v = json!({
             "zone": f.zone,
@@ -63,6 +65,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             "scope2_basis": scope2,
             "pue_default": pue.map(|p| json!({"pue": p.pue, "year": p.year, "source": p.source})),
             "google_cfe_share": cfe,
+            "note": f.note,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
@@ -81,6 +84,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         }
     );
     println!("  source: {}; licence {}", f.source, f.licence);
+    if let Some(n) = &f.note {
+        println!("  note: {n}");
+    }
     if let Some(p) = pue {
         println!("  PUE default {} ({}, {})", p.pue, p.source, p.year);
     }

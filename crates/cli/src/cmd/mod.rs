@@ -2,9 +2,11 @@
 
 pub mod advise;
 pub mod agent;
+pub mod bench;
 pub mod compare;
 pub mod estimate;
 pub mod import;
+pub mod import_focus;
 pub mod intensity;
 pub mod rate;
 pub mod report;

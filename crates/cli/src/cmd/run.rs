@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 use wattprint_core::duration::parse_interval_s;
 use wattprint_core::gpu_select::{GpuRequest, GpuRequestError};
+use wattprint_core::report::RunReport;
 use wattprint_core::window::WindowEnergy;
 use wattprint_core::work::{resolve_work, WorkDecl};
 use wattprint_engine::cgroup::JobCgroup;
@@ -20,7 +21,7 @@ use wattprint_engine::workfile::{WorkFile, WORK_FILE_ENV};
 use wattprint_engine::{summary, ReportContext, SensorConfig, Session};
 
 /// Options of `wattprint run`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Args {
     /// Read the sensors this often for the live view and the timeline (e.g. `1s`, `100ms`;
     /// default 1s on a terminal, 5s otherwise). Counters are exact at the run's start and end
@@ -71,7 +72,7 @@ pub struct Args {
 }
 
 /// Parse `--gpus`.
-fn parse_gpus(text: &str) -> Result<GpuRequest, String> {
+pub fn parse_gpus(text: &str) -> Result<GpuRequest, String> {
     text.parse().map_err(|e: GpuRequestError| e.to_string())
 }
 
@@ -149,6 +150,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         Ok(m) => Ok(finish(p, m)),
         Err(not_started) => Ok(not_started),
     }
+}
+
+/// One run of `args.command` measured exactly as `run` measures it (same options, session,
+/// engine steps and report), without the live view or the summary, and neither written nor
+/// stored: what `wattprint bench` does for each of its runs. `Err(status)` when the command
+/// could not be started (the reason is already on stderr).
+pub fn measure_quietly(args: Args) -> anyhow::Result<Result<RunReport, u8>> {
+    let cpu_at_start_s = wattprint_engine::procinfo::self_usage().cpu_s;
+    let mut p = prepare(args)?;
+    p.cpu_at_start_s = cpu_at_start_s;
+    p.live = false;
+    Ok(match measure(&mut p)? {
+        Ok(m) => Ok(report_of(p, m).0),
+        Err(not_started) => Err(not_started),
+    })
 }
 
 /// Checks the options and decides the sensor configuration, before anything runs.
@@ -383,8 +399,49 @@ fn measure(p: &mut Prepared) -> anyhow::Result<Result<Measured, u8>> {
     }))
 }
 
+/// What is left of `run`'s options once the report is built: where it goes.
+struct Presentation {
+    output: OutputArgs,
+    no_store: bool,
+    live: bool,
+}
+
 /// The engine's report of the measured run, printed, written and stored; the command's status.
 fn finish(p: Prepared, m: Measured) -> u8 {
+    let (report, how) = report_of(p, m);
+    let Presentation {
+        output,
+        no_store,
+        live,
+    } = how;
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+    let carbon_lines = if report.carbon.zone.is_empty() {
+        Vec::new()
+    } else {
+        wattprint_carbon::summary_lines(&report)
+    };
+    eprint!("{}", summary::render_with(&report, &carbon_lines));
+    let written = write_outputs(&output, &report);
+    // Stored after the outputs, and even when writing them failed: a database problem only
+    // warns, and an output problem does not lose the run from the history.
+    if !no_store {
+        crate::cmd::runs::store_or_warn(&report);
+    }
+    // The command's own status is what scripts test: it passes through even when the report
+    // could not be written (the error says so on stderr, and the run is in the history).
+    if let Err(e) = written {
+        eprintln!(
+            "wattprint: error: {} (the command's exit status is kept)",
+            crate::common::escape(&e.to_string())
+        );
+    }
+    exit_status(report.exit_code.unwrap_or(1))
+}
+
+/// The engine's report of the measured run ([`Session::finish`]), and where it goes.
+fn report_of(p: Prepared, m: Measured) -> (RunReport, Presentation) {
     let Prepared {
         command,
         output,
@@ -433,30 +490,12 @@ fn finish(p: Prepared, m: Measured) -> u8 {
     };
     // Git commit, carbon (a failure there must not lose the measured run) and the report.
     let report = session.finish(&energy, ctx, &carbon_opts);
-    if live {
-        eprint!("\r\x1b[2K");
-    }
-    let carbon_lines = if report.carbon.zone.is_empty() {
-        Vec::new()
-    } else {
-        wattprint_carbon::summary_lines(&report)
+    let how = Presentation {
+        output,
+        no_store,
+        live,
     };
-    eprint!("{}", summary::render_with(&report, &carbon_lines));
-    let written = write_outputs(&output, &report);
-    // Stored after the outputs, and even when writing them failed: a database problem only
-    // warns, and an output problem does not lose the run from the history.
-    if !no_store {
-        crate::cmd::runs::store_or_warn(&report);
-    }
-    // The command's own status is what scripts test: it passes through even when the report
-    // could not be written (the error says so on stderr, and the run is in the history).
-    if let Err(e) = written {
-        eprintln!(
-            "wattprint: error: {} (the command's exit status is kept)",
-            crate::common::escape(&e.to_string())
-        );
-    }
-    exit_status(outcome.exit_code)
+    (report, how)
 }
 
 /// The attribution source of a job run in its own cgroup.
@@ -494,10 +533,7 @@ fn job_cpu_time(
 }
 
 /// Writes the report to -o FILE and/or stdout (--json), when asked.
-fn write_outputs(
-    output: &OutputArgs,
-    report: &wattprint_core::report::RunReport,
-) -> anyhow::Result<()> {
+fn write_outputs(output: &OutputArgs, report: &RunReport) -> anyhow::Result<()> {
     if output.output.is_none() && !output.json {
         return Ok(());
     }

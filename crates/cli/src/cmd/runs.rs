@@ -371,7 +371,8 @@ pub fn load_file(p: &Path) -> anyhow::Result<Vec<RunReport>> {
     }
 }
 
-/// Resolves one selector: an existing `.json` file, `label:K=V` (every run with that label),
+/// Resolves one selector: an existing `.json` file, `bench:ID/N` (the successful runs of group N
+/// of a `wattprint bench`), `label:K=V` (every run with that label),
 /// or a run id (or a unique id prefix of at least 4 characters).
 pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunReport>> {
     let p = Path::new(sel);
@@ -384,6 +385,42 @@ pub fn resolve(sel: &str, store: &mut Option<Store>) -> anyhow::Result<Vec<RunRe
     let Some(s) = store.as_ref() else {
         return Ok(vec![]);
     };
+    if let Some(spec) = sel.strip_prefix("bench:") {
+        // `bench:ID/N`: group N of a `wattprint bench` (its runs carry both labels).
+        let (id, group) = match spec.split_once('/') {
+            Some((id, n)) if !id.is_empty() && n.parse::<usize>().is_ok_and(|n| n >= 1) => (id, n),
+            _ => {
+                return Err(BadInput(format!(
+                    "`{sel}`: write a bench group as bench:ID/N (N from 1, as `wattprint \
+                     bench` numbers its groups)"
+                ))
+                .into())
+            }
+        };
+        let runs = list_or_skip(
+            s,
+            &Filter {
+                labels: vec![
+                    ("bench".into(), id.into()),
+                    ("bench.group".into(), group.into()),
+                ],
+                ..Default::default()
+            },
+        )?;
+        // Failed runs were not averaged in by bench; the gate leaves them out too.
+        let runs: Vec<RunReport> = runs
+            .into_iter()
+            .filter(|r| r.exit_code == Some(0))
+            .collect();
+        if runs.is_empty() {
+            return Err(BadInput(format!(
+                "no successful stored run of bench {id} group {group} (see `wattprint runs \
+                 --label bench={id}`)"
+            ))
+            .into());
+        }
+        return Ok(runs);
+    }
     if let Some(kv) = sel.strip_prefix("label:") {
         let (k, v) = crate::cmd::run::parse_label(kv).map_err(BadInput)?;
         let runs = list_or_skip(

@@ -22,7 +22,9 @@ use wattprint_core::{DomainKind, Method, Watts};
 
 mod codecarbon;
 mod export;
+pub mod focus;
 mod nvidia_smi;
+pub mod portfolio;
 #[cfg(test)]
 mod tests;
 mod trace;

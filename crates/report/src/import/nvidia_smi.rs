@@ -192,7 +192,7 @@ pub(super) fn nvidia_smi(
             name: format!("gpu-{key}"),
             kind: DomainKind::Gpu,
             joules: g.j,
-            source: format!("nvidia-smi log ({pw_name})"),
+            source: format!("nvidia-smi log ({pw_name})").into(),
             method: Method::Power,
             counted_in_total: true,
             device: g.model.filter(|m| !m.is_empty()),

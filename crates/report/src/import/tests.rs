@@ -321,7 +321,7 @@ fn recent_nvidia_smi_power_columns_import() {
     // The 1 s average: (100+300)/2 + 300 = 500 J.
     assert_eq!(r.energy.total_j, 500.0);
     assert_eq!(
-        r.energy.domains[0].source,
+        r.energy.domains[0].source.as_str(),
         "nvidia-smi log (power.draw.average)"
     );
     let instant = "timestamp, index, power.draw.instant [W]

@@ -214,7 +214,7 @@ pub(super) fn trace(
             name: name.clone(),
             kind: d.kind,
             joules: d.j,
-            source: format!("trace {source_name}"),
+            source: format!("trace {source_name}").into(),
             method: d.method,
             counted_in_total: d.counted,
             device: None,

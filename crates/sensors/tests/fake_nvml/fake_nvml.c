@@ -19,6 +19,12 @@
  * FAKE_NVML_PROCS="pid:sm,pid:sm" sets the process utilisation samples of GPU 0;
  * FAKE_NVML_PROCS_FILE names a file holding that spec, read at each call (so a workload can
  * write its own PID there).
+ *
+ * Power limits: each GPU's limit starts at its enforced limit above, which is also its
+ * maximum; the minimum is a quarter of it. nvmlDeviceSetPowerManagementLimit refuses a limit
+ * outside that range (INVALID_ARGUMENT) and, with FAKE_NVML_SET_DENIED=1, every limit
+ * (NO_PERMISSION). FAKE_NVML_CALLS_FILE names a file each accepted set appends
+ * "set INDEX MW" to, so a test sees the calls of another process.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +36,7 @@ typedef int nvmlReturn_t;
 #define NVML_ERROR_UNINITIALIZED 1
 #define NVML_ERROR_INVALID_ARGUMENT 2
 #define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NO_PERMISSION 4
 #define NVML_ERROR_INSUFFICIENT_SIZE 7
 #define NVML_ERROR_DRIVER_NOT_LOADED 9
 #define NVML_ERROR_GPU_IS_LOST 15
@@ -58,6 +65,7 @@ static fake_gpu GPUS[] = {
 #define NGPUS (sizeof(GPUS) / sizeof(GPUS[0]))
 
 static int initialised = 0;
+static unsigned MAX_MW[NGPUS];
 static struct timespec t0;
 
 static double elapsed_s(void) {
@@ -98,7 +106,11 @@ static nvmlReturn_t copy_str(char *buf, unsigned len, const char *s) {
 nvmlReturn_t nvmlInit_v2(void) {
     const char *fail = getenv("FAKE_NVML_INIT_FAIL");
     if (fail && strcmp(fail, "1") == 0) return NVML_ERROR_DRIVER_NOT_LOADED;
-    if (!initialised) clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!initialised) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (unsigned i = 0; i < NGPUS; i++)
+            if (!MAX_MW[i]) MAX_MW[i] = GPUS[i].limit_mw;
+    }
     initialised = 1;
     return NVML_SUCCESS;
 }
@@ -227,6 +239,40 @@ nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *device, unsigned *limit_mw) {
     nvmlReturn_t r = check(device, &g);
     if (r) return r;
     *limit_mw = g->limit_mw;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerManagementLimit(void *device, unsigned *limit_mw) {
+    return nvmlDeviceGetEnforcedPowerLimit(device, limit_mw);
+}
+
+nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(void *device, unsigned *min_mw,
+                                                          unsigned *max_mw) {
+    fake_gpu *g;
+    nvmlReturn_t r = check(device, &g);
+    if (r) return r;
+    *max_mw = MAX_MW[g->index];
+    *min_mw = MAX_MW[g->index] / 4;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceSetPowerManagementLimit(void *device, unsigned limit_mw) {
+    fake_gpu *g;
+    nvmlReturn_t r = check(device, &g);
+    if (r) return r;
+    const char *denied = getenv("FAKE_NVML_SET_DENIED");
+    if (denied && strcmp(denied, "1") == 0) return NVML_ERROR_NO_PERMISSION;
+    if (limit_mw > MAX_MW[g->index] || limit_mw < MAX_MW[g->index] / 4)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    g->limit_mw = limit_mw;
+    const char *path = getenv("FAKE_NVML_CALLS_FILE");
+    if (path) {
+        FILE *f = fopen(path, "a");
+        if (f) {
+            fprintf(f, "set %d %u\n", g->index, limit_mw);
+            fclose(f);
+        }
+    }
     return NVML_SUCCESS;
 }
 

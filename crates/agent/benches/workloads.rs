@@ -1,0 +1,136 @@
+//! Per-workload attribution at node scale (not a timed test): a fake cgroup v2 tree on disk
+//! in the kubelet's systemd layout with `WORKLOADS` containers (two per pod, default 500),
+//! `CHURN` of them replaced by new pods' containers at every slice (default 10: at 5 s
+//! slices, a container starts and one ends every half second), `SLICES` slices (default
+//! 200).
+//!
+//! `cargo bench -p wattprint-agent --bench workloads`
+//!
+//! Measured with the thread's CPU clock around the agent's own work only (the fake tree's
+//! writes are excluded): CPU per slice (the walk, the reads, the split), CPU and bytes per
+//! scrape, and the process's peak RSS and the series kept at the end (memory must not grow
+//! with churn). Figures go in docs/benchmarks.md.
+
+use std::path::{Path, PathBuf};
+use wattprint_agent::workloads::{WorkloadOptions, Workloads};
+use wattprint_sensors::cgroups::{CgroupFs, CgroupVersion};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn write_usage(dir: &Path, usec: u64) {
+    std::fs::write(
+        dir.join("cpu.stat"),
+        format!("usage_usec {usec}\nuser_usec {usec}\nsystem_usec 0\n"),
+    )
+    .unwrap();
+}
+
+const QOS: &str = "kubepods.slice/kubepods-burstable.slice";
+
+fn pod_dir(root: &Path, n: usize) -> PathBuf {
+    root.join(QOS).join(format!(
+        "kubepods-burstable-pod{n:08x}_0000_0000_0000_000000000000.slice"
+    ))
+}
+
+fn container_dir(root: &Path, n: usize, c: usize) -> PathBuf {
+    pod_dir(root, n).join(format!("cri-containerd-{:064x}.scope", n * 2 + c))
+}
+
+fn main() {
+    let workloads = env("WORKLOADS", 500);
+    let churn = env("CHURN", 10);
+    let slices = env("SLICES", 200);
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().to_path_buf();
+    std::fs::create_dir_all(root.join(QOS)).unwrap();
+    std::fs::create_dir_all(root.join("system.slice/kubelet.service")).unwrap();
+    let pods = workloads / 2;
+    // Live pods: their numbers; each has two containers.
+    let mut live: std::collections::VecDeque<usize> = (0..pods).collect();
+    let mut next = pods;
+    let mut t_us: u64 = 0;
+    let tree = |live: &std::collections::VecDeque<usize>, t_us: u64| {
+        write_usage(&root, t_us * 4);
+        write_usage(&root.join("system.slice/kubelet.service"), t_us / 100);
+        for &n in live {
+            std::fs::create_dir_all(container_dir(&root, n, 1)).unwrap();
+            std::fs::create_dir_all(container_dir(&root, n, 0)).unwrap();
+            write_usage(&pod_dir(&root, n), t_us / 100);
+            write_usage(&container_dir(&root, n, 0), t_us / 400);
+            write_usage(&container_dir(&root, n, 1), t_us / 300);
+        }
+    };
+    tree(&live, t_us);
+    let fs = CgroupFs::new(root.clone(), CgroupVersion::V2);
+    let mut opts = WorkloadOptions::new(64.0);
+    opts.max_series = 2 * workloads + 10;
+    let mut w = Workloads::new(Box::new(fs), opts);
+    let mut slice_cpu = Vec::with_capacity(slices);
+    let mut scrape_cpu = Vec::with_capacity(slices);
+    let mut scrape_bytes = 0;
+    for _ in 0..slices {
+        // Churn: the oldest pods end (their cgroups removed), new ones start.
+        for _ in 0..churn / 2 {
+            if let Some(n) = live.pop_front() {
+                std::fs::remove_dir_all(pod_dir(&root, n)).unwrap();
+            }
+            live.push_back(next);
+            next += 1;
+        }
+        t_us += 5_000_000;
+        tree(&live, t_us);
+        let c0 = thread_cpu_s();
+        w.on_slice(1500.0, 0.0, 5.0, 1e-4);
+        slice_cpu.push(thread_cpu_s() - c0);
+        let c0 = thread_cpu_s();
+        let mut text = String::new();
+        w.render(&mut text);
+        scrape_cpu.push(thread_cpu_s() - c0);
+        scrape_bytes = text.len();
+    }
+    let json = w.json();
+    let kept = json["workloads"].as_array().map_or(0, Vec::len);
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (
+            wattprint_core::stats::percentile(v, 50.0).unwrap_or(f64::NAN),
+            wattprint_core::stats::percentile(v, 95.0).unwrap_or(f64::NAN),
+        )
+    };
+    let (s50, s95) = med(&mut slice_cpu);
+    let (r50, r95) = med(&mut scrape_cpu);
+    println!("{workloads} containers in {pods} pods, {churn} replaced per slice, {slices} slices");
+    println!(
+        "slice CPU: median {:.2} ms, p95 {:.2} ms = {:.3} % of a core at 5 s slices (median)",
+        s50 * 1e3,
+        s95 * 1e3,
+        s50 / 5.0 * 100.0
+    );
+    println!(
+        "scrape: median {:.2} ms, p95 {:.2} ms CPU, {} bytes",
+        r50 * 1e3,
+        r95 * 1e3,
+        scrape_bytes
+    );
+    println!(
+        "series kept at the end: {kept} (live {} + ended ones awaiting their scrapes); peak RSS {:.1} MiB",
+        live.len() * 3 + 1,
+        wattprint_agent::overhead::peak_rss_bytes() as f64 / (1 << 20) as f64
+    );
+}

@@ -1,0 +1,708 @@
+//! OpenTelemetry traces in, energy on spans out (`POST /v1/traces`, `GET /v1/traces/{id}`).
+//!
+//! OTLP/HTTP bodies, protobuf (`application/x-protobuf`) or JSON (`application/json`), are
+//! decoded into the few fields the agent needs: ids, parent, name, times and the GenAI
+//! semantic conventions' attributes (`gen_ai.operation.name`, `gen_ai.request.model`,
+//! `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`). The protobuf messages are
+//! declared here as the subset of `opentelemetry/proto/collector/trace/v1` and
+//! `trace/v1/trace.proto` that is read (field numbers from those files), decoded by `prost`;
+//! unknown fields are skipped by the wire format.
+//!
+//! Energy: the spans that have no child in their trace (LLM calls, tool calls: the work)
+//! become attribution spans in the agent's ledger; a parent's energy is the sum of its
+//! children's (rolled up the tree), so every joule of a trace is counted once and the
+//! trace's total is the sum of its leaves. A child arriving after its parent was taken as
+//! a leaf makes both attribution spans: they share their time, still counted once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Traces kept at most (the oldest forgotten first, counted).
+pub const MAX_TRACES: usize = 10_000;
+/// Spans kept per trace at most (further ones refused, counted).
+pub const MAX_SPANS_PER_TRACE: usize = 10_000;
+/// Spans accepted in one export at most (larger exports are refused whole: 413).
+pub const MAX_SPANS_PER_EXPORT: usize = 10_000;
+
+/// The OTLP protobuf messages, as far as they are read.
+pub mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ExportTraceServiceRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_spans: Vec<ResourceSpans>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResourceSpans {
+        #[prost(message, repeated, tag = "2")]
+        pub scope_spans: Vec<ScopeSpans>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ScopeSpans {
+        #[prost(message, repeated, tag = "2")]
+        pub spans: Vec<Span>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Span {
+        #[prost(bytes = "vec", tag = "1")]
+        pub trace_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub span_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "4")]
+        pub parent_span_id: Vec<u8>,
+        #[prost(string, tag = "5")]
+        pub name: String,
+        #[prost(fixed64, tag = "7")]
+        pub start_time_unix_nano: u64,
+        #[prost(fixed64, tag = "8")]
+        pub end_time_unix_nano: u64,
+        #[prost(message, repeated, tag = "9")]
+        pub attributes: Vec<KeyValue>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct KeyValue {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        #[prost(message, optional, tag = "2")]
+        pub value: Option<AnyValue>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AnyValue {
+        #[prost(oneof = "Value", tags = "1, 2, 3, 4")]
+        pub value: Option<Value>,
+    }
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Value {
+        #[prost(string, tag = "1")]
+        StringValue(String),
+        #[prost(bool, tag = "2")]
+        BoolValue(bool),
+        #[prost(int64, tag = "3")]
+        IntValue(i64),
+        #[prost(double, tag = "4")]
+        DoubleValue(f64),
+    }
+}
+
+/// OTLP/JSON (the protobuf JSON mapping: camelCase, hex ids, 64-bit numbers as strings).
+mod js {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Export {
+        #[serde(default)]
+        pub resource_spans: Vec<ResourceSpans>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ResourceSpans {
+        #[serde(default)]
+        pub scope_spans: Vec<ScopeSpans>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ScopeSpans {
+        #[serde(default)]
+        pub spans: Vec<Span>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Span {
+        #[serde(default)]
+        pub trace_id: String,
+        #[serde(default)]
+        pub span_id: String,
+        #[serde(default)]
+        pub parent_span_id: String,
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub start_time_unix_nano: Num,
+        #[serde(default)]
+        pub end_time_unix_nano: Num,
+        #[serde(default)]
+        pub attributes: Vec<KeyValue>,
+    }
+    #[derive(Deserialize)]
+    pub struct KeyValue {
+        pub key: String,
+        #[serde(default)]
+        pub value: AnyValue,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AnyValue {
+        pub string_value: Option<String>,
+        pub int_value: Option<Num>,
+        pub double_value: Option<f64>,
+    }
+    /// A 64-bit integer as the JSON mapping writes it: a string, or a number.
+    #[derive(Deserialize, Default)]
+    #[serde(untagged)]
+    pub enum Num {
+        Text(String),
+        Int(u64),
+        Float(f64),
+        #[default]
+        Missing,
+    }
+    impl Num {
+        pub fn as_f64(&self) -> Option<f64> {
+            match self {
+                Num::Text(s) => s.trim().parse().ok(),
+                Num::Int(i) => Some(*i as f64),
+                Num::Float(f) => Some(*f),
+                Num::Missing => None,
+            }
+        }
+    }
+}
+
+/// One span as the agent keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceSpan {
+    /// Lower-case hex, 32 digits.
+    pub trace_id: String,
+    /// Lower-case hex, 16 digits.
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub start_unix_s: f64,
+    pub end_unix_s: f64,
+    /// `gen_ai.operation.name` (`chat`, `text_completion`, `embeddings`, `invoke_agent`,
+    /// `execute_tool`, ...).
+    pub operation: Option<String>,
+    /// `gen_ai.request.model` (else `gen_ai.response.model`).
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Why an export was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not an OTLP ExportTraceServiceRequest ({0}): send OTLP/HTTP protobuf (Content-Type: application/x-protobuf) or JSON (application/json)")]
+    Malformed(String),
+    #[error("{0} spans in one export: send at most {max} per request", max = MAX_SPANS_PER_EXPORT)]
+    TooManySpans(usize),
+}
+
+struct Attrs {
+    operation: Option<String>,
+    model: Option<String>,
+    response_model: Option<String>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+}
+
+impl Attrs {
+    fn new() -> Attrs {
+        Attrs {
+            operation: None,
+            model: None,
+            response_model: None,
+            input_tokens: None,
+            output_tokens: None,
+        }
+    }
+    fn text(&mut self, key: &str, v: &str) {
+        let v = Some(crate::labels::cut(v));
+        match key {
+            "gen_ai.operation.name" => self.operation = v,
+            "gen_ai.request.model" => self.model = v,
+            "gen_ai.response.model" => self.response_model = v,
+            _ => {}
+        }
+    }
+    fn int(&mut self, key: &str, v: f64) {
+        let v = (v.is_finite() && v >= 0.0 && v <= crate::state::MAX_SPAN_TOKENS as f64)
+            .then_some(v as u64);
+        match key {
+            "gen_ai.usage.input_tokens" => self.input_tokens = v,
+            "gen_ai.usage.output_tokens" => self.output_tokens = v,
+            _ => {}
+        }
+    }
+}
+
+fn span_of(
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    name: String,
+    start_ns: f64,
+    end_ns: f64,
+    a: Attrs,
+) -> TraceSpan {
+    TraceSpan {
+        trace_id,
+        span_id,
+        parent_span_id: (!parent.is_empty() && parent.chars().any(|c| c != '0')).then_some(parent),
+        name: crate::labels::cut(&name),
+        start_unix_s: start_ns / 1e9,
+        end_unix_s: end_ns / 1e9,
+        operation: a.operation,
+        model: a.model.or(a.response_model),
+        input_tokens: a.input_tokens,
+        output_tokens: a.output_tokens,
+    }
+}
+
+/// Decode an OTLP/HTTP protobuf export.
+pub fn decode_protobuf(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
+    use prost::Message;
+    let req = pb::ExportTraceServiceRequest::decode(body)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let n: usize = req
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    if n > MAX_SPANS_PER_EXPORT {
+        return Err(DecodeError::TooManySpans(n));
+    }
+    let mut out = Vec::with_capacity(n);
+    for s in req
+        .resource_spans
+        .into_iter()
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+    {
+        let mut a = Attrs::new();
+        for kv in &s.attributes {
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(pb::Value::StringValue(t)) => a.text(&kv.key, t),
+                Some(pb::Value::IntValue(i)) => a.int(&kv.key, *i as f64),
+                Some(pb::Value::DoubleValue(d)) => a.int(&kv.key, *d),
+                _ => {}
+            }
+        }
+        out.push(span_of(
+            hex(&s.trace_id),
+            hex(&s.span_id),
+            hex(&s.parent_span_id),
+            s.name,
+            s.start_time_unix_nano as f64,
+            s.end_time_unix_nano as f64,
+            a,
+        ));
+    }
+    Ok(out)
+}
+
+/// Decode an OTLP/HTTP JSON export.
+pub fn decode_json(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
+    let req: js::Export =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let n: usize = req
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    if n > MAX_SPANS_PER_EXPORT {
+        return Err(DecodeError::TooManySpans(n));
+    }
+    let mut out = Vec::with_capacity(n);
+    for s in req
+        .resource_spans
+        .into_iter()
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+    {
+        let mut a = Attrs::new();
+        for kv in &s.attributes {
+            if let Some(t) = &kv.value.string_value {
+                a.text(&kv.key, t);
+            } else if let Some(i) = kv.value.int_value.as_ref().and_then(js::Num::as_f64) {
+                a.int(&kv.key, i);
+            } else if let Some(d) = kv.value.double_value {
+                a.int(&kv.key, d);
+            }
+        }
+        out.push(span_of(
+            s.trace_id.to_ascii_lowercase(),
+            s.span_id.to_ascii_lowercase(),
+            s.parent_span_id.to_ascii_lowercase(),
+            s.name,
+            s.start_time_unix_nano.as_f64().unwrap_or(f64::NAN),
+            s.end_time_unix_nano.as_f64().unwrap_or(f64::NAN),
+            a,
+        ));
+    }
+    Ok(out)
+}
+
+/// Why a span of an export was not kept.
+fn span_problem(s: &TraceSpan) -> Option<&'static str> {
+    let is_hex = |t: &str, n: usize| t.len() == n && t.chars().all(|c| c.is_ascii_hexdigit());
+    if !is_hex(&s.trace_id, 32) || s.trace_id.chars().all(|c| c == '0') {
+        return Some("traceId is not 16 bytes (32 hex digits), or is all zero");
+    }
+    if !is_hex(&s.span_id, 16) {
+        return Some("spanId is not 8 bytes (16 hex digits)");
+    }
+    if s.parent_span_id.as_deref().is_some_and(|p| !is_hex(p, 16)) {
+        return Some("parentSpanId is not 8 bytes (16 hex digits)");
+    }
+    if !(s.start_unix_s.is_finite() && s.end_unix_s.is_finite() && s.end_unix_s >= s.start_unix_s) {
+        return Some("startTimeUnixNano/endTimeUnixNano missing or end before start");
+    }
+    None
+}
+
+#[derive(Clone, Debug)]
+struct Kept {
+    span: TraceSpan,
+    /// The ledger id of its attribution span, when it was taken as a leaf.
+    ledger_id: Option<u64>,
+}
+
+/// What an export did.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Ingested {
+    pub received: usize,
+    pub accepted: usize,
+    /// Spans refused (bad ids or times), with the first reasons.
+    pub refused: usize,
+    pub errors: Vec<String>,
+    /// Leaves queued for attribution.
+    pub attributed: usize,
+    /// Leaves the ledger refused (their time already settled, or out of range).
+    pub attribution_refused: usize,
+}
+
+/// What was lost, counted.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct TraceLosses {
+    pub traces_forgotten: u64,
+    pub spans_over_trace_cap: u64,
+    pub spans_refused: u64,
+    pub exports_refused: u64,
+}
+
+/// The traces received, bounded ([`MAX_TRACES`] x [`MAX_SPANS_PER_TRACE`]).
+#[derive(Default)]
+pub struct TraceTable {
+    traces: HashMap<String, BTreeMap<String, Kept>>,
+    order: VecDeque<String>,
+    pub losses: TraceLosses,
+}
+
+impl TraceTable {
+    /// Keep `spans` and queue the leaves for attribution through `attribute(report)`, which
+    /// returns the ledger id or `None` when the ledger refused the span.
+    pub fn ingest(
+        &mut self,
+        spans: Vec<TraceSpan>,
+        mut attribute: impl FnMut(crate::state::SpanReport) -> Option<u64>,
+    ) -> Ingested {
+        let mut r = Ingested {
+            received: spans.len(),
+            ..Ingested::default()
+        };
+        // Parents named in this export: their spans are not leaves.
+        let parents: std::collections::HashSet<(String, String)> = spans
+            .iter()
+            .filter_map(|s| s.parent_span_id.clone().map(|p| (s.trace_id.clone(), p)))
+            .collect();
+        for s in spans {
+            if let Some(e) = span_problem(&s) {
+                r.refused += 1;
+                self.losses.spans_refused += 1;
+                if r.errors.len() < 20 {
+                    r.errors.push(format!("span {}: {e}", s.span_id));
+                }
+                continue;
+            }
+            if !self.traces.contains_key(&s.trace_id) {
+                if self.order.len() >= MAX_TRACES {
+                    if let Some(old) = self.order.pop_front() {
+                        self.traces.remove(&old);
+                        self.losses.traces_forgotten += 1;
+                    }
+                }
+                self.order.push_back(s.trace_id.clone());
+            }
+            let trace = self.traces.entry(s.trace_id.clone()).or_default();
+            if trace.len() >= MAX_SPANS_PER_TRACE && !trace.contains_key(&s.span_id) {
+                self.losses.spans_over_trace_cap += 1;
+                r.refused += 1;
+                continue;
+            }
+            let has_child = parents.contains(&(s.trace_id.clone(), s.span_id.clone()))
+                || trace
+                    .values()
+                    .any(|k| k.span.parent_span_id.as_deref() == Some(&s.span_id));
+            let ledger_id = if has_child {
+                None
+            } else {
+                let mut labels = BTreeMap::new();
+                labels.insert(
+                    "operation".to_string(),
+                    s.operation.clone().unwrap_or_else(|| "span".into()),
+                );
+                if let Some(m) = &s.model {
+                    labels.insert("model".to_string(), m.clone());
+                }
+                let id = attribute(crate::state::SpanReport {
+                    start_unix_s: s.start_unix_s,
+                    end_unix_s: s.end_unix_s,
+                    tokens: s.output_tokens,
+                    labels,
+                });
+                match id {
+                    Some(_) => r.attributed += 1,
+                    None => r.attribution_refused += 1,
+                }
+                id
+            };
+            r.accepted += 1;
+            trace.insert(s.span_id.clone(), Kept { span: s, ledger_id });
+        }
+        r
+    }
+
+    /// The trace's spans with their energy rolled up the tree; `energy(ledger_id)` gives a
+    /// settled span's (J, g), `None` while pending or when rotated out.
+    pub fn report(
+        &self,
+        trace_id: &str,
+        energy: impl Fn(u64) -> Option<(f64, f64)>,
+    ) -> Option<serde_json::Value> {
+        let spans = self.traces.get(trace_id)?;
+        // Own energy of each span (leaves), then sums up the tree, children first.
+        let mut own: HashMap<&str, Option<(f64, f64)>> = HashMap::new();
+        let mut pending = 0;
+        for (id, k) in spans {
+            let e = match k.ledger_id {
+                Some(l) => {
+                    let e = energy(l);
+                    if e.is_none() {
+                        pending += 1;
+                    }
+                    e
+                }
+                None => Some((0.0, 0.0)),
+            };
+            own.insert(id.as_str(), e);
+        }
+        let children: HashMap<&str, Vec<&str>> =
+            spans.iter().fold(HashMap::new(), |mut m, (id, k)| {
+                if let Some(p) = k.span.parent_span_id.as_deref() {
+                    if spans.contains_key(p) {
+                        m.entry(p).or_default().push(id.as_str());
+                    }
+                }
+                m
+            });
+        fn total<'a>(
+            id: &'a str,
+            own: &HashMap<&'a str, Option<(f64, f64)>>,
+            children: &HashMap<&'a str, Vec<&'a str>>,
+            depth: usize,
+        ) -> Option<(f64, f64)> {
+            let (mut j, mut g) = own.get(id).copied().flatten()?;
+            // Parent links from a client can form a cycle: a tree is at most as deep as
+            // the spans kept.
+            if depth > MAX_SPANS_PER_TRACE {
+                return Some((j, g));
+            }
+            for c in children.get(id).into_iter().flatten() {
+                let (cj, cg) = total(c, own, children, depth + 1)?;
+                j += cj;
+                g += cg;
+            }
+            Some((j, g))
+        }
+        let mut list = Vec::new();
+        let (mut trace_j, mut trace_g) = (0.0, 0.0);
+        for (id, k) in spans {
+            let s = &k.span;
+            let rolled = total(id, &own, &children, 0);
+            let o = own.get(id.as_str()).copied().flatten();
+            if k.ledger_id.is_some() {
+                if let Some((j, g)) = o {
+                    trace_j += j;
+                    trace_g += g;
+                }
+            }
+            list.push(serde_json::json!({
+                "span_id": id,
+                "parent_span_id": s.parent_span_id,
+                "name": s.name,
+                "operation": s.operation,
+                "model": s.model,
+                "input_tokens": s.input_tokens,
+                "output_tokens": s.output_tokens,
+                "start_unix_s": s.start_unix_s,
+                "end_unix_s": s.end_unix_s,
+                "energy_j": rolled.map(|e| e.0),
+                "carbon_g": rolled.map(|e| e.1),
+                "own_energy_j": o.map(|e| e.0),
+                "method": if k.ledger_id.is_some() { "attributed" } else { "rolled_up" },
+            }));
+        }
+        Some(serde_json::json!({
+            "schema": "wattprint.trace/v1",
+            "trace_id": trace_id,
+            "status": if pending == 0 { "settled" } else { "pending" },
+            "pending_spans": pending,
+            "energy_j": (pending == 0).then_some(trace_j),
+            "carbon_g": (pending == 0).then_some(trace_g),
+            "spans": list,
+            "basis": "spans without children are attributed their share of the measured energy; a parent's energy is the sum of its children's, so the trace's total counts each joule once",
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn kv(key: &str, v: pb::Value) -> pb::KeyValue {
+        pb::KeyValue {
+            key: key.into(),
+            value: Some(pb::AnyValue { value: Some(v) }),
+        }
+    }
+
+    fn pb_span(id: u8, parent: Option<u8>, start: u64, end: u64, op: &str, out: i64) -> pb::Span {
+        pb::Span {
+            trace_id: vec![7; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: format!("{op} {id}"),
+            start_time_unix_nano: start * 1_000_000_000,
+            end_time_unix_nano: end * 1_000_000_000,
+            attributes: vec![
+                kv("gen_ai.operation.name", pb::Value::StringValue(op.into())),
+                kv("gen_ai.request.model", pb::Value::StringValue("m".into())),
+                kv("gen_ai.usage.output_tokens", pb::Value::IntValue(out)),
+            ],
+        }
+    }
+
+    fn export(spans: Vec<pb::Span>) -> Vec<u8> {
+        pb::ExportTraceServiceRequest {
+            resource_spans: vec![pb::ResourceSpans {
+                scope_spans: vec![pb::ScopeSpans { spans }],
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn an_agent_task_rolls_up_so_each_joule_counts_once() {
+        // invoke_agent 1 (0..10 s) > chat 2 (1..3), execute_tool 3 (3..4), chat 4 (4..8).
+        let body = export(vec![
+            pb_span(2, Some(1), 1001, 1003, "chat", 20),
+            pb_span(3, Some(1), 1003, 1004, "execute_tool", 0),
+            pb_span(4, Some(1), 1004, 1008, "chat", 40),
+            pb_span(1, None, 1000, 1010, "invoke_agent", 0),
+        ]);
+        let spans = decode_protobuf(&body).unwrap();
+        assert_eq!(spans[0].trace_id, "07".repeat(16));
+        assert_eq!(spans[0].parent_span_id.as_deref(), Some("0101010101010101"));
+        assert_eq!(spans[0].output_tokens, Some(20));
+        let mut t = TraceTable::default();
+        let mut queued = Vec::new();
+        let r = t.ingest(spans, |rep| {
+            queued.push(rep);
+            Some(queued.len() as u64)
+        });
+        assert_eq!((r.accepted, r.attributed), (4, 3));
+        // Ledger stand-in: 10 J per second of each leaf.
+        let j = |id: u64| {
+            let s = &queued[id as usize - 1];
+            let e = 10.0 * (s.end_unix_s - s.start_unix_s);
+            Some((e, e / 1000.0))
+        };
+        let doc = t.report(&"07".repeat(16), j).unwrap();
+        assert_eq!(doc["status"], "settled");
+        assert_eq!(doc["energy_j"], 70.0);
+        let root = doc["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["operation"] == "invoke_agent")
+            .unwrap();
+        assert_eq!(root["energy_j"], 70.0);
+        assert_eq!(root["method"], "rolled_up");
+        assert!(doc["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["energy_j"].is_number()));
+        // Pending while a leaf is not settled.
+        let doc = t
+            .report(&"07".repeat(16), |id| (id != 2).then_some((1.0, 0.0)))
+            .unwrap();
+        assert_eq!(doc["status"], "pending");
+        assert!(doc["energy_j"].is_null());
+    }
+
+    #[test]
+    fn json_exports_decode_like_protobuf_and_bad_spans_are_refused() {
+        let body = br#"{"resourceSpans":[{"resource":{},"scopeSpans":[{"scope":{"name":"x"},"spans":[
+            {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","parentSpanId":"",
+             "name":"chat m","kind":3,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":1544712661000000000,
+             "attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},
+                           {"key":"gen_ai.usage.input_tokens","value":{"intValue":"12"}},
+                           {"key":"gen_ai.usage.output_tokens","value":{"intValue":34}}]},
+            {"traceId":"zz","spanId":"EEE19B7EC3C1B175","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+        let spans = decode_json(body).unwrap();
+        assert_eq!(spans[0].trace_id, "5b8efff798038103d269b633813fc60c");
+        assert_eq!(spans[0].parent_span_id, None);
+        assert_eq!(
+            (spans[0].input_tokens, spans[0].output_tokens),
+            (Some(12), Some(34))
+        );
+        assert_eq!(spans[0].end_unix_s - spans[0].start_unix_s, 1.0);
+        let mut t = TraceTable::default();
+        let r = t.ingest(spans, |_| Some(1));
+        assert_eq!((r.accepted, r.refused), (1, 1));
+        assert!(r.errors[0].contains("traceId"), "{:?}", r.errors);
+        assert!(matches!(
+            decode_json(b"{\"resourceSpans\": 3}"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_protobuf(b"\xff\xff\xff"),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_billion_spans_claimed_cost_nothing_and_traces_are_bounded() {
+        // A length prefix claiming a 1 GB field in a 6-byte body: refused, not allocated.
+        let claim = [0x0a, 0x80, 0x80, 0x80, 0x80, 0x04];
+        assert!(matches!(
+            decode_protobuf(&claim),
+            Err(DecodeError::Malformed(_))
+        ));
+        // More spans than an export may carry: refused whole.
+        let many: Vec<pb::Span> = (0..=MAX_SPANS_PER_EXPORT)
+            .map(|_| pb::Span::default())
+            .collect();
+        assert_eq!(
+            decode_protobuf(&export(many)),
+            Err(DecodeError::TooManySpans(MAX_SPANS_PER_EXPORT + 1))
+        );
+        // Traces beyond the cap push the oldest out, counted.
+        let mut t = TraceTable::default();
+        for k in 0..(MAX_TRACES + 5) {
+            let mut s = decode_protobuf(&export(vec![pb_span(1, None, 1, 2, "chat", 1)])).unwrap();
+            s[0].trace_id = format!("{:032x}", k + 1);
+            t.ingest(s, |_| None);
+        }
+        assert_eq!(t.traces.len(), MAX_TRACES);
+        assert_eq!(t.losses.traces_forgotten, 5);
+        assert!(t.report(&format!("{:032x}", 1), |_| None).is_none());
+    }
+}
