@@ -60,7 +60,7 @@ wait_http() {
 
 # The wattprint binary, built if needed.
 wattprint_bin() {
-  cargo build -q -p wattprint-cli --locked >&2
+  cargo build -q -p wattprint-cli --locked >&2 || return 1
   local dir
   dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
   echo "$dir/debug/wattprint"

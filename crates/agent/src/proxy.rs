@@ -390,8 +390,14 @@ async fn forward(State(ctx): State<ProxyCtx>, req: Request) -> Response {
     if !up_parts.status.is_success() {
         labels.insert("status".into(), up_parts.status.as_u16().to_string());
     }
+    let remaining_bytes = up_parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let meter = MeterBody {
         inner: up_body,
+        remaining_bytes,
         reader: if sse {
             Reader::Sse(SseReader::default())
         } else {
@@ -596,12 +602,19 @@ enum Outcome {
 /// The engine's answer body, passed through unchanged, read on the way.
 struct MeterBody {
     inner: hyper::body::Incoming,
+    /// Bytes of a body of known length (`Content-Length`) not yet passed on.
+    remaining_bytes: Option<u64>,
     reader: Reader,
     embeddings: bool,
     span: Option<PendingSpan>,
 }
 
 impl MeterBody {
+    /// Whether the whole body was passed on: its `Content-Length` reached, or hyper says so.
+    fn ended(&self) -> bool {
+        self.remaining_bytes == Some(0) || http_body::Body::is_end_stream(&self.inner)
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         let Some(mut p) = self.span.take() else {
             return;
@@ -656,6 +669,9 @@ impl http_body::Body for MeterBody {
         match &r {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
+                    if let Some(n) = &mut this.remaining_bytes {
+                        *n = n.saturating_sub(data.len() as u64);
+                    }
                     match &mut this.reader {
                         Reader::Sse(s) => s.feed(data, this.embeddings),
                         Reader::Json(tail) => {
@@ -666,6 +682,11 @@ impl http_body::Body for MeterBody {
                             }
                         }
                     }
+                }
+                // A body of known length ends with its last frame: hyper's server then stops
+                // polling (no `Ready(None)` follows) and drops the body.
+                if this.ended() {
+                    this.finish(Outcome::Complete);
                 }
             }
             Poll::Ready(Some(Err(_))) => this.finish(Outcome::UpstreamReset),
@@ -686,8 +707,14 @@ impl http_body::Body for MeterBody {
 
 impl Drop for MeterBody {
     fn drop(&mut self) {
-        // Not ended: the client went away (or the connection was closed under it).
-        self.finish(Outcome::ClientGone);
+        // Not ended: the client went away (or the connection was closed under it). A body
+        // whose end was read but not yet reported (an empty body of known length) is complete.
+        let outcome = if self.ended() {
+            Outcome::Complete
+        } else {
+            Outcome::ClientGone
+        };
+        self.finish(outcome);
     }
 }
 

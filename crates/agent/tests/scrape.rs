@@ -9,8 +9,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wattprint_agent::Agent;
-use wattprint_sensors::fake::FakeSensor;
 
 /// A stand-in engine on 127.0.0.1: every GET answers `page(n)` for the n-th request. Stops
 /// when dropped.
@@ -110,25 +108,8 @@ fn a_scraped_engine_gets_joules_per_token_and_a_broken_one_is_counted() {
         wattprint_agent::scrape::parse_target(&format!("junk=http://{}/metrics", broken.addr))
             .unwrap(),
     ];
-    let agent = Agent::bind(
-        cfg,
-        vec![Box::new(FakeSensor::constant_counter(
-            "package-0",
-            100.0,
-            0.0,
-            1e12,
-        ))],
-    )
-    .unwrap();
-    let addr = agent.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        agent
-            .serve(async {
-                let _ = rx.await;
-            })
-            .unwrap()
-    });
+    let running = common::serve_100w(cfg);
+    let addr = running.addr();
     let mut c = Conn::open(addr);
     let doc = wait_for(|| {
         let r = c.request("GET", "/v1/engines", None);
@@ -182,6 +163,5 @@ fn a_scraped_engine_gets_joules_per_token_and_a_broken_one_is_counted() {
     assert!(r
         .body
         .contains("wattprint_engine_scrape_failures_total{target=\"junk\"} "));
-    let _ = tx.send(());
-    server.join().unwrap();
+    running.stop();
 }

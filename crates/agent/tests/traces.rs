@@ -9,8 +9,6 @@ use prost::Message;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wattprint_agent::traces::pb;
-use wattprint_agent::Agent;
-use wattprint_sensors::fake::FakeSensor;
 
 fn now() -> f64 {
     SystemTime::now()
@@ -43,25 +41,8 @@ fn an_agent_task_trace_gets_energy_on_every_span_and_its_total_is_its_leaves() {
     // Above the time the task takes to be reported (as --settle-lag must be above an
     // exporter's batch delay).
     cfg.limits.settle_lag_s = 1.5;
-    let agent = Agent::bind(
-        cfg,
-        vec![Box::new(FakeSensor::constant_counter(
-            "package-0",
-            100.0,
-            0.0,
-            1e12,
-        ))],
-    )
-    .unwrap();
-    let addr = agent.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        agent
-            .serve(async {
-                let _ = rx.await;
-            })
-            .unwrap()
-    });
+    let running = common::serve_100w(cfg);
+    let addr = running.addr();
     let mut c = Conn::open(addr);
     // Let the meter take a few samples, then report a task that just ran: 5 leaves one
     // after the other, 0.1 s each, under one invoke_agent.
@@ -152,6 +133,5 @@ fn an_agent_task_trace_gets_energy_on_every_span_and_its_total_is_its_leaves() {
     assert!(r.json()["error"].as_str().unwrap().contains("OTLP"));
     assert_eq!(c.request("GET", "/healthz", None).status, 200);
     assert_eq!(c.request("GET", "/v1/traces/00ff", None).status, 404);
-    let _ = tx.send(());
-    server.join().unwrap();
+    running.stop();
 }

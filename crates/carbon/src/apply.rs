@@ -147,6 +147,14 @@ pub fn apply_resolved(report: &mut RunReport, c: &ResolvedCarbon) -> Result<(), 
         }
     };
     let total_g = operational_g + embodied_g;
+    forecast_carbon(
+        report,
+        it_j,
+        operational_g,
+        pue * used.g_per_kwh,
+        embodied_g,
+        duration_s,
+    );
 
     // Report.
     let k = &mut report.carbon;
@@ -261,4 +269,35 @@ fn note_if_null(
     } else {
         notes.insert(field.into(), why.into());
     }
+}
+
+/// The forecast's carbon at completion (`report.forecast`, when there is one): its energy at
+/// the run's operational grams per joule so far (`facility_g_per_kwh` = PUE x intensity
+/// when nothing was spent yet), plus the embodied share for its predicted duration.
+fn forecast_carbon(
+    report: &mut RunReport,
+    it_j: f64,
+    operational_g: f64,
+    facility_g_per_kwh: f64,
+    embodied_g: f64,
+    duration_s: f64,
+) {
+    let Some(f) = report.forecast.as_mut() else {
+        return;
+    };
+    let op_g_per_j = if it_j > 0.0 {
+        operational_g / it_j
+    } else {
+        facility_g_per_kwh / JOULES_PER_KWH
+    };
+    let embodied_g_per_s = if duration_s > 0.0 {
+        embodied_g / duration_s
+    } else {
+        0.0
+    };
+    let at_end_s = f.duration_s.unwrap_or(duration_s);
+    let g = |j: f64| j * op_g_per_j + at_end_s * embodied_g_per_s;
+    f.total_g = f.energy_to_solution_j.map(g);
+    f.total_g_low = f.energy_to_solution_j_low.map(g);
+    f.total_g_high = f.energy_to_solution_j_high.map(g);
 }

@@ -427,3 +427,35 @@ fn errors_name_the_field_as_flag_or_as_keyword() {
     assert!(py.starts_with("market_factor_g_per_kwh: "), "{py}");
     assert!(!py.contains("--"), "{py}");
 }
+
+#[test]
+fn the_forecast_gets_the_runs_grams_per_joule_and_its_embodied_share_per_second() {
+    // 1 kWh in 1 h so far; forecast 4 kWh (3 to 5) in 4 h; 1000 kg over the default life.
+    let mut r = report(3.6e6, 3600.0);
+    r.forecast = Some(wattprint_core::forecast::ForecastReport {
+        energy_to_solution_j: Some(4.0 * 3.6e6),
+        energy_to_solution_j_low: Some(3.0 * 3.6e6),
+        energy_to_solution_j_high: Some(5.0 * 3.6e6),
+        duration_s: Some(4.0 * 3600.0),
+        ..Default::default()
+    });
+    let o = CarbonOptions {
+        zone: Some("FR".into()),
+        pue: Some(1.5),
+        embodied_kg: Some(1000.0),
+        ..Default::default()
+    };
+    apply_for_run(&mut r, &o);
+    let (op, emb) = (r.carbon.operational_g, r.carbon.embodied_g);
+    assert!(op > 0.0 && emb > 0.0);
+    let f = r.forecast.unwrap();
+    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9 * b;
+    assert!(close(f.total_g, 4.0 * op + 4.0 * emb), "{f:?}");
+    assert!(close(f.total_g_low, 3.0 * op + 4.0 * emb));
+    assert!(close(f.total_g_high, 5.0 * op + 4.0 * emb));
+    // No forecast yet: no grams either.
+    let mut r = report(3.6e6, 3600.0);
+    r.forecast = Some(Default::default());
+    apply_for_run(&mut r, &o);
+    assert_eq!(r.forecast.unwrap().total_g, None);
+}

@@ -110,6 +110,18 @@ impl Forwarder {
         deliver_pending(pid);
     }
 
+    /// Send `sig` to the child while it runs (`--stop-over-budget`); nothing once it has been
+    /// reaped (its pid may be reused) or before it exists. `false` when nothing was sent.
+    pub fn signal_child(&self, sig: libc::c_int) -> bool {
+        match CHILD.load(Ordering::SeqCst) {
+            pid if pid > 0 => {
+                send(pid, sig);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The child has been reaped: its pid may be reused, so nothing is forwarded any more.
     pub fn child_gone(&self) {
         CHILD.store(-1, Ordering::SeqCst);

@@ -5,6 +5,7 @@ mod child;
 mod cmd;
 mod common;
 mod exit;
+mod forecast;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -13,6 +13,7 @@ pub mod counter;
 pub mod domain;
 pub mod duration;
 pub mod estimate;
+pub mod forecast;
 pub mod gpu_select;
 pub mod gpu_share;
 pub mod integrate;

@@ -38,6 +38,11 @@ pub struct RunReport {
     /// Power over time at bounded resolution (for history and charts); omitted when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<TimelineReport>,
+    /// The energy and carbon predicted at completion from the progress the workload
+    /// reported (work-file `progress=` / `step= total=` lines, the Python callbacks);
+    /// omitted when it reported none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::forecast::ForecastReport>,
 }
 
 /// How far a stored run got (`RunReport::status`).

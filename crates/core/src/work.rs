@@ -347,11 +347,23 @@ impl WorkFileTally {
                 }
             }
         };
+        // Progress lines are the forecast's (`crate::forecast`): checked, not summed.
+        match crate::forecast::parse_progress_line(line) {
+            Some(Ok(_)) => {
+                self.lines += 1;
+                return;
+            }
+            Some(Err(e)) => {
+                reject(self, format!("{label} line {n}: {e}"));
+                return;
+            }
+            None => {}
+        }
         let Some((key, value)) = line.split_once('=') else {
             reject(
                 self,
                 format!(
-                    "{label} line {n}: `{line}` is not key=value (use flops=N, inferences=N or tokens=N)"
+                    "{label} line {n}: `{line}` is not key=value (use flops=N, inferences=N, tokens=N, progress=F or step=N total=M)"
                 ),
             );
             return;
@@ -384,7 +396,7 @@ impl WorkFileTally {
                 reject(
                     self,
                     format!(
-                        "{label} line {n}: unknown key `{key}` (use flops, inferences or tokens)"
+                        "{label} line {n}: unknown key `{key}` (use flops, inferences, tokens, progress or step)"
                     ),
                 );
                 return;
@@ -774,6 +786,19 @@ mod tests {
         assert!(t.errors[2].contains("line 9: unknown key `watts`"));
         assert!(t.errors[3].contains("line 10: tokens=abc: `abc` is not a number"));
         assert!(t.errors[4].contains("line 11"));
+    }
+
+    #[test]
+    fn progress_lines_are_accepted_and_bad_ones_numbered() {
+        let t = parse_work_file("w", "progress=0.1\nstep=3 total=10\ntokens=5\nprogress=7\n");
+        assert_eq!(t.tokens, Some(5.0));
+        assert_eq!(t.lines, 3);
+        assert_eq!(t.errors.len(), 1, "{:?}", t.errors);
+        assert!(
+            t.errors[0].starts_with("w line 4: progress=7"),
+            "{}",
+            t.errors[0]
+        );
     }
 
     #[test]

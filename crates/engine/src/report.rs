@@ -51,6 +51,9 @@ pub struct ReportContext {
     pub carbon: Option<wattprint_carbon::ResolvedCarbon>,
     /// The git commit of the working directory the run started in.
     pub git_commit: Option<String>,
+    /// The forecast at completion from the workload's progress reports (energy; the carbon
+    /// step adds its grams), with the budget and why the run was stopped, if it was.
+    pub forecast: Option<wattprint_core::forecast::ForecastReport>,
 }
 
 /// Everything measured for one window, gathered by the session (plain data).
@@ -118,6 +121,7 @@ pub const STEPS: &[Step] = &[
     gpu_attribution,
     work,
     metrics,
+    forecast,
     overhead,
     timeline,
     warnings,
@@ -522,6 +526,11 @@ fn gpu_peaks(gpus: &[GpuDevice], precision: Precision) -> (Vec<work::DevicePeak>
         )
     });
     (peaks, source)
+}
+
+/// The forecast section as the front end computed it (the carbon step adds its grams).
+pub fn forecast(r: &mut RunReport, _i: &ReportInputs, ctx: &ReportContext) {
+    r.forecast = ctx.forecast.clone();
 }
 
 /// Energy-to-solution and the per-unit metrics that need no carbon (FLOPs/W achieved, for the

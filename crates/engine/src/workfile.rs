@@ -5,7 +5,9 @@
 //! `flops=N`, `inferences=N` or `tokens=N` (any number of times; values of a key are summed;
 //! see [`wattprint_core::work::parse_work_file`]). The file is removed when dropped.
 
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use wattprint_core::forecast::parse_progress_line;
 use wattprint_core::work::WorkFileTally;
 
 /// Environment variable carrying the work file's path to the child.
@@ -71,6 +73,70 @@ pub fn read_work_file(path: &Path) -> Result<WorkFileTally, String> {
     Ok(t)
 }
 
+/// Most bytes one look at the file reads, bytes (the rest waits for the next look): memory
+/// stays small whatever the workload appends at once.
+const MAX_POLL_BYTES: u64 = 64 << 10;
+
+/// Reads the progress lines (`progress=F`, `step=N total=M`) a workload appends to its work
+/// file, as they come: each call reads only what was appended since the last one (one
+/// `stat` when nothing was; at most 64 KiB a call), up to [`MAX_WORK_FILE_BYTES`] in all; a
+/// line longer than [`MAX_WORK_LINE_BYTES`] is skipped.
+pub struct ProgressTail {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl ProgressTail {
+    pub fn new(path: &Path) -> ProgressTail {
+        ProgressTail {
+            path: path.to_path_buf(),
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The last valid progress (0 to 1) among the complete lines appended since the last
+    /// call; `None` when there is none (bad lines are reported when the file is read at the
+    /// end, with their numbers). A file that shrank is read again from its start.
+    pub fn poll(&mut self) -> Option<f64> {
+        let f = std::fs::File::open(&self.path).ok()?;
+        let len = f.metadata().ok()?.len().min(MAX_WORK_FILE_BYTES);
+        if len < self.offset {
+            self.offset = 0;
+            self.partial.clear();
+        }
+        if len == self.offset {
+            return None;
+        }
+        let mut buf = vec![0u8; (len - self.offset).min(MAX_POLL_BYTES) as usize];
+        let n = f.read_at(&mut buf, self.offset).ok()?;
+        buf.truncate(n);
+        self.offset += n as u64;
+        let mut last = None;
+        let mut rest: &[u8] = &buf;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let line = if self.partial.is_empty() {
+                &rest[..end]
+            } else {
+                self.partial.extend_from_slice(&rest[..end]);
+                &self.partial[..]
+            };
+            if let Some(Ok(p)) = parse_progress_line(&String::from_utf8_lossy(line)) {
+                last = Some(p);
+            }
+            self.partial.clear();
+            rest = &rest[end + 1..];
+        }
+        if self.partial.len() + rest.len() <= MAX_WORK_LINE_BYTES {
+            self.partial.extend_from_slice(rest);
+        } else {
+            self.partial.clear();
+        }
+        last
+    }
+}
+
 /// The path a child should receive: `(WORK_FILE_ENV, path)`.
 pub fn child_env(f: &WorkFile) -> (&'static str, PathBuf) {
     (WORK_FILE_ENV, f.path().to_path_buf())
@@ -95,6 +161,31 @@ mod tests {
         assert_eq!(t.tokens, Some(100.0));
         assert_eq!(t.errors.len(), 1);
         assert!(t.errors[0].contains("line 4"), "{}", t.errors[0]);
+    }
+
+    #[test]
+    fn progress_is_read_as_it_is_appended_line_by_line() {
+        let wf = WorkFile::create().unwrap();
+        let mut tail = ProgressTail::new(wf.path());
+        let append = |text: &str| {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(wf.path())
+                .unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+        };
+        assert_eq!(tail.poll(), None);
+        append("tokens=5\nprogress=0.1\nprogress=0.2\n");
+        assert_eq!(tail.poll(), Some(0.2));
+        assert_eq!(tail.poll(), None, "nothing new");
+        // A line is used once it is complete.
+        append("step=3 tot");
+        assert_eq!(tail.poll(), None);
+        append("al=10\nprogress=oops\n");
+        assert_eq!(tail.poll(), Some(0.3));
+        // A file rewritten shorter is read again from its start.
+        std::fs::write(wf.path(), "progress=0.5\n").unwrap();
+        assert_eq!(tail.poll(), Some(0.5));
     }
 
     #[test]

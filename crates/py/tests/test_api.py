@@ -274,3 +274,28 @@ def test_meter_add_work(meter, rapl):
     rapl.add_j(1.0)
     r = meter.end(w)
     assert r.work["flops"] == 2e9
+
+
+def test_report_progress_writes_the_work_file_and_checks_its_values(rapl, tmp_path, monkeypatch):
+    from wattprint import _track
+
+    monkeypatch.setattr(_track, "_last_progress", [None])
+    assert wattprint.report_progress(1, 10) is False  # not under `wattprint run`
+    path = tmp_path / "work"
+    monkeypatch.setenv("WATTPRINT_WORK_FILE", str(path))
+    monkeypatch.setattr(_track, "_last_progress", [None])
+    assert wattprint.report_progress(1, 10)
+    assert wattprint.report_progress(fraction=0.5)
+    # Less than 0.1 % further: skipped; the last report never is.
+    assert not wattprint.report_progress(fraction=0.5004)
+    assert wattprint.report_progress(2000, 2000)
+    assert path.read_text().splitlines() == ["step=1 total=10", "progress=0.5", "step=2000 total=2000"]
+    for bad in [dict(step=5, total=4), dict(step=-1, total=4), dict(step=1, total=0),
+                dict(fraction=1.5), dict(fraction="half")]:
+        with pytest.raises(ValueError):
+            wattprint.report_progress(**bad)
+    with pytest.raises(TypeError):
+        wattprint.report_progress(3)
+    with pytest.raises(TypeError):
+        wattprint.report_progress(1, 2, fraction=0.5)
+

@@ -128,3 +128,27 @@ def test_lightning_callback_reports_when_fit_raises(standins, rapl):
     assert cb.report is not None
     assert cb.report.energy_j == pytest.approx(4.0, abs=1e-6)
     assert [round(r["energy_j"], 6) for r in cb.epochs] == [2.0, 2.0]
+
+
+def test_callbacks_report_progress_under_wattprint_run(standins, rapl, tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+    import transformers
+    from wattprint import _track
+    from wattprint.integrations.lightning import WattprintCallback as LightningCallback
+    from wattprint.integrations.transformers import WattprintCallback
+
+    path = tmp_path / "work"
+    monkeypatch.setenv("WATTPRINT_WORK_FILE", str(path))
+    monkeypatch.setattr(_track, "_last_progress", [None])
+    args = transformers.TrainingArguments(num_train_epochs=2, logging_steps=2)
+    transformers.Trainer(
+        args, [WattprintCallback()], micro_steps_per_epoch=5, train_step=lambda e, s: None
+    ).train()
+    assert path.read_text().splitlines() == [f"step={k} total=10" for k in range(1, 11)]
+
+    path.unlink()
+    monkeypatch.setattr(_track, "_last_progress", [None])
+    trainer = pl.Trainer(max_epochs=1, batches_per_epoch=4, callbacks=[LightningCallback()])
+    trainer.fit(lambda e, i: None)
+    assert path.read_text().splitlines() == [f"step={k} total=4" for k in range(1, 5)]
+

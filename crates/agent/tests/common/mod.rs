@@ -161,3 +161,77 @@ pub fn loopback_config(interval_s: f64) -> wattprint_agent::AgentConfig {
     cfg.interval_s = interval_s;
     cfg
 }
+
+/// An agent serving on its own thread until [`Running::stop`] (or drop).
+pub struct Running {
+    /// Its HTTP address (`None` with no listener).
+    pub addr: Option<std::net::SocketAddr>,
+    pub shared: wattprint_agent::Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// The HTTP address; panics when the agent has no listener.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr.expect("an HTTP listener")
+    }
+
+    /// Stop serving and wait for the agent's thread (which panics through here if it failed).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the agent's thread");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        } else if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Bind `cfg` with `sensors` and serve on a thread.
+pub fn serve(
+    cfg: wattprint_agent::AgentConfig,
+    sensors: Vec<Box<dyn wattprint_sensors::Sensor>>,
+) -> Running {
+    let agent = wattprint_agent::Agent::bind(cfg, sensors).expect("the agent binds");
+    let addr = agent.local_addr();
+    let shared = agent.shared();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        agent
+            .serve(async {
+                let _ = rx.await;
+            })
+            .expect("the agent serves")
+    });
+    Running {
+        addr,
+        shared,
+        stop: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+/// [`serve`] with one fake RAPL counter drawing a constant 100 W (`package-0`).
+pub fn serve_100w(cfg: wattprint_agent::AgentConfig) -> Running {
+    serve(
+        cfg,
+        vec![Box::new(
+            wattprint_sensors::fake::FakeSensor::constant_counter("package-0", 100.0, 0.0, 1e12),
+        )],
+    )
+}

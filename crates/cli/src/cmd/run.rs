@@ -4,6 +4,7 @@ use crate::checkpoint;
 use crate::child::{self, Forwarder, SpawnError};
 use crate::common::{carbon_error, escape, CarbonArgs, OutputArgs, SensorArgs, WorkArgs};
 use crate::exit::BadInput;
+use crate::forecast::{Budget, Watch};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,19 @@ pub struct Args {
     /// what the command sees.
     #[arg(long, value_name = "all|0,2|UUID", value_parser = parse_gpus)]
     pub gpus: Option<GpuRequest>,
+    /// Energy budget of the whole run, kWh: warn when the forecast at completion passes it.
+    /// The forecast needs the command to report its progress: `progress=0.3` or `step=N
+    /// total=M` lines appended to the file named by `WATTPRINT_WORK_FILE`.
+    #[arg(long, value_name = "KWH", value_parser = parse_budget_kwh)]
+    pub budget_kwh: Option<f64>,
+    /// Stop the command (SIGTERM, SIGKILL 10 s later) when the forecast passes
+    /// `--budget-kwh`; the report says why.
+    #[arg(long, requires = "budget_kwh")]
+    pub stop_over_budget: bool,
+    /// With --stop-over-budget: how long the command has to exit after SIGTERM before
+    /// SIGKILL (e.g. `30s`, `2m`; default 10s).
+    #[arg(long, value_name = "D", value_parser = parse_interval_s, requires = "stop_over_budget")]
+    pub stop_grace: Option<f64>,
     /// Label the run (repeatable): `--label team=search --label model=7b`.
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -60,6 +74,16 @@ pub struct Args {
 /// Parse `--gpus`.
 pub fn parse_gpus(text: &str) -> Result<GpuRequest, String> {
     text.parse().map_err(|e: GpuRequestError| e.to_string())
+}
+
+/// Parse `--budget-kwh`: a positive, finite number of kWh.
+fn parse_budget_kwh(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{text}` is not an energy budget: a positive number of kWh, e.g. 2.5"
+        )),
+    }
 }
 
 /// Parse `key=value`.
@@ -95,6 +119,9 @@ struct Prepared {
     labels: BTreeMap<String, String>,
     warnings: Vec<String>,
     work_file: Option<WorkFile>,
+    budget: Budget,
+    /// The progress seen and the forecast, filled while the command runs.
+    watch: Watch,
     /// stderr is a terminal: the live view is on.
     live: bool,
     /// The live view's and the timeline's period, s.
@@ -205,6 +232,12 @@ fn prepare(args: Args) -> anyhow::Result<Prepared> {
         labels,
         warnings,
         work_file,
+        budget: Budget {
+            kwh: args.budget_kwh,
+            stop: args.stop_over_budget,
+            grace_s: args.stop_grace.unwrap_or(crate::forecast::STOP_GRACE_S),
+        },
+        watch: Watch::default(),
         live,
         interval_s,
         cpu_at_start_s: 0.0,
@@ -225,11 +258,14 @@ fn measure(p: &mut Prepared) -> anyhow::Result<Result<Measured, u8>> {
         labels,
         warnings,
         work_file,
+        budget,
+        watch,
         live,
         interval_s,
         ..
     } = p;
-    let (live, interval_s) = (*live, *interval_s);
+    let (live, interval_s, budget) = (*live, *interval_s, *budget);
+    let watch: &Watch = watch;
     let config = std::mem::take(config);
     let (command, labels): (&[String], &BTreeMap<String, String>) = (command, labels);
     // The job's own cgroup v2, where wattprint may create one: its CPU time then counts
@@ -296,9 +332,26 @@ fn measure(p: &mut Prepared) -> anyhow::Result<Result<Measured, u8>> {
         // not delayed by a tick.
         let (stop, stopped) = mpsc::channel::<()>();
         let (stop_checkpoints, checkpoints_stopped) = mpsc::channel::<()>();
+        let (stop_watch, watch_stopped) = mpsc::channel::<()>();
         if live {
             let session = &session;
-            s.spawn(move || progress(session, interval_s, &stopped));
+            s.spawn(move || progress(session, interval_s, watch, &stopped));
+        }
+        if let Some(f) = work_file.as_ref() {
+            let (session, fwd, carbon_opts) = (&session, &fwd, &carbon_opts);
+            s.spawn(move || {
+                crate::forecast::watch(
+                    session,
+                    f.path(),
+                    budget,
+                    interval_s,
+                    live,
+                    carbon_opts,
+                    fwd,
+                    watch,
+                    &watch_stopped,
+                )
+            });
         }
         let kept = checkpoints.as_ref().map(|(db, period_s)| {
             let (session, cgroup) = (&session, &cgroup);
@@ -318,6 +371,7 @@ fn measure(p: &mut Prepared) -> anyhow::Result<Result<Measured, u8>> {
                         labels: labels.clone(),
                         job_cpu_s,
                         job_cpu_source,
+                        forecast: watch.report(budget).0,
                         ..Default::default()
                     };
                     session.finish_so_far(window, ctx, carbon_opts).ok()
@@ -328,6 +382,7 @@ fn measure(p: &mut Prepared) -> anyhow::Result<Result<Measured, u8>> {
         let o = child::wait(pid);
         fwd.child_gone();
         drop(stop);
+        drop(stop_watch);
         drop(stop_checkpoints);
         let warning = kept.and_then(|t| t.join().ok().flatten());
         o.map(|o| (o, warning))
@@ -396,6 +451,8 @@ fn report_of(p: Prepared, m: Measured) -> (RunReport, Presentation) {
         labels,
         mut warnings,
         work_file,
+        budget,
+        watch,
         live,
         cpu_at_start_s,
         ..
@@ -416,7 +473,10 @@ fn report_of(p: Prepared, m: Measured) -> (RunReport, Presentation) {
         warnings.extend(t.errors.iter().map(|e| format!("{e} (line skipped)")));
     }
     let (job_cpu_s, job_cpu_source) = job_cpu_time(cgroup, outcome.tree_cpu_s, &mut warnings);
+    let (forecast, budget_warnings) = watch.report(budget);
+    warnings.extend(budget_warnings);
     let ctx = ReportContext {
+        forecast,
         work: resolve_work(&work_decl, tally.as_ref()),
         warnings,
         command,
@@ -525,36 +585,20 @@ fn spawn_failed(e: SpawnError) -> u8 {
     }
 }
 
-/// One line on stderr, rewritten every interval: elapsed, power, energy. Returns as soon as
-/// `stopped`'s sender is dropped.
-fn progress(session: &Session, interval_s: f64, stopped: &mpsc::Receiver<()>) {
-    let domains = session.domains();
-    let standby = session.standby();
+/// One line on stderr, rewritten every interval: elapsed, power, energy, and the forecast
+/// once the workload reports progress. Returns as soon as `stopped`'s sender is dropped.
+fn progress(session: &Session, interval_s: f64, watch: &Watch, stopped: &mpsc::Receiver<()>) {
     let base = session.meter().snapshot();
     let tick = Duration::from_secs_f64(interval_s.max(0.1));
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-        let snap = session.meter().sample_now();
-        let delta: Vec<f64> = (0..domains.len())
-            .map(|k| snap.cumulative[k].0 - base.cumulative[k].0)
-            .collect();
-        // The trust step's judgement so far: a dead counter's standby counts here too.
-        let counted =
-            wattprint_core::trust::live_counted(domains, standby, &delta, snap.t_s - base.t_s);
-        let counted: Vec<usize> = (0..domains.len()).filter(|&k| counted[k]).collect();
-        let joules: f64 = counted.iter().map(|&k| delta[k]).sum();
-        let watts: f64 = counted
-            .iter()
-            .filter_map(|&k| snap.power[k].map(|w| w.0))
-            .sum();
-        let estimate = counted
-            .iter()
-            .any(|&k| domains[k].method == wattprint_core::Method::Model);
+        let now = crate::forecast::so_far(session, &base);
         eprint!(
-            "\r\x1b[2K{:>8.1} s  {:>9}  {:>10}{}",
-            snap.t_s - base.t_s,
-            wattprint_core::Watts(watts).to_string(),
-            wattprint_core::Joules(joules).to_string(),
-            if estimate { "  (estimate)" } else { "" }
+            "\r\x1b[2K{:>8.1} s  {:>9}  {:>10}{}{}",
+            now.t_s,
+            wattprint_core::Watts(now.watts).to_string(),
+            wattprint_core::Joules(now.joules).to_string(),
+            if now.estimate { "  (estimate)" } else { "" },
+            watch.live_text()
         );
     }
 }

@@ -12,7 +12,7 @@ sensors. Framework integrations are imported only when used:
 """
 
 from ._wattprint import Meter, Report, Window, WattprintError, WindowError, __version__
-from ._track import add_work, track
+from ._track import add_work, report_progress, track
 
 __all__ = [
     "Meter",
@@ -22,5 +22,6 @@ __all__ = [
     "WindowError",
     "__version__",
     "add_work",
+    "report_progress",
     "track",
 ]

@@ -174,3 +174,51 @@ def add_work(*, inferences=None, tokens=None, flops=None):
     if path and lines:
         with open(path, "a", encoding="utf-8") as f:
             f.write(lines)
+
+
+# The last progress written to the work file by this process (report_progress' throttle).
+_last_progress = [None]
+# Reports closer than this (a fraction of the whole work) are skipped: at most about 1000
+# lines per run, far below the 16 MiB wattprint reads of the work file.
+_PROGRESS_STEP = 0.001
+
+
+def report_progress(step=None, total=None, *, fraction=None):
+    """Tell ``wattprint run`` how far the work is, for its forecast of the energy and carbon
+    at completion (``--budget-kwh``, ``--stop-over-budget``): ``report_progress(step, total)``
+    or ``report_progress(fraction=0.25)``. Writes ``step=N total=M`` or ``progress=F`` to
+    ``WATTPRINT_WORK_FILE``; reports less than 0.1 % apart are skipped, the last one
+    (``step == total``) never. Returns True when a line was written, False when not under
+    ``wattprint run`` or skipped."""
+    if fraction is None:
+        if step is None or total is None:
+            raise TypeError("report_progress(step, total) or report_progress(fraction=F)")
+        for name, v in (("step", step), ("total", total)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"report_progress: {name}={v!r} is not a count (0 or more)")
+        if not total > 0 or step > total:
+            raise ValueError(
+                f"report_progress: step={step} total={total}: the total must be above 0 "
+                "and the step at most the total"
+            )
+        fraction = step / total
+        line = f"step={step} total={total}\n"
+    else:
+        if step is not None or total is not None:
+            raise TypeError("report_progress: give step and total, or fraction, not both")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
+            0.0 <= fraction <= 1.0
+        ):
+            raise ValueError(f"report_progress: fraction={fraction!r} is not from 0 to 1")
+        line = f"progress={float(fraction)!r}\n"
+    path = os.environ.get("WATTPRINT_WORK_FILE")
+    if not path:
+        return False
+    last = _last_progress[0]
+    if last is not None and last <= fraction < 1.0 and fraction - last < _PROGRESS_STEP:
+        return False
+    _last_progress[0] = fraction
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+    return True
+

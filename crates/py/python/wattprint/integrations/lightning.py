@@ -23,6 +23,7 @@ except ImportError:
             "pip install lightning"
         ) from err
 
+from .._track import report_progress
 from ._windows import EnergyWindows
 
 
@@ -73,6 +74,10 @@ class WattprintCallback(_Base):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.windows.step_end(trainer.global_step)
+        # Under `wattprint run`: progress for its forecast at completion.
+        total = getattr(trainer, "estimated_stepping_batches", None)
+        if isinstance(total, (int, float)) and 0 < total < float("inf"):
+            report_progress(min(trainer.global_step, total), total)
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.windows.epoch_end(trainer.current_epoch, trainer.global_step)

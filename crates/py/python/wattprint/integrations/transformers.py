@@ -20,6 +20,7 @@ except ImportError as err:  # pragma: no cover - depends on the user's environme
         "pip install transformers"
     ) from err
 
+from .._track import report_progress
 from ._windows import EnergyWindows, check_every_n_steps
 
 
@@ -71,6 +72,10 @@ class WattprintCallback(_Base):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.windows.step_end(state.global_step)
+        # Under `wattprint run`: progress for its forecast at completion.
+        total = getattr(state, "max_steps", None)
+        if isinstance(total, int) and total > 0 and 0 <= state.global_step <= total:
+            report_progress(state.global_step, total)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.windows.epoch_end(None, state.global_step)

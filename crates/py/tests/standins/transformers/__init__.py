@@ -10,6 +10,7 @@ class TrainerControl:
 class TrainerState:
     def __init__(self):
         self.global_step = 0
+        self.max_steps = 0
         self.epoch = 0.0
         self.log_history = []
 
@@ -64,6 +65,8 @@ class Trainer:
     def train(self):
         args, state = self.args, self.state
         ga = args.gradient_accumulation_steps
+        # As the real Trainer: optimizer steps of the whole run, known before it starts.
+        state.max_steps = args.num_train_epochs * -(-self.micro_steps // ga)
         self._event("on_train_begin")
         for epoch in range(args.num_train_epochs):
             self._event("on_epoch_begin")

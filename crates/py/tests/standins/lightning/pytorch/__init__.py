@@ -41,6 +41,8 @@ class Trainer:
         self.loggers = list(loggers)
         self.global_step = 0
         self.current_epoch = 0
+        # As the real Trainer's property: optimizer steps of the whole fit.
+        self.estimated_stepping_batches = max_epochs * batches_per_epoch
         self.calls = []
 
     def _hook(self, name, *args):
