@@ -311,3 +311,45 @@ fn real_cgroups_share_a_fake_rapl_trees_energy_by_their_cpu_time() {
         }
     }
 }
+
+/// The open-file cache on real cgroupfs: a removed cgroup's kept file answers ENODEV (read
+/// as gone, dropped), and a cgroup made again under the same name is reopened without a
+/// listing in between.
+#[test]
+fn real_cgroupfs_kept_files_follow_a_removed_and_a_remade_cgroup() {
+    let hierarchies = match real_hierarchies() {
+        Ok(h) => h,
+        Err(why) => {
+            if std::env::var_os("WATTPRINT_TESTS_WITHOUT_ROOT").is_some() {
+                eprintln!("real-cgroupfs cache test SKIPPED (WATTPRINT_TESTS_WITHOUT_ROOT): {why}");
+                return;
+            }
+            panic!(
+                "real-cgroupfs cache test cannot run: {why}; \
+                 set WATTPRINT_TESTS_WITHOUT_ROOT=1 to run the rest of the suite without it"
+            );
+        }
+    };
+    for (mount, _) in hierarchies {
+        let parent = mount.join(format!("wattprint-cache-test-{}", std::process::id()));
+        let x = parent.join("x");
+        let _g = TestCgroup {
+            dirs: vec![parent.clone()],
+            children: Vec::new(),
+        };
+        std::fs::create_dir(&parent).unwrap();
+        std::fs::create_dir(&x).unwrap();
+        let tree = CgroupFs::at(&parent).unwrap();
+        assert_eq!(tree.children(""), vec!["x"]);
+        assert_eq!(tree.usage_ns("x"), Some(0), "{}", x.display());
+        tree.end_pass();
+        assert_eq!(tree.open_files(), 1);
+        std::fs::remove_dir(&x).unwrap();
+        assert_eq!(tree.usage_ns("x"), None, "{} removed", x.display());
+        assert_eq!(tree.open_files(), 0);
+        std::fs::create_dir(&x).unwrap();
+        assert_eq!(tree.usage_ns("x"), Some(0), "{} made again", x.display());
+        assert_eq!(tree.open_files(), 1);
+        std::fs::remove_dir(&x).unwrap();
+    }
+}
