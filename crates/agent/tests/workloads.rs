@@ -290,7 +290,9 @@ fn real_cgroups_share_a_fake_rapl_trees_energy_by_their_cpu_time() {
             // Never silent: it fails and says why, unless the suite is told it runs without
             // root (the same switch as the full-disk and socket-user tests).
             if std::env::var_os("WATTPRINT_TESTS_WITHOUT_ROOT").is_some() {
-                eprintln!("real-cgroup attribution test SKIPPED (WATTPRINT_TESTS_WITHOUT_ROOT): {why}");
+                eprintln!(
+                    "real-cgroup attribution test SKIPPED (WATTPRINT_TESTS_WITHOUT_ROOT): {why}"
+                );
                 return;
             }
             panic!(
