@@ -645,14 +645,19 @@ fn portfolio_methodology(p: &crate::portfolio::PortfolioReport) -> String {
     factors.sort();
     factors.dedup();
     o.push_str("<h3>Factors of the estimates and their provenance</h3>\n");
-    if factors.is_empty() {
+    if !p.lines.iter().any(|l| l.record.tier == Tier::Estimate) {
         o.push_str("<p>No estimate in this period.</p>\n");
     } else {
-        o.push_str("<p>Power coefficients: Cloud Carbon Footprint coefficients (2023), min/max W per vCPU per micro-architecture, memory 0.392 W/GB, storage and network per the CCF methodology; embodied carbon per instance type from CCF; licence Apache-2.0 (Cloud Carbon Footprint). Region to grid: CCF's region table (Apache-2.0), the values from the grid datasets named below with their year and basis (licences: <code>wattprint intensity ZONE</code> prints each).</p><ul data-list=\"factors\">");
-        for f in &factors {
-            o.push_str(&format!("<li>{}</li>", esc(f)));
+        o.push_str("<p>Power coefficients: Cloud Carbon Footprint coefficients (2023), min/max W per vCPU per micro-architecture, memory 0.392 W/GB, storage and network per the CCF methodology; embodied carbon per instance type from CCF; licence Apache-2.0 (Cloud Carbon Footprint). Region to grid: CCF's region table (Apache-2.0), the values from the grid datasets named below with their year and basis (licences: <code>wattprint intensity ZONE</code> prints each).</p>\n");
+        if !factors.is_empty() {
+            o.push_str("<ul data-list=\"factors\">");
+            for f in &factors {
+                o.push_str(&format!("<li>{}</li>", esc(f)));
+            }
+            o.push_str("</ul>\n");
+        } else {
+            o.push_str("<p>The estimates of this period name no factor of their own (see their source files).</p>\n");
         }
-        o.push_str("</ul>\n");
     }
     o.push_str("<h3>Model versions and series breaks</h3>\n");
     let mut versions: Vec<String> = p
