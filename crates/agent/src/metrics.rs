@@ -332,6 +332,17 @@ pub fn render(st: &AgentState) -> String {
         l.otlp_push_failures as f64,
     );
     o.family(
+        "wattprint_otlp_batches_dropped",
+        "counter",
+        None,
+        "OTLP snapshots dropped: the send queue was full, or the answer was not retryable.",
+    );
+    o.sample(
+        "wattprint_otlp_batches_dropped_total",
+        "",
+        l.otlp_batches_dropped as f64,
+    );
+    o.family(
         "wattprint_spans_pending",
         "gauge",
         None,

@@ -148,6 +148,8 @@ pub struct Snapshot {
     /// Time the agent was down between a snapshot and the next start, summed, s.
     pub downtime_s: f64,
     pub otlp_push_failures: u64,
+    #[serde(default)]
+    pub otlp_batches_dropped: u64,
 }
 
 /// What a start took over from the spool (logged by the CLI, in `/healthz`).

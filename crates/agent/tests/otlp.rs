@@ -50,6 +50,8 @@ fn the_agent_pushes_otlp_json_metrics_to_the_collector() {
     cfg.otlp = Some(OtlpConfig {
         endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
         interval_s: 0.2,
+        headers: vec![],
+        gzip: false,
     });
     let agent = Agent::bind(
         cfg,
@@ -115,6 +117,8 @@ fn a_failed_push_is_counted_in_the_metrics() {
     cfg.otlp = Some(OtlpConfig {
         endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
         interval_s: 0.1,
+        headers: vec![],
+        gzip: false,
     });
     let agent = Agent::bind(
         cfg,
@@ -159,4 +163,108 @@ fn a_failed_push_is_counted_in_the_metrics() {
                 && l.split(' ').nth(1).unwrap().parse::<f64>().unwrap() >= 1.0),
         "{text}"
     );
+}
+
+/// One raw request: its headers (names lower-cased) and body bytes; answers with `answer`.
+fn receive_raw(l: &TcpListener, answer: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("POST /v1/metrics "), "{line}");
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("a content-length");
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    let mut w = s;
+    w.write_all(answer).unwrap();
+    (headers, body)
+}
+
+/// By the OTLP/HTTP specification: a 503 with `Retry-After` is retried with the same snapshot
+/// after the time asked; bodies are gzip-compressed when asked; the authentication header
+/// goes on every attempt; the failed attempt is counted, nothing is dropped.
+#[test]
+fn a_retryable_answer_is_retried_with_the_same_gzip_snapshot_and_headers() {
+    use std::io::Read as _;
+    let collector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = collector.local_addr().unwrap().port();
+    let mut cfg = common::loopback_config(0.05);
+    cfg.otlp = Some(OtlpConfig {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        // Longer than the retry (2 s): the second request is the retry, not a new snapshot.
+        interval_s: 3.0,
+        headers: wattprint_agent::otlp::parse_headers("authorization=Bearer%20s3cret").unwrap(),
+        gzip: true,
+    });
+    let agent = Agent::bind(
+        cfg,
+        vec![Box::new(FakeSensor::constant_counter(
+            "package-0",
+            100.0,
+            0.0,
+            1e12,
+        ))],
+    )
+    .unwrap();
+    let shared = agent.shared();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        agent
+            .serve(async {
+                let _ = rx.await;
+            })
+            .unwrap()
+    });
+    // The first snapshot is taken one interval after the start.
+    let t0 = std::time::Instant::now();
+    let (h1, b1) = receive_raw(
+        &collector,
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n",
+    );
+    let t1 = std::time::Instant::now();
+    let (h2, b2) = receive_raw(&collector, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let waited = t1.elapsed();
+    let losses = wattprint_agent::lock(&shared).losses();
+    let _ = tx.send(());
+    server.join().unwrap();
+    assert!(
+        t1 - t0 < Duration::from_secs(20),
+        "first push after {:?}",
+        t1 - t0
+    );
+    // Retry-After: 2 was honoured (the pusher checks its queue every 50 ms).
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
+    assert_eq!(b1, b2, "the retry sends the same snapshot");
+    for h in [&h1, &h2] {
+        let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("authorization"), Some("Bearer s3cret"));
+        assert_eq!(get("content-encoding"), Some("gzip"));
+        assert_eq!(get("content-type"), Some("application/json"));
+    }
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&b2[..])
+        .read_to_string(&mut json)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["resourceMetrics"][0]["scopeMetrics"][0]["metrics"].is_array());
+    assert_eq!(losses.otlp_push_failures, 1);
+    assert_eq!(losses.otlp_batches_dropped, 0);
 }

@@ -145,6 +145,8 @@ pub struct Losses {
     pub label_sets_overflowed: u64,
     /// OTLP pushes that failed (connection error or non-2xx answer).
     pub otlp_push_failures: u64,
+    /// OTLP snapshots dropped: the queue was full, or the answer was not retryable.
+    pub otlp_batches_dropped: u64,
     /// Ended windows whose name was beyond `max_window_names`, added to [`OVERFLOW_WINDOW`].
     pub window_names_overflowed: u64,
 }
@@ -179,6 +181,7 @@ pub struct AgentState {
     windows: WindowTable,
     /// OTLP pushes that failed (the one loss neither the ledger nor the table sees).
     otlp_push_failures: u64,
+    otlp_batches_dropped: u64,
     /// Per-workload attribution (`--workloads`), fed at every tick.
     workloads: Option<crate::workloads::Workloads>,
     /// Continuity across restarts (`--spool`): counters carried, window ids, downtimes.
@@ -227,6 +230,7 @@ impl AgentState {
             samples: VecDeque::new(),
             cumulative_j: vec![0.0; n],
             otlp_push_failures: 0,
+            otlp_batches_dropped: 0,
             workloads: None,
             carry: resume::Carry::new(n),
             request_ids: 0,
@@ -471,10 +475,16 @@ impl AgentState {
         self.otlp_push_failures += 1;
     }
 
+    /// Count a dropped OTLP snapshot (exported as `wattprint_otlp_batches_dropped_total`).
+    pub fn record_otlp_dropped(&mut self) {
+        self.otlp_batches_dropped += 1;
+    }
+
     /// Everything lost or refused so far: the ledger's, the windows table's and OTLP's.
     pub fn losses(&self) -> Losses {
         Losses {
             otlp_push_failures: self.otlp_push_failures,
+            otlp_batches_dropped: self.otlp_batches_dropped,
             window_names_overflowed: self.windows.names_overflowed(),
             ..self.ledger.losses().clone()
         }

@@ -134,6 +134,7 @@ impl AgentState {
             restarts: self.carry.restarts,
             downtime_s: self.carry.downtime_s,
             otlp_push_failures: self.otlp_push_failures,
+            otlp_batches_dropped: self.otlp_batches_dropped,
         }
     }
 
@@ -234,6 +235,7 @@ impl AgentState {
             w.restore(s);
         }
         self.otlp_push_failures += snap.otlp_push_failures;
+        self.otlp_batches_dropped += snap.otlp_batches_dropped;
         self.carry.restarts = snap.restarts + 1;
         self.carry.downtime_s = snap.downtime_s + down_s;
         let r = Resumed {

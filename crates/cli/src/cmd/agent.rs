@@ -97,7 +97,7 @@ pub struct Args {
     #[arg(long = "proxy", value_name = "LISTEN=UPSTREAM")]
     pub proxy: Option<String>,
     /// Push metrics over OTLP/HTTP (JSON) to this endpoint, e.g.
-    /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector).
+    /// http://127.0.0.1:4318/v1/metrics (an OpenTelemetry Collector) or an https:// backend.
     #[cfg(feature = "otlp")]
     #[arg(long = "otlp-endpoint", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
@@ -105,6 +105,15 @@ pub struct Args {
     #[cfg(feature = "otlp")]
     #[arg(long = "otlp-interval", value_name = "DURATION")]
     pub otlp_interval: Option<String>,
+    /// An extra header on every OTLP push, e.g. authorization=Bearer%20TOKEN (repeatable;
+    /// values percent-decoded). Default: OTEL_EXPORTER_OTLP_HEADERS, as the OTel SDKs read it.
+    #[cfg(feature = "otlp")]
+    #[arg(long = "otlp-header", value_name = "NAME=VALUE")]
+    pub otlp_header: Vec<String>,
+    /// Compress OTLP pushes: gzip or none (default none, as OTEL_EXPORTER_OTLP_COMPRESSION).
+    #[cfg(feature = "otlp")]
+    #[arg(long = "otlp-compression", value_name = "gzip|none")]
+    pub otlp_compression: Option<String>,
 }
 
 /// Largest token file read, bytes: a token is a line of at most a few hundred characters.
@@ -303,8 +312,30 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     #[cfg(feature = "otlp")]
     if let Some(endpoint) = args.otlp_endpoint {
         wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
+        let headers = if args.otlp_header.is_empty() {
+            std::env::var("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()
+        } else {
+            args.otlp_header.join(",")
+        };
+        let compression = args
+            .otlp_compression
+            .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_COMPRESSION").ok())
+            .unwrap_or_else(|| "none".into());
+        let gzip = match compression.as_str() {
+            "gzip" => true,
+            "none" | "" => false,
+            other => {
+                return Err(BadInput(format!(
+                    "--otlp-compression {}: give gzip or none",
+                    wattprint_core::text::printable(other)
+                ))
+                .into())
+            }
+        };
         cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
             endpoint,
+            headers: wattprint_agent::otlp::parse_headers(&headers).map_err(BadInput)?,
+            gzip,
             interval_s: {
                 let v = duration(
                     "--otlp-interval",
