@@ -261,3 +261,151 @@ fn bad_provider_files_are_refused_whole_naming_file_line_and_field() {
         p["location_g"]
     );
 }
+
+/// The issue's "done when": a year of mixed data (measured runs in gcp:europe-west1, a GCP
+/// and an AWS export, an Azure report, a FOCUS file with no carbon) gives one ESRS statement
+/// and one portfolio report whose totals equal a hand computation, every line with its tier.
+#[test]
+fn a_year_of_mixed_data_gives_one_statement_and_one_portfolio_equal_to_the_hand_sum() {
+    let d = tempfile::tempdir().unwrap();
+    common::fake_machine(d.path());
+    let dir = d.path();
+    for f in [
+        "gcp-carbon-footprint.csv",
+        "gcp-carbon-footprint.ndjson", // April of the same export, as newline-delimited JSON
+        "aws-carbon-emissions.csv",
+        "aws-sustainability-api.json",
+        "azure-monthly-summary.json",
+    ] {
+        wp(dir).arg("import").arg(fixture(f)).assert().success();
+    }
+    // FOCUS with no carbon: 1,000 GB of data transfer in us-east-1 (an account the AWS export
+    // does not cover), and a tax row that is not usage.
+    let focus = dir.join("focus.csv");
+    std::fs::write(
+        &focus,
+        "BillingAccountId,ChargeCategory,ChargeDescription,ChargePeriodStart,ConsumedQuantity,ConsumedUnit,ProviderName,RegionId,ServiceCategory,ServiceName,SubAccountId,BilledCost\n\
+         B,Usage,Data transfer out to the internet,2026-05-10 00:00:00,1000,GB,AWS,us-east-1,Networking,Amazon Virtual Private Cloud,333333333333,90\n\
+         B,Tax,Sales tax,2026-05-10 00:00:00,1,,AWS,us-east-1,Other,Tax,333333333333,9\n",
+    )
+    .unwrap();
+    wp(dir).arg("import").arg(&focus).assert().success();
+    // Measured runs in gcp:europe-west1: one inside project ml-prod in February (the GCP
+    // export covers it: detail), one in a project no export names (counted).
+    for (name, day, project) in [
+        ("inside.csv", "2026-02-10", "ml-prod"),
+        ("outside.csv", "2026-04-10", "other"),
+    ] {
+        wp(dir)
+            .arg("import")
+            .arg(trace(dir, name, 100.0, day))
+            .args(["--zone", "gcp:europe-west1", "--label"])
+            .arg(format!("project={project}"))
+            .args(["--label", "model=llama-8b"])
+            .assert()
+            .success();
+    }
+    let runs = {
+        let o = wp(dir)
+            .args(["runs", "--json", "--limit", "0"])
+            .output()
+            .unwrap();
+        json(&o.stdout)
+    };
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let other = runs
+        .iter()
+        .find(|r| r["labels"]["project"] == "other")
+        .unwrap();
+    let other_op_g = other["carbon"]["operational_g"].as_f64().unwrap();
+    let other_emb_g = other["carbon"]["embodied_g"].as_f64().unwrap();
+    assert!(other_op_g > 0.0);
+    let facility_j: f64 = runs
+        .iter()
+        .map(|r| r["energy"]["facility_j"].as_f64().unwrap())
+        .sum();
+    assert!(facility_j >= 2.0 * 1000.0, "{facility_j}"); // 100 W x 10 s each, PUE >= 1
+
+    // By hand. Providers, kg location-based (the fixtures' rows summed): GCP 1164.5 (CSV)
+    // + 212 (NDJSON), AWS 460 (CARBON_EMISSIONS) + 192 (Sustainability API), Azure 173.75.
+    let providers_g = 2_202_250.0;
+    // The estimate: 1,000 GB x 0.001 kWh/GB (CCF networking) x PUE 1.15 (AWS) x 270.489
+    // gCO2e/kWh (eGRID2023 SRVC, the grid of us-east-1).
+    let estimate_kwh = 1000.0 * 0.001 * 1.15;
+    let estimate_g = estimate_kwh * 270.489;
+    let location_g = providers_g + estimate_g + other_op_g + other_emb_g;
+
+    let p = portfolio(dir);
+    assert!(
+        close(p["location_g"].as_f64().unwrap(), location_g),
+        "{} vs {location_g}",
+        p["location_g"]
+    );
+    let tier = |label: &str| {
+        p["by_tier"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == label)
+            .map(|g| g["location_g"].as_f64().unwrap())
+            .unwrap_or(0.0)
+    };
+    assert!(close(tier("provider-reported"), providers_g));
+    assert!(close(tier("estimate (CCF method)"), estimate_g));
+    assert!(close(tier("measured"), other_op_g + other_emb_g));
+    // Energy: both measured runs (the one inside ml-prod too: the GCP figure has none) and
+    // the estimate; the provider lines carry none and are counted as such.
+    let mwh = (facility_j / 3.6e6 + estimate_kwh) / 1000.0;
+    assert!(
+        close(p["energy_mwh"].as_f64().unwrap(), mwh),
+        "{} vs {mwh}",
+        p["energy_mwh"]
+    );
+    assert!(close(
+        p["estimated_energy_mwh"].as_f64().unwrap(),
+        estimate_kwh / 1000.0
+    ));
+    assert!(p["lines_without_energy"].as_u64().unwrap() > 0);
+    // Every line labelled with its tier; the run inside ml-prod is detail, named by its model.
+    let lines = p["lines"].as_array().unwrap();
+    for l in lines {
+        let label = l["tier_label"].as_str().unwrap();
+        assert!(
+            ["measured", "provider-reported", "estimate (CCF method)"].contains(&label),
+            "{label}"
+        );
+    }
+    let detail: Vec<&Value> = lines.iter().filter(|l| l["counted"] == false).collect();
+    assert!(!detail.is_empty());
+    assert!(
+        detail
+            .iter()
+            .all(|l| l["tier"] == "measured"
+                && l["note"].as_str().unwrap().contains("model=llama-8b"))
+    );
+    // The Operational Overhead Score per tier: the export a month late with no compute.
+    let oh = p["overhead"].as_array().unwrap();
+    assert_eq!(oh.len(), 5);
+    assert_eq!(oh[0]["route"], "provider-export");
+    assert_eq!(oh[0]["tier"], "provider-reported");
+    assert_eq!(oh[0]["latency_s"].as_f64().unwrap(), 30.0 * 86_400.0);
+    assert_eq!(oh[0]["compute"]["kind"], "none");
+
+    // The ESRS statement of the same year: the clouds' figures, the estimate and the cloud
+    // run's operational carbon as Scope 3 category 1; energy from measured runs only.
+    let o = wp(dir)
+        .args(["report", "--format", "esrs", "--period", "2026", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&o.stdout);
+    let s3 = s["scope3_category1_tco2e"].as_f64().unwrap();
+    let want = (providers_g + estimate_g + other_op_g) / 1e6;
+    assert!(close(s3, want), "{s3} vs {want}");
+    assert!(s["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| !l["tier"].as_str().unwrap().is_empty()));
+}

@@ -403,10 +403,7 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
             row(&format!("Change against {period}"), change.to_string());
         }
     }
-    row(
-        "Measured energy (facility)",
-        format!("{} MWh", sig(p.measured_energy_mwh)),
-    );
+    row("Energy (facility)", crate::portfolio::energy_text(p));
     for s in &p.shares {
         row(
             &format!("Share {}", s.label),
@@ -439,6 +436,8 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
             )
         )
     };
+    o.push_str("<h2>Location-based tCO2e by month and data-quality tier</h2>\n");
+    o.push_str(&month_tier_chart(p));
     o.push_str(&chart("month", "month", &p.by_month));
     o.push_str(&chart("provider", "provider", &p.by_provider));
     o.push_str(&chart("tier", "data-quality tier", &p.by_tier));
@@ -463,12 +462,29 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
         }
         o.push_str("</ul></div>\n");
     }
-    o.push_str("<h2>Lines</h2>\n<table data-table=\"lines\"><tr><th>tier</th><th>provider</th><th>account</th><th>project</th><th>service</th><th>region</th><th>month</th><th>scope</th><th>basis</th><th>kgCO2e</th><th>counted</th><th>source</th></tr>");
+    if !p.overhead.is_empty() {
+        o.push_str("<h2>Operational Overhead Score by tier</h2>\n<table data-table=\"overhead\"><tr><th>tier</th><th>way</th><th>latency until the number exists</th><th>set-up steps</th><th>compute overhead</th><th>score</th></tr>");
+        for s in &p.overhead {
+            o.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(s.route.tier().label()),
+                esc(s.route.id()),
+                esc(&s.latency),
+                s.setup_steps.len(),
+                esc(&crate::portfolio::compute_text(&s.compute)),
+                s.score.as_str()
+            ));
+        }
+        o.push_str("</table>\n");
+    }
+    o.push_str(&portfolio_methodology(p));
+    o.push_str("<h2>Lines</h2>\n<table data-table=\"lines\"><tr><th>tier</th><th>what</th><th>provider</th><th>account</th><th>project</th><th>service</th><th>region</th><th>month</th><th>scope</th><th>basis</th><th>kgCO2e</th><th>counted</th><th>source</th></tr>");
     for l in &p.lines {
         let r = &l.record;
         o.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
             esc(l.tier_label),
+            esc(&line_what(l)),
             r.provider,
             esc(&r.account),
             esc(r.project.as_deref().unwrap_or("")),
@@ -482,7 +498,11 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
                 None => "yes".to_string(),
                 Some(d) => format!("no: detail of {}", esc(d)),
             },
-            esc(&format!("{} line {}", r.source.file, r.source.line))
+            esc(&if r.source.line > 0 {
+                format!("{} line {}", r.source.file, r.source.line)
+            } else {
+                r.source.file.clone()
+            })
         ));
     }
     o.push_str("</table>\n<h2>Notes</h2><ul>");
@@ -490,6 +510,181 @@ pub fn portfolio_html(p: &crate::portfolio::PortfolioReport) -> String {
         o.push_str(&format!("<li>{}</li>", esc(n)));
     }
     o.push_str("</ul>\n</body></html>\n");
+    o
+}
+
+/// What a line is, in words people recognise: for measured lines the runs' models, teams
+/// and commands (from the record's note, [`crate::portfolio::run_name`]), else the
+/// provider's service.
+fn line_what(l: &crate::portfolio::PortfolioLine) -> String {
+    let r = &l.record;
+    match (r.tier, r.note.as_deref()) {
+        (wattprint_core::portfolio::Tier::Measured, Some(n)) => n.to_string(),
+        _ => r.service.clone(),
+    }
+}
+
+/// Location-based tCO2e per month, stacked by tier (counted lines only): vertical bars with
+/// both axes labelled and a legend.
+fn month_tier_chart(p: &crate::portfolio::PortfolioReport) -> String {
+    use std::collections::BTreeMap;
+    use wattprint_core::portfolio::{Month, Tier};
+    use wattprint_core::report::CarbonMethod;
+    let mut by: BTreeMap<Month, [f64; 3]> = BTreeMap::new();
+    for l in p.lines.iter().filter(|l| l.counted) {
+        let r = &l.record;
+        if !r.basis.counts_in(CarbonMethod::Location) {
+            continue;
+        }
+        let i = Tier::ALL.iter().position(|t| *t == r.tier).unwrap_or(0);
+        by.entry(r.month).or_default()[i] += r.grams / 1e6;
+    }
+    let n = by.len().max(1) as f64;
+    let y_max = nice_max(
+        by.values()
+            .map(|v| v.iter().sum::<f64>())
+            .fold(0.0, f64::max),
+    );
+    let plot_w = W - L - R;
+    let slot = plot_w / n;
+    let bw = (slot * 0.7).min(48.0);
+    let y = |v: f64| T + (H - T - B) * (1.0 - v / y_max);
+    let mut s = format!(
+        r##"<svg class="chart" data-chart="month-tier" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {}" role="img" aria-label="Location-based tCO2e by month, stacked by data-quality tier">"##,
+        H + 22.0
+    );
+    s.push_str(&format!(
+        r##"<line x1="{L}" y1="{}" x2="{}" y2="{}" stroke="#444"/><line x1="{L}" y1="{T}" x2="{L}" y2="{}" stroke="#444"/>"##,
+        H - B,
+        W - R,
+        H - B,
+        H - B
+    ));
+    for i in 0..=5 {
+        let v = y_max * f64::from(i) / 5.0;
+        s.push_str(&format!(
+            r##"<text x="{}" y="{:.1}" font-size="10" text-anchor="end">{}</text><line x1="{L}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="#ddd"/>"##,
+            L - 4.0,
+            y(v) + 3.0,
+            sig(v),
+            y(v),
+            W - R,
+            y(v)
+        ));
+    }
+    for (k, (month, parts)) in by.iter().enumerate() {
+        let x = L + slot * k as f64 + (slot - bw) / 2.0;
+        let mut base = 0.0;
+        for (i, v) in parts.iter().enumerate() {
+            if *v <= 0.0 {
+                continue;
+            }
+            s.push_str(&format!(
+                r##"<rect data-month="{month}" data-tier="{}" data-value="{v}" x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{}"/>"##,
+                Tier::ALL[i].as_str(),
+                y(base + v),
+                y(base) - y(base + v),
+                COLORS[i]
+            ));
+            base += v;
+        }
+        s.push_str(&format!(
+            r##"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{month}</text>"##,
+            x + bw / 2.0,
+            H - B + 14.0
+        ));
+    }
+    s.push_str(&format!(
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">month</text><text x="12" y="{}" font-size="11" transform="rotate(-90 12 {})" text-anchor="middle">location-based tCO2e</text>"#,
+        (L + W - R) / 2.0,
+        H - 8.0,
+        (T + H - B) / 2.0,
+        (T + H - B) / 2.0
+    ));
+    for (i, t) in Tier::ALL.iter().enumerate() {
+        let x = L + 200.0 * i as f64;
+        s.push_str(&format!(
+            r##"<rect x="{x:.1}" y="{}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{}" font-size="11">{}</text>"##,
+            H + 6.0,
+            COLORS[i],
+            x + 16.0,
+            H + 16.0,
+            esc(t.label())
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The methodology of the portfolio: the tiers, the rule against counting twice, the factors
+/// of the estimates with their provenance and licences, the series breaks.
+fn portfolio_methodology(p: &crate::portfolio::PortfolioReport) -> String {
+    use wattprint_core::portfolio::{Scope, Tier};
+    let mut o = String::from("<h2>Methodology</h2>\n<section data-section=\"methodology\">\n<h3>Data-quality tiers</h3>\n<table data-table=\"tiers\"><tr><th>tier</th><th>what it is</th><th>energy</th></tr>");
+    for t in Tier::ALL {
+        let (what, energy) = match t {
+            Tier::Measured => ("Measured by wattprint (`run`, an imported trace, Python, the agent): the machine's energy counters times the zone's grid factor, per run, summed by month", "yes, measured"),
+            Tier::ProviderReported => ("The cloud provider's own carbon accounting from its export (GCP Carbon Footprint, AWS CARBON_EMISSIONS, Azure Carbon Optimization): monthly, per account, project, service and region, in the provider's method and model version", "none: carbon only; never shown as energy"),
+            Tier::Estimate => ("A usage-based estimate from a FOCUS billing export by the Cloud Carbon Footprint method: usage x power coefficients x the provider's PUE x the region's grid factor, with a range from idle to full load", "yes, estimated"),
+        };
+        o.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(t.label()),
+            esc(what),
+            esc(energy)
+        ));
+    }
+    o.push_str("</table>\n<h3>Nothing counted twice</h3>\n<p>A measured run inside a cloud provider's project (or account) and month, in the same region, is detail of the provider's figure (or of the estimate for it): it is listed with <code>counted: no</code> and never added, because the provider's figure already contains it. Its energy still counts in the energy figure, which the provider's figure does not carry. An estimate of an account and month that the provider itself reports is superseded by the provider's figure and listed, not added. Location-based totals count location-based figures plus those without a Scope 2 method (Scope 1, Scope 3, provider figures that state no method); market-based likewise.</p>\n");
+    let mut factors: Vec<String> = p
+        .lines
+        .iter()
+        .filter(|l| l.record.tier == Tier::Estimate && l.record.scope == Scope::Scope2)
+        .filter_map(|l| l.record.note.as_deref())
+        .filter_map(|n| n.find("vCPU utilisation").map(|i| n[i..].to_string()))
+        .collect();
+    factors.sort();
+    factors.dedup();
+    o.push_str("<h3>Factors of the estimates and their provenance</h3>\n");
+    if !p.lines.iter().any(|l| l.record.tier == Tier::Estimate) {
+        o.push_str("<p>No estimate in this period.</p>\n");
+    } else {
+        o.push_str("<p>Power coefficients: Cloud Carbon Footprint coefficients (2023), min/max W per vCPU per micro-architecture, memory 0.392 W/GB, storage and network per the CCF methodology; embodied carbon per instance type from CCF; licence Apache-2.0 (Cloud Carbon Footprint). Region to grid: CCF's region table (Apache-2.0), the values from the grid datasets named below with their year and basis (licences: <code>wattprint intensity ZONE</code> prints each).</p>\n");
+        if !factors.is_empty() {
+            o.push_str("<ul data-list=\"factors\">");
+            for f in &factors {
+                o.push_str(&format!("<li>{}</li>", esc(f)));
+            }
+            o.push_str("</ul>\n");
+        } else {
+            o.push_str("<p>The estimates of this period name no factor of their own (see their source files).</p>\n");
+        }
+    }
+    o.push_str("<h3>Model versions and series breaks</h3>\n");
+    let mut versions: Vec<String> = p
+        .lines
+        .iter()
+        .filter(|l| l.record.tier == Tier::ProviderReported && !l.record.model_version.is_empty())
+        .map(|l| format!("{} {}", l.record.provider, l.record.model_version))
+        .collect();
+    versions.sort();
+    versions.dedup();
+    if versions.is_empty() {
+        o.push_str("<p>No provider-reported figure in this period.</p>\n");
+    } else {
+        o.push_str(&format!(
+            "<p>Providers' carbon model versions in this period: {}. ",
+            esc(&versions.join(", "))
+        ));
+        if p.breaks.is_empty() {
+            o.push_str("No version changed within an account: the months are comparable.</p>\n");
+        } else {
+            o.push_str(&format!(
+                "{} series break(s), listed above: months on either side of a break were computed by different models and are not comparable.</p>\n",
+                p.breaks.len()
+            ));
+        }
+    }
+    o.push_str("</section>\n");
     o
 }
 

@@ -16,6 +16,7 @@
 use crate::render::{fmt_g, sig};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use wattprint_core::overhead_score::{self, ComputeOverhead, Measured, RouteScore};
 use wattprint_core::portfolio::{
     series_breaks, Basis, Month, PortfolioRecord, Provider, RecordSource, Scope, SeriesBreak, Tier,
 };
@@ -50,7 +51,7 @@ pub fn measured_records(runs: &[RunReport]) -> (Vec<PortfolioRecord>, Vec<String
         Scope,
         Basis,
     );
-    let mut acc: BTreeMap<Key, (PortfolioRecord, Vec<String>)> = BTreeMap::new();
+    let mut acc: BTreeMap<Key, (PortfolioRecord, Vec<String>, usize)> = BTreeMap::new();
     let mut warnings = Vec::new();
     for r in runs {
         let Some(month) = Month::parse(&r.started_at) else {
@@ -106,7 +107,7 @@ pub fn measured_records(runs: &[RunReport]) -> (Vec<PortfolioRecord>, Vec<String
                 scope,
                 basis,
             );
-            let (rec, ids) = acc.entry(key).or_insert_with(|| {
+            let (rec, names, n) = acc.entry(key).or_insert_with(|| {
                 (
                     PortfolioRecord {
                         provider,
@@ -132,24 +133,28 @@ pub fn measured_records(runs: &[RunReport]) -> (Vec<PortfolioRecord>, Vec<String
                         note: None,
                     },
                     Vec::new(),
+                    0,
                 )
             });
             rec.grams += g;
             if let Some(e) = e {
                 *rec.energy_j.get_or_insert(0.0) += e;
             }
-            ids.push(r.id.clone());
+            *n += 1;
+            let name = run_name(r);
+            if !names.contains(&name) {
+                names.push(name);
+            }
         }
     }
     let out = acc
         .into_values()
-        .map(|(mut rec, ids)| {
-            let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+        .map(|(mut rec, names, n)| {
+            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
             rec.note = Some(format!(
-                "{} run(s): {}{}{}",
-                ids.len(),
-                shown.join(", "),
-                if ids.len() > 3 { ", ..." } else { "" },
+                "{n} run(s): {}{}{}",
+                shown.join("; "),
+                if names.len() > 3 { "; ..." } else { "" },
                 if rec.region.is_empty() {
                     "; no zone: energy only, no carbon"
                 } else {
@@ -160,6 +165,40 @@ pub fn measured_records(runs: &[RunReport]) -> (Vec<PortfolioRecord>, Vec<String
         })
         .collect();
     (out, warnings)
+}
+
+/// Most characters of a command shown in [`run_name`].
+const COMMAND_CHARS: usize = 40;
+
+/// What people call a run: its `model` and `team` labels and its command (the program's
+/// file name and its arguments, at most 40 characters), e.g. `model=llama-8b team=search:
+/// python train.py --epochs 3`; the run id only when it has none of these.
+pub fn run_name(r: &RunReport) -> String {
+    let mut parts: Vec<String> = ["model", "team"]
+        .iter()
+        .filter_map(|k| r.labels.get(*k).map(|v| format!("{k}={v}")))
+        .collect();
+    if let Some((prog, args)) = r.command.split_first() {
+        let prog = prog.rsplit('/').next().unwrap_or(prog);
+        let mut cmd = std::iter::once(prog)
+            .chain(args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if cmd.chars().count() > COMMAND_CHARS {
+            cmd = cmd.chars().take(COMMAND_CHARS).collect::<String>() + "...";
+        }
+        let joined = if parts.is_empty() {
+            cmd
+        } else {
+            format!("{}: {cmd}", parts.join(" "))
+        };
+        parts = vec![joined];
+    }
+    if parts.is_empty() {
+        format!("run {}", r.id)
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// One line of the report: a record, and whether it counts in the totals.
@@ -237,8 +276,20 @@ pub struct PortfolioReport {
     /// figures counted at their value).
     pub location_low_g: f64,
     pub location_high_g: f64,
-    /// Facility energy of the measured runs, MWh (provider figures carry no energy).
+    /// Facility energy of the measured runs, MWh (provider figures carry no energy). Runs that
+    /// are detail of a provider figure count here: the provider's figure has no energy.
     pub measured_energy_mwh: f64,
+    /// Facility energy of the counted estimates, MWh (an estimate superseded by the
+    /// provider's own figure is left out with its carbon).
+    pub estimated_energy_mwh: f64,
+    /// The portfolio's energy, MWh: measured plus estimated. Provider-reported figures carry
+    /// none and add nothing: the figure is a lower bound when there are any.
+    pub energy_mwh: f64,
+    /// Counted provider-reported lines, whose energy is unknown.
+    pub lines_without_energy: usize,
+    /// The Operational Overhead Score of each way of obtaining a figure, by tier (set by
+    /// the caller from the history, [`overhead`]); empty when not computed.
+    pub overhead: Vec<RouteScore>,
     pub by_tier: Vec<GroupTotal>,
     pub by_provider: Vec<GroupTotal>,
     pub by_month: Vec<GroupTotal>,
@@ -387,6 +438,16 @@ pub fn build(period: &str, records: Vec<PortfolioRecord>, label_keys: &[&str]) -
         .filter_map(|l| l.record.energy_j)
         .sum::<f64>()
         / J_PER_MWH;
+    let estimated_energy_mwh = lines
+        .iter()
+        .filter(|l| l.counted && l.record.tier == Tier::Estimate)
+        .filter_map(|l| l.record.energy_j)
+        .sum::<f64>()
+        / J_PER_MWH;
+    let lines_without_energy = lines
+        .iter()
+        .filter(|l| l.counted && l.record.tier == Tier::ProviderReported)
+        .count();
     let by_tier = group(&|r| r.tier.label().to_string());
     let shares = Tier::ALL
         .iter()
@@ -500,6 +561,10 @@ pub fn build(period: &str, records: Vec<PortfolioRecord>, label_keys: &[&str]) -
         location_low_g,
         location_high_g,
         measured_energy_mwh,
+        estimated_energy_mwh,
+        energy_mwh: measured_energy_mwh + estimated_energy_mwh,
+        lines_without_energy,
+        overhead: Vec::new(),
         by_provider: group(&|r| r.provider.to_string()),
         by_month: group(&|r| r.month.to_string()),
         by_scope: group(&|r| r.scope.as_str().to_string()),
@@ -509,6 +574,31 @@ pub fn build(period: &str, records: Vec<PortfolioRecord>, label_keys: &[&str]) -
         breaks,
         lines,
         notes,
+    }
+}
+
+/// The Operational Overhead Score of every way of obtaining a figure (provider export,
+/// usage estimate, `run`, Python, the agent), its compute overhead measured over `runs`
+/// (the meter's median CPU share per route, [`Measured::from_runs`]).
+pub fn overhead(runs: &[RunReport]) -> Vec<RouteScore> {
+    overhead_score::score(&Measured::from_runs(runs))
+}
+
+/// The compute overhead of a route in words: `none (...)`, `median 0.2 % CPU over 3
+/// run(s) (measured)`, `about 0.1 % CPU (typical: ...)`.
+pub fn compute_text(c: &ComputeOverhead) -> String {
+    match c {
+        ComputeOverhead::None { note } => format!("none ({note})"),
+        ComputeOverhead::Measured {
+            median_cpu_pct,
+            runs,
+        } => format!(
+            "median {} % CPU over {runs} run(s) (measured in the history)",
+            sig(*median_cpu_pct)
+        ),
+        ComputeOverhead::Typical { cpu_pct, note } => {
+            format!("about {} % CPU (typical: {note})", sig(*cpu_pct))
+        }
     }
 }
 
@@ -592,8 +682,8 @@ pub fn markdown(p: &PortfolioReport) -> String {
         ));
     }
     o.push_str(&format!(
-        "| Measured energy (facility) | {} MWh |\n",
-        sig(p.measured_energy_mwh)
+        "| Energy (facility) | {} |\n",
+        cell(&energy_text(p))
     ));
     for s in &p.shares {
         o.push_str(&format!(
@@ -610,6 +700,20 @@ pub fn markdown(p: &PortfolioReport) -> String {
     group_table(&mut o, "scope", &p.by_scope);
     for l in &p.by_label {
         group_table(&mut o, &format!("label {}", l.key), &l.groups);
+    }
+    if !p.overhead.is_empty() {
+        o.push_str("\n## Operational Overhead Score by tier\n\n| tier | way | latency until the number exists | set-up steps | compute overhead | score |\n|---|---|---|---:|---|---|\n");
+        for s in &p.overhead {
+            o.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                s.route.tier().label(),
+                s.route.id(),
+                cell(&s.latency),
+                s.setup_steps.len(),
+                cell(&compute_text(&s.compute)),
+                s.score.as_str()
+            ));
+        }
     }
     if !p.breaks.is_empty() {
         o.push_str("\n## Series breaks\n\n| provider | account | from month | model |\n|---|---|---|---|\n");
@@ -714,6 +818,24 @@ pub fn csv(p: &PortfolioReport) -> String {
     w.into_inner()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
+}
+
+/// The portfolio's energy in words: `3.6 MWh (measured 3.5, estimated 0.1; 12
+/// provider-reported line(s) carry no energy and add none)`, the number in MWh.
+pub fn energy_text(p: &PortfolioReport) -> String {
+    let mut s = format!(
+        "{} MWh (measured {}, estimated {})",
+        sig(p.energy_mwh),
+        sig(p.measured_energy_mwh),
+        sig(p.estimated_energy_mwh)
+    );
+    if p.lines_without_energy > 0 {
+        s.push_str(&format!(
+            "; {} provider-reported line(s) carry no energy and add none: a lower bound",
+            p.lines_without_energy
+        ));
+    }
+    s
 }
 
 /// One-line summary for stderr.

@@ -138,6 +138,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
                 args.group_by.iter().map(String::as_str).collect()
             };
             let mut p = portfolio::build(&period_label, all, &keys);
+            p.overhead = portfolio::overhead(&runs);
             if args.runs.is_empty() {
                 p.previous = previous_period(&args.select, &keys)?;
             }

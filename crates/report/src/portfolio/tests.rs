@@ -292,3 +292,115 @@ fn the_esrs_statement_of_the_same_year_merges_tiers_without_double_counting() {
     );
     assert!(md.contains("gcp-carbon export, model 11, 12"), "{md}");
 }
+
+#[test]
+fn the_portfolio_energy_is_measured_plus_counted_estimates_and_says_what_has_none() {
+    let (runs, mut records) = mixed_year();
+    let providers = records
+        .iter()
+        .filter(|r| r.tier == Tier::ProviderReported)
+        .count();
+    records.extend(measured_records(&runs).0);
+    let p = build("2026", records, &DEFAULT_LABEL_KEYS);
+    // Measured: 3 runs x 1.2 MWh facility (run A, detail of GCP's figure, too: that figure
+    // has no energy). Estimates: the OCI one, 1e9 J; GCP's superseded one is left out.
+    assert!(close(p.measured_energy_mwh, 3.6));
+    assert!(close(p.estimated_energy_mwh, 1.0e9 / 3.6e9));
+    assert!(close(p.energy_mwh, 3.6 + 1.0e9 / 3.6e9));
+    assert_eq!(p.lines_without_energy, providers);
+    let md = markdown(&p);
+    let want = format!(
+        "| Energy (facility) | 3.878 MWh (measured 3.600, estimated 0.2778); {providers} \
+         provider-reported line(s) carry no energy and add none: a lower bound |"
+    );
+    assert!(md.contains(&want), "{want}\n{md}");
+}
+
+#[test]
+fn runs_are_named_by_model_team_and_command_not_by_id() {
+    let mut r = run(
+        "0f3a9c",
+        "2026-03-03T09:00:00Z",
+        "FR",
+        1.0,
+        &[("model", "llama-8b"), ("team", "search")],
+    );
+    r.command = vec![
+        "/usr/bin/python3".into(),
+        "train.py".into(),
+        "--epochs".into(),
+        "3".into(),
+    ];
+    assert_eq!(
+        run_name(&r),
+        "model=llama-8b team=search: python3 train.py --epochs 3"
+    );
+    r.labels.clear();
+    r.command = vec!["x".repeat(50)];
+    assert_eq!(run_name(&r), format!("{}...", "x".repeat(40)));
+    r.command.clear();
+    assert_eq!(run_name(&r), "run 0f3a9c");
+    let (m, _) = measured_records(&[r]);
+    assert_eq!(m[0].note.as_deref(), Some("1 run(s): run 0f3a9c"));
+}
+
+#[test]
+fn the_overhead_score_per_tier_uses_the_meter_share_measured_in_the_history() {
+    // Three `run`s whose meter took 0.1 %, 0.3 % and 0.2 % of the run: median 0.2 %.
+    let runs: Vec<RunReport> = [0.001, 0.003, 0.002]
+        .iter()
+        .map(|f| {
+            let mut r = sample("r", 10.0);
+            r.command = vec!["train".into()];
+            r.overhead.reads = 10;
+            r.overhead.meter_cpu_fraction = *f;
+            r
+        })
+        .collect();
+    let (_, records) = mixed_year();
+    let mut p = build("2026", records, &DEFAULT_LABEL_KEYS);
+    p.overhead = overhead(&runs);
+    let tiers: Vec<(&str, &str)> = p
+        .overhead
+        .iter()
+        .map(|s| (s.route.tier().label(), s.route.id()))
+        .collect();
+    assert_eq!(
+        tiers,
+        [
+            ("provider-reported", "provider-export"),
+            ("estimate (CCF method)", "usage-estimate"),
+            ("measured", "run"),
+            ("measured", "python"),
+            ("measured", "agent"),
+        ]
+    );
+    let md = markdown(&p);
+    for row in [
+        "| provider-reported | provider-export | about a month: monthly figures, published after \
+         the month closes | 2 | none (the provider computes the figure; nothing runs on your \
+         machines) | high |",
+        "| measured | run | at the end of the run | 2 | median 0.2000 % CPU over 3 run(s) \
+         (measured in the history) | medium |",
+        "| measured | agent | when a window closes, plus the settle lag (5 s) | 4 | about 0.1000 \
+         % CPU (typical: no agent window stored yet: the typical meter share \
+         (docs/benchmarks.md)) | high |",
+    ] {
+        assert!(md.contains(row), "{row}\n{md}");
+    }
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["overhead"][2]["compute"]["median_cpu_pct"], 0.2);
+    assert_eq!(json["overhead"][2]["compute"]["runs"], 3);
+
+    // The HTML form: the same table, the month x tier chart with axes, the methodology.
+    let html = crate::html::portfolio_html(&p);
+    assert!(html.contains("data-table=\"overhead\""));
+    assert!(html.contains("<td>measured</td><td>run</td><td>at the end of the run</td>"));
+    assert!(html.contains("data-chart=\"month-tier\""));
+    assert!(html.contains(">location-based tCO2e</text>") && html.contains(">month</text>"));
+    // January, stacked: provider-reported 661.5 kg... and the OCI estimate 10 kg.
+    assert!(html.contains("data-month=\"2026-01\" data-tier=\"estimate\" data-value=\"0.01\""));
+    assert!(html.contains("data-section=\"methodology\""));
+    assert!(html.contains("Apache-2.0"));
+    assert!(html.contains("series break(s)"));
+}
