@@ -58,6 +58,12 @@ struct OpenUsage {
     pass: u64,
 }
 
+/// CPU-time files kept open at most. Beyond it a cgroup's file is opened, read and closed at
+/// each pass (the cost the cache saves), so that a node with thousands of cgroups cannot
+/// exhaust the agent's descriptors: with the agent's default cap of 256 connections and its
+/// own few dozen, 512 stays under the usual limit of 1024 (`LimitNOFILE=1024` in the unit).
+pub const MAX_OPEN_USAGE_FILES: usize = 512;
+
 #[derive(Debug, Default)]
 struct UsageCache {
     files: HashMap<String, OpenUsage>,
@@ -240,7 +246,9 @@ impl CgroupTree for CgroupFs {
         }
         let f = self.open_usage(path, pass)?;
         let n = f.file.read_at(&mut buf, 0).ok()?;
-        cache.files.insert(path.to_string(), f);
+        if cache.files.len() < MAX_OPEN_USAGE_FILES {
+            cache.files.insert(path.to_string(), f);
+        }
         self.parse(&buf[..n])
     }
 
@@ -368,6 +376,30 @@ mod tests {
 
     fn row(p: &str, ns: u64) -> (String, Option<u64>) {
         (p.to_string(), Some(ns))
+    }
+
+    #[test]
+    fn open_files_are_capped_and_cgroups_beyond_the_cap_still_read() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        stat(root, 1);
+        let n = MAX_OPEN_USAGE_FILES + 20;
+        for k in 0..n {
+            let c = root.join(format!("c{k:04}"));
+            std::fs::create_dir(&c).unwrap();
+            stat(&c, 2);
+        }
+        let fs = CgroupFs::new(root.to_path_buf(), CgroupVersion::V2);
+        for _ in 0..2 {
+            let rows = pass(&fs);
+            assert_eq!(rows.len(), n + 1);
+            assert!(
+                rows[1..].iter().all(|r| r.1 == Some(2000)),
+                "{:?}",
+                &rows[..3]
+            );
+            assert_eq!(fs.open_files(), MAX_OPEN_USAGE_FILES);
+        }
     }
 
     #[test]
