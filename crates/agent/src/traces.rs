@@ -1013,13 +1013,26 @@ mod tests {
                 kv("gen_ai.request.model", pb::Value::StringValue("m".into())),
                 kv("gen_ai.usage.output_tokens", pb::Value::IntValue(out)),
             ],
+            ..Default::default()
         }
     }
 
     fn export(spans: Vec<pb::Span>) -> Vec<u8> {
         pb::ExportTraceServiceRequest {
             resource_spans: vec![pb::ResourceSpans {
-                scope_spans: vec![pb::ScopeSpans { spans }],
+                resource: Some(pb::Resource {
+                    attributes: vec![kv(
+                        "service.name",
+                        pb::Value::StringValue("demo-agent".into()),
+                    )],
+                }),
+                scope_spans: vec![pb::ScopeSpans {
+                    scope: Some(pb::InstrumentationScope {
+                        name: "demo".into(),
+                        version: "1.0".into(),
+                    }),
+                    spans,
+                }],
             }],
         }
         .encode_to_vec()
@@ -1132,5 +1145,250 @@ mod tests {
         assert_eq!(t.traces.len(), MAX_TRACES);
         assert_eq!(t.losses.traces_forgotten, 5);
         assert!(t.report(&format!("{:032x}", 1), |_| None).is_none());
+    }
+
+    fn attr<'a>(s: &'a pb::Span, key: &str) -> Option<&'a pb::Value> {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+    }
+
+    /// The agent task of `an_agent_task_rolls_up_so_each_joule_counts_once`, in an exporting
+    /// table, with the ledger stand-in's energies: 10 J per second of each leaf.
+    fn exporting_task() -> (TraceTable, Vec<crate::state::SpanReport>) {
+        let mut root = pb_span(1, None, 1000, 1010, "invoke_agent", 0);
+        root.kind = 2;
+        root.status = Some(pb::Status {
+            message: "ok".into(),
+            code: 1,
+        });
+        root.attributes
+            .push(kv("wattprint.energy_j", pb::Value::DoubleValue(-1.0)));
+        root.attributes.push(kv("flag", pb::Value::BoolValue(true)));
+        let body = export(vec![
+            pb_span(2, Some(1), 1001, 1003, "chat", 20),
+            pb_span(3, Some(1), 1003, 1004, "execute_tool", 0),
+            pb_span(4, Some(1), 1004, 1008, "chat", 40),
+            root,
+        ]);
+        let mut t = TraceTable::exporting();
+        let mut queued = Vec::new();
+        t.ingest(decode_protobuf(&body).unwrap(), |rep| {
+            queued.push(rep);
+            Some(queued.len() as u64)
+        });
+        (t, queued)
+    }
+
+    #[test]
+    fn settled_spans_are_exported_once_with_their_energy_and_everything_they_came_with() {
+        let (mut t, queued) = exporting_task();
+        assert_eq!(t.awaiting_export(), 4);
+        let settled = |id: u64| {
+            let s = &queued[id as usize - 1];
+            let e = 10.0 * (s.end_unix_s - s.start_unix_s);
+            Attribution::Settled {
+                energy_j: e,
+                carbon_g: e / 1000.0,
+            }
+        };
+        // Leaf 3 (the tool call) pending: only the two chats are ready; the root waits.
+        let first = t.take_settled(
+            |id| {
+                if id == 2 {
+                    Attribution::Pending
+                } else {
+                    settled(id)
+                }
+            },
+            "measured",
+            100,
+        );
+        assert_eq!(first.spans.len(), 2);
+        assert_eq!(first.given_up, 0);
+        assert_eq!(t.awaiting_export(), 2);
+        let second = t.take_settled(settled, "measured", 100);
+        assert_eq!(second.spans.len(), 2);
+        assert_eq!(t.awaiting_export(), 0);
+        // Nothing is handed out twice, even when the client sends the spans again.
+        assert!(t.take_settled(settled, "measured", 100).spans.is_empty());
+        let again = export(vec![pb_span(2, Some(1), 1001, 1003, "chat", 20)]);
+        t.ingest(decode_protobuf(&again).unwrap(), |_| Some(1));
+        assert!(t.take_settled(settled, "measured", 100).spans.is_empty());
+
+        // Encode, decode with prost, and read back exact values.
+        let all: Vec<_> = first.spans.into_iter().chain(second.spans).collect();
+        let body = encode_export(all);
+        let back = pb::ExportTraceServiceRequest::decode(&body[..]).unwrap();
+        assert_eq!(back.resource_spans.len(), 1, "one resource, as received");
+        let rs = &back.resource_spans[0];
+        assert_eq!(
+            rs.resource.as_ref().unwrap().attributes[0],
+            kv("service.name", pb::Value::StringValue("demo-agent".into()))
+        );
+        let ss = &rs.scope_spans[0];
+        assert_eq!(ss.scope.as_ref().unwrap().name, "demo");
+        let by_id = |b: u8| ss.spans.iter().find(|s| s.span_id == vec![b; 8]).unwrap();
+        let chat = by_id(4);
+        assert_eq!(chat.trace_id, vec![7; 16]);
+        assert_eq!(chat.parent_span_id, vec![1; 8]);
+        assert_eq!(chat.name, "chat 4");
+        assert_eq!(
+            (chat.start_time_unix_nano, chat.end_time_unix_nano),
+            (1_004_000_000_000, 1_008_000_000_000)
+        );
+        assert_eq!(
+            attr(chat, "wattprint.energy_j"),
+            Some(&pb::Value::DoubleValue(40.0))
+        );
+        assert_eq!(
+            attr(chat, "wattprint.carbon_g"),
+            Some(&pb::Value::DoubleValue(0.04))
+        );
+        assert_eq!(
+            attr(chat, "wattprint.method"),
+            Some(&pb::Value::StringValue("measured".into()))
+        );
+        assert_eq!(
+            attr(chat, "wattprint.attribution"),
+            Some(&pb::Value::StringValue("attributed".into()))
+        );
+        assert_eq!(
+            attr(chat, "gen_ai.usage.output_tokens"),
+            Some(&pb::Value::IntValue(40))
+        );
+        let root = by_id(1);
+        assert!(root.parent_span_id.is_empty());
+        assert_eq!((root.kind, root.status.as_ref().unwrap().code), (2, 1));
+        // 20 + 10 + 40 J from its children; the client's own wattprint.energy_j is replaced.
+        assert_eq!(
+            attr(root, "wattprint.energy_j"),
+            Some(&pb::Value::DoubleValue(70.0))
+        );
+        assert_eq!(
+            root.attributes
+                .iter()
+                .filter(|kv| kv.key == "wattprint.energy_j")
+                .count(),
+            1
+        );
+        assert_eq!(attr(root, "flag"), Some(&pb::Value::BoolValue(true)));
+        assert_eq!(
+            attr(root, "wattprint.attribution"),
+            Some(&pb::Value::StringValue("rolled_up".into()))
+        );
+        // The leaves' exported energies sum to the root's: each joule once.
+        let leaves: f64 = ss
+            .spans
+            .iter()
+            .filter(|s| !s.parent_span_id.is_empty())
+            .map(|s| match attr(s, "wattprint.energy_j") {
+                Some(pb::Value::DoubleValue(j)) => *j,
+                v => panic!("{v:?}"),
+            })
+            .sum();
+        assert_eq!(leaves, 70.0);
+    }
+
+    #[test]
+    fn spans_that_can_never_settle_are_given_up_and_counted_not_kept() {
+        let (mut t, _) = exporting_task();
+        // Leaf 3's attribution was dropped by the ledger: it and the root can never settle.
+        let out = t.take_settled(
+            |id| {
+                if id == 2 {
+                    Attribution::Gone
+                } else {
+                    Attribution::Settled {
+                        energy_j: 1.0,
+                        carbon_g: 0.0,
+                    }
+                }
+            },
+            "estimated",
+            100,
+        );
+        assert_eq!((out.spans.len(), out.given_up), (2, 2));
+        assert_eq!(t.awaiting_export(), 0);
+        // A batch is at most `max` spans; the rest wait for the next call.
+        let (mut t, _) = exporting_task();
+        let one = |_| Attribution::Settled {
+            energy_j: 1.0,
+            carbon_g: 0.0,
+        };
+        assert_eq!(t.take_settled(one, "measured", 3).spans.len(), 3);
+        assert_eq!(t.take_settled(one, "measured", 3).spans.len(), 1);
+        // A table that does not export keeps nothing for it.
+        let mut plain = TraceTable::default();
+        plain.ingest(
+            decode_protobuf(&export(vec![pb_span(2, None, 1, 2, "chat", 1)])).unwrap(),
+            |_| Some(1),
+        );
+        assert_eq!(plain.awaiting_export(), 0);
+        assert!(plain.take_settled(one, "measured", 10).spans.is_empty());
+    }
+
+    #[test]
+    fn json_spans_export_their_attributes_kind_status_and_resource() {
+        let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}]},
+          "scopeSpans":[{"scope":{"name":"lib","version":"2"},"spans":[
+            {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174",
+             "name":"chat m","kind":3,"startTimeUnixNano":"1000000000","endTimeUnixNano":"3000000000",
+             "status":{"code":2,"message":"boom"},
+             "attributes":[{"key":"a","value":{"intValue":"-5"}},{"key":"b","value":{"boolValue":false}},
+                           {"key":"c","value":{"arrayValue":{"values":[]}}}]}]}]}]}"#;
+        let mut t = TraceTable::exporting();
+        t.ingest(decode_json(body).unwrap(), |_| Some(9));
+        let out = t.take_settled(
+            |_| Attribution::Settled {
+                energy_j: 2.5,
+                carbon_g: 0.25,
+            },
+            "estimated",
+            10,
+        );
+        let back = pb::ExportTraceServiceRequest::decode(&encode_export(out.spans)[..]).unwrap();
+        let rs = &back.resource_spans[0];
+        assert_eq!(
+            rs.resource.as_ref().unwrap().attributes,
+            [kv("service.name", pb::Value::StringValue("svc".into()))]
+        );
+        assert_eq!(rs.scope_spans[0].scope.as_ref().unwrap().version, "2");
+        let s = &rs.scope_spans[0].spans[0];
+        assert_eq!(hex(&s.trace_id), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(s.kind, 3);
+        assert_eq!(
+            s.status,
+            Some(pb::Status {
+                message: "boom".into(),
+                code: 2
+            })
+        );
+        assert_eq!(attr(s, "a"), Some(&pb::Value::IntValue(-5)));
+        assert_eq!(attr(s, "b"), Some(&pb::Value::BoolValue(false)));
+        // An array value is not kept (not declared in `pb`): no empty attribute is sent on.
+        assert!(attr(s, "c").is_none() && !s.attributes.iter().any(|kv| kv.key == "c"));
+        assert_eq!(
+            attr(s, "wattprint.energy_j"),
+            Some(&pb::Value::DoubleValue(2.5))
+        );
+        assert_eq!(
+            attr(s, "wattprint.method"),
+            Some(&pb::Value::StringValue("estimated".into()))
+        );
+    }
+
+    #[test]
+    fn a_forgotten_trace_counts_its_unexported_spans_as_given_up() {
+        let mut t = TraceTable::exporting();
+        for k in 0..=MAX_TRACES {
+            let mut s = decode_protobuf(&export(vec![pb_span(1, None, 1, 2, "chat", 1)])).unwrap();
+            s[0].trace_id = format!("{:032x}", k + 1);
+            t.ingest(s, |_| Some(1));
+        }
+        assert_eq!(t.awaiting_export(), MAX_TRACES);
+        let out = t.take_settled(|_| Attribution::Pending, "measured", 10);
+        assert_eq!((out.spans.len(), out.given_up), (0, 1));
     }
 }

@@ -46,7 +46,8 @@ fn the_agent_pushes_otlp_json_metrics_to_the_collector() {
     let port = collector.local_addr().unwrap().port();
     let mut cfg = common::loopback_config(0.05);
     cfg.otlp = Some(OtlpConfig {
-        endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
+        endpoint: Some(format!("http://127.0.0.1:{port}/v1/metrics")),
+        traces_endpoint: None,
         interval_s: 0.2,
         headers: vec![],
         gzip: false,
@@ -95,7 +96,8 @@ fn a_failed_push_is_counted_in_the_metrics() {
     let port = collector.local_addr().unwrap().port();
     let mut cfg = common::loopback_config(0.05);
     cfg.otlp = Some(OtlpConfig {
-        endpoint: format!("http://127.0.0.1:{port}/v1/metrics"),
+        endpoint: Some(format!("http://127.0.0.1:{port}/v1/metrics")),
+        traces_endpoint: None,
         interval_s: 0.1,
         headers: vec![],
         gzip: false,
@@ -167,7 +169,8 @@ fn a_retryable_answer_is_retried_with_the_same_gzip_snapshot_and_headers() {
     let port = collector.local_addr().unwrap().port();
     let mut cfg = common::loopback_config(0.05);
     cfg.otlp = Some(OtlpConfig {
-        endpoint: format!("http://127.0.0.1:{port}"),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        traces_endpoint: None,
         // Longer than the retry (2 s): the second request is the retry, not a new snapshot.
         interval_s: 3.0,
         headers: wattprint_agent::otlp::parse_headers("authorization=Bearer%20s3cret").unwrap(),
