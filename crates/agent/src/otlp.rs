@@ -773,4 +773,203 @@ mod tests {
             .unwrap();
         assert_eq!(back, body);
     }
+
+    /// A state over one scripted sensor: package-0 (counted, +100 J per read), core-0 (inside
+    /// it, not counted, +30 J), gpu-0 (counted, +50 J), psys (contains the package, not
+    /// counted, +400 J); two ticks.
+    fn four_domain_state() -> AgentState {
+        use wattprint_core::{DomainKind as K, Method as M};
+        use wattprint_sensors::fake::{domain, FakeSensor};
+        use wattprint_sensors::{RawReading, ReadCadence, SensorInfo};
+        let mut gpu = domain("gpu-0", K::Gpu, M::Counter, true);
+        gpu.device = Some("NVIDIA H100".into());
+        let sensor = FakeSensor::new(
+            SensorInfo {
+                source: "fake".into(),
+                domains: vec![
+                    domain("package-0", K::CpuPackage, M::Counter, true),
+                    domain("core-0", K::CpuCore, M::Counter, false),
+                    gpu,
+                    domain("psys", K::Psys, M::Counter, false),
+                ],
+                cadence: ReadCadence::Boundaries { guard_s: None },
+                setup: "none".into(),
+            },
+            {
+                let mut n = 0.0;
+                move |_t, out| {
+                    n += 1.0;
+                    for (o, step) in out.iter_mut().zip([100.0, 30.0, 50.0, 400.0]) {
+                        *o = RawReading::EnergyCounter {
+                            joules: n * step,
+                            range_j: None,
+                        };
+                    }
+                    Ok(())
+                }
+            },
+        );
+        let meter = wattprint_sensors::Meter::start(vec![Box::new(sensor)], Default::default());
+        let carbon = crate::CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            intensity_g_per_kwh: Some(100.0),
+            pue: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut st = AgentState::new(meter, 1000.0, 0.0, carbon, Default::default());
+        st.tick();
+        st.tick();
+        st
+    }
+
+    fn metric<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    fn attrs(p: &Value) -> Vec<(String, String)> {
+        p["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["key"].as_str().unwrap().to_string(),
+                    a["value"]["stringValue"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn energy_is_also_under_the_hardware_semantic_conventions() {
+        let st = four_domain_state();
+        let cum = st.cumulative_j().to_vec();
+        assert_eq!(
+            cum,
+            [200.0, 60.0, 100.0, 800.0],
+            "two reads after the first"
+        );
+        let doc = encode(&st, 1000.0, 1010.0);
+        let hw = metric(&doc, "hw.energy");
+        assert_eq!(
+            (hw["unit"].as_str(), hw["sum"]["isMonotonic"].as_bool()),
+            (Some("J"), Some(true))
+        );
+        assert_eq!(hw["sum"]["aggregationTemporality"], 2);
+        let points = hw["sum"]["dataPoints"].as_array().unwrap();
+        // The counted components only: no core (inside its package), no psys (the host).
+        let got: Vec<(Vec<(String, String)>, f64)> = points
+            .iter()
+            .map(|p| (attrs(p), p["asDouble"].as_f64().unwrap()))
+            .collect();
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            got,
+            [
+                (
+                    vec![
+                        kv("hw.id", "package-0"),
+                        kv("hw.type", "cpu"),
+                        kv("hw.name", "package-0")
+                    ],
+                    200.0
+                ),
+                (
+                    vec![
+                        kv("hw.id", "gpu-0"),
+                        kv("hw.type", "gpu"),
+                        kv("hw.name", "NVIDIA H100")
+                    ],
+                    100.0
+                ),
+            ]
+        );
+        let host = metric(&doc, "hw.host.energy");
+        assert_eq!(host["unit"], "J");
+        assert_eq!(host["sum"]["isMonotonic"], true);
+        let p = &host["sum"]["dataPoints"][0];
+        assert_eq!(attrs(p), [kv("hw.id", "host")]);
+        assert_eq!(p["asDouble"], 300.0);
+        assert_eq!(p["startTimeUnixNano"], "1000000000000");
+        assert_eq!(p["timeUnixNano"], "1010000000000");
+        // Power: a gauge per component and for the host, W, from the last interval.
+        let pw = metric(&doc, "hw.power");
+        assert_eq!(pw["unit"], "W");
+        let w: Vec<f64> = pw["gauge"]["dataPoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["asDouble"].as_f64().unwrap())
+            .collect();
+        let last = st.samples().back().unwrap();
+        assert_eq!(w, [last.power_w[0].unwrap(), last.power_w[2].unwrap()]);
+        let hp = metric(&doc, "hw.host.power");
+        assert_eq!(hp["unit"], "W");
+        assert_eq!(
+            hp["gauge"]["dataPoints"][0]["asDouble"].as_f64().unwrap(),
+            w[0] + w[1]
+        );
+        // The agent's own names are still there, with every domain.
+        let own = metric(&doc, "wattprint.energy");
+        assert_eq!(own["sum"]["dataPoints"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn spans_are_measured_unless_a_counted_domain_is_a_model() {
+        assert_eq!(span_method(&four_domain_state()), "measured");
+        let meter = wattprint_sensors::Meter::start(
+            vec![Box::new(wattprint_sensors::fake::FakeSensor::new(
+                wattprint_sensors::SensorInfo {
+                    source: "fake".into(),
+                    domains: vec![wattprint_sensors::fake::domain(
+                        "cpu-model",
+                        wattprint_core::DomainKind::CpuModel,
+                        wattprint_core::Method::Model,
+                        true,
+                    )],
+                    cadence: wattprint_sensors::ReadCadence::Poll { preferred_s: 0.1 },
+                    setup: "none".into(),
+                },
+                |_t, out| {
+                    out[0] = wattprint_sensors::RawReading::Power { watts: 5.0 };
+                    Ok(())
+                },
+            ))],
+            Default::default(),
+        );
+        let st = AgentState::new(
+            meter,
+            0.0,
+            0.0,
+            crate::CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+                intensity_g_per_kwh: Some(1.0),
+                ..Default::default()
+            })
+            .unwrap(),
+            Default::default(),
+        );
+        assert_eq!(span_method(&st), "estimated");
+    }
+
+    #[test]
+    fn traces_endpoints_default_to_v1_traces() {
+        assert_eq!(
+            parse_traces_endpoint("http://tempo:4318").unwrap(),
+            "http://tempo:4318/v1/traces"
+        );
+        assert_eq!(
+            parse_traces_endpoint("https://cloud.langfuse.com/api/public/otel/v1/traces").unwrap(),
+            "https://cloud.langfuse.com/api/public/otel/v1/traces"
+        );
+        let e = parse_traces_endpoint("tempo:4318").unwrap_err();
+        assert!(
+            e.starts_with("--otlp-traces-endpoint") && e.contains("/v1/traces"),
+            "{e}"
+        );
+    }
 }
