@@ -280,8 +280,9 @@ pub struct Origin {
     pub scope: Option<pb::InstrumentationScope>,
 }
 
-/// What a span carries besides the fields the attribution reads.
+/// A span's own fields besides its ids, times and GenAI attributes.
 struct Extra {
+    name: String,
     kind: i32,
     attributes: Vec<pb::KeyValue>,
     status: Option<pb::Status>,
@@ -343,7 +344,6 @@ fn span_of(
     trace_id: String,
     span_id: String,
     parent: String,
-    name: String,
     start_ns: f64,
     end_ns: f64,
     a: Attrs,
@@ -353,7 +353,7 @@ fn span_of(
         trace_id,
         span_id,
         parent_span_id: (!parent.is_empty() && parent.chars().any(|c| c != '0')).then_some(parent),
-        name: crate::labels::cut(&name),
+        name: crate::labels::cut(&extra.name),
         start_unix_s: start_ns / 1e9,
         end_unix_s: end_ns / 1e9,
         operation: a.operation,
@@ -408,6 +408,7 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
                 .retain(|kv| kv.value.as_ref().is_some_and(|v| v.value.is_some()));
             s.attributes.truncate(MAX_ATTRIBUTES_KEPT);
             let extra = Extra {
+                name: s.name,
                 kind: s.kind,
                 attributes: s.attributes,
                 status: s.status,
@@ -417,7 +418,6 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
                 hex(&s.trace_id),
                 hex(&s.span_id),
                 hex(&s.parent_span_id),
-                s.name,
                 s.start_time_unix_nano as f64,
                 s.end_time_unix_nano as f64,
                 a,
@@ -473,6 +473,7 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
                 s.attributes.iter().filter_map(js_attribute).collect();
             attributes.truncate(MAX_ATTRIBUTES_KEPT);
             let extra = Extra {
+                name: s.name,
                 kind: s.kind.as_enum(),
                 attributes,
                 status: s.status.map(|st| pb::Status {
@@ -485,7 +486,6 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
                 s.trace_id.to_ascii_lowercase(),
                 s.span_id.to_ascii_lowercase(),
                 s.parent_span_id.to_ascii_lowercase(),
-                s.name,
                 s.start_time_unix_nano.as_f64().unwrap_or(f64::NAN),
                 s.end_time_unix_nano.as_f64().unwrap_or(f64::NAN),
                 a,
