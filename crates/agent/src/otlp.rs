@@ -585,14 +585,28 @@ pub fn collect_spans(traces: &Mutex<TraceTable>, shared: &Shared) -> Option<(Vec
     let mut table = traces.lock().unwrap_or_else(|e| e.into_inner());
     let mut st = lock(shared);
     let method = span_method(&st);
+    let horizon_unix_s = st.settled_until_unix_s();
     let settled = table.take_settled(
-        |l| match st.request(l) {
-            Some(crate::state::RequestStatus::Settled(s)) => Attribution::Settled {
-                energy_j: s.energy_j,
-                carbon_g: s.carbon_g,
-            },
-            Some(crate::state::RequestStatus::Pending { .. }) => Attribution::Pending,
-            None => Attribution::Gone,
+        |l, span| {
+            if let Some(s) = st.settled_request(l) {
+                return Attribution::Settled {
+                    energy_j: s.energy_j,
+                    carbon_g: s.carbon_g,
+                };
+            }
+            // Not settled yet, surely, when it ends past the horizon: no scan of the
+            // pending spans under the lock for those.
+            if span.end_unix_s > horizon_unix_s {
+                return Attribution::Pending;
+            }
+            match st.request(l) {
+                Some(crate::state::RequestStatus::Settled(s)) => Attribution::Settled {
+                    energy_j: s.energy_j,
+                    carbon_g: s.carbon_g,
+                },
+                Some(crate::state::RequestStatus::Pending { .. }) => Attribution::Pending,
+                None => Attribution::Gone,
+            }
         },
         method,
         MAX_SPANS_PER_BATCH,

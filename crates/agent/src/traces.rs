@@ -634,13 +634,13 @@ pub struct TraceTable {
 /// for a parent) plus its children's.
 fn rolled_up<'a>(
     spans: &'a BTreeMap<String, Kept>,
-    lookup: &impl Fn(u64) -> Attribution,
+    lookup: &impl Fn(u64, &TraceSpan) -> Attribution,
 ) -> (HashMap<&'a str, Attribution>, HashMap<&'a str, Attribution>) {
     let own: HashMap<&str, Attribution> = spans
         .iter()
         .map(|(id, k)| {
             let e = match k.ledger_id {
-                Some(l) => lookup(l),
+                Some(l) => lookup(l, &k.span),
                 None => Attribution::Settled {
                     energy_j: 0.0,
                     carbon_g: 0.0,
@@ -871,11 +871,11 @@ impl TraceTable {
 
     /// Up to `max` spans whose energy is settled (their own and every descendant's), not
     /// handed out before, enriched with the `wattprint.*` attributes (`method`: see
-    /// [`METHOD_ATTRIBUTE`]); each span is handed out once. `lookup(ledger_id)` says where
-    /// a ledger entry stands.
+    /// [`METHOD_ATTRIBUTE`]); each span is handed out once. `lookup(ledger_id, span)` says
+    /// where a leaf's ledger entry stands.
     pub fn take_settled(
         &mut self,
-        lookup: impl Fn(u64) -> Attribution,
+        lookup: impl Fn(u64, &TraceSpan) -> Attribution,
         method: &str,
         max: usize,
     ) -> Settled {
@@ -941,7 +941,7 @@ impl TraceTable {
         energy: impl Fn(u64) -> Option<(f64, f64)>,
     ) -> Option<serde_json::Value> {
         let spans = self.traces.get(trace_id)?;
-        let lookup = |l: u64| match energy(l) {
+        let lookup = |l: u64, _: &TraceSpan| match energy(l) {
             Some((energy_j, carbon_g)) => Attribution::Settled { energy_j, carbon_g },
             None => Attribution::Pending,
         };
@@ -1185,7 +1185,7 @@ mod tests {
     fn settled_spans_are_exported_once_with_their_energy_and_everything_they_came_with() {
         let (mut t, queued) = exporting_task();
         assert_eq!(t.awaiting_export(), 4);
-        let settled = |id: u64| {
+        let settled = |id: u64, _: &TraceSpan| {
             let s = &queued[id as usize - 1];
             let e = 10.0 * (s.end_unix_s - s.start_unix_s);
             Attribution::Settled {
@@ -1195,11 +1195,11 @@ mod tests {
         };
         // Leaf 3 (the tool call) pending: only the two chats are ready; the root waits.
         let first = t.take_settled(
-            |id| {
+            |id, s| {
                 if id == 2 {
                     Attribution::Pending
                 } else {
-                    settled(id)
+                    settled(id, s)
                 }
             },
             "measured",
@@ -1296,7 +1296,7 @@ mod tests {
         let (mut t, _) = exporting_task();
         // Leaf 3's attribution was dropped by the ledger: it and the root can never settle.
         let out = t.take_settled(
-            |id| {
+            |id, _| {
                 if id == 2 {
                     Attribution::Gone
                 } else {
@@ -1313,7 +1313,7 @@ mod tests {
         assert_eq!(t.awaiting_export(), 0);
         // A batch is at most `max` spans; the rest wait for the next call.
         let (mut t, _) = exporting_task();
-        let one = |_| Attribution::Settled {
+        let one = |_, _: &TraceSpan| Attribution::Settled {
             energy_j: 1.0,
             carbon_g: 0.0,
         };
@@ -1341,7 +1341,7 @@ mod tests {
         let mut t = TraceTable::exporting();
         t.ingest(decode_json(body).unwrap(), |_| Some(9));
         let out = t.take_settled(
-            |_| Attribution::Settled {
+            |_, _| Attribution::Settled {
                 energy_j: 2.5,
                 carbon_g: 0.25,
             },
@@ -1388,7 +1388,7 @@ mod tests {
             t.ingest(s, |_| Some(1));
         }
         assert_eq!(t.awaiting_export(), MAX_TRACES);
-        let out = t.take_settled(|_| Attribution::Pending, "measured", 10);
+        let out = t.take_settled(|_, _| Attribution::Pending, "measured", 10);
         assert_eq!((out.spans.len(), out.given_up), (0, 1));
     }
 }

@@ -446,6 +446,12 @@ impl AgentState {
     }
 
     /// Where the identified request `id` stands (`GET /v1/requests/{id}`).
+    /// The settled request `id` (a hash lookup: [`AgentState::request`] also scans the
+    /// pending spans).
+    pub fn settled_request(&self, id: u64) -> Option<&Settled> {
+        self.ledger.settled(id)
+    }
+
     pub fn request(&self, id: u64) -> Option<RequestStatus<'_>> {
         self.ledger.request(id)
     }
