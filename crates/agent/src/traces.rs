@@ -1206,7 +1206,10 @@ mod tests {
                 .clone()
         };
         let tool = span("03");
-        assert!(tool["energy_j"].is_null() && tool["carbon_g"].is_null(), "{tool}");
+        assert!(
+            tool["energy_j"].is_null() && tool["carbon_g"].is_null(),
+            "{tool}"
+        );
         assert!(tool["own_energy_j"].is_null(), "{tool}");
         assert_eq!(tool["method"], "refused");
         assert_eq!(tool["refused_reason"], LATE);
