@@ -555,8 +555,8 @@ impl Agent {
             }
             res
         });
-        // The OTLP thread's last chance (bounded: otlp::SHUTDOWN_FLUSH), before the final
-        // snapshot so that what it could not send is counted there.
+        // The OTLP thread's last chance (bounded: otlp::SHUTDOWN_FLUSH): the final metrics
+        // snapshot and the settled spans, before the final spool write.
         #[cfg(feature = "otlp")]
         if let Some(p) = pusher {
             p.finish();
