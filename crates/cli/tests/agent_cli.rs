@@ -464,23 +464,27 @@ fn otlp_keys_in_the_config_file_of_a_build_without_otlp_are_refused() {
     refused(&["--config", file.to_str().unwrap()], "--features otlp");
 }
 
+/// A request a backend received: its path and body.
+#[cfg(feature = "otlp")]
+type Received = (String, Vec<u8>);
+
 /// An OTLP backend on 127.0.0.1 for the shutdown tests: keeps each request's path and body,
 /// answers with `answer(path, requests so far)`; stops by itself when dropped.
 #[cfg(feature = "otlp")]
 struct Backend {
     port: u16,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[cfg(feature = "otlp")]
 impl Backend {
-    fn start(answer: fn(&str, &[(String, Vec<u8>)]) -> &'static [u8]) -> Backend {
+    fn start(answer: fn(&str, &[Received]) -> &'static [u8]) -> Backend {
         use std::sync::{atomic::AtomicBool, atomic::Ordering, Arc, Mutex};
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
         let port = l.local_addr().unwrap().port();
-        let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
         std::thread::spawn(move || {
@@ -536,7 +540,7 @@ impl Backend {
         Backend { port, seen, stop }
     }
 
-    fn received(&self) -> Vec<(String, Vec<u8>)> {
+    fn received(&self) -> Vec<Received> {
         self.seen.lock().unwrap().clone()
     }
 }
