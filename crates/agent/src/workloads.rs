@@ -4,9 +4,17 @@
 //! [`wattprint_core::workloads::split_by_cpu`] (idle apart, the rest of the node's CPU time
 //! to `system`).
 //!
+//! GPU energy: with a [`GpuProcessSource`] (NVML's per-process utilisation), each NVIDIA
+//! GPU's energy of a slice is split by each process's SM share
+//! ([`wattprint_core::gpu_share::energy_by_owner`]) and goes to the workload whose cgroup
+//! holds the process (`<procfs>/<pid>/cgroup`); what no workload accounts for stays in
+//! `kind="gpu"`.
+//!
 //! Bounded: the walk reads at most [`WorkloadOptions::max_cgroups`] cgroups; at most
-//! [`WorkloadOptions::max_series`] workloads are counted as their own series, the energy of
-//! the others is added to `kind="other"`; a workload that ended is kept until
+//! [`WorkloadOptions::max_series`] workloads are counted as their own series, the top ones
+//! by energy (re-ranked every [`RERANK_SLICES`] slices, a challenger needing
+//! [`CHALLENGER_MARGIN`] times the weakest series' energy), the energy of the others is
+//! added to `kind="other"`; a workload that ended or left the top is kept until
 //! [`WorkloadOptions::keep_scrapes`] scrapes saw its final value, then dropped. The walk
 //! happens on the sampling task, never in a scrape. See `docs/workloads.md`.
 
@@ -15,15 +23,42 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use wattprint_core::gpu_share::{energy_by_owner, GpuEnergy, OwnerSplit, ProcUtil};
 use wattprint_core::workloads::{
     name_cgroup, split_by_cpu, CgroupWorkload, CpuSlice, IdleModel, QosClass, WorkloadKind,
 };
 use wattprint_sensors::cgroups::CgroupTree;
+use wattprint_sensors::gpu::GpuProcessSource;
 
 /// Slices over which a workload's power (`power_w` in `/v1/workloads`, the dashboard's
 /// column) is averaged: 30 s at the default 5 s `--interval`, enough to smooth a bursty
 /// container and short enough to follow one that starts or ends.
 pub const POWER_SLICES: usize = 6;
+
+/// Slices between two rankings of the workloads by energy (the top
+/// [`WorkloadOptions::max_series`] keep their own series): the power window, 30 s at the
+/// default 5 s `--interval`, so a ranking weighs the same energy the dashboard's W shows.
+pub const RERANK_SLICES: usize = POWER_SLICES;
+
+/// A workload without its own series takes the place of the weakest one only when its
+/// energy since the last ranking is above this many times the weakest's: two workloads
+/// within 50 % of each other never swap, so series do not flap (each swap ends one series
+/// and starts another in Prometheus). A judgement, not a measured constant.
+pub const CHALLENGER_MARGIN: f64 = 1.5;
+
+/// PIDs whose workload is remembered between slices at most (GPU processes: NVML lists at
+/// most a few hundred per GPU; beyond this the memory is cleared and rebuilt).
+pub const MAX_GPU_PIDS: usize = 4096;
+
+/// The GPU domains' energy of one slice.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GpuSlice {
+    /// NVIDIA GPUs by NVML index: split between workloads when a [`GpuProcessSource`] is
+    /// set, J.
+    pub nvml: Vec<GpuEnergy>,
+    /// GPU and accelerator domains no process source covers (AMD, hwmon), J: `kind="gpu"`.
+    pub unsplit_j: f64,
+}
 
 /// Settings of the per-workload attribution.
 #[derive(Clone, Debug)]
@@ -155,12 +190,15 @@ pub struct WorkloadLabels {
     pub container: String,
 }
 
-/// Totals of one workload (or of system, idle, other): monotonic counters.
+/// Totals of one workload (or of system, idle, other, gpu): monotonic counters.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct WorkloadTotals {
+    /// CPU-side and GPU energy, J.
     pub energy_j: f64,
     pub carbon_g: f64,
     pub cpu_s: f64,
+    /// The part of `energy_j` from GPUs, J.
+    pub gpu_energy_j: f64,
     /// Energy of each of the last [`POWER_SLICES`] slices, J (a ring indexed by slice).
     #[serde(skip)]
     recent_j: [f64; POWER_SLICES],
@@ -179,6 +217,12 @@ impl WorkloadTotals {
         self.recent_j[slot] += j;
     }
 
+    /// Count `cpu_j + gpu_j` in slice `slot`, `gpu_j` as GPU energy too.
+    fn add_parts(&mut self, slot: usize, cpu_j: f64, gpu_j: f64, g_per_j: f64, cpu_s: f64) {
+        self.add_in_slice(slot, cpu_j + gpu_j, g_per_j, cpu_s);
+        self.gpu_energy_j += gpu_j;
+    }
+
     /// Mean power over the ring's slices, W (`recent_s`: their durations, s); `None` before
     /// a slice was attributed.
     fn power_w(&self, recent_s: &[f64; POWER_SLICES]) -> Option<f64> {
@@ -189,6 +233,7 @@ impl WorkloadTotals {
     fn json(&self, recent_s: &[f64; POWER_SLICES]) -> serde_json::Value {
         serde_json::json!({
             "energy_j": self.energy_j,
+            "gpu_energy_j": self.gpu_energy_j,
             "carbon_g": self.carbon_g,
             "cpu_s": self.cpu_s,
             "power_w": self.power_w(recent_s),
@@ -202,8 +247,46 @@ struct Entry {
     qos: Option<QosClass>,
     cgroup: String,
     totals: WorkloadTotals,
-    /// `None` while alive; the scrape count when it was last seen alive, once ended.
+    /// `None` while alive; the scrape count when it was last seen alive, once ended (or
+    /// evicted).
     ended_at_scrape: Option<u64>,
+    /// Left the top by energy: its series is frozen until dropped, its energy goes to
+    /// `other`.
+    evicted: bool,
+    /// Energy since the last ranking, J.
+    period_j: f64,
+}
+
+/// A live workload without its own series.
+#[derive(Clone, Debug)]
+struct Candidate {
+    /// Energy since the last ranking, J.
+    period_j: f64,
+    /// The walk that last saw it.
+    walk: u64,
+}
+
+/// Per-process GPU utilisation and where PIDs' cgroups are read.
+struct GpuProcesses {
+    source: Box<dyn GpuProcessSource>,
+    procfs_root: PathBuf,
+    /// PID -> the walked cgroup path of its workload (`None`: in no workload), with the walk
+    /// that last needed it. Kept for the PIDs of the last slice only (a PID reused by
+    /// another process between two slices is the one case it can misplace), at most
+    /// [`MAX_GPU_PIDS`].
+    owners: HashMap<u32, (Option<String>, u64)>,
+}
+
+/// The walked workload path holding `cgroup` (a process's cgroup path, relative to the
+/// hierarchy's root): the path itself or its nearest ancestor among `walked`.
+fn owning_path<'a>(walked: &HashMap<&'a str, usize>, cgroup: &str) -> Option<(&'a str, usize)> {
+    let mut p = cgroup.trim_end_matches('/');
+    loop {
+        if let Some((k, &i)) = walked.get_key_value(p) {
+            return Some((k, i));
+        }
+        p = &p[..p.rfind('/')?];
+    }
 }
 
 /// Per-workload counters and the cgroup walk that feeds them.
@@ -225,8 +308,12 @@ pub struct Workloads {
     system: WorkloadTotals,
     idle: WorkloadTotals,
     other: WorkloadTotals,
-    /// GPU domains' energy (NVML's per-process share is not split per workload yet).
+    /// GPU domains' energy no workload accounts for (idle GPUs, processes in no workload,
+    /// GPUs without a process source).
     gpu: WorkloadTotals,
+    gpu_procs: Option<GpuProcesses>,
+    /// Live workloads without their own series (beyond the top N), bounded by the walk.
+    candidates: HashMap<Key, Candidate>,
     /// Live workloads folded into `other` in the last slice (the series limit was reached).
     untracked_now: usize,
     /// Slices whose walk stopped at `max_cgroups`.
@@ -257,12 +344,83 @@ impl Workloads {
             idle: WorkloadTotals::default(),
             other: WorkloadTotals::default(),
             gpu: WorkloadTotals::default(),
+            gpu_procs: None,
+            candidates: HashMap::new(),
             untracked_now: 0,
             walks_truncated: 0,
             workloads_seen: 0,
             scrapes: AtomicU64::new(0),
             last_problem: None,
         }
+    }
+
+    /// Split NVIDIA GPUs' energy between workloads by their processes' utilisation, read
+    /// from `source` at every slice; PIDs are placed by `<procfs_root>/<pid>/cgroup` (the
+    /// host's procfs: the agent needs the host's PID namespace, `hostPID` in Kubernetes).
+    pub fn with_gpu_processes(
+        mut self,
+        source: Box<dyn GpuProcessSource>,
+        procfs_root: PathBuf,
+    ) -> Workloads {
+        self.gpu_procs = Some(GpuProcesses {
+            source,
+            procfs_root,
+            owners: HashMap::new(),
+        });
+        self
+    }
+
+    /// Each workload's (index in `found`) part of the slice's NVIDIA GPU energy and what is
+    /// left for `kind="gpu"`.
+    fn split_gpus(
+        &mut self,
+        found: &[(String, CgroupWorkload, Option<usize>)],
+        nvml: &[GpuEnergy],
+        samples: &[ProcUtil],
+        walk: u64,
+    ) -> OwnerSplit {
+        let Some(g) = self.gpu_procs.as_mut() else {
+            return energy_by_owner(nvml, &[], found.len(), |_| None);
+        };
+        let walked: HashMap<&str, usize> = if samples.is_empty() {
+            HashMap::new()
+        } else {
+            found
+                .iter()
+                .enumerate()
+                .map(|(i, (p, _, _))| (p.as_str(), i))
+                .collect()
+        };
+        if g.owners.len() > MAX_GPU_PIDS {
+            g.owners.clear();
+        }
+        let split = energy_by_owner(nvml, samples, found.len(), |pid| {
+            if let Some((path, seen)) = g.owners.get_mut(&pid) {
+                match path {
+                    None => {
+                        *seen = walk;
+                        return None;
+                    }
+                    // Still a workload of this walk: the same one.
+                    Some(p) => {
+                        if let Some(&i) = walked.get(p.as_str()) {
+                            *seen = walk;
+                            return Some(i);
+                        }
+                    }
+                }
+            }
+            // Gone (the process ended): this slice's part stays in `gpu`, nothing cached.
+            let text = wattprint_sensors::procfs::read_pid_cgroup(&g.procfs_root, pid)?;
+            let hit = wattprint_sensors::procfs::parse_pid_cgroup_paths(&text)
+                .into_iter()
+                .find_map(|c| owning_path(&walked, c));
+            g.owners
+                .insert(pid, (hit.map(|(p, _)| p.to_string()), walk));
+            hit.map(|(_, i)| i)
+        });
+        g.owners.retain(|_, (_, seen)| *seen == walk);
+        split
     }
 
     /// The cgroups recognised as workloads, with the pods (which keep their residual), each
@@ -371,6 +529,23 @@ impl Workloads {
     /// by CPU time, `gpu_j` (GPU domains, not split per workload) counted as `kind="gpu"`,
     /// carbon at `g_per_j`. The first call only records the cgroups' usage (no delta yet).
     pub fn on_slice(&mut self, energy_j: f64, gpu_j: f64, duration_s: f64, g_per_j: f64) {
+        let gpu = GpuSlice {
+            nvml: Vec::new(),
+            unsplit_j: gpu_j,
+        };
+        self.on_slice_gpus(energy_j, &gpu, duration_s, g_per_j);
+    }
+
+    /// [`Workloads::on_slice`] with the GPUs' energy per GPU: NVIDIA GPUs' is split between
+    /// workloads by their processes' SM share when a process source is set
+    /// ([`Workloads::with_gpu_processes`]); the rest is `kind="gpu"`.
+    pub fn on_slice_gpus(
+        &mut self,
+        energy_j: f64,
+        gpu: &GpuSlice,
+        duration_s: f64,
+        g_per_j: f64,
+    ) {
         self.refresh_pod_list();
         let found = self.walk();
         let root = self.tree.usage_ns("");
@@ -421,9 +596,24 @@ impl Workloads {
                 self.tree.describe()
             ));
         }
+        // Drained at every slice, the first too, so a slice sees only its own samples.
+        let samples: Vec<ProcUtil> = match self.gpu_procs.as_mut() {
+            Some(g) => g
+                .source
+                .sample()
+                .into_iter()
+                .map(|s| ProcUtil {
+                    gpu_index: s.gpu_index,
+                    pid: s.pid,
+                    sm_util_pct: f64::from(s.sm_util_pct),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         if first {
             return;
         }
+        let gpu_split = self.split_gpus(&found, &gpu.nvml, &samples, walk);
         let split = split_by_cpu(
             &CpuSlice {
                 energy_j,
@@ -449,12 +639,20 @@ impl Workloads {
             e.totals.recent_j[slot] = 0.0;
         }
         self.system.add_in_slice(slot, split.system_j, g_per_j, 0.0);
-        self.gpu.add_in_slice(slot, gpu_j.max(0.0), g_per_j, 0.0);
+        let unsplit = if gpu.unsplit_j.is_finite() {
+            gpu.unsplit_j.max(0.0)
+        } else {
+            0.0
+        };
+        self.gpu
+            .add_parts(slot, 0.0, gpu_split.unowned_j + unsplit, g_per_j, 0.0);
         self.idle.add_in_slice(slot, split.idle_j, g_per_j, 0.0);
         let scrapes = self.scrapes.load(Ordering::Relaxed);
-        let mut alive = std::collections::HashSet::with_capacity(found.len());
-        let mut untracked = 0;
-        for (((p, w, _), j), c) in found.iter().zip(&split.workload_j).zip(&cpu_s) {
+        // Each workload's key and energy; the energy since the last ranking, for series and
+        // candidates alike.
+        let mut rows: Vec<Key> = Vec::with_capacity(found.len());
+        let mut outside: Vec<(f64, usize)> = Vec::new();
+        for (i, (_, w, _)) in found.iter().enumerate() {
             let key = Key {
                 kind: w.kind,
                 pod_uid: w.pod_uid.clone().unwrap_or_default(),
@@ -464,33 +662,71 @@ impl Workloads {
                     .or_else(|| w.unit.clone())
                     .unwrap_or_default(),
             };
-            let labels = self.labels(w);
-            if !self.entries.contains_key(&key) {
+            let j = split.workload_j[i] + gpu_split.owner_j[i];
+            match self.entries.get_mut(&key) {
+                Some(e) if !e.evicted => e.period_j += j,
+                in_entries => {
+                    let c = self.candidates.entry(key.clone()).or_insert(Candidate {
+                        period_j: 0.0,
+                        walk,
+                    });
+                    c.period_j += j;
+                    c.walk = walk;
+                    if in_entries.is_none() {
+                        outside.push((c.period_j, i));
+                    }
+                }
+            }
+            rows.push(key);
+        }
+        // Free series go to the workloads outside with the most energy since the ranking.
+        let free = self.opts.max_series.saturating_sub(self.entries.len());
+        if free > 0 && !outside.is_empty() {
+            outside.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            for &(period_j, i) in &outside {
                 if self.entries.len() >= self.opts.max_series {
-                    self.other.add_in_slice(slot, *j, g_per_j, *c);
-                    untracked += 1;
+                    break;
+                }
+                let (p, w, _) = &found[i];
+                if self.entries.contains_key(&rows[i]) {
                     continue;
                 }
+                self.candidates.remove(&rows[i]);
                 self.workloads_seen += 1;
                 self.entries.insert(
-                    key.clone(),
+                    rows[i].clone(),
                     Entry {
-                        labels: labels.clone(),
+                        labels: self.labels(w),
                         qos: w.qos,
                         cgroup: p.clone(),
                         totals: WorkloadTotals::default(),
                         ended_at_scrape: None,
+                        evicted: false,
+                        period_j,
                     },
                 );
             }
-            if let Some(e) = self.entries.get_mut(&key) {
-                e.labels = labels;
-                e.ended_at_scrape = None;
-                e.totals.add_in_slice(slot, *j, g_per_j, *c);
+        }
+        let mut alive = std::collections::HashSet::with_capacity(found.len());
+        let mut untracked = 0;
+        for (i, (key, (_, w, _))) in rows.into_iter().zip(found.iter()).enumerate() {
+            let (cpu_j, gpu_j, c) = (split.workload_j[i], gpu_split.owner_j[i], cpu_s[i]);
+            let labels = self.labels(w);
+            match self.entries.get_mut(&key) {
+                Some(e) if !e.evicted => {
+                    e.labels = labels;
+                    e.ended_at_scrape = None;
+                    e.totals.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
+                    alive.insert(key);
+                }
+                _ => {
+                    self.other.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
+                    untracked += 1;
+                }
             }
-            alive.insert(key);
         }
         self.untracked_now = untracked;
+        self.candidates.retain(|_, c| c.walk == walk);
         let keep = self.opts.keep_scrapes;
         self.entries.retain(|k, e| {
             if alive.contains(k) {
@@ -499,6 +735,49 @@ impl Workloads {
             let since = *e.ended_at_scrape.get_or_insert(scrapes);
             scrapes.saturating_sub(since) < keep
         });
+        if self.slices % RERANK_SLICES == 0 {
+            self.rerank(scrapes);
+        }
+    }
+
+    /// The weakest series give way to workloads outside with more than
+    /// [`CHALLENGER_MARGIN`] times their energy since the last ranking: each one evicted is
+    /// frozen (its later energy goes to `other`) and dropped once `keep_scrapes` scrapes saw
+    /// its final value, which frees its series for the strongest workload outside. Then the
+    /// period starts again.
+    fn rerank(&mut self, scrapes: u64) {
+        let mut weakest: Vec<(f64, &Key)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.ended_at_scrape.is_none() && !e.evicted)
+            .map(|(k, e)| (e.period_j, k))
+            .collect();
+        weakest.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+        let mut strongest: Vec<f64> = self
+            .candidates
+            .iter()
+            .filter(|(k, _)| !self.entries.contains_key(*k))
+            .map(|(_, c)| c.period_j)
+            .collect();
+        strongest.sort_by(|a, b| b.total_cmp(a));
+        let out: Vec<Key> = weakest
+            .iter()
+            .zip(&strongest)
+            .take_while(|((w, _), &c)| c > CHALLENGER_MARGIN * w)
+            .map(|((_, k), _)| (*k).clone())
+            .collect();
+        for k in out {
+            if let Some(e) = self.entries.get_mut(&k) {
+                e.evicted = true;
+                e.ended_at_scrape = Some(scrapes);
+            }
+        }
+        for e in self.entries.values_mut() {
+            e.period_j = 0.0;
+        }
+        for c in self.candidates.values_mut() {
+            c.period_j = 0.0;
+        }
     }
 
     /// Count one scrape (ended workloads are dropped once `keep_scrapes` saw them).
@@ -538,7 +817,7 @@ impl Workloads {
             (
                 "wattprint_workload_energy_joules",
                 "joules",
-                "Energy per workload (pod container, container, systemd unit) by CPU-time share; kind=system|idle|other for the rest.",
+                "Energy per workload (pod container, container, systemd unit) by CPU-time share, its GPU part included; kind=system|idle|other|gpu for the rest.",
                 (|t: &WorkloadTotals| t.energy_j) as fn(&WorkloadTotals) -> f64,
             ),
             (
@@ -547,7 +826,16 @@ impl Workloads {
                 "Carbon (gCO2e) per workload, at the agent's intensity and PUE.",
                 |t: &WorkloadTotals| t.carbon_g,
             ),
+            (
+                "wattprint_workload_gpu_energy_joules",
+                "joules",
+                "The GPU part of wattprint_workload_energy_joules_total: each NVIDIA GPU's energy by the workload's processes' SM utilisation share; kind=gpu for idle GPUs and processes in no workload.",
+                |t: &WorkloadTotals| t.gpu_energy_j,
+            ),
         ] {
+            if family == "wattprint_workload_gpu_energy_joules" && self.gpu_procs.is_none() {
+                continue;
+            }
             let _ = writeln!(out, "# TYPE {family} counter\n# UNIT {family} {unit}\n# HELP {family} {help}");
             for (l, t) in &series {
                 let _ = writeln!(
@@ -587,6 +875,7 @@ impl Workloads {
                     energy_j: e.totals.energy_j,
                     carbon_g: e.totals.carbon_g,
                     cpu_s: e.totals.cpu_s,
+                    gpu_energy_j: e.totals.gpu_energy_j,
                 })
                 .collect(),
             fixed: [
@@ -599,6 +888,11 @@ impl Workloads {
             .map(|(k, t)| (k.to_string(), (t.energy_j, t.carbon_g)))
             .collect(),
             workloads_seen: self.workloads_seen,
+            // `gpu` is all GPU energy: only `other` has a GPU part to keep.
+            fixed_gpu_j: [("other".to_string(), self.other.gpu_energy_j)]
+                .into_iter()
+                .filter(|(_, j)| *j > 0.0)
+                .collect(),
         }
     }
 
@@ -607,7 +901,10 @@ impl Workloads {
     /// down leaves after `keep_scrapes` scrapes. Its energy during the downtime is not
     /// known: the first slice after a restart only records the cgroups' usage.
     pub fn restore(&mut self, s: &crate::spool::WorkloadsSnapshot) {
-        for w in s.workloads.iter().take(self.opts.max_series) {
+        // The most energy first when the series limit is now smaller than then.
+        let mut ws: Vec<&crate::spool::SpooledWorkload> = s.workloads.iter().collect();
+        ws.sort_by(|a, b| b.energy_j.total_cmp(&a.energy_j));
+        for w in ws.iter().take(self.opts.max_series) {
             let kind = w.kind.as_str();
             self.entries.insert(
                 Key {
@@ -628,23 +925,33 @@ impl Workloads {
                         energy_j: w.energy_j,
                         carbon_g: w.carbon_g,
                         cpu_s: w.cpu_s,
+                        gpu_energy_j: w.gpu_energy_j,
                         ..Default::default()
                     },
                     ended_at_scrape: Some(0),
+                    evicted: false,
+                    period_j: 0.0,
                 },
             );
         }
         // Beyond the series limit (a smaller --max-workloads than before): into `other`.
-        for w in s.workloads.iter().skip(self.opts.max_series) {
+        for w in ws.iter().skip(self.opts.max_series) {
             self.other.add(w.energy_j, 0.0, w.cpu_s);
             self.other.carbon_g += w.carbon_g;
+            self.other.gpu_energy_j += w.gpu_energy_j;
+        }
+        if let Some(j) = s.fixed_gpu_j.get("other") {
+            self.other.gpu_energy_j += j;
         }
         for (k, (j, g)) in &s.fixed {
             let t = match k.as_str() {
                 "system" => &mut self.system,
                 "idle" => &mut self.idle,
                 "other" => &mut self.other,
-                "gpu" => &mut self.gpu,
+                "gpu" => {
+                    self.gpu.gpu_energy_j += j;
+                    &mut self.gpu
+                }
                 _ => continue,
             };
             t.energy_j += j;
@@ -667,7 +974,9 @@ impl Workloads {
                     "qos": e.qos,
                     "cgroup": e.cgroup,
                     "alive": e.ended_at_scrape.is_none(),
+                    "evicted": e.evicted,
                     "energy_j": e.totals.energy_j,
+                    "gpu_energy_j": e.totals.gpu_energy_j,
                     "carbon_g": e.totals.carbon_g,
                     "cpu_s": e.totals.cpu_s,
                     "power_w": e.totals.power_w(&self.recent_s),
@@ -689,6 +998,8 @@ impl Workloads {
             "power_slices": POWER_SLICES,
             "untracked_now": self.untracked_now,
             "max_series": self.opts.max_series,
+            "rerank_slices": RERANK_SLICES,
+            "gpu_split": self.gpu_procs.is_some(),
             "workloads_seen": self.workloads_seen,
             "walks_truncated": self.walks_truncated,
             "problem": self.last_problem,

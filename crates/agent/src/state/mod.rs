@@ -335,29 +335,40 @@ impl AgentState {
     }
 
     /// Attribute the energy since the previous tick to workloads: the counted domains but
-    /// GPUs by CPU time, GPUs' apart (`kind="gpu"`).
+    /// GPUs by CPU time; NVIDIA GPUs' per GPU (split by their processes when the workloads
+    /// have a GPU process source), the other GPUs' and accelerators' to `kind="gpu"`.
     fn feed_workloads(&mut self, before_j: &[f64], dt_s: f64) {
         let g_per_j = self.grams(1.0);
         let Some(w) = self.workloads.as_mut() else {
             return;
         };
-        let (mut cpu_j, mut gpu_j) = (0.0, 0.0);
+        let mut cpu_j = 0.0;
+        let mut gpu = crate::workloads::GpuSlice::default();
         for (k, d) in self.domains.iter().enumerate() {
             if !d.counted_in_total {
                 continue;
             }
             let j = self.cumulative_j.get(k).copied().unwrap_or(0.0)
                 - before_j.get(k).copied().unwrap_or(0.0);
-            if matches!(
+            if !matches!(
                 d.kind,
                 wattprint_core::DomainKind::Gpu | wattprint_core::DomainKind::Accelerator
             ) {
-                gpu_j += j;
-            } else {
                 cpu_j += j;
+                continue;
+            }
+            let nvml = self.gpus.iter().find(|g| {
+                g.domain == d.name && g.source == wattprint_core::SensorSource::Nvml
+            });
+            match nvml {
+                Some(g) => gpu.nvml.push(wattprint_core::gpu_share::GpuEnergy {
+                    gpu_index: g.index,
+                    joules: j,
+                }),
+                None => gpu.unsplit_j += j,
             }
         }
-        w.on_slice(cpu_j, gpu_j, dt_s, g_per_j);
+        w.on_slice_gpus(cpu_j, &gpu, dt_s, g_per_j);
     }
 
     /// Attribute each slice to workloads from now on.
