@@ -539,13 +539,7 @@ impl Workloads {
     /// [`Workloads::on_slice`] with the GPUs' energy per GPU: NVIDIA GPUs' is split between
     /// workloads by their processes' SM share when a process source is set
     /// ([`Workloads::with_gpu_processes`]); the rest is `kind="gpu"`.
-    pub fn on_slice_gpus(
-        &mut self,
-        energy_j: f64,
-        gpu: &GpuSlice,
-        duration_s: f64,
-        g_per_j: f64,
-    ) {
+    pub fn on_slice_gpus(&mut self, energy_j: f64, gpu: &GpuSlice, duration_s: f64, g_per_j: f64) {
         self.refresh_pod_list();
         let found = self.walk();
         let root = self.tree.usage_ns("");
@@ -1129,53 +1123,70 @@ mod tests {
     }
 
     #[test]
-    fn beyond_the_series_limit_energy_goes_to_other_and_ended_workloads_leave_after_k_scrapes() {
+    fn beyond_the_series_limit_the_top_by_energy_get_series_and_ended_ones_leave_after_k_scrapes() {
         let mut opts = WorkloadOptions::new(1.0);
         opts.max_series = 2;
         opts.keep_scrapes = 2;
         let (t, mut w) = node(opts);
+        let a = format!("{POD}/cri-containerd-{ID_A}.scope");
         let b = format!("system.slice/docker-{ID_B}.scope");
+        let nginx = "system.slice/nginx.service";
         t.0.lock().unwrap().set(&b, 0);
         w.on_slice(0.0, 0.0, 1.0, 0.0);
         {
             let mut f = t.0.lock().unwrap();
             f.set("", S);
+            f.set(POD, S / 10);
+            f.set(&a, S / 10);
             f.set(&b, S / 2);
-            f.set("system.slice/nginx.service", S / 4);
+            f.set(nginx, S / 4);
         }
-        // 1 CPU x 1 s, 100 J: docker 50, nginx 25, both beyond the two series (the walk
-        // goes in name order: the pod and its container, under kubepods.slice, come first).
+        // 1 CPU x 1 s, 100 J: docker 50, nginx 25, the pod's container 10, the pod itself 0.
+        // The two with the most energy get the two series (the walk's order would have
+        // given them to the pod and its container, which come first).
         w.on_slice(100.0, 0.0, 1.0, 0.0);
-        let tracked: Vec<_> = w
-            .series()
-            .into_iter()
-            .filter(|(l, _)| !matches!(l.kind, "system" | "idle" | "other" | "gpu"))
-            .collect();
-        assert_eq!(tracked.len(), 2);
-        assert_eq!(totals(&w, "other", "").energy_j, 75.0);
+        let names = |w: &Workloads| -> Vec<String> {
+            w.json()["workloads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["container"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&w), vec!["bbbbbbbbbbbb", "nginx.service"]);
+        assert_eq!(totals(&w, "other", "").energy_j, 10.0);
+        assert_eq!(totals(&w, "container", "bbbbbbbbbbbb").energy_j, 50.0);
         assert_eq!(w.json()["untracked_now"], 2);
         let mut text = String::new();
         w.render(&mut text);
         assert!(text.contains("wattprint_workloads_untracked 2"), "{text}");
-        // The pod ends: kept through two scrapes after it was last seen, then dropped,
-        // which frees its slots for the docker container.
-        t.0.lock().unwrap().remove(POD);
-        w.on_slice(0.0, 0.0, 1.0, 0.0);
-        assert_eq!(w.json()["workloads"].as_array().unwrap().len(), 2);
+        // nginx ends: kept through two scrapes after it was last seen, then dropped, which
+        // frees its series for the pod's container (more energy than the pod), from 0.
+        t.0.lock().unwrap().remove(nginx);
+        let mut busy = |w: &mut Workloads, k: u64| {
+            let mut f = t.0.lock().unwrap();
+            f.set("", (1 + k) * S);
+            f.set(POD, S / 10 + k * S / 5);
+            f.set(&a, S / 10 + k * S / 5);
+            drop(f);
+            w.on_slice(100.0, 0.0, 1.0, 0.0);
+        };
         w.scraped();
-        w.on_slice(0.0, 0.0, 1.0, 0.0);
-        assert_eq!(w.json()["workloads"].as_array().unwrap().len(), 2);
+        busy(&mut w, 1);
+        assert_eq!(names(&w), vec!["bbbbbbbbbbbb", "nginx.service"]);
+        assert_eq!(totals(&w, "other", "").energy_j, 30.0);
         w.scraped();
-        w.on_slice(0.0, 0.0, 1.0, 0.0);
-        assert_eq!(w.json()["workloads"].as_array().unwrap().len(), 0);
-        w.on_slice(0.0, 0.0, 1.0, 0.0);
-        let names: Vec<String> = w.json()["workloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["container"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(names, vec!["bbbbbbbbbbbb", "nginx.service"]);
+        busy(&mut w, 2);
+        assert_eq!(names(&w), vec!["bbbbbbbbbbbb", "nginx.service"]);
+        w.scraped();
+        busy(&mut w, 3);
+        assert_eq!(names(&w), vec!["bbbbbbbbbbbb"]);
+        assert_eq!(totals(&w, "other", "").energy_j, 70.0);
+        busy(&mut w, 4);
+        assert_eq!(names(&w), vec!["aaaaaaaaaaaa", "bbbbbbbbbbbb"]);
+        assert_eq!(totals(&w, "pod", "aaaaaaaaaaaa").energy_j, 20.0);
+        assert_eq!(totals(&w, "other", "").energy_j, 70.0);
+        assert_eq!(w.json()["untracked_now"], 1);
     }
 
     #[test]
@@ -1259,5 +1270,375 @@ mod tests {
         assert!(text.contains("wattprint_workload_energy_joules_total{kind=\"service\",namespace=\"\",pod=\"\",container=\"nginx.service\"} 10\n"), "{text}");
         assert!(text.contains("wattprint_workload_carbon_grams_total{kind=\"idle\",namespace=\"\",pod=\"\",container=\"\"} 5\n"), "{text}");
         assert!(text.contains("# UNIT wattprint_workload_energy_joules joules"));
+    }
+
+    /// A node with services `s0.service`..: `(Shared tree, Workloads)` with `n` CPUs.
+    fn services(opts: WorkloadOptions) -> (Shared, Workloads) {
+        let t = Shared::default();
+        t.0.lock().unwrap().set("", 0);
+        let w = Workloads::new(Box::new(t.clone()), opts);
+        (t, w)
+    }
+
+    /// Give each `(service, cpu ns)` its CPU time in the next slice of 1 s; the node's busy
+    /// time is their sum (`clock` keeps the running counters).
+    fn run_slice(
+        t: &Shared,
+        w: &mut Workloads,
+        clock: &mut HashMap<String, u64>,
+        cpu: &[(&str, u64)],
+        energy_j: f64,
+    ) {
+        let mut f = t.0.lock().unwrap();
+        let mut busy = 0;
+        for (name, ns) in cpu {
+            let c = clock.entry(name.to_string()).or_insert(0);
+            *c += ns;
+            f.set(&format!("system.slice/{name}"), *c);
+            busy += ns;
+        }
+        let root = clock.entry(String::new()).or_insert(0);
+        *root += busy;
+        f.set("", *root);
+        drop(f);
+        w.on_slice(energy_j, 0.0, 1.0, 0.0);
+    }
+
+    fn series_names(w: &Workloads) -> Vec<(String, bool)> {
+        w.json()["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["container"].as_str().unwrap().to_string(),
+                    x["evicted"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_challenger_needs_half_again_the_weakest_series_energy_so_similar_ones_do_not_flap() {
+        let mut opts = WorkloadOptions::new(1.0);
+        opts.max_series = 1;
+        opts.keep_scrapes = 1;
+        let (t, mut w) = services(opts);
+        let mut clock = HashMap::new();
+        run_slice(
+            &t,
+            &mut w,
+            &mut clock,
+            &[("a.service", 0), ("b.service", 0)],
+            0.0,
+        );
+        // 1 CPU x 1 s of 100 J: 1 J per 10 ms. `a` leads at first and gets the series.
+        run_slice(
+            &t,
+            &mut w,
+            &mut clock,
+            &[("a.service", S / 2), ("b.service", S / 4)],
+            100.0,
+        );
+        assert_eq!(series_names(&w), vec![("a.service".to_string(), false)]);
+        // Then `b` uses 1.4 times `a`'s CPU time, through several rankings: no swap.
+        for _ in 0..3 * RERANK_SLICES {
+            run_slice(
+                &t,
+                &mut w,
+                &mut clock,
+                &[("a.service", S / 5), ("b.service", 28 * S / 100)],
+                100.0,
+            );
+            w.scraped();
+        }
+        assert_eq!(series_names(&w), vec![("a.service".to_string(), false)]);
+        let a_before = totals(&w, "service", "a.service").energy_j;
+        assert_eq!(a_before, 50.0 + 20.0 * (3 * RERANK_SLICES) as f64);
+        // `b` at twice `a`: at the next ranking `a` is evicted (frozen, its energy to
+        // `other`), dropped after one scrape saw it, and `b` takes the series from 0.
+        let other = |w: &Workloads| totals(w, "other", "").energy_j;
+        let mut evicted_at = None;
+        for k in 0..RERANK_SLICES {
+            run_slice(
+                &t,
+                &mut w,
+                &mut clock,
+                &[("a.service", S / 5), ("b.service", 2 * S / 5)],
+                100.0,
+            );
+            if series_names(&w) == vec![("a.service".to_string(), true)] {
+                evicted_at = Some(k);
+                break;
+            }
+        }
+        assert!(
+            evicted_at.is_some(),
+            "a was not evicted within one ranking period"
+        );
+        let o = other(&w);
+        run_slice(
+            &t,
+            &mut w,
+            &mut clock,
+            &[("a.service", S / 5), ("b.service", 2 * S / 5)],
+            100.0,
+        );
+        // Frozen: a's 20 J and b's 40 J went to `other`.
+        assert_eq!(
+            totals(&w, "service", "a.service").energy_j,
+            a_before + 20.0 * (evicted_at.unwrap() + 1) as f64
+        );
+        assert_eq!(other(&w), o + 60.0);
+        w.scraped();
+        run_slice(
+            &t,
+            &mut w,
+            &mut clock,
+            &[("a.service", S / 5), ("b.service", 2 * S / 5)],
+            100.0,
+        );
+        assert!(series_names(&w).is_empty());
+        run_slice(
+            &t,
+            &mut w,
+            &mut clock,
+            &[("a.service", S / 5), ("b.service", 2 * S / 5)],
+            100.0,
+        );
+        assert_eq!(series_names(&w), vec![("b.service".to_string(), false)]);
+        assert_eq!(totals(&w, "service", "b.service").energy_j, 40.0);
+        // Now `a` (half of `b`) stays outside.
+        for _ in 0..2 * RERANK_SLICES {
+            run_slice(
+                &t,
+                &mut w,
+                &mut clock,
+                &[("a.service", S / 5), ("b.service", 2 * S / 5)],
+                100.0,
+            );
+        }
+        assert_eq!(series_names(&w), vec![("b.service".to_string(), false)]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Whatever the churn: every joule is in exactly one series (the exported ones plus
+        /// the final values of those dropped), each series only grows while exported, and
+        /// at most `max_series` workloads have one.
+        #[test]
+        fn series_are_monotonic_bounded_and_add_up_to_the_energy_fed(
+            max_series in 1usize..5,
+            keep in 1u64..3,
+            steps in proptest::collection::vec(
+                (proptest::collection::vec(proptest::option::of(0u64..1000), 8), 0.0..500.0f64, proptest::bool::ANY),
+                1..40,
+            ),
+        ) {
+            let mut opts = WorkloadOptions::new(8.0);
+            opts.max_series = max_series;
+            opts.keep_scrapes = keep;
+            let (t, mut w) = services(opts);
+            let mut clock: HashMap<String, u64> = HashMap::new();
+            let names: Vec<String> = (0..8).map(|k| format!("s{k}.service")).collect();
+            let mut fed = 0.0;
+            let mut dropped = 0.0;
+            let mut last: HashMap<(String, String), f64> = HashMap::new();
+            for (k, (cpu, e, scrape)) in steps.iter().enumerate() {
+                // A workload is alive in a step with Some(ms of CPU); None: it is gone.
+                {
+                    let mut f = t.0.lock().unwrap();
+                    for (n, c) in names.iter().zip(cpu) {
+                        if c.is_none() {
+                            f.remove(&format!("system.slice/{n}"));
+                            clock.remove(n);
+                        }
+                    }
+                }
+                let live: Vec<(&str, u64)> = names
+                    .iter()
+                    .zip(cpu)
+                    .filter_map(|(n, c)| c.map(|ms| (n.as_str(), ms * 1_000_000)))
+                    .collect();
+                run_slice(&t, &mut w, &mut clock, &live, *e);
+                if k > 0 {
+                    fed += e;
+                }
+                if *scrape {
+                    w.scraped();
+                }
+                let now: HashMap<(String, String), f64> = w
+                    .series()
+                    .into_iter()
+                    .map(|(l, tot)| ((l.kind.to_string(), l.container.clone()), tot.energy_j))
+                    .collect();
+                for (key, before) in &last {
+                    match now.get(key) {
+                        Some(v) => proptest::prop_assert!(*v >= *before, "{key:?} went from {before} to {v}"),
+                        None => dropped += before,
+                    }
+                }
+                let tracked = now.keys().filter(|(kind, _)| kind == "service").count();
+                proptest::prop_assert!(tracked <= max_series, "{tracked} series > {max_series}");
+                let sum: f64 = now.values().sum::<f64>() + dropped;
+                proptest::prop_assert!((sum - fed).abs() <= 1e-9 * fed.max(1.0), "{sum} vs {fed}");
+                last = now;
+            }
+        }
+    }
+
+    /// A node with two pods (a container each) and a fake procfs whose PIDs are in them.
+    fn gpu_node() -> (
+        Shared,
+        Workloads,
+        wattprint_sensors::fake::FakeGpuProcesses,
+        tempfile::TempDir,
+    ) {
+        const POD2: &str = "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod99999999_8888_7777_6666_555555555555.slice";
+        let (t, w) = node(WorkloadOptions::new(4.0));
+        t.0.lock()
+            .unwrap()
+            .set(&format!("{POD2}/cri-containerd-{ID_B}.scope"), 0);
+        t.0.lock().unwrap().set(POD2, 0);
+        let procfs = tempfile::tempdir().unwrap();
+        let cg = |pid: u32, text: String| {
+            let d = procfs.path().join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup"), text).unwrap();
+        };
+        // v2 line format, the container's own cgroup.
+        cg(100, format!("0::/{POD}/cri-containerd-{ID_A}.scope\n"));
+        // v1 (hybrid host), a cgroup below the container's: its nearest walked ancestor.
+        cg(
+            200,
+            format!(
+                "12:memory:/x\n4:cpu,cpuacct:/{POD2}/cri-containerd-{ID_B}.scope/worker\n0::/\n"
+            ),
+        );
+        // A process in no workload (a login session's slice).
+        cg(300, "0::/user.slice/user-1000.slice\n".into());
+        // PID 400: its cgroup file is gone (the process ended).
+        let fake = wattprint_sensors::fake::FakeGpuProcesses::default();
+        let w = w.with_gpu_processes(Box::new(fake.clone()), procfs.path().to_path_buf());
+        (t, w, fake, procfs)
+    }
+
+    fn gpus(j0: f64, j1: f64, amd: f64) -> GpuSlice {
+        GpuSlice {
+            nvml: vec![
+                GpuEnergy {
+                    gpu_index: 0,
+                    joules: j0,
+                },
+                GpuEnergy {
+                    gpu_index: 1,
+                    joules: j1,
+                },
+            ],
+            unsplit_j: amd,
+        }
+    }
+
+    #[test]
+    fn gpu_energy_goes_to_the_workloads_whose_cgroups_hold_the_processes() {
+        let (_t, mut w, fake, _procfs) = gpu_node();
+        fake.push(&[(0, 100, 50)]);
+        w.on_slice_gpus(0.0, &gpus(0.0, 0.0, 0.0), 1.0, 0.0);
+        // GPU 0, 600 J: pid 100 at 40 + 20 %, pid 200 at 30 %, pid 300 at 10 %: 360, 180
+        // and 60 J (the last in no workload). GPU 1, 200 J: only pid 400, gone. An AMD GPU,
+        // 40 J, has no process source.
+        fake.push(&[
+            (0, 100, 40),
+            (0, 200, 30),
+            (0, 300, 10),
+            (0, 100, 20),
+            (1, 400, 50),
+        ]);
+        w.on_slice_gpus(0.0, &gpus(600.0, 200.0, 40.0), 1.0, 0.001);
+        let a = totals(&w, "pod", "aaaaaaaaaaaa");
+        let b = totals(&w, "pod", "bbbbbbbbbbbb");
+        let gpu = totals(&w, "gpu", "");
+        assert_eq!(
+            (a.energy_j, a.gpu_energy_j, a.carbon_g),
+            (360.0, 360.0, 0.36)
+        );
+        assert_eq!((b.energy_j, b.gpu_energy_j), (180.0, 180.0));
+        assert_eq!((gpu.energy_j, gpu.gpu_energy_j), (300.0, 300.0));
+        assert_eq!(a.energy_j + b.energy_j + gpu.energy_j, 840.0);
+        let j = w.json();
+        assert_eq!(j["gpu_split"], true);
+        assert_eq!(j["gpu"]["gpu_energy_j"], 300.0);
+        let mut text = String::new();
+        w.render(&mut text);
+        assert!(
+            text.contains("# TYPE wattprint_workload_gpu_energy_joules counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("wattprint_workload_gpu_energy_joules_total{kind=\"pod\",namespace=\"\",pod=\"99999999-8888-7777-6666-555555555555\",container=\"bbbbbbbbbbbb\"} 180\n"), "{text}");
+        assert!(text.contains("wattprint_workload_energy_joules_total{kind=\"gpu\",namespace=\"\",pod=\"\",container=\"\"} 300\n"), "{text}");
+    }
+
+    #[test]
+    fn a_pid_whose_process_ended_or_whose_workload_left_keeps_its_gpu_energy_in_gpu() {
+        let (t, mut w, fake, procfs) = gpu_node();
+        w.on_slice_gpus(0.0, &GpuSlice::default(), 1.0, 0.0);
+        fake.push(&[(0, 100, 50), (0, 200, 50)]);
+        w.on_slice_gpus(0.0, &gpus(100.0, 0.0, 0.0), 1.0, 0.0);
+        assert_eq!(totals(&w, "pod", "bbbbbbbbbbbb").gpu_energy_j, 50.0);
+        // Pod 2's container ended (its cgroup is gone) and so did PID 200: the next slice's
+        // samples of it (the driver reports them late) are not charged to anyone.
+        t.0.lock()
+            .unwrap()
+            .remove(&format!("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod99999999_8888_7777_6666_555555555555.slice/cri-containerd-{ID_B}.scope"));
+        std::fs::remove_dir_all(procfs.path().join("200")).unwrap();
+        fake.push(&[(0, 100, 50), (0, 200, 50)]);
+        w.on_slice_gpus(0.0, &gpus(100.0, 0.0, 0.0), 1.0, 0.0);
+        assert_eq!(totals(&w, "pod", "aaaaaaaaaaaa").gpu_energy_j, 100.0);
+        assert_eq!(totals(&w, "pod", "bbbbbbbbbbbb").gpu_energy_j, 50.0);
+        assert_eq!(totals(&w, "gpu", "").energy_j, 50.0);
+        // A slice without samples: an idle GPU's energy is all `gpu`'s.
+        w.on_slice_gpus(0.0, &gpus(30.0, 0.0, 0.0), 1.0, 0.0);
+        assert_eq!(totals(&w, "gpu", "").energy_j, 80.0);
+        assert_eq!(totals(&w, "pod", "aaaaaaaaaaaa").gpu_energy_j, 100.0);
+    }
+
+    #[test]
+    fn without_a_gpu_process_source_gpu_energy_stays_whole_in_gpu() {
+        let (_t, mut w) = node(WorkloadOptions::new(4.0));
+        w.on_slice(0.0, 0.0, 1.0, 0.0);
+        w.on_slice(0.0, 50.0, 1.0, 0.0);
+        w.on_slice_gpus(0.0, &gpus(20.0, 10.0, 5.0), 1.0, 0.0);
+        let gpu = totals(&w, "gpu", "");
+        assert_eq!((gpu.energy_j, gpu.gpu_energy_j), (85.0, 85.0));
+        assert_eq!(totals(&w, "pod", "aaaaaaaaaaaa").gpu_energy_j, 0.0);
+        let mut text = String::new();
+        w.render(&mut text);
+        assert!(
+            !text.contains("wattprint_workload_gpu_energy_joules"),
+            "{text}"
+        );
+        assert_eq!(w.json()["gpu_split"], false);
+    }
+
+    #[test]
+    fn the_spool_keeps_the_gpu_parts() {
+        let (_t, mut w, fake, _procfs) = gpu_node();
+        w.on_slice_gpus(0.0, &GpuSlice::default(), 1.0, 0.0);
+        fake.push(&[(0, 100, 75), (0, 300, 25)]);
+        w.on_slice_gpus(0.0, &gpus(80.0, 0.0, 0.0), 1.0, 0.0);
+        let snap = w.snapshot();
+        let back: crate::spool::WorkloadsSnapshot =
+            serde_json::from_str(&serde_json::to_string(&snap).unwrap()).unwrap();
+        let (_t2, mut w2) = node(WorkloadOptions::new(4.0));
+        w2.restore(&back);
+        assert_eq!(totals(&w2, "pod", "aaaaaaaaaaaa").gpu_energy_j, 60.0);
+        assert_eq!(totals(&w2, "gpu", "").gpu_energy_j, 20.0);
+        // A snapshot written before the GPU split reads with no GPU parts.
+        let old = r#"{"workloads":[{"kind":"service","pod_uid":"","id":"x.service","namespace":"","pod":"","container":"x.service","qos":null,"cgroup":"system.slice/x.service","energy_j":5.0,"carbon_g":0.0,"cpu_s":1.0}],"fixed":{"gpu":[7.0,0.0]},"workloads_seen":1}"#;
+        let old: crate::spool::WorkloadsSnapshot = serde_json::from_str(old).unwrap();
+        let (_t3, mut w3) = node(WorkloadOptions::new(4.0));
+        w3.restore(&old);
+        assert_eq!(totals(&w3, "service", "x.service").gpu_energy_j, 0.0);
+        assert_eq!(totals(&w3, "gpu", "").gpu_energy_j, 7.0);
     }
 }

@@ -95,11 +95,13 @@ impl FakeGpuProcesses {
     pub fn push(&self, samples: &[(u32, u32, u32)]) {
         let batch = samples
             .iter()
-            .map(|&(gpu_index, pid, sm_util_pct)| crate::nvml::GpuProcessSample {
-                gpu_index,
-                pid,
-                sm_util_pct,
-            })
+            .map(
+                |&(gpu_index, pid, sm_util_pct)| crate::nvml::GpuProcessSample {
+                    gpu_index,
+                    pid,
+                    sm_util_pct,
+                },
+            )
             .collect();
         self.batches
             .lock()

@@ -302,7 +302,10 @@ mod tests {
                       0::/kubepods/burstable/podabc/ctr2\n";
         assert_eq!(
             parse_pid_cgroup_paths(hybrid),
-            vec!["kubepods/burstable/podabc/ctr", "kubepods/burstable/podabc/ctr2"]
+            vec![
+                "kubepods/burstable/podabc/ctr",
+                "kubepods/burstable/podabc/ctr2"
+            ]
         );
         assert_eq!(
             parse_pid_cgroup_paths("0::/system.slice/nginx.service\n"),

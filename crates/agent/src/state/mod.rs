@@ -357,9 +357,10 @@ impl AgentState {
                 cpu_j += j;
                 continue;
             }
-            let nvml = self.gpus.iter().find(|g| {
-                g.domain == d.name && g.source == wattprint_core::SensorSource::Nvml
-            });
+            let nvml = self
+                .gpus
+                .iter()
+                .find(|g| g.domain == d.name && g.source == wattprint_core::SensorSource::Nvml);
             match nvml {
                 Some(g) => gpu.nvml.push(wattprint_core::gpu_share::GpuEnergy {
                     gpu_index: g.index,
