@@ -729,7 +729,7 @@ impl Workloads {
             let since = *e.ended_at_scrape.get_or_insert(scrapes);
             scrapes.saturating_sub(since) < keep
         });
-        if self.slices % RERANK_SLICES == 0 {
+        if self.slices.is_multiple_of(RERANK_SLICES) {
             self.rerank(scrapes);
         }
     }
@@ -1163,7 +1163,7 @@ mod tests {
         // nginx ends: kept through two scrapes after it was last seen, then dropped, which
         // frees its series for the pod's container (more energy than the pod), from 0.
         t.0.lock().unwrap().remove(nginx);
-        let mut busy = |w: &mut Workloads, k: u64| {
+        let busy = |w: &mut Workloads, k: u64| {
             let mut f = t.0.lock().unwrap();
             f.set("", (1 + k) * S);
             f.set(POD, S / 10 + k * S / 5);
