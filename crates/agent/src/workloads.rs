@@ -660,13 +660,18 @@ impl Workloads {
             match self.entries.get_mut(&key) {
                 Some(e) if !e.evicted => e.period_j += j,
                 in_entries => {
-                    let c = self.candidates.entry(key.clone()).or_insert(Candidate {
-                        period_j: 0.0,
-                        walk,
-                    });
+                    let frozen = in_entries.is_some();
+                    // The key is cloned only for a workload new outside the series.
+                    let c = match self.candidates.get_mut(&key) {
+                        Some(c) => c,
+                        None => self.candidates.entry(key.clone()).or_insert(Candidate {
+                            period_j: 0.0,
+                            walk,
+                        }),
+                    };
                     c.period_j += j;
                     c.walk = walk;
-                    if in_entries.is_none() {
+                    if !frozen {
                         outside.push((c.period_j, i));
                     }
                 }
@@ -705,18 +710,18 @@ impl Workloads {
         let mut untracked = 0;
         for (i, (key, (_, w, _))) in rows.into_iter().zip(found.iter()).enumerate() {
             let (cpu_j, gpu_j, c) = (split.workload_j[i], gpu_split.owner_j[i], cpu_s[i]);
+            if !self.entries.get(&key).is_some_and(|e| !e.evicted) {
+                self.other.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
+                untracked += 1;
+                continue;
+            }
+            // Labels are built for the series only (names may resolve later: a pod list).
             let labels = self.labels(w);
-            match self.entries.get_mut(&key) {
-                Some(e) if !e.evicted => {
-                    e.labels = labels;
-                    e.ended_at_scrape = None;
-                    e.totals.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
-                    alive.insert(key);
-                }
-                _ => {
-                    self.other.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
-                    untracked += 1;
-                }
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.labels = labels;
+                e.ended_at_scrape = None;
+                e.totals.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
+                alive.insert(key);
             }
         }
         self.untracked_now = untracked;
