@@ -710,7 +710,7 @@ impl Workloads {
         let mut untracked = 0;
         for (i, (key, (_, w, _))) in rows.into_iter().zip(found.iter()).enumerate() {
             let (cpu_j, gpu_j, c) = (split.workload_j[i], gpu_split.owner_j[i], cpu_s[i]);
-            if !self.entries.get(&key).is_some_and(|e| !e.evicted) {
+            if self.entries.get(&key).is_none_or(|e| e.evicted) {
                 self.other.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
                 untracked += 1;
                 continue;
