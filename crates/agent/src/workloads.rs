@@ -279,14 +279,32 @@ struct GpuProcesses {
 
 /// The walked workload path holding `cgroup` (a process's cgroup path, relative to the
 /// hierarchy's root): the path itself or its nearest ancestor among `walked`.
+///
+/// An agent in a container of its own cgroup namespace (cgroup v2 pods) sees other
+/// cgroups relative to its own: `../../kubepods-besteffort.slice/...`. Such a path is
+/// matched by its end: the walked path that ends with it at a component boundary.
 fn owning_path<'a>(walked: &HashMap<&'a str, usize>, cgroup: &str) -> Option<(&'a str, usize)> {
-    let mut p = cgroup.trim_end_matches('/');
-    loop {
+    let mut rel = cgroup.trim_end_matches('/');
+    while let Some(r) = rel.strip_prefix("../") {
+        rel = r;
+    }
+    let outside = rel.len() != cgroup.trim_end_matches('/').len();
+    let mut p = rel;
+    while !p.is_empty() && p != ".." {
         if let Some((k, &i)) = walked.get_key_value(p) {
             return Some((k, i));
         }
+        if outside {
+            let hit = walked
+                .iter()
+                .find(|(k, _)| k.strip_suffix(p).is_some_and(|head| head.ends_with('/')));
+            if let Some((k, &i)) = hit {
+                return Some((k, i));
+            }
+        }
         p = &p[..p.rfind('/')?];
     }
+    None
 }
 
 /// Per-workload counters and the cgroup walk that feeds them.
@@ -1581,6 +1599,41 @@ mod tests {
         );
         assert!(text.contains("wattprint_workload_gpu_energy_joules_total{kind=\"pod\",namespace=\"\",pod=\"99999999-8888-7777-6666-555555555555\",container=\"bbbbbbbbbbbb\"} 180\n"), "{text}");
         assert!(text.contains("wattprint_workload_energy_joules_total{kind=\"gpu\",namespace=\"\",pod=\"\",container=\"\"} 300\n"), "{text}");
+    }
+
+    #[test]
+    fn a_process_cgroup_maps_to_its_walked_workload_or_nearest_ancestor() {
+        let walked: HashMap<&str, usize> = [
+            ("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice", 0),
+            ("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/cri-containerd-a.scope", 1),
+            ("system.slice/nginx.service", 2),
+        ]
+        .into_iter()
+        .collect();
+        let pod = "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice";
+        let at = |c: &str| owning_path(&walked, c).map(|(_, i)| i);
+        assert_eq!(at(&format!("{pod}/cri-containerd-a.scope")), Some(1));
+        assert_eq!(
+            at(&format!("{pod}/cri-containerd-a.scope/worker/")),
+            Some(1)
+        );
+        assert_eq!(at(&format!("{pod}/crio-conmon-b.scope")), Some(0));
+        assert_eq!(at("system.slice/nginx.service/sub"), Some(2));
+        assert_eq!(at("system.slice"), None);
+        assert_eq!(at(""), None);
+        // Seen from an agent in its own cgroup namespace (another pod's cgroup).
+        assert_eq!(
+            at("../../kubepods-besteffort.slice/kubepods-besteffort-podx.slice/cri-containerd-a.scope"),
+            Some(1)
+        );
+        assert_eq!(
+            at("../../kubepods-besteffort.slice/kubepods-besteffort-podx.slice/other"),
+            Some(0)
+        );
+        assert_eq!(at("../../nothing.slice/x.scope"), None);
+        assert_eq!(at("../.."), None);
+        // A suffix must start at a component: `x.service` is not `nginx.service`.
+        assert_eq!(at("../x.service"), None);
     }
 
     #[test]
