@@ -679,6 +679,58 @@ mod tests {
     }
 
     #[test]
+    fn directories_stay_open_within_their_budget_and_a_remade_one_is_listed_anew() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        stat(root, 1);
+        for p in ["p0/x", "p1/x", "p2/x", "p3/x", "p4/x"] {
+            std::fs::create_dir_all(root.join(p)).unwrap();
+            stat(&root.join(p), 2);
+        }
+        // 8 CPU-time files and 2 directories at most.
+        let fs = CgroupFs::new(root.to_path_buf(), CgroupVersion::V2).with_fd_budget(8);
+        let walk = |fs: &CgroupFs| {
+            let mut seen = Vec::new();
+            for p in fs.children("") {
+                for c in fs.children(&p) {
+                    seen.push((format!("{p}/{c}"), fs.usage_ns(&format!("{p}/{c}"))));
+                }
+            }
+            fs.end_pass();
+            seen
+        };
+        for _ in 0..2 {
+            let seen = walk(&fs);
+            assert_eq!(seen.len(), 5);
+            assert!(seen.iter().all(|s| s.1 == Some(2000)), "{seen:?}");
+            assert_eq!((fs.open_dirs(), fs.open_files()), (2, 5));
+        }
+        // p0 removed and made again with another child: its open descriptor (of the removed
+        // directory) is dropped when the root's listing shows another inode under the name.
+        std::fs::remove_dir_all(root.join("p0")).unwrap();
+        std::fs::create_dir_all(root.join("p0/y")).unwrap();
+        stat(&root.join("p0/y"), 3);
+        let seen = walk(&fs);
+        assert_eq!(seen[0], ("p0/y".to_string(), Some(3000)));
+        assert_eq!(seen.len(), 5);
+        // A directory gone: no longer listed, its descriptor dropped after the pass.
+        std::fs::remove_dir_all(root.join("p1")).unwrap();
+        assert_eq!(walk(&fs).len(), 4);
+        assert!(fs.open_dirs() <= 2);
+    }
+
+    #[test]
+    fn the_descriptor_budget_is_half_the_limit_within_its_bounds() {
+        assert_eq!(fd_budget_for_limit(1024), MAX_OPEN_USAGE_FILES);
+        assert_eq!(fd_budget_for_limit(256), MAX_OPEN_USAGE_FILES);
+        assert_eq!(fd_budget_for_limit(4096), 2048);
+        assert_eq!(fd_budget_for_limit(1 << 20), MAX_FD_BUDGET);
+        let before = raise_nofile_limit().unwrap();
+        // Raised to the hard limit (at most 65 536): a second call changes nothing.
+        assert_eq!(raise_nofile_limit().unwrap(), before);
+    }
+
+    #[test]
     fn no_hierarchy_says_where_it_looked_and_the_fix() {
         let d = tempfile::tempdir().unwrap();
         let e = CgroupFs::discover(d.path()).unwrap_err();
