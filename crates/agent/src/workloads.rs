@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use wattprint_core::gpu_share::{energy_by_owner, GpuEnergy, OwnerSplit, ProcUtil};
 use wattprint_core::workloads::{
     name_cgroup, split_by_cpu, CgroupWorkload, CpuSlice, IdleModel, QosClass, WorkloadKind,
@@ -241,6 +242,30 @@ impl WorkloadTotals {
     }
 }
 
+/// A cgroup's path as the walks see it, parsed once while it stays: `name_cgroup`'s answer
+/// and, for a workload, its key and labels (rebuilt only when the pod names change).
+#[derive(Debug)]
+struct Named {
+    path: String,
+    /// `None` for a grouping cgroup (a slice the walk descends into).
+    workload: Option<(CgroupWorkload, Key, WorkloadLabels)>,
+    /// The usage read at the last slice, ns, and the number of that walk (a cgroup not read
+    /// in the walk before this one counts as new).
+    prev_ns: AtomicU64,
+    prev_walk: AtomicU64,
+}
+
+impl Named {
+    fn new(path: String, workload: Option<(CgroupWorkload, Key, WorkloadLabels)>) -> Named {
+        Named {
+            path,
+            workload,
+            prev_ns: AtomicU64::new(0),
+            prev_walk: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Entry {
     labels: WorkloadLabels,
@@ -250,6 +275,9 @@ struct Entry {
     /// `None` while alive; the scrape count when it was last seen alive, once ended (or
     /// evicted).
     ended_at_scrape: Option<u64>,
+    /// The last walk that saw it alive with its own series (`u64::MAX` for one restored
+    /// from the spool).
+    walk: u64,
     /// Left the top by energy: its series is frozen until dropped, its energy goes to
     /// `other`.
     evicted: bool,
@@ -311,10 +339,15 @@ fn owning_path<'a>(walked: &HashMap<&'a str, usize>, cgroup: &str) -> Option<(&'
 pub struct Workloads {
     tree: Box<dyn CgroupTree>,
     opts: WorkloadOptions,
-    /// Usage of each cgroup walked in the last slice (workloads and pods), ns, with the
-    /// number of the walk that read it (entries of cgroups gone are dropped after each walk,
-    /// the others updated in place: no allocation per cgroup and slice).
-    prev: HashMap<String, (u64, u64)>,
+    /// Every cgroup of the last walk by path, parsed ([`Named`], with the usage it had at the
+    /// last slice), with the number of the walk that saw it: a steady cgroup costs one lookup
+    /// per slice, no parse or allocation; those gone are dropped after each walk.
+    names: HashMap<String, (Arc<Named>, u64)>,
+    /// Reused to build `parent/child` paths while walking.
+    path_buf: String,
+    /// CPU time of the last slice's phases, s (`walk`: listings and parsing; `reads`: the
+    /// CPU-time files; `split`: the split and the counters), for the benchmark.
+    pub last_phases_s: [f64; 3],
     walks: u64,
     /// Durations of the last [`POWER_SLICES`] slices, s (the power ring's denominators).
     recent_s: [f64; POWER_SLICES],
@@ -351,7 +384,9 @@ impl Workloads {
         Workloads {
             tree,
             opts,
-            prev: HashMap::new(),
+            names: HashMap::new(),
+            path_buf: String::new(),
+            last_phases_s: [0.0; 3],
             walks: 0,
             recent_s: [0.0; POWER_SLICES],
             slices: 0,
@@ -392,7 +427,7 @@ impl Workloads {
     /// left for `kind="gpu"`.
     fn split_gpus(
         &mut self,
-        found: &[(String, CgroupWorkload, Option<usize>)],
+        found: &[(Arc<Named>, Option<usize>)],
         nvml: &[GpuEnergy],
         samples: &[ProcUtil],
         walk: u64,
@@ -406,7 +441,7 @@ impl Workloads {
             found
                 .iter()
                 .enumerate()
-                .map(|(i, (p, _, _))| (p.as_str(), i))
+                .map(|(i, (n, _))| (n.path.as_str(), i))
                 .collect()
         };
         if g.owners.len() > MAX_GPU_PIDS {
@@ -443,37 +478,69 @@ impl Workloads {
 
     /// The cgroups recognised as workloads, with the pods (which keep their residual), each
     /// with the index in the list of the workload whose cgroup holds it (a container's pod).
-    fn walk(&mut self) -> Vec<(String, CgroupWorkload, Option<usize>)> {
+    fn walk(&mut self) -> Vec<(Arc<Named>, Option<usize>)> {
+        let walk = self.walks;
         let mut out = Vec::new();
-        let mut stack = vec![(String::new(), 0usize, None)];
+        let mut stack: Vec<(Arc<Named>, usize, Option<usize>)> =
+            vec![(Arc::new(Named::new(String::new(), None)), 0usize, None)];
         let mut read = 0usize;
-        while let Some((path, depth, owner)) = stack.pop() {
+        while let Some((dir, depth, owner)) = stack.pop() {
             // Children are visited in name order: pushed in reverse onto the stack.
             let mut deeper = Vec::new();
-            for child in self.tree.children(&path) {
+            for child in self.tree.children(&dir.path) {
                 read += 1;
                 if read > self.opts.max_cgroups {
                     self.walks_truncated += 1;
+                    self.names.retain(|_, e| e.1 == walk);
                     return out;
                 }
-                let p = if path.is_empty() {
-                    child
-                } else {
-                    format!("{path}/{child}")
-                };
-                match name_cgroup(&p) {
-                    Some(w) => {
-                        if w.has_children {
-                            deeper.push((p.clone(), depth + 1, Some(out.len())));
-                        }
-                        out.push((p, w, owner));
+                self.path_buf.clear();
+                if !dir.path.is_empty() {
+                    self.path_buf.push_str(&dir.path);
+                    self.path_buf.push('/');
+                }
+                self.path_buf.push_str(&child);
+                let named = match self.names.get_mut(self.path_buf.as_str()) {
+                    Some(e) => {
+                        e.1 = walk;
+                        Arc::clone(&e.0)
                     }
-                    None if depth + 1 < self.opts.max_depth => deeper.push((p, depth + 1, owner)),
+                    None => {
+                        let p = self.path_buf.clone();
+                        let workload = name_cgroup(&p).map(|w| {
+                            let key = Key {
+                                kind: w.kind,
+                                pod_uid: w.pod_uid.clone().unwrap_or_default(),
+                                id: w
+                                    .container_id
+                                    .clone()
+                                    .or_else(|| w.unit.clone())
+                                    .unwrap_or_default(),
+                            };
+                            let labels = self.labels(&w);
+                            (w, key, labels)
+                        });
+                        let n = Arc::new(Named::new(p.clone(), workload));
+                        self.names.insert(p, (Arc::clone(&n), walk));
+                        n
+                    }
+                };
+                match &named.workload {
+                    Some((w, _, _)) => {
+                        if w.has_children {
+                            deeper.push((Arc::clone(&named), depth + 1, Some(out.len())));
+                        }
+                        out.push((named, owner));
+                    }
+                    None if depth + 1 < self.opts.max_depth => {
+                        deeper.push((named, depth + 1, owner))
+                    }
                     None => {}
                 }
             }
             stack.extend(deeper.into_iter().rev());
         }
+        self.names.retain(|_, e| e.1 == walk);
         out
     }
 
@@ -495,6 +562,21 @@ impl Workloads {
                     self.opts.pods.pods.insert(k, v);
                 }
                 self.opts.pods.containers.extend(names.containers);
+                // Labels cached per cgroup are made again with the new names (their usage
+                // carried over).
+                let names = std::mem::take(&mut self.names);
+                for (p, (n, walk)) in names {
+                    let workload = n
+                        .workload
+                        .as_ref()
+                        .map(|(w, k, _)| (w.clone(), k.clone(), self.labels(w)));
+                    let new = Named::new(n.path.clone(), workload);
+                    new.prev_ns
+                        .store(n.prev_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+                    new.prev_walk
+                        .store(n.prev_walk.load(Ordering::Relaxed), Ordering::Relaxed);
+                    self.names.insert(p, (Arc::new(new), walk));
+                }
             }
             Err(e) => {
                 let m = format!("--pod-list {}: {e}", path.display());
@@ -558,42 +640,47 @@ impl Workloads {
     /// workloads by their processes' SM share when a process source is set
     /// ([`Workloads::with_gpu_processes`]); the rest is `kind="gpu"`.
     pub fn on_slice_gpus(&mut self, energy_j: f64, gpu: &GpuSlice, duration_s: f64, g_per_j: f64) {
+        let c0 = crate::overhead::thread_cpu_s();
         self.refresh_pod_list();
         let found = self.walk();
+        let c1 = crate::overhead::thread_cpu_s();
         let root = self.tree.usage_ns("");
         let walk = self.walks;
         self.walks += 1;
         // A cgroup new since the last slice ran all its time in it (its usage starts at 0
         // when created); one unreadable now counts nothing. Counters only grow.
         let mut cpu_s: Vec<f64> = Vec::with_capacity(found.len());
-        for (p, _, _) in &found {
+        for (n, _) in &found {
+            let p = &n.path;
             let Some(now) = self.tree.usage_ns(p) else {
                 cpu_s.push(0.0);
                 continue;
             };
-            let before = match self.prev.get_mut(p.as_str()) {
-                Some(e) => std::mem::replace(e, (now, walk)).0,
-                None => {
-                    self.prev.insert(p.clone(), (now, walk));
-                    0
-                }
+            // Read at the last slice (its walk the one before this), else new.
+            let last = n.prev_walk.swap(walk, Ordering::Relaxed);
+            let before_ns = n.prev_ns.swap(now, Ordering::Relaxed);
+            let before = if walk > 0 && last == walk - 1 {
+                before_ns
+            } else {
+                0
             };
             // A usage below the last one is another cgroup under a reused name: new.
             let ns = if now >= before { now - before } else { now };
             cpu_s.push(ns as f64 * 1e-9);
         }
-        self.prev.retain(|_, e| e.1 == walk);
         self.tree.end_pass();
+        let c2 = crate::overhead::thread_cpu_s();
+        self.last_phases_s = [c1 - c0, c2 - c1, 0.0];
         let first = self.prev_root_ns.is_none();
         // A pod keeps the time its containers did not account for (sandbox, overhead).
         let mut inner = vec![0.0; found.len()];
-        for (i, (_, _, owner)) in found.iter().enumerate() {
+        for (i, (_, owner)) in found.iter().enumerate() {
             if let Some(o) = owner {
                 inner[*o] += cpu_s[i];
             }
         }
-        for (i, (_, w, _)) in found.iter().enumerate() {
-            if w.has_children {
+        for (i, (n, _)) in found.iter().enumerate() {
+            if n.workload.as_ref().is_some_and(|(w, _, _)| w.has_children) {
                 cpu_s[i] = (cpu_s[i] - inner[i]).max(0.0);
             }
         }
@@ -660,27 +747,19 @@ impl Workloads {
             .add_parts(slot, 0.0, gpu_split.unowned_j + unsplit, g_per_j, 0.0);
         self.idle.add_in_slice(slot, split.idle_j, g_per_j, 0.0);
         let scrapes = self.scrapes.load(Ordering::Relaxed);
-        // Each workload's key and energy; the energy since the last ranking, for series and
-        // candidates alike.
-        let mut rows: Vec<Key> = Vec::with_capacity(found.len());
+        // The energy since the last ranking, for series and candidates alike.
         let mut outside: Vec<(f64, usize)> = Vec::new();
-        for (i, (_, w, _)) in found.iter().enumerate() {
-            let key = Key {
-                kind: w.kind,
-                pod_uid: w.pod_uid.clone().unwrap_or_default(),
-                id: w
-                    .container_id
-                    .clone()
-                    .or_else(|| w.unit.clone())
-                    .unwrap_or_default(),
+        for (i, (n, _)) in found.iter().enumerate() {
+            let Some((_, key, _)) = &n.workload else {
+                continue;
             };
             let j = split.workload_j[i] + gpu_split.owner_j[i];
-            match self.entries.get_mut(&key) {
+            match self.entries.get_mut(key) {
                 Some(e) if !e.evicted => e.period_j += j,
                 in_entries => {
                     let frozen = in_entries.is_some();
                     // The key is cloned only for a workload new outside the series.
-                    let c = match self.candidates.get_mut(&key) {
+                    let c = match self.candidates.get_mut(key) {
                         Some(c) => c,
                         None => self.candidates.entry(key.clone()).or_insert(Candidate {
                             period_j: 0.0,
@@ -694,7 +773,6 @@ impl Workloads {
                     }
                 }
             }
-            rows.push(key);
         }
         // Free series go to the workloads outside with the most energy since the ranking.
         let free = self.opts.max_series.saturating_sub(self.entries.len());
@@ -704,49 +782,56 @@ impl Workloads {
                 if self.entries.len() >= self.opts.max_series {
                     break;
                 }
-                let (p, w, _) = &found[i];
-                if self.entries.contains_key(&rows[i]) {
+                let Some((w, key, labels)) = &found[i].0.workload else {
+                    continue;
+                };
+                if self.entries.contains_key(key) {
                     continue;
                 }
-                self.candidates.remove(&rows[i]);
+                self.candidates.remove(key);
                 self.workloads_seen += 1;
                 self.entries.insert(
-                    rows[i].clone(),
+                    key.clone(),
                     Entry {
-                        labels: self.labels(w),
+                        labels: labels.clone(),
                         qos: w.qos,
-                        cgroup: p.clone(),
+                        cgroup: found[i].0.path.clone(),
                         totals: WorkloadTotals::default(),
                         ended_at_scrape: None,
+                        walk,
                         evicted: false,
                         period_j,
                     },
                 );
             }
         }
-        let mut alive = std::collections::HashSet::with_capacity(found.len());
         let mut untracked = 0;
-        for (i, (key, (_, w, _))) in rows.into_iter().zip(found.iter()).enumerate() {
-            let (cpu_j, gpu_j, c) = (split.workload_j[i], gpu_split.owner_j[i], cpu_s[i]);
-            if self.entries.get(&key).is_none_or(|e| e.evicted) {
-                self.other.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
-                untracked += 1;
+        for (i, (n, _)) in found.iter().enumerate() {
+            let Some((_, key, labels)) = &n.workload else {
                 continue;
-            }
-            // Labels are built for the series only (names may resolve later: a pod list).
-            let labels = self.labels(w);
-            if let Some(e) = self.entries.get_mut(&key) {
-                e.labels = labels;
-                e.ended_at_scrape = None;
-                e.totals.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
-                alive.insert(key);
+            };
+            let (cpu_j, gpu_j, c) = (split.workload_j[i], gpu_split.owner_j[i], cpu_s[i]);
+            // One lookup for a workload with its own series (the common case).
+            match self.entries.get_mut(key) {
+                Some(e) if !e.evicted => {
+                    if e.labels != *labels {
+                        e.labels = labels.clone();
+                    }
+                    e.ended_at_scrape = None;
+                    e.walk = walk;
+                    e.totals.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
+                }
+                _ => {
+                    self.other.add_parts(slot, cpu_j, gpu_j, g_per_j, c);
+                    untracked += 1;
+                }
             }
         }
         self.untracked_now = untracked;
         self.candidates.retain(|_, c| c.walk == walk);
         let keep = self.opts.keep_scrapes;
-        self.entries.retain(|k, e| {
-            if alive.contains(k) {
+        self.entries.retain(|_, e| {
+            if e.walk == walk {
                 return true;
             }
             let since = *e.ended_at_scrape.get_or_insert(scrapes);
@@ -755,6 +840,7 @@ impl Workloads {
         if self.slices.is_multiple_of(RERANK_SLICES) {
             self.rerank(scrapes);
         }
+        self.last_phases_s[2] = crate::overhead::thread_cpu_s() - c2;
     }
 
     /// The weakest series give way to workloads outside with more than
@@ -946,6 +1032,7 @@ impl Workloads {
                         ..Default::default()
                     },
                     ended_at_scrape: Some(0),
+                    walk: u64::MAX,
                     evicted: false,
                     period_j: 0.0,
                 },

@@ -433,6 +433,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             None => wattprint_sensors::cgroups::CgroupFs::discover(&sensor_config.sysfs_root),
         }
         .map_err(|e| BadInput(format!("--workloads: {e}")))?;
+        // Every cgroup's CPU-time file and listed directory stay open between slices, within
+        // a budget of half the descriptor limit (raised to the hard limit first; see
+        // docs/workloads.md).
+        let nofile = wattprint_sensors::cgroups::raise_nofile_limit().unwrap_or_else(|e| {
+            tracing::warn!("cannot raise the open-file limit: {e}");
+            1024
+        });
+        let tree = tree.with_fd_budget(wattprint_sensors::cgroups::fd_budget_for_limit(nofile));
         eprintln!(
             "wattprint agent: per-workload attribution from {}",
             wattprint_sensors::cgroups::CgroupTree::describe(&tree)
