@@ -130,6 +130,8 @@ struct UsageCache {
     key: String,
     /// Reused `getdents64` buffer.
     dents: Vec<u8>,
+    /// Reused buffer of the CPU-time files' reads ([`MAX_STAT_BYTES`]).
+    read_buf: Vec<u8>,
 }
 
 /// A cgroup hierarchy on disk, its CPU-time files and directories kept open between passes
@@ -395,6 +397,7 @@ impl CgroupTree for CgroupFs {
             key,
             dents,
             pass,
+            ..
         } = &mut *cache;
         let pass = *pass;
         // The directory kept open from the last pass (taken out of the map while listing),
@@ -462,26 +465,35 @@ impl CgroupTree for CgroupFs {
     }
 
     fn usage_ns(&self, path: &str) -> Option<u64> {
-        let mut buf = [0u8; MAX_STAT_BYTES];
         let mut cache = self.lock();
-        let pass = cache.pass;
+        let UsageCache {
+            files,
+            dirs,
+            pass,
+            read_buf,
+            ..
+        } = &mut *cache;
+        // Reused between reads: no 4 KiB to clear per cgroup.
+        if read_buf.len() != MAX_STAT_BYTES {
+            read_buf.resize(MAX_STAT_BYTES, 0);
+        }
         // The cached file first; a failed read (ENODEV: the cgroup was removed) drops it and
         // opens the path once more (a cgroup of the same name may exist now).
-        if let Some(f) = cache.files.get_mut(path) {
-            f.pass = pass;
-            match f.file.read_at(&mut buf, 0) {
-                Ok(n) => return self.parse(&buf[..n]),
+        if let Some(f) = files.get_mut(path) {
+            f.pass = *pass;
+            match f.file.read_at(read_buf, 0) {
+                Ok(n) => return self.parse(&read_buf[..n]),
                 Err(_) => {
-                    cache.files.remove(path);
+                    files.remove(path);
                 }
             }
         }
-        let f = self.open_usage(&cache.dirs, path, pass)?;
-        let n = f.file.read_at(&mut buf, 0).ok()?;
-        if cache.files.len() < self.fd_budget {
-            cache.files.insert(path.to_string(), f);
+        let f = self.open_usage(dirs, path, *pass)?;
+        let n = f.file.read_at(read_buf, 0).ok()?;
+        if files.len() < self.fd_budget {
+            files.insert(path.to_string(), f);
         }
-        self.parse(&buf[..n])
+        self.parse(&read_buf[..n])
     }
 
     fn end_pass(&self) {
