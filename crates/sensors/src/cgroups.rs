@@ -7,7 +7,7 @@
 //! their cgroups in the v1 controllers there); else the hybrid layout's `unified` v2 mount.
 //!
 //! [`CgroupFs`] keeps every cgroup's CPU-time file open between passes and reads it with one
-//! `pread` at offset 0 into a stack buffer: a file is opened only when its cgroup is new to
+//! `pread` at offset 0 into a reused buffer: a file is opened only when its cgroup is new to
 //! the walk, and dropped when a read fails (a removed cgroup's file answers `ENODEV` on
 //! cgroupfs), when its directory's listing no longer has it or has another directory (another
 //! inode) under its name (a name reused between two passes; on tmpfs-like fakes the old
@@ -15,7 +15,13 @@
 //! ([`CgroupTree::end_pass`]), so the cache holds only the cgroups of the last walk.
 //! Directories are listed at every pass: on this project's hosts (kernel 6.18, cgroup v1
 //! controllers and the v2 `unified` mount) a cgroup directory's mtime does not change when
-//! children are created or removed, so it cannot tell which listings are still current.
+//! children are created or removed (kernfs updates a parent's times only when it has
+//! attributes set), so it cannot tell which listings are still current. A listed directory
+//! stays open too, listed again with `lseek(0)` and `getdents64` (no path lookup, no open and
+//! close per pass), and dropped like a file: when its parent's listing shows another inode
+//! under its name, or when a pass did not list it. Both caches hold at most a descriptor
+//! budget ([`CgroupFs::with_fd_budget`], by default [`MAX_OPEN_USAGE_FILES`] files and a
+//! quarter as many directories).
 
 use std::collections::HashMap;
 use std::fs::File;
