@@ -392,7 +392,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     // passed over for the next source before serving, as `wattprint sensors` does.
     sensor_config.standby = false;
     sensor_config.discovery_check_s = Some(wattprint_engine::discover::DISCOVERY_CHECK_S);
-    let d = wattprint_engine::discover(&sensor_config);
+    let mut d = wattprint_engine::discover(&sensor_config);
     for a in &d.absent {
         eprintln!(
             "wattprint agent: {} not used: {}{}",
@@ -445,10 +445,18 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             "wattprint agent: per-workload attribution from {}",
             wattprint_sensors::cgroups::CgroupTree::describe(&tree)
         );
-        Some(wattprint_agent::workloads::Workloads::new(
-            Box::new(tree),
-            opts,
-        ))
+        let w = wattprint_agent::workloads::Workloads::new(Box::new(tree), opts);
+        // NVIDIA GPUs' energy by their processes' utilisation, PIDs placed through the
+        // (host's) procfs.
+        Some(match d.gpu_sampler.take() {
+            Some(s) => {
+                eprintln!(
+                    "wattprint agent: GPU energy split between workloads by NVML's per-process utilisation"
+                );
+                w.with_gpu_processes(Box::new(s), sensor_config.procfs_root.clone())
+            }
+            None => w,
+        })
     } else {
         None
     };
