@@ -7,7 +7,7 @@
 //! their cgroups in the v1 controllers there); else the hybrid layout's `unified` v2 mount.
 //!
 //! [`CgroupFs`] keeps every cgroup's CPU-time file open between passes and reads it with one
-//! `pread` at offset 0 into a stack buffer: a file is opened only when its cgroup is new to
+//! `pread` at offset 0 into a reused buffer: a file is opened only when its cgroup is new to
 //! the walk, and dropped when a read fails (a removed cgroup's file answers `ENODEV` on
 //! cgroupfs), when its directory's listing no longer has it or has another directory (another
 //! inode) under its name (a name reused between two passes; on tmpfs-like fakes the old
@@ -15,7 +15,13 @@
 //! ([`CgroupTree::end_pass`]), so the cache holds only the cgroups of the last walk.
 //! Directories are listed at every pass: on this project's hosts (kernel 6.18, cgroup v1
 //! controllers and the v2 `unified` mount) a cgroup directory's mtime does not change when
-//! children are created or removed, so it cannot tell which listings are still current.
+//! children are created or removed (kernfs updates a parent's times only when it has
+//! attributes set), so it cannot tell which listings are still current. A listed directory
+//! stays open too, listed again with `lseek(0)` and `getdents64` (no path lookup, no open and
+//! close per pass), and dropped like a file: when its parent's listing shows another inode
+//! under its name, or when a pass did not list it. Both caches hold at most a descriptor
+//! budget ([`CgroupFs::with_fd_budget`], by default [`MAX_OPEN_USAGE_FILES`] files and a
+//! quarter as many directories).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -130,6 +136,8 @@ struct UsageCache {
     key: String,
     /// Reused `getdents64` buffer.
     dents: Vec<u8>,
+    /// Reused buffer of the CPU-time files' reads ([`MAX_STAT_BYTES`]).
+    read_buf: Vec<u8>,
 }
 
 /// A cgroup hierarchy on disk, its CPU-time files and directories kept open between passes
@@ -395,6 +403,7 @@ impl CgroupTree for CgroupFs {
             key,
             dents,
             pass,
+            ..
         } = &mut *cache;
         let pass = *pass;
         // The directory kept open from the last pass (taken out of the map while listing),
@@ -462,26 +471,35 @@ impl CgroupTree for CgroupFs {
     }
 
     fn usage_ns(&self, path: &str) -> Option<u64> {
-        let mut buf = [0u8; MAX_STAT_BYTES];
         let mut cache = self.lock();
-        let pass = cache.pass;
+        let UsageCache {
+            files,
+            dirs,
+            pass,
+            read_buf,
+            ..
+        } = &mut *cache;
+        // Reused between reads: no 4 KiB to clear per cgroup.
+        if read_buf.len() != MAX_STAT_BYTES {
+            read_buf.resize(MAX_STAT_BYTES, 0);
+        }
         // The cached file first; a failed read (ENODEV: the cgroup was removed) drops it and
         // opens the path once more (a cgroup of the same name may exist now).
-        if let Some(f) = cache.files.get_mut(path) {
-            f.pass = pass;
-            match f.file.read_at(&mut buf, 0) {
-                Ok(n) => return self.parse(&buf[..n]),
+        if let Some(f) = files.get_mut(path) {
+            f.pass = *pass;
+            match f.file.read_at(read_buf, 0) {
+                Ok(n) => return self.parse(&read_buf[..n]),
                 Err(_) => {
-                    cache.files.remove(path);
+                    files.remove(path);
                 }
             }
         }
-        let f = self.open_usage(&cache.dirs, path, pass)?;
-        let n = f.file.read_at(&mut buf, 0).ok()?;
-        if cache.files.len() < self.fd_budget {
-            cache.files.insert(path.to_string(), f);
+        let f = self.open_usage(dirs, path, *pass)?;
+        let n = f.file.read_at(read_buf, 0).ok()?;
+        if files.len() < self.fd_budget {
+            files.insert(path.to_string(), f);
         }
-        self.parse(&buf[..n])
+        self.parse(&read_buf[..n])
     }
 
     fn end_pass(&self) {
