@@ -4,7 +4,11 @@
 //! slices, a container starts and one ends every half second), `SLICES` slices (default
 //! 200).
 //!
-//! `cargo bench -p wattprint-agent --bench workloads`
+//! `cargo bench -p wattprint-agent --bench workloads` (the fake tree under `$TMPDIR`;
+//! `TMPDIR=/dev/shm` puts it in memory, like cgroupfs). As root,
+//! `CGROUP_ROOT=/sys/fs/cgroup/unified/wattprint-bench` (a new directory on a cgroup v2
+//! mount) builds the layout from real cgroups instead, reads the kernel's `cpu.stat` and
+//! removes them at the end.
 //!
 //! Measured with the thread's CPU clock around the agent's own work only (the fake tree's
 //! writes are excluded): CPU per slice and its phases (the walk: listings and parsing; the
@@ -61,8 +65,17 @@ fn main() {
     let workloads = env("WORKLOADS", 500);
     let churn = env("CHURN", 10);
     let slices = env("SLICES", 200);
+    // CGROUP_ROOT=DIR (root, a new directory on a cgroup v2 mount): the same layout made of
+    // real cgroups, their CPU-time files the kernel's (no usage written; removed with rmdir).
+    let real = std::env::var_os("CGROUP_ROOT").map(PathBuf::from);
     let d = tempfile::tempdir().unwrap();
-    let root = d.path().to_path_buf();
+    let root = real.clone().unwrap_or_else(|| d.path().to_path_buf());
+    let is_real = real.is_some();
+    let write_usage = |dir: &Path, usec: u64| {
+        if !is_real {
+            write_usage(dir, usec);
+        }
+    };
     std::fs::create_dir_all(root.join(QOS)).unwrap();
     std::fs::create_dir_all(root.join("system.slice/kubelet.service")).unwrap();
     let pods = workloads / 2;
@@ -98,7 +111,14 @@ fn main() {
         // Churn: the oldest pods end (their cgroups removed), new ones start.
         for _ in 0..churn / 2 {
             if let Some(n) = live.pop_front() {
-                std::fs::remove_dir_all(pod_dir(&root, n)).unwrap();
+                if is_real {
+                    for c in 0..2 {
+                        std::fs::remove_dir(container_dir(&root, n, c)).unwrap();
+                    }
+                    std::fs::remove_dir(pod_dir(&root, n)).unwrap();
+                } else {
+                    std::fs::remove_dir_all(pod_dir(&root, n)).unwrap();
+                }
             }
             live.push_back(next);
             next += 1;
@@ -161,4 +181,23 @@ fn main() {
         "descriptors: budget {budget} CPU-time files + {} directories (RLIMIT_NOFILE {nofile}); open at the end: {fds} in the process",
         budget / 4
     );
+    if is_real {
+        // Real cgroups go bottom-up with rmdir.
+        drop(w);
+        for &n in &live {
+            for c in 0..2 {
+                let _ = std::fs::remove_dir(container_dir(&root, n, c));
+            }
+            let _ = std::fs::remove_dir(pod_dir(&root, n));
+        }
+        for p in [
+            QOS,
+            "kubepods.slice",
+            "system.slice/kubelet.service",
+            "system.slice",
+            "",
+        ] {
+            let _ = std::fs::remove_dir(root.join(p));
+        }
+    }
 }
