@@ -391,3 +391,79 @@ fn many_skipped_rows_are_all_counted_and_the_first_named() {
     assert!(w.starts_with("12 row(s) skipped"), "{w}");
     assert!(w.contains("line 17 (2 fields) and 2 more"), "{w}");
 }
+
+/// Inputs whose reports are pinned in `testdata/golden.json` (written by the whole-text
+/// importers before they streamed).
+fn golden_inputs() -> Vec<(&'static str, String, ImportFormat, ImportOptions)> {
+    let gaps = "timestamp, index, power.draw [W]
+2026/11/29 10:00:00.000, 0, 100
+2026/11/29 10:00:01.000, 0, [N/A]
+2026/11/29 10:00:02.000, 0, 100
+2026/11/29 10:00:03.000, 0, 100
+";
+    // 900 samples of two GPUs, a 0.1 s period, a gap: more than the 512 chart points, fewer
+    // than a domain's 1024.
+    let mut long = String::from("timestamp, index, name, power.draw [W]\n");
+    for i in 0..900u32 {
+        for g in 0..2u32 {
+            let w = if i == 300 && g == 1 {
+                "[N/A]".to_string()
+            } else {
+                format!("{:.2} W", 100.0 + f64::from((i * 7 + g * 13) % 250))
+            };
+            long.push_str(&format!(
+                "2026/11/29 10:{:02}:{:02}.{}00, {g}, NVIDIA H100, {w}\n",
+                i / 600,
+                (i / 10) % 60,
+                i % 10
+            ));
+        }
+    }
+    let trace = "# wattprint trace v1\n# started_at: 2026-11-29T10:00:00Z\nt_s,domain,kind,unit,value\n0,package-0,cpu-package,J,1000\n1,package-0,cpu-package,J,1030\n2,package-0,cpu-package,J,1070\n0,gpu-0,gpu,W,100\n2,gpu-0,gpu,W,200\n";
+    let mut many = String::from(NVSMI);
+    for _ in 0..12 {
+        many.push_str("2026/11/29 10:00:04.000, 0\n");
+    }
+    let d = ImportOptions::default();
+    vec![
+        ("nvsmi", NVSMI.to_string(), ImportFormat::NvidiaSmi, d),
+        ("nvsmi-gaps", gaps.to_string(), ImportFormat::NvidiaSmi, d),
+        ("nvsmi-long", long, ImportFormat::NvidiaSmi, d),
+        ("nvsmi-skipped", many, ImportFormat::NvidiaSmi, SKIP),
+        ("codecarbon", CODECARBON.to_string(), ImportFormat::CodeCarbon, d),
+        ("codecarbon-skip", codecarbon_with_short_row(), ImportFormat::CodeCarbon, SKIP),
+        ("trace", trace.to_string(), ImportFormat::Trace, d),
+        ("trace-export", export_trace(&sample_run()), ImportFormat::Trace, d),
+        ("trace-export-long", export_trace(&import(&long_nvsmi_for_export(), ImportFormat::NvidiaSmi, "x").unwrap()[0]), ImportFormat::Trace, d),
+    ]
+}
+
+fn long_nvsmi_for_export() -> String {
+    let mut s = String::from("timestamp, index, power.draw [W]\n");
+    for i in 0..400u32 {
+        for g in 0..3u32 {
+            s.push_str(&format!(
+                "2026/11/29 10:{:02}:{:02}.000, {g}, {}.5 W\n",
+                i / 60,
+                i % 60,
+                50 + (i * 3 + g * 11) % 200
+            ));
+        }
+    }
+    s
+}
+
+#[test]
+#[ignore]
+fn write_golden() {
+    let mut all = serde_json::Map::new();
+    for (name, text, f, o) in golden_inputs() {
+        let rs = import_with(&text, f, "golden.csv", &o).unwrap();
+        all.insert(name.into(), serde_json::to_value(&rs).unwrap());
+    }
+    std::fs::write(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/src/import/testdata/golden.json"),
+        serde_json::to_string_pretty(&all).unwrap() + "\n",
+    )
+    .unwrap();
+}
