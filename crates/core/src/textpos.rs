@@ -57,17 +57,19 @@ impl<R: std::io::BufRead> BoundedLines<R> {
     }
 }
 
-impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
-    type Item = Result<(usize, String), LineError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<R: std::io::BufRead> BoundedLines<R> {
+    /// The next line's raw bytes, its `\n` or `\r\n` included (no check of UTF-8): for
+    /// readers that hash or decode the bytes themselves. Same caps and errors as the
+    /// iterator, which is built on it; `None` at the end and after an error.
+    pub fn next_bytes(&mut self) -> Option<Result<(usize, &[u8]), LineError>> {
         use std::io::{BufRead, Read};
         if self.done {
             return None;
         }
         self.buf.clear();
         self.line += 1;
-        let room = self.max_line_bytes as u64 + 2; // the line, `\r\n`
+        // The line and its `\r\n` (saturating: a cap of `usize::MAX` means none).
+        let room = (self.max_line_bytes as u64).saturating_add(2);
         let got = match (&mut self.r).take(room).read_until(b'\n', &mut self.buf) {
             Ok(n) => n,
             Err(e) => {
@@ -79,30 +81,41 @@ impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
             self.done = true;
             return None;
         }
-        self.total += got as u64;
-        let fail = |s: &mut Self, e: LineError| {
-            s.done = true;
-            Some(Err(e))
-        };
+        self.total = self.total.saturating_add(got as u64);
         if self.total > self.max_total_bytes {
+            self.done = true;
             let max_bytes = self.max_total_bytes;
-            return fail(self, LineError::TooBig { max_bytes });
+            return Some(Err(LineError::TooBig { max_bytes }));
         }
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
-            }
-        }
-        if self.buf.len() > self.max_line_bytes {
+        let body = self
+            .buf
+            .strip_suffix(b"\n")
+            .map_or(&self.buf[..], |l| l.strip_suffix(b"\r").unwrap_or(l));
+        if body.len() > self.max_line_bytes {
+            self.done = true;
             let (line, max_bytes) = (self.line, self.max_line_bytes);
-            return fail(self, LineError::TooLong { line, max_bytes });
+            return Some(Err(LineError::TooLong { line, max_bytes }));
         }
-        match std::str::from_utf8(&self.buf) {
-            Ok(s) => Some(Ok((self.line, s.to_string()))),
+        Some(Ok((self.line, &self.buf)))
+    }
+}
+
+impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
+    type Item = Result<(usize, String), LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (line, raw) = match self.next_bytes()? {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        let body = raw
+            .strip_suffix(b"\n")
+            .map_or(raw, |l| l.strip_suffix(b"\r").unwrap_or(l));
+        match std::str::from_utf8(body) {
+            Ok(s) => Some(Ok((line, s.to_string()))),
             Err(_) => {
-                let line = self.line;
-                fail(self, LineError::NotUtf8 { line })
+                self.done = true;
+                Some(Err(LineError::NotUtf8 { line }))
             }
         }
     }

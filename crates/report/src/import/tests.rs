@@ -430,11 +430,33 @@ fn golden_inputs() -> Vec<(&'static str, String, ImportFormat, ImportOptions)> {
         ("nvsmi-gaps", gaps.to_string(), ImportFormat::NvidiaSmi, d),
         ("nvsmi-long", long, ImportFormat::NvidiaSmi, d),
         ("nvsmi-skipped", many, ImportFormat::NvidiaSmi, SKIP),
-        ("codecarbon", CODECARBON.to_string(), ImportFormat::CodeCarbon, d),
-        ("codecarbon-skip", codecarbon_with_short_row(), ImportFormat::CodeCarbon, SKIP),
+        (
+            "codecarbon",
+            CODECARBON.to_string(),
+            ImportFormat::CodeCarbon,
+            d,
+        ),
+        (
+            "codecarbon-skip",
+            codecarbon_with_short_row(),
+            ImportFormat::CodeCarbon,
+            SKIP,
+        ),
         ("trace", trace.to_string(), ImportFormat::Trace, d),
-        ("trace-export", export_trace(&sample_run()), ImportFormat::Trace, d),
-        ("trace-export-long", export_trace(&import(&long_nvsmi_for_export(), ImportFormat::NvidiaSmi, "x").unwrap()[0]), ImportFormat::Trace, d),
+        (
+            "trace-export",
+            export_trace(&sample_run()),
+            ImportFormat::Trace,
+            d,
+        ),
+        (
+            "trace-export-long",
+            export_trace(
+                &import(&long_nvsmi_for_export(), ImportFormat::NvidiaSmi, "x").unwrap()[0],
+            ),
+            ImportFormat::Trace,
+            d,
+        ),
     ]
 }
 
@@ -454,16 +476,51 @@ fn long_nvsmi_for_export() -> String {
 }
 
 #[test]
-#[ignore]
-fn write_golden() {
-    let mut all = serde_json::Map::new();
+fn streaming_gives_the_reports_the_whole_text_importers_gave() {
+    // testdata/golden.json: these inputs' reports as imported by the importers that read the
+    // file whole (commit b2e1967), ids (content hashes) and timelines included.
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/golden.json")).unwrap();
     for (name, text, f, o) in golden_inputs() {
         let rs = import_with(&text, f, "golden.csv", &o).unwrap();
-        all.insert(name.into(), serde_json::to_value(&rs).unwrap());
+        assert_same(&serde_json::to_value(&rs).unwrap(), &golden[name], name);
+        // Through a reader that hands out 1 to 7 bytes at a time: the same reports.
+        let tiny = std::io::BufReader::with_capacity(1 + text.len() % 7, text.as_bytes());
+        let rs = import_reader(tiny, f, "golden.csv", &o, ReadLimits::NONE).unwrap();
+        assert_same(
+            &serde_json::to_value(&rs).unwrap(),
+            &golden[name],
+            &format!("{name} (tiny reads)"),
+        );
     }
-    std::fs::write(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/src/import/testdata/golden.json"),
-        serde_json::to_string_pretty(&all).unwrap() + "\n",
-    )
-    .unwrap();
+}
+
+/// Asserts `a == b`, naming the first path where they differ (reports are too long to print).
+fn assert_same(a: &serde_json::Value, b: &serde_json::Value, path: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.dedup();
+            for k in keys {
+                assert_same(&x[k], &y[k], &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: lengths");
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                assert_same(p, q, &format!("{path}[{i}]"));
+            }
+        }
+        // serde_json reads a float back to within an ulp or so (its exact parser is a
+        // feature the workspace does not enable): equal to 1e-15, relative.
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-15 * x.abs().max(y.abs()),
+                "{path}: {x} != {y}"
+            );
+        }
+        _ => assert_eq!(a, b, "{path}"),
+    }
 }
