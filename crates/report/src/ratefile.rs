@@ -591,6 +591,43 @@ mod tests {
             panic!("a valid table");
         };
         assert_eq!(t.rows[0].0, 3);
+        // CRLF blank lines, blank lines before the header, a quoted field over two lines.
+        let t = read_table("\r\na,b\r\n\r\n\r\n1,2\r\n\r\n\"x\ny\",4\n5,6", "header").unwrap();
+        assert_eq!(t.header_line, 2);
+        let lines: Vec<usize> = t.rows.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [5, 7, 9]);
+        assert_eq!(&t.rows[1].1[0], "x\ny");
+    }
+
+    #[test]
+    fn a_long_line_or_an_unclosed_quote_stops_at_the_cap() {
+        let limits = ReadLimits {
+            max_line_bytes: 64,
+            max_total_bytes: 1 << 20,
+        };
+        let rows = |text: String| {
+            let mut r = Rows::new(
+                std::io::Cursor::new(text),
+                "header",
+                BadRows::Error,
+                limits,
+                Comments::None,
+            )?;
+            while r.next_row()?.is_some() {}
+            Ok::<_, TableError>(())
+        };
+        let Err(TableError::Read(LineError::TooLong { line: 3, .. })) =
+            rows(format!("a,b\n1,2\n1,{}\n", "x".repeat(65)))
+        else {
+            panic!("a 67-byte line over a 64-byte cap");
+        };
+        // Lines of 4 bytes, in one quoted field that never closes: one record over the cap.
+        let Err(TableError::Parse(e)) = rows(format!("a,b\n1,\"open\n{}", "x,y\n".repeat(100)))
+        else {
+            panic!("an unclosed quote");
+        };
+        assert_eq!((e.line, e.field.as_str()), (2, "record"));
+        assert!(e.message.contains("unclosed quote"), "{e}");
     }
 
     #[test]
