@@ -214,10 +214,12 @@ pub(super) fn finish_energy(r: &mut RunReport) {
 }
 
 /// Points of one domain's cumulative-energy series kept while a file streams: the core
-/// [`Timeline`] halves its resolution when full (the first and newest points kept, energy
-/// exact since points are cumulative), so a domain holds at most this many points however
-/// long the file. 1024 is twice the 512 points [`timeline_of`] draws: a file of up to 1024
-/// samples per domain is charted exactly as when it was read whole.
+/// [`Timeline`] halves its resolution when full (it keeps every `stride`-th sample, the
+/// first included, and the newest; each halving doubles the stride), so a domain holds at
+/// most this many points, evenly spread over the run, however long the file; energy is
+/// integrated over every sample, not over these. 1024 is twice the 512 points
+/// [`timeline_of`] draws: a file of up to 1024 samples per domain is charted exactly as
+/// when it was read whole.
 pub const SERIES_POINTS: usize = 1024;
 
 /// One domain's cumulative energy at its own sample times (t_s from the run start), at
