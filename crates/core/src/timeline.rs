@@ -55,7 +55,7 @@ impl Timeline {
         let stride = self.stride.max(1);
         let i = self.pushed;
         self.pushed += 1;
-        self.tail = i % stride != 0;
+        self.tail = !i.is_multiple_of(stride);
         self.t_s.push(t_s);
         self.cumulative_j.push(cumulative_j);
         if self.t_s.len() > self.max_points {
@@ -68,7 +68,7 @@ impl Timeline {
         let n = self.t_s.len();
         let on_stride = if self.tail { n - 1 } else { n };
         self.stride = self.stride.max(1) * 2;
-        self.tail = (self.pushed - 1) % self.stride != 0;
+        self.tail = !self.pushed.saturating_sub(1).is_multiple_of(self.stride);
         let mut keep: Vec<usize> = (0..on_stride).step_by(2).collect();
         if self.tail {
             keep.push(n - 1);
