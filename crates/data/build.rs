@@ -35,25 +35,60 @@ fn reader(path: &Path) -> csv::Reader<fs::File> {
     csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn field<'a>(rec: &'a csv::StringRecord, i: usize, path: &Path, name: &str) -> &'a str {
-    rec.get(i).unwrap_or_else(|| {
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        panic!("{}:{line}: missing field `{name}`", path.display())
-    })
+/// One record of a source table, with its file for error messages (`FILE:LINE: ...`).
+struct Row<'a> {
+    rec: csv::StringRecord,
+    path: &'a Path,
 }
 
-fn num(s: &str, path: &Path, rec: &csv::StringRecord, name: &str) -> f64 {
-    let line = rec.position().map(|p| p.line()).unwrap_or(0);
-    let v: f64 = s
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{}:{line}: field `{name}` = {s:?}: {e}", path.display()));
-    assert!(
-        v.is_finite() && v >= 0.0,
-        "{}:{line}: field `{name}` = {v} is not a finite non-negative number",
-        path.display()
-    );
-    v
+impl Row<'_> {
+    /// The record's line in its file (1-based; 0 when the reader did not say).
+    fn line(&self) -> u64 {
+        self.rec.position().map(|p| p.line()).unwrap_or(0)
+    }
+
+    /// Field `i` (`name` for the message); panics naming the file and line when missing.
+    fn str(&self, i: usize, name: &str) -> &str {
+        self.rec.get(i).unwrap_or_else(|| {
+            panic!(
+                "{}:{}: missing field `{name}`",
+                self.path.display(),
+                self.line()
+            )
+        })
+    }
+
+    /// Field `i` as a finite, non-negative number.
+    fn num(&self, i: usize, name: &str) -> f64 {
+        self.parse_num(self.str(i, name), name)
+    }
+
+    /// `s` (field `name` of this record) as a finite, non-negative number.
+    fn parse_num(&self, s: &str, name: &str) -> f64 {
+        let (path, line) = (self.path.display(), self.line());
+        let v: f64 = s
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{path}:{line}: field `{name}` = {s:?}: {e}"));
+        assert!(
+            v.is_finite() && v >= 0.0,
+            "{path}:{line}: field `{name}` = {v} is not a finite non-negative number"
+        );
+        v
+    }
+}
+
+/// The records of the CSV file at `path` (header skipped); panics naming the file on a bad one.
+fn rows(path: &Path) -> impl Iterator<Item = Row<'_>> {
+    records(reader(path), path)
+}
+
+/// The records of `rdr` (read from `path`), as [`Row`]s.
+fn records(rdr: csv::Reader<fs::File>, path: &Path) -> impl Iterator<Item = Row<'_>> {
+    rdr.into_records().map(move |rec| Row {
+        rec: rec.unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        path,
+    })
 }
 
 fn carbon_tables() {
@@ -63,12 +98,11 @@ fn carbon_tables() {
     // ISO 3166-1 alpha-2 <-> alpha-3.
     let iso_path = dir.join("iso3166-1.csv");
     let mut iso: Vec<(String, String, String)> = Vec::new();
-    for rec in reader(&iso_path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", iso_path.display()));
+    for rec in rows(&iso_path) {
         iso.push((
-            field(&rec, 0, &iso_path, "alpha_2").to_string(),
-            field(&rec, 1, &iso_path, "alpha_3").to_string(),
-            field(&rec, 2, &iso_path, "name").to_string(),
+            rec.str(0, "alpha_2").to_string(),
+            rec.str(1, "alpha_3").to_string(),
+            rec.str(2, "name").to_string(),
         ));
     }
     let a3_to_a2: BTreeMap<&str, &str> = iso
@@ -85,17 +119,11 @@ fn carbon_tables() {
     let grid_path = dir.join("grid-intensity-ember-owid.csv");
     let mut latest: BTreeMap<String, (String, i32, f64)> = BTreeMap::new();
     let mut aggregates: BTreeMap<&str, (i32, f64)> = BTreeMap::new();
-    for rec in reader(&grid_path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", grid_path.display()));
-        let entity = field(&rec, 0, &grid_path, "Entity");
-        let code = field(&rec, 1, &grid_path, "Code");
-        let year = num(field(&rec, 2, &grid_path, "Year"), &grid_path, &rec, "Year") as i32;
-        let value = num(
-            field(&rec, 3, &grid_path, "Carbon intensity"),
-            &grid_path,
-            &rec,
-            "Carbon intensity",
-        );
+    for rec in rows(&grid_path) {
+        let entity = rec.str(0, "Entity");
+        let code = rec.str(1, "Code");
+        let year = rec.num(2, "Year") as i32;
+        let value = rec.num(3, "Carbon intensity");
         let agg = match (entity, code) {
             ("World", _) => Some("WORLD"),
             ("European Union (27)", _) => Some("EU27"),
@@ -142,22 +170,11 @@ fn carbon_tables() {
     // Google Cloud regions.
     let gcp_path = dir.join("gcp-region-carbon-2024.csv");
     out.push_str("/// Google Cloud regions: (region, location, Google CFE share 0..1, grid gCO2e/kWh).\npub static GCP_REGIONS: &[(&str, &str, f64, f64)] = &[\n");
-    for rec in reader(&gcp_path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", gcp_path.display()));
-        let region = field(&rec, 0, &gcp_path, "Google Cloud Region");
-        let location = field(&rec, 1, &gcp_path, "Location");
-        let cfe = num(
-            field(&rec, 2, &gcp_path, "Google CFE"),
-            &gcp_path,
-            &rec,
-            "Google CFE",
-        );
-        let g = num(
-            field(&rec, 3, &gcp_path, "Grid carbon intensity"),
-            &gcp_path,
-            &rec,
-            "Grid carbon intensity",
-        );
+    for rec in rows(&gcp_path) {
+        let region = rec.str(0, "Google Cloud Region");
+        let location = rec.str(1, "Location");
+        let cfe = rec.num(2, "Google CFE");
+        let g = rec.num(3, "Grid carbon intensity");
         writeln!(out, "    ({region:?}, {location:?}, {cfe:?}, {g:?}),").unwrap();
     }
     out.push_str("];\n\n");
@@ -165,15 +182,14 @@ fn carbon_tables() {
     // AWS and Azure regions -> country.
     let cloud_path = dir.join("cloud-regions.csv");
     out.push_str("/// AWS and Azure regions: (provider, region, location, country alpha-2, ISO 3166-2 subdivision or \"\", eGRID subregion or \"\").\npub static CLOUD_REGIONS: &[(&str, &str, &str, &str, &str, &str)] = &[\n");
-    for rec in reader(&cloud_path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", cloud_path.display()));
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let provider = field(&rec, 0, &cloud_path, "provider");
-        let region = field(&rec, 1, &cloud_path, "region");
-        let location = field(&rec, 2, &cloud_path, "location");
-        let a2 = field(&rec, 3, &cloud_path, "country_alpha2");
-        let sub = field(&rec, 4, &cloud_path, "subdivision");
-        let egrid = field(&rec, 5, &cloud_path, "egrid_subregion");
+    for rec in rows(&cloud_path) {
+        let line = rec.line();
+        let provider = rec.str(0, "provider");
+        let region = rec.str(1, "region");
+        let location = rec.str(2, "location");
+        let a2 = rec.str(3, "country_alpha2");
+        let sub = rec.str(4, "subdivision");
+        let egrid = rec.str(5, "egrid_subregion");
         let has_data = iso
             .iter()
             .any(|(i2, i3, _)| i2 == a2 && latest.contains_key(i3));
@@ -210,29 +226,28 @@ fn carbon_tables() {
 fn cpu_table() {
     let path = data_dir().join("cpu-tdp.csv");
     println!("cargo:rerun-if-changed=src/cpu_normalise.rs");
-    let mut rows: Vec<(String, String, f64)> = Vec::new();
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let name = field(&rec, 0, &path, "Name").trim();
+    let mut cpus: Vec<(String, String, f64)> = Vec::new();
+    for rec in rows(&path) {
+        let name = rec.str(0, "Name").trim();
         // Rows whose TDP is not one number (`27.29.5` in the source: a range) are skipped.
-        let Ok(tdp_w) = field(&rec, 1, &path, "TDP").trim().parse::<f64>() else {
+        let Ok(tdp_w) = rec.str(1, "TDP").trim().parse::<f64>() else {
             continue;
         };
         // Family names without a digit are never matched; nor are non-positive TDPs.
         if !name.chars().any(|c| c.is_ascii_digit()) || tdp_w.is_nan() || tdp_w <= 0.0 {
             continue;
         }
-        rows.push((normalise(name), name.to_string(), tdp_w));
+        cpus.push((normalise(name), name.to_string(), tdp_w));
     }
     // Stable sort then dedup keeps the first row of the file for a repeated name.
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    rows.dedup_by(|b, a| a.0 == b.0);
+    cpus.sort_by(|a, b| a.0.cmp(&b.0));
+    cpus.dedup_by(|b, a| a.0 == b.0);
     // Relocation-free layout: every name in one string, rows of offsets into it. A table of
     // `&str` would need a load-time relocation per pointer (about 10,000), paid by every
     // start of the binary whether the table is used or not.
     let mut text = String::new();
     let mut table = String::new();
-    for (k, n, w) in rows {
+    for (k, n, w) in cpus {
         let ks = text.len();
         text.push_str(&k);
         let ns = text.len();
@@ -278,18 +293,17 @@ fn gpu_table() {
     ]
     .map(col);
     let mut out = String::from("static GPU_SPECS: &[GpuSpec] = &[\n");
-    for rec in rdr.records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let f = |i: usize| field(&rec, cols[i], &path, &header[cols[i]]).trim();
+    for rec in records(rdr, &path) {
+        let f = |i: usize| rec.str(cols[i], &header[cols[i]]).trim();
         let opt_num = |i: usize| match f(i) {
             "" => "None".to_string(),
-            s => format!("Some({:?})", num(s, &path, &rec, &header[cols[i]])),
+            s => format!("Some({:?})", rec.parse_num(s, &header[cols[i]])),
         };
         let opt_text = |i: usize| match f(i) {
             "" => "None".to_string(),
             s => format!("Some({s:?})"),
         };
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let line = rec.line();
         assert!(
             !f(0).is_empty(),
             "{}:{line}: field `model` is empty",
@@ -311,7 +325,7 @@ fn gpu_table() {
              embodied_source: {}, spec_confidence: {confidence:?} }},",
             f(0),
             f(1),
-            num(f(2), &path, &rec, "tdp_w"),
+            rec.parse_num(f(2), "tdp_w"),
             opt_num(3),
             opt_num(4),
             opt_num(5),
@@ -342,10 +356,9 @@ fn ccf_tables() {
         ("Gcp", "ccf-coefficients-gcp-use.csv"),
     ] {
         let path = dir.join(file);
-        for rec in reader(&path).records() {
-            let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            let name = field(&rec, 1, &path, "Architecture");
+        for rec in rows(&path) {
+            let line = rec.line();
+            let name = rec.str(1, "Architecture");
             let arch = match name {
                 "Graviton" => "Graviton",
                 "Graviton2" => "Graviton2",
@@ -365,9 +378,9 @@ fn ccf_tables() {
                     path.display()
                 ),
             };
-            let min_w = num(field(&rec, 2, &path, "Min Watts"), &path, &rec, "Min Watts");
-            let max_w = num(field(&rec, 3, &path, "Max Watts"), &path, &rec, "Max Watts");
-            let gb = num(field(&rec, 4, &path, "GB/Chip"), &path, &rec, "GB/Chip");
+            let min_w = rec.num(2, "Min Watts");
+            let max_w = rec.num(3, "Max Watts");
+            let gb = rec.num(4, "GB/Chip");
             assert!(
                 min_w > 0.0 && min_w <= max_w,
                 "{}:{line}: Min Watts {min_w} must be positive and at most Max Watts {max_w}",
@@ -397,18 +410,12 @@ fn subnational_tables() {
     // eGRID2023 subregions: (code, name, g/kWh, data year, edition).
     let path = dir.join("grid-us-egrid2023-subregions.csv");
     out.push_str("/// eGRID subregions: (code, name, gCO2e/kWh, data year, edition).\npub static EGRID_SUBREGIONS: &[(&str, &str, f64, i32, &str)] = &[\n");
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let code = field(&rec, 0, &path, "subregion");
-        let name = field(&rec, 1, &path, "subregion_name");
-        let year = num(field(&rec, 2, &path, "data_year"), &path, &rec, "data_year") as i32;
-        let edition = field(&rec, 3, &path, "edition");
-        let g = num(
-            field(&rec, 8, &path, "co2e_g_per_kwh"),
-            &path,
-            &rec,
-            "co2e_g_per_kwh",
-        );
+    for rec in rows(&path) {
+        let code = rec.str(0, "subregion");
+        let name = rec.str(1, "subregion_name");
+        let year = rec.num(2, "data_year") as i32;
+        let edition = rec.str(3, "edition");
+        let g = rec.num(8, "co2e_g_per_kwh");
         writeln!(out, "    ({code:?}, {name:?}, {g:?}, {year}, {edition:?}),").unwrap();
     }
     out.push_str("];\n\n");
@@ -416,17 +423,11 @@ fn subnational_tables() {
     // eGRID2023 states.
     let path = dir.join("grid-us-states.csv");
     out.push_str("/// eGRID states: (postal code, gCO2e/kWh, data year, edition).\npub static EGRID_STATES: &[(&str, f64, i32, &str)] = &[\n");
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let code = field(&rec, 0, &path, "state");
-        let year = num(field(&rec, 1, &path, "data_year"), &path, &rec, "data_year") as i32;
-        let edition = field(&rec, 2, &path, "edition");
-        let g = num(
-            field(&rec, 7, &path, "co2e_g_per_kwh"),
-            &path,
-            &rec,
-            "co2e_g_per_kwh",
-        );
+    for rec in rows(&path) {
+        let code = rec.str(0, "state");
+        let year = rec.num(1, "data_year") as i32;
+        let edition = rec.str(2, "edition");
+        let g = rec.num(7, "co2e_g_per_kwh");
         writeln!(out, "    ({code:?}, {g:?}, {year}, {edition:?}),").unwrap();
     }
     out.push_str("];\n\n");
@@ -435,17 +436,16 @@ fn subnational_tables() {
     // consumption is marked "use New Brunswick" in the source and takes NB's value.
     let path = dir.join("grid-ca-provinces.csv");
     let mut ca: BTreeMap<String, (String, i32, bool, Option<f64>, String)> = BTreeMap::new();
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let code = field(&rec, 0, &path, "region_code").to_string();
-        let name = field(&rec, 1, &path, "region_name").to_string();
-        let year = num(field(&rec, 2, &path, "year"), &path, &rec, "year") as i32;
-        let prelim = field(&rec, 3, &path, "preliminary") == "yes";
-        let cons = match field(&rec, 5, &path, "consumption_intensity_gco2e_per_kwh").trim() {
+    for rec in rows(&path) {
+        let code = rec.str(0, "region_code").to_string();
+        let name = rec.str(1, "region_name").to_string();
+        let year = rec.num(2, "year") as i32;
+        let prelim = rec.str(3, "preliminary") == "yes";
+        let cons = match rec.str(5, "consumption_intensity_gco2e_per_kwh").trim() {
             "" => None,
-            s => Some(num(s, &path, &rec, "consumption_intensity_gco2e_per_kwh")),
+            s => Some(rec.parse_num(s, "consumption_intensity_gco2e_per_kwh")),
         };
-        let note = field(&rec, 6, &path, "note").to_string();
+        let note = rec.str(6, "note").to_string();
         let e = ca
             .entry(code)
             .or_insert((name.clone(), year, prelim, cons, note.clone()));
@@ -482,26 +482,20 @@ fn subnational_tables() {
     // Australia: the latest NGA edition, Table 1 location-based rows per state/grid.
     let path = dir.join("grid-au-states.csv");
     let mut au: Vec<(i32, String, String, String, f64)> = Vec::new();
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let edition = field(&rec, 0, &path, "edition");
+    for rec in rows(&path) {
+        let line = rec.line();
+        let edition = rec.str(0, "edition");
         let year: i32 = edition
             .trim_start_matches("NGA Factors ")
             .parse()
             .unwrap_or_else(|e| panic!("{}:{line}: edition {edition:?}: {e}", path.display()));
-        if !field(&rec, 2, &path, "factor_type").starts_with("location-based") {
+        if !rec.str(2, "factor_type").starts_with("location-based") {
             continue;
         }
-        let label = field(&rec, 3, &path, "region_label_in_source").to_string();
-        let iso = field(&rec, 4, &path, "iso_3166_2").to_string();
-        let grid = field(&rec, 5, &path, "grid").to_string();
-        let kg = num(
-            field(&rec, 6, &path, "scope2_kgco2e_per_kwh"),
-            &path,
-            &rec,
-            "scope2_kgco2e_per_kwh",
-        );
+        let label = rec.str(3, "region_label_in_source").to_string();
+        let iso = rec.str(4, "iso_3166_2").to_string();
+        let grid = rec.str(5, "grid").to_string();
+        let kg = rec.num(6, "scope2_kgco2e_per_kwh");
         au.push((year, label, iso, grid, kg * 1000.0));
     }
     let latest_au = au
@@ -518,16 +512,15 @@ fn subnational_tables() {
     // India: latest year per state.
     let path = dir.join("grid-in-states.csv");
     let mut ind: BTreeMap<String, (String, i32, f64)> = BTreeMap::new();
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let name = field(&rec, 0, &path, "state").to_string();
-        let code = field(&rec, 1, &path, "state_code").to_string();
-        let year = num(field(&rec, 3, &path, "year"), &path, &rec, "year") as i32;
-        let g = field(&rec, 4, &path, "co2_intensity_gco2_per_kwh");
+    for rec in rows(&path) {
+        let name = rec.str(0, "state").to_string();
+        let code = rec.str(1, "state_code").to_string();
+        let year = rec.num(3, "year") as i32;
+        let g = rec.str(4, "co2_intensity_gco2_per_kwh");
         if code == "OT" && g.trim().is_empty() {
             continue; // "Others": no state, no value in the source
         }
-        let g = num(g, &path, &rec, "co2_intensity_gco2_per_kwh");
+        let g = rec.parse_num(g, "co2_intensity_gco2_per_kwh");
         let e = ind.entry(code).or_insert((name.clone(), year, g));
         if year > e.1 {
             *e = (name, year, g);
@@ -542,17 +535,11 @@ fn subnational_tables() {
     // China.
     let path = dir.join("grid-cn-provinces.csv");
     out.push_str("/// China: (ISO 3166-2, province, gCO2/kWh, year).\npub static CN_PROVINCES: &[(&str, &str, f64, i32)] = &[\n");
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let iso = field(&rec, 0, &path, "iso_3166_2");
-        let name = field(&rec, 1, &path, "province");
-        let year = num(field(&rec, 2, &path, "year"), &path, &rec, "year") as i32;
-        let g = num(
-            field(&rec, 3, &path, "co2_g_per_kwh"),
-            &path,
-            &rec,
-            "co2_g_per_kwh",
-        );
+    for rec in rows(&path) {
+        let iso = rec.str(0, "iso_3166_2");
+        let name = rec.str(1, "province");
+        let year = rec.num(2, "year") as i32;
+        let g = rec.num(3, "co2_g_per_kwh");
         writeln!(out, "    ({iso:?}, {name:?}, {g:?}, {year}),").unwrap();
     }
     out.push_str("];\n\n");
@@ -560,13 +547,12 @@ fn subnational_tables() {
     // Cloud Carbon Footprint's region table: mapping only (its factors are old, not used).
     let path = dir.join("cloud-regions-grid.csv");
     out.push_str("/// CCF regions: (provider, region, location in CCF docs, Electricity Maps zone, NERC region).\npub static CCF_REGIONS: &[(&str, &str, &str, &str, &str)] = &[\n");
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let provider = field(&rec, 0, &path, "provider");
-        let region = field(&rec, 1, &path, "region");
-        let location = field(&rec, 3, &path, "location_in_ccf_docs");
-        let em = field(&rec, 4, &path, "electricity_maps_zone");
-        let nerc = field(&rec, 6, &path, "ccf_us_nerc_region");
+    for rec in rows(&path) {
+        let provider = rec.str(0, "provider");
+        let region = rec.str(1, "region");
+        let location = rec.str(3, "location_in_ccf_docs");
+        let em = rec.str(4, "electricity_maps_zone");
+        let nerc = rec.str(6, "ccf_us_nerc_region");
         writeln!(
             out,
             "    ({provider:?}, {region:?}, {location:?}, {em:?}, {nerc:?}),"
@@ -611,39 +597,38 @@ fn ccf_instance_tables() {
         ("GCP_EMBODIED", "ccf-coefficients-gcp-embodied-mean.csv", 2),
     ] {
         let path = dir.join(file);
-        let mut rows: Vec<(String, f64, u64)> = Vec::new();
-        for rec in reader(&path).records() {
-            let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            let ty = field(&rec, 1, &path, "type").trim().to_string();
-            let kg = num(field(&rec, col, &path, "total"), &path, &rec, "total");
+        let mut table: Vec<(String, f64, u64)> = Vec::new();
+        for rec in rows(&path) {
+            let line = rec.line();
+            let ty = rec.str(1, "type").trim().to_string();
+            let kg = rec.num(col, "total");
             assert!(
                 kg > 0.0,
                 "{}:{line}: total {kg} must be positive",
                 path.display()
             );
-            rows.push((ty, kg, line));
+            table.push((ty, kg, line));
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows.dedup_by(|b, a| a.0 == b.0);
+        table.sort_by(|a, b| a.0.cmp(&b.0));
+        table.dedup_by(|b, a| a.0 == b.0);
         writeln!(out, "/// `{file}`: (instance type, total embodied kgCO2e, file line), sorted.\npub(crate) static {name}: &[(&str, f64, u64)] = &[").unwrap();
-        for (ty, kg, line) in rows {
+        for (ty, kg, line) in table {
             writeln!(out, "    ({ty:?}, {kg:?}, {line}),").unwrap();
         }
         out.push_str("];\n\n");
     }
     let path = dir.join("ccf-aws-instance-families.csv");
     out.push_str("/// AWS instance families: (family, architectures, accelerator, note).\npub(crate) static AWS_FAMILIES: &[(&str, &[Architecture], &str, &str)] = &[\n");
-    for rec in reader(&path).records() {
-        let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let fam = field(&rec, 0, &path, "family");
-        let archs: Vec<String> = field(&rec, 1, &path, "architectures")
+    for rec in rows(&path) {
+        let line = rec.line();
+        let fam = rec.str(0, "family");
+        let archs: Vec<String> = rec
+            .str(1, "architectures")
             .split(';')
             .map(|a| format!("Architecture::{}", arch_variant(a.trim(), &path, line)))
             .collect();
-        let acc = field(&rec, 2, &path, "accelerator");
-        let note = field(&rec, 3, &path, "note");
+        let acc = rec.str(2, "accelerator");
+        let note = rec.str(3, "note");
         writeln!(
             out,
             "    ({fam:?}, &[{}], {acc:?}, {note:?}),",

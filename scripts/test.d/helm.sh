@@ -94,4 +94,33 @@ ep = kinds["ServiceMonitor"]["spec"]["endpoints"][0]
 assert ep["port"] == "metrics" and ep["authorization"]["credentials"]["key"] == "token", ep
 print(f"  {len(docs)} documents: {', '.join(sorted(kinds))}")
 PY
-echo "helm.sh: the chart renders ($how) with the downward-API labels, limits and a ServiceMonitor"
+# Every rendered built-in resource is validated, strictly (unknown fields refused), against
+# the Kubernetes OpenAPI schemas that PyPI's kubernetes-validate bundles (offline). The
+# ServiceMonitor is the Prometheus Operator's CRD, which it has no schema for: its fields are
+# checked above.
+PY=${PYTHON:-python3}
+WANT="kubernetes-validate==1.37.0 pyyaml==6.0.3"
+VENV=target/helm-venv
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+if [ "$(cat "$VENV/.wattprint-tools" 2>/dev/null)" != "$WANT" ]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $WANT
+  echo "$WANT" >"$VENV/.wattprint-tools"
+fi
+"$VENV/bin/python" - "$TMP/rendered.yaml" <<'PY'
+import sys, yaml, kubernetes_validate as kv
+version = "1.33.0"  # a Kubernetes release still supported on 2026-11-30
+checked = 0
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if not d or d.get("kind") == "ServiceMonitor":
+        continue
+    try:
+        kv.validate(d, version, strict=True)
+    except kv.ValidationError as e:
+        raise SystemExit(f"helm.sh: {d['kind']} {d['metadata']['name']} is not a valid Kubernetes {version} object: {e.message} at {'/'.join(map(str, e.path))}")
+    checked += 1
+assert checked >= 2, checked
+print(f"  {checked} built-in resources valid against the Kubernetes {version} schemas (strict)")
+PY
+echo "helm.sh: the chart renders ($how) with the downward-API labels, limits and a ServiceMonitor; built-in kinds schema-valid"

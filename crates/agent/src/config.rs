@@ -51,6 +51,16 @@ pub struct FileConfig {
     pub scrape: Option<Vec<String>>,
     /// The metering proxy, `LISTEN=UPSTREAM`.
     pub proxy: Option<String>,
+    /// OTLP/HTTP metrics endpoint (`--otlp-endpoint`; feature `otlp`).
+    pub otlp_endpoint: Option<String>,
+    /// OTLP/HTTP endpoint the enriched spans are exported to (`--otlp-traces-endpoint`).
+    pub otlp_traces_endpoint: Option<String>,
+    /// OTLP metrics push interval, e.g. `10s` (`--otlp-interval`).
+    pub otlp_interval: Option<String>,
+    /// Extra headers on every OTLP request, each `NAME=VALUE` (`--otlp-header`).
+    pub otlp_header: Option<Vec<String>>,
+    /// `gzip` or `none` (`--otlp-compression`).
+    pub otlp_compression: Option<String>,
 }
 
 /// Parse the file's text; errors name the file, line and key.
@@ -83,6 +93,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9500"));
         assert_eq!(c.pue, Some(1.2));
+        let c = parse(
+            "agent.toml",
+            "otlp_traces_endpoint = \"http://tempo:4318\"\notlp_header = [\"x-scope-orgid=acme\"]\notlp_compression = \"gzip\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.otlp_traces_endpoint.as_deref(), Some("http://tempo:4318"));
+        assert_eq!(c.otlp_header.unwrap(), ["x-scope-orgid=acme"]);
         let e = parse("agent.toml", "zone = \"FR\"\nintervall = \"1s\"\n").unwrap_err();
         assert!(e.starts_with("agent.toml:2:"), "{e}");
         assert!(e.contains("intervall"), "{e}");

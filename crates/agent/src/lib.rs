@@ -60,7 +60,7 @@ pub struct AgentConfig {
     pub scrape: Vec<scrape::Target>,
     /// The OpenAI-compatible metering proxy (`--proxy LISTEN=UPSTREAM`).
     pub proxy: Option<proxy::ProxyConfig>,
-    /// Push metrics over OTLP/HTTP (feature `otlp`).
+    /// Push metrics and export enriched spans over OTLP/HTTP (feature `otlp`).
     #[cfg(feature = "otlp")]
     pub otlp: Option<otlp::OtlpConfig>,
     /// Keep open windows, pending spans and counters in this SQLite file, resumed at the
@@ -414,11 +414,30 @@ impl Agent {
             .enable_all()
             .build()
             .map_err(AgentError::Runtime)?;
+        // Spans received at POST /v1/traces; kept until settled when they are exported.
+        #[cfg(feature = "otlp")]
+        let exporting = self
+            .config
+            .otlp
+            .as_ref()
+            .is_some_and(|o| o.traces_endpoint.is_some());
+        #[cfg(not(feature = "otlp"))]
+        let exporting = false;
+        let traces = Arc::new(Mutex::new(if exporting {
+            traces::TraceTable::exporting()
+        } else {
+            traces::TraceTable::default()
+        }));
         #[cfg(feature = "otlp")]
         let _pusher = match &self.config.otlp {
             Some(o) => Some(
-                otlp::Pusher::start(o, Arc::clone(&self.shared), self.started_unix_s)
-                    .map_err(AgentError::Otlp)?,
+                otlp::Pusher::start(
+                    o,
+                    Arc::clone(&self.shared),
+                    Arc::clone(&traces),
+                    self.started_unix_s,
+                )
+                .map_err(AgentError::Otlp)?,
             ),
             None => None,
         };
@@ -511,7 +530,7 @@ impl Agent {
                         listen: addr,
                         connections: registry.clone(),
                         engines: Arc::clone(&self.engines),
-                        traces: Default::default(),
+                        traces: Arc::clone(&traces),
                         proxy: self
                             .config
                             .proxy

@@ -343,6 +343,39 @@ pub fn render(st: &AgentState) -> String {
         l.otlp_batches_dropped as f64,
     );
     o.family(
+        "wattprint_otlp_trace_push_failures",
+        "counter",
+        None,
+        "OTLP span exports that failed (connection error or non-2xx answer); each is also logged.",
+    );
+    o.sample(
+        "wattprint_otlp_trace_push_failures_total",
+        "",
+        l.otlp_trace_push_failures as f64,
+    );
+    o.family(
+        "wattprint_otlp_spans_dropped",
+        "counter",
+        None,
+        "Enriched spans never exported: batch dropped (queue full, answer not retryable), trace forgotten before settling, or attribution dropped.",
+    );
+    o.sample(
+        "wattprint_otlp_spans_dropped_total",
+        "",
+        l.otlp_spans_dropped as f64,
+    );
+    o.family(
+        "wattprint_otlp_spans_exported",
+        "counter",
+        None,
+        "Enriched spans (with wattprint.energy_j) accepted by the OTLP traces endpoint.",
+    );
+    o.sample(
+        "wattprint_otlp_spans_exported_total",
+        "",
+        st.otlp_spans_exported() as f64,
+    );
+    o.family(
         "wattprint_spans_pending",
         "gauge",
         None,

@@ -1,26 +1,45 @@
-//! OTLP/HTTP metrics push (cargo feature `otlp`): every interval, the agent's counters and
-//! gauges are encoded as an OTLP `ExportMetricsServiceRequest` in its JSON encoding and POSTed
-//! to `<endpoint>` (e.g. `http://127.0.0.1:4318/v1/metrics`, an OpenTelemetry Collector, or an
-//! `https://` backend).
+//! OTLP/HTTP export (cargo feature `otlp`) of two signals over one transport:
 //!
-//! The transport follows the OTLP/HTTP specification (opentelemetry.io/docs/specs/otlp):
-//! `ureq` (rustls for TLS, the system's web PKI roots bundled by `webpki-roots`), optional
-//! `Content-Encoding: gzip`, extra headers for authentication, and retries only for the
-//! retryable answers (429, 502, 503, 504, or no answer at all) with exponential back-off,
-//! honouring `Retry-After`. Snapshots wait in a bounded queue ([`QUEUE_CAP`]); when it is
-//! full the oldest is dropped and counted (each snapshot holds cumulative counters, so the
-//! newest supersedes it). Failures are logged and counted, never fatal.
+//! - **metrics**: every interval, the agent's counters and gauges are encoded as an OTLP
+//!   `ExportMetricsServiceRequest` in its JSON encoding and POSTed to the metrics endpoint
+//!   (e.g. `http://127.0.0.1:4318/v1/metrics`), under the agent's own `wattprint.*` names and
+//!   the OpenTelemetry hardware semantic conventions' `hw.*` names ([`encode`]);
+//! - **traces**: each span received at `POST /v1/traces`, once its energy is settled, is
+//!   exported as it came (ids, parent, name, kind, times, status, attributes, resource and
+//!   scope) with `wattprint.energy_j`, `wattprint.carbon_g`, `wattprint.method` and
+//!   `wattprint.attribution` added, as an OTLP/HTTP protobuf `ExportTraceServiceRequest`
+//!   (see [`crate::traces::TraceTable::take_settled`]), so Jaeger, Tempo or Langfuse show it.
+//!
+//! The transport ([`Channel`], one per signal, driven by one thread) follows the OTLP/HTTP
+//! specification (opentelemetry.io/docs/specs/otlp): `ureq` (rustls for TLS, the web PKI
+//! roots bundled by `webpki-roots`), optional `Content-Encoding: gzip`, extra headers for
+//! authentication (both shared by the two signals, as `OTEL_EXPORTER_OTLP_HEADERS` and
+//! `OTEL_EXPORTER_OTLP_COMPRESSION` are in the SDKs), and retries only for the retryable
+//! answers (429, 502, 503, 504, or no answer at all) with exponential back-off, honouring
+//! `Retry-After`. Each signal's batches wait in its own bounded queue ([`QUEUE_CAP`]): a
+//! backend that is down for one signal does not hold the other back. A full metrics queue
+//! drops its oldest snapshot (each holds cumulative counters, so the newest supersedes it);
+//! spans are not taken from the trace table while the traces queue is full (they wait there,
+//! bounded by its caps). Drops and failures are counted per signal and logged, never fatal.
 
+use crate::state::OtlpSignal;
+use crate::traces::{Attribution, TraceTable};
 use crate::{lock, AgentState, Shared};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Snapshots waiting to be sent at most; beyond it the oldest is dropped and counted.
+/// Batches waiting to be sent per signal at most; beyond it the oldest is dropped and
+/// counted.
 pub const QUEUE_CAP: usize = 8;
+/// Spans per trace export at most: the OpenTelemetry SDKs' default batch size
+/// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, 512).
+pub const MAX_SPANS_PER_BATCH: usize = 512;
+/// How often the trace table is looked through for settled spans.
+pub const TRACE_POLL: Duration = Duration::from_millis(250);
 /// The first retry's delay; doubled at each further attempt up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts, including a `Retry-After` the server asks for.
@@ -31,8 +50,13 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where, how often and how to push.
 #[derive(Clone, Debug)]
 pub struct OtlpConfig {
-    /// `http://HOST:PORT/PATH` or `https://...`.
-    pub endpoint: String,
+    /// Metrics: `http://HOST:PORT/PATH` or `https://...` (path default `/v1/metrics`);
+    /// `None` pushes no metrics.
+    pub endpoint: Option<String>,
+    /// Enriched spans: `http(s)://HOST[:PORT][/PATH]` (path default `/v1/traces`); `None`
+    /// exports no spans.
+    pub traces_endpoint: Option<String>,
+    /// Metrics push interval, s.
     pub interval_s: f64,
     /// Extra request headers, e.g. `("authorization", "Bearer ...")`.
     pub headers: Vec<(String, String)>,
@@ -40,16 +64,30 @@ pub struct OtlpConfig {
     pub gzip: bool,
 }
 
-/// Parse `http(s)://HOST[:PORT][/PATH]` (PATH defaults to `/v1/metrics`); returns the full URL.
+/// Parse the metrics endpoint `http(s)://HOST[:PORT][/PATH]` (PATH defaults to
+/// `/v1/metrics`); returns the full URL.
 ///
 /// # Errors
 /// Another scheme, or no host.
 pub fn parse_endpoint(url: &str) -> Result<String, String> {
+    parse_signal_endpoint(url, "--otlp-endpoint", "/v1/metrics")
+}
+
+/// Parse the traces endpoint `http(s)://HOST[:PORT][/PATH]` (PATH defaults to `/v1/traces`);
+/// returns the full URL.
+///
+/// # Errors
+/// Another scheme, or no host.
+pub fn parse_traces_endpoint(url: &str) -> Result<String, String> {
+    parse_signal_endpoint(url, "--otlp-traces-endpoint", "/v1/traces")
+}
+
+fn parse_signal_endpoint(url: &str, flag: &str, default_path: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .ok_or_else(|| {
-            format!("--otlp-endpoint {url}: give an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/metrics")
+            format!("{flag} {url}: give an http:// or https:// URL, e.g. http://127.0.0.1:4318{default_path}")
         })?;
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -57,12 +95,12 @@ pub fn parse_endpoint(url: &str) -> Result<String, String> {
     };
     if host.is_empty() || host.starts_with(':') {
         return Err(format!(
-            "--otlp-endpoint {url}: no host; e.g. http://127.0.0.1:4318/v1/metrics"
+            "{flag} {url}: no host; e.g. http://127.0.0.1:4318{default_path}"
         ));
     }
     let scheme = &url[..url.len() - rest.len()];
     let path = if path.is_empty() || path == "/" {
-        "/v1/metrics"
+        default_path
     } else {
         path
     };
@@ -149,10 +187,11 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 fn attempt(
     agent: &ureq::Agent,
     url: &str,
+    content_type: &str,
     cfg: &OtlpConfig,
     body: &[u8],
 ) -> (Option<u16>, Option<String>, String) {
-    let mut req = agent.post(url).header("content-type", "application/json");
+    let mut req = agent.post(url).header("content-type", content_type);
     for (k, v) in &cfg.headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -197,6 +236,92 @@ fn sum(name: &str, unit: &str, desc: &str, points: Vec<Value>) -> Value {
 
 fn gauge(name: &str, unit: &str, desc: &str, points: Vec<Value>) -> Value {
     json!({ "name": name, "unit": unit, "description": desc, "gauge": { "dataPoints": points } })
+}
+
+/// `hw.type` of a domain under the hardware semantic conventions, `None` for the domains
+/// that span the whole host (psys, node: reported as `hw.host.*` only, as the conventions ask,
+/// so that `hw.energy` never sums overlapping values). `accelerator` is not among the
+/// conventions' well-known values, which allow a custom one.
+pub fn hw_type(kind: wattprint_core::DomainKind) -> Option<&'static str> {
+    use wattprint_core::DomainKind as K;
+    match kind {
+        K::CpuPackage | K::CpuCore | K::CpuUncore | K::CpuModel => Some("cpu"),
+        K::Dram | K::MemoryModel => Some("memory"),
+        K::Gpu => Some("gpu"),
+        K::Accelerator => Some("accelerator"),
+        K::Psys | K::Node => None,
+    }
+}
+
+/// The same energy and power under the OpenTelemetry hardware semantic conventions
+/// (opentelemetry.io/docs/specs/semconv/hardware/common/ and .../hardware/host/, status
+/// Development, read 2026-11-30): `hw.energy` (Counter, `J`) and `hw.power` (Gauge, `W`) per
+/// component with the required `hw.id` (the domain's name, unique within the host) and
+/// `hw.type`, and `hw.name` (the device, else the domain); `hw.host.energy` (Counter, `J`)
+/// and `hw.host.power` (Gauge, `W`) for the host, `hw.id` `host`. Only the domains counted in
+/// the total are reported, so `hw.energy` never counts a joule twice (a core inside its
+/// package); the host's figures are the agent's total (the counted domains), not a wall
+/// meter's.
+fn hw_metrics(st: &AgentState, t0: u64, t1: u64) -> Vec<Value> {
+    let domains = st.domains();
+    let last = st.samples().back();
+    let component = |k: usize| -> Option<Vec<Value>> {
+        let d = &domains[k];
+        let ty = hw_type(d.kind).filter(|_| d.counted_in_total)?;
+        Some(vec![
+            attr("hw.id", &d.name),
+            attr("hw.type", ty),
+            attr("hw.name", d.device.as_deref().unwrap_or(&d.name)),
+        ])
+    };
+    let mut energy = Vec::new();
+    let mut power = Vec::new();
+    let (mut host_j, mut host_w) = (0.0, Some(0.0));
+    for (k, d) in domains.iter().enumerate() {
+        if !d.counted_in_total {
+            continue;
+        }
+        let j = st.cumulative_j().get(k).copied().unwrap_or(0.0);
+        host_j += j;
+        let w = last.and_then(|s| s.power_w.get(k).copied().flatten());
+        host_w = host_w.zip(w).map(|(a, b)| a + b);
+        if let Some(attrs) = component(k) {
+            energy.push(point(attrs.clone(), t0, t1, j));
+            if let Some(w) = w {
+                power.push(point(attrs, t0, t1, w));
+            }
+        }
+    }
+    let host = || vec![attr("hw.id", "host")];
+    let mut out = vec![
+        sum(
+            "hw.energy",
+            "J",
+            "Energy consumed by the component.",
+            energy,
+        ),
+        gauge(
+            "hw.power",
+            "W",
+            "Instantaneous power consumed by the component.",
+            power,
+        ),
+        sum(
+            "hw.host.energy",
+            "J",
+            "Total energy consumed by the entire physical host, in joules (the domains the agent counts).",
+            vec![point(host(), t0, t1, host_j)],
+        ),
+    ];
+    if let Some(w) = host_w.filter(|_| last.is_some()) {
+        out.push(gauge(
+            "hw.host.power",
+            "W",
+            "Instantaneous power consumed by the entire physical host in Watts (the domains the agent counts).",
+            vec![point(host(), t0, t1, w)],
+        ));
+    }
+    out
 }
 
 /// The export request for the state as it is now (cumulative sums since the agent started).
@@ -305,6 +430,8 @@ pub fn encode(st: &AgentState, start_unix_s: f64, now_unix_s: f64) -> Value {
             vec![point(vec![], t0, t1, crate::overhead::rss_bytes() as f64)],
         ),
     ];
+    let mut metrics = metrics;
+    metrics.extend(hw_metrics(st, t0, t1));
     json!({ "resourceMetrics": [{
         "resource": { "attributes": [attr("service.name", "wattprint-agent"),
                                       attr("zone", &st.carbon().zone)] },
@@ -326,19 +453,197 @@ fn unix_now_s() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A snapshot waiting to be sent, and its failed attempts so far.
+/// A batch waiting to be sent: its body, how many items (snapshots, spans) it holds, its
+/// failed attempts so far.
 struct Queued {
     body: Vec<u8>,
+    items: u64,
     attempts: u32,
 }
 
+/// One signal's half of the transport: its URL and content type, its bounded queue, and when
+/// the next attempt is due. The retry policy is [`verdict`]; the counters are the state's,
+/// per [`OtlpSignal`].
+pub struct Channel {
+    signal: OtlpSignal,
+    url: String,
+    content_type: &'static str,
+    queue: VecDeque<Queued>,
+    next_attempt: Instant,
+}
+
+impl Channel {
+    /// An empty channel to `url` (already parsed).
+    pub fn new(signal: OtlpSignal, url: String) -> Channel {
+        Channel {
+            signal,
+            url,
+            content_type: match signal {
+                OtlpSignal::Metrics => "application/json",
+                OtlpSignal::Traces => "application/x-protobuf",
+            },
+            queue: VecDeque::new(),
+            next_attempt: Instant::now(),
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self.signal {
+            OtlpSignal::Metrics => "OTLP metrics push",
+            OtlpSignal::Traces => "OTLP span export",
+        }
+    }
+
+    /// Whether a batch can be queued without dropping one.
+    pub fn has_room(&self) -> bool {
+        self.queue.len() < QUEUE_CAP
+    }
+
+    /// Queue a batch of `items`; at [`QUEUE_CAP`] the oldest is dropped and counted.
+    pub fn offer(&mut self, body: Vec<u8>, items: u64, shared: &Shared) {
+        if !self.has_room() {
+            if let Some(old) = self.queue.pop_front() {
+                lock(shared).record_otlp_dropped(self.signal, old.items);
+                tracing::warn!(
+                    "{} to {}: queue full ({QUEUE_CAP}), oldest batch dropped",
+                    self.what(),
+                    self.url
+                );
+            }
+        }
+        self.queue.push_back(Queued {
+            body,
+            items,
+            attempts: 0,
+        });
+    }
+
+    /// Send the oldest batch if an attempt is due; `true` when it was accepted (another may
+    /// follow at once).
+    pub fn poll(&mut self, agent: &ureq::Agent, cfg: &OtlpConfig, shared: &Shared) -> bool {
+        if Instant::now() < self.next_attempt {
+            return false;
+        }
+        let Some(q) = self.queue.front_mut() else {
+            return false;
+        };
+        let (status, retry_after, err) = attempt(agent, &self.url, self.content_type, cfg, &q.body);
+        match verdict(status, retry_after.as_deref(), q.attempts) {
+            Verdict::Sent => {
+                let items = q.items;
+                self.queue.pop_front();
+                lock(shared).record_otlp_sent(self.signal, items);
+                true
+            }
+            Verdict::Retry(after) => {
+                q.attempts += 1;
+                let n = q.attempts;
+                self.next_attempt = Instant::now() + after;
+                lock(shared).record_otlp_failure(self.signal);
+                let why = status.map_or(err, |c| format!("HTTP {c}"));
+                tracing::warn!(
+                    "{} to {}: {why}; retry {n} in {:.1} s",
+                    self.what(),
+                    self.url,
+                    after.as_secs_f64()
+                );
+                false
+            }
+            Verdict::Drop(why) => {
+                let items = q.items;
+                self.queue.pop_front();
+                let mut s = lock(shared);
+                s.record_otlp_failure(self.signal);
+                s.record_otlp_dropped(self.signal, items);
+                drop(s);
+                tracing::warn!("{} to {}: {why}; batch dropped", self.what(), self.url);
+                false
+            }
+        }
+    }
+}
+
+/// `measured` when every counted domain is read from hardware (a counter or a power
+/// reading), `estimated` when one is a utilisation model: the `wattprint.method` of exported
+/// spans.
+pub fn span_method(st: &AgentState) -> &'static str {
+    if st
+        .domains()
+        .iter()
+        .any(|d| d.counted_in_total && d.method == wattprint_core::Method::Model)
+    {
+        "estimated"
+    } else {
+        "measured"
+    }
+}
+
+/// Take the settled spans from `traces` (at most [`MAX_SPANS_PER_BATCH`]) and count the
+/// spans given up; the export body, and how many spans it holds, or `None` when none is ready.
+pub fn collect_spans(traces: &Mutex<TraceTable>, shared: &Shared) -> Option<(Vec<u8>, u64)> {
+    // Lock order as the API's: the trace table, then the state.
+    let mut table = traces.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = lock(shared);
+    let method = span_method(&st);
+    let horizon_unix_s = st.settled_until_unix_s();
+    let settled = table.take_settled(
+        |l, span| {
+            if let Some(s) = st.settled_request(l) {
+                return Attribution::Settled {
+                    energy_j: s.energy_j,
+                    carbon_g: s.carbon_g,
+                };
+            }
+            // Not settled yet, surely, when it ends past the horizon: no scan of the
+            // pending spans under the lock for those.
+            if span.end_unix_s > horizon_unix_s {
+                return Attribution::Pending;
+            }
+            match st.request(l) {
+                Some(crate::state::RequestStatus::Settled(s)) => Attribution::Settled {
+                    energy_j: s.energy_j,
+                    carbon_g: s.carbon_g,
+                },
+                Some(crate::state::RequestStatus::Pending { .. }) => Attribution::Pending,
+                None => Attribution::Gone,
+            }
+        },
+        method,
+        MAX_SPANS_PER_BATCH,
+    );
+    if settled.given_up > 0 {
+        st.record_otlp_dropped(OtlpSignal::Traces, settled.given_up);
+    }
+    drop(st);
+    drop(table);
+    let n = settled.spans.len() as u64;
+    (n > 0).then(|| (crate::traces::encode_export(settled.spans), n))
+}
+
 impl Pusher {
-    /// Start pushing every `cfg.interval_s`.
+    /// Start pushing metrics every `cfg.interval_s` (when `cfg.endpoint` is set) and
+    /// exporting the settled spans of `traces` (when `cfg.traces_endpoint` is set).
     ///
     /// # Errors
     /// A malformed endpoint, or no thread could be started.
-    pub fn start(cfg: &OtlpConfig, shared: Shared, start_unix_s: f64) -> Result<Pusher, String> {
-        let url = parse_endpoint(&cfg.endpoint)?;
+    pub fn start(
+        cfg: &OtlpConfig,
+        shared: Shared,
+        traces: Arc<Mutex<TraceTable>>,
+        start_unix_s: f64,
+    ) -> Result<Pusher, String> {
+        let mut metrics = cfg
+            .endpoint
+            .as_deref()
+            .map(parse_endpoint)
+            .transpose()?
+            .map(|u| Channel::new(OtlpSignal::Metrics, u));
+        let mut spans = cfg
+            .traces_endpoint
+            .as_deref()
+            .map(parse_traces_endpoint)
+            .transpose()?
+            .map(|u| Channel::new(OtlpSignal::Traces, u));
         let period = Duration::from_secs_f64(cfg.interval_s.max(0.1));
         let stop = Arc::new(AtomicBool::new(false));
         let st = Arc::clone(&stop);
@@ -352,57 +657,36 @@ impl Pusher {
         let thread = std::thread::Builder::new()
             .name("wattprint-otlp".into())
             .spawn(move || {
-                let mut queue: VecDeque<Queued> = VecDeque::new();
                 let mut next_snapshot = Instant::now() + period;
-                let mut next_attempt = Instant::now();
+                let mut next_trace_poll = Instant::now() + TRACE_POLL;
                 while !st.load(Ordering::SeqCst) {
                     let now = Instant::now();
-                    if now >= next_snapshot {
-                        next_snapshot += period;
-                        let body = encode(&lock(&shared), start_unix_s, unix_now_s()).to_string();
-                        if queue.len() >= QUEUE_CAP {
-                            queue.pop_front();
-                            lock(&shared).record_otlp_dropped();
-                            tracing::warn!(
-                                "OTLP push to {url}: queue full ({QUEUE_CAP}), oldest snapshot dropped"
-                            );
+                    if let Some(ch) = metrics.as_mut() {
+                        if now >= next_snapshot {
+                            next_snapshot += period;
+                            let body =
+                                encode(&lock(&shared), start_unix_s, unix_now_s()).to_string();
+                            ch.offer(body.into_bytes(), 1, &shared);
                         }
-                        queue.push_back(Queued {
-                            body: body.into_bytes(),
-                            attempts: 0,
-                        });
                     }
-                    if now >= next_attempt {
-                        if let Some(q) = queue.front_mut() {
-                            let (status, retry_after, err) = attempt(&agent, &url, &cfg, &q.body);
-                            match verdict(status, retry_after.as_deref(), q.attempts) {
-                                Verdict::Sent => {
-                                    queue.pop_front();
-                                    continue;
-                                }
-                                Verdict::Retry(after) => {
-                                    q.attempts += 1;
-                                    next_attempt = Instant::now() + after;
-                                    lock(&shared).record_otlp_failure();
-                                    let why = status.map_or(err, |c| format!("HTTP {c}"));
-                                    tracing::warn!(
-                                        "OTLP push to {url}: {why}; retry {} in {:.1} s",
-                                        q.attempts,
-                                        after.as_secs_f64()
-                                    );
-                                }
-                                Verdict::Drop(why) => {
-                                    queue.pop_front();
-                                    let mut s = lock(&shared);
-                                    s.record_otlp_failure();
-                                    s.record_otlp_dropped();
-                                    drop(s);
-                                    tracing::warn!("OTLP push to {url}: {why}; snapshot dropped");
+                    if let Some(ch) = spans.as_mut() {
+                        if now >= next_trace_poll {
+                            next_trace_poll = now + TRACE_POLL;
+                            while ch.has_room() {
+                                match collect_spans(&traces, &shared) {
+                                    Some((body, n)) => ch.offer(body, n, &shared),
+                                    None => break,
                                 }
                             }
                         }
                     }
-                    std::thread::sleep(Duration::from_millis(50));
+                    let mut busy = false;
+                    for ch in [metrics.as_mut(), spans.as_mut()].into_iter().flatten() {
+                        busy |= ch.poll(&agent, &cfg, &shared);
+                    }
+                    if !busy {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                 }
             })
             .map_err(|e| e.to_string())?;
@@ -502,5 +786,204 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, body);
+    }
+
+    /// A state over one scripted sensor: package-0 (counted, +100 J per read), core-0 (inside
+    /// it, not counted, +30 J), gpu-0 (counted, +50 J), psys (contains the package, not
+    /// counted, +400 J); two ticks.
+    fn four_domain_state() -> AgentState {
+        use wattprint_core::{DomainKind as K, Method as M};
+        use wattprint_sensors::fake::{domain, FakeSensor};
+        use wattprint_sensors::{RawReading, ReadCadence, SensorInfo};
+        let mut gpu = domain("gpu-0", K::Gpu, M::Counter, true);
+        gpu.device = Some("NVIDIA H100".into());
+        let sensor = FakeSensor::new(
+            SensorInfo {
+                source: "fake".into(),
+                domains: vec![
+                    domain("package-0", K::CpuPackage, M::Counter, true),
+                    domain("core-0", K::CpuCore, M::Counter, false),
+                    gpu,
+                    domain("psys", K::Psys, M::Counter, false),
+                ],
+                cadence: ReadCadence::Boundaries { guard_s: None },
+                setup: "none".into(),
+            },
+            {
+                let mut n = 0.0;
+                move |_t, out| {
+                    n += 1.0;
+                    for (o, step) in out.iter_mut().zip([100.0, 30.0, 50.0, 400.0]) {
+                        *o = RawReading::EnergyCounter {
+                            joules: n * step,
+                            range_j: None,
+                        };
+                    }
+                    Ok(())
+                }
+            },
+        );
+        let meter = wattprint_sensors::Meter::start(vec![Box::new(sensor)], Default::default());
+        let carbon = crate::CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+            intensity_g_per_kwh: Some(100.0),
+            pue: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut st = AgentState::new(meter, 1000.0, 0.0, carbon, Default::default());
+        st.tick();
+        st.tick();
+        st
+    }
+
+    fn metric<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    fn attrs(p: &Value) -> Vec<(String, String)> {
+        p["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["key"].as_str().unwrap().to_string(),
+                    a["value"]["stringValue"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn energy_is_also_under_the_hardware_semantic_conventions() {
+        let st = four_domain_state();
+        let cum = st.cumulative_j().to_vec();
+        assert_eq!(
+            cum,
+            [200.0, 60.0, 100.0, 800.0],
+            "two reads after the first"
+        );
+        let doc = encode(&st, 1000.0, 1010.0);
+        let hw = metric(&doc, "hw.energy");
+        assert_eq!(
+            (hw["unit"].as_str(), hw["sum"]["isMonotonic"].as_bool()),
+            (Some("J"), Some(true))
+        );
+        assert_eq!(hw["sum"]["aggregationTemporality"], 2);
+        let points = hw["sum"]["dataPoints"].as_array().unwrap();
+        // The counted components only: no core (inside its package), no psys (the host).
+        let got: Vec<(Vec<(String, String)>, f64)> = points
+            .iter()
+            .map(|p| (attrs(p), p["asDouble"].as_f64().unwrap()))
+            .collect();
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            got,
+            [
+                (
+                    vec![
+                        kv("hw.id", "package-0"),
+                        kv("hw.type", "cpu"),
+                        kv("hw.name", "package-0")
+                    ],
+                    200.0
+                ),
+                (
+                    vec![
+                        kv("hw.id", "gpu-0"),
+                        kv("hw.type", "gpu"),
+                        kv("hw.name", "NVIDIA H100")
+                    ],
+                    100.0
+                ),
+            ]
+        );
+        let host = metric(&doc, "hw.host.energy");
+        assert_eq!(host["unit"], "J");
+        assert_eq!(host["sum"]["isMonotonic"], true);
+        let p = &host["sum"]["dataPoints"][0];
+        assert_eq!(attrs(p), [kv("hw.id", "host")]);
+        assert_eq!(p["asDouble"], 300.0);
+        assert_eq!(p["startTimeUnixNano"], "1000000000000");
+        assert_eq!(p["timeUnixNano"], "1010000000000");
+        // Power: a gauge per component and for the host, W, from the last interval.
+        let pw = metric(&doc, "hw.power");
+        assert_eq!(pw["unit"], "W");
+        let w: Vec<f64> = pw["gauge"]["dataPoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["asDouble"].as_f64().unwrap())
+            .collect();
+        let last = st.samples().back().unwrap();
+        assert_eq!(w, [last.power_w[0].unwrap(), last.power_w[2].unwrap()]);
+        let hp = metric(&doc, "hw.host.power");
+        assert_eq!(hp["unit"], "W");
+        assert_eq!(
+            hp["gauge"]["dataPoints"][0]["asDouble"].as_f64().unwrap(),
+            w[0] + w[1]
+        );
+        // The agent's own names are still there, with every domain.
+        let own = metric(&doc, "wattprint.energy");
+        assert_eq!(own["sum"]["dataPoints"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn spans_are_measured_unless_a_counted_domain_is_a_model() {
+        assert_eq!(span_method(&four_domain_state()), "measured");
+        let meter = wattprint_sensors::Meter::start(
+            vec![Box::new(wattprint_sensors::fake::FakeSensor::new(
+                wattprint_sensors::SensorInfo {
+                    source: "fake".into(),
+                    domains: vec![wattprint_sensors::fake::domain(
+                        "cpu-model",
+                        wattprint_core::DomainKind::CpuModel,
+                        wattprint_core::Method::Model,
+                        true,
+                    )],
+                    cadence: wattprint_sensors::ReadCadence::Poll { preferred_s: 0.1 },
+                    setup: "none".into(),
+                },
+                |_t, out| {
+                    out[0] = wattprint_sensors::RawReading::Power { watts: 5.0 };
+                    Ok(())
+                },
+            ))],
+            Default::default(),
+        );
+        let st = AgentState::new(
+            meter,
+            0.0,
+            0.0,
+            crate::CarbonFactor::resolve(wattprint_carbon::CarbonOptions {
+                intensity_g_per_kwh: Some(1.0),
+                ..Default::default()
+            })
+            .unwrap(),
+            Default::default(),
+        );
+        assert_eq!(span_method(&st), "estimated");
+    }
+
+    #[test]
+    fn traces_endpoints_default_to_v1_traces() {
+        assert_eq!(
+            parse_traces_endpoint("http://tempo:4318").unwrap(),
+            "http://tempo:4318/v1/traces"
+        );
+        assert_eq!(
+            parse_traces_endpoint("https://cloud.langfuse.com/api/public/otel/v1/traces").unwrap(),
+            "https://cloud.langfuse.com/api/public/otel/v1/traces"
+        );
+        let e = parse_traces_endpoint("tempo:4318").unwrap_err();
+        assert!(
+            e.starts_with("--otlp-traces-endpoint") && e.contains("/v1/traces"),
+            "{e}"
+        );
     }
 }

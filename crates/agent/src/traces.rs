@@ -14,7 +14,8 @@
 //! trace's total is the sum of its leaves. A child arriving after its parent was taken as
 //! a leaf makes both attribution spans: they share their time, still counted once.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Traces kept at most (the oldest forgotten first, counted).
 pub const MAX_TRACES: usize = 10_000;
@@ -23,7 +24,13 @@ pub const MAX_SPANS_PER_TRACE: usize = 10_000;
 /// Spans accepted in one export at most (larger exports are refused whole: 413).
 pub const MAX_SPANS_PER_EXPORT: usize = 10_000;
 
-/// The OTLP protobuf messages, as far as they are read.
+/// The OTLP protobuf messages, as far as they are read and written back out on export.
+///
+/// Field numbers from opentelemetry-proto (github.com/open-telemetry/opentelemetry-proto,
+/// v1 of `opentelemetry/proto/collector/trace/v1/trace_service.proto`,
+/// `trace/v1/trace.proto`, `resource/v1/resource.proto` and `common/v1/common.proto`).
+/// Fields not declared (events, links, trace state, flags, array and map attribute values)
+/// are skipped when read, so they are not passed on by the span export.
 pub mod pb {
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ExportTraceServiceRequest {
@@ -32,13 +39,29 @@ pub mod pb {
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ResourceSpans {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<Resource>,
         #[prost(message, repeated, tag = "2")]
         pub scope_spans: Vec<ScopeSpans>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Resource {
+        #[prost(message, repeated, tag = "1")]
+        pub attributes: Vec<KeyValue>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
     pub struct ScopeSpans {
+        #[prost(message, optional, tag = "1")]
+        pub scope: Option<InstrumentationScope>,
         #[prost(message, repeated, tag = "2")]
         pub spans: Vec<Span>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InstrumentationScope {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub version: String,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Span {
@@ -50,12 +73,25 @@ pub mod pb {
         pub parent_span_id: Vec<u8>,
         #[prost(string, tag = "5")]
         pub name: String,
+        /// `SpanKind`: 0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer.
+        #[prost(int32, tag = "6")]
+        pub kind: i32,
         #[prost(fixed64, tag = "7")]
         pub start_time_unix_nano: u64,
         #[prost(fixed64, tag = "8")]
         pub end_time_unix_nano: u64,
         #[prost(message, repeated, tag = "9")]
         pub attributes: Vec<KeyValue>,
+        #[prost(message, optional, tag = "15")]
+        pub status: Option<Status>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Status {
+        #[prost(string, tag = "2")]
+        pub message: String,
+        /// `StatusCode`: 0 unset, 1 ok, 2 error.
+        #[prost(int32, tag = "3")]
+        pub code: i32,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct KeyValue {
@@ -66,7 +102,7 @@ pub mod pb {
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct AnyValue {
-        #[prost(oneof = "Value", tags = "1, 2, 3, 4")]
+        #[prost(oneof = "Value", tags = "1, 2, 3, 4, 7")]
         pub value: Option<Value>,
     }
     #[derive(Clone, PartialEq, prost::Oneof)]
@@ -79,6 +115,18 @@ pub mod pb {
         IntValue(i64),
         #[prost(double, tag = "4")]
         DoubleValue(f64),
+        #[prost(bytes = "vec", tag = "7")]
+        BytesValue(Vec<u8>),
+    }
+
+    impl KeyValue {
+        /// A key with a value.
+        pub fn new(key: &str, v: Value) -> KeyValue {
+            KeyValue {
+                key: key.to_string(),
+                value: Some(AnyValue { value: Some(v) }),
+            }
+        }
     }
 }
 
@@ -96,13 +144,36 @@ mod js {
     #[serde(rename_all = "camelCase")]
     pub struct ResourceSpans {
         #[serde(default)]
+        pub resource: Option<Resource>,
+        #[serde(default)]
         pub scope_spans: Vec<ScopeSpans>,
+    }
+    #[derive(Deserialize)]
+    pub struct Resource {
+        #[serde(default)]
+        pub attributes: Vec<KeyValue>,
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct ScopeSpans {
         #[serde(default)]
+        pub scope: Option<Scope>,
+        #[serde(default)]
         pub spans: Vec<Span>,
+    }
+    #[derive(Deserialize)]
+    pub struct Scope {
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub version: String,
+    }
+    #[derive(Deserialize, Default)]
+    pub struct Status {
+        #[serde(default)]
+        pub message: String,
+        #[serde(default)]
+        pub code: Num,
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -121,6 +192,11 @@ mod js {
         pub end_time_unix_nano: Num,
         #[serde(default)]
         pub attributes: Vec<KeyValue>,
+        /// The JSON mapping writes enums as integers.
+        #[serde(default)]
+        pub kind: Num,
+        #[serde(default)]
+        pub status: Option<Status>,
     }
     #[derive(Deserialize)]
     pub struct KeyValue {
@@ -132,6 +208,7 @@ mod js {
     #[serde(rename_all = "camelCase")]
     pub struct AnyValue {
         pub string_value: Option<String>,
+        pub bool_value: Option<bool>,
         pub int_value: Option<Num>,
         pub double_value: Option<f64>,
     }
@@ -146,6 +223,12 @@ mod js {
         Missing,
     }
     impl Num {
+        /// An enum's number (`kind`, `status.code`); 0 (unspecified) when absent or odd.
+        pub fn as_enum(&self) -> i32 {
+            self.as_f64()
+                .filter(|v| v.fract() == 0.0 && (0.0..=i32::MAX as f64).contains(v))
+                .map_or(0, |v| v as i32)
+        }
         pub fn as_f64(&self) -> Option<f64> {
             match self {
                 Num::Text(s) => s.trim().parse().ok(),
@@ -175,6 +258,35 @@ pub struct TraceSpan {
     pub model: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// `SpanKind` as received (trace.proto field 6), passed on by the export.
+    pub kind: i32,
+    /// The attributes as received, at most [`MAX_ATTRIBUTES_KEPT`], passed on by the export.
+    pub attributes: Vec<pb::KeyValue>,
+    pub status: Option<pb::Status>,
+    /// The resource and instrumentation scope the span came with (shared by the spans of one
+    /// `ScopeSpans`).
+    pub origin: Arc<Origin>,
+}
+
+/// Attributes kept per span for the export at most: the OpenTelemetry SDKs' default
+/// attribute count limit (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, 128).
+pub const MAX_ATTRIBUTES_KEPT: usize = 128;
+
+/// Where spans came from: passed on by the export so that backends group them as sent
+/// (Jaeger names the service after the resource's `service.name`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Origin {
+    pub resource: Option<pb::Resource>,
+    pub scope: Option<pb::InstrumentationScope>,
+}
+
+/// A span's own fields besides its ids, times and GenAI attributes.
+struct Extra {
+    name: String,
+    kind: i32,
+    attributes: Vec<pb::KeyValue>,
+    status: Option<pb::Status>,
+    origin: Arc<Origin>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -232,22 +344,26 @@ fn span_of(
     trace_id: String,
     span_id: String,
     parent: String,
-    name: String,
     start_ns: f64,
     end_ns: f64,
     a: Attrs,
+    extra: Extra,
 ) -> TraceSpan {
     TraceSpan {
         trace_id,
         span_id,
         parent_span_id: (!parent.is_empty() && parent.chars().any(|c| c != '0')).then_some(parent),
-        name: crate::labels::cut(&name),
+        name: crate::labels::cut(&extra.name),
         start_unix_s: start_ns / 1e9,
         end_unix_s: end_ns / 1e9,
         operation: a.operation,
         model: a.model.or(a.response_model),
         input_tokens: a.input_tokens,
         output_tokens: a.output_tokens,
+        kind: extra.kind,
+        attributes: extra.attributes,
+        status: extra.status,
+        origin: extra.origin,
     }
 }
 
@@ -266,30 +382,48 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
         return Err(DecodeError::TooManySpans(n));
     }
     let mut out = Vec::with_capacity(n);
-    for s in req
-        .resource_spans
-        .into_iter()
-        .flat_map(|r| r.scope_spans)
-        .flat_map(|s| s.spans)
-    {
-        let mut a = Attrs::new();
-        for kv in &s.attributes {
-            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(pb::Value::StringValue(t)) => a.text(&kv.key, t),
-                Some(pb::Value::IntValue(i)) => a.int(&kv.key, *i as f64),
-                Some(pb::Value::DoubleValue(d)) => a.int(&kv.key, *d),
-                _ => {}
+    let scopes = req.resource_spans.into_iter().flat_map(|r| {
+        let resource = r.resource;
+        r.scope_spans.into_iter().map(move |ss| {
+            let origin = Arc::new(Origin {
+                resource: resource.clone(),
+                scope: ss.scope,
+            });
+            (origin, ss.spans)
+        })
+    });
+    for (origin, spans) in scopes {
+        for mut s in spans {
+            let mut a = Attrs::new();
+            for kv in &s.attributes {
+                match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(pb::Value::StringValue(t)) => a.text(&kv.key, t),
+                    Some(pb::Value::IntValue(i)) => a.int(&kv.key, *i as f64),
+                    Some(pb::Value::DoubleValue(d)) => a.int(&kv.key, *d),
+                    _ => {}
+                }
             }
+            // An attribute whose value type is not declared above (array, map) decodes empty.
+            s.attributes
+                .retain(|kv| kv.value.as_ref().is_some_and(|v| v.value.is_some()));
+            s.attributes.truncate(MAX_ATTRIBUTES_KEPT);
+            let extra = Extra {
+                name: s.name,
+                kind: s.kind,
+                attributes: s.attributes,
+                status: s.status,
+                origin: Arc::clone(&origin),
+            };
+            out.push(span_of(
+                hex(&s.trace_id),
+                hex(&s.span_id),
+                hex(&s.parent_span_id),
+                s.start_time_unix_nano as f64,
+                s.end_time_unix_nano as f64,
+                a,
+                extra,
+            ));
         }
-        out.push(span_of(
-            hex(&s.trace_id),
-            hex(&s.span_id),
-            hex(&s.parent_span_id),
-            s.name,
-            s.start_time_unix_nano as f64,
-            s.end_time_unix_nano as f64,
-            a,
-        ));
     }
     Ok(out)
 }
@@ -308,33 +442,79 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<TraceSpan>, DecodeError> {
         return Err(DecodeError::TooManySpans(n));
     }
     let mut out = Vec::with_capacity(n);
-    for s in req
-        .resource_spans
-        .into_iter()
-        .flat_map(|r| r.scope_spans)
-        .flat_map(|s| s.spans)
-    {
-        let mut a = Attrs::new();
-        for kv in &s.attributes {
-            if let Some(t) = &kv.value.string_value {
-                a.text(&kv.key, t);
-            } else if let Some(i) = kv.value.int_value.as_ref().and_then(js::Num::as_f64) {
-                a.int(&kv.key, i);
-            } else if let Some(d) = kv.value.double_value {
-                a.int(&kv.key, d);
+    let scopes = req.resource_spans.into_iter().flat_map(|r| {
+        let resource = r.resource.map(|res| pb::Resource {
+            attributes: res.attributes.iter().filter_map(js_attribute).collect(),
+        });
+        r.scope_spans.into_iter().map(move |ss| {
+            let origin = Arc::new(Origin {
+                resource: resource.clone(),
+                scope: ss.scope.map(|sc| pb::InstrumentationScope {
+                    name: sc.name,
+                    version: sc.version,
+                }),
+            });
+            (origin, ss.spans)
+        })
+    });
+    for (origin, spans) in scopes {
+        for s in spans {
+            let mut a = Attrs::new();
+            for kv in &s.attributes {
+                if let Some(t) = &kv.value.string_value {
+                    a.text(&kv.key, t);
+                } else if let Some(i) = kv.value.int_value.as_ref().and_then(js::Num::as_f64) {
+                    a.int(&kv.key, i);
+                } else if let Some(d) = kv.value.double_value {
+                    a.int(&kv.key, d);
+                }
             }
+            let mut attributes: Vec<pb::KeyValue> =
+                s.attributes.iter().filter_map(js_attribute).collect();
+            attributes.truncate(MAX_ATTRIBUTES_KEPT);
+            let extra = Extra {
+                name: s.name,
+                kind: s.kind.as_enum(),
+                attributes,
+                status: s.status.map(|st| pb::Status {
+                    message: st.message,
+                    code: st.code.as_enum(),
+                }),
+                origin: Arc::clone(&origin),
+            };
+            out.push(span_of(
+                s.trace_id.to_ascii_lowercase(),
+                s.span_id.to_ascii_lowercase(),
+                s.parent_span_id.to_ascii_lowercase(),
+                s.start_time_unix_nano.as_f64().unwrap_or(f64::NAN),
+                s.end_time_unix_nano.as_f64().unwrap_or(f64::NAN),
+                a,
+                extra,
+            ));
         }
-        out.push(span_of(
-            s.trace_id.to_ascii_lowercase(),
-            s.span_id.to_ascii_lowercase(),
-            s.parent_span_id.to_ascii_lowercase(),
-            s.name,
-            s.start_time_unix_nano.as_f64().unwrap_or(f64::NAN),
-            s.end_time_unix_nano.as_f64().unwrap_or(f64::NAN),
-            a,
-        ));
     }
     Ok(out)
+}
+
+/// One OTLP/JSON attribute as its protobuf message; `None` for the value types not kept
+/// (arrays, maps, bytes, or none).
+fn js_attribute(kv: &js::KeyValue) -> Option<pb::KeyValue> {
+    let v = &kv.value;
+    let value = if let Some(t) = &v.string_value {
+        pb::Value::StringValue(t.clone())
+    } else if let Some(b) = v.bool_value {
+        pb::Value::BoolValue(b)
+    } else if let Some(i) = &v.int_value {
+        match i {
+            js::Num::Text(t) => pb::Value::IntValue(t.trim().parse().ok()?),
+            js::Num::Int(i) => pb::Value::IntValue(i64::try_from(*i).ok()?),
+            js::Num::Float(f) if f.fract() == 0.0 => pb::Value::IntValue(*f as i64),
+            _ => return None,
+        }
+    } else {
+        pb::Value::DoubleValue(v.double_value?)
+    };
+    Some(pb::KeyValue::new(&kv.key, value))
 }
 
 /// Why a span of an export was not kept.
@@ -360,6 +540,47 @@ struct Kept {
     span: TraceSpan,
     /// The ledger id of its attribution span, when it was taken as a leaf.
     ledger_id: Option<u64>,
+    /// Exported with its energy (or given up), or not to be exported at all.
+    exported: bool,
+}
+
+/// Where one ledger entry stands, as the span export sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Attribution {
+    /// Final: energy (J) and carbon (gCO2e).
+    Settled { energy_j: f64, carbon_g: f64 },
+    /// Waiting for its time to be settled.
+    Pending,
+    /// Neither pending nor settled: dropped by the ledger (buffer full) or rotated out of its
+    /// recent list before it was read. It will never settle.
+    Gone,
+}
+
+impl Attribution {
+    fn energy(self) -> Option<(f64, f64)> {
+        match self {
+            Attribution::Settled { energy_j, carbon_g } => Some((energy_j, carbon_g)),
+            _ => None,
+        }
+    }
+    /// A parent's state from its own and a child's: gone wins (never settles), then pending.
+    fn add(self, child: Attribution) -> Attribution {
+        use Attribution::{Gone, Pending, Settled};
+        match (self, child) {
+            (Gone, _) | (_, Gone) => Gone,
+            (Pending, _) | (_, Pending) => Pending,
+            (
+                Settled { energy_j, carbon_g },
+                Settled {
+                    energy_j: cj,
+                    carbon_g: cg,
+                },
+            ) => Settled {
+                energy_j: energy_j + cj,
+                carbon_g: carbon_g + cg,
+            },
+        }
+    }
 }
 
 /// What an export did.
@@ -385,15 +606,181 @@ pub struct TraceLosses {
     pub exports_refused: u64,
 }
 
+/// Spans whose energy is settled, ready for the OTLP span export, and what was given up.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Each span with its resource and scope, the `wattprint.*` attributes added.
+    pub spans: Vec<(Arc<Origin>, pb::Span)>,
+    /// Spans that will never be exported: their trace was forgotten ([`MAX_TRACES`]) before
+    /// they settled, or an attribution they depend on is [`Attribution::Gone`].
+    pub given_up: u64,
+}
+
 /// The traces received, bounded ([`MAX_TRACES`] x [`MAX_SPANS_PER_TRACE`]).
 #[derive(Default)]
 pub struct TraceTable {
     traces: HashMap<String, BTreeMap<String, Kept>>,
     order: VecDeque<String>,
     pub losses: TraceLosses,
+    /// Spans are kept for the export until settled ([`TraceTable::exporting`]).
+    export: bool,
+    /// Traces holding spans not exported yet (a subset of `traces`).
+    to_export: BTreeSet<String>,
+    /// Spans given up since the last [`TraceTable::take_settled`].
+    given_up: u64,
+}
+
+/// Unsettled, or the energy rolled up the span tree: the span's own (its ledger entry's, 0
+/// for a parent) plus its children's.
+fn rolled_up<'a>(
+    spans: &'a BTreeMap<String, Kept>,
+    lookup: &impl Fn(u64, &TraceSpan) -> Attribution,
+) -> (HashMap<&'a str, Attribution>, HashMap<&'a str, Attribution>) {
+    let own: HashMap<&str, Attribution> = spans
+        .iter()
+        .map(|(id, k)| {
+            let e = match k.ledger_id {
+                Some(l) => lookup(l, &k.span),
+                None => Attribution::Settled {
+                    energy_j: 0.0,
+                    carbon_g: 0.0,
+                },
+            };
+            (id.as_str(), e)
+        })
+        .collect();
+    let children: HashMap<&str, Vec<&str>> = spans.iter().fold(HashMap::new(), |mut m, (id, k)| {
+        if let Some(p) = k.span.parent_span_id.as_deref() {
+            if spans.contains_key(p) {
+                m.entry(p).or_default().push(id.as_str());
+            }
+        }
+        m
+    });
+    fn total<'a>(
+        id: &'a str,
+        own: &HashMap<&'a str, Attribution>,
+        children: &HashMap<&'a str, Vec<&'a str>>,
+        depth: usize,
+    ) -> Attribution {
+        let mut t = own.get(id).copied().unwrap_or(Attribution::Gone);
+        // Parent links from a client can form a cycle: a tree is at most as deep as the
+        // spans kept.
+        if depth > MAX_SPANS_PER_TRACE {
+            return t;
+        }
+        for c in children.get(id).into_iter().flatten() {
+            t = t.add(total(c, own, children, depth + 1));
+        }
+        t
+    }
+    let rolled = spans
+        .keys()
+        .map(|id| (id.as_str(), total(id, &own, &children, 0)))
+        .collect();
+    (own, rolled)
+}
+
+/// Parse lower-case hex ids back into bytes (they were validated on ingest).
+fn unhex(h: &str) -> Vec<u8> {
+    (0..h.len() / 2)
+        .filter_map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The span as exported: its fields as received, the `wattprint.*` attributes replacing any
+/// the client sent under those names.
+fn enriched(
+    s: &TraceSpan,
+    energy_j: f64,
+    carbon_g: f64,
+    method: &str,
+    attributed: bool,
+) -> pb::Span {
+    let mut attributes: Vec<pb::KeyValue> = s
+        .attributes
+        .iter()
+        .filter(|kv| !kv.key.starts_with("wattprint."))
+        .cloned()
+        .collect();
+    attributes.extend([
+        pb::KeyValue::new(ENERGY_ATTRIBUTE, pb::Value::DoubleValue(energy_j)),
+        pb::KeyValue::new(CARBON_ATTRIBUTE, pb::Value::DoubleValue(carbon_g)),
+        pb::KeyValue::new(METHOD_ATTRIBUTE, pb::Value::StringValue(method.into())),
+        pb::KeyValue::new(
+            ATTRIBUTION_ATTRIBUTE,
+            pb::Value::StringValue(
+                if attributed {
+                    "attributed"
+                } else {
+                    "rolled_up"
+                }
+                .into(),
+            ),
+        ),
+    ]);
+    pb::Span {
+        trace_id: unhex(&s.trace_id),
+        span_id: unhex(&s.span_id),
+        parent_span_id: s.parent_span_id.as_deref().map(unhex).unwrap_or_default(),
+        name: s.name.clone(),
+        kind: s.kind,
+        start_time_unix_nano: (s.start_unix_s * 1e9).round() as u64,
+        end_time_unix_nano: (s.end_unix_s * 1e9).round() as u64,
+        attributes,
+        status: s.status.clone(),
+    }
+}
+
+/// The span's energy with its descendants', J (double attribute on exported spans).
+pub const ENERGY_ATTRIBUTE: &str = "wattprint.energy_j";
+/// The span's carbon with its descendants', gCO2e (double).
+pub const CARBON_ATTRIBUTE: &str = "wattprint.carbon_g";
+/// `measured` (every counted domain is a hardware counter or power reading) or `estimated`
+/// (a counted domain is a utilisation model) (string).
+pub const METHOD_ATTRIBUTE: &str = "wattprint.method";
+/// `attributed` (a leaf: its share of the measured energy) or `rolled_up` (a parent: the sum
+/// of its children's) (string).
+pub const ATTRIBUTION_ATTRIBUTE: &str = "wattprint.attribution";
+
+/// The OTLP export request for `spans`, grouped by their resource and scope as received.
+pub fn encode_export(spans: Vec<(Arc<Origin>, pb::Span)>) -> Vec<u8> {
+    use prost::Message;
+    let mut groups: Vec<(Arc<Origin>, Vec<pb::Span>)> = Vec::new();
+    for (origin, span) in spans {
+        match groups
+            .iter_mut()
+            .find(|(o, _)| Arc::ptr_eq(o, &origin) || **o == *origin)
+        {
+            Some((_, list)) => list.push(span),
+            None => groups.push((origin, vec![span])),
+        }
+    }
+    pb::ExportTraceServiceRequest {
+        resource_spans: groups
+            .into_iter()
+            .map(|(o, spans)| pb::ResourceSpans {
+                resource: o.resource.clone(),
+                scope_spans: vec![pb::ScopeSpans {
+                    scope: o.scope.clone(),
+                    spans,
+                }],
+            })
+            .collect(),
+    }
+    .encode_to_vec()
 }
 
 impl TraceTable {
+    /// A table that keeps each span until its energy is settled and
+    /// [`TraceTable::take_settled`] hands it to the OTLP span export.
+    pub fn exporting() -> TraceTable {
+        TraceTable {
+            export: true,
+            ..TraceTable::default()
+        }
+    }
+
     /// Keep `spans` and queue the leaves for attribution through `attribute(report)`, which
     /// returns the ledger id or `None` when the ledger refused the span.
     pub fn ingest(
@@ -422,7 +809,10 @@ impl TraceTable {
             if !self.traces.contains_key(&s.trace_id) {
                 if self.order.len() >= MAX_TRACES {
                     if let Some(old) = self.order.pop_front() {
-                        self.traces.remove(&old);
+                        if let Some(t) = self.traces.remove(&old) {
+                            self.given_up += t.values().filter(|k| !k.exported).count() as u64;
+                        }
+                        self.to_export.remove(&old);
                         self.losses.traces_forgotten += 1;
                     }
                 }
@@ -462,9 +852,85 @@ impl TraceTable {
                 id
             };
             r.accepted += 1;
-            trace.insert(s.span_id.clone(), Kept { span: s, ledger_id });
+            // A span sent again (a client's retry) is exported once: it keeps its flag.
+            let exported = trace.get(&s.span_id).map_or(!self.export, |k| k.exported);
+            if !exported {
+                self.to_export.insert(s.trace_id.clone());
+            }
+            trace.insert(
+                s.span_id.clone(),
+                Kept {
+                    span: s,
+                    ledger_id,
+                    exported,
+                },
+            );
         }
         r
+    }
+
+    /// Up to `max` spans whose energy is settled (their own and every descendant's), not
+    /// handed out before, enriched with the `wattprint.*` attributes (`method`: see
+    /// [`METHOD_ATTRIBUTE`]); each span is handed out once. `lookup(ledger_id, span)` says
+    /// where a leaf's ledger entry stands.
+    pub fn take_settled(
+        &mut self,
+        lookup: impl Fn(u64, &TraceSpan) -> Attribution,
+        method: &str,
+        max: usize,
+    ) -> Settled {
+        let mut out = Settled {
+            given_up: std::mem::take(&mut self.given_up),
+            ..Settled::default()
+        };
+        let mut done = Vec::new();
+        for trace_id in &self.to_export {
+            if out.spans.len() >= max {
+                break;
+            }
+            let Some(spans) = self.traces.get_mut(trace_id) else {
+                done.push(trace_id.clone());
+                continue;
+            };
+            let (_, rolled) = rolled_up(spans, &lookup);
+            let ready: Vec<(String, Attribution)> = rolled
+                .into_iter()
+                .filter(|(id, a)| {
+                    *a != Attribution::Pending && spans.get(*id).is_some_and(|k| !k.exported)
+                })
+                .map(|(id, a)| (id.to_string(), a))
+                .take(max - out.spans.len())
+                .collect();
+            for (id, a) in ready {
+                let Some(k) = spans.get_mut(&id) else {
+                    continue;
+                };
+                k.exported = true;
+                match a.energy() {
+                    Some((j, g)) => out.spans.push((
+                        Arc::clone(&k.span.origin),
+                        enriched(&k.span, j, g, method, k.ledger_id.is_some()),
+                    )),
+                    None => out.given_up += 1,
+                }
+            }
+            if spans.values().all(|k| k.exported) {
+                done.push(trace_id.clone());
+            }
+        }
+        for t in done {
+            self.to_export.remove(&t);
+        }
+        out
+    }
+
+    /// Spans kept, not exported yet (bounded by the table's caps).
+    pub fn awaiting_export(&self) -> usize {
+        self.to_export
+            .iter()
+            .filter_map(|t| self.traces.get(t))
+            .map(|spans| spans.values().filter(|k| !k.exported).count())
+            .sum()
     }
 
     /// The trace's spans with their energy rolled up the tree; `energy(ledger_id)` gives a
@@ -475,56 +941,18 @@ impl TraceTable {
         energy: impl Fn(u64) -> Option<(f64, f64)>,
     ) -> Option<serde_json::Value> {
         let spans = self.traces.get(trace_id)?;
-        // Own energy of each span (leaves), then sums up the tree, children first.
-        let mut own: HashMap<&str, Option<(f64, f64)>> = HashMap::new();
-        let mut pending = 0;
-        for (id, k) in spans {
-            let e = match k.ledger_id {
-                Some(l) => {
-                    let e = energy(l);
-                    if e.is_none() {
-                        pending += 1;
-                    }
-                    e
-                }
-                None => Some((0.0, 0.0)),
-            };
-            own.insert(id.as_str(), e);
-        }
-        let children: HashMap<&str, Vec<&str>> =
-            spans.iter().fold(HashMap::new(), |mut m, (id, k)| {
-                if let Some(p) = k.span.parent_span_id.as_deref() {
-                    if spans.contains_key(p) {
-                        m.entry(p).or_default().push(id.as_str());
-                    }
-                }
-                m
-            });
-        fn total<'a>(
-            id: &'a str,
-            own: &HashMap<&'a str, Option<(f64, f64)>>,
-            children: &HashMap<&'a str, Vec<&'a str>>,
-            depth: usize,
-        ) -> Option<(f64, f64)> {
-            let (mut j, mut g) = own.get(id).copied().flatten()?;
-            // Parent links from a client can form a cycle: a tree is at most as deep as
-            // the spans kept.
-            if depth > MAX_SPANS_PER_TRACE {
-                return Some((j, g));
-            }
-            for c in children.get(id).into_iter().flatten() {
-                let (cj, cg) = total(c, own, children, depth + 1)?;
-                j += cj;
-                g += cg;
-            }
-            Some((j, g))
-        }
+        let lookup = |l: u64, _: &TraceSpan| match energy(l) {
+            Some((energy_j, carbon_g)) => Attribution::Settled { energy_j, carbon_g },
+            None => Attribution::Pending,
+        };
+        let (own, rolled) = rolled_up(spans, &lookup);
+        let pending = own.values().filter(|a| a.energy().is_none()).count();
         let mut list = Vec::new();
         let (mut trace_j, mut trace_g) = (0.0, 0.0);
         for (id, k) in spans {
             let s = &k.span;
-            let rolled = total(id, &own, &children, 0);
-            let o = own.get(id.as_str()).copied().flatten();
+            let total = rolled.get(id.as_str()).and_then(|a| a.energy());
+            let o = own.get(id.as_str()).and_then(|a| a.energy());
             if k.ledger_id.is_some() {
                 if let Some((j, g)) = o {
                     trace_j += j;
@@ -541,8 +969,8 @@ impl TraceTable {
                 "output_tokens": s.output_tokens,
                 "start_unix_s": s.start_unix_s,
                 "end_unix_s": s.end_unix_s,
-                "energy_j": rolled.map(|e| e.0),
-                "carbon_g": rolled.map(|e| e.1),
+                "energy_j": total.map(|e| e.0),
+                "carbon_g": total.map(|e| e.1),
                 "own_energy_j": o.map(|e| e.0),
                 "method": if k.ledger_id.is_some() { "attributed" } else { "rolled_up" },
             }));
@@ -585,13 +1013,26 @@ mod tests {
                 kv("gen_ai.request.model", pb::Value::StringValue("m".into())),
                 kv("gen_ai.usage.output_tokens", pb::Value::IntValue(out)),
             ],
+            ..Default::default()
         }
     }
 
     fn export(spans: Vec<pb::Span>) -> Vec<u8> {
         pb::ExportTraceServiceRequest {
             resource_spans: vec![pb::ResourceSpans {
-                scope_spans: vec![pb::ScopeSpans { spans }],
+                resource: Some(pb::Resource {
+                    attributes: vec![kv(
+                        "service.name",
+                        pb::Value::StringValue("demo-agent".into()),
+                    )],
+                }),
+                scope_spans: vec![pb::ScopeSpans {
+                    scope: Some(pb::InstrumentationScope {
+                        name: "demo".into(),
+                        version: "1.0".into(),
+                    }),
+                    spans,
+                }],
             }],
         }
         .encode_to_vec()
@@ -704,5 +1145,250 @@ mod tests {
         assert_eq!(t.traces.len(), MAX_TRACES);
         assert_eq!(t.losses.traces_forgotten, 5);
         assert!(t.report(&format!("{:032x}", 1), |_| None).is_none());
+    }
+
+    fn attr<'a>(s: &'a pb::Span, key: &str) -> Option<&'a pb::Value> {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+    }
+
+    /// The agent task of `an_agent_task_rolls_up_so_each_joule_counts_once`, in an exporting
+    /// table, with the ledger stand-in's energies: 10 J per second of each leaf.
+    fn exporting_task() -> (TraceTable, Vec<crate::state::SpanReport>) {
+        let mut root = pb_span(1, None, 1000, 1010, "invoke_agent", 0);
+        root.kind = 2;
+        root.status = Some(pb::Status {
+            message: "ok".into(),
+            code: 1,
+        });
+        root.attributes
+            .push(kv("wattprint.energy_j", pb::Value::DoubleValue(-1.0)));
+        root.attributes.push(kv("flag", pb::Value::BoolValue(true)));
+        let body = export(vec![
+            pb_span(2, Some(1), 1001, 1003, "chat", 20),
+            pb_span(3, Some(1), 1003, 1004, "execute_tool", 0),
+            pb_span(4, Some(1), 1004, 1008, "chat", 40),
+            root,
+        ]);
+        let mut t = TraceTable::exporting();
+        let mut queued = Vec::new();
+        t.ingest(decode_protobuf(&body).unwrap(), |rep| {
+            queued.push(rep);
+            Some(queued.len() as u64)
+        });
+        (t, queued)
+    }
+
+    #[test]
+    fn settled_spans_are_exported_once_with_their_energy_and_everything_they_came_with() {
+        let (mut t, queued) = exporting_task();
+        assert_eq!(t.awaiting_export(), 4);
+        let settled = |id: u64, _: &TraceSpan| {
+            let s = &queued[id as usize - 1];
+            let e = 10.0 * (s.end_unix_s - s.start_unix_s);
+            Attribution::Settled {
+                energy_j: e,
+                carbon_g: e / 1000.0,
+            }
+        };
+        // Leaf 3 (the tool call) pending: only the two chats are ready; the root waits.
+        let first = t.take_settled(
+            |id, s| {
+                if id == 2 {
+                    Attribution::Pending
+                } else {
+                    settled(id, s)
+                }
+            },
+            "measured",
+            100,
+        );
+        assert_eq!(first.spans.len(), 2);
+        assert_eq!(first.given_up, 0);
+        assert_eq!(t.awaiting_export(), 2);
+        let second = t.take_settled(settled, "measured", 100);
+        assert_eq!(second.spans.len(), 2);
+        assert_eq!(t.awaiting_export(), 0);
+        // Nothing is handed out twice, even when the client sends the spans again.
+        assert!(t.take_settled(settled, "measured", 100).spans.is_empty());
+        let again = export(vec![pb_span(2, Some(1), 1001, 1003, "chat", 20)]);
+        t.ingest(decode_protobuf(&again).unwrap(), |_| Some(1));
+        assert!(t.take_settled(settled, "measured", 100).spans.is_empty());
+
+        // Encode, decode with prost, and read back exact values.
+        let all: Vec<_> = first.spans.into_iter().chain(second.spans).collect();
+        let body = encode_export(all);
+        let back = pb::ExportTraceServiceRequest::decode(&body[..]).unwrap();
+        assert_eq!(back.resource_spans.len(), 1, "one resource, as received");
+        let rs = &back.resource_spans[0];
+        assert_eq!(
+            rs.resource.as_ref().unwrap().attributes[0],
+            kv("service.name", pb::Value::StringValue("demo-agent".into()))
+        );
+        let ss = &rs.scope_spans[0];
+        assert_eq!(ss.scope.as_ref().unwrap().name, "demo");
+        let by_id = |b: u8| ss.spans.iter().find(|s| s.span_id == vec![b; 8]).unwrap();
+        let chat = by_id(4);
+        assert_eq!(chat.trace_id, vec![7; 16]);
+        assert_eq!(chat.parent_span_id, vec![1; 8]);
+        assert_eq!(chat.name, "chat 4");
+        assert_eq!(
+            (chat.start_time_unix_nano, chat.end_time_unix_nano),
+            (1_004_000_000_000, 1_008_000_000_000)
+        );
+        assert_eq!(
+            attr(chat, "wattprint.energy_j"),
+            Some(&pb::Value::DoubleValue(40.0))
+        );
+        assert_eq!(
+            attr(chat, "wattprint.carbon_g"),
+            Some(&pb::Value::DoubleValue(0.04))
+        );
+        assert_eq!(
+            attr(chat, "wattprint.method"),
+            Some(&pb::Value::StringValue("measured".into()))
+        );
+        assert_eq!(
+            attr(chat, "wattprint.attribution"),
+            Some(&pb::Value::StringValue("attributed".into()))
+        );
+        assert_eq!(
+            attr(chat, "gen_ai.usage.output_tokens"),
+            Some(&pb::Value::IntValue(40))
+        );
+        let root = by_id(1);
+        assert!(root.parent_span_id.is_empty());
+        assert_eq!((root.kind, root.status.as_ref().unwrap().code), (2, 1));
+        // 20 + 10 + 40 J from its children; the client's own wattprint.energy_j is replaced.
+        assert_eq!(
+            attr(root, "wattprint.energy_j"),
+            Some(&pb::Value::DoubleValue(70.0))
+        );
+        assert_eq!(
+            root.attributes
+                .iter()
+                .filter(|kv| kv.key == "wattprint.energy_j")
+                .count(),
+            1
+        );
+        assert_eq!(attr(root, "flag"), Some(&pb::Value::BoolValue(true)));
+        assert_eq!(
+            attr(root, "wattprint.attribution"),
+            Some(&pb::Value::StringValue("rolled_up".into()))
+        );
+        // The leaves' exported energies sum to the root's: each joule once.
+        let leaves: f64 = ss
+            .spans
+            .iter()
+            .filter(|s| !s.parent_span_id.is_empty())
+            .map(|s| match attr(s, "wattprint.energy_j") {
+                Some(pb::Value::DoubleValue(j)) => *j,
+                v => panic!("{v:?}"),
+            })
+            .sum();
+        assert_eq!(leaves, 70.0);
+    }
+
+    #[test]
+    fn spans_that_can_never_settle_are_given_up_and_counted_not_kept() {
+        let (mut t, _) = exporting_task();
+        // Leaf 3's attribution was dropped by the ledger: it and the root can never settle.
+        let out = t.take_settled(
+            |id, _| {
+                if id == 2 {
+                    Attribution::Gone
+                } else {
+                    Attribution::Settled {
+                        energy_j: 1.0,
+                        carbon_g: 0.0,
+                    }
+                }
+            },
+            "estimated",
+            100,
+        );
+        assert_eq!((out.spans.len(), out.given_up), (2, 2));
+        assert_eq!(t.awaiting_export(), 0);
+        // A batch is at most `max` spans; the rest wait for the next call.
+        let (mut t, _) = exporting_task();
+        let one = |_, _: &TraceSpan| Attribution::Settled {
+            energy_j: 1.0,
+            carbon_g: 0.0,
+        };
+        assert_eq!(t.take_settled(one, "measured", 3).spans.len(), 3);
+        assert_eq!(t.take_settled(one, "measured", 3).spans.len(), 1);
+        // A table that does not export keeps nothing for it.
+        let mut plain = TraceTable::default();
+        plain.ingest(
+            decode_protobuf(&export(vec![pb_span(2, None, 1, 2, "chat", 1)])).unwrap(),
+            |_| Some(1),
+        );
+        assert_eq!(plain.awaiting_export(), 0);
+        assert!(plain.take_settled(one, "measured", 10).spans.is_empty());
+    }
+
+    #[test]
+    fn json_spans_export_their_attributes_kind_status_and_resource() {
+        let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}]},
+          "scopeSpans":[{"scope":{"name":"lib","version":"2"},"spans":[
+            {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174",
+             "name":"chat m","kind":3,"startTimeUnixNano":"1000000000","endTimeUnixNano":"3000000000",
+             "status":{"code":2,"message":"boom"},
+             "attributes":[{"key":"a","value":{"intValue":"-5"}},{"key":"b","value":{"boolValue":false}},
+                           {"key":"c","value":{"arrayValue":{"values":[]}}}]}]}]}]}"#;
+        let mut t = TraceTable::exporting();
+        t.ingest(decode_json(body).unwrap(), |_| Some(9));
+        let out = t.take_settled(
+            |_, _| Attribution::Settled {
+                energy_j: 2.5,
+                carbon_g: 0.25,
+            },
+            "estimated",
+            10,
+        );
+        let back = pb::ExportTraceServiceRequest::decode(&encode_export(out.spans)[..]).unwrap();
+        let rs = &back.resource_spans[0];
+        assert_eq!(
+            rs.resource.as_ref().unwrap().attributes,
+            [kv("service.name", pb::Value::StringValue("svc".into()))]
+        );
+        assert_eq!(rs.scope_spans[0].scope.as_ref().unwrap().version, "2");
+        let s = &rs.scope_spans[0].spans[0];
+        assert_eq!(hex(&s.trace_id), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(s.kind, 3);
+        assert_eq!(
+            s.status,
+            Some(pb::Status {
+                message: "boom".into(),
+                code: 2
+            })
+        );
+        assert_eq!(attr(s, "a"), Some(&pb::Value::IntValue(-5)));
+        assert_eq!(attr(s, "b"), Some(&pb::Value::BoolValue(false)));
+        // An array value is not kept (not declared in `pb`): no empty attribute is sent on.
+        assert!(attr(s, "c").is_none() && !s.attributes.iter().any(|kv| kv.key == "c"));
+        assert_eq!(
+            attr(s, "wattprint.energy_j"),
+            Some(&pb::Value::DoubleValue(2.5))
+        );
+        assert_eq!(
+            attr(s, "wattprint.method"),
+            Some(&pb::Value::StringValue("estimated".into()))
+        );
+    }
+
+    #[test]
+    fn a_forgotten_trace_counts_its_unexported_spans_as_given_up() {
+        let mut t = TraceTable::exporting();
+        for k in 0..=MAX_TRACES {
+            let mut s = decode_protobuf(&export(vec![pb_span(1, None, 1, 2, "chat", 1)])).unwrap();
+            s[0].trace_id = format!("{:032x}", k + 1);
+            t.ingest(s, |_| Some(1));
+        }
+        assert_eq!(t.awaiting_export(), MAX_TRACES);
+        let out = t.take_settled(|_, _| Attribution::Pending, "measured", 10);
+        assert_eq!((out.spans.len(), out.given_up), (0, 1));
     }
 }

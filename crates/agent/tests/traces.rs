@@ -111,7 +111,9 @@ fn an_agent_task_trace_gets_energy_on_every_span_and_its_total_is_its_leaves() {
                     end_time_unix_nano: (now() * 1e9) as u64,
                     ..Default::default()
                 }],
+                ..Default::default()
             }],
+            ..Default::default()
         }],
     }
     .encode_to_vec();

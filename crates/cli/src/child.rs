@@ -27,6 +27,11 @@ pub struct Outcome {
 ///
 /// The forwarding is done by the signal handler itself (`kill(2)` is async-signal-safe): no
 /// thread and no self-pipe, which keeps them off `run`'s start-up. One forwarder per process.
+///
+/// A signal that arrives once the child has been reaped (nothing to forward it to) is kept,
+/// and handed to the handler that was installed before the forwarder when the forwarder is
+/// dropped (`bench`'s flag, which then ends the bench); under the default disposition (plain
+/// `run`) it is not re-raised, so the report is still written.
 pub struct Forwarder {
     previous: Vec<(libc::c_int, libc::sigaction)>,
 }
@@ -40,6 +45,8 @@ const SI_KERNEL: libc::c_int = 0x80;
 static CHILD: AtomicI32 = AtomicI32::new(0);
 /// Signals received before the child existed, one bit per signal number.
 static PENDING: AtomicU32 = AtomicU32::new(0);
+/// Signals received after the child was reaped, one bit per signal number.
+static LATE: AtomicU32 = AtomicU32::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn send(pid: i32, sig: i32) {
@@ -73,7 +80,9 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
                 deliver_pending(pid);
             }
         }
-        _ => {}
+        _ => {
+            LATE.fetch_or(1 << sig, Ordering::SeqCst);
+        }
     }
 }
 
@@ -84,6 +93,7 @@ impl Forwarder {
         }
         CHILD.store(0, Ordering::SeqCst);
         PENDING.store(0, Ordering::SeqCst);
+        LATE.store(0, Ordering::SeqCst);
         let mut previous = Vec::new();
         for sig in FORWARDED {
             // SAFETY: a zeroed sigaction is valid; the handler only uses atomics and kill(2).
@@ -134,6 +144,15 @@ impl Drop for Forwarder {
         for (sig, old) in &self.previous {
             // SAFETY: restores the disposition sigaction returned at install.
             unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+        }
+        // Signals that had no child to go to: the previous handler gets them now.
+        let late = LATE.swap(0, Ordering::SeqCst);
+        for (sig, old) in &self.previous {
+            let handler = old.sa_sigaction;
+            if late & (1 << sig) != 0 && handler != libc::SIG_DFL && handler != libc::SIG_IGN {
+                // SAFETY: raise(3) with a valid signal number whose handler was just restored.
+                unsafe { libc::raise(*sig) };
+            }
         }
         INSTALLED.store(false, Ordering::SeqCst);
     }
@@ -310,5 +329,25 @@ mod tests {
         let e = spawn(&missing, &[], &fwd, fds(&procs)).unwrap_err();
         assert!(matches!(e, SpawnError::NotFound(_)), "{e:?}");
         fwd.child_gone();
+        drop(fwd);
+
+        // A signal after the child was reaped reaches the handler installed before the
+        // forwarder (bench's flag) when the forwarder goes, not before.
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let id = signal_hook::flag::register(libc::SIGHUP, std::sync::Arc::clone(&flag)).unwrap();
+        let fwd = Forwarder::install().unwrap();
+        fwd.child_gone();
+        // SAFETY: raise(3) runs the forwarder's handler on this thread before it returns.
+        unsafe { libc::raise(libc::SIGHUP) };
+        assert!(
+            !flag.load(Ordering::SeqCst),
+            "held while the forwarder is installed"
+        );
+        drop(fwd);
+        assert!(
+            flag.load(Ordering::SeqCst),
+            "handed to the previous handler at drop"
+        );
+        signal_hook::low_level::unregister(id);
     }
 }

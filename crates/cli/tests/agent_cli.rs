@@ -185,7 +185,7 @@ fn a_failed_otlp_push_is_logged_on_stderr() {
             break;
         }
         log.push_str(&line);
-        if line.contains("OTLP push to") && line.contains("WARN") {
+        if line.contains("OTLP metrics push to") && line.contains("WARN") {
             found = true;
             break;
         }
@@ -424,4 +424,42 @@ fn another_user_outside_the_socket_group_is_refused_and_no_http_listener_exists(
     if let Err(p) = outcome {
         std::panic::resume_unwind(p);
     }
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn otlp_traces_endpoints_are_checked_from_the_flag_and_the_config_file() {
+    refused(
+        &["--otlp-traces-endpoint", "tempo:4318"],
+        "--otlp-traces-endpoint tempo:4318: give an http:// or https:// URL",
+    );
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("agent.toml");
+    std::fs::write(
+        &file,
+        "otlp_traces_endpoint = \"grpc://tempo:4317\"\notlp_compression = \"gzip\"\n",
+    )
+    .unwrap();
+    refused(
+        &["--config", file.to_str().unwrap()],
+        "--otlp-traces-endpoint grpc://tempo:4317",
+    );
+    std::fs::write(
+        &file,
+        "otlp_compression = \"zstd\"\notlp_endpoint = \"http://c:4318\"\n",
+    )
+    .unwrap();
+    refused(
+        &["--config", file.to_str().unwrap()],
+        "--otlp-compression zstd: give gzip or none",
+    );
+}
+
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn otlp_keys_in_the_config_file_of_a_build_without_otlp_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("agent.toml");
+    std::fs::write(&file, "otlp_traces_endpoint = \"http://tempo:4318\"\n").unwrap();
+    refused(&["--config", file.to_str().unwrap()], "--features otlp");
 }

@@ -160,7 +160,7 @@ impl Forecaster {
         let s2 = ((self.sum_de2_over_dp - rate_j * rate_j * span) / (m - 1) as f64).max(0.0);
         let rest = 1.0 - last.progress;
         let var_j2 = s2 * rest * rest / span + s2 * rest;
-        let half_j = t_975(m - 1) * var_j2.sqrt();
+        let half_j = crate::stats::student_t_975(m - 1) * var_j2.sqrt();
         let energy_j = last.energy_j + rate_j * rest;
         let duration_s = last.t_s + (last.t_s - first.t_s) / span * rest;
         Ok(Prediction {
@@ -171,24 +171,6 @@ impl Forecaster {
             energy_j_high: energy_j + half_j,
             duration_s,
         })
-    }
-}
-
-/// The 97.5 % quantile of Student's t with `df` degrees of freedom (two-sided 95 %).
-/// Source: the standard table (e.g. NIST/SEMATECH e-Handbook, table 1.3.6.7.2) for 1 to 30;
-/// above, the Cornish-Fisher expansion `z + (z³ + z) / (4 df)` with z = 1.959964, within
-/// 0.002 of the table at 40, 60 and 120.
-fn t_975(df: usize) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    const Z: f64 = 1.959964;
-    match df {
-        0 => f64::INFINITY,
-        1..=30 => TABLE[df - 1],
-        _ => Z + (Z * Z * Z + Z) / (4.0 * df as f64),
     }
 }
 
@@ -558,7 +540,5 @@ mod tests {
         assert!(over.over_budget);
         assert!((over.energy_to_solution_j.unwrap() - 3600.0).abs() < 1e-9);
         assert_eq!(over.budget_kwh, Some(0.0009));
-        assert!((t_975(40) - 2.021).abs() < 0.002);
-        assert!((t_975(120) - 1.980).abs() < 0.002);
     }
 }

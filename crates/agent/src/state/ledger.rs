@@ -328,6 +328,11 @@ impl RequestLedger {
 
     /// Where the identified request `id` stands; `None` when unknown (never opened, still in
     /// flight, or rotated out).
+    /// The settled request `id`, looked up without scanning the pending spans.
+    pub fn settled(&self, id: u64) -> Option<&Settled> {
+        self.by_id.get(&id)
+    }
+
     pub fn request(&self, id: u64) -> Option<RequestStatus<'_>> {
         if let Some(s) = self.by_id.get(&id) {
             return Some(RequestStatus::Settled(s));

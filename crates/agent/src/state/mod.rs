@@ -128,6 +128,15 @@ pub struct RangeFactors {
     pub high: f64,
 }
 
+/// The OTLP signal a push carries: each has its own queue and counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpSignal {
+    /// The metrics snapshot (`/v1/metrics`).
+    Metrics,
+    /// Enriched spans (`/v1/traces`).
+    Traces,
+}
+
 /// What was lost or refused, for `/metrics`, the summary and the logs.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Losses {
@@ -147,6 +156,12 @@ pub struct Losses {
     pub otlp_push_failures: u64,
     /// OTLP snapshots dropped: the queue was full, or the answer was not retryable.
     pub otlp_batches_dropped: u64,
+    /// OTLP span exports that failed (connection error or non-2xx answer).
+    pub otlp_trace_push_failures: u64,
+    /// Enriched spans never exported: their batch was dropped (queue full, answer not
+    /// retryable), their trace was forgotten before they settled, or their attribution was
+    /// dropped by the ledger.
+    pub otlp_spans_dropped: u64,
     /// Ended windows whose name was beyond `max_window_names`, added to [`OVERFLOW_WINDOW`].
     pub window_names_overflowed: u64,
 }
@@ -182,6 +197,10 @@ pub struct AgentState {
     /// OTLP pushes that failed (the one loss neither the ledger nor the table sees).
     otlp_push_failures: u64,
     otlp_batches_dropped: u64,
+    /// The span export's counters (not kept in the spool: they restart at 0).
+    otlp_trace_push_failures: u64,
+    otlp_spans_dropped: u64,
+    otlp_spans_exported: u64,
     /// Per-workload attribution (`--workloads`), fed at every tick.
     workloads: Option<crate::workloads::Workloads>,
     /// Continuity across restarts (`--spool`): counters carried, window ids, downtimes.
@@ -231,6 +250,9 @@ impl AgentState {
             cumulative_j: vec![0.0; n],
             otlp_push_failures: 0,
             otlp_batches_dropped: 0,
+            otlp_trace_push_failures: 0,
+            otlp_spans_dropped: 0,
+            otlp_spans_exported: 0,
             workloads: None,
             carry: resume::Carry::new(n),
             request_ids: 0,
@@ -424,6 +446,12 @@ impl AgentState {
     }
 
     /// Where the identified request `id` stands (`GET /v1/requests/{id}`).
+    /// The settled request `id` (a hash lookup: [`AgentState::request`] also scans the
+    /// pending spans).
+    pub fn settled_request(&self, id: u64) -> Option<&Settled> {
+        self.ledger.settled(id)
+    }
+
     pub fn request(&self, id: u64) -> Option<RequestStatus<'_>> {
         self.ledger.request(id)
     }
@@ -470,14 +498,35 @@ impl AgentState {
         &self.cumulative_j
     }
 
-    /// Count a failed OTLP push (exported as `wattprint_otlp_push_failures_total`).
-    pub fn record_otlp_failure(&mut self) {
-        self.otlp_push_failures += 1;
+    /// Count a failed OTLP push (exported as `wattprint_otlp_push_failures_total` for
+    /// metrics, `wattprint_otlp_trace_push_failures_total` for spans).
+    pub fn record_otlp_failure(&mut self, signal: OtlpSignal) {
+        match signal {
+            OtlpSignal::Metrics => self.otlp_push_failures += 1,
+            OtlpSignal::Traces => self.otlp_trace_push_failures += 1,
+        }
     }
 
-    /// Count a dropped OTLP snapshot (exported as `wattprint_otlp_batches_dropped_total`).
-    pub fn record_otlp_dropped(&mut self) {
-        self.otlp_batches_dropped += 1;
+    /// Count a dropped OTLP batch of `items` (snapshots: `wattprint_otlp_batches_dropped_total`;
+    /// spans: `wattprint_otlp_spans_dropped_total`).
+    pub fn record_otlp_dropped(&mut self, signal: OtlpSignal, items: u64) {
+        match signal {
+            OtlpSignal::Metrics => self.otlp_batches_dropped += items,
+            OtlpSignal::Traces => self.otlp_spans_dropped += items,
+        }
+    }
+
+    /// Count `items` accepted by the backend (spans: `wattprint_otlp_spans_exported_total`;
+    /// metric snapshots are not counted).
+    pub fn record_otlp_sent(&mut self, signal: OtlpSignal, items: u64) {
+        if signal == OtlpSignal::Traces {
+            self.otlp_spans_exported += items;
+        }
+    }
+
+    /// Enriched spans the backend accepted.
+    pub fn otlp_spans_exported(&self) -> u64 {
+        self.otlp_spans_exported
     }
 
     /// Everything lost or refused so far: the ledger's, the windows table's and OTLP's.
@@ -485,6 +534,8 @@ impl AgentState {
         Losses {
             otlp_push_failures: self.otlp_push_failures,
             otlp_batches_dropped: self.otlp_batches_dropped,
+            otlp_trace_push_failures: self.otlp_trace_push_failures,
+            otlp_spans_dropped: self.otlp_spans_dropped,
             window_names_overflowed: self.windows.names_overflowed(),
             ..self.ledger.losses().clone()
         }

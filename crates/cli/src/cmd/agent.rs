@@ -101,6 +101,13 @@ pub struct Args {
     #[cfg(feature = "otlp")]
     #[arg(long = "otlp-endpoint", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Export each span received at POST /v1/traces, once its energy is settled, to this
+    /// OTLP/HTTP endpoint (protobuf; path default /v1/traces), with wattprint.energy_j,
+    /// wattprint.carbon_g and wattprint.method added: e.g. http://127.0.0.1:4318 (Jaeger,
+    /// Tempo, an OpenTelemetry Collector). Shares --otlp-header and --otlp-compression.
+    #[cfg(feature = "otlp")]
+    #[arg(long = "otlp-traces-endpoint", value_name = "URL")]
+    pub otlp_traces_endpoint: Option<String>,
     /// OTLP push interval (default 10s).
     #[cfg(feature = "otlp")]
     #[arg(long = "otlp-interval", value_name = "DURATION")]
@@ -310,44 +317,72 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .transpose()
         .map_err(BadInput)?;
     #[cfg(feature = "otlp")]
-    if let Some(endpoint) = args.otlp_endpoint {
-        wattprint_agent::otlp::parse_endpoint(&endpoint).map_err(BadInput)?;
-        let headers = if args.otlp_header.is_empty() {
-            std::env::var("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()
-        } else {
-            args.otlp_header.join(",")
-        };
-        let compression = args
-            .otlp_compression
-            .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_COMPRESSION").ok())
-            .unwrap_or_else(|| "none".into());
-        let gzip = match compression.as_str() {
-            "gzip" => true,
-            "none" | "" => false,
-            other => {
-                return Err(BadInput(format!(
-                    "--otlp-compression {}: give gzip or none",
-                    wattprint_core::text::printable(other)
-                ))
-                .into())
+    {
+        let endpoint = args.otlp_endpoint.or(file.otlp_endpoint);
+        let traces_endpoint = args.otlp_traces_endpoint.or(file.otlp_traces_endpoint);
+        if endpoint.is_some() || traces_endpoint.is_some() {
+            if let Some(e) = &endpoint {
+                wattprint_agent::otlp::parse_endpoint(e).map_err(BadInput)?;
             }
-        };
-        cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
-            endpoint,
-            headers: wattprint_agent::otlp::parse_headers(&headers).map_err(BadInput)?,
-            gzip,
-            interval_s: {
-                let v = duration(
-                    "--otlp-interval",
-                    args.otlp_interval,
-                    parse_interval_s,
-                    10.0,
-                )?;
-                wattprint_agent::check_range_s("--otlp-interval", v, 0.1, 3600.0)
-                    .map_err(|e| BadInput(e.to_string()))?;
-                v
-            },
-        });
+            if let Some(e) = &traces_endpoint {
+                wattprint_agent::otlp::parse_traces_endpoint(e).map_err(BadInput)?;
+            }
+            let header_list = if args.otlp_header.is_empty() {
+                file.otlp_header.unwrap_or_default()
+            } else {
+                args.otlp_header
+            };
+            let headers = if header_list.is_empty() {
+                std::env::var("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()
+            } else {
+                header_list.join(",")
+            };
+            let compression = args
+                .otlp_compression
+                .or(file.otlp_compression)
+                .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_COMPRESSION").ok())
+                .unwrap_or_else(|| "none".into());
+            let gzip = match compression.as_str() {
+                "gzip" => true,
+                "none" | "" => false,
+                other => {
+                    return Err(BadInput(format!(
+                        "--otlp-compression {}: give gzip or none",
+                        wattprint_core::text::printable(other)
+                    ))
+                    .into())
+                }
+            };
+            cfg.otlp = Some(wattprint_agent::otlp::OtlpConfig {
+                endpoint,
+                traces_endpoint,
+                headers: wattprint_agent::otlp::parse_headers(&headers).map_err(BadInput)?,
+                gzip,
+                interval_s: {
+                    let v = duration(
+                        "--otlp-interval",
+                        args.otlp_interval.or(file.otlp_interval),
+                        parse_interval_s,
+                        10.0,
+                    )?;
+                    wattprint_agent::check_range_s("--otlp-interval", v, 0.1, 3600.0)
+                        .map_err(|e| BadInput(e.to_string()))?;
+                    v
+                },
+            });
+        }
+    }
+    #[cfg(not(feature = "otlp"))]
+    if file.otlp_endpoint.is_some()
+        || file.otlp_traces_endpoint.is_some()
+        || file.otlp_interval.is_some()
+        || file.otlp_header.is_some()
+        || file.otlp_compression.is_some()
+    {
+        return Err(BadInput(
+            "the config file sets otlp_* keys, but this wattprint was built without OTLP: rebuild with `--features otlp`, or remove them".into(),
+        )
+        .into());
     }
     wattprint_agent::check(&cfg).map_err(|e| BadInput(e.to_string()))?;
 
