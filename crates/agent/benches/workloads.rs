@@ -7,13 +7,18 @@
 //! `cargo bench -p wattprint-agent --bench workloads`
 //!
 //! Measured with the thread's CPU clock around the agent's own work only (the fake tree's
-//! writes are excluded): CPU per slice (the walk, the reads, the split), CPU and bytes per
-//! scrape, and the process's peak RSS and the series kept at the end (memory must not grow
-//! with churn). Figures go in docs/benchmarks.md.
+//! writes are excluded): CPU per slice and its phases (the walk: listings and parsing; the
+//! reads of the CPU-time files; the split and the counters), CPU and bytes per scrape, and at
+//! the end the process's RSS (now and peak), its open descriptors and the series kept (memory
+//! must not grow with churn: compare `SLICES=200` with `SLICES=2000`). The descriptor budget
+//! is the agent's: its soft `RLIMIT_NOFILE` raised to the hard limit, half of it for the
+//! cgroups' files. Figures go in docs/benchmarks.md.
 
 use std::path::{Path, PathBuf};
 use wattprint_agent::workloads::{WorkloadOptions, Workloads};
-use wattprint_sensors::cgroups::{CgroupFs, CgroupVersion};
+use wattprint_sensors::cgroups::{
+    fd_budget_for_limit, raise_nofile_limit, CgroupFs, CgroupVersion,
+};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -77,12 +82,17 @@ fn main() {
         }
     };
     tree(&live, t_us);
-    let fs = CgroupFs::new(root.clone(), CgroupVersion::V2);
+    // As the agent does at start.
+    let nofile = raise_nofile_limit().unwrap_or(1024);
+    let budget = fd_budget_for_limit(nofile);
+    let fs = CgroupFs::new(root.clone(), CgroupVersion::V2).with_fd_budget(budget);
     let mut opts = WorkloadOptions::new(64.0);
     opts.max_series = 2 * workloads + 10;
     let mut w = Workloads::new(Box::new(fs), opts);
     let mut slice_cpu = Vec::with_capacity(slices);
     let mut scrape_cpu = Vec::with_capacity(slices);
+    let mut phases: [Vec<f64>; 3] = Default::default();
+    let mut rss_mid = 0;
     let mut scrape_bytes = 0;
     for _ in 0..slices {
         // Churn: the oldest pods end (their cgroups removed), new ones start.
@@ -98,6 +108,12 @@ fn main() {
         let c0 = thread_cpu_s();
         w.on_slice(1500.0, 0.0, 5.0, 1e-4);
         slice_cpu.push(thread_cpu_s() - c0);
+        for (v, s) in phases.iter_mut().zip(w.last_phases_s) {
+            v.push(s);
+        }
+        if slice_cpu.len() == slices / 2 {
+            rss_mid = wattprint_agent::overhead::rss_bytes();
+        }
         let c0 = thread_cpu_s();
         let mut text = String::new();
         w.render(&mut text);
@@ -115,6 +131,7 @@ fn main() {
     };
     let (s50, s95) = med(&mut slice_cpu);
     let (r50, r95) = med(&mut scrape_cpu);
+    let [walk, reads, split] = phases.map(|mut v| med(&mut v).0 * 1e3);
     println!("{workloads} containers in {pods} pods, {churn} replaced per slice, {slices} slices");
     println!(
         "slice CPU: median {:.2} ms, p95 {:.2} ms = {:.3} % of a core at 5 s slices (median)",
@@ -123,14 +140,25 @@ fn main() {
         s50 / 5.0 * 100.0
     );
     println!(
+        "slice CPU by phase, medians: walk (listings, names) {walk:.2} ms, reads (CPU-time files) {reads:.2} ms, split and counters {split:.2} ms"
+    );
+    println!(
         "scrape: median {:.2} ms, p95 {:.2} ms CPU, {} bytes",
         r50 * 1e3,
         r95 * 1e3,
         scrape_bytes
     );
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
     println!(
-        "series kept at the end: {kept} (live {} + ended ones awaiting their scrapes); peak RSS {:.1} MiB",
+        "series kept at the end: {kept} (live {} + ended ones awaiting their scrapes); RSS at half-way {:.1} MiB, at the end {:.1} MiB, peak {:.1} MiB",
         live.len() * 3 + 1,
-        wattprint_agent::overhead::peak_rss_bytes() as f64 / (1 << 20) as f64
+        mib(rss_mid),
+        mib(wattprint_agent::overhead::rss_bytes()),
+        mib(wattprint_agent::overhead::peak_rss_bytes())
+    );
+    println!(
+        "descriptors: budget {budget} CPU-time files + {} directories (RLIMIT_NOFILE {nofile}); open at the end: {fds} in the process",
+        budget / 4
     );
 }

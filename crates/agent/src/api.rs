@@ -551,7 +551,9 @@ async fn post_traces(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) ->
     let r = table.ingest(spans, |report| {
         let mut st = lock(&ctx.shared);
         let id = st.next_request_id();
-        st.add_identified_span(id, report).ok().map(|()| id)
+        st.add_identified_span(id, report)
+            .map(|()| id)
+            .map_err(|e| e.error)
     });
     // OTLP/HTTP: a JSON answer is what OTLP/JSON clients expect; protobuf clients read the
     // status only.

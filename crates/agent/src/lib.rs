@@ -429,7 +429,7 @@ impl Agent {
             traces::TraceTable::default()
         }));
         #[cfg(feature = "otlp")]
-        let _pusher = match &self.config.otlp {
+        let pusher = match &self.config.otlp {
             Some(o) => Some(
                 otlp::Pusher::start(
                     o,
@@ -555,6 +555,12 @@ impl Agent {
             }
             res
         });
+        // The OTLP thread's last chance (bounded: otlp::SHUTDOWN_FLUSH): the final metrics
+        // snapshot and the settled spans, before the final spool write.
+        #[cfg(feature = "otlp")]
+        if let Some(p) = pusher {
+            p.finish();
+        }
         // A clean stop leaves the newest snapshot: the next start resumes from here.
         if let Some(sp) = &final_spool {
             write_spool(&final_shared, sp);

@@ -28,8 +28,7 @@ use crate::{lock, AgentState, Shared};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Batches waiting to be sent per signal at most; beyond it the oldest is dropped and
@@ -46,6 +45,12 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// One attempt's limit (connect, send, answer).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The export thread's last chance at a stop (SIGTERM, SIGINT): from the stop, at most this
+/// long to send the final metrics snapshot and every span already settled, retries included;
+/// what is left is counted and logged, and the agent exits. Half of `docker stop`'s default
+/// grace period (10 s before SIGKILL), so the rest of the stop (connections drained, the
+/// spool written) still fits in it; Kubernetes (30 s) and systemd (90 s) allow more.
+pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
 /// Where, how often and how to push.
 #[derive(Clone, Debug)]
@@ -190,8 +195,14 @@ fn attempt(
     content_type: &str,
     cfg: &OtlpConfig,
     body: &[u8],
+    limit: Duration,
 ) -> (Option<u16>, Option<String>, String) {
-    let mut req = agent.post(url).header("content-type", content_type);
+    let mut req = agent
+        .post(url)
+        .config()
+        .timeout_global(Some(limit))
+        .build()
+        .header("content-type", content_type);
     for (k, v) in &cfg.headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -440,10 +451,14 @@ pub fn encode(st: &AgentState, start_unix_s: f64, now_unix_s: f64) -> Value {
     }]})
 }
 
-/// The push thread; stops when dropped.
+/// The push thread; stops (with its last chance, [`SHUTDOWN_FLUSH`]) at
+/// [`Pusher::finish`] or when dropped.
 pub struct Pusher {
-    stop: Arc<AtomicBool>,
+    /// Set at the stop: the flush's deadline.
+    stop: Arc<OnceLock<Instant>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Receives once the thread is done.
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 fn unix_now_s() -> f64 {
@@ -518,16 +533,23 @@ impl Channel {
         });
     }
 
-    /// Send the oldest batch if an attempt is due; `true` when it was accepted (another may
-    /// follow at once).
-    pub fn poll(&mut self, agent: &ureq::Agent, cfg: &OtlpConfig, shared: &Shared) -> bool {
+    /// Send the oldest batch if an attempt is due, the attempt limited to `limit`; `true`
+    /// when it was accepted (another may follow at once).
+    pub fn poll(
+        &mut self,
+        agent: &ureq::Agent,
+        cfg: &OtlpConfig,
+        shared: &Shared,
+        limit: Duration,
+    ) -> bool {
         if Instant::now() < self.next_attempt {
             return false;
         }
         let Some(q) = self.queue.front_mut() else {
             return false;
         };
-        let (status, retry_after, err) = attempt(agent, &self.url, self.content_type, cfg, &q.body);
+        let (status, retry_after, err) =
+            attempt(agent, &self.url, self.content_type, cfg, &q.body, limit);
         match verdict(status, retry_after.as_deref(), q.attempts) {
             Verdict::Sent => {
                 let items = q.items;
@@ -645,8 +667,9 @@ impl Pusher {
             .transpose()?
             .map(|u| Channel::new(OtlpSignal::Traces, u));
         let period = Duration::from_secs_f64(cfg.interval_s.max(0.1));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(OnceLock::<Instant>::new());
         let st = Arc::clone(&stop);
+        let (done_tx, done) = std::sync::mpsc::channel();
         let cfg = cfg.clone();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(ATTEMPT_TIMEOUT))
@@ -659,7 +682,7 @@ impl Pusher {
             .spawn(move || {
                 let mut next_snapshot = Instant::now() + period;
                 let mut next_trace_poll = Instant::now() + TRACE_POLL;
-                while !st.load(Ordering::SeqCst) {
+                while st.get().is_none() {
                     let now = Instant::now();
                     if let Some(ch) = metrics.as_mut() {
                         if now >= next_snapshot {
@@ -682,27 +705,166 @@ impl Pusher {
                     }
                     let mut busy = false;
                     for ch in [metrics.as_mut(), spans.as_mut()].into_iter().flatten() {
-                        busy |= ch.poll(&agent, &cfg, &shared);
+                        busy |= ch.poll(&agent, &cfg, &shared, ATTEMPT_TIMEOUT);
                     }
                     if !busy {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
+                let deadline = st.get().copied().unwrap_or_else(Instant::now);
+                let mut last = LastChance {
+                    metrics: metrics.as_mut(),
+                    spans: spans.as_mut(),
+                    agent: &agent,
+                    cfg: &cfg,
+                    shared: &shared,
+                    traces: &traces,
+                };
+                last.flush(start_unix_s, deadline);
+                let _ = done_tx.send(());
             })
             .map_err(|e| e.to_string())?;
         Ok(Pusher {
             stop,
             thread: Some(thread),
+            done,
         })
+    }
+
+    /// Stop: the thread sends what it can within [`SHUTDOWN_FLUSH`] ([`LastChance::flush`])
+    /// and this returns when it is done, or at that bound (plus 1 s for an attempt under
+    /// way to time out) whatever happens, leaving the thread to the process's exit.
+    pub fn finish(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let _ = self.stop.set(Instant::now() + SHUTDOWN_FLUSH);
+        match self.done.recv_timeout(SHUTDOWN_FLUSH + Duration::from_secs(1)) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = t.join();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
+                "OTLP export: an attempt was still under way {} s after the stop; exiting without it (what it held is not exported)",
+                SHUTDOWN_FLUSH.as_secs() + 1
+            ),
+        }
     }
 }
 
 impl Drop for Pusher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        self.stop_now();
+    }
+}
+
+/// The export thread's last chance at a stop: its channels and what feeds them.
+struct LastChance<'a> {
+    metrics: Option<&'a mut Channel>,
+    spans: Option<&'a mut Channel>,
+    agent: &'a ureq::Agent,
+    cfg: &'a OtlpConfig,
+    shared: &'a Shared,
+    traces: &'a Mutex<TraceTable>,
+}
+
+/// What the last chance left unsent.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Unsent {
+    /// Spans settled and taken from the table, not accepted by the backend.
+    pub spans_queued: u64,
+    /// Spans left in the trace table: still waiting for their energy to settle, or not
+    /// reached in time (the trace table is not spooled: they are never exported).
+    pub spans_pending: u64,
+    /// Metrics snapshots not accepted.
+    pub snapshots: u64,
+}
+
+impl LastChance<'_> {
+    /// Queue the final metrics snapshot (the counters as they stand at the stop) and every
+    /// settled span, then send until the queues are empty or `deadline`; a retry due after
+    /// the deadline is not waited for. What is left is counted as dropped and logged
+    /// (`N spans not exported at shutdown`).
+    fn flush(&mut self, start_unix_s: f64, deadline: Instant) -> Unsent {
+        if let Some(ch) = self.metrics.as_deref_mut() {
+            let body = encode(&lock(self.shared), start_unix_s, unix_now_s()).to_string();
+            ch.offer(body.into_bytes(), 1, self.shared);
         }
+        let mut table_empty = self.spans.is_none();
+        loop {
+            if let Some(ch) = self.spans.as_deref_mut() {
+                while !table_empty && ch.has_room() {
+                    match collect_spans(self.traces, self.shared) {
+                        Some((body, n)) => ch.offer(body, n, self.shared),
+                        None => table_empty = true,
+                    }
+                }
+            }
+            let now = Instant::now();
+            let mut live = false;
+            let mut next_due = deadline;
+            for ch in [self.metrics.as_deref_mut(), self.spans.as_deref_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if ch.queue.is_empty() || ch.next_attempt >= deadline {
+                    continue;
+                }
+                live = true;
+                if ch.next_attempt <= now {
+                    let limit = deadline.saturating_duration_since(now).min(ATTEMPT_TIMEOUT);
+                    ch.poll(self.agent, self.cfg, self.shared, limit);
+                }
+                next_due = next_due.min(ch.next_attempt);
+            }
+            if !live || Instant::now() >= deadline {
+                break;
+            }
+            let wait = next_due.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait.min(Duration::from_millis(50)));
+            }
+        }
+        let queued = |ch: Option<&mut Channel>| -> u64 {
+            ch.map_or(0, |c| c.queue.drain(..).map(|q| q.items).sum())
+        };
+        let unsent = Unsent {
+            snapshots: queued(self.metrics.as_deref_mut()),
+            spans_queued: queued(self.spans.as_deref_mut()),
+            spans_pending: if self.spans.is_some() {
+                self.traces
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .awaiting_export() as u64
+            } else {
+                0
+            },
+        };
+        let mut st = lock(self.shared);
+        if unsent.snapshots > 0 {
+            st.record_otlp_dropped(OtlpSignal::Metrics, unsent.snapshots);
+            tracing::warn!(
+                "OTLP metrics push: {} snapshots not sent at shutdown (within {} s)",
+                unsent.snapshots,
+                SHUTDOWN_FLUSH.as_secs()
+            );
+        }
+        let spans = unsent.spans_queued + unsent.spans_pending;
+        if spans > 0 {
+            st.record_otlp_dropped(OtlpSignal::Traces, spans);
+            tracing::warn!(
+                "OTLP span export: {spans} spans not exported at shutdown ({} queued but not accepted within {} s, {} left in the trace table: energy not settled yet, or not reached)",
+                unsent.spans_queued,
+                SHUTDOWN_FLUSH.as_secs(),
+                unsent.spans_pending
+            );
+        } else if self.spans.is_some() {
+            tracing::info!("OTLP span export: every span exported at shutdown");
+        }
+        unsent
     }
 }
 

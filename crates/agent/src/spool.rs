@@ -109,6 +109,9 @@ pub struct SpooledWorkload {
     pub energy_j: f64,
     pub carbon_g: f64,
     pub cpu_s: f64,
+    /// The part of `energy_j` from GPUs, J (0 in snapshots written before the GPU split).
+    #[serde(default)]
+    pub gpu_energy_j: f64,
 }
 
 /// The per-workload counters.
@@ -118,6 +121,10 @@ pub struct WorkloadsSnapshot {
     /// `system`, `idle`, `other`, `gpu`: (energy J, carbon g).
     pub fixed: BTreeMap<String, (f64, f64)>,
     pub workloads_seen: u64,
+    /// The GPU part of `fixed`'s `other` energy, J (`gpu`'s is all of it); empty in
+    /// snapshots written before the GPU split.
+    #[serde(default)]
+    pub fixed_gpu_j: BTreeMap<String, f64>,
 }
 
 /// Everything a restarted agent takes over.

@@ -14,7 +14,7 @@
 //! trace's total is the sum of its leaves. A child arriving after its parent was taken as
 //! a leaf makes both attribution spans: they share their time, still counted once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Traces kept at most (the oldest forgotten first, counted).
@@ -540,6 +540,9 @@ struct Kept {
     span: TraceSpan,
     /// The ledger id of its attribution span, when it was taken as a leaf.
     ledger_id: Option<u64>,
+    /// Why the ledger refused it, when it was a leaf the ledger would not attribute: it has
+    /// no energy of its own, and its ancestors' sums are partial.
+    refused: Option<String>,
     /// Exported with its energy (or given up), or not to be exported at all.
     exported: bool,
 }
@@ -630,12 +633,20 @@ pub struct TraceTable {
     given_up: u64,
 }
 
-/// Unsettled, or the energy rolled up the span tree: the span's own (its ledger entry's, 0
-/// for a parent) plus its children's.
+/// The spans' own attribution, the energy rolled up the span tree (the span's own: its
+/// ledger entry's, 0 for a parent or a refused leaf; plus its children's), and the spans
+/// whose sum is partial (a refused leaf in their subtree, themselves included).
+type Rolled<'a> = (
+    HashMap<&'a str, Attribution>,
+    HashMap<&'a str, Attribution>,
+    HashSet<&'a str>,
+);
+
+/// See [`Rolled`].
 fn rolled_up<'a>(
     spans: &'a BTreeMap<String, Kept>,
     lookup: &impl Fn(u64, &TraceSpan) -> Attribution,
-) -> (HashMap<&'a str, Attribution>, HashMap<&'a str, Attribution>) {
+) -> Rolled<'a> {
     let own: HashMap<&str, Attribution> = spans
         .iter()
         .map(|(id, k)| {
@@ -657,28 +668,44 @@ fn rolled_up<'a>(
         }
         m
     });
+    let refused: HashSet<&str> = spans
+        .iter()
+        .filter(|(_, k)| k.refused.is_some())
+        .map(|(id, _)| id.as_str())
+        .collect();
     fn total<'a>(
         id: &'a str,
         own: &HashMap<&'a str, Attribution>,
         children: &HashMap<&'a str, Vec<&'a str>>,
+        refused: &HashSet<&'a str>,
         depth: usize,
-    ) -> Attribution {
+    ) -> (Attribution, bool) {
         let mut t = own.get(id).copied().unwrap_or(Attribution::Gone);
+        let mut partial = refused.contains(id);
         // Parent links from a client can form a cycle: a tree is at most as deep as the
         // spans kept.
         if depth > MAX_SPANS_PER_TRACE {
-            return t;
+            return (t, partial);
         }
         for c in children.get(id).into_iter().flatten() {
-            t = t.add(total(c, own, children, depth + 1));
+            let (a, p) = total(c, own, children, refused, depth + 1);
+            t = t.add(a);
+            partial |= p;
         }
-        t
+        (t, partial)
     }
+    let mut partial = HashSet::new();
     let rolled = spans
         .keys()
-        .map(|id| (id.as_str(), total(id, &own, &children, 0)))
+        .map(|id| {
+            let (a, p) = total(id, &own, &children, &refused, 0);
+            if p {
+                partial.insert(id.as_str());
+            }
+            (id.as_str(), a)
+        })
         .collect();
-    (own, rolled)
+    (own, rolled, partial)
 }
 
 /// Parse lower-case hex ids back into bytes (they were validated on ingest).
@@ -688,37 +715,54 @@ fn unhex(h: &str) -> Vec<u8> {
         .collect()
 }
 
+/// What an exported span says about its energy.
+enum Enrich<'a> {
+    /// A leaf's share of the measured energy, J and gCO2e.
+    Attributed(f64, f64),
+    /// A parent's: its children's sum, J and gCO2e; `partial` when a refused leaf is
+    /// among its descendants.
+    RolledUp(f64, f64, bool),
+    /// A leaf the ledger refused: no energy, the reason.
+    Refused(&'a str),
+}
+
 /// The span as exported: its fields as received, the `wattprint.*` attributes replacing any
 /// the client sent under those names.
-fn enriched(
-    s: &TraceSpan,
-    energy_j: f64,
-    carbon_g: f64,
-    method: &str,
-    attributed: bool,
-) -> pb::Span {
+fn enriched(s: &TraceSpan, e: Enrich<'_>, method: &str) -> pb::Span {
     let mut attributes: Vec<pb::KeyValue> = s
         .attributes
         .iter()
         .filter(|kv| !kv.key.starts_with("wattprint."))
         .cloned()
         .collect();
-    attributes.extend([
-        pb::KeyValue::new(ENERGY_ATTRIBUTE, pb::Value::DoubleValue(energy_j)),
-        pb::KeyValue::new(CARBON_ATTRIBUTE, pb::Value::DoubleValue(carbon_g)),
-        pb::KeyValue::new(METHOD_ATTRIBUTE, pb::Value::StringValue(method.into())),
-        pb::KeyValue::new(
-            ATTRIBUTION_ATTRIBUTE,
-            pb::Value::StringValue(
-                if attributed {
-                    "attributed"
-                } else {
-                    "rolled_up"
-                }
-                .into(),
-            ),
-        ),
-    ]);
+    let text = |k: &str, v: &str| pb::KeyValue::new(k, pb::Value::StringValue(v.into()));
+    let measured = |j: f64, g: f64| {
+        [
+            pb::KeyValue::new(ENERGY_ATTRIBUTE, pb::Value::DoubleValue(j)),
+            pb::KeyValue::new(CARBON_ATTRIBUTE, pb::Value::DoubleValue(g)),
+            text(METHOD_ATTRIBUTE, method),
+        ]
+    };
+    match e {
+        Enrich::Attributed(j, g) => {
+            attributes.extend(measured(j, g));
+            attributes.push(text(ATTRIBUTION_ATTRIBUTE, "attributed"));
+        }
+        Enrich::RolledUp(j, g, partial) => {
+            attributes.extend(measured(j, g));
+            attributes.push(text(ATTRIBUTION_ATTRIBUTE, "rolled_up"));
+            if partial {
+                attributes.push(pb::KeyValue::new(
+                    PARTIAL_ATTRIBUTE,
+                    pb::Value::BoolValue(true),
+                ));
+            }
+        }
+        Enrich::Refused(why) => {
+            attributes.push(text(ATTRIBUTION_ATTRIBUTE, "refused"));
+            attributes.push(text(REFUSED_REASON_ATTRIBUTE, why));
+        }
+    }
     pb::Span {
         trace_id: unhex(&s.trace_id),
         span_id: unhex(&s.span_id),
@@ -739,9 +783,16 @@ pub const CARBON_ATTRIBUTE: &str = "wattprint.carbon_g";
 /// `measured` (every counted domain is a hardware counter or power reading) or `estimated`
 /// (a counted domain is a utilisation model) (string).
 pub const METHOD_ATTRIBUTE: &str = "wattprint.method";
-/// `attributed` (a leaf: its share of the measured energy) or `rolled_up` (a parent: the sum
-/// of its children's) (string).
+/// `attributed` (a leaf: its share of the measured energy), `rolled_up` (a parent: the sum
+/// of its children's) or `refused` (a leaf the agent would not attribute: no
+/// `wattprint.energy_j`, `wattprint.carbon_g` nor `wattprint.method` on it) (string).
 pub const ATTRIBUTION_ATTRIBUTE: &str = "wattprint.attribution";
+/// Why a `refused` leaf was (string), e.g. it ended before the agent's settled horizon
+/// (`--settle-lag` shorter than the client's export delay).
+pub const REFUSED_REASON_ATTRIBUTE: &str = "wattprint.refused_reason";
+/// `true` on a parent whose sum leaves out a refused leaf below it (bool; absent when the
+/// sum is whole).
+pub const PARTIAL_ATTRIBUTE: &str = "wattprint.partial";
 
 /// The OTLP export request for `spans`, grouped by their resource and scope as received.
 pub fn encode_export(spans: Vec<(Arc<Origin>, pb::Span)>) -> Vec<u8> {
@@ -782,11 +833,11 @@ impl TraceTable {
     }
 
     /// Keep `spans` and queue the leaves for attribution through `attribute(report)`, which
-    /// returns the ledger id or `None` when the ledger refused the span.
+    /// returns the ledger id, or why the ledger refused the span.
     pub fn ingest(
         &mut self,
         spans: Vec<TraceSpan>,
-        mut attribute: impl FnMut(crate::state::SpanReport) -> Option<u64>,
+        mut attribute: impl FnMut(crate::state::SpanReport) -> Result<u64, String>,
     ) -> Ingested {
         let mut r = Ingested {
             received: spans.len(),
@@ -828,8 +879,8 @@ impl TraceTable {
                 || trace
                     .values()
                     .any(|k| k.span.parent_span_id.as_deref() == Some(&s.span_id));
-            let ledger_id = if has_child {
-                None
+            let (ledger_id, refused) = if has_child {
+                (None, None)
             } else {
                 let mut labels = BTreeMap::new();
                 labels.insert(
@@ -846,10 +897,15 @@ impl TraceTable {
                     labels,
                 });
                 match id {
-                    Some(_) => r.attributed += 1,
-                    None => r.attribution_refused += 1,
+                    Ok(id) => {
+                        r.attributed += 1;
+                        (Some(id), None)
+                    }
+                    Err(why) => {
+                        r.attribution_refused += 1;
+                        (None, Some(why))
+                    }
                 }
-                id
             };
             r.accepted += 1;
             // A span sent again (a client's retry) is exported once: it keeps its flag.
@@ -862,6 +918,7 @@ impl TraceTable {
                 Kept {
                     span: s,
                     ledger_id,
+                    refused,
                     exported,
                 },
             );
@@ -892,7 +949,8 @@ impl TraceTable {
                 done.push(trace_id.clone());
                 continue;
             };
-            let (_, rolled) = rolled_up(spans, &lookup);
+            let (_, rolled, partial) = rolled_up(spans, &lookup);
+            let partial: HashSet<String> = partial.into_iter().map(str::to_string).collect();
             let ready: Vec<(String, Attribution)> = rolled
                 .into_iter()
                 .filter(|(id, a)| {
@@ -906,13 +964,17 @@ impl TraceTable {
                     continue;
                 };
                 k.exported = true;
-                match a.energy() {
-                    Some((j, g)) => out.spans.push((
-                        Arc::clone(&k.span.origin),
-                        enriched(&k.span, j, g, method, k.ledger_id.is_some()),
-                    )),
-                    None => out.given_up += 1,
-                }
+                let e = match (&k.refused, a.energy()) {
+                    (Some(why), _) => Enrich::Refused(why),
+                    (None, Some((j, g))) if k.ledger_id.is_some() => Enrich::Attributed(j, g),
+                    (None, Some((j, g))) => Enrich::RolledUp(j, g, partial.contains(&id)),
+                    (None, None) => {
+                        out.given_up += 1;
+                        continue;
+                    }
+                };
+                out.spans
+                    .push((Arc::clone(&k.span.origin), enriched(&k.span, e, method)));
             }
             if spans.values().all(|k| k.exported) {
                 done.push(trace_id.clone());
@@ -945,14 +1007,22 @@ impl TraceTable {
             Some((energy_j, carbon_g)) => Attribution::Settled { energy_j, carbon_g },
             None => Attribution::Pending,
         };
-        let (own, rolled) = rolled_up(spans, &lookup);
+        let (own, rolled, partial) = rolled_up(spans, &lookup);
         let pending = own.values().filter(|a| a.energy().is_none()).count();
+        let refused = spans.values().filter(|k| k.refused.is_some()).count();
         let mut list = Vec::new();
         let (mut trace_j, mut trace_g) = (0.0, 0.0);
         for (id, k) in spans {
             let s = &k.span;
-            let total = rolled.get(id.as_str()).and_then(|a| a.energy());
-            let o = own.get(id.as_str()).and_then(|a| a.energy());
+            // A refused leaf has no energy: null, not 0.
+            let total = rolled
+                .get(id.as_str())
+                .and_then(|a| a.energy())
+                .filter(|_| k.refused.is_none());
+            let o = own
+                .get(id.as_str())
+                .and_then(|a| a.energy())
+                .filter(|_| k.refused.is_none());
             if k.ledger_id.is_some() {
                 if let Some((j, g)) = o {
                     trace_j += j;
@@ -972,7 +1042,13 @@ impl TraceTable {
                 "energy_j": total.map(|e| e.0),
                 "carbon_g": total.map(|e| e.1),
                 "own_energy_j": o.map(|e| e.0),
-                "method": if k.ledger_id.is_some() { "attributed" } else { "rolled_up" },
+                "method": match (&k.refused, k.ledger_id) {
+                    (Some(_), _) => "refused",
+                    (None, Some(_)) => "attributed",
+                    (None, None) => "rolled_up",
+                },
+                "refused_reason": k.refused,
+                "partial": partial.contains(id.as_str()),
             }));
         }
         Some(serde_json::json!({
@@ -982,6 +1058,8 @@ impl TraceTable {
             "pending_spans": pending,
             "energy_j": (pending == 0).then_some(trace_j),
             "carbon_g": (pending == 0).then_some(trace_g),
+            "refused_spans": refused,
+            "partial": refused > 0,
             "spans": list,
             "basis": "spans without children are attributed their share of the measured energy; a parent's energy is the sum of its children's, so the trace's total counts each joule once",
         }))
@@ -1055,7 +1133,7 @@ mod tests {
         let mut queued = Vec::new();
         let r = t.ingest(spans, |rep| {
             queued.push(rep);
-            Some(queued.len() as u64)
+            Ok(queued.len() as u64)
         });
         assert_eq!((r.accepted, r.attributed), (4, 3));
         // Ledger stand-in: 10 J per second of each leaf.
@@ -1088,6 +1166,116 @@ mod tests {
         assert!(doc["energy_j"].is_null());
     }
 
+    /// A leaf the ledger refused (too late: it ended before the settled horizon) has no
+    /// energy, in the export and at `GET /v1/traces/{id}`, and says why; its parent's sum is
+    /// the others' and says it is partial; the trace's total is the attributed leaves'.
+    #[test]
+    fn a_refused_leaf_has_no_energy_and_its_parents_sum_is_partial() {
+        const LATE: &str = "the span ended before the agent's settled horizon";
+        let body = export(vec![
+            pb_span(2, Some(1), 1001, 1003, "chat", 20),
+            pb_span(3, Some(1), 1003, 1004, "execute_tool", 0),
+            pb_span(4, Some(1), 1004, 1008, "chat", 40),
+            pb_span(1, None, 1000, 1010, "invoke_agent", 0),
+        ]);
+        let mut t = TraceTable::exporting();
+        let mut n = 0;
+        // The ledger refuses the tool call (span 3); ids 1, 2 for chats 2 and 4.
+        let r = t.ingest(decode_protobuf(&body).unwrap(), |rep| {
+            if rep.labels["operation"] == "execute_tool" {
+                return Err(LATE.into());
+            }
+            n += 1;
+            Ok(n)
+        });
+        assert_eq!((r.accepted, r.attributed, r.attribution_refused), (4, 2, 1));
+        // 20 J (0.02 g) for chat 2, 40 J (0.04 g) for chat 4.
+        let e = |l: u64| (20.0 * l as f64, 0.02 * l as f64);
+        let doc = t.report(&"07".repeat(16), |l| Some(e(l))).unwrap();
+        assert_eq!(doc["status"], "settled");
+        assert_eq!(doc["energy_j"], 60.0);
+        assert_eq!(doc["refused_spans"], 1);
+        assert_eq!(doc["partial"], true);
+        let span = |id: &str| {
+            doc["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["span_id"] == id.repeat(8))
+                .unwrap()
+                .clone()
+        };
+        let tool = span("03");
+        assert!(
+            tool["energy_j"].is_null() && tool["carbon_g"].is_null(),
+            "{tool}"
+        );
+        assert!(tool["own_energy_j"].is_null(), "{tool}");
+        assert_eq!(tool["method"], "refused");
+        assert_eq!(tool["refused_reason"], LATE);
+        assert_eq!(tool["partial"], true);
+        let root = span("01");
+        assert_eq!(root["energy_j"], 60.0);
+        assert_eq!(root["method"], "rolled_up");
+        assert_eq!(root["partial"], true);
+        let chat = span("02");
+        assert_eq!(chat["energy_j"], 20.0);
+        assert_eq!(chat["partial"], false);
+        assert!(chat["refused_reason"].is_null());
+
+        let settled = t.take_settled(
+            |l, _| {
+                let (energy_j, carbon_g) = e(l);
+                Attribution::Settled { energy_j, carbon_g }
+            },
+            "measured",
+            10,
+        );
+        assert_eq!(settled.given_up, 0);
+        let by_id = |id: u8| {
+            settled
+                .spans
+                .iter()
+                .map(|(_, s)| s)
+                .find(|s| s.span_id == vec![id; 8])
+                .unwrap()
+        };
+        let wp = |s: &pb::Span| -> Vec<(String, pb::Value)> {
+            s.attributes
+                .iter()
+                .filter(|kv| kv.key.starts_with("wattprint."))
+                .map(|kv| (kv.key.clone(), kv.value.clone().unwrap().value.unwrap()))
+                .collect()
+        };
+        let text = |v: &str| pb::Value::StringValue(v.into());
+        assert_eq!(
+            wp(by_id(3)),
+            [
+                ("wattprint.attribution".into(), text("refused")),
+                ("wattprint.refused_reason".into(), text(LATE)),
+            ]
+        );
+        assert_eq!(
+            wp(by_id(1)),
+            [
+                ("wattprint.energy_j".into(), pb::Value::DoubleValue(60.0)),
+                ("wattprint.carbon_g".into(), pb::Value::DoubleValue(0.06)),
+                ("wattprint.method".into(), text("measured")),
+                ("wattprint.attribution".into(), text("rolled_up")),
+                ("wattprint.partial".into(), pb::Value::BoolValue(true)),
+            ]
+        );
+        assert_eq!(
+            wp(by_id(4)),
+            [
+                ("wattprint.energy_j".into(), pb::Value::DoubleValue(40.0)),
+                ("wattprint.carbon_g".into(), pb::Value::DoubleValue(0.04)),
+                ("wattprint.method".into(), text("measured")),
+                ("wattprint.attribution".into(), text("attributed")),
+            ]
+        );
+    }
+
     #[test]
     fn json_exports_decode_like_protobuf_and_bad_spans_are_refused() {
         let body = br#"{"resourceSpans":[{"resource":{},"scopeSpans":[{"scope":{"name":"x"},"spans":[
@@ -1106,7 +1294,7 @@ mod tests {
         );
         assert_eq!(spans[0].end_unix_s - spans[0].start_unix_s, 1.0);
         let mut t = TraceTable::default();
-        let r = t.ingest(spans, |_| Some(1));
+        let r = t.ingest(spans, |_| Ok(1));
         assert_eq!((r.accepted, r.refused), (1, 1));
         assert!(r.errors[0].contains("traceId"), "{:?}", r.errors);
         assert!(matches!(
@@ -1140,7 +1328,7 @@ mod tests {
         for k in 0..(MAX_TRACES + 5) {
             let mut s = decode_protobuf(&export(vec![pb_span(1, None, 1, 2, "chat", 1)])).unwrap();
             s[0].trace_id = format!("{:032x}", k + 1);
-            t.ingest(s, |_| None);
+            t.ingest(s, |_| Err("refused".into()));
         }
         assert_eq!(t.traces.len(), MAX_TRACES);
         assert_eq!(t.losses.traces_forgotten, 5);
@@ -1176,7 +1364,7 @@ mod tests {
         let mut queued = Vec::new();
         t.ingest(decode_protobuf(&body).unwrap(), |rep| {
             queued.push(rep);
-            Some(queued.len() as u64)
+            Ok(queued.len() as u64)
         });
         (t, queued)
     }
@@ -1214,7 +1402,7 @@ mod tests {
         // Nothing is handed out twice, even when the client sends the spans again.
         assert!(t.take_settled(settled, "measured", 100).spans.is_empty());
         let again = export(vec![pb_span(2, Some(1), 1001, 1003, "chat", 20)]);
-        t.ingest(decode_protobuf(&again).unwrap(), |_| Some(1));
+        t.ingest(decode_protobuf(&again).unwrap(), |_| Ok(1));
         assert!(t.take_settled(settled, "measured", 100).spans.is_empty());
 
         // Encode, decode with prost, and read back exact values.
@@ -1323,7 +1511,7 @@ mod tests {
         let mut plain = TraceTable::default();
         plain.ingest(
             decode_protobuf(&export(vec![pb_span(2, None, 1, 2, "chat", 1)])).unwrap(),
-            |_| Some(1),
+            |_| Ok(1),
         );
         assert_eq!(plain.awaiting_export(), 0);
         assert!(plain.take_settled(one, "measured", 10).spans.is_empty());
@@ -1339,7 +1527,7 @@ mod tests {
              "attributes":[{"key":"a","value":{"intValue":"-5"}},{"key":"b","value":{"boolValue":false}},
                            {"key":"c","value":{"arrayValue":{"values":[]}}}]}]}]}]}"#;
         let mut t = TraceTable::exporting();
-        t.ingest(decode_json(body).unwrap(), |_| Some(9));
+        t.ingest(decode_json(body).unwrap(), |_| Ok(9));
         let out = t.take_settled(
             |_, _| Attribution::Settled {
                 energy_j: 2.5,
@@ -1385,7 +1573,7 @@ mod tests {
         for k in 0..=MAX_TRACES {
             let mut s = decode_protobuf(&export(vec![pb_span(1, None, 1, 2, "chat", 1)])).unwrap();
             s[0].trace_id = format!("{:032x}", k + 1);
-            t.ingest(s, |_| Some(1));
+            t.ingest(s, |_| Ok(1));
         }
         assert_eq!(t.awaiting_export(), MAX_TRACES);
         let out = t.take_settled(|_, _| Attribution::Pending, "measured", 10);

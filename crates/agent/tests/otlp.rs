@@ -129,34 +129,10 @@ fn a_failed_push_is_counted_in_the_metrics() {
     );
 }
 
-/// One raw request: its headers (names lower-cased) and body bytes; answers with `answer`.
+/// One raw request to `/v1/metrics`: its headers (names lower-cased) and body bytes; answers
+/// with `answer`.
 fn receive_raw(l: &TcpListener, answer: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
-    let (s, _) = l.accept().unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert!(line.starts_with("POST /v1/metrics "), "{line}");
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).unwrap();
-        if h.trim().is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap();
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse().unwrap())
-        .expect("a content-length");
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).unwrap();
-    let mut w = s;
-    w.write_all(answer).unwrap();
-    (headers, body)
+    receive_at(l, "/v1/metrics", answer)
 }
 
 /// By the OTLP/HTTP specification: a 503 with `Retry-After` is retried with the same snapshot

@@ -137,3 +137,78 @@ fn an_agent_task_trace_gets_energy_on_every_span_and_its_total_is_its_leaves() {
     assert_eq!(c.request("GET", "/v1/traces/00ff", None).status, 404);
     running.stop();
 }
+
+/// A leaf that ended before the agent's settled horizon (here: before the agent started) is
+/// refused by the ledger: `GET /v1/traces/{id}` gives it no energy (null, not 0) and the
+/// reason; the root's energy is the other leaf's, marked partial, as is the trace's.
+#[test]
+fn a_leaf_too_late_to_attribute_has_no_energy_and_makes_its_parents_partial() {
+    let mut cfg = common::loopback_config(0.02);
+    cfg.limits.settle_lag_s = 1.5;
+    let running = common::serve_100w(cfg);
+    let mut c = Conn::open(running.addr());
+    std::thread::sleep(Duration::from_millis(300));
+    let trace = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let t = now();
+    let spans = vec![
+        // Ended 99 s before now: before the agent started, so behind its horizon.
+        span(trace, 2, Some(1), t - 100.0, t - 99.0, "execute_tool", 0),
+        span(trace, 3, Some(1), t - 0.2, t - 0.05, "chat", 10),
+        span(trace, 1, None, t - 100.0, t - 0.05, "invoke_agent", 0),
+    ];
+    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string();
+    let r = c.request("POST", "/v1/traces", Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let w = &r.json()["wattprint"];
+    assert_eq!(
+        (w["attributed"].as_u64(), w["attribution_refused"].as_u64()),
+        (Some(1), Some(1)),
+        "{w}"
+    );
+    assert_eq!(r.json()["partialSuccess"]["rejectedSpans"], 1);
+    let t0 = Instant::now();
+    let doc = loop {
+        let d = c
+            .request("GET", &format!("/v1/traces/{trace}"), None)
+            .json();
+        if d["status"] == "settled" {
+            break d;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{d}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    running.stop();
+    let by = |id: u8| {
+        doc["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["span_id"] == format!("{id:016x}"))
+            .unwrap()
+            .clone()
+    };
+    let (tool, chat, root) = (by(2), by(3), by(1));
+    assert!(
+        tool["energy_j"].is_null() && tool["own_energy_j"].is_null(),
+        "{tool}"
+    );
+    assert!(tool["carbon_g"].is_null(), "{tool}");
+    assert_eq!(tool["method"], "refused");
+    assert_eq!(
+        tool["refused_reason"],
+        "the span ended before the agent's settled horizon (time it had already attributed): too late to attribute; a --settle-lag longer than the client's export delay avoids it"
+    );
+    let chat_j = chat["energy_j"].as_f64().unwrap();
+    assert!(chat_j > 0.0, "{chat}");
+    assert_eq!(chat["partial"], false);
+    assert_eq!(root["energy_j"].as_f64(), Some(chat_j));
+    assert_eq!(
+        (root["method"].as_str(), root["partial"].as_bool()),
+        (Some("rolled_up"), Some(true))
+    );
+    assert_eq!(doc["energy_j"].as_f64(), Some(chat_j));
+    assert_eq!(
+        (doc["refused_spans"].as_u64(), doc["partial"].as_bool()),
+        (Some(1), Some(true))
+    );
+}

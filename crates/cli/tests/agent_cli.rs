@@ -463,3 +463,349 @@ fn otlp_keys_in_the_config_file_of_a_build_without_otlp_are_refused() {
     std::fs::write(&file, "otlp_traces_endpoint = \"http://tempo:4318\"\n").unwrap();
     refused(&["--config", file.to_str().unwrap()], "--features otlp");
 }
+
+/// A request a backend received: its path and body.
+#[cfg(feature = "otlp")]
+type Received = (String, Vec<u8>);
+
+/// An OTLP backend on 127.0.0.1 for the shutdown tests: keeps each request's path and body,
+/// answers with `answer(path, requests so far)`; stops by itself when dropped.
+#[cfg(feature = "otlp")]
+struct Backend {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(feature = "otlp")]
+impl Backend {
+    fn start(answer: fn(&str, &[Received]) -> &'static [u8]) -> Backend {
+        use std::sync::{atomic::AtomicBool, atomic::Ordering, Arc, Mutex};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok((s, _)) = l.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                let seen = Arc::clone(&seen2);
+                // One connection, kept alive: requests one after another until EOF.
+                std::thread::spawn(move || {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                        .unwrap();
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut w = s;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let mut len = 0usize;
+                        loop {
+                            let mut h = String::new();
+                            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if h.trim().is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    len = v.trim().parse().unwrap();
+                                }
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let mut all = seen.lock().unwrap();
+                        let reply = answer(&path, &all);
+                        all.push((path, body));
+                        drop(all);
+                        if w.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Backend { port, seen, stop }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[cfg(feature = "otlp")]
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A `wattprint agent` on a fake RAPL tree whose package counter draws 1 W (it ticks while
+/// the agent runs), exporting to `backend` with `args` added; its HTTP address and stderr.
+#[cfg(feature = "otlp")]
+struct Agent {
+    child: std::process::Child,
+    addr: String,
+    err: BufReader<std::process::ChildStderr>,
+    log: String,
+    ticking: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "otlp")]
+impl Agent {
+    fn start(backend: &Backend, args: &[&str]) -> Agent {
+        let d = tempfile::tempdir().unwrap();
+        let t = FakeRaplTree::new(d.path()).unwrap();
+        t.add_zone("0", "package-0", 1_000_000, 262_143_328_850, None)
+            .unwrap();
+        let ticking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        {
+            let (root, on) = (d.path().to_path_buf(), std::sync::Arc::clone(&ticking));
+            std::thread::spawn(move || {
+                let t = FakeRaplTree::new(&root).unwrap();
+                let mut uj = 1_000_000u64;
+                while on.load(std::sync::atomic::Ordering::SeqCst) {
+                    uj += 10_000;
+                    let _ = t.set_energy_uj("0", uj);
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            });
+        }
+        let url = format!("http://127.0.0.1:{}", backend.port);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wattprint"))
+            .args(["agent", "--listen", "127.0.0.1:0", "--interval", "50ms"])
+            .args(["--zone", "FR", "--settle-lag", "1s"])
+            .args(["--otlp-endpoint", &url, "--otlp-traces-endpoint", &url])
+            .args(args)
+            .env("WATTPRINT_SYSFS_ROOT", d.path())
+            .env("WATTPRINT_NVML_LIB", "/nonexistent/libnvidia-ml.so.1")
+            .env("WATTPRINT_AMDSMI_LIB", "/nonexistent/libamd_smi.so")
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut log = String::new();
+        let mut addr = None;
+        for _ in 0..50 {
+            let mut line = String::new();
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            log.push_str(&line);
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                addr = rest.split_whitespace().next().map(str::to_string);
+                break;
+            }
+        }
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("no listening line in:\n{log}");
+        };
+        Agent {
+            child,
+            addr,
+            err,
+            log,
+            ticking,
+            _dir: d,
+        }
+    }
+
+    /// One HTTP/1.1 request; the status line and body.
+    fn http(&self, method: &str, path: &str, body: &str) -> (String, String) {
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        (
+            head.lines().next().unwrap_or("").to_string(),
+            body.to_string(),
+        )
+    }
+
+    /// SIGTERM; the exit status, the time from the signal to the exit, and the whole log.
+    fn terminate(mut self) -> (Option<i32>, std::time::Duration, String) {
+        let t = std::time::Instant::now();
+        // SAFETY: kill with the pid of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        let took = t.elapsed();
+        self.ticking
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut rest = String::new();
+        let _ = self.err.read_to_string(&mut rest);
+        (status.code(), took, format!("{}{rest}", self.log))
+    }
+}
+
+#[cfg(feature = "otlp")]
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.ticking
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts one agent task (a root and three children, trace 0x07..) that began at `t0_ns` and
+/// ended 300 ms later, as OTLP/JSON; waits (20 s at most) until `GET /v1/traces/{id}` says
+/// it is settled.
+#[cfg(feature = "otlp")]
+fn post_task_and_wait_settled(agent: &Agent, t0_ns: u64) {
+    let span = |id: u8, parent: Option<u8>, a: u64, b: u64, op: &str| {
+        serde_json::json!({
+            "traceId": "07".repeat(16), "spanId": format!("{id:02x}").repeat(8),
+            "parentSpanId": parent.map(|p| format!("{p:02x}").repeat(8)).unwrap_or_default(),
+            "name": op, "kind": 3,
+            "startTimeUnixNano": (t0_ns + a * 1_000_000).to_string(),
+            "endTimeUnixNano": (t0_ns + b * 1_000_000).to_string(),
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": op}}],
+        })
+    };
+    let body = serde_json::json!({ "resourceSpans": [{ "scopeSpans": [{ "spans": [
+        span(1, None, 0, 300, "invoke_agent"),
+        span(2, Some(1), 0, 100, "chat"),
+        span(3, Some(1), 100, 150, "execute_tool"),
+        span(4, Some(1), 150, 300, "chat"),
+    ]}]}]});
+    let (status, answer) = agent.http("POST", "/v1/traces", &body.to_string());
+    assert!(status.contains(" 200 "), "{status}: {answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, doc) = agent.http("GET", &format!("/v1/traces/{}", "07".repeat(16)), "");
+        let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        if doc["status"] == "settled" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled: {doc}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[cfg(feature = "otlp")]
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// The last chance at SIGTERM: the backend refuses spans (503, Retry-After 1 s) until it has
+/// the metrics snapshot, which only the stop sends (the push interval is an hour), so every
+/// span it accepts was sent after the stop; it gets the task's four spans, each once, with
+/// their energy, and the final metrics, and the agent exits 0 within the bound.
+#[cfg(feature = "otlp")]
+#[test]
+fn at_sigterm_the_settled_spans_and_the_final_metrics_are_sent() {
+    let backend = Backend::start(|path, seen| {
+        if path == "/v1/traces" && !seen.iter().any(|(p, _)| p == "/v1/metrics") {
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        }
+    });
+    let agent = Agent::start(&backend, &["--otlp-interval", "1h"]);
+    let t0 = unix_ns();
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    post_task_and_wait_settled(&agent, t0);
+    assert!(
+        !backend.received().iter().any(|(p, _)| p == "/v1/metrics"),
+        "a metrics push before the stop"
+    );
+    let (code, took, log) = agent.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        took < wattprint_agent::otlp::SHUTDOWN_FLUSH + std::time::Duration::from_secs(2),
+        "{took:?}\n{log}"
+    );
+    assert!(!log.contains("not exported at shutdown"), "{log}");
+    let got = backend.received();
+    let metrics: Vec<serde_json::Value> = got
+        .iter()
+        .filter(|(p, _)| p == "/v1/metrics")
+        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(metrics.len(), 1, "one snapshot: the final one");
+    let m = &metrics[0]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"];
+    let host = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "hw.host.energy")
+        .unwrap();
+    assert!(
+        host["sum"]["dataPoints"][0]["asDouble"].as_f64().unwrap() > 0.0,
+        "{host}"
+    );
+    // The accepted span exports: those answered 200, after the metrics.
+    let first_metrics = got.iter().position(|(p, _)| p == "/v1/metrics").unwrap();
+    let mut spans: Vec<wattprint_agent::traces::TraceSpan> = got[first_metrics..]
+        .iter()
+        .filter(|(p, _)| p == "/v1/traces")
+        .flat_map(|(_, b)| wattprint_agent::traces::decode_protobuf(b).unwrap())
+        .collect();
+    spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    let ids: Vec<&str> = spans.iter().map(|s| &s.span_id[..2]).collect();
+    assert_eq!(ids, ["01", "02", "03", "04"], "each span once");
+    let energy = |s: &wattprint_agent::traces::TraceSpan| -> f64 {
+        match s
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "wattprint.energy_j")
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+        {
+            Some(wattprint_agent::traces::pb::Value::DoubleValue(j)) => *j,
+            v => panic!("{}: {v:?}", s.span_id),
+        }
+    };
+    let leaves: f64 = spans[1..].iter().map(energy).sum();
+    assert!(leaves > 0.0);
+    assert!((energy(&spans[0]) - leaves).abs() < 1e-9);
+}
+
+/// A backend that never accepts: the stop waits no longer than the bound, and says how many
+/// spans it could not export (the task's four) and that the snapshot was not sent.
+#[cfg(feature = "otlp")]
+#[test]
+fn at_sigterm_what_cannot_be_sent_within_the_bound_is_counted_and_logged() {
+    let backend = Backend::start(|_, _| {
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+    });
+    let agent = Agent::start(&backend, &["--otlp-interval", "1h"]);
+    let t0 = unix_ns();
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    post_task_and_wait_settled(&agent, t0);
+    let (code, took, log) = agent.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let bound = wattprint_agent::otlp::SHUTDOWN_FLUSH;
+    // It kept trying up to the bound (a retry every second), and not longer.
+    assert!(
+        took > bound - std::time::Duration::from_millis(1500)
+            && took < bound + std::time::Duration::from_secs(2),
+        "{took:?}\n{log}"
+    );
+    assert!(log.contains("4 spans not exported at shutdown"), "{log}");
+    assert!(log.contains("1 snapshots not sent at shutdown"), "{log}");
+    assert!(backend.received().iter().any(|(p, _)| p == "/v1/metrics"));
+}

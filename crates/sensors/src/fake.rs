@@ -79,3 +79,43 @@ impl Sensor for FakeSensor {
         (self.script)(t_s, out)
     }
 }
+
+/// A scripted per-process GPU utilisation source: each [`GpuProcessSource::sample`] takes
+/// the next batch pushed (an empty one when none is left). Clones share the queue, so a test
+/// keeps one to push while the code under test owns the other.
+#[derive(Clone, Default)]
+pub struct FakeGpuProcesses {
+    batches: std::sync::Arc<
+        std::sync::Mutex<std::collections::VecDeque<Vec<crate::nvml::GpuProcessSample>>>,
+    >,
+}
+
+impl FakeGpuProcesses {
+    /// Queue the samples the next call returns: `(GPU index, PID, SM percent)`.
+    pub fn push(&self, samples: &[(u32, u32, u32)]) {
+        let batch = samples
+            .iter()
+            .map(
+                |&(gpu_index, pid, sm_util_pct)| crate::nvml::GpuProcessSample {
+                    gpu_index,
+                    pid,
+                    sm_util_pct,
+                },
+            )
+            .collect();
+        self.batches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(batch);
+    }
+}
+
+impl crate::gpu::GpuProcessSource for FakeGpuProcesses {
+    fn sample(&mut self) -> Vec<crate::nvml::GpuProcessSample> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+            .unwrap_or_default()
+    }
+}

@@ -78,6 +78,20 @@ impl GpuDevice {
     }
 }
 
+/// Where per-process GPU utilisation comes from: NVML's sampler
+/// ([`crate::nvml::GpuProcessSampler`]) on a host, a scripted one
+/// (`crate::fake::FakeGpuProcesses`) in tests.
+pub trait GpuProcessSource: Send {
+    /// The samples taken since the previous call (none when the driver gave none).
+    fn sample(&mut self) -> Vec<crate::nvml::GpuProcessSample>;
+}
+
+impl GpuProcessSource for crate::nvml::GpuProcessSampler {
+    fn sample(&mut self) -> Vec<crate::nvml::GpuProcessSample> {
+        crate::nvml::GpuProcessSampler::sample(self)
+    }
+}
+
 /// What GPU discovery found: sensors for the meter, the devices, and absent entries.
 #[derive(Default)]
 pub struct GpuDiscovery {

@@ -182,6 +182,47 @@ pub fn parse_cgroup_v2_path(text: &str) -> Option<&str> {
         .filter(|p| p.starts_with('/'))
 }
 
+/// The cgroup paths of a process from `/proc/<pid>/cgroup`, most telling first: the v1
+/// hierarchy holding `cpuacct` (`N:cpu,cpuacct:/PATH`, where container runtimes and the
+/// kubelet place their cgroups on v1 and hybrid hosts), then the v2 one (`0::/PATH`), then
+/// the other v1 lines; each without its leading `/`. Empty for an unparsable text.
+pub fn parse_pid_cgroup_paths(text: &str) -> Vec<&str> {
+    let mut out: Vec<(u8, &str)> = Vec::new();
+    for l in text.lines() {
+        let mut it = l.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let path = path.trim();
+        let Some(rel) = path.strip_prefix('/') else {
+            continue;
+        };
+        let rank = if controllers.split(',').any(|c| c == "cpuacct") {
+            0
+        } else if controllers.is_empty() {
+            1
+        } else {
+            2
+        };
+        out.push((rank, rel));
+    }
+    // Stable: lines of one rank keep the file's order; a path seen again is dropped.
+    out.sort_by_key(|(r, _)| *r);
+    let mut paths: Vec<&str> = Vec::with_capacity(out.len());
+    for (_, p) in out {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    paths
+}
+
+/// `<procfs_root>/<pid>/cgroup`; `None` when the process is gone (or the file unreadable).
+/// A process is in one cgroup per hierarchy (a dozen lines): 16 KiB bounds the read.
+pub fn read_pid_cgroup(procfs_root: &Path, pid: u32) -> Option<String> {
+    read_prefix(&procfs_root.join(pid.to_string()).join("cgroup"), 16 << 10)
+}
+
 /// CPU time of every process of a cgroup v2, from its `cpu.stat` (`usage_usec` line), µs.
 pub fn parse_cgroup_cpu_usage_usec(text: &str) -> Option<u64> {
     text.lines()
@@ -251,6 +292,29 @@ pub fn read_stat(procfs_root: &Path) -> Result<CpuTimes, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_processs_cgroups_come_cpuacct_first_then_v2_then_the_other_v1_lines() {
+        // A hybrid host: v1 controllers and the v2 `unified` line.
+        let hybrid = "12:memory:/kubepods/burstable/podabc/ctr\n\
+                      4:cpu,cpuacct:/kubepods/burstable/podabc/ctr\n\
+                      1:name=systemd:/kubepods/burstable/podabc/ctr\n\
+                      0::/kubepods/burstable/podabc/ctr2\n";
+        assert_eq!(
+            parse_pid_cgroup_paths(hybrid),
+            vec![
+                "kubepods/burstable/podabc/ctr",
+                "kubepods/burstable/podabc/ctr2"
+            ]
+        );
+        assert_eq!(
+            parse_pid_cgroup_paths("0::/system.slice/nginx.service\n"),
+            vec!["system.slice/nginx.service"]
+        );
+        // The root cgroup is a path too (""); garbage and relative paths are not.
+        assert_eq!(parse_pid_cgroup_paths("0::/\n"), vec![""]);
+        assert!(parse_pid_cgroup_paths("garbage\n3:cpu:relative\n").is_empty());
+    }
 
     #[test]
     fn a_processs_start_time_is_field_22_and_a_zombie_has_none() {

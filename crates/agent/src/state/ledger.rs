@@ -321,7 +321,7 @@ impl RequestLedger {
             Err(None) => Err(SpanRefusal {
                 index: 0,
                 field: "start_unix_s",
-                error: "the span ended before the settled horizon: too late to attribute".into(),
+                error: "the span ended before the agent's settled horizon (time it had already attributed): too late to attribute; a --settle-lag longer than the client's export delay avoids it".into(),
             }),
         }
     }

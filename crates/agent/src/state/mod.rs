@@ -357,29 +357,41 @@ impl AgentState {
     }
 
     /// Attribute the energy since the previous tick to workloads: the counted domains but
-    /// GPUs by CPU time, GPUs' apart (`kind="gpu"`).
+    /// GPUs by CPU time; NVIDIA GPUs' per GPU (split by their processes when the workloads
+    /// have a GPU process source), the other GPUs' and accelerators' to `kind="gpu"`.
     fn feed_workloads(&mut self, before_j: &[f64], dt_s: f64) {
         let g_per_j = self.grams(1.0);
         let Some(w) = self.workloads.as_mut() else {
             return;
         };
-        let (mut cpu_j, mut gpu_j) = (0.0, 0.0);
+        let mut cpu_j = 0.0;
+        let mut gpu = crate::workloads::GpuSlice::default();
         for (k, d) in self.domains.iter().enumerate() {
             if !d.counted_in_total {
                 continue;
             }
             let j = self.cumulative_j.get(k).copied().unwrap_or(0.0)
                 - before_j.get(k).copied().unwrap_or(0.0);
-            if matches!(
+            if !matches!(
                 d.kind,
                 wattprint_core::DomainKind::Gpu | wattprint_core::DomainKind::Accelerator
             ) {
-                gpu_j += j;
-            } else {
                 cpu_j += j;
+                continue;
+            }
+            let nvml = self
+                .gpus
+                .iter()
+                .find(|g| g.domain == d.name && g.source == wattprint_core::SensorSource::Nvml);
+            match nvml {
+                Some(g) => gpu.nvml.push(wattprint_core::gpu_share::GpuEnergy {
+                    gpu_index: g.index,
+                    joules: j,
+                }),
+                None => gpu.unsplit_j += j,
             }
         }
-        w.on_slice(cpu_j, gpu_j, dt_s, g_per_j);
+        w.on_slice_gpus(cpu_j, &gpu, dt_s, g_per_j);
     }
 
     /// Attribute each slice to workloads from now on.
@@ -903,5 +915,94 @@ mod tests {
             .filter(|l| l.starts_with("wattprint_windows_ended_total{"))
             .count();
         assert_eq!(series, 4, "{text}");
+    }
+
+    #[test]
+    fn nvidia_gpus_energy_is_split_by_process_and_other_gpus_stay_in_gpu() {
+        use wattprint_core::{DomainKind, Method};
+        use wattprint_sensors::fake::{domain, FakeGpuProcesses};
+        use wattprint_sensors::{RawReading, ReadCadence, SensorInfo};
+        // Two GPU counters: `gpu-0` (NVML, 200 W) and `amdgpu-0` (no process source, 50 W).
+        let info = SensorInfo {
+            source: "fake".into(),
+            domains: vec![
+                domain("gpu-0", DomainKind::Gpu, Method::Counter, true),
+                domain("amdgpu-0", DomainKind::Gpu, Method::Counter, true),
+            ],
+            cadence: ReadCadence::Boundaries { guard_s: None },
+            setup: "none".into(),
+        };
+        let gpus = FakeSensor::new(info, |t, out| {
+            out[0] = RawReading::EnergyCounter {
+                joules: 200.0 * t,
+                range_j: None,
+            };
+            out[1] = RawReading::EnergyCounter {
+                joules: 50.0 * t,
+                range_j: None,
+            };
+            Ok(())
+        });
+        let meter = Meter::start(vec![Box::new(gpus)], MeterOptions::default());
+        let mut st = AgentState::new(meter, 1000.0, 0.0, factor(), Limits::default());
+        st.set_gpus(vec![GpuDevice {
+            domain: "gpu-0".into(),
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: None,
+            power_limit_w: Some(700.0),
+            mig_enabled: false,
+            method: Method::Counter,
+            power_source: None,
+            source: SensorSource::Nvml,
+            pci_bus_id: None,
+            mig_uuids: Vec::new(),
+        }]);
+        let svc = "system.slice/train.service";
+        let mut tree = wattprint_sensors::cgroups::FakeCgroups::default();
+        tree.set("", 0);
+        tree.set(svc, 0);
+        let procfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(procfs.path().join("100")).unwrap();
+        std::fs::write(procfs.path().join("100/cgroup"), format!("0::/{svc}\n")).unwrap();
+        let fake = FakeGpuProcesses::default();
+        st.set_workloads(
+            crate::workloads::Workloads::new(
+                Box::new(tree),
+                crate::workloads::WorkloadOptions::new(1.0),
+            )
+            .with_gpu_processes(Box::new(fake.clone()), procfs.path().to_path_buf()),
+        );
+        st.tick();
+        // Only so the slice has a duration: the check is against the measured one.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // PID 100 (train.service) 60 %, PID 300 (gone) 20 %: train gets 3/4 of gpu-0.
+        fake.push(&[(0, 100, 60), (0, 300, 20)]);
+        st.tick();
+        let w = st.workloads().unwrap();
+        let get = |c: &str, k: &str| {
+            w.series()
+                .into_iter()
+                .find(|(l, _)| l.container == c && l.kind == k)
+                .map(|(_, t)| t.clone())
+                .unwrap()
+        };
+        let (train, gpu) = (get("train.service", "service"), get("", "gpu"));
+        let n = st.samples().len();
+        let dt = st.samples()[n - 1].t_s - st.samples()[n - 2].t_s;
+        assert!(
+            dt > 0.0 && train.gpu_energy_j > 0.0,
+            "{train:?} over {dt} s"
+        );
+        // By hand: train 0.75 x 200 W x dt; gpu 0.25 x 200 W x dt + 50 W x dt.
+        assert!(
+            (train.gpu_energy_j - 150.0 * dt).abs() < 1e-9,
+            "{train:?} over {dt} s"
+        );
+        assert_eq!(train.energy_j, train.gpu_energy_j);
+        assert!(
+            (gpu.energy_j - 100.0 * dt).abs() < 1e-9,
+            "{gpu:?} over {dt} s"
+        );
     }
 }

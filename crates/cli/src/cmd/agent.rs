@@ -392,7 +392,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     // passed over for the next source before serving, as `wattprint sensors` does.
     sensor_config.standby = false;
     sensor_config.discovery_check_s = Some(wattprint_engine::discover::DISCOVERY_CHECK_S);
-    let d = wattprint_engine::discover(&sensor_config);
+    let mut d = wattprint_engine::discover(&sensor_config);
     for a in &d.absent {
         eprintln!(
             "wattprint agent: {} not used: {}{}",
@@ -433,14 +433,30 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             None => wattprint_sensors::cgroups::CgroupFs::discover(&sensor_config.sysfs_root),
         }
         .map_err(|e| BadInput(format!("--workloads: {e}")))?;
+        // Every cgroup's CPU-time file and listed directory stay open between slices, within
+        // a budget of half the descriptor limit (raised to the hard limit first; see
+        // docs/workloads.md).
+        let nofile = wattprint_sensors::cgroups::raise_nofile_limit().unwrap_or_else(|e| {
+            tracing::warn!("cannot raise the open-file limit: {e}");
+            1024
+        });
+        let tree = tree.with_fd_budget(wattprint_sensors::cgroups::fd_budget_for_limit(nofile));
         eprintln!(
             "wattprint agent: per-workload attribution from {}",
             wattprint_sensors::cgroups::CgroupTree::describe(&tree)
         );
-        Some(wattprint_agent::workloads::Workloads::new(
-            Box::new(tree),
-            opts,
-        ))
+        let w = wattprint_agent::workloads::Workloads::new(Box::new(tree), opts);
+        // NVIDIA GPUs' energy by their processes' utilisation, PIDs placed through the
+        // (host's) procfs.
+        Some(match d.gpu_sampler.take() {
+            Some(s) => {
+                eprintln!(
+                    "wattprint agent: GPU energy split between workloads by NVML's per-process utilisation"
+                );
+                w.with_gpu_processes(Box::new(s), sensor_config.procfs_root.clone())
+            }
+            None => w,
+        })
     } else {
         None
     };
