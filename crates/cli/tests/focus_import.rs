@@ -138,3 +138,68 @@ fn advise_scores_the_overhead_of_every_source() {
         assert!(m["operational_overhead"]["score"].is_string(), "{m}");
     }
 }
+
+/// `import /dev/stdin` from a pipe: the file is read once whatever its format, so the format
+/// check does not eat the header (each kind gives what the same file by path gives).
+#[test]
+fn a_pipe_is_read_once_whatever_the_format() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let smi = dir.path().join("smi.csv");
+    std::fs::write(
+        &smi,
+        "timestamp, index, power.draw [W]\n\
+         2026/01/01 00:00:00.000, 0, 100.00 W\n\
+         2026/01/01 00:00:10.000, 0, 300.00 W\n",
+    )
+    .unwrap();
+    let portfolio = format!(
+        "{}/../../examples/portfolio/gcp-carbon-footprint.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let focus = sample("focus-1.0-sample-aws.csv");
+    let json = |args: &[&str], stdin: Option<&str>| {
+        let mut c = common::wattprint(dir.path());
+        c.args(["import", "--no-store", "--json"]).args(args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(f) = stdin {
+            pipe.write_all(&std::fs::read(f).unwrap()).unwrap();
+        }
+        drop(pipe);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = String::from_utf8_lossy(&o.stdout);
+        let start = text.find(['{', '[']).expect("JSON on stdout");
+        serde_json::from_str::<serde_json::Value>(&text[start..]).unwrap()
+    };
+    // nvidia-smi: 10 s between 100 W and 300 W, 2000 J by the trapezoid rule.
+    let by_path = json(&[smi.to_str().unwrap()], None);
+    let piped = json(&["/dev/stdin"], Some(smi.to_str().unwrap()));
+    let energy = |v: &serde_json::Value| v[0]["energy"]["total_j"].as_f64();
+    assert_eq!(energy(&by_path), Some(2000.0), "{by_path}");
+    assert_eq!(energy(&piped), Some(2000.0), "{piped}");
+    // FOCUS: all 300 rows.
+    let piped = json(&["/dev/stdin"], Some(&focus));
+    assert_eq!(piped["format"], "focus");
+    assert_eq!(piped["rows"], 300);
+    // A provider export: the same records as by path, but for the file name they cite.
+    let without_file = |mut v: serde_json::Value| {
+        for r in v.as_array_mut().unwrap() {
+            r["source"]["file"] = serde_json::Value::Null;
+        }
+        v
+    };
+    let by_path = json(&[&portfolio], None);
+    let piped = json(&["/dev/stdin"], Some(&portfolio));
+    assert_eq!(piped.as_array().map(Vec::len), Some(24), "{piped}");
+    assert_eq!(without_file(piped), without_file(by_path));
+}

@@ -99,64 +99,78 @@ pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
 pub const MAX_IMPORT_LINE_BYTES: usize = 1 << 20;
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    // FOCUS files are streamed (1 M rows and more), never read whole.
-    let focus = match args.format {
-        Some(Format::Focus) => true,
-        Some(_) => false,
-        None => crate::cmd::import_focus::looks_like_focus(&args.file)?,
-    };
-    if focus {
-        if args.month.is_some() || args.export_trace.is_some() || args.skip_bad_rows {
-            return Err(BadInput(
-                "--month, --export-trace and --skip-bad-rows do not apply to a FOCUS billing export"
-                    .into(),
-            )
-            .into());
-        }
-        return crate::cmd::import_focus::main(
-            &args.file,
-            args.utilisation,
-            args.json,
-            args.no_store,
-            args.replace,
-            &args.labels,
-        );
-    }
     let cannot_read =
         |e: &dyn std::fmt::Display| BadInput(format!("{}: cannot read: {e}", args.file.display()));
+    // The file is opened and read once (a pipe or `/dev/stdin` cannot be read twice): the
+    // lines read to find the header are handed back to the importer before the rest.
     let file = std::fs::File::open(&args.file).map_err(|e| cannot_read(&e))?;
     let mut input = std::io::BufReader::new(file);
-    // The lines read to find the header, handed back to the importer before the rest.
+    // What the file is: the format given, or the one its header names.
+    enum Kind {
+        Focus,
+        Run(ImportFormat),
+        Provider,
+    }
     let mut head = Vec::new();
-    let run_format = match args.format {
-        Some(Format::NvidiaSmi) => Some(ImportFormat::NvidiaSmi),
-        Some(Format::Codecarbon) => Some(ImportFormat::CodeCarbon),
-        Some(Format::Csv) => Some(ImportFormat::Trace),
-        Some(_) => None,
+    let kind = match args.format {
+        Some(Format::Focus) => Kind::Focus,
+        Some(Format::NvidiaSmi) => Kind::Run(ImportFormat::NvidiaSmi),
+        Some(Format::Codecarbon) => Kind::Run(ImportFormat::CodeCarbon),
+        Some(Format::Csv) => Kind::Run(ImportFormat::Trace),
+        Some(_) => Kind::Provider,
         None => {
             head = peek_header(&mut input).map_err(|e| cannot_read(&too_big_hint(e)))?;
-            detect_format(&String::from_utf8_lossy(&head))
+            let text = String::from_utf8_lossy(&head);
+            let header = text.lines().rev().find(|l| !l.trim().is_empty());
+            if header.is_some_and(wattprint_report::import::focus::is_focus_header) {
+                Kind::Focus
+            } else {
+                detect_format(&text).map_or(Kind::Provider, Kind::Run)
+            }
         }
     };
     let input = std::io::Read::chain(std::io::Cursor::new(head), input);
-    let Some(format) = run_format else {
-        // A provider export (JSON or CSV): read whole, within the caps.
-        let text =
-            crate::common::read_lines_bounded_from(input, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
-                .map_err(|e| {
-                    cannot_read(&format!("{e} (split a larger log and import the parts)"))
-                })?;
-        let p = match args.format.and_then(Format::portfolio) {
-            Some(p) => p,
-            None => detect_portfolio_format(&text).ok_or_else(|| {
-                BadInput(format!(
-                    "{}: cannot tell the format from the header or shape; give --format \
+    let format = match kind {
+        Kind::Run(format) => format,
+        // FOCUS files are streamed (1 M rows and more), never read whole.
+        Kind::Focus => {
+            if args.month.is_some() || args.export_trace.is_some() || args.skip_bad_rows {
+                return Err(BadInput(
+                    "--month, --export-trace and --skip-bad-rows do not apply to a FOCUS billing export"
+                        .into(),
+                )
+                .into());
+            }
+            return crate::cmd::import_focus::main(
+                input,
+                &args.file,
+                args.utilisation,
+                args.json,
+                args.no_store,
+                args.replace,
+                &args.labels,
+            );
+        }
+        Kind::Provider => {
+            // A provider export (JSON or CSV): read whole, within the caps.
+            let text = crate::common::read_lines_bounded_from(
+                input,
+                MAX_IMPORT_LINE_BYTES,
+                MAX_IMPORT_BYTES,
+            )
+            .map_err(|e| cannot_read(&format!("{e} (split a larger log and import the parts)")))?;
+            let p = match args.format.and_then(Format::portfolio) {
+                Some(p) => p,
+                None => detect_portfolio_format(&text).ok_or_else(|| {
+                    BadInput(format!(
+                        "{}: cannot tell the format from the header or shape; give --format \
                      nvidia-smi, codecarbon, csv, gcp-carbon, aws-carbon, azure-carbon or focus",
-                    args.file.display()
-                ))
-            })?,
-        };
-        return portfolio(&args, &text, p);
+                        args.file.display()
+                    ))
+                })?,
+            };
+            return portfolio(&args, &text, p);
+        }
     };
     if args.month.is_some() || args.replace {
         return Err(BadInput(

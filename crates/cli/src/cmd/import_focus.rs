@@ -3,31 +3,21 @@
 //! portfolio records; rows it cannot estimate are counted and listed.
 
 use crate::exit::BadInput;
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::Path;
 use wattprint_report::import::focus::estimate::{estimate_reader, EstimateOptions, FocusEstimate};
 use wattprint_report::render::fmt_g;
 
 /// Whether the file's first line is a FOCUS header (read without loading the file).
-pub fn looks_like_focus(path: &Path) -> anyhow::Result<bool> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
-    let mut line = String::new();
-    // A header longer than 64 KiB is no FOCUS header.
-    std::io::BufReader::new(f)
-        .take(64 * 1024)
-        .read_line(&mut line)
-        .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
-    Ok(wattprint_report::import::focus::is_focus_header(&line))
-}
-
 fn kg(g: f64) -> String {
     fmt_g(g)
 }
 
-/// Imports `path`; stores its records unless `no_store` (figures that differ from stored ones
-/// refuse the whole file, or replace them with `replace`).
+/// Imports `input`, read from `path` (named in messages); stores its records unless
+/// `no_store` (figures that differ from stored ones refuse the whole file, or replace them
+/// with `replace`).
 pub fn main(
+    input: impl std::io::Read,
     path: &Path,
     utilisation: f64,
     json: bool,
@@ -41,8 +31,6 @@ pub fn main(
         ))
         .into());
     }
-    let f = std::fs::File::open(path)
-        .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -53,7 +41,7 @@ pub fn main(
     };
     let started = std::time::Instant::now();
     let mut est =
-        estimate_reader(f, opts).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+        estimate_reader(input, opts).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
     let elapsed_s = started.elapsed().as_secs_f64();
     for r in &mut est.records {
         for (k, v) in labels {
