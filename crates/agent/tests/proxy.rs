@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wattprint_agent::client::{connect, HttpUrl};
-use wattprint_agent::Agent;
-use wattprint_sensors::fake::FakeSensor;
 
 struct Req {
     path: String,
@@ -127,54 +125,14 @@ fn chunk(content: &str) -> String {
     format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}}}}]}}\n\n")
 }
 
-struct Running {
-    api: SocketAddr,
-    proxy: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn agent(up: SocketAddr, idle_timeout_s: f64) -> Running {
+/// An agent with a 100 W fake counter whose metering proxy forwards to `up`.
+fn agent(up: SocketAddr, idle_timeout_s: f64) -> common::Running {
     let mut cfg = common::loopback_config(0.02);
     cfg.limits.settle_lag_s = 0.05;
     cfg.idle_timeout_s = idle_timeout_s;
     cfg.proxy =
         Some(wattprint_agent::proxy::parse_spec(&format!("127.0.0.1:0=http://{up}")).unwrap());
-    let a = Agent::bind(
-        cfg,
-        vec![Box::new(FakeSensor::constant_counter(
-            "package-0",
-            100.0,
-            0.0,
-            1e12,
-        ))],
-    )
-    .unwrap();
-    let (api, proxy) = (a.local_addr().unwrap(), a.proxy_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        a.serve(async {
-            let _ = rx.await;
-        })
-        .unwrap()
-    });
-    Running {
-        api,
-        proxy,
-        stop: Some(tx),
-        thread: Some(thread),
-    }
+    common::serve_100w(cfg)
 }
 
 struct Answer {
@@ -294,7 +252,7 @@ fn streams_pass_byte_for_byte_and_each_request_settles_with_its_tokens_and_label
     let a = agent(up.addr, 10.0);
     // Streamed, with usage, a task prefix and the caller's labels.
     let r = post(
-        a.proxy,
+        a.proxy(),
         "/t/task-7/v1/chat/completions",
         &[("x-wattprint-labels", "team=search, tenant=acme")],
         r#"{"model":"m1","stream":true,"messages":[]}"#,
@@ -312,7 +270,7 @@ fn streams_pass_byte_for_byte_and_each_request_settles_with_its_tokens_and_label
         .to_str()
         .unwrap()
         .to_string();
-    let j = settled(a.api, &id);
+    let j = settled(a.addr(), &id);
     assert_eq!(j["tokens"], 5);
     let l = &j["labels"];
     for (k, v) in [
@@ -338,33 +296,39 @@ fn streams_pass_byte_for_byte_and_each_request_settles_with_its_tokens_and_label
     );
     // Streamed without usage: content chunks counted (the role-only and [DONE] lines not).
     let r = post(
-        a.proxy,
+        a.proxy(),
         "/v1/chat/completions",
         &[],
         r#"{"model":"m1","stream":true,"user":"no-usage"}"#,
     );
     assert_eq!(r.body.unwrap(), sent.lock().unwrap()[1]);
-    let j = settled(a.api, r.headers["x-wattprint-request-id"].to_str().unwrap());
+    let j = settled(
+        a.addr(),
+        r.headers["x-wattprint-request-id"].to_str().unwrap(),
+    );
     assert_eq!(
         (j["tokens"].as_u64(), j["labels"]["tokens_from"].as_str()),
         (Some(4), Some("chunks"))
     );
     // Not streamed: the usage of the JSON answer; the query string reaches the engine.
     let r = post(
-        a.proxy,
+        a.proxy(),
         "/v1/completions?x=1",
         &[],
         r#"{"model":"m2","prompt":"hi"}"#,
     );
     let text = String::from_utf8(r.body.unwrap()).unwrap();
     assert!(text.contains("\"path\":\"/v1/completions?x=1\""), "{text}");
-    let j = settled(a.api, r.headers["x-wattprint-request-id"].to_str().unwrap());
+    let j = settled(
+        a.addr(),
+        r.headers["x-wattprint-request-id"].to_str().unwrap(),
+    );
     assert_eq!(j["tokens"], 7);
     assert_eq!(j["labels"]["model"], "m2");
     // Other paths are not forwarded.
-    let r = post(a.proxy, "/admin", &[], "{}");
+    let r = post(a.proxy(), "/admin", &[], "{}");
     assert_eq!(r.status, 404);
-    let mut c = Conn::open(a.api);
+    let mut c = Conn::open(a.addr());
     let s = c.request("GET", "/v1/requests/summary", None).json();
     assert_eq!(s["proxy"]["forwarded"], 3);
     assert_eq!(s["proxy"]["refused"], 1);
@@ -383,7 +347,7 @@ fn an_engine_resetting_mid_stream_is_counted_and_the_agent_keeps_serving() {
     });
     let a = agent(up.addr, 10.0);
     let r = post(
-        a.proxy,
+        a.proxy(),
         "/v1/chat/completions",
         &[],
         r#"{"model":"m","stream":true}"#,
@@ -397,10 +361,10 @@ fn an_engine_resetting_mid_stream_is_counted_and_the_agent_keeps_serving() {
         .to_str()
         .unwrap()
         .to_string();
-    let j = settled(a.api, &id);
+    let j = settled(a.addr(), &id);
     assert_eq!(j["labels"]["outcome"], "upstream_reset");
     assert_eq!(j["tokens"], 2);
-    let mut c = Conn::open(a.api);
+    let mut c = Conn::open(a.addr());
     let s = c.request("GET", "/v1/requests/summary", None).json();
     assert_eq!(s["proxy"]["upstream_resets"], 1);
     assert_eq!(c.request("GET", "/healthz", None).status, 200);
@@ -416,7 +380,7 @@ fn an_engine_resetting_mid_stream_is_counted_and_the_agent_keeps_serving() {
         .local_addr()
         .unwrap();
     let b = agent(dead, 10.0);
-    let r = post(b.proxy, "/v1/completions", &[], r#"{"model":"m"}"#);
+    let r = post(b.proxy(), "/v1/completions", &[], r#"{"model":"m"}"#);
     assert_eq!(r.status, 502);
     let e: serde_json::Value = serde_json::from_slice(&r.body.unwrap()).unwrap();
     assert!(e["error"].as_str().unwrap().contains("connecting"), "{e}");
@@ -446,12 +410,12 @@ fn a_client_that_never_reads_holds_bounded_memory_and_is_cut_off() {
         }
     });
     let a = agent(up.addr, 0.5);
-    let mut client = TcpStream::connect(a.proxy).unwrap();
+    let mut client = TcpStream::connect(a.proxy()).unwrap();
     let body = r#"{"model":"m","stream":true}"#;
     write!(
         client,
         "POST /v1/chat/completions HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        a.proxy,
+        a.proxy(),
         body.len()
     )
     .unwrap();
@@ -468,7 +432,7 @@ fn a_client_that_never_reads_holds_bounded_memory_and_is_cut_off() {
         "{total} bytes left the engine for a client that reads nothing: the proxy buffers"
     );
     assert!(failed);
-    let mut c = Conn::open(a.api);
+    let mut c = Conn::open(a.addr());
     assert_eq!(c.request("GET", "/healthz", None).status, 200);
     let s = wait_for(|| {
         let s = c.request("GET", "/v1/requests/summary", None).json();

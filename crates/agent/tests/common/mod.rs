@@ -166,6 +166,8 @@ pub fn loopback_config(interval_s: f64) -> wattprint_agent::AgentConfig {
 pub struct Running {
     /// Its HTTP address (`None` with no listener).
     pub addr: Option<std::net::SocketAddr>,
+    /// Its metering proxy's address (`None` without `--proxy`).
+    pub proxy: Option<std::net::SocketAddr>,
     pub shared: wattprint_agent::Shared,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -175,6 +177,11 @@ impl Running {
     /// The HTTP address; panics when the agent has no listener.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr.expect("an HTTP listener")
+    }
+
+    /// The metering proxy's address; panics when the agent has none.
+    pub fn proxy(&self) -> std::net::SocketAddr {
+        self.proxy.expect("a metering proxy")
     }
 
     /// Stop serving and wait for the agent's thread (which panics through here if it failed).
@@ -209,6 +216,7 @@ pub fn serve(
 ) -> Running {
     let agent = wattprint_agent::Agent::bind(cfg, sensors).expect("the agent binds");
     let addr = agent.local_addr();
+    let proxy = agent.proxy_addr();
     let shared = agent.shared();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -220,6 +228,7 @@ pub fn serve(
     });
     Running {
         addr,
+        proxy,
         shared,
         stop: Some(tx),
         thread: Some(thread),
