@@ -534,7 +534,10 @@ fn a_billion_spans_claimed_in_json_or_protobuf_are_refused_without_building_them
 }
 
 /// Kubelet pod list JSON: generated lists read back, arbitrary text never panics.
-fn pod_list() -> impl Strategy<Value = Vec<(String, String, String, Vec<(String, String)>)>> {
+/// A generated pod: uid, namespace, name, containers (name, `runtime://id`).
+type Pod = (String, String, String, Vec<(String, String)>);
+
+fn pod_list() -> impl Strategy<Value = Vec<Pod>> {
     prop::collection::vec(
         (
             "[a-f0-9-]{1,36}",
