@@ -228,30 +228,29 @@ pub fn read_lines_bounded(
     max_line_bytes: usize,
     max_bytes: u64,
 ) -> std::io::Result<String> {
-    use std::io::{BufRead, Read};
+    let f = std::fs::File::open(path)?;
+    read_lines_bounded_from(std::io::BufReader::new(f), max_line_bytes, max_bytes)
+}
+
+/// [`read_lines_bounded`] over an open stream (the rest of a file whose first lines were
+/// peeked at).
+pub fn read_lines_bounded_from(
+    r: impl std::io::BufRead,
+    max_line_bytes: usize,
+    max_bytes: u64,
+) -> std::io::Result<String> {
+    use wattprint_core::textpos::{BoundedLines, LineError};
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-    let mut r = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut buf = Vec::new();
-    for line in 1.. {
-        let start = buf.len();
-        // The line and its `\r\n`.
-        let n = (&mut r)
-            .take(max_line_bytes as u64 + 2)
-            .read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        let body = buf[start..]
-            .strip_suffix(b"\n")
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .unwrap_or(&buf[start..]);
-        if body.len() > max_line_bytes {
-            return Err(bad(format!(
-                "line {line}: longer than {max_line_bytes} bytes (a binary file, or no line breaks?)"
-            )));
-        }
-        if buf.len() as u64 > max_bytes {
-            return Err(bad(format!("larger than {max_bytes} bytes")));
+    let mut lines = BoundedLines::new(r, max_line_bytes, max_bytes);
+    while let Some(line) = lines.next_bytes() {
+        match line {
+            Ok((_, raw)) => buf.extend_from_slice(raw),
+            Err(LineError::Io(e)) => return Err(e),
+            Err(LineError::TooBig { max_bytes }) => {
+                return Err(bad(format!("larger than {max_bytes} bytes")))
+            }
+            Err(e) => return Err(bad(e.to_string())),
         }
     }
     Ok(match String::from_utf8(buf) {

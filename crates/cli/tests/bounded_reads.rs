@@ -106,3 +106,61 @@ fn endless_and_oversize_inputs_are_refused_without_reading_them_whole() {
         "larger than 1048576 bytes",
     );
 }
+
+/// Runs `cmd` to success, returning (stdout, peak RSS in KiB) of that child alone.
+#[allow(clippy::zombie_processes)]
+fn run_measured_ok(mut cmd: Command) -> (String, i64) {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let mut status = 0;
+    // SAFETY: as in `run_measured`.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid, "wait4");
+    let out = reader.join().unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status}"
+    );
+    (out, ru.ru_maxrss)
+}
+
+#[test]
+fn a_64_mb_import_is_streamed_in_the_memory_of_a_small_one() {
+    let d = tempfile::tempdir().unwrap();
+    common::fake_machine(d.path());
+    // A trace whose rows are few but whose comment lines weigh 64 MB (lines of 1 MB, under
+    // the 1 MiB line cap): read whole, the text alone would take 64 MB.
+    let f = d.path().join("big-trace.csv");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&f).unwrap());
+        w.write_all(b"# wattprint trace v1\n# started_at: 2026-11-29T10:00:00Z\nt_s,domain,unit,value\n0,gpu-0,W,100\n")
+            .unwrap();
+        let comment = format!("# {}\n", "x".repeat(1_000_000));
+        for i in 0..64 {
+            w.write_all(comment.as_bytes()).unwrap();
+            writeln!(w, "{},gpu-0,W,100", i + 1).unwrap();
+        }
+    }
+    assert!(std::fs::metadata(&f).unwrap().len() > 64_000_000);
+    let mut c = common::wattprint(d.path());
+    c.args(["import", "--no-store", "--json"]).arg(&f);
+    let (out, rss_kib) = run_measured_ok(c);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // 64 s at 100 W.
+    assert_eq!(runs[0]["energy"]["total_j"], 6400.0);
+    // An idle process is 10-20 MB; the file's text would add 64 MB.
+    assert!(rss_kib < 48 * 1024, "peak RSS {rss_kib} KiB");
+}

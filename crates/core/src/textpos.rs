@@ -1,19 +1,5 @@
-//! Positions in text read by a CSV reader: the one place that turns a record's byte offset
-//! into the line people see in their editor.
-
-/// The 1-based line of a record that a CSV reader reports at byte offset `byte` of `text`.
-///
-/// The `csv` crate's own line count and offset leave out the blank lines before a record
-/// (its offset points at them), so they are skipped here: an error names the file's real
-/// line. An offset past the end is the last line.
-pub fn record_line(text: &str, byte: u64) -> usize {
-    let b = text.as_bytes();
-    let mut at = usize::try_from(byte).unwrap_or(usize::MAX).min(b.len());
-    while matches!(b.get(at), Some(b'\n' | b'\r')) {
-        at += 1;
-    }
-    b[..at].iter().filter(|&&c| c == b'\n').count() + 1
-}
+//! Lines of text read from a stream with a cap on each line and on the whole: the one
+//! bounded line reader (the CSV reader of user files, intensity files, work files).
 
 /// Why a line could not be read by [`BoundedLines`].
 #[derive(Debug, thiserror::Error)]
@@ -57,17 +43,19 @@ impl<R: std::io::BufRead> BoundedLines<R> {
     }
 }
 
-impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
-    type Item = Result<(usize, String), LineError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<R: std::io::BufRead> BoundedLines<R> {
+    /// The next line's raw bytes, its `\n` or `\r\n` included (no check of UTF-8): for
+    /// readers that hash or decode the bytes themselves. Same caps and errors as the
+    /// iterator, which is built on it; `None` at the end and after an error.
+    pub fn next_bytes(&mut self) -> Option<Result<(usize, &[u8]), LineError>> {
         use std::io::{BufRead, Read};
         if self.done {
             return None;
         }
         self.buf.clear();
         self.line += 1;
-        let room = self.max_line_bytes as u64 + 2; // the line, `\r\n`
+        // The line and its `\r\n` (saturating: a cap of `usize::MAX` means none).
+        let room = (self.max_line_bytes as u64).saturating_add(2);
         let got = match (&mut self.r).take(room).read_until(b'\n', &mut self.buf) {
             Ok(n) => n,
             Err(e) => {
@@ -79,30 +67,41 @@ impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
             self.done = true;
             return None;
         }
-        self.total += got as u64;
-        let fail = |s: &mut Self, e: LineError| {
-            s.done = true;
-            Some(Err(e))
-        };
+        self.total = self.total.saturating_add(got as u64);
         if self.total > self.max_total_bytes {
+            self.done = true;
             let max_bytes = self.max_total_bytes;
-            return fail(self, LineError::TooBig { max_bytes });
+            return Some(Err(LineError::TooBig { max_bytes }));
         }
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
-            }
-        }
-        if self.buf.len() > self.max_line_bytes {
+        let body = self
+            .buf
+            .strip_suffix(b"\n")
+            .map_or(&self.buf[..], |l| l.strip_suffix(b"\r").unwrap_or(l));
+        if body.len() > self.max_line_bytes {
+            self.done = true;
             let (line, max_bytes) = (self.line, self.max_line_bytes);
-            return fail(self, LineError::TooLong { line, max_bytes });
+            return Some(Err(LineError::TooLong { line, max_bytes }));
         }
-        match std::str::from_utf8(&self.buf) {
-            Ok(s) => Some(Ok((self.line, s.to_string()))),
+        Some(Ok((self.line, &self.buf)))
+    }
+}
+
+impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
+    type Item = Result<(usize, String), LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (line, raw) = match self.next_bytes()? {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        let body = raw
+            .strip_suffix(b"\n")
+            .map_or(raw, |l| l.strip_suffix(b"\r").unwrap_or(l));
+        match std::str::from_utf8(body) {
+            Ok(s) => Some(Ok((line, s.to_string()))),
             Err(_) => {
-                let line = self.line;
-                fail(self, LineError::NotUtf8 { line })
+                self.done = true;
+                Some(Err(LineError::NotUtf8 { line }))
             }
         }
     }
@@ -153,15 +152,5 @@ mod tests {
             .find_map(Result::err)
             .unwrap();
         assert!(matches!(e, LineError::NotUtf8 { line: 2 }), "{e}");
-    }
-
-    #[test]
-    fn blank_lines_before_a_record_are_counted() {
-        let t = "a,b\n\n\n1,2\r\n\r\n3,4\n";
-        assert_eq!(record_line(t, 0), 1);
-        // The reader reports the second record at the end of the header line (byte 4).
-        assert_eq!(record_line(t, 4), 4);
-        assert_eq!(record_line(t, 11), 6);
-        assert_eq!(record_line(t, 10_000), 7);
     }
 }

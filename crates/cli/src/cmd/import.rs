@@ -8,11 +8,13 @@ use crate::exit::BadInput;
 use std::io::Write;
 use std::path::PathBuf;
 use wattprint_core::portfolio::{Basis, Month, PortfolioRecord};
+use wattprint_core::textpos::{BoundedLines, LineError};
 use wattprint_report::import::portfolio::{
     detect_portfolio_format, import_portfolio, PortfolioFormat, PortfolioOptions,
 };
 use wattprint_report::import::{
-    detect_format, export_trace, import_with, BadRows, ImportFormat, ImportOptions,
+    detect_format, export_trace, import_reader, BadRows, ImportError, ImportFormat, ImportOptions,
+    ReadLimits,
 };
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +89,9 @@ pub struct Args {
 }
 
 /// Largest file imported, bytes: a day of nvidia-smi logs of 8 GPUs every 100 ms is about
-/// 500 MB, so 1 GiB; a larger file is refused.
+/// 500 MB, so 1 GiB; a larger file is refused. It bounds the time an import takes, and the
+/// memory of what is read whole (a provider's JSON export, `report FILE`): an nvidia-smi log,
+/// a CodeCarbon file or a trace is streamed, its memory that of one line whatever its size.
 pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
 
 /// Longest line of an imported file, bytes: a CodeCarbon row with every column is about
@@ -118,36 +122,41 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             &args.labels,
         );
     }
-    let text =
-        crate::common::read_lines_bounded(&args.file, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
-            .map_err(|e| {
+    let cannot_read =
+        |e: &dyn std::fmt::Display| BadInput(format!("{}: cannot read: {e}", args.file.display()));
+    let file = std::fs::File::open(&args.file).map_err(|e| cannot_read(&e))?;
+    let mut input = std::io::BufReader::new(file);
+    // The lines read to find the header, handed back to the importer before the rest.
+    let mut head = Vec::new();
+    let run_format = match args.format {
+        Some(Format::NvidiaSmi) => Some(ImportFormat::NvidiaSmi),
+        Some(Format::Codecarbon) => Some(ImportFormat::CodeCarbon),
+        Some(Format::Csv) => Some(ImportFormat::Trace),
+        Some(_) => None,
+        None => {
+            head = peek_header(&mut input).map_err(|e| cannot_read(&too_big_hint(e)))?;
+            detect_format(&String::from_utf8_lossy(&head))
+        }
+    };
+    let input = std::io::Read::chain(std::io::Cursor::new(head), input);
+    let Some(format) = run_format else {
+        // A provider export (JSON or CSV): read whole, within the caps.
+        let text =
+            crate::common::read_lines_bounded_from(input, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES)
+                .map_err(|e| {
+                    cannot_read(&format!("{e} (split a larger log and import the parts)"))
+                })?;
+        let p = match args.format.and_then(Format::portfolio) {
+            Some(p) => p,
+            None => detect_portfolio_format(&text).ok_or_else(|| {
                 BadInput(format!(
-                    "{}: cannot read: {e} (split a larger log and import the parts)",
+                    "{}: cannot tell the format from the header or shape; give --format \
+                     nvidia-smi, codecarbon, csv, gcp-carbon, aws-carbon, azure-carbon or focus",
                     args.file.display()
                 ))
-            })?;
-    let format = match args.format {
-        Some(Format::NvidiaSmi) => ImportFormat::NvidiaSmi,
-        Some(Format::Codecarbon) => ImportFormat::CodeCarbon,
-        Some(Format::Csv) => ImportFormat::Trace,
-        Some(f) => match f.portfolio() {
-            Some(p) => return portfolio(&args, &text, p),
-            None => unreachable_format(f)?,
-        },
-        None => match detect_format(&text) {
-            Some(f) => f,
-            None => match detect_portfolio_format(&text) {
-                Some(p) => return portfolio(&args, &text, p),
-                None => {
-                    return Err(BadInput(format!(
-                        "{}: cannot tell the format from the header or shape; give --format \
-                         nvidia-smi, codecarbon, csv, gcp-carbon, aws-carbon, azure-carbon or focus",
-                        args.file.display()
-                    ))
-                    .into())
-                }
-            },
-        },
+            })?,
+        };
+        return portfolio(&args, &text, p);
     };
     if args.month.is_some() || args.replace {
         return Err(BadInput(
@@ -173,8 +182,14 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             BadRows::Error
         },
     };
-    let mut runs = import_with(&text, format, &name, &opts)
-        .map_err(|e| BadInput(format!("{}: {e}", args.file.display())))?;
+    let limits = ReadLimits {
+        max_line_bytes: MAX_IMPORT_LINE_BYTES,
+        max_total_bytes: MAX_IMPORT_BYTES,
+    };
+    let mut runs = import_reader(input, format, &name, &opts, limits).map_err(|e| match e {
+        ImportError::Read(e) => cannot_read(&too_big_hint(e)),
+        ImportError::Parse(e) => BadInput(format!("{}: {e}", args.file.display())),
+    })?;
     for r in &mut runs {
         for (k, v) in &args.labels {
             r.labels.insert(k.clone(), v.clone());
@@ -253,10 +268,34 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// A run format reached the portfolio branch: not possible (every run format is matched
-/// first), but an error rather than a panic.
-fn unreachable_format(f: Format) -> anyhow::Result<ImportFormat> {
-    Err(anyhow::anyhow!("internal: format {f:?} has no importer"))
+/// Reads `input` up to its header, the first line that is neither blank nor a `#` comment,
+/// and returns the bytes read (the importer reads them again). Lines are read while fewer
+/// than [`MAX_IMPORT_LINE_BYTES`] were: a header further down is not found (give
+/// `--format`), and `/dev/zero` is refused after one line's worth.
+fn peek_header(input: &mut impl std::io::BufRead) -> Result<Vec<u8>, LineError> {
+    let mut head = Vec::new();
+    let mut lines = BoundedLines::new(input, MAX_IMPORT_LINE_BYTES, u64::MAX);
+    while head.len() < MAX_IMPORT_LINE_BYTES {
+        let Some(line) = lines.next_bytes() else {
+            break;
+        };
+        let (_, raw) = line?;
+        head.extend_from_slice(raw);
+        let text = String::from_utf8_lossy(raw);
+        let t = text.trim_start_matches('\u{feff}').trim();
+        if !t.is_empty() && !t.starts_with('#') {
+            break;
+        }
+    }
+    Ok(head)
+}
+
+/// A read error, with the way out where the file is over the size cap.
+fn too_big_hint(e: LineError) -> String {
+    match e {
+        LineError::TooBig { .. } => format!("{e} (split a larger log and import the parts)"),
+        e => e.to_string(),
+    }
 }
 
 /// Parses `--month`.

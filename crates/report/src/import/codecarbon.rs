@@ -3,18 +3,17 @@
 use super::*;
 use wattprint_core::units::{GRAMS_PER_KG, JOULES_PER_KWH};
 
-pub(super) fn codecarbon(
-    input: &str,
+/// Reads the file row by row, a run per row; the ids (which hold the file's hash) and the
+/// warning of skipped rows are set once the whole file is read.
+pub(super) fn codecarbon<R: std::io::BufRead>(
+    mut t: Rows<R>,
     source_name: &str,
-    id: &str,
-    bad_rows: BadRows,
-) -> Result<Vec<RunReport>, ParseError> {
-    let t = read_table(input, "header", bad_rows)?;
-    let skipped = skipped_warning(&t, 0);
+) -> Result<Vec<RunReport>, ImportError> {
     let energy = t.need("energy_consumed", "header")?;
     let emissions = t.need("emissions", "header")?;
     let duration = t.need("duration", "header")?;
-    let opt = |n: &str| t.col(n);
+    let header = t.header().to_vec();
+    let opt = |n: &str| header_col(&header, n);
     let (ts, cpu_e, gpu_e, ram_e) = (
         opt("timestamp"),
         opt("cpu_energy"),
@@ -22,8 +21,7 @@ pub(super) fn codecarbon(
         opt("ram_energy"),
     );
     let mut out = Vec::new();
-    for (n, (line, rec)) in t.rows.iter().enumerate() {
-        let line = *line;
+    while let Some((line, rec)) = t.next_row()? {
         let get = |c: Option<usize>| c.map(|c| field(rec, c)).filter(|s| !s.is_empty());
         let kwh = number(field(rec, energy), line, "energy_consumed")?;
         let kg = number(field(rec, emissions), line, "emissions")?;
@@ -33,27 +31,24 @@ pub(super) fn codecarbon(
                 line,
                 "energy_consumed",
                 format!("{kwh} kWh is outside 0..1e9 kWh: the column is in kWh"),
-            ));
+            )
+            .into());
         }
         if !(0.0..=1e12).contains(&kg) {
             return Err(ParseError::new(
                 line,
                 "emissions",
                 format!("{kg} kg is outside 0..1e12 kg: the column is in kg CO2e"),
-            ));
+            )
+            .into());
         }
         if !(0.0..=1e10).contains(&dur) {
-            return Err(ParseError::new(
-                line,
-                "duration",
-                format!("{dur} s is outside 0..1e10 s"),
-            ));
+            return Err(
+                ParseError::new(line, "duration", format!("{dur} s is outside 0..1e10 s")).into(),
+            );
         }
-        let mut r = base_report(
-            format!("imp-{id}-{n}"),
-            source_name,
-            ImportFormat::CodeCarbon,
-        );
+        // The id is set below, once the whole file is hashed.
+        let mut r = base_report(String::new(), source_name, ImportFormat::CodeCarbon);
         r.command = vec![
             "codecarbon".into(),
             get(opt("project_name")).unwrap_or("codecarbon").to_string(),
@@ -104,11 +99,9 @@ pub(super) fn codecarbon(
             if let Some(s) = get(col) {
                 let v = number(s, line, name.trim_start_matches("codecarbon-"))?;
                 if !(0.0..=MAX_RUN_J / JOULES_PER_KWH).contains(&v) {
-                    return Err(ParseError::new(
-                        line,
-                        name,
-                        format!("{v} kWh is out of range"),
-                    ));
+                    return Err(
+                        ParseError::new(line, name, format!("{v} kWh is out of range")).into(),
+                    );
                 }
                 parts += v;
                 r.energy.domains.push(DomainEnergy {
@@ -152,11 +145,7 @@ pub(super) fn codecarbon(
         if let Some(p) = get(opt("pue")) {
             let p = number(p, line, "pue")?;
             if !(1.0..=10.0).contains(&p) {
-                return Err(ParseError::new(
-                    line,
-                    "pue",
-                    format!("{p} is outside 1..10"),
-                ));
+                return Err(ParseError::new(line, "pue", format!("{p} is outside 1..10")).into());
             }
             r.energy.pue = p;
         }
@@ -194,15 +183,18 @@ pub(super) fn codecarbon(
         r.metrics.energy_to_solution_j = r.energy.total_j;
         r.energy.facility_j = r.energy.total_j * r.energy.pue;
         r.metrics.facility_energy_to_solution_j = r.energy.facility_j;
-        r.warnings.extend(skipped.clone());
         out.push(r);
     }
     if out.is_empty() {
-        return Err(ParseError::new(
-            1,
-            "rows",
-            "no runs after the header".into(),
-        ));
+        return Err(
+            ParseError::new(t.header_line(), "rows", "no runs after the header".into()).into(),
+        );
+    }
+    let id = t.content_hash().hex();
+    let skipped = skipped_warning(t.skipped(), t.header().len());
+    for (n, r) in out.iter_mut().enumerate() {
+        r.id = format!("imp-{id}-{n}");
+        r.warnings.extend(skipped.clone());
     }
     Ok(out)
 }

@@ -1,15 +1,18 @@
 //! Importers: other tools' output and wattprint's own CSV trace, turned into run reports.
 //!
-//! Pure parsing over `&str`: the caller reads the file. Each importer checks the whole input
+//! Parsing of a stream the caller opens ([`import_reader`]; [`import`] over text in memory).
+//! Rows are read one at a time, so memory holds one line, the reports being built and each
+//! domain's bounded series ([`SERIES_POINTS`]), never the input: a 200 MB log imports in the
+//! memory of a small one (figures in docs/security.md). Each importer checks the whole input
 //! before returning, so a bad line means an error naming it and nothing half-imported.
-//! Every importer reads its table with the one CSV reader (`ratefile::read_table`) and its one
-//! row rule: a row whose field count differs from the header's is an error naming its line
-//! and both counts, or, with [`ImportOptions::bad_rows`] = [`BadRows::Skip`], skipped and
-//! counted in the report's warnings; never read out of position, never silently dropped.
+//! Every importer reads its table with the one CSV reader (`ratefile::Rows`) and its one row
+//! rule: a row whose field count differs from the header's is an error naming its line and
+//! both counts, or, with [`ImportOptions::bad_rows`] = [`BadRows::Skip`], skipped and counted
+//! in the report's warnings; never read out of position, never silently dropped.
 //! Formats are documented in `docs/import.md`.
 
-pub use crate::ratefile::BadRows;
-use crate::ratefile::{field, number, read_table, Table, FIELD_COUNT};
+use crate::ratefile::{field, header_col, number, Comments, Rows, Skipped, FIELD_COUNT};
+pub use crate::ratefile::{BadRows, ContentHash, ReadLimits, TableError as ImportError};
 use crate::ParseError;
 use std::collections::BTreeMap;
 use wattprint_core::integrate::Trapezoid;
@@ -73,17 +76,6 @@ pub fn detect_format(input: &str) -> Option<ImportFormat> {
     }
 }
 
-/// A short, stable content hash for import ids (FNV-1a 64): importing the same file twice
-/// gives the same ids, so the history does not count it twice.
-pub fn content_id(input: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in input.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// How to import.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportOptions {
@@ -102,52 +94,84 @@ pub fn import(
     import_with(input, format, source_name, &ImportOptions::default())
 }
 
-/// [`import`] with options.
+/// [`import`] with options: [`import_reader`] over text already in memory.
 pub fn import_with(
     input: &str,
     format: ImportFormat,
     source_name: &str,
     opts: &ImportOptions,
 ) -> Result<Vec<RunReport>, ParseError> {
-    let id = content_id(input);
-    let b = opts.bad_rows;
-    match format {
-        ImportFormat::NvidiaSmi => nvidia_smi(input, source_name, &id, b).map(|r| vec![r]),
-        ImportFormat::CodeCarbon => codecarbon(input, source_name, &id, b),
-        ImportFormat::Trace => trace(input, source_name, &id, b).map(|r| vec![r]),
-    }
-    .map_err(|mut e| {
-        if e.field == FIELD_COUNT {
-            e.message.push_str(
-                ", or import with --skip-bad-rows to skip such rows (counted in the report's \
-                 warnings)",
-            );
-        }
-        e
-    })
+    import_reader(
+        input.as_bytes(),
+        format,
+        source_name,
+        opts,
+        ReadLimits::NONE,
+    )
+    .map_err(ImportError::into_parse)
 }
 
-/// Most skipped lines a warning names (the count is always whole).
-const SKIPPED_NAMED: usize = 10;
+/// Imports the stream `r` in `format`, row by row within `limits`: memory holds one line,
+/// the reports and each domain's [`SERIES_POINTS`], whatever the input's size.
+///
+/// The run ids hold the input's [`ContentHash`] (FNV-1a 64 over its bytes, invalid UTF-8
+/// replaced by U+FFFD), so importing the same file twice gives the same ids and the history
+/// does not count it twice.
+///
+/// # Errors
+/// [`ImportError::Read`] when the stream fails or breaks a cap (a line over
+/// `max_line_bytes`: `/dev/zero` after one line's worth); [`ImportError::Parse`] naming the
+/// line and field of the first wrong row. Either way nothing is returned.
+pub fn import_reader<R: std::io::BufRead>(
+    r: R,
+    format: ImportFormat,
+    source_name: &str,
+    opts: &ImportOptions,
+    limits: ReadLimits,
+) -> Result<Vec<RunReport>, ImportError> {
+    let b = opts.bad_rows;
+    let comments = match format {
+        ImportFormat::Trace => Comments::Keep(trace::META_KEYS),
+        ImportFormat::NvidiaSmi | ImportFormat::CodeCarbon => Comments::None,
+    };
+    let add_hint = |e: ImportError| match e {
+        ImportError::Parse(mut e) => {
+            if e.field == FIELD_COUNT {
+                e.message.push_str(
+                    ", or import with --skip-bad-rows to skip such rows (counted in the \
+                     report's warnings)",
+                );
+            }
+            ImportError::Parse(e)
+        }
+        e => e,
+    };
+    let rows = Rows::new(r, "header", b, limits, comments).map_err(add_hint)?;
+    match format {
+        ImportFormat::NvidiaSmi => nvidia_smi(rows, source_name).map(|r| vec![r]),
+        ImportFormat::CodeCarbon => codecarbon(rows, source_name),
+        ImportFormat::Trace => trace(rows, source_name).map(|r| vec![r]),
+    }
+    .map_err(add_hint)
+}
 
-/// The warning of rows skipped under [`BadRows::Skip`], lines shifted by `shift` (an input
-/// read after a preamble); `None` when none was.
-pub(super) fn skipped_warning(t: &Table, shift: usize) -> Option<String> {
-    if t.skipped.is_empty() {
+/// The warning of rows skipped under [`BadRows::Skip`] (`header_fields` the header's
+/// count); `None` when none was.
+pub(super) fn skipped_warning(skipped: &Skipped, header_fields: usize) -> Option<String> {
+    if skipped.count == 0 {
         return None;
     }
-    let named: Vec<String> = t
-        .skipped
+    let named: Vec<String> = skipped
+        .first
         .iter()
-        .take(SKIPPED_NAMED)
-        .map(|s| format!("line {} ({} fields)", s.line + shift, s.fields))
+        .map(|s| format!("line {} ({} fields)", s.line, s.fields))
         .collect();
-    let more = t.skipped.len().saturating_sub(SKIPPED_NAMED);
+    let more = skipped.count.saturating_sub(named.len());
     Some(format!(
         "{} row(s) skipped (--skip-bad-rows): their field count differs from the header's {}: \
          {}{}; what they held is not in this report",
-        t.skipped.len(),
-        t.header.len(),
+        skipped.count,
+        header_fields,
         named.join(", "),
         if more > 0 {
             format!(" and {more} more")
@@ -189,23 +213,49 @@ pub(super) fn finish_energy(r: &mut RunReport) {
     }
 }
 
-/// One domain's cumulative energy at its own sample times (t_s from the run start).
+/// Points of one domain's cumulative-energy series kept while a file streams: the core
+/// [`Timeline`] halves its resolution when full (it keeps every `stride`-th sample, the
+/// first included, and the newest; each halving doubles the stride), so a domain holds at
+/// most this many points, evenly spread over the run, however long the file; energy is
+/// integrated over every sample, not over these. 1024 is twice the 512 points
+/// [`timeline_of`] draws: a file of up to 1024 samples per domain is charted exactly as
+/// when it was read whole.
+pub const SERIES_POINTS: usize = 1024;
+
+/// One domain's cumulative energy at its own sample times (t_s from the run start), at
+/// most [`SERIES_POINTS`] of them.
 pub(super) struct Cumulative {
     pub(super) name: String,
-    pub(super) t_s: Vec<f64>,
-    pub(super) j: Vec<f64>,
+    series: Timeline,
 }
 
 impl Cumulative {
+    pub(super) fn new(name: String) -> Self {
+        Cumulative {
+            name,
+            series: Timeline::new(SERIES_POINTS),
+        }
+    }
+
+    /// Adds the cumulative energy `j` (J) at `t_s` (s).
+    pub(super) fn push(&mut self, t_s: f64, j: f64) {
+        self.series.push(t_s, vec![j]);
+    }
+
+    fn j(&self, i: usize) -> f64 {
+        self.series.cumulative_j[i].first().copied().unwrap_or(0.0)
+    }
+
     fn at(&self, t: f64) -> f64 {
-        let i = self.t_s.partition_point(|x| *x <= t);
+        let t_s = &self.series.t_s;
+        let i = t_s.partition_point(|x| *x <= t);
         if i == 0 {
             return 0.0;
         }
-        if i >= self.t_s.len() {
-            return self.j.last().copied().unwrap_or(0.0);
+        if i >= t_s.len() {
+            return self.j(t_s.len() - 1);
         }
-        let (t0, t1, j0, j1) = (self.t_s[i - 1], self.t_s[i], self.j[i - 1], self.j[i]);
+        let (t0, t1, j0, j1) = (t_s[i - 1], t_s[i], self.j(i - 1), self.j(i));
         if t1 > t0 {
             j0 + (j1 - j0) * (t - t0) / (t1 - t0)
         } else {
@@ -216,7 +266,10 @@ impl Cumulative {
 
 /// Power over time for charts, from each domain's cumulative energy (at most 512 points).
 pub(super) fn timeline_of(series: &[Cumulative]) -> Option<TimelineReport> {
-    let mut times: Vec<f64> = series.iter().flat_map(|s| s.t_s.iter().copied()).collect();
+    let mut times: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.series.t_s.iter().copied())
+        .collect();
     times.sort_by(f64::total_cmp);
     times.dedup();
     if times.len() < 2 {

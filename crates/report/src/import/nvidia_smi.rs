@@ -24,18 +24,18 @@ fn nvidia_time(s: &str) -> Option<f64> {
     parse_rfc3339_s(&s.trim().replacen('/', "-", 2))
 }
 
-pub(super) fn nvidia_smi(
-    input: &str,
+/// Reads the log row by row: each GPU's power is integrated as its rows arrive, its
+/// cumulative energy kept at [`SERIES_POINTS`] for the chart.
+pub(super) fn nvidia_smi<R: std::io::BufRead>(
+    mut t: Rows<R>,
     source_name: &str,
-    id: &str,
-    bad_rows: BadRows,
-) -> Result<RunReport, ParseError> {
-    let t = read_table(input, "header", bad_rows)?;
-    let cols: Vec<(String, Option<String>)> = t.header.iter().map(|h| split_unit(h)).collect();
+) -> Result<RunReport, ImportError> {
+    let hl = t.header_line();
+    let cols: Vec<(String, Option<String>)> = t.header().iter().map(|h| split_unit(h)).collect();
     let find = |n: &str| cols.iter().position(|(c, _)| c == n);
     let ts = find("timestamp").ok_or_else(|| {
         ParseError::new(
-            1,
+            hl,
             "timestamp",
             "missing column `timestamp` (query it with --query-gpu=timestamp,index,power.draw)"
                 .into(),
@@ -46,7 +46,7 @@ pub(super) fn nvidia_smi(
         .find_map(|&n| find(n).map(|i| (i, n)))
         .ok_or_else(|| {
             ParseError::new(
-                1,
+                hl,
                 "power.draw",
                 format!(
                     "no power column: the header needs one of {}",
@@ -58,10 +58,11 @@ pub(super) fn nvidia_smi(
         Some("W") | None => {}
         Some(u) => {
             return Err(ParseError::new(
-                1,
+                hl,
                 pw_name,
                 format!("unit `{u}` is not supported: nvidia-smi reports {pw_name} in [W]"),
-            ))
+            )
+            .into())
         }
     }
     let idx = find("index");
@@ -71,8 +72,7 @@ pub(super) fn nvidia_smi(
     struct Gpu {
         trap: Trapezoid,
         j: f64,
-        t_s: Vec<f64>,
-        cum: Vec<f64>,
+        series: Cumulative,
         model: Option<String>,
         last_t: Option<f64>,
         gap_from: Option<f64>,
@@ -81,8 +81,7 @@ pub(super) fn nvidia_smi(
     let mut t0: Option<f64> = None;
     let mut t_end = 0.0f64;
     let mut gaps = Vec::new();
-    for (line, rec) in &t.rows {
-        let line = *line;
+    while let Some((line, rec)) = t.next_row()? {
         let t_abs = nvidia_time(field(rec, ts)).ok_or_else(|| {
             ParseError::new(
                 line,
@@ -102,8 +101,7 @@ pub(super) fn nvidia_smi(
         let g = gpus.entry(key.clone()).or_insert_with(|| Gpu {
             trap: Trapezoid::new(),
             j: 0.0,
-            t_s: vec![],
-            cum: vec![],
+            series: Cumulative::new(format!("gpu-{key}")),
             model: name.map(|n| field(rec, n).to_string()),
             last_t: None,
             gap_from: None,
@@ -117,7 +115,8 @@ pub(super) fn nvidia_smi(
                         "time goes backwards for GPU {key} ({} s before the previous sample)",
                         prev - t_rel
                     ),
-                ));
+                )
+                .into());
             }
         }
         g.last_t = Some(t_rel);
@@ -139,7 +138,8 @@ pub(super) fn nvidia_smi(
                     line,
                     pw_name,
                     format!("`{raw}`: unit `{u}` is not W"),
-                ));
+                )
+                .into());
             }
         }
         let w = number(num, line, pw_name)?;
@@ -148,7 +148,8 @@ pub(super) fn nvidia_smi(
                 line,
                 pw_name,
                 format!("{w} W is outside 0..{MAX_DEVICE_W} W: check the unit"),
-            ));
+            )
+            .into());
         }
         if let Some(from) = g.gap_from.take() {
             gaps.push(Gap {
@@ -159,17 +160,13 @@ pub(super) fn nvidia_smi(
             });
         }
         g.j += g.trap.sample(t_rel, Watts(w)).0;
-        g.t_s.push(t_rel);
-        g.cum.push(g.j);
+        g.series.push(t_rel, g.j);
     }
     if gpus.is_empty() {
-        return Err(ParseError::new(
-            1,
-            "rows",
-            "no samples after the header".into(),
-        ));
+        return Err(ParseError::new(hl, "rows", "no samples after the header".into()).into());
     }
     let start = t0.unwrap_or(0.0);
+    let id = t.content_hash().hex();
     let mut r = base_report(format!("imp-{id}"), source_name, ImportFormat::NvidiaSmi);
     r.started_at = rfc3339_utc(start.floor() as i64);
     r.duration_s = t_end;
@@ -201,11 +198,7 @@ pub(super) fn nvidia_smi(
             joules_high: None,
             range_basis: None,
         });
-        series.push(Cumulative {
-            name: format!("gpu-{key}"),
-            t_s: g.t_s,
-            j: g.cum,
-        });
+        series.push(g.series);
     }
     if !gaps.is_empty() {
         r.warnings.push(format!(
@@ -217,7 +210,8 @@ pub(super) fn nvidia_smi(
     r.warnings.push(format!(
         "nvidia-smi timestamps carry no time zone: taken as UTC; {pw_name} is integrated by the trapezoid rule per GPU"
     ));
-    r.warnings.extend(skipped_warning(&t, 0));
+    r.warnings
+        .extend(skipped_warning(t.skipped(), t.header().len()));
     r.timeline = timeline_of(&series);
     finish_energy(&mut r);
     Ok(r)

@@ -391,3 +391,310 @@ fn many_skipped_rows_are_all_counted_and_the_first_named() {
     assert!(w.starts_with("12 row(s) skipped"), "{w}");
     assert!(w.contains("line 17 (2 fields) and 2 more"), "{w}");
 }
+
+/// Inputs whose reports are pinned in `testdata/golden.json` (written by the whole-text
+/// importers before they streamed).
+fn golden_inputs() -> Vec<(&'static str, String, ImportFormat, ImportOptions)> {
+    let gaps = "timestamp, index, power.draw [W]
+2026/11/29 10:00:00.000, 0, 100
+2026/11/29 10:00:01.000, 0, [N/A]
+2026/11/29 10:00:02.000, 0, 100
+2026/11/29 10:00:03.000, 0, 100
+";
+    // 900 samples of two GPUs, a 0.1 s period, a gap: more than the 512 chart points, fewer
+    // than a domain's 1024.
+    let mut long = String::from("timestamp, index, name, power.draw [W]\n");
+    for i in 0..900u32 {
+        for g in 0..2u32 {
+            let w = if i == 300 && g == 1 {
+                "[N/A]".to_string()
+            } else {
+                format!("{:.2} W", 100.0 + f64::from((i * 7 + g * 13) % 250))
+            };
+            long.push_str(&format!(
+                "2026/11/29 10:{:02}:{:02}.{}00, {g}, NVIDIA H100, {w}\n",
+                i / 600,
+                (i / 10) % 60,
+                i % 10
+            ));
+        }
+    }
+    let trace = "# wattprint trace v1\n# started_at: 2026-11-29T10:00:00Z\nt_s,domain,kind,unit,value\n0,package-0,cpu-package,J,1000\n1,package-0,cpu-package,J,1030\n2,package-0,cpu-package,J,1070\n0,gpu-0,gpu,W,100\n2,gpu-0,gpu,W,200\n";
+    let mut many = String::from(NVSMI);
+    for _ in 0..12 {
+        many.push_str("2026/11/29 10:00:04.000, 0\n");
+    }
+    let d = ImportOptions::default();
+    vec![
+        ("nvsmi", NVSMI.to_string(), ImportFormat::NvidiaSmi, d),
+        ("nvsmi-gaps", gaps.to_string(), ImportFormat::NvidiaSmi, d),
+        ("nvsmi-long", long, ImportFormat::NvidiaSmi, d),
+        ("nvsmi-skipped", many, ImportFormat::NvidiaSmi, SKIP),
+        (
+            "codecarbon",
+            CODECARBON.to_string(),
+            ImportFormat::CodeCarbon,
+            d,
+        ),
+        (
+            "codecarbon-skip",
+            codecarbon_with_short_row(),
+            ImportFormat::CodeCarbon,
+            SKIP,
+        ),
+        ("trace", trace.to_string(), ImportFormat::Trace, d),
+        (
+            "trace-export",
+            export_trace(&sample_run()),
+            ImportFormat::Trace,
+            d,
+        ),
+        (
+            "trace-export-long",
+            export_trace(
+                &import(&long_nvsmi_for_export(), ImportFormat::NvidiaSmi, "x").unwrap()[0],
+            ),
+            ImportFormat::Trace,
+            d,
+        ),
+    ]
+}
+
+fn long_nvsmi_for_export() -> String {
+    let mut s = String::from("timestamp, index, power.draw [W]\n");
+    for i in 0..400u32 {
+        for g in 0..3u32 {
+            s.push_str(&format!(
+                "2026/11/29 10:{:02}:{:02}.000, {g}, {}.5 W\n",
+                i / 60,
+                i % 60,
+                50 + (i * 3 + g * 11) % 200
+            ));
+        }
+    }
+    s
+}
+
+#[test]
+fn streaming_gives_the_reports_the_whole_text_importers_gave() {
+    // testdata/golden.json: these inputs' reports as imported by the importers that read the
+    // file whole (commit b2e1967), ids (content hashes) and timelines included.
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/golden.json")).unwrap();
+    for (name, text, f, o) in golden_inputs() {
+        let rs = import_with(&text, f, "golden.csv", &o).unwrap();
+        assert_same(&serde_json::to_value(&rs).unwrap(), &golden[name], name);
+        // Through a reader that hands out 1 to 7 bytes at a time: the same reports.
+        let tiny = std::io::BufReader::with_capacity(1 + text.len() % 7, text.as_bytes());
+        let rs = import_reader(tiny, f, "golden.csv", &o, ReadLimits::NONE).unwrap();
+        assert_same(
+            &serde_json::to_value(&rs).unwrap(),
+            &golden[name],
+            &format!("{name} (tiny reads)"),
+        );
+    }
+}
+
+/// Asserts `a == b`, naming the first path where they differ (reports are too long to print).
+fn assert_same(a: &serde_json::Value, b: &serde_json::Value, path: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.dedup();
+            for k in keys {
+                assert_same(&x[k], &y[k], &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: lengths");
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                assert_same(p, q, &format!("{path}[{i}]"));
+            }
+        }
+        // serde_json reads a float back to within an ulp or so (its exact parser is a
+        // feature the workspace does not enable): equal to 1e-15, relative.
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-15 * x.abs().max(y.abs()),
+                "{path}: {x} != {y}"
+            );
+        }
+        _ => assert_eq!(a, b, "{path}"),
+    }
+}
+
+#[test]
+fn ids_hash_the_bytes_as_before_however_they_are_read() {
+    // The ids the whole-text importer gave these inputs (FNV-1a 64 of the text).
+    assert_eq!(
+        import(NVSMI, ImportFormat::NvidiaSmi, "x").unwrap()[0].id,
+        "imp-c005e92c44347c88"
+    );
+    assert_eq!(
+        import(CODECARBON, ImportFormat::CodeCarbon, "x").unwrap()[1].id,
+        "imp-2c8bab2c400ab863-1"
+    );
+    // Fed in pieces, the hash is the hash of the whole.
+    let mut whole = ContentHash::default();
+    whole.update(NVSMI.as_bytes());
+    let mut pieces = ContentHash::default();
+    for c in NVSMI.as_bytes().chunks(3) {
+        pieces.update(c);
+    }
+    assert_eq!(whole, pieces);
+    assert_eq!(whole.hex(), "c005e92c44347c88");
+    // Bytes that are not UTF-8 are hashed as the U+FFFD the text holds, as before.
+    let latin1 = NVSMI.replace("NVIDIA H100", "NVIDIA H\u{e9}").into_bytes();
+    let raw: Vec<u8> = NVSMI.replace("NVIDIA H100", "NVIDIA H\u{1}").into_bytes();
+    let raw: Vec<u8> = raw
+        .into_iter()
+        .map(|b| if b == 1 { 0xe9 } else { b })
+        .collect();
+    let lossy = String::from_utf8_lossy(&raw).into_owned();
+    let from_raw = import_reader(
+        &raw[..],
+        ImportFormat::NvidiaSmi,
+        "x",
+        &ImportOptions::default(),
+        ReadLimits::NONE,
+    )
+    .unwrap();
+    let from_text = import(&lossy, ImportFormat::NvidiaSmi, "x").unwrap();
+    assert_eq!(from_raw[0].id, from_text[0].id);
+    assert_ne!(
+        from_raw[0].id,
+        import(
+            std::str::from_utf8(&latin1).unwrap(),
+            ImportFormat::NvidiaSmi,
+            "x"
+        )
+        .unwrap()[0]
+            .id
+    );
+    assert_eq!(from_raw[0].host.gpu_models[0], "NVIDIA H\u{fffd} 80GB HBM3");
+}
+
+/// An nvidia-smi log of `rows` samples of one GPU, one a second from 2026/11/01 00:00:00,
+/// drawing 100, 200, 300 W in turn: made as it is read, never held.
+struct SyntheticLog {
+    rows: u64,
+    next: u64,
+    line: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for SyntheticLog {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.line.len() {
+            if self.next > self.rows {
+                return Ok(0);
+            }
+            self.line = if self.next == 0 {
+                b"timestamp, index, name, power.draw [W]\n".to_vec()
+            } else {
+                let i = self.next - 1;
+                let (d, s) = (i / 86_400, i % 86_400);
+                format!(
+                    "2026/11/{:02} {:02}:{:02}:{:02}.000, 0, NVIDIA H100, {}.00 W\n",
+                    d + 1,
+                    s / 3600,
+                    (s / 60) % 60,
+                    s % 60,
+                    100 + (i % 3) * 100
+                )
+                .into_bytes()
+            };
+            self.pos = 0;
+            self.next += 1;
+        }
+        let n = buf.len().min(self.line.len() - self.pos);
+        buf[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn two_million_rows_stream_into_a_bounded_timeline_and_exact_energy() {
+    const ROWS: u64 = 2_000_000;
+    let log = SyntheticLog {
+        rows: ROWS,
+        next: 0,
+        line: Vec::new(),
+        pos: 0,
+    };
+    let limits = ReadLimits {
+        max_line_bytes: 1 << 20,
+        max_total_bytes: 1 << 30,
+    };
+    let rs = import_reader(
+        std::io::BufReader::new(log),
+        ImportFormat::NvidiaSmi,
+        "synthetic.csv",
+        &ImportOptions::default(),
+        limits,
+    )
+    .unwrap();
+    let r = &rs[0];
+    // 1,999,999 one-second intervals, 100->200 (150 J), 200->300 (250 J), 300->100 (200 J)
+    // in turn: 666,666 whole turns of 600 J and one 150 J interval.
+    assert_eq!(r.energy.total_j, 666_666.0 * 600.0 + 150.0);
+    assert_eq!(r.duration_s, (ROWS - 1) as f64);
+    // The chart: at most the 512 points timeline_of draws (from a domain series of at most
+    // SERIES_POINTS), spanning the whole run, averaging the run's 200 W mean power.
+    let tl = r.timeline.as_ref().unwrap();
+    assert!(
+        tl.t_s.len() <= 512 && tl.t_s.len() >= 256,
+        "{}",
+        tl.t_s.len()
+    );
+    let step = (ROWS / 256) as f64;
+    assert!(
+        tl.t_s[0] < step && *tl.t_s.last().unwrap() > (ROWS - 1) as f64 - step,
+        "{} .. {}",
+        tl.t_s[0],
+        tl.t_s.last().unwrap()
+    );
+    let mean_w = tl.series[0].watts.iter().sum::<f64>() / tl.series[0].watts.len() as f64;
+    assert!((mean_w - 200.0).abs() < 1.0, "{mean_w}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn reading_in_small_pieces_gives_the_same_reports(
+        rows in proptest::collection::vec((0u32..4, 0u32..400, 0u8..6), 1..40),
+        cap in 1usize..48,
+        blank_every in 2usize..9,
+    ) {
+        // nvidia-smi, trace and CodeCarbon text from the same rows, with blank lines, CRLF
+        // and a comment here and there; then each read whole and through a tiny buffer.
+        let mut nv = String::from("timestamp, index, power.draw [W]\r\n");
+        let mut tr = String::from("# wattprint trace v1\nt_s,domain,unit,value\n");
+        let mut cc = String::from("timestamp,project_name,duration,emissions,energy_consumed\n");
+        for (k, (gpu, w, odd)) in rows.iter().enumerate() {
+            let w = if *odd == 0 { "[N/A]".to_string() } else { format!("{w} W") };
+            nv.push_str(&format!("2026/11/29 10:00:{:02}.000, {gpu}, {w}\r\n", k % 60));
+            tr.push_str(&format!("{k},d{gpu},W,{}\n", if *odd == 0 { String::new() } else { (k * 3).to_string() }));
+            cc.push_str(&format!("2026-11-29T10:00:{:02},p{gpu},{k},0.{odd},0.00{k}\n", k % 60));
+            if k % blank_every == 0 {
+                nv.push('\n');
+                tr.push_str("# host: h\n\n");
+                cc.push_str("\r\n");
+            }
+        }
+        for (text, f) in [(&nv, ImportFormat::NvidiaSmi), (&tr, ImportFormat::Trace), (&cc, ImportFormat::CodeCarbon)] {
+            for o in [ImportOptions::default(), SKIP] {
+                let whole = import_with(text, f, "x", &o).map(|r| serde_json::to_value(r).unwrap());
+                let tiny = std::io::BufReader::with_capacity(cap, text.as_bytes());
+                let pieces = import_reader(tiny, f, "x", &o, ReadLimits::NONE)
+                    .map(|r| serde_json::to_value(r).unwrap())
+                    .map_err(ImportError::into_parse);
+                prop_assert_eq!(whole, pieces);
+            }
+        }
+    }
+}

@@ -2,38 +2,22 @@
 
 use super::*;
 
-/// wattprint's CSV trace: `#key: value` metadata lines, then
-/// `t_s,domain,kind,method,counted,unit,value` (kind, method, counted optional).
-pub(super) fn trace(
-    input: &str,
+/// The `# key: value` lines a trace's reader keeps (any other `#` line is read and dropped).
+pub(super) const META_KEYS: &[&str] = &["id", "command", "started_at", "duration_s", "host"];
+
+/// wattprint's CSV trace: `#key: value` metadata lines (anywhere, the last of a key kept),
+/// then `t_s,domain,kind,method,counted,unit,value` (kind, method, counted optional). Read
+/// row by row: a domain's rows may come in any order against other domains' (an exported
+/// trace lists each domain in turn), each domain's energy accumulates as its rows arrive.
+pub(super) fn trace<R: std::io::BufRead>(
+    mut t: Rows<R>,
     source_name: &str,
-    id: &str,
-    bad_rows: BadRows,
-) -> Result<RunReport, ParseError> {
-    let mut meta: BTreeMap<String, String> = BTreeMap::new();
-    let mut body = String::new();
-    for l in input.lines() {
-        let lt = l.trim_start_matches('\u{feff}');
-        if let Some(m) = lt.strip_prefix('#') {
-            if let Some((k, v)) = m.split_once(':') {
-                meta.insert(k.trim().to_string(), v.trim().to_string());
-            }
-            // Keep line numbers right: comment lines become empty lines, which the CSV reader skips.
-            body.push('\n');
-        } else {
-            body.push_str(lt);
-            body.push('\n');
-        }
-    }
-    let offset = body.len() - body.trim_start_matches('\n').len();
-    let t = read_table(body.trim_start_matches('\n'), "header", bad_rows)
-        .map_err(|e| e.shifted(offset))?;
-    let lineno = |l: usize| l + offset;
+) -> Result<RunReport, ImportError> {
     let (tc, dc, uc, vc) = (
-        t.need("t_s", "header").map_err(|e| e.shifted(offset))?,
-        t.need("domain", "header").map_err(|e| e.shifted(offset))?,
-        t.need("unit", "header").map_err(|e| e.shifted(offset))?,
-        t.need("value", "header").map_err(|e| e.shifted(offset))?,
+        t.need("t_s", "header")?,
+        t.need("domain", "header")?,
+        t.need("unit", "header")?,
+        t.need("value", "header")?,
     );
     let (kc, mc, cc) = (t.col("kind"), t.col("method"), t.col("counted"));
 
@@ -45,25 +29,24 @@ pub(super) fn trace(
         trap: Trapezoid,
         first_j: Option<f64>,
         j: f64,
-        t_s: Vec<f64>,
-        cum: Vec<f64>,
+        series: Cumulative,
         last_t: f64,
     }
+    // In first-seen order (the report's), with an index by name: a row finds its domain in
+    // one lookup however many there are.
     let mut doms: Vec<(String, Dom)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut t_end = 0.0f64;
-    for (line, rec) in &t.rows {
-        let line = lineno(*line);
+    while let Some((line, rec)) = t.next_row()? {
         let ts = number(field(rec, tc), line, "t_s")?;
         if !(0.0..=1e10).contains(&ts) {
-            return Err(ParseError::new(
-                line,
-                "t_s",
-                format!("{ts} s is outside 0..1e10 s"),
-            ));
+            return Err(
+                ParseError::new(line, "t_s", format!("{ts} s is outside 0..1e10 s")).into(),
+            );
         }
-        let name = field(rec, dc).to_string();
+        let name = field(rec, dc);
         if name.is_empty() {
-            return Err(ParseError::new(line, "domain", "empty domain name".into()));
+            return Err(ParseError::new(line, "domain", "empty domain name".into()).into());
         }
         let unit = field(rec, uc);
         let unit_j = match unit {
@@ -74,11 +57,12 @@ pub(super) fn trace(
                     line,
                     "unit",
                     format!("`{u}` is not J (cumulative energy counter) or W (power sample)"),
-                ))
+                )
+                .into())
             }
         };
-        let pos = match doms.iter().position(|(n, _)| *n == name) {
-            Some(p) => p,
+        let pos = match index.get(name) {
+            Some(p) => *p,
             None => {
                 let kind = match kc.map(|k| field(rec, k)).filter(|s| !s.is_empty()) {
                     Some(k) => serde_json::from_value(serde_json::Value::String(k.into())).map_err(|_| {
@@ -106,11 +90,13 @@ pub(super) fn trace(
                             line,
                             "counted",
                             format!("`{o}` is not true or false"),
-                        ))
+                        )
+                        .into())
                     }
                 };
+                index.insert(name.to_string(), doms.len());
                 doms.push((
-                    name.clone(),
+                    name.to_string(),
                     Dom {
                         kind,
                         method,
@@ -119,8 +105,7 @@ pub(super) fn trace(
                         trap: Trapezoid::new(),
                         first_j: None,
                         j: 0.0,
-                        t_s: vec![],
-                        cum: vec![],
+                        series: Cumulative::new(name.to_string()),
                         last_t: f64::NEG_INFINITY,
                     },
                 ));
@@ -133,14 +118,16 @@ pub(super) fn trace(
                 line,
                 "unit",
                 format!("domain `{name}` mixes J and W rows"),
-            ));
+            )
+            .into());
         }
         if ts < d.last_t {
             return Err(ParseError::new(
                 line,
                 "t_s",
                 format!("time goes backwards for domain `{name}`"),
-            ));
+            )
+            .into());
         }
         d.last_t = ts;
         t_end = t_end.max(ts);
@@ -156,12 +143,13 @@ pub(super) fn trace(
                     line,
                     "value",
                     format!("{v} J is outside 0..{MAX_RUN_J} J"),
-                ));
+                )
+                .into());
             }
             let first = *d.first_j.get_or_insert(v);
             let e = v - first;
             if e < d.j {
-                return Err(ParseError::new(line, "value", format!("counter of `{name}` goes backwards ({v} J after {} J): a trace holds unwrapped cumulative joules", d.j + first)));
+                return Err(ParseError::new(line, "value", format!("counter of `{name}` goes backwards ({v} J after {} J): a trace holds unwrapped cumulative joules", d.j + first)).into());
             }
             d.j = e;
         } else {
@@ -170,43 +158,40 @@ pub(super) fn trace(
                     line,
                     "value",
                     format!("{v} W is outside 0..{MAX_DEVICE_W} W"),
-                ));
+                )
+                .into());
             }
             d.j += d.trap.sample(ts, Watts(v)).0;
         }
-        d.t_s.push(ts);
-        d.cum.push(d.j);
+        d.series.push(ts, d.j);
     }
     if doms.is_empty() {
         return Err(ParseError::new(
-            lineno(1),
+            t.header_line(),
             "rows",
             "no samples after the header".into(),
-        ));
+        )
+        .into());
     }
-    let prefix = meta
-        .get("id")
-        .cloned()
-        .unwrap_or_else(|| format!("imp-{id}"));
+    let meta = |k: &str| t.meta(k).map(str::to_string);
+    let prefix = meta("id").unwrap_or_else(|| format!("imp-{}", t.content_hash().hex()));
     let mut r = base_report(prefix, source_name, ImportFormat::Trace);
-    if let Some(c) = meta.get("command") {
+    if let Some(c) = meta("command") {
         r.command = c.split_whitespace().map(str::to_string).collect();
     }
-    r.started_at = meta
-        .get("started_at")
+    r.started_at = meta("started_at")
         .filter(|s| parse_rfc3339_s(s).is_some())
-        .cloned()
         .unwrap_or_else(|| rfc3339_utc(0));
-    if !meta.contains_key("started_at") {
+    if meta("started_at").is_none() {
         r.warnings
             .push("the trace has no `# started_at:` line: the run is dated 1970-01-01".into());
     }
-    r.duration_s = match meta.get("duration_s") {
-        Some(s) => number(s, 1, "duration_s")?,
+    r.duration_s = match meta("duration_s") {
+        Some(s) => number(&s, 1, "duration_s")?,
         None => t_end,
     };
-    if let Some(h) = meta.get("host") {
-        r.host.hostname = h.clone();
+    if let Some(h) = meta("host") {
+        r.host.hostname = h;
     }
     let mut series = Vec::new();
     for (name, d) in doms {
@@ -223,14 +208,11 @@ pub(super) fn trace(
             joules_high: None,
             range_basis: None,
         });
-        series.push(Cumulative {
-            name,
-            t_s: d.t_s,
-            j: d.cum,
-        });
+        series.push(d.series);
     }
     r.timeline = timeline_of(&series);
     finish_energy(&mut r);
-    r.warnings.extend(skipped_warning(&t, offset));
+    r.warnings
+        .extend(skipped_warning(t.skipped(), t.header().len()));
     Ok(r)
 }

@@ -13,7 +13,7 @@ mod gcp;
 #[cfg(test)]
 mod tests;
 
-use crate::ratefile::{read_table, BadRows};
+use crate::ratefile::read_table;
 use crate::ParseError;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -263,7 +263,7 @@ pub(super) fn read_rows(input: &str) -> Result<Rows, ParseError> {
     if t.trim_start().starts_with('{') {
         return read_ndjson(t);
     }
-    let table = read_table(t, "header", BadRows::Error)?;
+    let table = read_table(t, "header")?;
     let columns: Vec<String> = table
         .header
         .iter()
