@@ -195,9 +195,17 @@ pub enum ScrapeError {
     Fetch(String),
 }
 
+/// A sample's value when it is a figure the ledger can use: finite and non-negative (every
+/// series read is a counter, or a gauge of running requests; a negative one is a broken
+/// exporter, not a reset).
 fn value_of(v: &prom_text_format_parser::Value) -> Option<f64> {
     let s: &str = &v.value;
-    s.parse::<f64>().ok().filter(|x| x.is_finite())
+    s.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)
+}
+
+/// Adds a sample to a sum, which stays finite (two samples of `1e308` add to `f64::MAX`).
+fn add(sum: &mut f64, v: f64) {
+    *sum = (*sum + v).min(f64::MAX);
 }
 
 /// Parse an exposition page and read the counters of the engine it comes from. `name` is
@@ -289,14 +297,20 @@ pub fn read_page(name: &str, text: &str) -> Result<Reading, ScrapeError> {
             }
         }
     };
-    read(shape.prompt_tokens, &mut |c, v| c.prompt_tokens += v);
-    read(shape.output_tokens, &mut |c, v| c.output_tokens += v);
-    read(shape.requests_finished, &mut |c, v| {
-        *c.requests_finished.get_or_insert(0.0) += v
+    read(shape.prompt_tokens, &mut |c, v| {
+        add(&mut c.prompt_tokens, v)
     });
-    read(shape.requests_running, &mut |c, v| c.requests_running += v);
+    read(shape.output_tokens, &mut |c, v| {
+        add(&mut c.output_tokens, v)
+    });
+    read(shape.requests_finished, &mut |c, v| {
+        add(c.requests_finished.get_or_insert(0.0), v)
+    });
+    read(shape.requests_running, &mut |c, v| {
+        add(&mut c.requests_running, v)
+    });
     read(shape.flops_per_gpu, &mut |c, v| {
-        *c.flops_per_gpu.get_or_insert(0.0) += v
+        add(c.flops_per_gpu.get_or_insert(0.0), v)
     });
     Ok(Reading {
         engine: shape.engine,
