@@ -23,22 +23,13 @@ use wattprint_agent::workloads::{WorkloadOptions, Workloads};
 use wattprint_sensors::cgroups::{
     fd_budget_for_limit, raise_nofile_limit, CgroupFs, CgroupVersion,
 };
+use wattprint_sensors::meter::thread_cpu_s;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn thread_cpu_s() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 fn write_usage(dir: &Path, usec: u64) {

@@ -15,18 +15,7 @@ pub fn process_cpu_s() -> f64 {
 }
 
 /// CPU time of the calling thread (user + system), s; 0 when the clock cannot be read.
-pub fn thread_cpu_s() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+pub use wattprint_sensors::meter::thread_cpu_s;
 
 /// Current resident set size, bytes (from /proc/self/statm; 0 when unreadable).
 pub fn rss_bytes() -> u64 {

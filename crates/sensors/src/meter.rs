@@ -352,7 +352,9 @@ fn poll_loop(sh: &Shared, period_s: f64) {
     }
 }
 
-fn thread_cpu_s() -> f64 {
+/// CPU time of the calling thread (user + system), s, from `CLOCK_THREAD_CPUTIME_ID`; 0 when
+/// the clock cannot be read. The meter's own cost, and the agent's per-thread overhead.
+pub fn thread_cpu_s() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
