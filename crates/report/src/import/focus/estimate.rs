@@ -36,6 +36,11 @@ use wattprint_data::ccf::{self, Instance, VcpuWatts};
 use wattprint_data::cloud;
 use wattprint_data::grid::IntensityFactor;
 
+/// The largest usage quantity one FOCUS row may carry, in its own unit: 10^15 (10^15 GB is a
+/// million petabytes; 10^15 hours about 10^11 years), far beyond any real row. A larger
+/// value is a corrupt cell, refused where it enters so no estimate overflows to infinity.
+pub const MAX_ROW_QUANTITY: f64 = 1e15;
+
 /// The method's version, kept in every record's `model_version`.
 pub const METHOD_VERSION: &str = "CCF method (Cloud Carbon Footprint coefficients 2023)";
 
@@ -383,6 +388,16 @@ impl Estimator {
                 line,
                 row.quantity_field,
                 format!("{qty} is not finite"),
+            ));
+        }
+        if qty > MAX_ROW_QUANTITY {
+            return Err(ParseError::new(
+                line,
+                row.quantity_field,
+                format!(
+                    "{qty} is beyond any one row's usage (at most {MAX_ROW_QUANTITY:e} of its \
+                     unit): a corrupt cell or a unit mistake; fix the row"
+                ),
             ));
         }
         if qty < 0.0 {

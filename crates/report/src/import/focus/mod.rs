@@ -100,6 +100,31 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 struct LineBound<R> {
     inner: R,
     line_len: usize,
+    /// Line breaks read so far: the line being read is `lines + 1`.
+    lines: usize,
+}
+
+/// Why [`LineBound`] stopped, and on which line (1-based): carried inside the I/O error.
+#[derive(Debug)]
+struct BadLine {
+    line: usize,
+    message: String,
+}
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BadLine {}
+
+/// The [`BadLine`] inside a CSV reader's I/O error, if that is why it stopped.
+fn bad_line(e: &csv::Error) -> Option<&BadLine> {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<BadLine>()),
+        _ => None,
+    }
 }
 
 impl<R: Read> Read for LineBound<R> {
@@ -108,18 +133,22 @@ impl<R: Read> Read for LineBound<R> {
         for &b in &buf[..n] {
             if b == b'\n' {
                 self.line_len = 0;
+                self.lines += 1;
             } else {
                 self.line_len += 1;
                 if b == 0 || self.line_len > MAX_LINE_BYTES {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
-                        if b == 0 {
-                            "a NUL byte: not a text file".to_string()
-                        } else {
-                            format!(
-                                "a line longer than {} MiB: not a FOCUS CSV",
-                                MAX_LINE_BYTES >> 20
-                            )
+                        BadLine {
+                            line: self.lines + 1,
+                            message: if b == 0 {
+                                "a NUL byte: not a text file".to_string()
+                            } else {
+                                format!(
+                                    "a line longer than {} MiB: not a FOCUS CSV",
+                                    MAX_LINE_BYTES >> 20
+                                )
+                            },
                         },
                     ));
                 }
@@ -159,11 +188,18 @@ impl<R: Read> FocusReader<R> {
                     LineBound {
                         inner: input,
                         line_len: 0,
+                        lines: 0,
                     },
                 ));
         let header = rdr
             .headers()
-            .map_err(|e| ParseError::new(1, "header", format!("not a CSV header: {e}")))?
+            .map_err(|e| match bad_line(&e) {
+                // Read ahead with the header: the refused byte is further down.
+                Some(bad) if bad.line > 1 => {
+                    ParseError::new(bad.line, "row", format!("cannot read: {bad}"))
+                }
+                _ => ParseError::new(1, "header", format!("not a CSV header: {e}")),
+            })?
             .clone();
         let find = |name: &str| {
             header.iter().position(|h| {
@@ -236,12 +272,17 @@ impl<R: Read> FocusReader<R> {
             Ok(false) => return None,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line()) as usize;
+                let mut line = e.position().map_or(0, |p| p.line()) as usize;
                 let msg = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
                     } => format!("{len} fields where the header has {expected_len}"),
-                    csv::ErrorKind::Io(io) => format!("cannot read: {io}"),
+                    csv::ErrorKind::Io(io) => {
+                        if let Some(bad) = bad_line(&e) {
+                            line = bad.line;
+                        }
+                        format!("cannot read: {io}")
+                    }
                     _ => format!("not valid CSV: {e}"),
                 };
                 return Some(Err(ParseError::new(line, "row", msg)));

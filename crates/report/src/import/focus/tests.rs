@@ -284,3 +284,42 @@ fn the_providers_own_figure_supersedes_the_estimate_of_its_account_and_month() {
         e.records.len()
     );
 }
+
+/// Found by `tests/portfolio_props.rs`: a mutated cell of about 1e300 hours made a finite
+/// quantity whose energy overflowed to infinity. Such a quantity is refused where it enters,
+/// naming the line and field; the largest allowed one still gives finite figures.
+#[test]
+fn a_quantity_beyond_any_row_is_refused_and_the_largest_allowed_stays_finite() {
+    let row = |q: &str| {
+        format!(
+            "{HEADER}\nA,Usage,$0.34 per On Demand Linux c5.2xlarge Instance Hour,\
+             2024-09-26 00:00:00,{q},Hours,AWS,us-east-1,Compute,Amazon Elastic Compute Cloud,S1,3.4\n"
+        )
+    };
+    let e = estimate_reader(row("1e300").as_bytes(), EstimateOptions::default()).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (2, "ConsumedQuantity"));
+    assert!(e.message.contains("beyond any one row's usage"), "{e}");
+    let est = estimate_reader(
+        row(&format!("{MAX_ROW_QUANTITY}")).as_bytes(),
+        EstimateOptions::default(),
+    )
+    .unwrap();
+    assert!(!est.records.is_empty());
+    for r in &est.records {
+        assert!(r.grams.is_finite(), "{r:?}");
+        assert!(r.energy_j.is_none_or(f64::is_finite), "{r:?}");
+    }
+}
+
+/// Found by `tests/portfolio_props.rs`: a NUL byte (a binary file) was refused without its
+/// line (line 0); the error now names the line it is on.
+#[test]
+fn a_nul_byte_is_refused_with_its_line() {
+    let text = format!(
+        "{HEADER}\nA,Usage,x,2024-09-26 00:00:00,1,Hours,AWS,us-east-1,Compute,EC2,S1,1\n\
+         A,Usage,x,2024-09-26 00:00:00,1,Ho\0urs,AWS,us-east-1,Compute,EC2,S1,1\n"
+    );
+    let e = estimate_reader(text.as_bytes(), EstimateOptions::default()).unwrap_err();
+    assert_eq!(e.line, 3, "{e}");
+    assert!(e.message.contains("NUL byte"), "{e}");
+}
