@@ -111,19 +111,8 @@ fn the_agent_serves_a_fake_rapl_tree_and_stops_on_sigterm() {
         }
     }
     let _guard = KillOnPanic(child.id());
-    let mut addr = None;
     let mut log = String::new();
-    for _ in 0..50 {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        log.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
+    let addr = common::listening_addr(&mut err, &mut log);
     ticking.store(false, std::sync::atomic::Ordering::SeqCst);
     ticker.join().unwrap();
     let addr = addr.unwrap_or_else(|| panic!("no listening line in:\n{log}"));
@@ -210,18 +199,8 @@ fn the_agent_passes_over_a_dead_psys_counter_for_the_model() {
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let (mut addr, mut log) = (None, String::new());
-    for _ in 0..50 {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        log.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
+    let mut log = String::new();
+    let addr = common::listening_addr(&mut err, &mut log);
     let Some(addr) = addr else {
         let _ = child.kill();
         panic!("no listening line in:\n{log}");
@@ -599,18 +578,7 @@ impl Agent {
             .unwrap();
         let mut err = BufReader::new(child.stderr.take().unwrap());
         let mut log = String::new();
-        let mut addr = None;
-        for _ in 0..50 {
-            let mut line = String::new();
-            if err.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            log.push_str(&line);
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                addr = rest.split_whitespace().next().map(str::to_string);
-                break;
-            }
-        }
+        let addr = common::listening_addr(&mut err, &mut log);
         let Some(addr) = addr else {
             let _ = child.kill();
             panic!("no listening line in:\n{log}");

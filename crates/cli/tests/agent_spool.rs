@@ -2,12 +2,14 @@
 //! window open, restarted on the same spool, and the window resumes (same id, its energy
 //! before the kill kept, the downtime a gap); the counters never go back.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wattprint_sensors::fake_tree::FakeRaplTree;
+
+mod common;
 
 /// Kills the agent if the test fails half-way.
 struct Agent {
@@ -37,18 +39,7 @@ fn start(sys: &std::path::Path, spool: &std::path::Path) -> Agent {
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut log = String::new();
-    let mut addr = None;
-    for _ in 0..50 {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        log.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
+    let addr = common::listening_addr(&mut err, &mut log);
     let addr = addr.unwrap_or_else(|| {
         let _ = child.kill();
         panic!("no listening line in:\n{log}")

@@ -81,3 +81,20 @@ pub fn json_of(out: &[u8]) -> serde_json::Value {
     let start = text.find('{').expect("a JSON report on stdout");
     serde_json::from_str(&text[start..]).expect("valid JSON")
 }
+
+/// Reads an agent's stderr until its `listening on http://ADDR` line (50 lines at most),
+/// appending every line read to `log`; the address, or `None` when the agent ended or said
+/// something else first (the caller stops the agent and shows `log`).
+pub fn listening_addr(err: &mut impl std::io::BufRead, log: &mut String) -> Option<String> {
+    for _ in 0..50 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            return rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    None
+}
